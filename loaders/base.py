@@ -1,0 +1,87 @@
+"""The interface every loader shares, and the checks every loaded table passes.
+
+A loader turns one input file into validated Arrow tables, each destined for a warehouse table
+described by a :class:`~warehouse.store.TableSpec`. It never writes: the warehouse stores what it
+returns, atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loaders.files import SourceTable
+from warehouse.errors import LoadError
+from warehouse.store import TableSpec
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Rows ready for one warehouse table."""
+
+    spec: TableSpec
+    table: pa.Table
+
+
+class Loader(Protocol):
+    name: str
+    description: str
+
+    def prepare(self, path: Path) -> list[Prepared]: ...
+
+
+def require_columns(src: SourceTable, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in src.table.column_names]
+    if missing:
+        raise LoadError(
+            f"{src.path}: missing required column(s) {', '.join(missing)} for {what}. "
+            "Add them to the export's SELECT (the file has: "
+            f"{', '.join(src.table.column_names[:12])}"
+            f"{', ...' if src.table.num_columns > 12 else ''})."
+        )
+
+
+def check_positions(src: SourceTable, ra: str, dec: str) -> None:
+    """RA in [0, 360], Dec in [-90, 90], neither NULL nor NaN."""
+    t = src.table
+    for name, lo, hi in ((ra, 0.0, 360.0), (dec, -90.0, 90.0)):
+        col = t.column(name)
+        if not pa.types.is_floating(col.type) and not pa.types.is_integer(col.type):
+            raise LoadError(f"{src.path}: column {name} must be numeric degrees, got {col.type}.")
+        values = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        valid = col.is_valid().to_numpy(zero_copy_only=False)
+        bad = ~valid | ~np.isfinite(values) | (values < lo) | (values > hi)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            value = None if not valid[i] else float(values[i])
+            raise LoadError(
+                f"{src.where(i)}: {name} = {value} is outside [{lo:g}, {hi:g}] degrees "
+                f"({int(bad.sum())} such row(s)). Positions must be ICRS degrees; fix or drop "
+                "these rows."
+            )
+
+
+def check_unique(src: SourceTable, table: pa.Table, key: tuple[str, ...]) -> None:
+    """No key twice in one file: which row wins would be arbitrary."""
+    if table.num_rows == 0:
+        return
+    counts = table.group_by(list(key)).aggregate([([], "count_all")])
+    dups = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if dups.num_rows:
+        first = {k: dups.column(k)[0].as_py() for k in key}
+        mask = np.ones(table.num_rows, bool)
+        for k, v in first.items():
+            mask &= table.column(k).to_numpy(zero_copy_only=False) == v
+        rows = np.flatnonzero(mask)[:3]
+        where = ", ".join(src.where(i).split(", ", 1)[1] for i in rows)
+        keytext = ", ".join(f"{k}={v}" for k, v in first.items())
+        raise LoadError(
+            f"{src.path}: {keytext} appears more than once ({where}; {dups.num_rows} duplicated "
+            f"key(s) in all). Each {'/'.join(key)} may appear once per file; remove the "
+            "duplicates or split the file."
+        )

@@ -1,0 +1,338 @@
+"""Reading archive exports (FITS, CSV, Parquet) into Arrow tables with the declared column types.
+
+Every failure is a :class:`~warehouse.errors.LoadError` naming the file and, where there is one,
+the column and row (CSV rows are counted as lines of the file, FITS and Parquet rows from 1).
+64-bit identifiers are parsed as integers straight from the text or the binary column, never
+through float64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from warehouse.errors import LoadError
+
+TRUE_VALUES = ["t", "true", "True", "TRUE", "T", "1"]
+FALSE_VALUES = ["f", "false", "False", "FALSE", "F", "0"]
+# Missing values as archives write them. "NaN"/"nan" stay NaN (a failed measurement), not NULL.
+NULL_VALUES = ["", "NULL", "null", "\\N", "None"]
+
+TypeFor = Callable[[str], "pa.DataType | None"]
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A table read from a file, with how to name its rows in messages."""
+
+    path: Path
+    table: pa.Table
+    first_row: int  # line (CSV) or row (FITS, Parquet) number of the table's row 0
+    row_word: str
+
+    def where(self, index: int) -> str:
+        return f"{self.path}, {self.row_word} {self.first_row + int(index)}"
+
+
+def normalise_name(name: str) -> str:
+    """Archive column names as the warehouse stores them: ``"dec"`` → ``dec``, lower case."""
+    return name.strip().strip('"').strip().lower()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_table(path: Path, type_for: TypeFor) -> SourceTable:
+    """Read ``path`` by its suffix; ``type_for(column)`` gives the declared type or None."""
+    path = Path(path)
+    if not path.exists():
+        raise LoadError(f"{path}: no such file. Check the path.")
+    if path.is_dir():
+        raise LoadError(f"{path} is a folder; give the export file itself.")
+    suffix = (
+        "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    )
+    if suffix in (".fits", ".fit", ".fits.gz", ".fz"):
+        table = _read_fits(path)
+    elif suffix in (".csv", ".csv.gz", ".txt"):
+        table, header_line = _read_csv(path, type_for)
+        return SourceTable(path, table, header_line + 1, "line")
+    elif suffix in (".parquet", ".pq"):
+        table = _read_parquet(path)
+    else:
+        raise LoadError(
+            f"{path}: unknown file type {suffix or '(none)'}; "
+            "give a .fits, .csv or .parquet export."
+        )
+    return SourceTable(
+        path, cast_declared(table, type_for, path, row_offset=1, row_word="row"), 1, "row"
+    )
+
+
+def _check_names(names: list[str], path: Path) -> list[str]:
+    out = [normalise_name(n) for n in names]
+    seen: set[str] = set()
+    for n in out:
+        if not n:
+            raise LoadError(f"{path}: a column has an empty name. Fix the header.")
+        if n in seen:
+            raise LoadError(f"{path}: column {n} appears twice. Remove one of them.")
+        seen.add(n)
+    return out
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _csv_header(path: Path) -> tuple[list[str], int]:
+    """Column names and the 1-based line number of the header.
+
+    The archive may put comment lines (``# ...``) with the job's metadata above the header, and
+    may write the header itself as a comment (``# object_id,ra,...``).
+    """
+    opener = _gzip_open if path.suffix.lower() == ".gz" else open
+    last_comment = None
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                last_comment = (stripped.lstrip("#").strip(), lineno)
+                continue
+            if (
+                "object_id" in [normalise_name(c) for c in stripped.split(",")]
+                or last_comment is None
+            ):
+                return stripped.split(","), lineno
+            return last_comment[0].split(","), last_comment[1]
+    raise LoadError(f"{path} is empty: no header and no rows. Re-export the table.")
+
+
+def _gzip_open(path: Path, mode: str, **kw):  # type: ignore[no-untyped-def]
+    import gzip
+
+    return gzip.open(path, mode, **kw)
+
+
+def _read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
+    raw_names, header_line = _csv_header(path)
+    names = _check_names(raw_names, path)
+    types = {n: t for n in names if (t := type_for(n)) is not None}
+    bad_rows: list = []
+
+    def on_invalid(row):  # type: ignore[no-untyped-def]
+        bad_rows.append(row)
+        return "skip"
+
+    read = pcsv.ReadOptions(column_names=names, skip_rows=header_line, block_size=1 << 24)
+    parse = pcsv.ParseOptions(invalid_row_handler=on_invalid)
+    convert = pcsv.ConvertOptions(
+        column_types=types,
+        true_values=TRUE_VALUES,
+        false_values=FALSE_VALUES,
+        null_values=NULL_VALUES,
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        m = re.search(r"CSV column #(\d+): CSV conversion error to (\w+)", msg)
+        if m:
+            column = names[int(m.group(1))]
+            _raise_bad_csv_value(path, column, m.group(2), names, header_line, read, parse)
+        raise LoadError(f"{path} is unreadable or truncated: {msg}. Re-export the file.") from None
+    if bad_rows:
+        row = bad_rows[0]
+        line = (row.number + header_line) if row.number is not None else "?"
+        what = (
+            "the file looks truncated"
+            if row is bad_rows[-1] and row.actual_columns < row.expected_columns
+            else "the row is malformed"
+        )
+        raise LoadError(
+            f"{path}, line {line}: expected {row.expected_columns} columns, got "
+            f"{row.actual_columns} ({what}; {len(bad_rows)} bad row(s) in all). "
+            "Re-export or repair the file."
+        )
+    return table, header_line
+
+
+def _raise_bad_csv_value(path, column, type_name, names, header_line, read, parse):  # type: ignore[no-untyped-def]
+    """Re-read one column as text to name the first value that does not convert."""
+    text = pcsv.read_csv(
+        path,
+        read_options=read,
+        parse_options=parse,
+        convert_options=pcsv.ConvertOptions(
+            include_columns=[column],
+            column_types={column: pa.string()},
+            strings_can_be_null=True,
+            null_values=NULL_VALUES,
+        ),
+    ).column(column)
+    values = text.to_pylist()
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        try:
+            pa.array([value]).cast(pa.bool_() if type_name == "bool" else getattr(pa, type_name)())
+            continue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, AttributeError):
+            if type_name == "bool" and value in TRUE_VALUES + FALSE_VALUES:
+                continue
+        hint = ""
+        if type_name == "int64" and re.match(r"^-?\d+(\.\d*)?[eE][+-]?\d+$", value):
+            hint = (
+                " This 64-bit integer was written in floating-point notation, which has lost "
+                "digits; re-export with the column as an integer."
+            )
+        raise LoadError(
+            f"{path}, line {header_line + 1 + i}, column {column}: {value!r} is not a valid "
+            f"{type_name}.{hint} Fix the value or re-export the file."
+        )
+    raise LoadError(f"{path}: column {column} does not convert to {type_name}. Re-export the file.")
+
+
+# --------------------------------------------------------------------------- FITS
+
+
+def _read_fits(path: Path) -> pa.Table:
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with fits.open(path, memmap=False) as hdul:
+                hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
+                if hdu is None:
+                    raise LoadError(
+                        f"{path} has no binary table HDU. Export the table as FITS again."
+                    )
+                data = hdu.data
+                columns = hdu.columns
+                arrays = {}
+                names = _check_names(columns.names, path)
+                for raw, name, col in zip(columns.names, names, columns, strict=True):
+                    arrays[name] = _fits_column(np.asarray(data[raw]), col)
+    except LoadError:
+        raise
+    except Exception as exc:  # astropy raises many types for damaged files
+        raise LoadError(
+            f"{path} is unreadable or truncated as FITS ({type(exc).__name__}: {exc}). "
+            "Download or export it again."
+        ) from None
+    # <col>_isnull columns mark NULLs in the archive's FITS output: apply them, then drop them.
+    nulls = {n[: -len("_isnull")]: a for n, a in arrays.items() if n.endswith("_isnull")}
+    out = {}
+    for name, arr in arrays.items():
+        if name.endswith("_isnull") and name[: -len("_isnull")] in arrays:
+            continue
+        mask = nulls.get(name)
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            out[name] = pa.array(arr, mask=mask if mask.any() else None)
+        else:
+            out[name] = pa.array(arr)
+    return pa.table(out)
+
+
+def _fits_column(values: np.ndarray, col) -> np.ndarray | list:  # type: ignore[no-untyped-def]
+    if values.ndim > 1:
+        raise LoadError(
+            f"column {col.name} holds arrays (shape {values.shape[1:]}); only scalar columns load."
+        )
+    if values.dtype.kind == "S":
+        return [v.decode("utf-8", "replace").rstrip() for v in values]
+    if values.dtype.kind == "U":
+        return [v.rstrip() for v in values]
+    if values.dtype.byteorder not in ("=", "|"):
+        values = values.astype(values.dtype.newbyteorder("="))
+    return values
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LoadError(
+            f"{path} is unreadable or truncated as Parquet ({exc}). Write it again."
+        ) from None
+    names = _check_names(table.column_names, path)
+    return table.rename_columns(names)
+
+
+# --------------------------------------------------------------------------- types
+
+
+def cast_declared(
+    table: pa.Table, type_for: TypeFor, path: Path, row_offset: int, row_word: str
+) -> pa.Table:
+    """Cast columns to their declared types, naming the first value that does not fit."""
+    columns = []
+    for name in table.column_names:
+        col = table.column(name)
+        want = type_for(name)
+        if want is None or col.type == want:
+            columns.append(col)
+            continue
+        if pa.types.is_integer(want) and pa.types.is_floating(col.type):
+            raise LoadError(
+                f"{path}: column {name} is stored as {col.type}, but it holds 64-bit integers "
+                "that floating point cannot hold exactly. Re-export it as an integer column."
+            )
+        try:
+            columns.append(col.cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arr = col.combine_chunks()
+            bad = _first_bad(arr, want)
+            value = arr[bad].as_py() if bad is not None else "?"
+            where = f", {row_word} {bad + row_offset}" if bad is not None else ""
+            raise LoadError(
+                f"{path}{where}, column {name}: {value!r} is not a valid {want} "
+                f"(the column is {col.type}). Fix the value or re-export the file."
+            ) from None
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _first_bad(arr: pa.Array, want: pa.DataType) -> int | None:
+    if pa.types.is_string(arr.type) and pa.types.is_boolean(want):
+        ok = pc.is_in(arr, value_set=pa.array(TRUE_VALUES + FALSE_VALUES))
+        bad = np.flatnonzero(
+            ~ok.to_numpy(zero_copy_only=False) & arr.is_valid().to_numpy(zero_copy_only=False)
+        )
+        return int(bad[0]) if bad.size else None
+    for i in range(len(arr)):
+        try:
+            arr.slice(i, 1).cast(want)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return i
+    return None
+
+
+def to_csv_bytes(table: pa.Table) -> bytes:
+    """CSV text of a table (used by tests and the demo to write archive-like exports)."""
+    buf = io.BytesIO()
+    pcsv.write_csv(table, buf)
+    return buf.getvalue()

@@ -1,0 +1,123 @@
+"""HSC-SSP catalog exports: ``pdr2_wide.forced`` (+ ``forced2``) and ``pdr2_wide.specz``.
+
+Files come from the archive's SQL service (FITS with ``<col>_isnull`` columns, or CSV) or any
+Parquet with the archive's column names. A forced file may hold forced columns, forced2 columns
+or both; the paper's joined query (forced JOIN specz) is split into both tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loaders.base import Prepared, check_positions, check_unique, require_columns
+from loaders.files import SourceTable, read_table
+from loaders.hsc_schema import REQUIRED_SPECZ, declared_type, specz_columns
+from warehouse.errors import LoadError
+from warehouse.store import TableSpec
+
+HSC_FORCED = TableSpec(
+    "hsc_forced",
+    key=("object_id",),
+    ra="ra",
+    dec="dec",
+    description="HSC-SSP forced photometry (pdr2_wide.forced + forced2)",
+)
+HSC_SPECZ = TableSpec(
+    "hsc_specz",
+    key=("object_id", "specz_name"),
+    ra="specz_ra",
+    dec="specz_dec",
+    description="HSC-SSP spectroscopic redshifts matched to objects (pdr2_wide.specz)",
+)
+
+
+def _specz_names() -> set[str]:
+    return set(specz_columns()) - {"object_id"}
+
+
+class HscForcedLoader:
+    name = "hsc-forced"
+    description = "an export of pdr2_wide.forced, forced2, or the paper's forced JOIN specz query"
+
+    def prepare(self, path: Path) -> list[Prepared]:
+        src = read_table(path, declared_type)
+        require_columns(src, ("object_id",), "hsc_forced")
+        names = src.table.column_names
+        has_ra, has_dec = "ra" in names, "dec" in names
+        if has_ra != has_dec:
+            raise LoadError(
+                f"{src.path}: has {'ra' if has_ra else 'dec'} but not "
+                f"{'dec' if has_ra else 'ra'}. Export both or neither."
+            )
+        if has_ra:
+            check_positions(src, "ra", "dec")
+        specz_here = [c for c in names if c in _specz_names()]
+        forced_names = [c for c in names if c not in specz_here]
+        if len(forced_names) == 1:
+            raise LoadError(
+                f"{src.path}: has object_id but no forced-photometry columns. "
+                "Use `gwh load hsc-specz` for a spec-z table."
+            )
+        out: list[Prepared] = []
+        if specz_here and all(c in names for c in REQUIRED_SPECZ):
+            forced = _collapse_join_duplicates(src, forced_names)
+            specz = src.table.select(["object_id"] + specz_here)
+            specz_src = SourceTable(src.path, specz, src.first_row, src.row_word)
+            check_positions(specz_src, "specz_ra", "specz_dec")
+            check_unique(specz_src, specz, HSC_SPECZ.key)
+            out.append(Prepared(HSC_FORCED, forced))
+            out.append(Prepared(HSC_SPECZ, specz))
+        elif specz_here:
+            missing = [c for c in REQUIRED_SPECZ if c not in names]
+            raise LoadError(
+                f"{src.path}: has spec-z columns ({', '.join(specz_here[:4])}) but not "
+                f"{', '.join(missing)}, so they cannot form hsc_specz. Export all of "
+                f"{', '.join(REQUIRED_SPECZ)} or none of the specz_* columns."
+            )
+        else:
+            check_unique(src, src.table, HSC_FORCED.key)
+            out.append(Prepared(HSC_FORCED, src.table))
+        return out
+
+
+def _collapse_join_duplicates(src: SourceTable, forced_names: list[str]) -> pa.Table:
+    """In a forced JOIN specz file an object matched to two spectra appears twice with the same
+    photometry: keep one copy. Differing photometry for one object_id is an error."""
+    table = src.table.select(forced_names)
+    counts = table.group_by(["object_id"]).aggregate([([], "count_all")])
+    dup_ids = counts.filter(pc.greater(counts.column("count_all"), 1)).column("object_id")
+    if len(dup_ids) == 0:
+        return table
+    is_dup = pc.is_in(table.column("object_id"), value_set=dup_ids)
+    dups = table.filter(is_dup).to_pylist()
+    first: dict[int, dict] = {}
+    for row in dups:
+        seen = first.setdefault(row["object_id"], row)
+        if repr(seen) != repr(row):
+            diff = [k for k in row if repr(row[k]) != repr(seen[k])]
+            raise LoadError(
+                f"{src.path}: object_id {row['object_id']} appears more than once with different "
+                f"values in {', '.join(diff[:5])}. Each object may appear once (or repeat "
+                "identically, as a join with several spectra does); fix the export."
+            )
+    keep = pc.invert(is_dup)
+    unique_dups = pa.Table.from_pylist(list(first.values()), schema=table.schema)
+    return pa.concat_tables([table.filter(keep), unique_dups])
+
+
+class HscSpeczLoader:
+    name = "hsc-specz"
+    description = "an export of pdr2_wide.specz"
+
+    def prepare(self, path: Path) -> list[Prepared]:
+        src = read_table(path, declared_type)
+        require_columns(src, REQUIRED_SPECZ, "hsc_specz")
+        check_positions(src, "specz_ra", "specz_dec")
+        check_unique(src, src.table, HSC_SPECZ.key)
+        return [Prepared(HSC_SPECZ, src.table)]
+
+
+LOADERS = {loader.name: loader for loader in (HscForcedLoader(), HscSpeczLoader())}

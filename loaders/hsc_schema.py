@@ -1,0 +1,111 @@
+"""The HSC-SSP PDR2 archive schemas: which columns exist, their types and units.
+
+Column lists and units come from the archive's own metadata (shipped in
+``loaders/data/hsc_ssp_unagi/``, see its PROVENANCE.md). The archive's SQL types are not in that
+metadata, so the type of each column follows from its name and unit by the rules below, which
+match what the archive returns: identifiers int64, flags boolean, magnitudes float32 (``real``),
+coordinates and fluxes float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import pyarrow as pa
+
+INT64_COLUMNS = frozenset({"object_id", "parent_id", "skymap_id", "id"})
+INT32_COLUMNS = frozenset({"tract", "patch", "nchild"})
+STRING_COLUMNS = frozenset({"patch_s", "coord", "specz_name", "specz_original_flag"})
+REQUIRED_FORCED = ("object_id",)
+POSITION_FORCED = ("ra", "dec")
+REQUIRED_SPECZ = (
+    "object_id",
+    "specz_name",
+    "specz_ra",
+    "specz_dec",
+    "specz_redshift",
+    "specz_redshift_err",
+    "specz_flag_homogeneous",
+)
+
+
+@dataclass(frozen=True)
+class ArchiveColumn:
+    name: str
+    table: str
+    description: str
+    unit: str
+    type: pa.DataType
+
+
+def column_type(name: str, unit: str = "") -> pa.DataType:
+    """Declared Arrow type of an HSC archive column.
+
+    >>> column_type("object_id")
+    DataType(int64)
+    >>> column_type("g_cmodel_mag", "mag")
+    DataType(float)
+    """
+    if name in INT64_COLUMNS or name.endswith("_id"):
+        return pa.int64()
+    if name in INT32_COLUMNS or name.endswith("_inputcount_value"):
+        return pa.int32()
+    if name in STRING_COLUMNS:
+        return pa.string()
+    if (
+        "flag" in name
+        or "pixelflags" in name
+        or name.startswith(("merge_", "detect_is"))
+        or name == "isprimary"
+    ):
+        return pa.bool_()
+    if unit == "mag" or name.endswith(("_mag", "_magsigma")) or "_mag_" in name:
+        return pa.float32()
+    return pa.float64()
+
+
+@cache
+def archive_columns(table: str) -> dict[str, ArchiveColumn]:
+    """Columns of ``pdr2_wide.<table>`` for table in forced, forced2, specz, in archive order."""
+    from astropy.io import fits
+
+    ref = resources.files("loaders") / "data" / "hsc_ssp_unagi" / f"pdr2_wide_{table}_schema.fits"
+    with resources.as_file(ref) as path, fits.open(path) as hdul:
+        rows = hdul[1].data
+        out = {}
+        for raw_name, raw_desc in zip(rows["object"], rows["description"], strict=True):
+            name = str(raw_name).strip().strip('"')
+            text, _, unit = str(raw_desc).partition("||")
+            unit = unit.strip().rstrip("~").strip()
+            out[name] = ArchiveColumn(name, table, text.strip(), unit, column_type(name, unit))
+    return out
+
+
+@cache
+def forced_columns() -> dict[str, ArchiveColumn]:
+    """forced and forced2 together (they share object_id)."""
+    merged = dict(archive_columns("forced"))
+    for name, col in archive_columns("forced2").items():
+        merged.setdefault(name, col)
+    return merged
+
+
+def specz_columns() -> dict[str, ArchiveColumn]:
+    return archive_columns("specz")
+
+
+def declared_type(name: str) -> pa.DataType | None:
+    """The type a column of any known HSC table is stored with (None: keep the file's)."""
+    col = forced_columns().get(name) or specz_columns().get(name)
+    if col is not None:
+        return col.type
+    if name in INT64_COLUMNS or name.endswith("_id"):
+        return pa.int64()
+    return None
+
+
+def unit_of(name: str) -> str:
+    col = forced_columns().get(name) or specz_columns().get(name)
+    return col.unit if col else ""

@@ -1,0 +1,211 @@
+"""``warehouse.toml``: the warehouse's configuration, validated with messages that name the key.
+
+Example
+-------
+>>> cfg = Config.default()
+>>> cfg.bands
+('g', 'r', 'i', 'z', 'y')
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from warehouse.errors import ConfigError
+
+CONFIG_NAME = "warehouse.toml"
+SPLIT_NAMES = ("train", "validation", "test")
+SPLIT_MODES = ("object", "healpix")
+_BAND_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+
+DEFAULT_TOML = """\
+# galaxy-warehouse configuration. Edit, then rerun any gwh command: views follow it.
+
+[warehouse]
+# Bands in the order images and per-band columns use (GalaxiesML: g, r, i, z, y).
+bands = ["g", "r", "i", "z", "y"]
+
+[partitioning]
+# A HEALPix pixel holding more rows than this is split into its four children (hats-import's
+# default is 1,000,000). Partitions never go deeper than max_order.
+max_rows_per_partition = {max_rows}
+max_order = 19
+
+[splits]
+# Fractions of train / validation / test. GalaxiesML used 204,573 / 40,914 / 40,914 objects
+# (about 70/15/15), which is the default here; its text also states 60/20/20.
+train = {train}
+validation = {validation}
+test = {test}
+# Assignment is a pure function of (salt, key): change the salt to draw a new split.
+salt = "{salt}"
+# "object": each object on its own (key = object_id).
+# "healpix": whole HEALPix cells of order healpix_order go to one split, so sky neighbours
+# never straddle train and test.
+mode = "{mode}"
+healpix_order = {healpix_order}
+"""
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Deterministic split assignment parameters."""
+
+    train: float = 0.70
+    validation: float = 0.15
+    test: float = 0.15
+    salt: str = "gwh-v1"
+    mode: str = "object"
+    healpix_order: int = 7
+
+    def __post_init__(self) -> None:
+        for name in SPLIT_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"[splits] {name} must be a number, got {value!r}")
+            if not 0.0 <= float(value) <= 1.0 or math.isnan(float(value)):
+                raise ConfigError(f"[splits] {name} must be between 0 and 1, got {value}")
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ConfigError(
+                f"[splits] train + validation + test must add up to 1, got {total:g} "
+                f"({self.train} + {self.validation} + {self.test})"
+            )
+        if not isinstance(self.salt, str) or not self.salt:
+            raise ConfigError("[splits] salt must be a non-empty string")
+        if self.mode not in SPLIT_MODES:
+            raise ConfigError(
+                f"[splits] mode must be one of {', '.join(SPLIT_MODES)}, got {self.mode!r}"
+            )
+        if isinstance(self.healpix_order, bool) or not isinstance(self.healpix_order, int):
+            raise ConfigError(
+                f"[splits] healpix_order must be an integer, got {self.healpix_order!r}"
+            )
+        if not 0 <= self.healpix_order <= 29:
+            raise ConfigError(f"[splits] healpix_order must be in 0..29, got {self.healpix_order}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole of ``warehouse.toml``."""
+
+    bands: tuple[str, ...] = ("g", "r", "i", "z", "y")
+    max_rows_per_partition: int = 1_000_000
+    max_order: int = 19
+    splits: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        if not self.bands:
+            raise ConfigError("[warehouse] bands must list at least one band")
+        for band in self.bands:
+            if not isinstance(band, str) or not _BAND_RE.match(band):
+                raise ConfigError(
+                    f"[warehouse] bands: {band!r} is not a band name (lower-case letters and "
+                    'digits, e.g. "g")'
+                )
+        if len(set(self.bands)) != len(self.bands):
+            raise ConfigError(f"[warehouse] bands lists a band twice: {list(self.bands)}")
+        rows = self.max_rows_per_partition
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ConfigError(
+                f"[partitioning] max_rows_per_partition must be a positive integer, got {rows!r}"
+            )
+        order = self.max_order
+        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 29:
+            raise ConfigError(
+                f"[partitioning] max_order must be an integer in 0..29, got {order!r}"
+            )
+
+    @classmethod
+    def default(cls) -> Config:
+        return cls()
+
+    def to_toml(self) -> str:
+        s = self.splits
+        text = DEFAULT_TOML.format(
+            max_rows=self.max_rows_per_partition,
+            train=s.train,
+            validation=s.validation,
+            test=s.test,
+            salt=s.salt,
+            mode=s.mode,
+            healpix_order=s.healpix_order,
+        )
+        bands = ", ".join(f'"{b}"' for b in self.bands)
+        text = text.replace('bands = ["g", "r", "i", "z", "y"]', f"bands = [{bands}]")
+        return text.replace("max_order = 19", f"max_order = {self.max_order}")
+
+    def as_dict(self) -> dict:
+        s = self.splits
+        return {
+            "bands": list(self.bands),
+            "max_rows_per_partition": self.max_rows_per_partition,
+            "max_order": self.max_order,
+            "splits": {
+                "train": s.train,
+                "validation": s.validation,
+                "test": s.test,
+                "salt": s.salt,
+                "mode": s.mode,
+                "healpix_order": s.healpix_order,
+            },
+        }
+
+
+_KNOWN = {
+    "warehouse": {"bands"},
+    "partitioning": {"max_rows_per_partition", "max_order"},
+    "splits": {"train", "validation", "test", "salt", "mode", "healpix_order"},
+}
+
+
+def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
+    """Parse and validate the text of a ``warehouse.toml``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not valid TOML: {exc}. Fix the file or rerun gwh init."
+        ) from None
+    for section, value in raw.items():
+        if section not in _KNOWN:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; known: "
+                + ", ".join(f"[{k}]" for k in _KNOWN)
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        unknown = set(value) - _KNOWN[section]
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key(s) {', '.join(sorted(unknown))} in [{section}]; known: "
+                + ", ".join(sorted(_KNOWN[section]))
+            )
+    wh = raw.get("warehouse", {})
+    part = raw.get("partitioning", {})
+    sp = raw.get("splits", {})
+    try:
+        bands = wh.get("bands", list(Config.bands))
+        if not isinstance(bands, list):
+            raise ConfigError(f'{source}: [warehouse] bands must be a list such as ["g", "r"]')
+        splits = SplitConfig(**sp)
+        return Config(
+            bands=tuple(bands),
+            max_rows_per_partition=part.get("max_rows_per_partition", 1_000_000),
+            max_order=part.get("max_order", 19),
+            splits=splits,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_config(root: Path) -> Config:
+    path = Path(root) / CONFIG_NAME
+    if not path.exists():
+        raise ConfigError(f"{path} is missing. Run `gwh init {root}` to create it.")
+    return parse_config(path.read_text(encoding="utf-8"), str(path))

@@ -1,0 +1,486 @@
+"""The warehouse: a root folder with ``warehouse.toml``, ``warehouse.duckdb`` and ``catalogs/``.
+
+>>> wh = Warehouse.init(tmp_path / "wh")                       # doctest: +SKIP
+>>> wh.load("hsc-forced", ["forced.fits"])                     # doctest: +SKIP
+>>> wh.query("select split, count(*) from ml_objects group by 1")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from warehouse import db
+from warehouse.config import CONFIG_NAME, Config, load_config
+from warehouse.errors import LoadError, NotAWarehouseError, QueryError, WarehouseError
+from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
+from warehouse.store import CatalogVersion, TableSpec, merge_version, read_version
+
+DB_NAME = "warehouse.duckdb"
+DEFAULT_ROOT = "warehouse"
+
+
+@dataclass(frozen=True)
+class BaseTableDef:
+    spec: TableSpec
+    load_hint: str
+
+
+def base_tables() -> dict[str, BaseTableDef]:
+    """Every table a loader can fill, in the order views list them."""
+    from loaders.hsc import HSC_FORCED, HSC_SPECZ
+
+    return {
+        HSC_FORCED.name: BaseTableDef(HSC_FORCED, "Run `gwh load hsc-forced FILE`."),
+        HSC_SPECZ.name: BaseTableDef(HSC_SPECZ, "Run `gwh load hsc-specz FILE`."),
+    }
+
+
+def loaders() -> dict:
+    from loaders.hsc import LOADERS
+
+    return dict(LOADERS)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    file: str
+    loader: str
+    skipped: bool
+    tables: dict[str, tuple[int, int]]  # table -> (rows in file, rows in table after)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ViewInfo:
+    name: str
+    layer: str
+    kind: str
+    rows: int | None
+    description: str
+    reason: str | None
+
+
+def resolve_root(root: str | os.PathLike | None) -> Path:
+    """``--root``, else ``$GWH_ROOT``, else ``./warehouse``."""
+    if root is None or str(root) == "":
+        root = os.environ.get("GWH_ROOT") or DEFAULT_ROOT
+    return Path(root).expanduser()
+
+
+class Warehouse:
+    def __init__(self, root: Path, config: Config):
+        self.root = Path(root)
+        self.config = config
+
+    # ------------------------------------------------------------------ opening
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def catalogs_dir(self) -> Path:
+        return self.root / "catalogs"
+
+    @classmethod
+    def init(cls, root: str | os.PathLike, config: Config | None = None) -> Warehouse:
+        root = Path(root)
+        if (root / CONFIG_NAME).exists():
+            raise WarehouseError(
+                f"{root} is already a warehouse. Use it as it is, or choose another ROOT."
+            )
+        if (root / "__init__.py").exists():
+            raise WarehouseError(
+                f"{root} is a Python package folder, not a place for a warehouse. "
+                "Give another ROOT (e.g. gwh init ./data/warehouse) or set GWH_ROOT."
+            )
+        config = config or Config.default()
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "catalogs").mkdir(exist_ok=True)
+        tmp = root / f".{CONFIG_NAME}.tmp"
+        tmp.write_text(config.to_toml(), encoding="utf-8")
+        os.replace(tmp, root / CONFIG_NAME)
+        wh = cls(root, config)
+        wh.refresh_views(force=True)
+        return wh
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Warehouse:
+        root = Path(root)
+        if not (root / CONFIG_NAME).exists() or not (root / DB_NAME).exists():
+            raise NotAWarehouseError(
+                f"{root} is not a warehouse (no {CONFIG_NAME} and {DB_NAME}). "
+                f"Run `gwh init {root}` first, or pass --root / set GWH_ROOT to an existing one."
+            )
+        return cls(root, load_config(root))
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One writer at a time (DuckDB also refuses a second writing process)."""
+        with open(self.root / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WarehouseError(
+                    f"another gwh process is writing to {self.root}; wait for it to finish."
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection whose views are current."""
+        self.refresh_views()
+        return db.connect(self.db_path, read_only=read_only)
+
+    # ------------------------------------------------------------------ tables and views
+
+    def _registry(self, con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:
+        try:
+            rows = con.execute("SELECT name, version, path FROM gwh_tables").fetchall()
+        except duckdb.CatalogException:
+            return {}
+        return {name: (version, path) for name, version, path in rows}
+
+    def _base_tables(self, registry: dict[str, tuple[int, str]]) -> list[db.BaseTable]:
+        out = []
+        for name, d in base_tables().items():
+            if name in registry:
+                cv = read_version(self.root / registry[name][1])
+                out.append(
+                    db.BaseTable(
+                        name, d.spec.description, cv.glob, tuple(cv.schema.names), d.load_hint
+                    )
+                )
+            else:
+                out.append(db.BaseTable(name, d.spec.description, None, (), d.load_hint))
+        return out
+
+    def _config_text(self) -> str:
+        return (self.root / CONFIG_NAME).read_text(encoding="utf-8")
+
+    def refresh_views(self, force: bool = False) -> None:
+        """Rebuild the views when the tables, configuration, SQL or root path changed."""
+        if not force and self.db_path.exists():
+            with db.connect(self.db_path, read_only=True) as con:
+                registry = self._registry(con)
+                try:
+                    row = con.execute(
+                        "SELECT value FROM gwh_meta WHERE key = 'fingerprint'"
+                    ).fetchone()
+                except duckdb.CatalogException:
+                    row = None
+            tables = self._base_tables(registry)
+            if row and row[0] == db.fingerprint(self._config_text(), self.root, tables):
+                return
+        with db.connect(self.db_path, read_only=False) as con:
+            con.execute(db.BOOKKEEPING_DDL)
+            tables = self._base_tables(self._registry(con))
+            con.execute("BEGIN TRANSACTION")
+            try:
+                db.build(
+                    con, self.config, tables, db.fingerprint(self._config_text(), self.root, tables)
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def current_version(self, name: str) -> CatalogVersion | None:
+        with db.connect(self.db_path, read_only=True) as con:
+            registry = self._registry(con)
+        if name not in registry:
+            return None
+        return read_version(self.root / registry[name][1])
+
+    # ------------------------------------------------------------------ loading
+
+    def load(
+        self,
+        loader_name: str,
+        paths: Sequence[str | os.PathLike],
+        echo: Callable[[str], None] = lambda _msg: None,
+    ) -> list[LoadResult]:
+        """Load files one by one; each file commits on its own, so a rerun resumes.
+
+        A file already loaded (same SHA-256, same loader) is skipped: loading twice changes nothing.
+        """
+        from loaders.files import file_sha256
+
+        all_loaders = loaders()
+        if loader_name not in all_loaders:
+            raise LoadError(
+                f"unknown loader {loader_name!r}; choose one of {', '.join(sorted(all_loaders))}"
+            )
+        loader = all_loaders[loader_name]
+        results = []
+        with self._lock():
+            self.refresh_views()
+            self._remove_orphans()
+            for raw in paths:
+                path = Path(raw)
+                if not path.is_file():
+                    raise LoadError(f"{path}: no such file. Check the path.")
+                sha = file_sha256(path)
+                with db.connect(self.db_path, read_only=True) as con:
+                    done = con.execute(
+                        "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
+                        [sha, loader_name],
+                    ).fetchone()
+                if done and done[0] is not None:
+                    echo(f"{path}: already loaded ({done[0]:%Y-%m-%d %H:%M} UTC); nothing to do.")
+                    results.append(LoadResult(str(path), loader_name, True, {}))
+                    continue
+                prepared = loader.prepare(path)
+                results.append(self._commit_load(path, sha, loader_name, prepared))
+                summary = ", ".join(
+                    f"{t}: +{n:,} rows → {total:,}" for t, (n, total) in results[-1].tables.items()
+                )
+                echo(f"{path}: loaded ({summary})")
+        return results
+
+    def _commit_load(self, path: Path, sha: str, loader_name: str, prepared: list) -> LoadResult:
+        created: list[tuple[str, int, Path, CatalogVersion]] = []
+        tmp_dirs: list[Path] = []
+        try:
+            with db.connect(self.db_path, read_only=True) as con:
+                registry = self._registry(con)
+            for item in prepared:
+                name = item.spec.name
+                previous = read_version(self.root / registry[name][1]) if name in registry else None
+                version = registry[name][0] + 1 if name in registry else 1
+                table_dir = self.catalogs_dir / name
+                table_dir.mkdir(parents=True, exist_ok=True)
+                tmp = table_dir / f".tmp-{uuid.uuid4().hex}"
+                tmp_dirs.append(tmp)
+                cv = merge_version(
+                    previous,
+                    item.table,
+                    item.spec,
+                    tmp,
+                    max_rows=self.config.max_rows_per_partition,
+                    max_order=self.config.max_order,
+                    source=str(path),
+                )
+                final = table_dir / f"v{version:06d}"
+                if final.exists():  # left by a run killed before it committed
+                    shutil.rmtree(final)
+                os.rename(tmp, final)
+                cv.path = final
+                created.append((name, version, final, cv))
+            now = dt.datetime.now(dt.timezone.utc)
+            with db.connect(self.db_path, read_only=False) as con:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    for (name, version, final, cv), item in zip(created, prepared, strict=True):
+                        con.execute(
+                            "INSERT OR REPLACE INTO gwh_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [
+                                name,
+                                version,
+                                str(final.relative_to(self.root)),
+                                cv.nrows,
+                                len(cv.schema),
+                                item.spec.description,
+                                now,
+                            ],
+                        )
+                        con.execute(
+                            "INSERT INTO gwh_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [
+                                sha,
+                                loader_name,
+                                str(path.resolve()),
+                                name,
+                                item.table.num_rows,
+                                version,
+                                now,
+                            ],
+                        )
+                    tables = self._base_tables(self._registry(con))
+                    db.build(
+                        con,
+                        self.config,
+                        tables,
+                        db.fingerprint(self._config_text(), self.root, tables),
+                    )
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            for tmp in tmp_dirs:
+                shutil.rmtree(tmp, ignore_errors=True)
+            for _name, _version, final, _cv in created:
+                shutil.rmtree(final, ignore_errors=True)
+            raise
+        for name, _version, final, _cv in created:
+            self._point_current(final)
+            self._remove_superseded(name, keep=final)
+        return LoadResult(
+            str(path),
+            loader_name,
+            False,
+            {
+                name: (item.table.num_rows, cv.nrows)
+                for (name, _v, _f, cv), item in zip(created, prepared, strict=True)
+            },
+        )
+
+    def _point_current(self, final: Path) -> None:
+        """``catalogs/<table>/current`` → the current version, for lsdb and people."""
+        link = final.parent / "current"
+        tmp = final.parent / f".current-{uuid.uuid4().hex}"
+        os.symlink(final.name, tmp)
+        os.replace(tmp, link)
+
+    def protected_versions(self) -> set[Path]:
+        """Version folders a release still holds (never removed)."""
+        import json
+
+        keep: set[Path] = set()
+        releases = self.root / "releases"
+        for manifest in releases.glob("*/manifest.json") if releases.exists() else []:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            for table in data.get("tables", {}).values():
+                if "path" in table:
+                    keep.add((self.root / table["path"]).resolve())
+        return keep
+
+    def _remove_superseded(self, name: str, keep: Path) -> None:
+        protected = self.protected_versions()
+        for old in (self.catalogs_dir / name).glob("v*"):
+            if old.resolve() != keep.resolve() and old.resolve() not in protected:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _remove_orphans(self) -> None:
+        """Folders of runs killed before they committed."""
+        with db.connect(self.db_path, read_only=True) as con:
+            registry = self._registry(con)
+        protected = self.protected_versions()
+        if not self.catalogs_dir.exists():
+            return
+        for table_dir in self.catalogs_dir.iterdir():
+            if not table_dir.is_dir():
+                continue
+            current = registry.get(table_dir.name)
+            for child in table_dir.iterdir():
+                if child.name.startswith(".tmp-") or child.name.startswith(".current-"):
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                elif child.name.startswith("v") and child.is_dir():
+                    is_current = (
+                        current is not None
+                        and (self.root / current[1]).resolve() == child.resolve()
+                    )
+                    if not is_current and child.resolve() not in protected:
+                        shutil.rmtree(child, ignore_errors=True)
+            if current is not None:
+                self._point_current(self.root / current[1])
+
+    # ------------------------------------------------------------------ querying
+
+    def query(self, sql: str, params: Sequence | None = None) -> pa.Table:
+        """Run one SQL statement read-only and return its result as an Arrow table."""
+        with self.connect(read_only=True) as con:
+            try:
+                return con.sql(sql, params=list(params) if params else None).to_arrow_table()
+            except duckdb.Error as exc:
+                raise QueryError(explain_error(exc, con)) from None
+
+    def views(self, count_rows: bool = True) -> list[ViewInfo]:
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT name, layer, kind, description, available, reason FROM gwh_models "
+                "WHERE kind <> 'macro'"
+            ).fetchall()
+            out = []
+            for name, layer, kind, description, available, reason in rows:
+                n = None
+                if available and count_rows:
+                    n = con.execute(f"SELECT count(*) FROM {db.quote_ident(name)}").fetchone()[0]
+                out.append(
+                    ViewInfo(name, layer, kind, n, description, None if available else reason)
+                )
+        return out
+
+    def check(self) -> list[tuple[str, int, str | None]]:
+        """Run every contract assertion in sql/tests; (name, failing rows, error)."""
+        out = []
+        with self.connect(read_only=True) as con:
+            for name, sql in db.assertion_queries():
+                try:
+                    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+                    out.append((name, int(n), None))
+                except duckdb.Error as exc:
+                    out.append((name, -1, str(exc).splitlines()[0]))
+        return out
+
+    def cone(
+        self, ra: float, dec: float, radius_arcsec: float, table: str = "hsc_forced"
+    ) -> pa.Table:
+        """Rows of ``table`` within ``radius_arcsec`` of (ra, dec), nearest first.
+
+        Exact at partition borders: the HEALPix pixels touching the cone are chosen on the whole
+        sky, whatever partition holds them, and every candidate is tested on the sphere.
+        """
+        if not (0.0 <= ra <= 360.0):
+            raise QueryError(f"RA {ra} is outside [0, 360] degrees.")
+        if not (-90.0 <= dec <= 90.0):
+            raise QueryError(f"Dec {dec} is outside [-90, 90] degrees.")
+        if not (0.0 < radius_arcsec <= 180 * 3600):
+            raise QueryError(
+                f"radius {radius_arcsec} arcsec must be positive and at most 180 degrees."
+            )
+        defs = base_tables()
+        if table in defs:
+            ra_col, dec_col = defs[table].spec.ra, defs[table].spec.dec
+        elif table == "ml_objects":
+            ra_col, dec_col = "ra", "dec"
+        else:
+            raise QueryError(
+                f"cone searches run on {', '.join(list(defs) + ['ml_objects'])}; got {table!r}."
+            )
+        ranges = cone_pixel_ranges(ra, dec, radius_arcsec)
+        where = " OR ".join(
+            f"({SPATIAL_INDEX_COLUMN} >= ? AND {SPATIAL_INDEX_COLUMN} < ?)" for _ in ranges
+        )
+        params: list = [v for r in ranges for v in r]
+        q = (
+            "SELECT *, angular_distance_arcsec("
+            f"{db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, "
+            f"?, ?) AS distance_arcsec FROM {db.quote_ident(table)} WHERE ({where}) "
+            f"AND cone_search({db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, ?, ?, ?) "
+            "ORDER BY distance_arcsec, 1"
+        )
+        return self.query(q, [ra, dec] + params + [ra, dec, radius_arcsec])
+
+
+def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection) -> str:
+    """DuckDB's message, with what to do where the warehouse knows better."""
+    msg = str(exc).strip()
+    if isinstance(exc, duckdb.CatalogException) and "does not exist" in msg:
+        first = msg.splitlines()[0]
+        return (
+            f"{first}\nUnknown table or view: `gwh views` lists every table and view of this "
+            "warehouse."
+        )
+    if isinstance(exc, duckdb.BinderException):
+        unavailable = con.execute(
+            "SELECT name, reason FROM gwh_models WHERE NOT available"
+        ).fetchall()
+        named = [(n, r) for n, r in unavailable if n in msg or f'"{n}"' in msg]
+        if named:
+            return f"{named[0][0]} is unavailable: {named[0][1]}"
+    return msg

@@ -1,0 +1,271 @@
+"""The DuckDB database file: views over the HATS catalogs and the SQL models in ``sql/``.
+
+The database holds no row data, only views, macros and small bookkeeping tables (``gwh_*``), so
+it opens in any DuckDB client and is rebuilt whenever a table version, the configuration or the
+SQL changes. A model whose inputs were never loaded becomes a view that raises a message naming
+what is missing, in this CLI and in any other DuckDB client alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from warehouse.config import Config
+from warehouse.errors import QueryError
+
+META_TABLES = {
+    "gwh_tables": "the current HATS catalog version of each loaded table",
+    "gwh_loads": "every input file loaded, by SHA-256 (a file loads once)",
+    "gwh_models": "every view and macro built from sql/, with why any is unavailable",
+    "gwh_settings": "split settings from warehouse.toml, read by ml_objects",
+    "gwh_bands": "the configured bands, in order",
+    "gwh_meta": "the fingerprint the views were built from",
+}
+
+BOOKKEEPING_DDL = """
+CREATE TABLE IF NOT EXISTS gwh_tables (
+    name VARCHAR PRIMARY KEY, version INTEGER NOT NULL, path VARCHAR NOT NULL,
+    nrows BIGINT NOT NULL, ncolumns INTEGER NOT NULL, description VARCHAR,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gwh_loads (
+    sha256 VARCHAR NOT NULL, loader VARCHAR NOT NULL, file VARCHAR NOT NULL,
+    table_name VARCHAR NOT NULL, nrows BIGINT NOT NULL, version INTEGER NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gwh_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+"""
+
+
+@dataclass(frozen=True)
+class Model:
+    """One SQL file of ``sql/``: a macro or a view."""
+
+    name: str
+    layer: str
+    kind: str  # "macro" | "view"
+    path: str
+    text: str
+    description: str
+    template: bool
+
+    def render(self, bands: tuple[str, ...]) -> str:
+        body = _strip_comments(self.text)
+        if not self.template:
+            return body
+        # Band names are validated identifiers ([a-z][a-z0-9]*), never user values.
+        return "\nUNION ALL\n".join(
+            body.replace("{band_index}", str(i)).replace("{band}", band)
+            for i, band in enumerate(bands)
+        )
+
+
+def _strip_comments(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("--")]
+    return "\n".join(lines).strip().rstrip(";")
+
+
+def sql_root() -> Path:
+    return Path(str(resources.files("sql")))
+
+
+def load_models() -> list[Model]:
+    """The models in the order ``sql/order.txt`` gives."""
+    root = sql_root()
+    models = []
+    for line in (root / "order.txt").read_text(encoding="utf-8").splitlines():
+        rel = line.strip()
+        if not rel or rel.startswith("#"):
+            continue
+        path = root / rel
+        text = path.read_text(encoding="utf-8")
+        first = text.splitlines()[0] if text else ""
+        name = Path(rel).stem
+        if not first.startswith(f"-- {name}:"):
+            raise QueryError(f"sql/{rel} must start with '-- {name}: <one-line description>'")
+        layer = rel.split("/")[0]
+        models.append(
+            Model(
+                name=name,
+                layer=layer,
+                kind="macro" if layer == "macros" else "view",
+                path=rel,
+                text=text,
+                description=first.split(":", 1)[1].strip(),
+                template="template: per-band" in text,
+            )
+        )
+    return models
+
+
+def assertion_queries() -> list[tuple[str, str]]:
+    """(name, SQL) of every contract assertion in ``sql/tests/``; each must return no rows."""
+    root = sql_root() / "tests"
+    return [
+        (p.stem, _strip_comments(p.read_text(encoding="utf-8"))) for p in sorted(root.glob("*.sql"))
+    ]
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _error_view(name: str, message: str) -> str:
+    return (
+        f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT error({quote_literal(message)}) "
+        "AS unavailable FROM range(1)"
+    )
+
+
+@dataclass(frozen=True)
+class BaseTable:
+    """A loaded table: its name, description, and the Parquet glob of its current version."""
+
+    name: str
+    description: str
+    glob: str | None  # None: never loaded
+    columns: tuple[str, ...]
+    load_hint: str
+
+
+def fingerprint(config_text: str, root: Path, tables: list[BaseTable]) -> str:
+    from warehouse import __version__
+
+    h = hashlib.sha256()
+    h.update(__version__.encode())
+    h.update(str(root.resolve()).encode())
+    h.update(config_text.encode())
+    for model in load_models():
+        h.update(model.text.encode())
+    for t in tables:
+        h.update(f"{t.name}={t.glob}".encode())
+    return h.hexdigest()
+
+
+def build(con: duckdb.DuckDBPyConnection, config: Config, tables: list[BaseTable], fp: str) -> None:
+    """(Re)create every base view, setting table, macro and model view.
+
+    Runs inside the caller's transaction, so a load's new table versions and the views over them
+    commit together or not at all.
+    """
+    models = load_models()
+    model_names = {m.name for m in models if m.kind == "view"}
+    unavailable: dict[str, str] = {}
+    records = []
+    con.execute(BOOKKEEPING_DDL)
+    s = config.splits
+    con.execute(
+        "CREATE OR REPLACE TABLE gwh_settings AS SELECT ?::VARCHAR AS salt, ?::VARCHAR AS mode, "
+        "?::INTEGER AS healpix_order, ?::DOUBLE AS train_fraction, "
+        "?::DOUBLE AS validation_fraction, ?::DOUBLE AS test_fraction",
+        [s.salt, s.mode, s.healpix_order, s.train, s.validation, s.test],
+    )
+    con.execute("CREATE OR REPLACE TABLE gwh_bands (band VARCHAR, band_index INTEGER)")
+    con.executemany(
+        "INSERT INTO gwh_bands VALUES (?, ?)", [[b, i] for i, b in enumerate(config.bands)]
+    )
+    columns_of: dict[str, set[str]] = {}
+    for t in tables:
+        if t.glob is None:
+            msg = f"{t.name} has not been loaded yet. {t.load_hint}"
+            con.execute(_error_view(t.name, msg))
+            unavailable[t.name] = msg
+        else:
+            con.execute(
+                f"CREATE OR REPLACE VIEW {quote_ident(t.name)} AS "
+                f"SELECT * FROM read_parquet({quote_literal(t.glob)})"
+            )
+            columns_of[t.name] = set(t.columns)
+        records.append(
+            (
+                t.name,
+                "base",
+                "table",
+                t.description,
+                t.name not in unavailable,
+                unavailable.get(t.name),
+                "",
+            )
+        )
+    known = model_names | {t.name for t in tables}
+    for model in models:
+        sql = model.render(config.bands)
+        if model.kind == "macro":
+            con.execute(sql)
+            records.append(
+                (model.name, model.layer, "macro", model.description, True, None, model.path)
+            )
+            continue
+        reason = _why_unavailable(sql, model, known, unavailable, columns_of, config.bands)
+        if reason is not None:
+            unavailable[model.name] = reason
+            con.execute(_error_view(model.name, reason))
+        else:
+            try:
+                con.execute(f"CREATE OR REPLACE VIEW {quote_ident(model.name)} AS {sql}")
+            except duckdb.Error as exc:
+                raise QueryError(f"sql/{model.path} does not build: {exc}") from None
+        records.append(
+            (
+                model.name,
+                model.layer,
+                "view",
+                model.description,
+                model.name not in unavailable,
+                unavailable.get(model.name),
+                model.path,
+            )
+        )
+    con.execute(
+        "CREATE OR REPLACE TABLE gwh_models (name VARCHAR, layer VARCHAR, kind VARCHAR, "
+        "description VARCHAR, available BOOLEAN, reason VARCHAR, sql_file VARCHAR)"
+    )
+    con.executemany("INSERT INTO gwh_models VALUES (?, ?, ?, ?, ?, ?, ?)", records)
+    con.execute("INSERT OR REPLACE INTO gwh_meta VALUES ('fingerprint', ?)", [fp])
+
+
+def _why_unavailable(
+    sql: str,
+    model: Model,
+    known: set[str],
+    unavailable: dict[str, str],
+    columns_of: dict[str, set[str]],
+    bands: tuple[str, ...],
+) -> str | None:
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    for dep in sorted(words & (known - {model.name})):
+        if dep in unavailable:
+            return unavailable[dep]  # the root cause names what to load
+    if model.template:
+        band_cols = {w for w in words if any(w.startswith(f"{b}_") for b in bands)}
+        sources = list(words & set(columns_of))
+        have = set().union(*(columns_of[t] for t in sources)) if sources else set()
+        missing = sorted(
+            band_cols - have, key=lambda c: (c.split("_", 1)[1], bands.index(c.split("_", 1)[0]))
+        )
+        if missing:
+            return (
+                f"{model.name} needs columns {', '.join(missing)} of {', '.join(sorted(sources))}, "
+                "which were never loaded. Load an export that has them (the quality rules use "
+                "pdr2_wide.forced flags and forced2's sdsscentroid_flag: gwh load hsc-forced FILE)."
+            )
+    return None
+
+
+def connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise QueryError(
+            f"cannot open {path}: {exc}. Another gwh process may be writing; retry when it ends."
+        ) from None

@@ -1,0 +1,53 @@
+"""Typed exceptions. Every message says what went wrong and what to do about it.
+
+The CLI turns any :class:`WarehouseError` into its message and a non-zero exit;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class WarehouseError(Exception):
+    """Base class of every error a user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(WarehouseError):
+    """warehouse.toml is missing, malformed or has an invalid value."""
+
+
+class NotAWarehouseError(WarehouseError):
+    """The root does not hold a warehouse (no ``gwh init`` yet)."""
+
+
+class LoadError(WarehouseError):
+    """An input file cannot be loaded: unreadable, truncated, wrong columns or values."""
+
+
+class QueryError(WarehouseError):
+    """A SQL statement failed: unknown table, syntax, or a view that cannot be built."""
+
+
+class UnavailableViewError(QueryError):
+    """A view needs columns or tables that were never loaded."""
+
+
+class CutoutError(WarehouseError):
+    """A cutout file cannot be ingested or a cutout is missing."""
+
+
+class ExportError(WarehouseError):
+    """An export cannot be written."""
+
+
+class ReleaseError(WarehouseError):
+    """A release cannot be created, found or verified."""
+
+
+class ArchiveError(WarehouseError):
+    """A remote archive answered with an error or could not be reached."""
+
+
+class AuthenticationError(ArchiveError):
+    """The archive refused the credentials."""
