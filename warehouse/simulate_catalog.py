@@ -66,9 +66,9 @@ FORCED2_PER_BAND = (
     "sdsscentroid_flag",
 )
 FLAG_RATES = {
-    "cmodel_flag": 0.02,
-    "pixelflags_edge": 0.01,
-    "pixelflags_interpolatedcenter": 0.03,
+    "cmodel_flag": 0.01,
+    "pixelflags_edge": 0.005,
+    "pixelflags_interpolatedcenter": 0.01,
     "pixelflags_saturatedcenter": 0.004,
     "pixelflags_crcenter": 0.01,
     "pixelflags_bad": 0.005,
