@@ -155,10 +155,10 @@ def _read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
         table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as exc:
         msg = str(exc)
-        m = re.search(r"CSV column #(\d+): CSV conversion error to (\w+)", msg)
-        if m:
+        m = re.search(r"CSV column #(\d+): CSV conversion error", msg)
+        if m and names[int(m.group(1))] in types:
             column = names[int(m.group(1))]
-            _raise_bad_csv_value(path, column, m.group(2), names, header_line, read, parse)
+            _raise_bad_csv_value(path, column, types[column], names, header_line, read, parse)
         raise LoadError(f"{path} is unreadable or truncated: {msg}. Re-export the file.") from None
     if bad_rows:
         row = bad_rows[0]
@@ -176,7 +176,7 @@ def _read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
     return table, header_line
 
 
-def _raise_bad_csv_value(path, column, type_name, names, header_line, read, parse):  # type: ignore[no-untyped-def]
+def _raise_bad_csv_value(path, column, want, names, header_line, read, parse):  # type: ignore[no-untyped-def]
     """Re-read one column as text to name the first value that does not convert."""
     text = pcsv.read_csv(
         path,
@@ -189,27 +189,25 @@ def _raise_bad_csv_value(path, column, type_name, names, header_line, read, pars
             null_values=NULL_VALUES,
         ),
     ).column(column)
-    values = text.to_pylist()
-    for i, value in enumerate(values):
-        if value is None:
+    for i, value in enumerate(text.to_pylist()):
+        if value is None or (pa.types.is_boolean(want) and value in TRUE_VALUES + FALSE_VALUES):
             continue
         try:
-            pa.array([value]).cast(pa.bool_() if type_name == "bool" else getattr(pa, type_name)())
+            pa.array([value]).cast(want)
             continue
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, AttributeError):
-            if type_name == "bool" and value in TRUE_VALUES + FALSE_VALUES:
-                continue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
         hint = ""
-        if type_name == "int64" and re.match(r"^-?\d+(\.\d*)?[eE][+-]?\d+$", value):
+        if pa.types.is_integer(want) and re.match(r"^-?\d+(\.\d*)?[eE][+-]?\d+$", value):
             hint = (
                 " This 64-bit integer was written in floating-point notation, which has lost "
                 "digits; re-export with the column as an integer."
             )
         raise LoadError(
             f"{path}, line {header_line + 1 + i}, column {column}: {value!r} is not a valid "
-            f"{type_name}.{hint} Fix the value or re-export the file."
+            f"{want}.{hint} Fix the value or re-export the file."
         )
-    raise LoadError(f"{path}: column {column} does not convert to {type_name}. Re-export the file.")
+    raise LoadError(f"{path}: column {column} does not convert to {want}. Re-export the file.")
 
 
 # --------------------------------------------------------------------------- FITS

@@ -397,7 +397,7 @@ class Warehouse:
             try:
                 return con.sql(sql, params=list(params) if params else None).to_arrow_table()
             except duckdb.Error as exc:
-                raise QueryError(explain_error(exc, con)) from None
+                raise QueryError(explain_error(exc, con, sql)) from None
 
     def views(self, count_rows: bool = True) -> list[ViewInfo]:
         with self.connect(read_only=True) as con:
@@ -467,20 +467,26 @@ class Warehouse:
         return self.query(q, [ra, dec] + params + [ra, dec, radius_arcsec])
 
 
-def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection) -> str:
+def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = "") -> str:
     """DuckDB's message, with what to do where the warehouse knows better."""
+    import re
+
     msg = str(exc).strip()
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    unavailable = [
+        (name, reason)
+        for name, reason in con.execute(
+            "SELECT name, reason FROM gwh_models WHERE NOT available ORDER BY name"
+        ).fetchall()
+        if name in words
+    ]
+    if unavailable and not isinstance(exc, duckdb.ParserException):
+        name, reason = unavailable[0]
+        return f"{name} is unavailable: {reason}"
     if isinstance(exc, duckdb.CatalogException) and "does not exist" in msg:
         first = msg.splitlines()[0]
         return (
             f"{first}\nUnknown table or view: `gwh views` lists every table and view of this "
             "warehouse."
         )
-    if isinstance(exc, duckdb.BinderException):
-        unavailable = con.execute(
-            "SELECT name, reason FROM gwh_models WHERE NOT available"
-        ).fetchall()
-        named = [(n, r) for n, r in unavailable if n in msg or f'"{n}"' in msg]
-        if named:
-            return f"{named[0][0]} is unavailable: {named[0][1]}"
     return msg

@@ -121,9 +121,10 @@ def quote_literal(text: str) -> str:
 
 
 def _error_view(name: str, message: str) -> str:
+    # The error sits in WHERE: a projection (SELECT error(...)) is pruned by count(*).
     return (
-        f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT error({quote_literal(message)}) "
-        "AS unavailable FROM range(1)"
+        f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT NULL AS unavailable "
+        f"FROM range(1) WHERE error({quote_literal(message)})"
     )
 
 
