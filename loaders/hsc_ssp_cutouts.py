@@ -1,0 +1,523 @@
+"""HSC-SSP image cutouts from the DAS cutout service.
+
+Two ways in: a single GET per cutout (:func:`fetch_cutout`), or a batch list upload
+(:func:`write_batch_lists` then :func:`fetch_batch`) that returns a tar of FITS files whose
+member names ``arch-<YYMMDD-HHMMSS>/<N>-cutout-<FILTER>-<tract>-<rerun>.fits`` encode the
+list line ``N`` (the header is line 1, so list row = ``N - 2``). Each list file has a
+mapping file beside it (``<list>.json``) recording row -> object_id, band, ra, dec, so
+:func:`members_to_objects` can name every cutout by its object.
+
+Examples
+--------
+>>> lists = write_batch_lists([(37485259083748138, 33.99899148, -5.00015651)],
+...                           bands="gri", size="20arcsec", rerun="pdr2_wide",
+...                           out_dir="cutouts/lists")  # doctest: +SKIP
+>>> tar = fetch_batch(lists[0], "cutouts/tars")  # doctest: +SKIP
+>>> files = safe_extract(tar, "cutouts/fits")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import numbers
+import os
+import re
+import secrets
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from loaders import archive_http
+from loaders.archive_http import (
+    ArchiveSession,
+    Credentials,
+    RetryPolicy,
+    atomic_write_bytes,
+)
+from loaders.hsc_ssp_sql import AUTH_HINT, hsc_ssp_credentials
+from warehouse.errors import CutoutError
+
+__all__ = [
+    "FILTERS",
+    "LIST_COLUMNS",
+    "MAX_ROWS",
+    "cutout_url",
+    "fetch_batch",
+    "fetch_cutout",
+    "filter_name",
+    "mapping_path",
+    "members_to_objects",
+    "parse_member_name",
+    "read_mapping",
+    "safe_extract",
+    "write_batch_lists",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS = 1000
+LIST_COLUMNS = ("ra", "dec", "sw", "sh", "filter", "rerun", "image", "variance", "mask", "type")
+FILTERS: Mapping[str, str] = {
+    "g": "HSC-G", "r": "HSC-R", "i": "HSC-I", "z": "HSC-Z", "y": "HSC-Y",
+}
+RELEASE_OF_RERUN = re.compile(r"^(pdr\d+)_")
+_SIZE = re.compile(r"^\d+(\.\d+)?(arcsec|asec|arcmin|amin|deg)?$")
+_MEMBER = re.compile(r"^(?P<line>\d+)-cutout-(?P<filter>.+?)-(?P<tract>\d+)-(?P<rerun>.+)\.fits$")
+_LIST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def filter_name(band: str) -> str:
+    """Archive filter name of a band: ``'g'`` -> ``'HSC-G'``; ``'HSC-I2'`` passes through."""
+    if band in FILTERS:
+        return FILTERS[band]
+    upper = band.upper()
+    if upper.startswith(("HSC-", "NB")) and re.fullmatch(r"[A-Z0-9-]+", upper):
+        return upper
+    raise ValueError(f"unknown HSC band {band!r}; use one of {', '.join(FILTERS)} or an "
+                     "archive filter name such as 'HSC-I2'")
+
+
+def _size_text(size: str | float) -> str:
+    if isinstance(size, numbers.Real) and not isinstance(size, bool):
+        if not (math.isfinite(size) and size > 0):
+            raise ValueError(f"cutout size must be a positive number of arcsec, got {size!r}")
+        return f"{float(size):g}arcsec"
+    if isinstance(size, str) and _SIZE.match(size):
+        return size
+    raise ValueError(f"cutout size must be arcsec as a number or text like '20arcsec', "
+                     f"'0.5arcmin', '0.00833deg'; got {size!r}")
+
+
+def _check_coord(ra: Any, dec: Any) -> tuple[float, float]:
+    ra_f, dec_f = float(ra), float(dec)
+    if not (math.isfinite(ra_f) and 0.0 <= ra_f < 360.0):
+        raise ValueError(f"ra must be in [0, 360) degrees, got {ra!r}")
+    if not (math.isfinite(dec_f) and -90.0 <= dec_f <= 90.0):
+        raise ValueError(f"dec must be in [-90, 90] degrees, got {dec!r}")
+    return ra_f, dec_f
+
+
+def _object_id(value: Any) -> int:
+    # a float object_id has already lost digits (HSC ids are ~3.7e16 > 2**53)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"object_id must be an integer (int64), got {value!r} of type "
+                         f"{type(value).__name__}")
+    return int(value)
+
+
+def _onoff(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _truefalse(flag: bool) -> str:
+    return "true" if flag else "false"
+
+
+# -- single cutouts ------------------------------------------------------------------------------
+
+def cutout_url(release: str = "pdr2", base_url: str | None = None) -> str:
+    """URL of the DAS cutout CGI for a release, e.g. ``.../das_cutout/pdr2/cgi-bin/cutout``.
+
+    ``base_url`` is the host from ``warehouse.toml``; ``$GWH_HSC_SSP_URL`` wins over it.
+    """
+    if not re.fullmatch(r"pdr\d+", release):
+        raise ValueError(f"release must look like 'pdr2' or 'pdr3', got {release!r}")
+    host = archive_http.base_url("hsc_ssp", base_url)
+    return f"{host}/das_cutout/{release}/cgi-bin/cutout"
+
+
+def _release_of(rerun: str) -> str:
+    match = RELEASE_OF_RERUN.match(rerun)
+    if not match:
+        raise ValueError(f"cannot tell the release of rerun {rerun!r}; pass release=")
+    return match.group(1)
+
+
+def _staging(dest: Path) -> Path:
+    # unique per process, so two runs fetching the same file never share a temporary
+    return dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.download")
+
+
+def _session(credentials: Credentials | None, retry: RetryPolicy | None,
+             sleep: Callable[[float], None], timeout: float | tuple[float, float],
+             ) -> tuple[ArchiveSession, Credentials]:
+    creds = credentials or hsc_ssp_credentials()
+    session = ArchiveSession("HSC-SSP", timeout=timeout, retry=retry,
+                             secrets=(creds.password,), sleep=sleep, auth_hint=AUTH_HINT)
+    return session, creds
+
+
+def fetch_cutout(
+    ra: float,
+    dec: float,
+    dest: str | os.PathLike[str],
+    *,
+    band: str,
+    size: str | float = "20arcsec",
+    rerun: str = "pdr2_wide",
+    release: str | None = None,
+    image: bool = True,
+    mask: bool = True,
+    variance: bool = True,
+    credentials: Credentials | None = None,
+    base_url: str | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float | tuple[float, float] = (15.0, 120.0),
+) -> Path:
+    """Download one coadd cutout (FITS: IMAGE, MASK, VARIANCE HDUs) to ``dest`` atomically.
+
+    Raises
+    ------
+    AuthenticationError
+        The archive refused the credentials.
+    CutoutError
+        The answer is not a FITS file (e.g. the position is outside the survey).
+    ArchiveError
+        HTTP failure after retries.
+    """
+    ra_f, dec_f = _check_coord(ra, dec)
+    side = _size_text(size)
+    params = {
+        "ra": repr(ra_f), "dec": repr(dec_f), "sw": side, "sh": side, "type": "coadd",
+        "image": _onoff(image), "mask": _onoff(mask), "variance": _onoff(variance),
+        "filter": filter_name(band), "rerun": rerun,
+    }
+    url = cutout_url(release or _release_of(rerun), base_url)
+    dest = Path(dest)
+    staging = _staging(dest)
+    session, creds = _session(credentials, retry, sleep, timeout)
+    with session:
+        try:
+            session.download("GET", url, staging, params=params, auth=(creds.user, creds.password))
+            with open(staging, "rb") as fh:
+                head = fh.read(80)
+            if not head.startswith(b"SIMPLE  ="):
+                text = " ".join(head.decode("ascii", "replace").split())[:60]
+                raise CutoutError(
+                    f"HSC-SSP cutout at ra={ra_f}, dec={dec_f}, {params['filter']}, {rerun} is "
+                    f"not a FITS file (starts with {text!r}); is the position in the survey?"
+                )
+            os.replace(staging, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+    return dest
+
+
+# -- batch lists ---------------------------------------------------------------------------------
+
+def mapping_path(list_path: str | os.PathLike[str]) -> Path:
+    """The mapping file written beside a list file: ``<list stem>.json``."""
+    p = Path(list_path)
+    return p.with_suffix(".json")
+
+
+def write_batch_lists(
+    rows: Iterable[tuple[int, float, float]],
+    bands: Sequence[str] | str,
+    size: str | float,
+    rerun: str,
+    out_dir: str | os.PathLike[str],
+    max_rows: int = MAX_ROWS,
+    *,
+    image: bool = True,
+    variance: bool = True,
+    mask: bool = True,
+    prefix: str = "cutouts",
+) -> list[Path]:
+    """Write DAS batch list files (one filter each, at most ``max_rows`` rows) and mappings.
+
+    Parameters
+    ----------
+    rows : iterable of (object_id, ra, dec)
+        ``object_id`` must be an integer (a float has lost digits); coordinates in degrees.
+    bands : sequence of str
+        Bands such as ``'gri'`` or ``['g', 'HSC-I2']``; one list per band and chunk.
+    size : str or float
+        Cutout side, e.g. ``'20arcsec'`` or ``20`` (arcsec); square cutouts.
+    rerun : str
+        E.g. ``'pdr2_wide'``.
+    out_dir : path
+        Where ``<prefix>-<band>-<chunk:04d>.txt`` and ``.json`` files go.
+    max_rows : int
+        Rows per list, at most 1000 (the service's limit).
+
+    Returns
+    -------
+    list of Path
+        The list files, band by band, chunk by chunk. The mapping of each is
+        :func:`mapping_path` of it: JSON with ``band``, ``filter``, ``rerun``, ``size`` and
+        ``rows``: ``[{"row": i, "object_id": ..., "ra": ..., "dec": ...}, ...]``.
+    """
+    if not 1 <= max_rows <= MAX_ROWS:
+        raise ValueError(f"max_rows must be between 1 and {MAX_ROWS}, got {max_rows}")
+    if not _LIST_NAME.match(prefix):
+        raise ValueError(f"prefix must be letters, digits, '_', '.', '-'; got {prefix!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", rerun):
+        raise ValueError(f"rerun must look like 'pdr2_wide', got {rerun!r}")
+    side = _size_text(size)
+    # 'gri' means three bands, 'HSC-I2' one
+    if isinstance(bands, str):
+        band_list = list(bands) if all(b in FILTERS for b in bands) else [bands]
+    else:
+        band_list = list(bands)
+    if not band_list:
+        raise ValueError("bands must not be empty")
+    if len(set(band_list)) != len(band_list):
+        raise ValueError(f"bands contain duplicates: {band_list}")
+    checked = [(_object_id(oid), *_check_coord(ra, dec)) for oid, ra, dec in rows]
+    if not checked:
+        raise ValueError("rows is empty: nothing to cut out")
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    header = "\t".join(("#?", *LIST_COLUMNS))
+    flags = (_truefalse(image), _truefalse(variance), _truefalse(mask), "coadd")
+    written: list[Path] = []
+    for band in band_list:
+        filt = filter_name(band)
+        for chunk, start in enumerate(range(0, len(checked), max_rows)):
+            part = checked[start:start + max_rows]
+            lines = [header]
+            lines += ["\t".join((repr(ra), repr(dec), side, side, filt, rerun, *flags))
+                      for _, ra, dec in part]
+            list_path = out / f"{prefix}-{band}-{chunk:04d}.txt"
+            mapping = {
+                "list": list_path.name, "band": band, "filter": filt, "rerun": rerun,
+                "size": side, "first_line": 2,
+                "rows": [{"row": i, "object_id": oid, "ra": ra, "dec": dec}
+                         for i, (oid, ra, dec) in enumerate(part)],
+            }
+            atomic_write_bytes(list_path, ("\n".join(lines) + "\n").encode("ascii"))
+            atomic_write_bytes(mapping_path(list_path),
+                               (json.dumps(mapping, indent=1) + "\n").encode("utf-8"))
+            written.append(list_path)
+    return written
+
+
+def read_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Load (or validate) a mapping written by :func:`write_batch_lists`."""
+    if isinstance(mapping, Mapping):
+        data = dict(mapping)
+    else:
+        try:
+            data = json.loads(Path(mapping).read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CutoutError(f"cannot read cutout mapping {mapping}: {exc}") from None
+    rows = data.get("rows")
+    if not isinstance(rows, list) or "filter" not in data or "band" not in data:
+        raise CutoutError("cutout mapping lacks 'rows', 'band' or 'filter'; rewrite it with "
+                          "write_batch_lists")
+    for i, row in enumerate(rows):
+        if row.get("row") != i:
+            raise CutoutError(f"cutout mapping row {i} is numbered {row.get('row')!r}")
+    return data
+
+
+def _tar_complete(path: Path) -> bool:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if member.isfile():
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        while fh.read(1 << 20):
+                            pass
+        return True
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+
+
+def fetch_batch(
+    list_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    release: str | None = None,
+    credentials: Credentials | None = None,
+    base_url: str | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float | tuple[float, float] = (15.0, 1800.0),
+    overwrite: bool = False,
+) -> Path:
+    """Upload a list file and save the returned tar as ``out_dir/<list stem>.tar``.
+
+    Resumable: a tar already there that reads to the end is kept and no request is made
+    (a damaged one is fetched again). The release defaults to the one of the list's rerun.
+
+    Raises
+    ------
+    AuthenticationError, ArchiveError
+        HTTP failures (after retries for transient ones).
+    CutoutError
+        The list is too long or mixes filters, or the answer is not a tar.
+    """
+    list_path = Path(list_path)
+    dest = Path(out_dir) / f"{list_path.stem}.tar"
+    if dest.is_file() and not overwrite:
+        if _tar_complete(dest):
+            log.info("HSC-SSP cutouts: %s already fetched", dest.name)
+            return dest
+        log.warning("HSC-SSP cutouts: %s is damaged; fetching it again", dest)
+
+    lines = [ln for ln in list_path.read_text("ascii").splitlines() if ln.strip()]
+    body = [ln.split("\t") for ln in lines[1:]]
+    if not lines or lines[0].split("\t")[0] != "#?":
+        raise CutoutError(f"{list_path} is not a DAS list file (first line must start '#?')")
+    if len(body) > MAX_ROWS:
+        raise CutoutError(f"{list_path} has {len(body)} rows; the service takes at most "
+                          f"{MAX_ROWS}. Rewrite it with write_batch_lists.")
+    columns = lines[0].split("\t")[1:]
+    filters = {row[columns.index("filter")] for row in body} if "filter" in columns else set()
+    if len(filters) > 1:
+        raise CutoutError(f"{list_path} mixes filters {sorted(filters)}; use one per list")
+    if release is None:
+        reruns = {row[columns.index("rerun")] for row in body} if "rerun" in columns else set()
+        if len(reruns) != 1:
+            raise CutoutError(f"{list_path}: cannot tell the release; pass release=")
+        release = _release_of(reruns.pop())
+
+    url = cutout_url(release, base_url)
+    staging = _staging(dest)
+    session, creds = _session(credentials, retry, sleep, timeout)
+    with session, open(list_path, "rb") as fh:
+        try:
+            session.download("POST", url, staging, files={"list": (list_path.name, fh,
+                                                                   "text/plain")},
+                             auth=(creds.user, creds.password))
+            if not tarfile.is_tarfile(staging):
+                with open(staging, "rb") as got:
+                    text = " ".join(got.read(200).decode("ascii", "replace").split())[:120]
+                raise CutoutError(f"HSC-SSP cutout service answered {list_path.name} with "
+                                  f"something that is not a tar: {session.redact(text)!r}")
+            os.replace(staging, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+    return dest
+
+
+# -- tar handling --------------------------------------------------------------------------------
+
+def parse_member_name(name: str) -> tuple[int, str, int, str]:
+    """``(row_index, filter, tract, rerun)`` from a batch tar member name.
+
+    >>> parse_member_name("arch-181021-121648/2-cutout-HSC-I-8523-pdr2_wide.fits")
+    (0, 'HSC-I', 8523, 'pdr2_wide')
+    """
+    base = PurePosixPath(name).name
+    match = _MEMBER.match(base)
+    if not match:
+        raise CutoutError(f"tar member {name!r} is not named "
+                          "'<N>-cutout-<FILTER>-<tract>-<rerun>.fits'")
+    line = int(match["line"])
+    if line < 2:
+        raise CutoutError(f"tar member {name!r} names list line {line}; data lines start at 2")
+    return line - 2, match["filter"], int(match["tract"]), match["rerun"]
+
+
+def _check_member(member: tarfile.TarInfo, root: Path) -> Path | None:
+    name = member.name
+    if member.issym() or member.islnk():
+        raise CutoutError(f"refusing tar member {name!r}: it is a link "
+                          f"(to {member.linkname!r})")
+    if not (member.isfile() or member.isdir()):
+        raise CutoutError(f"refusing tar member {name!r}: not a regular file or directory "
+                          "(device, FIFO or other special file)")
+    posix = PurePosixPath(name)
+    if not name or posix.is_absolute() or name.startswith("\\") or re.match(r"^[A-Za-z]:", name):
+        raise CutoutError(f"refusing tar member {name!r}: absolute path")
+    if ".." in posix.parts or "\\" in name or "\x00" in name:
+        raise CutoutError(f"refusing tar member {name!r}: it climbs out of the destination")
+    target = (root / Path(*posix.parts)).resolve()
+    if root not in target.parents and not (member.isdir() and target == root):
+        raise CutoutError(f"refusing tar member {name!r}: it resolves outside {root}")
+    return None if member.isdir() else target
+
+
+def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str]) -> list[Path]:
+    """Extract the regular files of a tar under ``dest``; nothing is written elsewhere.
+
+    Every member is checked before anything is written: absolute names, ``..``, links
+    (symbolic or hard), devices and FIFOs are refused with a :class:`CutoutError` naming the
+    member. Files are written atomically, with no permission bits or owners from the tar.
+
+    Returns
+    -------
+    list of Path
+        The extracted files, in tar order.
+    """
+    root = Path(dest)
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+    try:
+        tar = tarfile.open(tar_path, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise CutoutError(f"cannot open cutout tar {tar_path}: {exc}") from None
+    with tar:
+        members = tar.getmembers()
+        plan = [(m, t) for m in members if (t := _check_member(m, root)) is not None]
+        written: list[Path] = []
+        for member, target in plan:
+            source = tar.extractfile(member)
+            if source is None:  # pragma: no cover - regular files always have data
+                raise CutoutError(f"tar member {member.name!r} has no data")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # re-check after creating parents: a directory may have been swapped for a link
+            if root not in target.resolve().parents:
+                raise CutoutError(f"refusing tar member {member.name!r}: it resolves "
+                                  f"outside {root}")
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as out, source:
+                    shutil.copyfileobj(source, out, 1 << 20)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            written.append(target)
+    return written
+
+
+def members_to_objects(
+    tar_path: str | os.PathLike[str],
+    mapping: str | os.PathLike[str] | Mapping[str, Any],
+) -> list[tuple[str, int, str]]:
+    """``(member name, object_id, band)`` for every cutout FITS in a batch tar.
+
+    ``mapping`` is the list's mapping file (or its loaded dict). Members that are not
+    ``.fits`` files are skipped with a log message; a ``.fits`` member whose row is not in
+    the mapping, or whose filter or rerun differs from the list's, is a :class:`CutoutError`.
+    """
+    data = read_mapping(mapping)
+    rows = data["rows"]
+    result: list[tuple[str, int, str]] = []
+    try:
+        tar = tarfile.open(tar_path, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise CutoutError(f"cannot open cutout tar {tar_path}: {exc}") from None
+    with tar:
+        for member in tar.getmembers():
+            if member.isdir():
+                continue
+            if not member.name.endswith(".fits"):
+                log.info("HSC-SSP cutouts: skipping tar member %s", member.name)
+                continue
+            row, filt, _tract, rerun = parse_member_name(member.name)
+            if row >= len(rows):
+                raise CutoutError(f"tar member {member.name!r} names list row {row}, but the "
+                                  f"list has {len(rows)} rows; wrong mapping file?")
+            if filt != data["filter"] or rerun != data.get("rerun", rerun):
+                raise CutoutError(f"tar member {member.name!r} is {filt}/{rerun}, but the list "
+                                  f"was {data['filter']}/{data.get('rerun')}; wrong mapping?")
+            result.append((member.name, int(rows[row]["object_id"]), str(data["band"])))
+    return result

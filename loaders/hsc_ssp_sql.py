@@ -1,0 +1,502 @@
+"""HSC-SSP CAS catalog SQL jobs (``/datasearch/api/catalog_jobs/``).
+
+Every call is a JSON POST carrying ``credential`` and ``clientVersion``; a job is
+submitted, polled until ``done`` or ``error``, downloaded, then deleted from the archive.
+Results are cached on disk under the SHA-256 of (normalised SQL, release, format), so a
+rebuild reads the cache and needs no credentials.
+
+Empty results are an error by default (:class:`~warehouse.errors.ArchiveError` saying so);
+pass ``allow_empty=True`` to accept an explicitly empty result file.
+
+Examples
+--------
+>>> path = run_sql(  # doctest: +SKIP
+...     "SELECT object_id, ra, dec FROM pdr2_wide.forced WHERE coneSearch(coord, 34, -5, 6)",
+...     release="pdr2", cache_dir="warehouse-data/cache/hsc_ssp")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loaders import archive_http
+from loaders.archive_http import (
+    ArchiveSession,
+    Credentials,
+    RetryPolicy,
+    atomic_write_bytes,
+    credentials_from_env,
+)
+from warehouse.errors import ArchiveError, AuthenticationError
+
+__all__ = [
+    "CLIENT_VERSION",
+    "OUT_FORMATS",
+    "RELEASES",
+    "CatalogJobClient",
+    "Preview",
+    "cache_key",
+    "hsc_ssp_credentials",
+    "normalize_sql",
+    "preview_sql",
+    "result_row_count",
+    "run_sql",
+]
+
+log = logging.getLogger(__name__)
+
+API_PATH = "/datasearch/api/catalog_jobs/"
+CLIENT_VERSION = 20190514.1
+RELEASES = ("pdr1", "pdr2", "pdr3", "pdr3-citus")
+OUT_FORMATS = {"fits": ".fits", "csv": ".csv"}
+USER_VAR = "HSC_SSP_CAS_USER"
+PASSWORD_VAR = "HSC_SSP_CAS_PASSWORD"
+AUTH_HINT = f"Check ${USER_VAR} and ${PASSWORD_VAR} (your HSC-SSP archive account)."
+_AUTH_WORDS = re.compile(r"password|credential|account|unauthori[sz]ed|login|log in", re.I)
+
+
+def hsc_ssp_credentials(*, prompt: bool = True, getpass: Callable[[str], str] | None = None,
+                        input_: Callable[[str], str] | None = None) -> Credentials:
+    """HSC-SSP account from ``$HSC_SSP_CAS_USER`` / ``$HSC_SSP_CAS_PASSWORD``, else a prompt."""
+    return credentials_from_env(USER_VAR, PASSWORD_VAR, service="HSC-SSP", prompt=prompt,
+                                getpass=getpass, input_=input_)
+
+
+def normalize_sql(sql: str) -> str:
+    """SQL with whitespace runs collapsed outside quotes and trailing ``;`` removed.
+
+    Text inside ``'...'`` literals and ``"..."`` identifiers is kept byte for byte, so two
+    queries normalise equal only if the archive would read them the same way.
+
+    >>> normalize_sql("SELECT  a\\n FROM t WHERE s = 'x  y' ;")
+    "SELECT a FROM t WHERE s = 'x  y'"
+    """
+    out: list[str] = []
+    quote: str | None = None
+    pending_space = False
+    for ch in sql:
+        if quote is not None:
+            out.append(ch)
+            if ch == quote:  # a doubled quote re-opens at the next char, which is fine
+                quote = None
+            continue
+        if ch.isspace():
+            pending_space = True
+            continue
+        if pending_space and out:
+            out.append(" ")
+        pending_space = False
+        out.append(ch)
+        if ch in ("'", '"'):
+            quote = ch
+    text = "".join(out).strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    if not text:
+        raise ValueError("SQL is empty")
+    return text
+
+
+def _check_release(release: str) -> str:
+    if release not in RELEASES:
+        raise ValueError(f"release must be one of {', '.join(RELEASES)}; got {release!r}")
+    return release
+
+
+def _check_format(out_format: str) -> str:
+    if out_format not in OUT_FORMATS:
+        raise ValueError(f"out_format must be one of {', '.join(OUT_FORMATS)}; "
+                         f"got {out_format!r}")
+    return out_format
+
+
+def cache_key(sql: str, release: str, out_format: str) -> str:
+    """SHA-256 (hex) of the normalised SQL, the release and the output format."""
+    payload = json.dumps(
+        {"sql": normalize_sql(sql), "release": _check_release(release),
+         "out_format": _check_format(out_format)},
+        sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Preview:
+    """First rows of a query as the archive's preview returns them (values are strings)."""
+
+    fields: list[str]
+    rows: list[list[str]]
+    count: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when the query has more rows than the preview shows."""
+        return self.count > len(self.rows)
+
+
+class CatalogJobClient:
+    """Client of the CAS catalog job API.
+
+    Parameters
+    ----------
+    credentials : Credentials
+        HSC-SSP account; the password is masked in every message.
+    base_url : str, optional
+        Host from ``warehouse.toml``, e.g. ``https://hsc-release.mtk.nao.ac.jp``;
+        ``$GWH_HSC_SSP_URL`` still wins (see :func:`loaders.archive_http.base_url`).
+    sleep : callable
+        Waits between polls and between retries (tests inject a recorder).
+    retry : RetryPolicy, optional
+        Retries for transient HTTP failures.
+    timeout : float or (float, float)
+        Per-request timeouts in seconds.
+    """
+
+    def __init__(self, credentials: Credentials, *, base_url: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy | None = None,
+                 timeout: float | tuple[float, float] = (15.0, 300.0)) -> None:
+        self._credentials = credentials
+        self.api_url = archive_http.base_url("hsc_ssp", base_url) + API_PATH
+        self._sleep = sleep
+        self.session = ArchiveSession(
+            "HSC-SSP", timeout=timeout, retry=retry, secrets=(credentials.password,),
+            sleep=sleep, auth_hint=AUTH_HINT,
+        )
+
+    def __repr__(self) -> str:
+        return f"CatalogJobClient(api_url={self.api_url!r}, user={self._credentials.user!r})"
+
+    def __enter__(self) -> CatalogJobClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.session.close()
+
+    # -- protocol ------------------------------------------------------------------------------
+
+    def _body(self, **fields: Any) -> dict[str, Any]:
+        return {
+            "credential": {"account_name": self._credentials.user,
+                           "password": self._credentials.password},
+            "clientVersion": CLIENT_VERSION,
+            **fields,
+        }
+
+    def _post_json(self, verb: str, *, need_json: bool = True, **fields: Any) -> Any:
+        url = self.api_url + verb
+        response = self.session.request("POST", url, json=self._body(**fields))
+        try:
+            payload = response.json()
+        except ValueError:
+            if not need_json:
+                return None
+            raise ArchiveError(
+                f"HSC-SSP archive: POST {url} did not return JSON: "
+                f"{self.session.excerpt(response)}"
+            ) from None
+        if isinstance(payload, dict) and payload.get("error") and "id" not in payload:
+            message = self.session.redact(str(payload["error"]))
+            cls = AuthenticationError if _AUTH_WORDS.search(message) else ArchiveError
+            extra = f" {AUTH_HINT}" if cls is AuthenticationError else ""
+            raise cls(f"HSC-SSP archive: {verb} failed: {message}.{extra}")
+        return payload
+
+    def _job(self, verb: str, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict) or "id" not in payload or "status" not in payload:
+            raise ArchiveError(f"HSC-SSP archive: {verb} returned no job record "
+                               f"(got {type(payload).__name__}); is the base URL right?")
+        return payload
+
+    def submit(self, sql: str, *, release: str, out_format: str = "fits") -> dict[str, Any]:
+        """Submit a job; returns the job record (``id``, ``status``, ...)."""
+        job = {
+            "sql": sql,
+            "out_format": _check_format(out_format),
+            "include_metainfo_to_body": True,
+            "release_version": _check_release(release),
+        }
+        record = self._job("submit", self._post_json(
+            "submit", catalog_job=job, nomail=True, skip_syntax_check=True))
+        log.info("HSC-SSP: submitted catalog job %s (%s, %s)", record["id"], release, out_format)
+        return record
+
+    def status(self, job_id: int) -> dict[str, Any]:
+        """The job record as the archive sees it now."""
+        return self._job("status", self._post_json("status", id=job_id))
+
+    def wait(self, job_id: int, *, poll_timeout: float = 600.0,
+             max_interval: float = 60.0) -> dict[str, Any]:
+        """Poll until the job is ``done``: waits of 1, 2, 4, ... s capped at ``max_interval``.
+
+        ``poll_timeout`` bounds the total waiting time. A ``KeyboardInterrupt`` (or a timeout)
+        cancels the remote job first.
+
+        Raises
+        ------
+        ArchiveError
+            The job ended in ``error`` (message and job id given), or did not finish in time.
+        """
+        if poll_timeout <= 0:
+            raise ValueError(f"poll_timeout must be > 0 seconds, got {poll_timeout}")
+        waited, interval = 0.0, 1.0
+        try:
+            while True:
+                delay = min(interval, max_interval, poll_timeout - waited)
+                self._sleep(delay)
+                waited += delay
+                job = self.status(job_id)
+                state = job.get("status")
+                if state == "done":
+                    return job
+                if state == "error":
+                    message = self.session.redact(str(job.get("error") or "no message"))
+                    raise ArchiveError(f"HSC-SSP catalog job {job_id} failed: {message}. "
+                                       "Fix the SQL (try preview_sql) and run it again.")
+                if state in ("cancelled", "canceled", "deleted"):
+                    raise ArchiveError(f"HSC-SSP catalog job {job_id} was {state} on the "
+                                       "archive side; run it again.")
+                if waited >= poll_timeout:
+                    self._cancel_quietly(job_id)
+                    raise ArchiveError(
+                        f"HSC-SSP catalog job {job_id} was not done after {waited:g} s "
+                        f"(last status {state!r}); it was cancelled. Raise poll_timeout."
+                    )
+                interval *= 2
+        except KeyboardInterrupt:
+            log.warning("HSC-SSP: interrupted; cancelling catalog job %s", job_id)
+            self._cancel_quietly(job_id)
+            raise
+
+    def download(self, job_id: int, dest: Path) -> Path:
+        """Stream the result of a finished job to ``dest`` (atomic)."""
+        return self.session.download("POST", self.api_url + "download", Path(dest),
+                                     json=self._body(id=job_id))
+
+    def cancel(self, job_id: int) -> None:
+        """Ask the archive to stop a job."""
+        self._post_json("cancel", need_json=False, id=job_id)
+
+    def delete(self, job_id: int) -> None:
+        """Remove a job and its result from the archive."""
+        self._post_json("delete", need_json=False, id=job_id)
+
+    def delete_quietly(self, job_id: int) -> None:
+        """:meth:`delete`, logging (not raising) a failure."""
+        try:
+            self.delete(job_id)
+        except ArchiveError as exc:
+            log.warning("HSC-SSP: could not delete job %s: %s", job_id, exc)
+
+    def _cancel_quietly(self, job_id: int) -> None:
+        try:
+            self.cancel(job_id)
+        except ArchiveError as exc:
+            log.warning("HSC-SSP: could not cancel job %s: %s", job_id, exc)
+
+    def preview(self, sql: str, *, release: str) -> Preview:
+        """The archive's quick preview (about 10 rows, values as strings)."""
+        payload = self._post_json(
+            "preview", catalog_job={"sql": sql, "release_version": _check_release(release)})
+        try:
+            result = payload["result"]
+            fields = [f["name"] if isinstance(f, dict) else str(f) for f in result["fields"]]
+            rows = [[None if v is None else str(v) for v in row] for row in result["rows"]]
+            count = int(result.get("count", len(rows)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArchiveError(f"HSC-SSP archive: preview answer is not the expected "
+                               f"{{result: {{fields, rows, count}}}} ({exc!r})") from None
+        return Preview(fields=fields, rows=rows, count=count)
+
+
+# -- results -------------------------------------------------------------------------------------
+
+def result_row_count(path: Path, out_format: str) -> int:
+    """Number of data rows in a downloaded result file.
+
+    FITS: the rows of the first table HDU (0 if there is none). CSV: non-comment lines,
+    less one header line (a single line counts as a header if none of its fields is numeric).
+    """
+    path = Path(path)
+    if _check_format(out_format) == "fits":
+        from astropy.io import fits
+
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            for hdu in hdul[1:]:
+                if isinstance(hdu, fits.BinTableHDU | fits.TableHDU):
+                    return int(hdu.header.get("NAXIS2", 0))
+        return 0
+    lines = [ln for ln in path.read_text("utf-8", "replace").splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    if len(lines) == 1:
+        return 0 if not any(_is_number(v) for v in lines[0].split(",")) else 1
+    return max(len(lines) - 1, 0)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _check_download(path: Path, out_format: str, job_id: int) -> None:
+    with open(path, "rb") as fh:
+        head = fh.read(80)
+    if out_format == "fits" and not head.startswith(b"SIMPLE  ="):
+        text = " ".join(head.decode("ascii", "replace").split())
+        raise ArchiveError(f"HSC-SSP catalog job {job_id}: the download is not a FITS file "
+                           f"(starts with {text[:60]!r}); try again or use out_format='csv'.")
+    if not head:
+        raise ArchiveError(f"HSC-SSP catalog job {job_id}: the download is empty (0 bytes).")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _empty_error(path: Path, sql: str) -> ArchiveError:
+    return ArchiveError(
+        f"HSC-SSP query returned no rows (cached at {path}): {normalize_sql(sql)[:200]}. "
+        "Check the region and cuts, or pass allow_empty=True if an empty result is expected."
+    )
+
+
+def run_sql(
+    sql: str,
+    *,
+    release: str,
+    out_format: str = "fits",
+    cache_dir: str | os.PathLike[str],
+    credentials: Credentials | None = None,
+    base_url: str | None = None,
+    poll_timeout: float = 600.0,
+    max_interval: float = 60.0,
+    allow_empty: bool = False,
+    delete_job: bool = True,
+    prompt: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    retry: RetryPolicy | None = None,
+) -> Path:
+    """Run SQL on the HSC-SSP archive and return the path of the cached result file.
+
+    Parameters
+    ----------
+    sql : str
+        The query, e.g. ``SELECT ... FROM pdr2_wide.forced JOIN pdr2_wide.specz USING
+        (object_id)``.
+    release : str
+        ``'pdr1'``, ``'pdr2'``, ``'pdr3'`` or ``'pdr3-citus'``.
+    out_format : str
+        ``'fits'`` (default; keeps int64 ``object_id`` exact) or ``'csv'``.
+    cache_dir : path
+        Where results live, as ``<sha256>.<ext>`` plus a ``<sha256>.json`` record of the
+        query (never the credentials).
+    credentials : Credentials, optional
+        Only needed on a cache miss; default from the environment or a prompt.
+    base_url : str, optional
+        Archive host from ``warehouse.toml``; ``$GWH_HSC_SSP_URL`` wins over it.
+    poll_timeout : float
+        Seconds to wait for the job before cancelling it.
+    allow_empty : bool
+        Accept a result with zero rows instead of raising.
+    delete_job : bool
+        Delete the job from the archive after the download.
+
+    Returns
+    -------
+    Path
+        ``cache_dir/<sha256>.fits`` (or ``.csv``).
+
+    Raises
+    ------
+    AuthenticationError
+        The archive refused the credentials.
+    ArchiveError
+        The job failed (server message and job id), timed out, the archive is unreachable,
+        or the result is empty and ``allow_empty`` is false.
+    """
+    key = cache_key(sql, release, out_format)
+    cache = Path(cache_dir)
+    dest = cache / f"{key}{OUT_FORMATS[out_format]}"
+    if dest.is_file():
+        log.info("HSC-SSP: cache hit %s", dest.name)
+        if not allow_empty and result_row_count(dest, out_format) == 0:
+            raise _empty_error(dest, sql)
+        return dest
+
+    cache.mkdir(parents=True, exist_ok=True)
+    creds = credentials or hsc_ssp_credentials(prompt=prompt)
+    staging = cache / f".{key}.{os.getpid()}.{secrets.token_hex(4)}.download"
+    with CatalogJobClient(creds, base_url=base_url, sleep=sleep, retry=retry) as client:
+        job = client.submit(sql, release=release, out_format=out_format)
+        job_id = job["id"]
+        try:
+            if job.get("status") == "error":
+                message = client.session.redact(str(job.get("error") or "no message"))
+                raise ArchiveError(f"HSC-SSP catalog job {job_id} failed: {message}. "
+                                   "Fix the SQL (try preview_sql) and run it again.")
+            if job.get("status") != "done":
+                client.wait(job_id, poll_timeout=poll_timeout, max_interval=max_interval)
+        except AuthenticationError:
+            raise
+        except ArchiveError:
+            if delete_job:
+                client.delete_quietly(job_id)  # a failed job still counts against the quota
+            raise
+        try:
+            client.download(job_id, staging)
+            _check_download(staging, out_format, job_id)
+            rows = result_row_count(staging, out_format)
+            record = {
+                "sql": normalize_sql(sql),
+                "release": release,
+                "out_format": out_format,
+                "job_id": job_id,
+                "rows": rows,
+                "bytes": staging.stat().st_size,
+                "sha256": _sha256(staging),
+                "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "archive": client.api_url,
+            }
+            os.replace(staging, dest)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+        atomic_write_bytes(cache / f"{key}.json",
+                           (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        if delete_job:
+            client.delete_quietly(job_id)
+    log.info("HSC-SSP: job %s -> %s (%d rows)", job_id, dest.name, rows)
+    if not allow_empty and rows == 0:
+        raise _empty_error(dest, sql)
+    return dest
+
+
+def preview_sql(sql: str, *, release: str, credentials: Credentials | None = None,
+                base_url: str | None = None, prompt: bool = True,
+                retry: RetryPolicy | None = None) -> Preview:
+    """Preview a query (about 10 rows as strings); never cached."""
+    creds = credentials or hsc_ssp_credentials(prompt=prompt)
+    with CatalogJobClient(creds, base_url=base_url, retry=retry) as client:
+        return client.preview(sql, release=release)
