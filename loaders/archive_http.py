@@ -71,12 +71,15 @@ def base_url(service: str, config_value: str | None = None) -> str:
         ``$GWH_<SERVICE>_URL`` if set and non-empty, else ``config_value``, else the default.
     """
     if service not in DEFAULT_URLS:
-        raise ValueError(f"unknown archive service {service!r}; expected one of "
-                         f"{sorted(DEFAULT_URLS)}")
+        raise ValueError(
+            f"unknown archive service {service!r}; expected one of {sorted(DEFAULT_URLS)}"
+        )
     url = os.environ.get(ENV_VARS[service]) or config_value or DEFAULT_URLS[service]
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"base URL for {service!r} must start with http:// or https://, "
-                         f"got {url!r} (check ${ENV_VARS[service]} or warehouse.toml)")
+        raise ValueError(
+            f"base URL for {service!r} must start with http:// or https://, "
+            f"got {url!r} (check ${ENV_VARS[service]} or warehouse.toml)"
+        )
     return url.rstrip("/")
 
 
@@ -141,8 +144,9 @@ def credentials_from_env(
             raise AuthenticationError(f"no {service} password: set ${password_var}")
         password = ask_password(f"{service} password for {user}: ")
     if not user or not password:
-        raise AuthenticationError(f"{service} credentials are empty: set ${user_var} and "
-                                  f"${password_var}")
+        raise AuthenticationError(
+            f"{service} credentials are empty: set ${user_var} and ${password_var}"
+        )
     return Credentials(user, password)
 
 
@@ -283,6 +287,7 @@ class ArchiveSession:
         ArchiveError
             On any other 4xx, or when every attempt failed transiently.
         """
+
         def consume(response: requests.Response) -> requests.Response:
             _ = response.content  # read now, so a broken body is retried here
             return response
@@ -302,8 +307,13 @@ class ArchiveSession:
         kwargs["stream"] = True
         return self._with_retries(method, url, consume, kwargs)
 
-    def _with_retries(self, method: str, url: str, consume: Callable[[requests.Response], Any],
-                      kwargs: dict[str, Any]) -> Any:
+    def _with_retries(
+        self,
+        method: str,
+        url: str,
+        consume: Callable[[requests.Response], Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
         kwargs.setdefault("timeout", self.timeout)
         delays = self.retry.delays()
         attempt = 0
@@ -322,8 +332,13 @@ class ArchiveSession:
                 log.warning("%s: %s; retry %d in %.1f s", self.service, exc, attempt, delay)
                 self._sleep(delay)
 
-    def _attempt(self, method: str, url: str, consume: Callable[[requests.Response], Any],
-                 kwargs: dict[str, Any]) -> Any:
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        consume: Callable[[requests.Response], Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
         for value in (kwargs.get("files") or {}).values():
             fobj = value[1] if isinstance(value, tuple) else value
             if hasattr(fobj, "seek"):
@@ -339,8 +354,9 @@ class ArchiveSession:
             log.debug("%s %s -> %d", method, shown, response.status_code)
             status = response.status_code
             if status >= 500:
-                raise _Transient(f"{method} {shown} answered HTTP {status} "
-                                 f"{response.reason or ''}".rstrip())
+                raise _Transient(
+                    f"{method} {shown} answered HTTP {status} {response.reason or ''}".rstrip()
+                )
             if status in (401, 403):
                 hint = f" {self.auth_hint}" if self.auth_hint else ""
                 raise AuthenticationError(
@@ -354,10 +370,14 @@ class ArchiveSession:
                 )
             try:
                 return consume(response)
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                    requests.Timeout) as exc:
-                raise _Transient(f"{method} {shown} broke off while reading the body: "
-                                 f"{self._reason(exc)}") from None
+            except (
+                requests.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.Timeout,
+            ) as exc:
+                raise _Transient(
+                    f"{method} {shown} broke off while reading the body: {self._reason(exc)}"
+                ) from None
 
     def excerpt(self, response: requests.Response, limit: int = 300) -> str:
         """The start of a response body as text, secrets masked."""

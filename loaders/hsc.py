@@ -120,4 +120,14 @@ class HscSpeczLoader:
         return [Prepared(HSC_SPECZ, src.table)]
 
 
+def _tables():  # type: ignore[no-untyped-def]
+    from warehouse.core import BaseTableDef
+
+    return (
+        BaseTableDef(HSC_FORCED, "Run `gwh load hsc-forced FILE`."),
+        BaseTableDef(HSC_SPECZ, "Run `gwh load hsc-specz FILE`."),
+    )
+
+
+TABLES = _tables()
 LOADERS = {loader.name: loader for loader in (HscForcedLoader(), HscSpeczLoader())}

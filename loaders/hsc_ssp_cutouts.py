@@ -65,7 +65,11 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 1000
 LIST_COLUMNS = ("ra", "dec", "sw", "sh", "filter", "rerun", "image", "variance", "mask", "type")
 FILTERS: Mapping[str, str] = {
-    "g": "HSC-G", "r": "HSC-R", "i": "HSC-I", "z": "HSC-Z", "y": "HSC-Y",
+    "g": "HSC-G",
+    "r": "HSC-R",
+    "i": "HSC-I",
+    "z": "HSC-Z",
+    "y": "HSC-Y",
 }
 RELEASE_OF_RERUN = re.compile(r"^(pdr\d+)_")
 _SIZE = re.compile(r"^\d+(\.\d+)?(arcsec|asec|arcmin|amin|deg)?$")
@@ -80,8 +84,10 @@ def filter_name(band: str) -> str:
     upper = band.upper()
     if upper.startswith(("HSC-", "NB")) and re.fullmatch(r"[A-Z0-9-]+", upper):
         return upper
-    raise ValueError(f"unknown HSC band {band!r}; use one of {', '.join(FILTERS)} or an "
-                     "archive filter name such as 'HSC-I2'")
+    raise ValueError(
+        f"unknown HSC band {band!r}; use one of {', '.join(FILTERS)} or an "
+        "archive filter name such as 'HSC-I2'"
+    )
 
 
 def _size_text(size: str | float) -> str:
@@ -91,8 +97,10 @@ def _size_text(size: str | float) -> str:
         return f"{float(size):g}arcsec"
     if isinstance(size, str) and _SIZE.match(size):
         return size
-    raise ValueError(f"cutout size must be arcsec as a number or text like '20arcsec', "
-                     f"'0.5arcmin', '0.00833deg'; got {size!r}")
+    raise ValueError(
+        f"cutout size must be arcsec as a number or text like '20arcsec', "
+        f"'0.5arcmin', '0.00833deg'; got {size!r}"
+    )
 
 
 def _check_coord(ra: Any, dec: Any) -> tuple[float, float]:
@@ -107,8 +115,9 @@ def _check_coord(ra: Any, dec: Any) -> tuple[float, float]:
 def _object_id(value: Any) -> int:
     # a float object_id has already lost digits (HSC ids are ~3.7e16 > 2**53)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"object_id must be an integer (int64), got {value!r} of type "
-                         f"{type(value).__name__}")
+        raise ValueError(
+            f"object_id must be an integer (int64), got {value!r} of type {type(value).__name__}"
+        )
     return int(value)
 
 
@@ -121,6 +130,7 @@ def _truefalse(flag: bool) -> str:
 
 
 # -- single cutouts ------------------------------------------------------------------------------
+
 
 def cutout_url(release: str = "pdr2", base_url: str | None = None) -> str:
     """URL of the DAS cutout CGI for a release, e.g. ``.../das_cutout/pdr2/cgi-bin/cutout``.
@@ -145,12 +155,21 @@ def _staging(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.download")
 
 
-def _session(credentials: Credentials | None, retry: RetryPolicy | None,
-             sleep: Callable[[float], None], timeout: float | tuple[float, float],
-             ) -> tuple[ArchiveSession, Credentials]:
+def _session(
+    credentials: Credentials | None,
+    retry: RetryPolicy | None,
+    sleep: Callable[[float], None],
+    timeout: float | tuple[float, float],
+) -> tuple[ArchiveSession, Credentials]:
     creds = credentials or hsc_ssp_credentials()
-    session = ArchiveSession("HSC-SSP", timeout=timeout, retry=retry,
-                             secrets=(creds.password,), sleep=sleep, auth_hint=AUTH_HINT)
+    session = ArchiveSession(
+        "HSC-SSP",
+        timeout=timeout,
+        retry=retry,
+        secrets=(creds.password,),
+        sleep=sleep,
+        auth_hint=AUTH_HINT,
+    )
     return session, creds
 
 
@@ -186,9 +205,16 @@ def fetch_cutout(
     ra_f, dec_f = _check_coord(ra, dec)
     side = _size_text(size)
     params = {
-        "ra": repr(ra_f), "dec": repr(dec_f), "sw": side, "sh": side, "type": "coadd",
-        "image": _onoff(image), "mask": _onoff(mask), "variance": _onoff(variance),
-        "filter": filter_name(band), "rerun": rerun,
+        "ra": repr(ra_f),
+        "dec": repr(dec_f),
+        "sw": side,
+        "sh": side,
+        "type": "coadd",
+        "image": _onoff(image),
+        "mask": _onoff(mask),
+        "variance": _onoff(variance),
+        "filter": filter_name(band),
+        "rerun": rerun,
     }
     url = cutout_url(release or _release_of(rerun), base_url)
     dest = Path(dest)
@@ -213,6 +239,7 @@ def fetch_cutout(
 
 
 # -- batch lists ---------------------------------------------------------------------------------
+
 
 def mapping_path(list_path: str | os.PathLike[str]) -> Path:
     """The mapping file written beside a list file: ``<list stem>.json``."""
@@ -285,20 +312,29 @@ def write_batch_lists(
     for band in band_list:
         filt = filter_name(band)
         for chunk, start in enumerate(range(0, len(checked), max_rows)):
-            part = checked[start:start + max_rows]
+            part = checked[start : start + max_rows]
             lines = [header]
-            lines += ["\t".join((repr(ra), repr(dec), side, side, filt, rerun, *flags))
-                      for _, ra, dec in part]
+            lines += [
+                "\t".join((repr(ra), repr(dec), side, side, filt, rerun, *flags))
+                for _, ra, dec in part
+            ]
             list_path = out / f"{prefix}-{band}-{chunk:04d}.txt"
             mapping = {
-                "list": list_path.name, "band": band, "filter": filt, "rerun": rerun,
-                "size": side, "first_line": 2,
-                "rows": [{"row": i, "object_id": oid, "ra": ra, "dec": dec}
-                         for i, (oid, ra, dec) in enumerate(part)],
+                "list": list_path.name,
+                "band": band,
+                "filter": filt,
+                "rerun": rerun,
+                "size": side,
+                "first_line": 2,
+                "rows": [
+                    {"row": i, "object_id": oid, "ra": ra, "dec": dec}
+                    for i, (oid, ra, dec) in enumerate(part)
+                ],
             }
             atomic_write_bytes(list_path, ("\n".join(lines) + "\n").encode("ascii"))
-            atomic_write_bytes(mapping_path(list_path),
-                               (json.dumps(mapping, indent=1) + "\n").encode("utf-8"))
+            atomic_write_bytes(
+                mapping_path(list_path), (json.dumps(mapping, indent=1) + "\n").encode("utf-8")
+            )
             written.append(list_path)
     return written
 
@@ -314,8 +350,9 @@ def read_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
             raise CutoutError(f"cannot read cutout mapping {mapping}: {exc}") from None
     rows = data.get("rows")
     if not isinstance(rows, list) or "filter" not in data or "band" not in data:
-        raise CutoutError("cutout mapping lacks 'rows', 'band' or 'filter'; rewrite it with "
-                          "write_batch_lists")
+        raise CutoutError(
+            "cutout mapping lacks 'rows', 'band' or 'filter'; rewrite it with write_batch_lists"
+        )
     for i, row in enumerate(rows):
         if row.get("row") != i:
             raise CutoutError(f"cutout mapping row {i} is numbered {row.get('row')!r}")
@@ -373,8 +410,10 @@ def fetch_batch(
     if not lines or lines[0].split("\t")[0] != "#?":
         raise CutoutError(f"{list_path} is not a DAS list file (first line must start '#?')")
     if len(body) > MAX_ROWS:
-        raise CutoutError(f"{list_path} has {len(body)} rows; the service takes at most "
-                          f"{MAX_ROWS}. Rewrite it with write_batch_lists.")
+        raise CutoutError(
+            f"{list_path} has {len(body)} rows; the service takes at most "
+            f"{MAX_ROWS}. Rewrite it with write_batch_lists."
+        )
     columns = lines[0].split("\t")[1:]
     filters = {row[columns.index("filter")] for row in body} if "filter" in columns else set()
     if len(filters) > 1:
@@ -390,14 +429,20 @@ def fetch_batch(
     session, creds = _session(credentials, retry, sleep, timeout)
     with session, open(list_path, "rb") as fh:
         try:
-            session.download("POST", url, staging, files={"list": (list_path.name, fh,
-                                                                   "text/plain")},
-                             auth=(creds.user, creds.password))
+            session.download(
+                "POST",
+                url,
+                staging,
+                files={"list": (list_path.name, fh, "text/plain")},
+                auth=(creds.user, creds.password),
+            )
             if not tarfile.is_tarfile(staging):
                 with open(staging, "rb") as got:
                     text = " ".join(got.read(200).decode("ascii", "replace").split())[:120]
-                raise CutoutError(f"HSC-SSP cutout service answered {list_path.name} with "
-                                  f"something that is not a tar: {session.redact(text)!r}")
+                raise CutoutError(
+                    f"HSC-SSP cutout service answered {list_path.name} with "
+                    f"something that is not a tar: {session.redact(text)!r}"
+                )
             os.replace(staging, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -406,6 +451,7 @@ def fetch_batch(
 
 
 # -- tar handling --------------------------------------------------------------------------------
+
 
 def parse_member_name(name: str) -> tuple[int, str, int, str]:
     """``(row_index, filter, tract, rerun)`` from a batch tar member name.
@@ -416,8 +462,9 @@ def parse_member_name(name: str) -> tuple[int, str, int, str]:
     base = PurePosixPath(name).name
     match = _MEMBER.match(base)
     if not match:
-        raise CutoutError(f"tar member {name!r} is not named "
-                          "'<N>-cutout-<FILTER>-<tract>-<rerun>.fits'")
+        raise CutoutError(
+            f"tar member {name!r} is not named '<N>-cutout-<FILTER>-<tract>-<rerun>.fits'"
+        )
     line = int(match["line"])
     if line < 2:
         raise CutoutError(f"tar member {name!r} names list line {line}; data lines start at 2")
@@ -427,11 +474,12 @@ def parse_member_name(name: str) -> tuple[int, str, int, str]:
 def _check_member(member: tarfile.TarInfo, root: Path) -> Path | None:
     name = member.name
     if member.issym() or member.islnk():
-        raise CutoutError(f"refusing tar member {name!r}: it is a link "
-                          f"(to {member.linkname!r})")
+        raise CutoutError(f"refusing tar member {name!r}: it is a link (to {member.linkname!r})")
     if not (member.isfile() or member.isdir()):
-        raise CutoutError(f"refusing tar member {name!r}: not a regular file or directory "
-                          "(device, FIFO or other special file)")
+        raise CutoutError(
+            f"refusing tar member {name!r}: not a regular file or directory "
+            "(device, FIFO or other special file)"
+        )
     posix = PurePosixPath(name)
     if not name or posix.is_absolute() or name.startswith("\\") or re.match(r"^[A-Za-z]:", name):
         raise CutoutError(f"refusing tar member {name!r}: absolute path")
@@ -473,8 +521,9 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
             target.parent.mkdir(parents=True, exist_ok=True)
             # re-check after creating parents: a directory may have been swapped for a link
             if root not in target.resolve().parents:
-                raise CutoutError(f"refusing tar member {member.name!r}: it resolves "
-                                  f"outside {root}")
+                raise CutoutError(
+                    f"refusing tar member {member.name!r}: it resolves outside {root}"
+                )
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
             try:
                 with os.fdopen(fd, "wb") as out, source:
@@ -514,10 +563,14 @@ def members_to_objects(
                 continue
             row, filt, _tract, rerun = parse_member_name(member.name)
             if row >= len(rows):
-                raise CutoutError(f"tar member {member.name!r} names list row {row}, but the "
-                                  f"list has {len(rows)} rows; wrong mapping file?")
+                raise CutoutError(
+                    f"tar member {member.name!r} names list row {row}, but the "
+                    f"list has {len(rows)} rows; wrong mapping file?"
+                )
             if filt != data["filter"] or rerun != data.get("rerun", rerun):
-                raise CutoutError(f"tar member {member.name!r} is {filt}/{rerun}, but the list "
-                                  f"was {data['filter']}/{data.get('rerun')}; wrong mapping?")
+                raise CutoutError(
+                    f"tar member {member.name!r} is {filt}/{rerun}, but the list "
+                    f"was {data['filter']}/{data.get('rerun')}; wrong mapping?"
+                )
             result.append((member.name, int(rows[row]["object_id"]), str(data["band"])))
     return result

@@ -67,11 +67,16 @@ AUTH_HINT = f"Check ${USER_VAR} and ${PASSWORD_VAR} (your HSC-SSP archive accoun
 _AUTH_WORDS = re.compile(r"password|credential|account|unauthori[sz]ed|login|log in", re.I)
 
 
-def hsc_ssp_credentials(*, prompt: bool = True, getpass: Callable[[str], str] | None = None,
-                        input_: Callable[[str], str] | None = None) -> Credentials:
+def hsc_ssp_credentials(
+    *,
+    prompt: bool = True,
+    getpass: Callable[[str], str] | None = None,
+    input_: Callable[[str], str] | None = None,
+) -> Credentials:
     """HSC-SSP account from ``$HSC_SSP_CAS_USER`` / ``$HSC_SSP_CAS_PASSWORD``, else a prompt."""
-    return credentials_from_env(USER_VAR, PASSWORD_VAR, service="HSC-SSP", prompt=prompt,
-                                getpass=getpass, input_=input_)
+    return credentials_from_env(
+        USER_VAR, PASSWORD_VAR, service="HSC-SSP", prompt=prompt, getpass=getpass, input_=input_
+    )
 
 
 def normalize_sql(sql: str) -> str:
@@ -117,17 +122,20 @@ def _check_release(release: str) -> str:
 
 def _check_format(out_format: str) -> str:
     if out_format not in OUT_FORMATS:
-        raise ValueError(f"out_format must be one of {', '.join(OUT_FORMATS)}; "
-                         f"got {out_format!r}")
+        raise ValueError(f"out_format must be one of {', '.join(OUT_FORMATS)}; got {out_format!r}")
     return out_format
 
 
 def cache_key(sql: str, release: str, out_format: str) -> str:
     """SHA-256 (hex) of the normalised SQL, the release and the output format."""
     payload = json.dumps(
-        {"sql": normalize_sql(sql), "release": _check_release(release),
-         "out_format": _check_format(out_format)},
-        sort_keys=True, separators=(",", ":"),
+        {
+            "sql": normalize_sql(sql),
+            "release": _check_release(release),
+            "out_format": _check_format(out_format),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -164,15 +172,25 @@ class CatalogJobClient:
         Per-request timeouts in seconds.
     """
 
-    def __init__(self, credentials: Credentials, *, base_url: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep, retry: RetryPolicy | None = None,
-                 timeout: float | tuple[float, float] = (15.0, 300.0)) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        timeout: float | tuple[float, float] = (15.0, 300.0),
+    ) -> None:
         self._credentials = credentials
         self.api_url = archive_http.base_url("hsc_ssp", base_url) + API_PATH
         self._sleep = sleep
         self.session = ArchiveSession(
-            "HSC-SSP", timeout=timeout, retry=retry, secrets=(credentials.password,),
-            sleep=sleep, auth_hint=AUTH_HINT,
+            "HSC-SSP",
+            timeout=timeout,
+            retry=retry,
+            secrets=(credentials.password,),
+            sleep=sleep,
+            auth_hint=AUTH_HINT,
         )
 
     def __repr__(self) -> str:
@@ -192,8 +210,10 @@ class CatalogJobClient:
 
     def _body(self, **fields: Any) -> dict[str, Any]:
         return {
-            "credential": {"account_name": self._credentials.user,
-                           "password": self._credentials.password},
+            "credential": {
+                "account_name": self._credentials.user,
+                "password": self._credentials.password,
+            },
             "clientVersion": CLIENT_VERSION,
             **fields,
         }
@@ -207,8 +227,7 @@ class CatalogJobClient:
             if not need_json:
                 return None
             raise ArchiveError(
-                f"HSC-SSP archive: POST {url} did not return JSON: "
-                f"{self.session.excerpt(response)}"
+                f"HSC-SSP archive: POST {url} did not return JSON: {self.session.excerpt(response)}"
             ) from None
         if isinstance(payload, dict) and payload.get("error") and "id" not in payload:
             message = self.session.redact(str(payload["error"]))
@@ -219,8 +238,10 @@ class CatalogJobClient:
 
     def _job(self, verb: str, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict) or "id" not in payload or "status" not in payload:
-            raise ArchiveError(f"HSC-SSP archive: {verb} returned no job record "
-                               f"(got {type(payload).__name__}); is the base URL right?")
+            raise ArchiveError(
+                f"HSC-SSP archive: {verb} returned no job record "
+                f"(got {type(payload).__name__}); is the base URL right?"
+            )
         return payload
 
     def submit(self, sql: str, *, release: str, out_format: str = "fits") -> dict[str, Any]:
@@ -231,8 +252,10 @@ class CatalogJobClient:
             "include_metainfo_to_body": True,
             "release_version": _check_release(release),
         }
-        record = self._job("submit", self._post_json(
-            "submit", catalog_job=job, nomail=True, skip_syntax_check=True))
+        record = self._job(
+            "submit",
+            self._post_json("submit", catalog_job=job, nomail=True, skip_syntax_check=True),
+        )
         log.info("HSC-SSP: submitted catalog job %s (%s, %s)", record["id"], release, out_format)
         return record
 
@@ -240,8 +263,9 @@ class CatalogJobClient:
         """The job record as the archive sees it now."""
         return self._job("status", self._post_json("status", id=job_id))
 
-    def wait(self, job_id: int, *, poll_timeout: float = 600.0,
-             max_interval: float = 60.0) -> dict[str, Any]:
+    def wait(
+        self, job_id: int, *, poll_timeout: float = 600.0, max_interval: float = 60.0
+    ) -> dict[str, Any]:
         """Poll until the job is ``done``: waits of 1, 2, 4, ... s capped at ``max_interval``.
 
         ``poll_timeout`` bounds the total waiting time. A ``KeyboardInterrupt`` (or a timeout)
@@ -266,11 +290,15 @@ class CatalogJobClient:
                     return job
                 if state == "error":
                     message = self.session.redact(str(job.get("error") or "no message"))
-                    raise ArchiveError(f"HSC-SSP catalog job {job_id} failed: {message}. "
-                                       "Fix the SQL (try preview_sql) and run it again.")
+                    raise ArchiveError(
+                        f"HSC-SSP catalog job {job_id} failed: {message}. "
+                        "Fix the SQL (try preview_sql) and run it again."
+                    )
                 if state in ("cancelled", "canceled", "deleted"):
-                    raise ArchiveError(f"HSC-SSP catalog job {job_id} was {state} on the "
-                                       "archive side; run it again.")
+                    raise ArchiveError(
+                        f"HSC-SSP catalog job {job_id} was {state} on the "
+                        "archive side; run it again."
+                    )
                 if waited >= poll_timeout:
                     self._cancel_quietly(job_id)
                     raise ArchiveError(
@@ -285,8 +313,9 @@ class CatalogJobClient:
 
     def download(self, job_id: int, dest: Path) -> Path:
         """Stream the result of a finished job to ``dest`` (atomic)."""
-        return self.session.download("POST", self.api_url + "download", Path(dest),
-                                     json=self._body(id=job_id))
+        return self.session.download(
+            "POST", self.api_url + "download", Path(dest), json=self._body(id=job_id)
+        )
 
     def cancel(self, job_id: int) -> None:
         """Ask the archive to stop a job."""
@@ -312,19 +341,23 @@ class CatalogJobClient:
     def preview(self, sql: str, *, release: str) -> Preview:
         """The archive's quick preview (about 10 rows, values as strings)."""
         payload = self._post_json(
-            "preview", catalog_job={"sql": sql, "release_version": _check_release(release)})
+            "preview", catalog_job={"sql": sql, "release_version": _check_release(release)}
+        )
         try:
             result = payload["result"]
             fields = [f["name"] if isinstance(f, dict) else str(f) for f in result["fields"]]
             rows = [[None if v is None else str(v) for v in row] for row in result["rows"]]
             count = int(result.get("count", len(rows)))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ArchiveError(f"HSC-SSP archive: preview answer is not the expected "
-                               f"{{result: {{fields, rows, count}}}} ({exc!r})") from None
+            raise ArchiveError(
+                f"HSC-SSP archive: preview answer is not the expected "
+                f"{{result: {{fields, rows, count}}}} ({exc!r})"
+            ) from None
         return Preview(fields=fields, rows=rows, count=count)
 
 
 # -- results -------------------------------------------------------------------------------------
+
 
 def result_row_count(path: Path, out_format: str) -> int:
     """Number of data rows in a downloaded result file.
@@ -341,8 +374,11 @@ def result_row_count(path: Path, out_format: str) -> int:
                 if isinstance(hdu, fits.BinTableHDU | fits.TableHDU):
                     return int(hdu.header.get("NAXIS2", 0))
         return 0
-    lines = [ln for ln in path.read_text("utf-8", "replace").splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln
+        for ln in path.read_text("utf-8", "replace").splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     if len(lines) == 1:
         return 0 if not any(_is_number(v) for v in lines[0].split(",")) else 1
     return max(len(lines) - 1, 0)
@@ -361,8 +397,10 @@ def _check_download(path: Path, out_format: str, job_id: int) -> None:
         head = fh.read(80)
     if out_format == "fits" and not head.startswith(b"SIMPLE  ="):
         text = " ".join(head.decode("ascii", "replace").split())
-        raise ArchiveError(f"HSC-SSP catalog job {job_id}: the download is not a FITS file "
-                           f"(starts with {text[:60]!r}); try again or use out_format='csv'.")
+        raise ArchiveError(
+            f"HSC-SSP catalog job {job_id}: the download is not a FITS file "
+            f"(starts with {text[:60]!r}); try again or use out_format='csv'."
+        )
     if not head:
         raise ArchiveError(f"HSC-SSP catalog job {job_id}: the download is empty (0 bytes).")
 
@@ -454,8 +492,10 @@ def run_sql(
         try:
             if job.get("status") == "error":
                 message = client.session.redact(str(job.get("error") or "no message"))
-                raise ArchiveError(f"HSC-SSP catalog job {job_id} failed: {message}. "
-                                   "Fix the SQL (try preview_sql) and run it again.")
+                raise ArchiveError(
+                    f"HSC-SSP catalog job {job_id} failed: {message}. "
+                    "Fix the SQL (try preview_sql) and run it again."
+                )
             if job.get("status") != "done":
                 client.wait(job_id, poll_timeout=poll_timeout, max_interval=max_interval)
         except AuthenticationError:
@@ -483,8 +523,9 @@ def run_sql(
         finally:
             with contextlib.suppress(FileNotFoundError):
                 staging.unlink()
-        atomic_write_bytes(cache / f"{key}.json",
-                           (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write_bytes(
+            cache / f"{key}.json", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+        )
         if delete_job:
             client.delete_quietly(job_id)
     log.info("HSC-SSP: job %s -> %s (%d rows)", job_id, dest.name, rows)
@@ -493,9 +534,15 @@ def run_sql(
     return dest
 
 
-def preview_sql(sql: str, *, release: str, credentials: Credentials | None = None,
-                base_url: str | None = None, prompt: bool = True,
-                retry: RetryPolicy | None = None) -> Preview:
+def preview_sql(
+    sql: str,
+    *,
+    release: str,
+    credentials: Credentials | None = None,
+    base_url: str | None = None,
+    prompt: bool = True,
+    retry: RetryPolicy | None = None,
+) -> Preview:
     """Preview a query (about 10 rows as strings); never cached."""
     creds = credentials or hsc_ssp_credentials(prompt=prompt)
     with CatalogJobClient(creds, base_url=base_url, retry=retry) as client:

@@ -32,24 +32,32 @@ DEFAULT_ROOT = "warehouse"
 
 @dataclass(frozen=True)
 class BaseTableDef:
+    """A table loaders fill: its storage spec, what to tell a user who has not loaded it, and
+    columns the SQL view leaves out (e.g. pixel blobs)."""
+
     spec: TableSpec
     load_hint: str
+    hidden_suffixes: tuple[str, ...] = ()
 
 
 def base_tables() -> dict[str, BaseTableDef]:
     """Every table a loader can fill, in the order views list them."""
-    from loaders.hsc import HSC_FORCED, HSC_SPECZ
+    from loaders import registered_modules
 
-    return {
-        HSC_FORCED.name: BaseTableDef(HSC_FORCED, "Run `gwh load hsc-forced FILE`."),
-        HSC_SPECZ.name: BaseTableDef(HSC_SPECZ, "Run `gwh load hsc-specz FILE`."),
-    }
+    out: dict[str, BaseTableDef] = {}
+    for module in registered_modules():
+        for d in getattr(module, "TABLES", ()):
+            out[d.spec.name] = d
+    return out
 
 
 def loaders() -> dict:
-    from loaders.hsc import LOADERS
+    from loaders import registered_modules
 
-    return dict(LOADERS)
+    out: dict = {}
+    for module in registered_modules():
+        out.update(getattr(module, "LOADERS", {}))
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,10 +167,13 @@ class Warehouse:
         for name, d in base_tables().items():
             if name in registry:
                 cv = read_version(self.root / registry[name][1])
+                names = cv.schema.names
+                hidden = tuple(
+                    c for c in names if d.hidden_suffixes and c.endswith(d.hidden_suffixes)
+                )
+                columns = tuple(c for c in names if c not in hidden)
                 out.append(
-                    db.BaseTable(
-                        name, d.spec.description, cv.glob, tuple(cv.schema.names), d.load_hint
-                    )
+                    db.BaseTable(name, d.spec.description, cv.glob, columns, d.load_hint, hidden)
                 )
             else:
                 out.append(db.BaseTable(name, d.spec.description, None, (), d.load_hint))

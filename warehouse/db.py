@@ -137,6 +137,7 @@ class BaseTable:
     glob: str | None  # None: never loaded
     columns: tuple[str, ...]
     load_hint: str
+    hidden: tuple[str, ...] = ()  # stored, but left out of the view (e.g. pixel blobs)
 
 
 def fingerprint(config_text: str, root: Path, tables: list[BaseTable]) -> str:
@@ -182,9 +183,12 @@ def build(con: duckdb.DuckDBPyConnection, config: Config, tables: list[BaseTable
             con.execute(_error_view(t.name, msg))
             unavailable[t.name] = msg
         else:
+            exclude = (
+                f" EXCLUDE ({', '.join(quote_ident(c) for c in t.hidden)})" if t.hidden else ""
+            )
             con.execute(
                 f"CREATE OR REPLACE VIEW {quote_ident(t.name)} AS "
-                f"SELECT * FROM read_parquet({quote_literal(t.glob)})"
+                f"SELECT *{exclude} FROM read_parquet({quote_literal(t.glob)})"
             )
             columns_of[t.name] = set(t.columns)
         records.append(
