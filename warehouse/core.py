@@ -291,7 +291,7 @@ class Warehouse:
                 os.rename(tmp, final)
                 cv.path = final
                 created.append((name, version, final, cv))
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # stored as UTC
             with db.connect(self.db_path, read_only=False) as con:
                 con.execute("BEGIN TRANSACTION")
                 try:

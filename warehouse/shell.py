@@ -61,7 +61,7 @@ def run_shell(wh, stdin: TextIO, echo: Callable[[str], None]) -> None:  # type: 
             elif cmd == ".schema" and len(parts) == 2:
                 _run(
                     wh,
-                    "SELECT column_name, data_type FROM (DESCRIBE SELECT * FROM "
+                    "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
                     f"{_ident(parts[1])})",
                     "table",
                     echo,

@@ -46,11 +46,13 @@ def sleeps() -> Sleeps:
 
 
 def session(sleeps: Sleeps, attempts: int = 4, **kw) -> ArchiveSession:
-    return ArchiveSession("Test", retry=RetryPolicy(attempts=attempts), sleep=sleeps,
-                          secrets=(SECRET,), **kw)
+    return ArchiveSession(
+        "Test", retry=RetryPolicy(attempts=attempts), sleep=sleeps, secrets=(SECRET,), **kw
+    )
 
 
 # -- base_url --------------------------------------------------------------------------------------
+
 
 def test_base_url_precedence_env_over_config_over_default(monkeypatch):
     monkeypatch.delenv("GWH_HSC_SSP_URL", raising=False)
@@ -78,6 +80,7 @@ def test_base_url_rejects_unknown_service_and_bad_scheme(monkeypatch):
 
 
 # -- retries ---------------------------------------------------------------------------------------
+
 
 def test_503_is_retried_with_exponential_backoff_then_succeeds(server, sleeps):
     server.inject("status", count=2, status=503, path="/ping")
@@ -172,6 +175,7 @@ def test_secrets_are_masked_in_error_messages(server, sleeps):
 
 
 # -- credentials and files -------------------------------------------------------------------------
+
 
 def test_credentials_repr_hides_the_password():
     creds = Credentials("alice", SECRET)

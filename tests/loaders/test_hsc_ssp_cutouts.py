@@ -58,16 +58,24 @@ def recorded_rows() -> list[tuple[int, float, float]]:
 
 # -- list files ------------------------------------------------------------------------------------
 
+
 def test_lists_hold_at_most_1000_rows_one_filter_each_with_mapping(tmp_path):
     rng = np.random.default_rng(7)
     ids = 37485259083748138 + np.arange(2500, dtype=np.int64) * 7
-    rows = list(zip(ids.tolist(), rng.uniform(30, 40, 2500).tolist(),
-                    rng.uniform(-6, -4, 2500).tolist(), strict=True))
+    rows = list(
+        zip(
+            ids.tolist(),
+            rng.uniform(30, 40, 2500).tolist(),
+            rng.uniform(-6, -4, 2500).tolist(),
+            strict=True,
+        )
+    )
     paths = write_batch_lists(rows, bands="gr", size=20, rerun="pdr2_wide", out_dir=tmp_path)
 
     assert [p.name for p in paths] == [f"cutouts-{b}-{i:04d}.txt" for b in "gr" for i in range(3)]
-    for path, band, start, n in zip(paths, "gggrrr", [0, 1000, 2000] * 2,
-                                    [1000, 1000, 500] * 2, strict=True):
+    for path, band, start, n in zip(
+        paths, "gggrrr", [0, 1000, 2000] * 2, [1000, 1000, 500] * 2, strict=True
+    ):
         lines = path.read_text().splitlines()
         assert lines[0] == HEADER
         assert len(lines) - 1 == n
@@ -75,14 +83,19 @@ def test_lists_hold_at_most_1000_rows_one_filter_each_with_mapping(tmp_path):
         assert {len(f) for f in fields} == {10}
         assert {f[4] for f in fields} == {f"HSC-{band.upper()}"}
         assert fields[0][2:4] == ["20arcsec", "20arcsec"] and fields[0][5:] == [
-            "pdr2_wide", "true", "true", "true", "coadd"]
-        assert [float(f[0]) for f in fields] == [r[1] for r in rows[start:start + n]]
+            "pdr2_wide",
+            "true",
+            "true",
+            "true",
+            "coadd",
+        ]
+        assert [float(f[0]) for f in fields] == [r[1] for r in rows[start : start + n]]
 
         mapping = json.loads(mapping_path(path).read_text())
         assert mapping["band"] == band and mapping["filter"] == f"HSC-{band.upper()}"
         assert [m["row"] for m in mapping["rows"]] == list(range(n))
-        assert [m["object_id"] for m in mapping["rows"]] == ids[start:start + n].tolist()
-        assert [m["dec"] for m in mapping["rows"]] == [r[2] for r in rows[start:start + n]]
+        assert [m["object_id"] for m in mapping["rows"]] == ids[start : start + n].tolist()
+        assert [m["dec"] for m in mapping["rows"]] == [r[2] for r in rows[start : start + n]]
 
 
 def test_max_rows_is_respected_and_bounded(tmp_path, recorded_rows):
@@ -92,12 +105,15 @@ def test_max_rows_is_respected_and_bounded(tmp_path, recorded_rows):
         write_batch_lists(recorded_rows, ["i"], 20, "pdr2_wide", tmp_path, max_rows=1001)
 
 
-@pytest.mark.parametrize("row,match", [
-    ((3.7485259083748138e16, 34.0, -5.0), "object_id must be an integer"),
-    ((1, 360.0, -5.0), r"ra must be in \[0, 360\)"),
-    ((1, 34.0, 91.0), r"dec must be in \[-90, 90\]"),
-    ((1, float("nan"), 0.0), "ra must be"),
-])
+@pytest.mark.parametrize(
+    "row,match",
+    [
+        ((3.7485259083748138e16, 34.0, -5.0), "object_id must be an integer"),
+        ((1, 360.0, -5.0), r"ra must be in \[0, 360\)"),
+        ((1, 34.0, 91.0), r"dec must be in \[-90, 90\]"),
+        ((1, float("nan"), 0.0), "ra must be"),
+    ],
+)
 def test_bad_rows_are_refused(tmp_path, row, match):
     with pytest.raises(ValueError, match=match):
         write_batch_lists([row], "g", 20, "pdr2_wide", tmp_path)
@@ -118,11 +134,20 @@ def test_filter_names():
 
 # -- member names ----------------------------------------------------------------------------------
 
+
 def test_parse_member_name():
     assert parse_member_name("arch-181021-121648/2-cutout-HSC-I-8523-pdr2_wide.fits") == (
-        0, "HSC-I", 8523, "pdr2_wide")
+        0,
+        "HSC-I",
+        8523,
+        "pdr2_wide",
+    )
     assert parse_member_name("1001-cutout-NB0921-9813-pdr2_dud.fits") == (
-        999, "NB0921", 9813, "pdr2_dud")
+        999,
+        "NB0921",
+        9813,
+        "pdr2_dud",
+    )
     assert parse_member_name("x/5-cutout-HSC-R2-10054-s20a_wide.fits")[:3] == (3, "HSC-R2", 10054)
     with pytest.raises(CutoutError, match="names list line 1"):
         parse_member_name("arch-1/1-cutout-HSC-G-8523-pdr2_wide.fits")
@@ -132,11 +157,13 @@ def test_parse_member_name():
 
 # -- upload and tar --------------------------------------------------------------------------------
 
+
 def test_batch_upload_maps_every_member_to_its_object(server, tmp_path, recorded_rows):
     archive = install_hsc_ssp(server)
     lists = write_batch_lists(recorded_rows, "g", "20arcsec", "pdr2_wide", tmp_path / "lists")
-    tar = fetch_batch(lists[0], tmp_path / "tars", credentials=archive.credentials,
-                      base_url=server.url)
+    tar = fetch_batch(
+        lists[0], tmp_path / "tars", credentials=archive.credentials, base_url=server.url
+    )
 
     assert tar == tmp_path / "tars" / "cutouts-g-0000.tar"
     assert archive.protocol_errors == []
@@ -148,7 +175,8 @@ def test_batch_upload_maps_every_member_to_its_object(server, tmp_path, recorded
     pairs = members_to_objects(tar, mapping_path(lists[0]))
     assert [(m.split("/")[1], oid, band) for m, oid, band in pairs] == [
         (f"{n + 2}-cutout-HSC-G-8523-pdr2_wide.fits", oid, "g")
-        for n, (oid, _, _) in enumerate(recorded_rows)]
+        for n, (oid, _, _) in enumerate(recorded_rows)
+    ]
 
     files = safe_extract(tar, tmp_path / "fits")
     assert len(files) == 5
@@ -187,8 +215,9 @@ def test_fetch_batch_retries_503_and_resets(server, tmp_path, recorded_rows):
     server.inject("reset", count=1, path=CUTOUT)
     lists = write_batch_lists(recorded_rows, "z", 20, "pdr2_wide", tmp_path)
     sleeps = Sleeps()
-    tar = fetch_batch(lists[0], tmp_path, credentials=archive.credentials, base_url=server.url,
-                      sleep=sleeps)
+    tar = fetch_batch(
+        lists[0], tmp_path, credentials=archive.credentials, base_url=server.url, sleep=sleeps
+    )
     assert sleeps == [1.0, 2.0]
     assert len(members_to_objects(tar, mapping_path(lists[0]))) == 5
     sent = [r.form()["list"][1] for r in server.calls(CUTOUT, "POST")]
@@ -199,8 +228,12 @@ def test_fetch_batch_wrong_password(server, tmp_path, recorded_rows):
     archive = install_hsc_ssp(server)
     lists = write_batch_lists(recorded_rows, "g", 20, "pdr2_wide", tmp_path)
     with pytest.raises(AuthenticationError, match="HSC_SSP_CAS_PASSWORD") as info:
-        fetch_batch(lists[0], tmp_path, credentials=Credentials(archive.user, "nope-Secret9"),
-                    base_url=server.url)
+        fetch_batch(
+            lists[0],
+            tmp_path,
+            credentials=Credentials(archive.user, "nope-Secret9"),
+            base_url=server.url,
+        )
     assert "nope-Secret9" not in str(info.value)
     assert not list(tmp_path.glob("*.tar"))
 
@@ -232,22 +265,45 @@ def test_members_to_objects_refuses_a_mismatched_mapping(server, tmp_path, recor
 
 # -- single cutout ---------------------------------------------------------------------------------
 
+
 def test_single_cutout_get(server, tmp_path):
     archive = install_hsc_ssp(server)
-    dest = fetch_cutout(34.0, -5.0, tmp_path / "c.fits", band="g", size="20arcsec",
-                        credentials=archive.credentials, base_url=server.url)
+    dest = fetch_cutout(
+        34.0,
+        -5.0,
+        tmp_path / "c.fits",
+        band="g",
+        size="20arcsec",
+        credentials=archive.credentials,
+        base_url=server.url,
+    )
     assert dest.read_bytes() == (DATA_DIR / "image.fits").read_bytes()
     query = {k: v[0] for k, v in server.calls(CUTOUT, "GET")[0].query.items()}
-    assert query == {"ra": "34.0", "dec": "-5.0", "sw": "20arcsec", "sh": "20arcsec",
-                     "type": "coadd", "image": "on", "mask": "on", "variance": "on",
-                     "filter": "HSC-G", "rerun": "pdr2_wide"}
+    assert query == {
+        "ra": "34.0",
+        "dec": "-5.0",
+        "sw": "20arcsec",
+        "sh": "20arcsec",
+        "type": "coadd",
+        "image": "on",
+        "mask": "on",
+        "variance": "on",
+        "filter": "HSC-G",
+        "rerun": "pdr2_wide",
+    }
 
 
 def test_single_cutout_outside_coverage(server, tmp_path):
     archive = install_hsc_ssp(server, uncovered=lambda ra, dec: True)
     with pytest.raises(ArchiveError, match="HTTP 404"):
-        fetch_cutout(150.1213, 40.235916, tmp_path / "c.fits", band="i",
-                     credentials=archive.credentials, base_url=server.url)
+        fetch_cutout(
+            150.1213,
+            40.235916,
+            tmp_path / "c.fits",
+            band="i",
+            credentials=archive.credentials,
+            base_url=server.url,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -255,12 +311,19 @@ def test_single_cutout_that_is_not_fits_is_a_cutout_error(server, tmp_path):
     archive = install_hsc_ssp(server)
     server.add_route("GET", CUTOUT, lambda req: support.Response.text("<html>error</html>"))
     with pytest.raises(CutoutError, match="not a FITS file"):
-        fetch_cutout(34.0, -5.0, tmp_path / "c.fits", band="r",
-                     credentials=archive.credentials, base_url=server.url)
+        fetch_cutout(
+            34.0,
+            -5.0,
+            tmp_path / "c.fits",
+            band="r",
+            credentials=archive.credentials,
+            base_url=server.url,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 # -- hostile tars ----------------------------------------------------------------------------------
+
 
 def make_tar(path, members):
     """Write a tar from (TarInfo-kwargs, data) pairs."""
@@ -278,16 +341,21 @@ def make_tar(path, members):
 GOOD = ({"name": "arch-1/2-cutout-HSC-G-8523-pdr2_wide.fits"}, b"SIMPLE  = T")
 
 
-@pytest.mark.parametrize("member,reason", [
-    ({"name": "/tmp/evil.fits"}, "absolute path"),
-    ({"name": "../evil.fits"}, "climbs out"),
-    ({"name": "arch-1/../../evil.fits"}, "climbs out"),
-    ({"name": "arch-1/link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "is a link"),
-    ({"name": "arch-1/hard", "type": tarfile.LNKTYPE, "linkname": "../outside/x"}, "is a link"),
-    ({"name": "arch-1/dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3},
-     "not a regular file"),
-    ({"name": "arch-1/fifo", "type": tarfile.FIFOTYPE}, "not a regular file"),
-])
+@pytest.mark.parametrize(
+    "member,reason",
+    [
+        ({"name": "/tmp/evil.fits"}, "absolute path"),
+        ({"name": "../evil.fits"}, "climbs out"),
+        ({"name": "arch-1/../../evil.fits"}, "climbs out"),
+        ({"name": "arch-1/link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "is a link"),
+        ({"name": "arch-1/hard", "type": tarfile.LNKTYPE, "linkname": "../outside/x"}, "is a link"),
+        (
+            {"name": "arch-1/dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3},
+            "not a regular file",
+        ),
+        ({"name": "arch-1/fifo", "type": tarfile.FIFOTYPE}, "not a regular file"),
+    ],
+)
 def test_safe_extract_refuses_hostile_members(tmp_path, member, reason):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -316,8 +384,10 @@ def test_safe_extract_does_not_follow_a_symlink_planted_in_dest(tmp_path):
 
 
 def test_safe_extract_writes_regular_files_and_directories(tmp_path):
-    tar = make_tar(tmp_path / "t.tar", [({"name": "arch-1", "type": tarfile.DIRTYPE}, None),
-                                        (dict(GOOD[0]), GOOD[1])])
+    tar = make_tar(
+        tmp_path / "t.tar",
+        [({"name": "arch-1", "type": tarfile.DIRTYPE}, None), (dict(GOOD[0]), GOOD[1])],
+    )
     files = safe_extract(tar, tmp_path / "dest")
     assert files == [(tmp_path / "dest" / GOOD[0]["name"]).resolve()]
     assert files[0].read_bytes() == GOOD[1]

@@ -33,8 +33,10 @@ pytestmark = [
 
 # (150.0913, 2.205916) lies in pdr2_wide tract 9813, patch 5,4, in all five bands
 COVERED = (150.0913, 2.205916)
-SQL = ("SELECT object_id, ra, dec FROM pdr2_wide.forced "
-       "WHERE coneSearch(coord, 150.0913, 2.205916, 10.0) ORDER BY object_id LIMIT 5")
+SQL = (
+    "SELECT object_id, ra, dec FROM pdr2_wide.forced "
+    "WHERE coneSearch(coord, 150.0913, 2.205916, 10.0) ORDER BY object_id LIMIT 5"
+)
 
 
 def test_live_sql_job_round_trip(tmp_path):

@@ -31,8 +31,13 @@ replay_server = support.replay_server  # the fixture factory
 
 API = "/datasearch/api/catalog_jobs/"
 SQL = "SELECT object_id, ra, dec FROM pdr1_wide.forced WHERE coneSearch(coord, 34.0, -5.0, 6.0)"
-RECORDED_IDS = [37485259083748138, 37485259083748145, 37485259083766167, 37485259083766168,
-                37485259083766169]
+RECORDED_IDS = [
+    37485259083748138,
+    37485259083748145,
+    37485259083766167,
+    37485259083766168,
+    37485259083766169,
+]
 RECORDED_JOB_ID = 14067
 
 
@@ -78,6 +83,7 @@ def run(server, archive, tmp_path, **kw):
 
 # -- the full cycle --------------------------------------------------------------------------------
 
+
 def test_full_job_cycle_returns_the_recorded_fits_with_exact_int64_ids(server, tmp_path):
     archive = install_hsc_ssp(server, polls_until_done=2)
     sleeps = Sleeps()
@@ -94,8 +100,12 @@ def test_full_job_cycle_returns_the_recorded_fits_with_exact_int64_ids(server, t
     assert archive.deleted() == [RECORDED_JOB_ID]
 
     submit = server.requests[0].json()
-    assert submit["catalog_job"] == {"sql": SQL, "out_format": "fits",
-                                     "include_metainfo_to_body": True, "release_version": "pdr1"}
+    assert submit["catalog_job"] == {
+        "sql": SQL,
+        "out_format": "fits",
+        "include_metainfo_to_body": True,
+        "release_version": "pdr1",
+    }
     assert submit["nomail"] is True and submit["skip_syntax_check"] is True
     assert server.requests[0].headers["Content-Type"] == "application/json"
     assert server.requests[1].json()["id"] == RECORDED_JOB_ID
@@ -146,6 +156,7 @@ def test_ctrl_c_during_polling_cancels_the_remote_job(server, tmp_path):
 
 # -- credentials -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("style", ["http401", "json"])
 def test_wrong_password_is_a_clear_error_and_never_leaks(server, tmp_path, caplog, style):
     archive = install_hsc_ssp(server, auth_failure=style)
@@ -185,21 +196,27 @@ def test_credentials_come_from_the_environment(server, tmp_path, monkeypatch):
 
 # -- cache -----------------------------------------------------------------------------------------
 
+
 def test_cache_hit_needs_no_server_and_no_credentials(server, tmp_path):
     archive = install_hsc_ssp(server)
     first = run(server, archive, tmp_path)
     url = server.url
     server.stop()
 
-    again = run_sql(f"  {SQL} ;\n",
-                    release="pdr1", cache_dir=tmp_path / "cache", base_url=url)
+    again = run_sql(f"  {SQL} ;\n", release="pdr1", cache_dir=tmp_path / "cache", base_url=url)
     assert again == first
     assert Table.read(again)["object_id"].tolist() == RECORDED_IDS
 
     # a different release is a different query: it needs the (now stopped) server
     with pytest.raises(ArchiveError, match="failed: ConnectionError"):
-        run_sql(SQL, release="pdr2", cache_dir=tmp_path / "cache", base_url=url,
-                credentials=archive.credentials, retry=RetryPolicy(attempts=1))
+        run_sql(
+            SQL,
+            release="pdr2",
+            cache_dir=tmp_path / "cache",
+            base_url=url,
+            credentials=archive.credentials,
+            retry=RetryPolicy(attempts=1),
+        )
 
 
 def test_cache_file_is_written_atomically(server, tmp_path):
@@ -209,13 +226,16 @@ def test_cache_file_is_written_atomically(server, tmp_path):
     path = run(server, archive, tmp_path, sleep=sleeps)
     assert path.read_bytes() == (DATA_DIR / "response_query_region.fits").read_bytes()
     assert sorted(p.name for p in path.parent.iterdir()) == sorted(
-        [path.name, path.with_suffix(".json").name])
+        [path.name, path.with_suffix(".json").name]
+    )
     assert verbs(server).count("download") == 2
 
 
 def test_sql_normalisation_keeps_literals():
-    assert normalize_sql("SELECT  a,\n\tb FROM t WHERE s = 'x  y' ;;") == \
-        "SELECT a, b FROM t WHERE s = 'x  y'"
+    assert (
+        normalize_sql("SELECT  a,\n\tb FROM t WHERE s = 'x  y' ;;")
+        == "SELECT a, b FROM t WHERE s = 'x  y'"
+    )
     assert normalize_sql('SELECT "dec"  FROM t') == 'SELECT "dec" FROM t'
     assert cache_key("SELECT 1", "pdr2", "fits") == cache_key(" SELECT\n1; ", "pdr2", "fits")
     assert cache_key("SELECT 'a b'", "pdr2", "fits") != cache_key("SELECT 'a  b'", "pdr2", "fits")
@@ -237,22 +257,37 @@ def test_normalisation_is_idempotent(sql):
 def test_bad_release_or_format_fails_before_any_request(server, tmp_path):
     archive = install_hsc_ssp(server)
     with pytest.raises(ValueError, match="release must be one of pdr1, pdr2, pdr3"):
-        run_sql(SQL, release="dr2", cache_dir=tmp_path, base_url=server.url,
-                credentials=archive.credentials)
+        run_sql(
+            SQL,
+            release="dr2",
+            cache_dir=tmp_path,
+            base_url=server.url,
+            credentials=archive.credentials,
+        )
     with pytest.raises(ValueError, match="out_format must be one of fits, csv"):
-        run_sql(SQL, release="pdr2", out_format="votable", cache_dir=tmp_path,
-                base_url=server.url, credentials=archive.credentials)
+        run_sql(
+            SQL,
+            release="pdr2",
+            out_format="votable",
+            cache_dir=tmp_path,
+            base_url=server.url,
+            credentials=archive.credentials,
+        )
     assert server.requests == []
 
 
 # -- results ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def empty_fits(tmp_path):
     """A zero-row result with the recorded columns (made here, not recorded)."""
     path = tmp_path / "empty.fits"
-    cols = [fits.Column("object_id", "K", array=np.zeros(0, np.int64)),
-            fits.Column("ra", "D", array=np.zeros(0)), fits.Column("dec", "D", array=np.zeros(0))]
+    cols = [
+        fits.Column("object_id", "K", array=np.zeros(0, np.int64)),
+        fits.Column("ra", "D", array=np.zeros(0)),
+        fits.Column("dec", "D", array=np.zeros(0)),
+    ]
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(path)
     return path
 
@@ -263,8 +298,9 @@ def test_empty_result_is_an_error_unless_allowed(server, tmp_path, empty_fits):
         run(server, archive, tmp_path)
     # the answer is cached: asking again explicitly accepts it without the archive
     server.stop()
-    path = run_sql(SQL, release="pdr1", cache_dir=tmp_path / "cache", base_url=server_url(),
-                   allow_empty=True)
+    path = run_sql(
+        SQL, release="pdr1", cache_dir=tmp_path / "cache", base_url=server_url(), allow_empty=True
+    )
     assert result_row_count(path, "fits") == 0
     assert len(Table.read(path)) == 0
 
@@ -294,15 +330,20 @@ def test_transient_503_on_status_is_retried(server, tmp_path):
 def test_env_var_base_url_wins_over_the_configured_one(server, tmp_path, monkeypatch):
     archive = install_hsc_ssp(server)
     monkeypatch.setenv("GWH_HSC_SSP_URL", server.url)
-    path = run_sql(SQL, release="pdr1", cache_dir=tmp_path, base_url="http://127.0.0.1:9",
-                   credentials=archive.credentials, sleep=Sleeps())
+    path = run_sql(
+        SQL,
+        release="pdr1",
+        cache_dir=tmp_path,
+        base_url="http://127.0.0.1:9",
+        credentials=archive.credentials,
+        sleep=Sleeps(),
+    )
     assert path.is_file()
 
 
 def test_preview_returns_strings(server):
     archive = install_hsc_ssp(server)
-    preview = preview_sql(SQL, release="pdr1", credentials=archive.credentials,
-                          base_url=server.url)
+    preview = preview_sql(SQL, release="pdr1", credentials=archive.credentials, base_url=server.url)
     assert preview.fields == ["object_id", "ra", "dec"]
     assert [row[0] for row in preview.rows] == [str(i) for i in RECORDED_IDS]
     assert preview.count == 5 and not preview.truncated

@@ -125,7 +125,11 @@ def test_fields_and_units():
 def test_default_config_is_the_papers():
     cfg = DetectionConfig()
     assert (cfg.detect_thresh, cfg.thresh_type, cfg.back_size, cfg.back_filtersize) == (
-        3.0, "relative", 64, 3)
+        3.0,
+        "relative",
+        64,
+        3,
+    )
     assert (cfg.detect_minarea, cfg.deblend_nthresh, cfg.deblend_mincont) == (5, 32, 0.005)
     assert cfg.clean and cfg.clean_param == 1.0
     assert (cfg.petro_thresh, cfg.phot_fluxfrac) == (0.2, 0.5)
@@ -137,10 +141,18 @@ def test_default_config_is_the_papers():
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("detect_thresh", -1.0), ("detect_thresh", float("nan")), ("back_size", 0),
-     ("detect_minarea", 2.5), ("filter_size", 4), ("deblend_mincont", 1.5),
-     ("petro_thresh", 1.0), ("phot_fluxfrac", 0.0), ("thresh_type", "sigma"),
-     ("max_center_distance", -3.0)],
+    [
+        ("detect_thresh", -1.0),
+        ("detect_thresh", float("nan")),
+        ("back_size", 0),
+        ("detect_minarea", 2.5),
+        ("filter_size", 4),
+        ("deblend_mincont", 1.5),
+        ("petro_thresh", 1.0),
+        ("phot_fluxfrac", 0.0),
+        ("thresh_type", "sigma"),
+        ("max_center_distance", -3.0),
+    ],
 )
 def test_config_validation_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"DetectionConfig.{field} must be"):
@@ -153,8 +165,12 @@ def test_config_validation_names_the_field(field, value):
 def test_detection_reproduces_stored_sep_catalogue(hsc_cosmos):
     """scarlet's hsc_cosmos.npz holds the catalogue of sep.extract(images.mean(0), 0.07257817)."""
     stored = hsc_cosmos["catalog"]
-    cfg = DetectionConfig(detect_thresh=0.07257817, thresh_type="absolute",
-                          subtract_background=False, max_center_distance=None)
+    cfg = DetectionConfig(
+        detect_thresh=0.07257817,
+        thresh_type="absolute",
+        subtract_background=False,
+        max_center_distance=None,
+    )
     found = detect_sources(hsc_cosmos["images"].mean(0), config=cfg).objects
     assert len(found) == len(stored) == 6
     for row in stored:
@@ -176,8 +192,12 @@ def test_segmentation_map_labels_objects(hsc_cosmos):
 # --- rendered Sersic galaxies -------------------------------------------------------------------
 
 # Tolerances stated here are those of the module docs and AGREEMENT.md.
-SERSIC_CASES = [(n, theta, r_e, q) for n in (1.0, 4.0) for theta in (-60.0, 0.0, 30.0, 75.0)
-                for r_e, q in ((6.0, 0.5), (4.0, 0.8))]
+SERSIC_CASES = [
+    (n, theta, r_e, q)
+    for n in (1.0, 4.0)
+    for theta in (-60.0, 0.0, 30.0, 75.0)
+    for r_e, q in ((6.0, 0.5), (4.0, 0.8))
+]
 
 
 @pytest.mark.parametrize(("n", "theta", "r_e", "q"), SERSIC_CASES)
@@ -251,8 +271,12 @@ def test_central_population_counts():
         x, y = c + dist * math.cos(math.radians(ang)), c + dist * math.sin(math.radians(ang))
         img = img + render_sersic((size, size), x, y, 150.0, 0.8, 1.0, 1.0, 0.0, oversample=3)
     m = measure_band(img)
-    assert (m["total_galaxies"], m["central_image_pop_15px_rad"],
-            m["central_image_pop_10px_rad"], m["central_image_pop_5px_rad"]) == (5, 4, 3, 2)
+    assert (
+        m["total_galaxies"],
+        m["central_image_pop_15px_rad"],
+        m["central_image_pop_10px_rad"],
+        m["central_image_pop_5px_rad"],
+    ) == (5, 4, 3, 2)
 
 
 # --- failures give None and a reason ------------------------------------------------------------
@@ -292,8 +316,12 @@ def test_pure_noise_has_no_detection():
 
 def test_galaxy_far_from_centre_is_not_the_target():
     img = galaxy(dx=40.0, dy=0.0)
-    counts = {"total_galaxies": 1, "central_image_pop_15px_rad": 0,
-              "central_image_pop_10px_rad": 0, "central_image_pop_5px_rad": 0}
+    counts = {
+        "total_galaxies": 1,
+        "central_image_pop_15px_rad": 0,
+        "central_image_pop_10px_rad": 0,
+        "central_image_pop_5px_rad": 0,
+    }
     assert_failed(measure_band(img), "no detection within 15 px", counts=counts)
     relaxed = measure_band(img, config=DetectionConfig(max_center_distance=None))
     assert relaxed["reason"] is None
@@ -337,7 +365,8 @@ def test_nan_pixels_are_masked_and_input_untouched():
     var = np.full(img.shape, SKY_SIGMA**2)
     var[mask] = 0.0
     assert measure_band(np.where(mask, 1e4, img), variance=var)["half_light_radius"] == (
-        pytest.approx(m["half_light_radius"]))
+        pytest.approx(m["half_light_radius"])
+    )
 
 
 def test_caller_errors_raise():
@@ -350,8 +379,13 @@ def test_caller_errors_raise():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(arrays(np.float64, st.tuples(st.integers(0, 40), st.integers(0, 40)),
-              elements=st.one_of(st.floats(-1e4, 1e4), st.just(np.nan), st.just(np.inf))))
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(0, 40), st.integers(0, 40)),
+        elements=st.one_of(st.floats(-1e4, 1e4), st.just(np.nan), st.just(np.inf)),
+    )
+)
 def test_never_crashes(image):
     m = measure_band(image)
     assert set(m) == {*MORPHOLOGY_FIELDS, "reason"}
@@ -376,14 +410,16 @@ def test_measure_object_on_real_hsc_cube(hsc_cosmos):
     assert out["i_peak_surface_brightness"] < out["g_peak_surface_brightness"] - 2.0
     per_band = measure_object(hsc_cosmos["images"], list("grizy"), zeropoint=[27.0, 27, 27, 27, 28])
     assert per_band["y_peak_surface_brightness"] == pytest.approx(
-        out["y_peak_surface_brightness"] + 1.0)
+        out["y_peak_surface_brightness"] + 1.0
+    )
 
 
 def test_measure_object_with_hsc_variance_and_mask():
     d = np.load(DATA / "hsc_cosmos_35.npz")
     bad_bits = 1 | 2 | 4 | 8 | 16 | 256  # BAD, SAT, INTRP, CR, EDGE, NO_DATA
-    out = measure_object(d["images"], "grizy", variances=d["variance"],
-                         masks=(d["mask"] & bad_bits) != 0)
+    out = measure_object(
+        d["images"], "grizy", variances=d["variance"], masks=(d["mask"] & bad_bits) != 0
+    )
     for band in "riz":
         assert out[f"{band}_total_galaxies"] >= 1
     with pytest.raises(ValueError, match="bands"):

@@ -1,0 +1,186 @@
+"""The gwh command line: every command documented, formats, shell, roots, entry points."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import typer
+
+from cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _commands(typer_app, prefix=()):
+    for info in typer_app.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        yield prefix + (name,), info
+    for group in typer_app.registered_groups:
+        yield from _commands(group.typer_instance, prefix + (group.name,))
+
+
+def test_every_command_has_help_text(cli):
+    commands = list(_commands(app))
+    assert len(commands) >= 8
+    for path, info in commands:
+        assert (info.help or (info.callback.__doc__ or "")).strip(), f"gwh {' '.join(path)}"
+        result = cli(*path, "--help")
+        assert result.exit_code == 0, path
+        assert "Usage" in result.output
+
+
+def test_every_group_has_help_text():
+    for group in app.registered_groups:
+        assert group.typer_instance.info.help, group.name
+
+
+def test_init_and_root_resolution(cli, tmp_path, monkeypatch):
+    result = cli("init", tmp_path / "a")
+    assert result.exit_code == 0 and (tmp_path / "a" / "warehouse.toml").exists()
+    again = cli("init", tmp_path / "a")
+    assert again.exit_code == 1 and "already a warehouse" in again.stderr
+    assert cli("views", env={"GWH_ROOT": str(tmp_path / "a")}).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    assert cli("init").exit_code == 0 and (tmp_path / "warehouse" / "warehouse.duckdb").exists()
+    assert cli("views").exit_code == 0  # ./warehouse by default
+    refused = cli("init", REPO / "warehouse")
+    assert refused.exit_code == 1 and "Python package" in refused.stderr
+
+
+def test_load_views_and_sql_formats(cli, tmp_path, field_files):
+    root = tmp_path / "wh"
+    assert cli("init", root).exit_code == 0
+    load = cli("load", "hsc-forced", field_files["forced"], field_files["forced2"], "--root", root)
+    assert load.exit_code == 0 and "hsc_forced: +1,200 rows" in load.output
+    assert cli("load", "hsc-specz", field_files["specz"], "--root", root).exit_code == 0
+    again = cli("load", "hsc-specz", field_files["specz"], "--root", root)
+    assert again.exit_code == 0 and "already loaded" in again.output
+    views = cli("views", "--root", root)
+    for name in ("hsc_forced", "hsc_specz", "quality_flags", "deduplicated", "ml_objects"):
+        assert name in views.output
+    assert "1,200" in views.output
+
+    q = "select object_id, split, ra from ml_objects order by object_id limit 5"
+    table = cli("sql", q, "--root", root)
+    assert table.exit_code == 0 and "object_id" in table.output and "(5 rows)" in table.output
+    as_csv = cli("sql", q, "--root", root, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.output)))
+    ids = [int(r["object_id"]) for r in rows]
+    as_json = cli("sql", q, "--root", root, "--format", "json")
+    records = [json.loads(line) for line in as_json.output.splitlines()]
+    assert [r["object_id"] for r in records] == ids  # exact 64-bit integers in JSON
+    assert ids == sorted(ids) and min(ids) > 2**53
+    bad = cli("sql", q, "--root", root, "--format", "xml")
+    assert bad.exit_code == 2 and "xml" in bad.output
+
+    out = tmp_path / "ml.parquet"
+    saved = cli("sql", "select * from ml_objects", "--root", root, "--out", out)
+    assert saved.exit_code == 0
+    t = pq.read_table(out)
+    assert t.column("object_id").type.bit_width == 64 and t.num_rows > 100
+    out_csv = tmp_path / "ml.csv"
+    assert (
+        cli(
+            "sql", "select object_id, split from ml_objects", "--root", root, "--out", out_csv
+        ).exit_code
+        == 0
+    )
+    assert out_csv.read_text().startswith('"object_id","split"')
+    no_dir = cli("sql", "select 1", "--root", root, "--out", tmp_path / "nope" / "x.csv")
+    assert no_dir.exit_code == 1 and "does not exist" in no_dir.stderr
+
+
+def test_shell_reads_statements(cli, loaded):
+    script = (
+        ".tables\n"
+        "select count(*) as n\n  from ml_objects;\n"
+        ".mode csv\n"
+        "select split from split_summary order by split;\n"
+        "select * from nowhere;\n"
+        ".schema hsc_specz\n"
+        ".quit\n"
+    )
+    result = cli("shell", "--root", loaded.root, input=script)
+    assert result.exit_code == 0
+    out = result.output
+    assert "ml_objects" in out and "(1 row)" in out
+    assert '"split"\n"test"\n"train"\n"validation"' in out
+    assert "error: Catalog Error" in out and "nowhere" in out
+    assert "specz_redshift" in out
+
+
+def test_cone_command(cli, loaded, field):
+    ra = field.forced.column("ra")[10].as_py()
+    dec = field.forced.column("dec")[10].as_py()
+    result = cli(
+        "cone",
+        ra,
+        dec,
+        60,
+        "--root",
+        loaded.root,
+        "--format",
+        "csv",
+        "--columns",
+        "object_id,distance_arcsec",
+    )
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert int(rows[0]["object_id"]) == field.forced.column("object_id")[10].as_py()
+    dists = [float(r["distance_arcsec"]) for r in rows]
+    assert dists == sorted(dists) and dists[-1] <= 60
+    bad = cli("cone", 400, 0, 10, "--root", loaded.root)
+    assert bad.exit_code == 1 and "outside [0, 360]" in bad.stderr
+    assert cli("cone", 10, 0, 10, "--table", "nope", "--root", loaded.root).exit_code == 1
+
+
+def test_check_command(cli, loaded):
+    result = cli("check", "--root", loaded.root)
+    assert result.exit_code == 0
+    assert "ok" in result.output and "ml_objects__unique_object_id" in result.output
+
+
+def test_demo_small(cli, tmp_path):
+    result = cli("demo", tmp_path / "demo", "--objects", "400")
+    assert result.exit_code == 0, result.output
+    assert "SIMULATED" in result.output and "ml_objects" in result.output
+    assert "view contracts (sql/tests): all pass" in result.output
+    assert cli("demo", tmp_path / "demo", "--objects", "400").exit_code == 0  # rerun replaces
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep")
+    refused = cli("demo", other)
+    assert refused.exit_code == 1 and (other / "precious.txt").exists()
+
+
+@pytest.mark.parametrize("entry", [["gwh"], [sys.executable, str(REPO / "cli.py")]])
+def test_entry_points(entry, tmp_path):
+    if entry == ["gwh"]:
+        exe = Path(sys.executable).parent / "gwh"
+        if not exe.exists():
+            pytest.skip("gwh console script not installed in this environment")
+        entry = [str(exe)]
+    root = tmp_path / "wh"
+    done = subprocess.run(entry + ["init", str(root)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    fail = subprocess.run(
+        entry + ["sql", "select * from nope", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert fail.returncode == 1 and fail.stderr.startswith("error: ")
+    assert "Traceback" not in fail.stderr
+
+
+def test_typer_bad_parameter_is_exit_2(cli, loaded):
+    result = cli("cone", "abc", "0", "10", "--root", loaded.root)
+    assert result.exit_code == 2
+    assert isinstance(typer.BadParameter("x"), Exception)

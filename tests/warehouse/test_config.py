@@ -1,0 +1,66 @@
+"""warehouse.toml: defaults, round trip, and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from warehouse.config import Config, SplitConfig, load_config, parse_config
+from warehouse.errors import ConfigError
+
+
+def test_default_round_trip():
+    cfg = Config.default()
+    assert parse_config(cfg.to_toml()) == cfg
+    assert cfg.splits.train == 0.70 and cfg.bands == ("g", "r", "i", "z", "y")
+
+
+def test_custom_round_trip():
+    cfg = Config(
+        bands=("u", "g", "r", "i"),
+        max_rows_per_partition=10,
+        splits=SplitConfig(0.6, 0.2, 0.2, salt="s", mode="healpix", healpix_order=5),
+    )
+    assert parse_config(cfg.to_toml()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[splits]\ntrain = 0.7\nvalidation = 0.2\ntest = 0.2\n", "must add up to 1"),
+        (
+            "[splits]\ntrain = -0.1\nvalidation = 0.6\ntest = 0.5\n",
+            "[splits] train must be between 0 and 1",
+        ),
+        ('[splits]\nmode = "random"\n', "[splits] mode must be one of object, healpix"),
+        ('[splits]\nsalt = ""\n', "[splits] salt must be a non-empty string"),
+        ("[splits]\nhealpix_order = 31\n", "healpix_order must be in 0..29"),
+        ('[warehouse]\nbands = ["g", "g"]\n', "lists a band twice"),
+        ('[warehouse]\nbands = ["G-band"]\n', "is not a band name"),
+        ('[warehouse]\nbands = "grizy"\n', "bands must be a list"),
+        (
+            "[partitioning]\nmax_rows_per_partition = 0\n",
+            "max_rows_per_partition must be a positive",
+        ),
+        ("[partitioning]\nmax_order = 40\n", "max_order must be an integer in 0..29"),
+        ("[splitz]\n", "unknown section [splitz]"),
+        ("[splits]\ntrian = 0.7\n", "unknown key(s) trian in [splits]"),
+        ("[splits\n", "is not valid TOML"),
+    ],
+)
+def test_invalid_config_names_the_key(text, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "wh/warehouse.toml")
+    assert message in str(err.value)
+    assert "wh/warehouse.toml" in str(err.value)
+
+
+def test_missing_file_says_how_to_create(tmp_path):
+    with pytest.raises(ConfigError, match="gwh init"):
+        load_config(tmp_path)
+
+
+def test_bad_config_is_a_clear_cli_error(cli, make_warehouse):
+    wh = make_warehouse()
+    (wh.root / "warehouse.toml").write_text("[splits]\ntrain = 2\n")
+    result = cli("views", "--root", wh.root)
+    assert result.exit_code == 1 and "[splits] train must be between 0 and 1" in result.stderr
