@@ -56,14 +56,32 @@ class Model:
     template: bool
 
     def render(self, bands: tuple[str, ...]) -> str:
+        """The SQL with per-band columns expanded for the configured bands.
+
+        Two forms, the only places per-band archive columns are generated (band names are
+        validated identifiers, ``[a-z][a-z0-9]*``, never user values):
+
+        * ``-- template: per-band``: the whole SELECT once per band, joined by UNION ALL, with
+          ``{band}`` and ``{band_index}`` replaced;
+        * ``{{all_bands: EXPR}}`` anywhere: ``(EXPR_g AND EXPR_r AND ...)``, EXPR with ``{band}``
+          replaced, so a rule that must hold in every band stays one readable line.
+        """
         body = _strip_comments(self.text)
-        if not self.template:
+        body = _ALL_BANDS.sub(
+            lambda m: (
+                "(" + " AND ".join(m.group(1).strip().replace("{band}", b) for b in bands) + ")"
+            ),
+            body,
+        )
+        if "template: per-band" not in self.text:
             return body
-        # Band names are validated identifiers ([a-z][a-z0-9]*), never user values.
         return "\nUNION ALL\n".join(
             body.replace("{band_index}", str(i)).replace("{band}", band)
             for i, band in enumerate(bands)
         )
+
+
+_ALL_BANDS = re.compile(r"\{\{all_bands:(.*?)\}\}", re.S)
 
 
 def _strip_comments(text: str) -> str:
@@ -83,33 +101,41 @@ def load_models() -> list[Model]:
         rel = line.strip()
         if not rel or rel.startswith("#"):
             continue
-        path = root / rel
-        text = path.read_text(encoding="utf-8")
-        first = text.splitlines()[0] if text else ""
-        name = Path(rel).stem
-        if not first.startswith(f"-- {name}:"):
-            raise QueryError(f"sql/{rel} must start with '-- {name}: <one-line description>'")
-        layer = rel.split("/")[0]
-        models.append(
-            Model(
-                name=name,
-                layer=layer,
-                kind="macro" if layer == "macros" else "view",
-                path=rel,
-                text=text,
-                description=first.split(":", 1)[1].strip(),
-                template="template: per-band" in text,
-            )
-        )
+        models.append(model_from_text(rel, (root / rel).read_text(encoding="utf-8")))
     return models
 
 
-def assertion_queries() -> list[tuple[str, str]]:
-    """(name, SQL) of every contract assertion in ``sql/tests/``; each must return no rows."""
-    root = sql_root() / "tests"
-    return [
-        (p.stem, _strip_comments(p.read_text(encoding="utf-8"))) for p in sorted(root.glob("*.sql"))
-    ]
+def model_from_text(rel: str, text: str) -> Model:
+    """A model from its path under ``sql/`` and its text (as frozen in a release)."""
+    first = text.splitlines()[0] if text else ""
+    name = Path(rel).stem
+    if not first.startswith(f"-- {name}:"):
+        raise QueryError(f"sql/{rel} must start with '-- {name}: <one-line description>'")
+    layer = rel.split("/")[0]
+    return Model(
+        name=name,
+        layer=layer,
+        kind="macro" if layer == "macros" else "view",
+        path=rel,
+        text=text,
+        description=first.split(":", 1)[1].strip(),
+        template="template: per-band" in text or "{{all_bands:" in text,
+    )
+
+
+def assertion_texts() -> dict[str, str]:
+    """Path under ``sql/`` → text of every contract assertion in ``sql/tests/``."""
+    root = sql_root()
+    return {
+        f"tests/{p.name}": p.read_text(encoding="utf-8")
+        for p in sorted((root / "tests").glob("*.sql"))
+    }
+
+
+def assertion_queries(texts: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(name, SQL) of every contract assertion; each must return no rows."""
+    texts = assertion_texts() if texts is None else texts
+    return [(Path(rel).stem, _strip_comments(text)) for rel, text in sorted(texts.items())]
 
 
 def quote_ident(name: str) -> str:
@@ -118,6 +144,12 @@ def quote_ident(name: str) -> str:
 
 def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def parquet_source(glob: str) -> str:
+    """``read_parquet`` over a HATS catalog's files. DuckDB would otherwise read the
+    ``Norder=``/``Dir=`` folders as Hive partition columns and add them to every row."""
+    return f"read_parquet({quote_literal(glob)}, hive_partitioning = false)"
 
 
 def _error_view(name: str, message: str) -> str:
@@ -154,13 +186,20 @@ def fingerprint(config_text: str, root: Path, tables: list[BaseTable]) -> str:
     return h.hexdigest()
 
 
-def build(con: duckdb.DuckDBPyConnection, config: Config, tables: list[BaseTable], fp: str) -> None:
+def build(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    tables: list[BaseTable],
+    fp: str,
+    models: list[Model] | None = None,
+) -> None:
     """(Re)create every base view, setting table, macro and model view.
 
     Runs inside the caller's transaction, so a load's new table versions and the views over them
-    commit together or not at all.
+    commit together or not at all. ``models`` defaults to the SQL in ``sql/``; a release passes the
+    SQL it froze.
     """
-    models = load_models()
+    models = load_models() if models is None else models
     model_names = {m.name for m in models if m.kind == "view"}
     unavailable: dict[str, str] = {}
     records = []
@@ -188,7 +227,7 @@ def build(con: duckdb.DuckDBPyConnection, config: Config, tables: list[BaseTable
             )
             con.execute(
                 f"CREATE OR REPLACE VIEW {quote_ident(t.name)} AS "
-                f"SELECT *{exclude} FROM read_parquet({quote_literal(t.glob)})"
+                f"SELECT *{exclude} FROM {parquet_source(t.glob)}"
             )
             columns_of[t.name] = set(t.columns)
         records.append(
