@@ -328,10 +328,13 @@ def merge_version(
         b = int(np.searchsorted(merged_h29, hi, "left"))
         if b > a:
             pieces.append(merged.slice(a, b - a))
-        table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
-        table = table.sort_by(
-            [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in spec.key]
-        )
+        if len(pieces) == 1 and b > a:
+            table = pieces[0]  # a slice of ``merged``, already in order
+        else:
+            table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+            table = table.sort_by(
+                [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in spec.key]
+            )
         if table.num_rows != count:
             raise AssertionError(f"partition {part} has {table.num_rows} rows, expected {count}")
         write_partition(table, target)

@@ -1,7 +1,8 @@
--- hsc_forced_bands: one row per object and band with the per-band archive columns the rules use.
+-- hsc_forced_bands: one row per object and band with the per-band columns the quality rules read.
 -- template: per-band. The warehouse renders this SELECT once per configured band, in band order
 -- ({band} becomes g, r, i, z, y; {band_index} 0, 1, ...), and joins the copies with UNION ALL.
--- This is the one place that names per-band archive columns; every rule downstream reads this view.
+-- For per-band analysis (e.g. select band, median(cmodel_mag) ... group by band); the rules themselves
+-- are computed row-wise in photometry_flags, which is faster on large tables.
 -- contract: unique(object_id, band); not_null(object_id, band)
 SELECT
     object_id,

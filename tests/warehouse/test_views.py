@@ -272,6 +272,9 @@ def test_warehouse_db_opens_in_plain_duckdb(loaded):
         n = con.execute("SELECT count(*) FROM ml_objects").fetchone()[0]
         ids = con.execute("SELECT object_id FROM hsc_forced ORDER BY object_id LIMIT 1").fetchone()
     assert n > 0 and isinstance(ids[0], int) and ids[0] > 2**53
+    columns = loaded.query("SELECT * FROM hsc_forced LIMIT 0").column_names
+    assert columns[0] == "_healpix_29"
+    assert "Norder" not in columns and "Dir" not in columns  # not read as Hive partitions
 
 
 def test_config_partition_threshold(make_warehouse, field_files):
