@@ -52,6 +52,28 @@ def _open(root: Path | None):  # type: ignore[no-untyped-def]
     return Warehouse.open(resolve_root(root))
 
 
+ReleaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--release",
+        help="Use the frozen state of release NAME (or a packed release folder).",
+        show_default=False,
+    ),
+]
+
+
+def _open_at(root: Path | None, release: str | None):  # type: ignore[no-untyped-def]
+    """The live warehouse, or a release of it (a name, or a packed copy's folder)."""
+    if release is None:
+        return _open(root)
+    from warehouse.core import resolve_root
+    from warehouse.release import MANIFEST, open_pack, open_release
+
+    if (Path(release) / MANIFEST).exists():
+        return open_pack(Path(release))
+    return open_release(resolve_root(root), release)
+
+
 @app.command()
 def init(
     root_arg: Annotated[
@@ -91,6 +113,48 @@ def load_hsc_forced(files: FilesArg, root: RootOption = None) -> None:
 def load_hsc_specz(files: FilesArg, root: RootOption = None) -> None:
     """An export of pdr2_wide.specz."""
     _load("hsc-specz", files, root)
+
+
+@load_app.command("kids-cutouts")
+def load_kids_cutouts(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="KiDS-DR4 HDF5 files (image, SPECTYPE, RA, DEC); stacked in order."),
+    ],
+    root: RootOption = None,
+) -> None:
+    """KiDS-DR4 cutouts (N, 36, 36, 4; u,g,r,i) into kids_cutouts, SPECTYPE as labels
+    GALAXY=0, QSO=1, STAR=2."""
+    from loaders.kids import load_kids_cutouts as load
+
+    try:
+        load(_open(root), files, echo=typer.echo)
+    except WarehouseError as exc:
+        _fail(exc)
+
+
+@load_app.command("galaxy-zoo")
+def load_galaxy_zoo(
+    files: Annotated[list[Path], typer.Argument(help="Galaxy Zoo 2 tables (.csv or .csv.gz).")],
+    match_radius: Annotated[
+        float, typer.Option("--match-radius", help="Arcsec to match galaxies to hsc_forced.")
+    ] = 1.0,
+    root: RootOption = None,
+) -> None:
+    """Galaxy Zoo 2 votes into galaxy_zoo (key objid, task-1 label gz2_label), matched by
+    position to hsc_forced when it is loaded."""
+    from loaders.galaxy_zoo import load_galaxy_zoo as load
+
+    try:
+        load(_open(root), files, radius_arcsec=match_radius, echo=typer.echo)
+    except WarehouseError as exc:
+        _fail(exc)
+
+
+@load_app.command("hubble-source-catalog")
+def load_hubble_source_catalog(files: FilesArg, root: RootOption = None) -> None:
+    """MAST Hubble Source Catalog answers (Mashup .json) or fetched .parquet files."""
+    _load("hubble-source-catalog", files, root)
 
 
 @app.command()
@@ -135,12 +199,13 @@ def sql(
     max_rows: Annotated[
         int, typer.Option("--max-rows", help="Rows shown by --format table.")
     ] = 100,
+    release: ReleaseOption = None,
 ) -> None:
     """Run read-only SQL, e.g. gwh sql "select split, count(*) from ml_objects group by 1"."""
     from warehouse import output
 
     try:
-        result = _open(root).query(query)
+        result = _open_at(root, release).query(query)
         if out is not None:
             output.save(result, out)
             typer.echo(f"wrote {result.num_rows:,} rows to {out}")
@@ -211,14 +276,580 @@ def demo(
         Path | None, typer.Argument(metavar="[ROOT]", help="Folder for the demo warehouse.")
     ] = None,
     n_objects: Annotated[int, typer.Option("--objects", help="Simulated objects.")] = 5000,
+    n_images: Annotated[
+        int | None,
+        typer.Option("--images", help="Objects given simulated 5-band images (default ~2%)."),
+    ] = None,
 ) -> None:
     """The embedded default, offline: a simulated HSC-like field through every view."""
     from warehouse.demo import run_demo
 
     try:
-        run_demo(root_arg or Path("gwh-demo"), n_objects=n_objects, echo=typer.echo)
+        run_demo(
+            root_arg or Path("gwh-demo"), n_objects=n_objects, echo=typer.echo, n_images=n_images
+        )
     except WarehouseError as exc:
         _fail(exc)
+
+
+release_app = typer.Typer(
+    help="Immutable, verifiable releases: create, list, show, verify, diff, pack.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(release_app, name="release")
+
+
+@release_app.command("create")
+def release_create(
+    name: Annotated[str, typer.Argument(help="Release name, e.g. v1.")],
+    notes: Annotated[str, typer.Option("--notes", help="Free text kept in the manifest.")] = "",
+    root: RootOption = None,
+) -> None:
+    """Freeze tables, cutouts, SQL and configuration as release NAME (immutable)."""
+    from warehouse.release import create_release
+
+    try:
+        path = create_release(_open(root), name, notes, echo=typer.echo)
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"created release {name}: {path / 'manifest.json'}")
+
+
+@release_app.command("list")
+def release_list(root: RootOption = None) -> None:
+    """Every release with its time, splits and notes."""
+    from warehouse.core import resolve_root
+    from warehouse.release import list_releases
+
+    try:
+        _open(root)
+        rows = list_releases(resolve_root(root))
+    except WarehouseError as exc:
+        _fail(exc)
+    if not rows:
+        typer.echo("no releases yet (gwh release create NAME)")
+    for r in rows:
+        splits = ", ".join(f"{k} {v:,}" for k, v in r["splits"].items())
+        typer.echo(f"{r['name']:<16} {r['created_utc']}  {splits}  {r['notes']}")
+
+
+@release_app.command("show")
+def release_show(
+    name: Annotated[str, typer.Argument(help="Release name or packed folder.")],
+    root: RootOption = None,
+) -> None:
+    """The manifest of a release (without file hashes and SQL text), as JSON."""
+    import json
+
+    from warehouse.release import describe
+
+    try:
+        typer.echo(json.dumps(describe(_open_at(root, name)), indent=2))
+    except WarehouseError as exc:
+        _fail(exc)
+
+
+@release_app.command("verify")
+def release_verify(
+    target: Annotated[str, typer.Argument(help="Release name, or the folder of a packed copy.")],
+    root: RootOption = None,
+) -> None:
+    """Re-hash every file of a release; non-zero exit naming each mismatch."""
+    from warehouse.core import resolve_root
+    from warehouse.release import verify_target
+
+    try:
+        where, problems = verify_target(resolve_root(root), target)
+    except WarehouseError as exc:
+        _fail(exc)
+    for p in problems:
+        typer.echo(f"MISMATCH {p.path}: {p.problem}", err=True)
+    if problems:
+        typer.echo(
+            f"error: release {target} does not verify ({len(problems)} problem(s))", err=True
+        )
+        raise typer.Exit(1)
+    typer.echo(f"release {target} verifies: every file matches its SHA-256 ({where})")
+
+
+@release_app.command("diff")
+def release_diff(
+    a: Annotated[str, typer.Argument(help="Older release.")],
+    b: Annotated[str, typer.Argument(help="Newer release.")],
+    root: RootOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole diff as JSON.")] = False,
+) -> None:
+    """Rows added / removed / changed per table, split moves, SQL and configuration changes."""
+    import json
+
+    from warehouse.core import resolve_root
+    from warehouse.release import diff
+
+    try:
+        _open(root)
+        d = diff(resolve_root(root), a, b)
+    except WarehouseError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    typer.echo(f"release diff {a} -> {b}")
+    for table, t in d["tables"].items():
+        if "table" in t:
+            typer.echo(f"  {table}: table {t['table']} ({t['rows']:,} rows)")
+            continue
+        typer.echo(
+            f"  {table}: {t['rows_from']:,} -> {t['rows_to']:,} rows; +{t['added']:,} "
+            f"added, -{t['removed']:,} removed, {t['changed']:,} changed"
+            + (f"; columns added: {', '.join(t['columns_added'])}" if t["columns_added"] else "")
+        )
+    moves = d.get("split_moves", [])
+    typer.echo(f"  split moves: {len(moves)}")
+    for m in moves[:50]:
+        typer.echo(f"    object_id {m['object_id']}: {m['from']} -> {m['to']}")
+    if "split_counts" in d:
+        c = d["split_counts"]
+        typer.echo(f"  ml_objects: {c['entered']:,} entered, {c['left']:,} left")
+    for path, text in d["sql"].items():
+        typer.echo(f"  sql/{path} changed:\n{text}")
+    for key, change in d["config"].items():
+        typer.echo(f"  config {key}: {change['from']!r} -> {change['to']!r}")
+
+
+@release_app.command("pack")
+def release_pack(
+    name: Annotated[str, typer.Argument(help="Release name.")],
+    dest: Annotated[Path, typer.Argument(help="New folder for the standalone copy.")],
+    root: RootOption = None,
+) -> None:
+    """A standalone copy: HATS catalogs, SQL, configuration, manifest (+ HDF5 splits)."""
+    from warehouse.core import resolve_root
+    from warehouse.release import pack
+
+    try:
+        _open(root)
+        path = pack(resolve_root(root), name, dest, exporter=_pack_exporter(), echo=typer.echo)
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"packed release {name} at {path}; check it with: gwh release verify {path}")
+
+
+def _pack_exporter():  # type: ignore[no-untyped-def]
+    """The HDF5 split writer for packs, when the export module is available."""
+    try:
+        from warehouse.export import export_release_splits
+    except ImportError:
+        return None
+    return export_release_splits
+
+
+cutouts_app = typer.Typer(
+    help="HSC image cutouts: batch lists for the archive, ingest FITS and tar files, previews.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(cutouts_app, name="cutouts")
+
+
+@cutouts_app.command("request")
+def cutouts_request(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the list files and mappings.")],
+    bands: Annotated[str, typer.Option("--bands", help="Bands, one list per band.")] = "grizy",
+    size: Annotated[str, typer.Option("--size", help="Cutout side.")] = "20arcsec",
+    view: Annotated[str, typer.Option("--view", help="Table or view to cut out.")] = "ml_objects",
+    rerun: Annotated[str, typer.Option("--rerun", help="Archive rerun.")] = "pdr2_wide",
+    root: RootOption = None,
+) -> None:
+    """Batch list files (<=1000 rows each) for the HSC-SSP cutout service, with the row ->
+    object_id mapping (<list>.json) beside each."""
+    from warehouse.cutouts import request_cutouts
+
+    try:
+        lists = request_cutouts(_open(root), out, bands=bands, size=size, view=view, rerun=rerun)
+    except WarehouseError as exc:
+        _fail(exc)
+    for path in lists:
+        typer.echo(f"wrote {path} (+ {path.with_suffix('.json').name})")
+    typer.echo(
+        f"{len(lists)} list(s). Upload each to the DAS cutout service, then: "
+        "gwh cutouts ingest TAR... (the .json beside the tar, or --list LIST)"
+    )
+
+
+@cutouts_app.command("ingest")
+def cutouts_ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Cutout FITS files, batch tars, or folders of them.")
+    ],
+    lists: Annotated[
+        list[Path] | None,
+        typer.Option("--list", help="The list (or its .json) of each tar, in order. Repeatable."),
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """Match each cutout to its hsc_forced object (WCS centre within 0.5") and store it; files
+    that do not match are listed and the exit code is 1, after the others are ingested."""
+    from warehouse.cutouts import ingest_cutouts
+
+    try:
+        ingest_cutouts(_open(root), paths, lists=lists or (), echo=typer.echo)
+    except WarehouseError as exc:
+        _fail(exc)
+
+
+@cutouts_app.command("show")
+def cutouts_show(
+    object_id: Annotated[int, typer.Argument(help="The object's object_id.")],
+    png: Annotated[Path, typer.Option("--png", help="Output PNG file.")],
+    root: RootOption = None,
+) -> None:
+    """Save a preview: Lupton RGB (i, r, g) and one panel per band."""
+    from warehouse.cutouts import show_cutout
+
+    try:
+        path = show_cutout(_open(root), object_id, png)
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("export")
+def export(
+    split: Annotated[
+        str | None, typer.Option("--split", help="train, validation or test (default: all).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output .h5 file.")] = None,
+    all_splits: Annotated[
+        bool, typer.Option("--all-splits", help="train/validation/test.h5 into --out-dir.")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="Folder for --all-splits.")
+    ] = None,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels (127 or 64).")] = 127,
+    view: Annotated[
+        str | None, typer.Option("--view", help="View to export (default ml_objects).")
+    ] = None,
+    sql_text: Annotated[
+        str | None, typer.Option("--sql", help="A SELECT returning object_id, instead of --view.")
+    ] = None,
+    bands: Annotated[
+        str | None, typer.Option("--bands", help="Bands in image order (default: configured).")
+    ] = None,
+    allow_missing_bands: Annotated[
+        bool,
+        typer.Option("--allow-missing-bands", help="NaN images and missing_<b> flags."),
+    ] = False,
+    no_mask: Annotated[bool, typer.Option("--no-mask", help="Leave out the mask.")] = False,
+    no_variance: Annotated[
+        bool, typer.Option("--no-variance", help="Leave out the variance.")
+    ] = False,
+    compression: Annotated[
+        str | None, typer.Option("--compression", help="lzf or gzip (default: none).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing output files.")
+    ] = False,
+    root: RootOption = None,
+    release: ReleaseOption = None,
+) -> None:
+    """Write HDF5 in the GalaxiesML layout: images (N, bands, S, S) and every query column."""
+    from warehouse.export import ExportOptions, export_all_splits, export_hdf5, parse_bands
+
+    if view is not None and sql_text is not None:
+        raise typer.BadParameter("give --view or --sql, not both")
+    if all_splits and (split is not None or out is not None or out_dir is None):
+        raise typer.BadParameter("--all-splits takes --out-dir DIR (and no --split or --out)")
+    if not all_splits and (out is None or out_dir is not None):
+        raise typer.BadParameter("give --out FILE.h5 (or --all-splits --out-dir DIR)")
+    try:
+        wh = _open_at(root, release)
+        options = ExportOptions(
+            size=size,
+            bands=parse_bands(bands, wh.config.bands) if bands else None,
+            allow_missing_bands=allow_missing_bands,
+            mask=not no_mask,
+            variance=not no_variance,
+            compression=compression,
+            overwrite=overwrite,
+        )
+        if all_splits:
+            assert out_dir is not None
+            results = export_all_splits(wh, out_dir, view=view, sql=sql_text, options=options)
+        else:
+            assert out is not None
+            results = [export_hdf5(wh, out, split=split, view=view, sql=sql_text, options=options)]
+    except WarehouseError as exc:
+        _fail(exc)
+    for r in results:
+        actions = ", ".join(f"{a} {n:,}" for a, n in r.fit_actions.items())
+        missing = "".join(f"; missing {b}: {n:,}" for b, n in r.missing.items())
+        typer.echo(
+            f"wrote {r.path}: {r.rows:,} galaxies x {len(r.bands)} bands ({','.join(r.bands)}) x "
+            f"{r.size}x{r.size} px, {r.data} images, {r.bytes / 2**20:,.1f} MiB in "
+            f"{r.seconds:.1f} s ({actions}{missing})"
+        )
+
+
+fetch_app = typer.Typer(
+    help="Fetch from the archives (HSC-SSP, MAST, SDSS) into the warehouse; a rerun resumes.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(fetch_app, name="fetch")
+
+
+@fetch_app.command("hsc-sql")
+def fetch_hsc_sql(
+    release: Annotated[str, typer.Option("--release", help="pdr1, pdr2, pdr3 or pdr3-citus.")],
+    out: Annotated[Path, typer.Option("--out", help="Result file, .fits or .csv.")],
+    sql: Annotated[str | None, typer.Option("--sql", help="The SQL text.")] = None,
+    sql_file: Annotated[
+        Path | None,
+        typer.Option("--sql-file", help="A file of SQL, e.g. sql/sources/galaxiesml_pdr2.sql."),
+    ] = None,
+    load: Annotated[
+        str | None, typer.Option("--load", help="Then load it: hsc-forced or hsc-specz.")
+    ] = None,
+    poll_timeout: Annotated[
+        float, typer.Option("--poll-timeout", help="Seconds to wait for the job.")
+    ] = 600.0,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Accept a result with no rows.")
+    ] = False,
+    root: RootOption = None,
+) -> None:
+    """Run SQL as an HSC-SSP catalog job (credentials: $HSC_SSP_CAS_USER and
+    $HSC_SSP_CAS_PASSWORD, else a prompt); results are cached by SQL and release."""
+    from loaders.hsc_fetch import fetch_hsc_sql as fetch
+
+    try:
+        fetch(
+            _open(root),
+            release=release,
+            out=out,
+            sql=sql,
+            sql_file=sql_file,
+            load=load,
+            poll_timeout=poll_timeout,
+            allow_empty=allow_empty,
+            echo=typer.echo,
+        )
+    except WarehouseError as exc:
+        _fail(exc)
+
+
+@fetch_app.command("hsc-cutouts")
+def fetch_hsc_cutouts(
+    bands: Annotated[str, typer.Option("--bands", help="Bands, one list per band.")] = "grizy",
+    size: Annotated[str, typer.Option("--size", help="Cutout side.")] = "20arcsec",
+    view: Annotated[str, typer.Option("--view", help="Table or view to cut out.")] = "ml_objects",
+    rerun: Annotated[str, typer.Option("--rerun", help="Archive rerun.")] = "pdr2_wide",
+    no_ingest: Annotated[bool, typer.Option("--no-ingest", help="Fetch the tars only.")] = False,
+    root: RootOption = None,
+) -> None:
+    """DAS cutouts of every object of a view: batch lists of <=1000 rows, tars kept under
+    ROOT/cache/hsc_cutouts (a rerun fetches only what is missing), then ingested into cutouts."""
+    from loaders.hsc_fetch import fetch_hsc_cutouts as fetch
+
+    try:
+        r = fetch(
+            _open(root),
+            bands=bands,
+            size=size,
+            view=view,
+            rerun=rerun,
+            ingest=not no_ingest,
+            echo=typer.echo,
+        )
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(
+        f"{r.objects:,} objects: {r.tars_fetched} tar(s) fetched, {r.tars_ingested} ingested "
+        f"({r.images:,} band images) in {r.folder}"
+    )
+
+
+@fetch_app.command("hubble-source-catalog")
+def fetch_hubble_source_catalog(
+    target: Annotated[
+        str, typer.Option("--target", help="A name MAST resolves, or 'RA DEC' in degrees.")
+    ],
+    box_deg: Annotated[float | None, typer.Option("--box-deg", help="Box side in degrees.")] = None,
+    radius_deg: Annotated[
+        float | None, typer.Option("--radius-deg", help="Cone radius in degrees.")
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option("--where", help='SQL condition, e.g. "A_F555W_N >= 1".')
+    ] = None,
+    version: Annotated[int, typer.Option("--version", help="HSC version, 2 or 3.")] = 3,
+    max_records: Annotated[
+        int, typer.Option("--max-records", help="Most rows MAST may return.")
+    ] = 50_000,
+    pagesize: Annotated[int, typer.Option("--pagesize", help="Rows per page.")] = 50_000,
+    root: RootOption = None,
+) -> None:
+    """Hubble Source Catalog rows (MAST, astroquery Catalogs catalog="HSC") into
+    hubble_source_catalog; pages are cached, so a rerun fetches only the missing ones."""
+    from loaders.mast_hsc import fetch_into_warehouse
+
+    try:
+        fetch_into_warehouse(
+            _open(root),
+            target,
+            box_deg=box_deg,
+            radius_deg=radius_deg,
+            where=where,
+            version=version,
+            max_records=max_records,
+            pagesize=pagesize,
+            echo=typer.echo,
+        )
+    except WarehouseError as exc:
+        _fail(exc)
+
+
+@fetch_app.command("hubble-source-matches")
+def fetch_hubble_source_matches(
+    match_id: Annotated[int, typer.Argument(help="A MatchID of hubble_source_catalog.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write, .csv or .parquet.")],
+    version: Annotated[int, typer.Option("--version", help="HSC version, 2 or 3.")] = 3,
+    root: RootOption = None,
+) -> None:
+    """The individual HST detections (one per image) behind one Hubble Source Catalog match."""
+    from loaders.mast_hsc import match_sources
+    from warehouse import output
+
+    try:
+        table = match_sources(
+            match_id, version=version, base_url=_open(root).config.archives.mast_url
+        )
+        output.save(table, out)
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {table.num_rows:,} detections of MatchID {match_id} to {out}")
+
+
+@fetch_app.command("sdss-cutouts")
+def fetch_sdss_cutouts(
+    labels: Annotated[
+        str, typer.Option("--labels", help="Table of objects and labels.")
+    ] = "galaxy_zoo",
+    band: Annotated[str, typer.Option("--band", help="u, g, r, i or z.")] = "r",
+    pixels: Annotated[int, typer.Option("--pixels", help="Cutout side in pixels.")] = 40,
+    match_radius: Annotated[
+        float, typer.Option("--match-radius", help="Arcsec to the SDSS photometric object.")
+    ] = 2.0,
+    data_release: Annotated[int, typer.Option("--data-release", help="SDSS DR.")] = 17,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N.")] = None,
+    root: RootOption = None,
+) -> None:
+    """SDSS frame cutouts (astroquery SkyServer + frames) of every object of a labels table,
+    into sdss_cutouts with the labels; work is kept frame by frame, a rerun resumes."""
+    from loaders.sdss import fetch_sdss_cutouts as fetch
+
+    try:
+        r = fetch(
+            _open(root),
+            labels=labels,
+            band=band,
+            pixels=pixels,
+            match_radius_arcsec=match_radius,
+            data_release=data_release,
+            limit=limit,
+            echo=typer.echo,
+        )
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(
+        f"{r.cutouts:,} of {r.objects:,} objects have a {pixels}x{pixels} {band} cutout "
+        f"({r.frames_fetched} frame(s) fetched now; {r.no_photoobj:,} not in SDSS, "
+        f"{r.off_frame:,} off their frame)"
+    )
+
+
+@fetch_app.command("hst-cutouts")
+def fetch_hst_cutouts(
+    filter_: Annotated[str, typer.Option("--filter", help="HST filter, e.g. F160W.")] = "F160W",
+    labels: Annotated[
+        str, typer.Option("--labels", help="Table of objects and labels.")
+    ] = "galaxy_zoo",
+    pixels: Annotated[int, typer.Option("--pixels", help="Cutout side in pixels.")] = 64,
+    survey: Annotated[
+        str | None, typer.Option("--survey", help="MAST deep-field survey (default: by filter).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N.")] = None,
+    root: RootOption = None,
+) -> None:
+    """Cutouts of MAST's drizzled HST mosaics (astroquery Zcut) for every object of a labels
+    table, into hst_cutouts with the labels; a rerun fetches only what is missing."""
+    from loaders.hst import fetch_hst_cutouts as fetch
+
+    try:
+        r = fetch(
+            _open(root),
+            filter=filter_,
+            labels=labels,
+            pixels=pixels,
+            survey=survey,
+            limit=limit,
+            echo=typer.echo,
+        )
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(
+        f"{r.cutouts:,} of {r.objects:,} objects have a {pixels}x{pixels} {filter_} cutout "
+        f"({r.no_coverage:,} outside the surveys, {r.no_filter:,} without {filter_})"
+    )
+
+
+plot_app = typer.Typer(
+    help="PNG plots of warehouse tables: colour-magnitude diagrams and sky maps.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(plot_app, name="plot")
+
+
+@plot_app.command("cmd")
+def plot_cmd(
+    table: Annotated[str, typer.Option("--table", help="Table or view.")],
+    x: Annotated[str, typer.Option("--x", help='Colour, a SQL expression: "A_F555W - A_F814W".')],
+    y: Annotated[str, typer.Option("--y", help="Magnitude, a SQL expression.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file.")],
+    where: Annotated[str | None, typer.Option("--where", help="SQL condition.")] = None,
+    x_label: Annotated[str | None, typer.Option("--x-label", help="Axis label.")] = None,
+    y_label: Annotated[str | None, typer.Option("--y-label", help="Axis label.")] = None,
+    root: RootOption = None,
+) -> None:
+    """A colour-magnitude diagram, points coloured by the density of sources."""
+    from warehouse.plots import plot_cmd as plot
+
+    try:
+        r = plot(_open(root), table, x, y, out, where=where, x_label=x_label, y_label=y_label)
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {r.path} ({r.pixels[0]}x{r.pixels[1]} px, {r.points:,} sources)")
+
+
+@plot_app.command("sky")
+def plot_sky(
+    table: Annotated[str, typer.Option("--table", help="Table or view with positions.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file.")],
+    where: Annotated[str | None, typer.Option("--where", help="SQL condition.")] = None,
+    order: Annotated[
+        int | None, typer.Option("--order", help="HEALPix order (default: from the data).")
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """A HEALPix density map (objects per arcmin²) of a table."""
+    from warehouse.plots import plot_sky as plot
+
+    try:
+        r = plot(_open(root), table, out, where=where, order=order)
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {r.path} ({r.pixels[0]}x{r.pixels[1]} px, {r.points:,} objects, {r.detail})")
 
 
 def main() -> None:

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("loaders.hsc",)
+MODULES = (
+    "loaders.hsc",
+    "warehouse.cutouts",
+    "loaders.mast_hsc",
+    "loaders.galaxy_zoo",
+    "loaders.kids",
+    "loaders.sdss",
+    "loaders.hst",
+)
 
 
 def registered_modules() -> list:

@@ -36,6 +36,12 @@ bands = ["g", "r", "i", "z", "y"]
 max_rows_per_partition = {max_rows}
 max_order = 19
 
+[cutouts]
+# Image cutouts are ~1 MB per object (5 bands x image, variance, mask), so their table splits a
+# HEALPix pixel at far fewer rows than a catalog: an export holds one partition's pixels of one
+# plane (image, variance or mask) in memory at a time.
+max_rows_per_partition = {cutouts_max_rows}
+
 [splits]
 # Fractions of train / validation / test. GalaxiesML used 204,573 / 40,914 / 40,914 objects
 # (about 70/15/15), which is the default here; its text also states 60/20/20.
@@ -49,6 +55,16 @@ salt = "{salt}"
 # never straddle train and test.
 mode = "{mode}"
 healpix_order = {healpix_order}
+
+[archives]
+# Base URLs of the archive services the fetch commands use. An environment variable wins over
+# each: $GWH_HSC_SSP_URL, $GWH_MAST_URL, $GWH_SDSS_URL, $GWH_SDSS_SAS_URL.
+hsc_ssp_url = "{hsc_ssp_url}"
+mast_url = "{mast_url}"
+# SkyServer (SQL) and the Science Archive Server (imaging frames). When sdss_url points at
+# another host and sdss_sas_url is left at its default, frames are read from <sdss_url>/sas.
+sdss_url = "{sdss_url}"
+sdss_sas_url = "{sdss_sas_url}"
 """
 
 
@@ -90,6 +106,32 @@ class SplitConfig:
             raise ConfigError(f"[splits] healpix_order must be in 0..29, got {self.healpix_order}")
 
 
+ARCHIVE_DEFAULTS = {
+    "hsc_ssp_url": "https://hsc-release.mtk.nao.ac.jp",
+    "mast_url": "https://mast.stsci.edu",
+    "sdss_url": "https://skyserver.sdss.org",
+    "sdss_sas_url": "https://data.sdss.org/sas",
+}
+
+
+@dataclass(frozen=True)
+class ArchivesConfig:
+    """Base URLs of the archives (``[archives]``); environment variables win over them."""
+
+    hsc_ssp_url: str = ARCHIVE_DEFAULTS["hsc_ssp_url"]
+    mast_url: str = ARCHIVE_DEFAULTS["mast_url"]
+    sdss_url: str = ARCHIVE_DEFAULTS["sdss_url"]
+    sdss_sas_url: str = ARCHIVE_DEFAULTS["sdss_sas_url"]
+
+    def __post_init__(self) -> None:
+        for name in ARCHIVE_DEFAULTS:
+            value = getattr(self, name)
+            if not isinstance(value, str) or not re.match(r"^https?://[^\s\"]+$", value):
+                raise ConfigError(
+                    f"[archives] {name} must be an http:// or https:// URL, got {value!r}"
+                )
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole of ``warehouse.toml``."""
@@ -98,6 +140,8 @@ class Config:
     max_rows_per_partition: int = 1_000_000
     max_order: int = 19
     splits: SplitConfig = field(default_factory=SplitConfig)
+    archives: ArchivesConfig = field(default_factory=ArchivesConfig)
+    cutouts_max_rows_per_partition: int = 1000
 
     def __post_init__(self) -> None:
         if not self.bands:
@@ -120,6 +164,11 @@ class Config:
             raise ConfigError(
                 f"[partitioning] max_order must be an integer in 0..29, got {order!r}"
             )
+        rows = self.cutouts_max_rows_per_partition
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ConfigError(
+                f"[cutouts] max_rows_per_partition must be a positive integer, got {rows!r}"
+            )
 
     @classmethod
     def default(cls) -> Config:
@@ -135,6 +184,11 @@ class Config:
             salt=s.salt,
             mode=s.mode,
             healpix_order=s.healpix_order,
+            cutouts_max_rows=self.cutouts_max_rows_per_partition,
+            hsc_ssp_url=self.archives.hsc_ssp_url,
+            mast_url=self.archives.mast_url,
+            sdss_url=self.archives.sdss_url,
+            sdss_sas_url=self.archives.sdss_sas_url,
         )
         bands = ", ".join(f'"{b}"' for b in self.bands)
         text = text.replace('bands = ["g", "r", "i", "z", "y"]', f"bands = [{bands}]")
@@ -154,13 +208,17 @@ class Config:
                 "mode": s.mode,
                 "healpix_order": s.healpix_order,
             },
+            "archives": {name: getattr(self.archives, name) for name in ARCHIVE_DEFAULTS},
+            "cutouts": {"max_rows_per_partition": self.cutouts_max_rows_per_partition},
         }
 
 
 _KNOWN = {
     "warehouse": {"bands"},
     "partitioning": {"max_rows_per_partition", "max_order"},
+    "cutouts": {"max_rows_per_partition"},
     "splits": {"train", "validation", "test", "salt", "mode", "healpix_order"},
+    "archives": set(ARCHIVE_DEFAULTS),
 }
 
 
@@ -189,6 +247,8 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
     wh = raw.get("warehouse", {})
     part = raw.get("partitioning", {})
     sp = raw.get("splits", {})
+    ar = raw.get("archives", {})
+    cu = raw.get("cutouts", {})
     try:
         bands = wh.get("bands", list(Config.bands))
         if not isinstance(bands, list):
@@ -199,6 +259,8 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
             max_rows_per_partition=part.get("max_rows_per_partition", 1_000_000),
             max_order=part.get("max_order", 19),
             splits=splits,
+            archives=ArchivesConfig(**ar),
+            cutouts_max_rows_per_partition=cu.get("max_rows_per_partition", 1000),
         )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

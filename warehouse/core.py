@@ -13,7 +13,7 @@ import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,15 @@ def loaders() -> dict:
     for module in registered_modules():
         out.update(getattr(module, "LOADERS", {}))
     return out
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Tables prepared outside a registered loader, committed together as one version."""
+
+    label: str  # names the batch in results and error messages
+    prepared: Sequence  # loaders.base.Prepared: (spec, table)
+    sources: tuple[tuple[str, str, int], ...]  # (file, sha256, rows) recorded in gwh_loads
 
 
 @dataclass(frozen=True)
@@ -134,14 +143,19 @@ class Warehouse:
         return cls(root, load_config(root))
 
     @contextlib.contextmanager
-    def _lock(self) -> Iterator[None]:
-        """One writer at a time (DuckDB also refuses a second writing process)."""
+    def _lock(self, shared: bool = False) -> Iterator[None]:
+        """One writer at a time (DuckDB also refuses a second writing process).
+
+        ``shared``: a reader that needs the current table versions to stay on disk while it
+        streams them (an export). Readers share it; a writer is refused while any holds it.
+        """
         with open(self.root / ".lock", "w") as fh:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise WarehouseError(
-                    f"another gwh process is writing to {self.root}; wait for it to finish."
+                    f"another gwh process is writing to {self.root} (or exporting from it); "
+                    "wait for it to finish."
                 ) from None
             try:
                 yield
@@ -262,7 +276,47 @@ class Warehouse:
                 echo(f"{path}: loaded ({summary})")
         return results
 
-    def _commit_load(self, path: Path, sha: str, loader_name: str, prepared: list) -> LoadResult:
+    def ingest_prepared(
+        self,
+        loader_name: str,
+        batches: Iterable[PreparedBatch],
+        *,
+        max_rows: int | None = None,
+    ) -> list[LoadResult]:
+        """Commit tables prepared outside the registered loaders (e.g. cutout images).
+
+        Each batch commits on its own as the next version of its tables, so a failure keeps the
+        batches already committed. ``batches`` may be a generator: it runs under the writer lock.
+        ``max_rows`` overrides ``max_rows_per_partition`` (the cutouts table has its own).
+        """
+        results = []
+        with self._lock():
+            self.refresh_views()
+            self._remove_orphans()
+            for batch in batches:
+                results.append(
+                    self._commit_load(
+                        Path(batch.label),
+                        "",
+                        loader_name,
+                        list(batch.prepared),
+                        sources=batch.sources,
+                        max_rows=max_rows,
+                    )
+                )
+        return results
+
+    def _commit_load(
+        self,
+        path: Path,
+        sha: str,
+        loader_name: str,
+        prepared: list,
+        *,
+        sources: Sequence[tuple[str, str, int]] | None = None,
+        max_rows: int | None = None,
+    ) -> LoadResult:
+        """``sources``: (file, sha256, rows) for gwh_loads, instead of ``path`` and ``sha``."""
         created: list[tuple[str, int, Path, CatalogVersion]] = []
         tmp_dirs: list[Path] = []
         try:
@@ -281,7 +335,7 @@ class Warehouse:
                     item.table,
                     item.spec,
                     tmp,
-                    max_rows=self.config.max_rows_per_partition,
+                    max_rows=max_rows or self.config.max_rows_per_partition,
                     max_order=self.config.max_order,
                     source=str(path),
                 )
@@ -308,18 +362,12 @@ class Warehouse:
                                 now,
                             ],
                         )
-                        con.execute(
-                            "INSERT INTO gwh_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [
-                                sha,
-                                loader_name,
-                                str(path.resolve()),
-                                name,
-                                item.table.num_rows,
-                                version,
-                                now,
-                            ],
-                        )
+                        rows = sources or [(str(path.resolve()), sha, item.table.num_rows)]
+                        for file, file_sha, nrows in rows:
+                            con.execute(
+                                "INSERT INTO gwh_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                [file_sha, loader_name, file, name, nrows, version, now],
+                            )
                     tables = self._base_tables(self._registry(con))
                     db.build(
                         con,
@@ -468,10 +516,33 @@ class Warehouse:
             f"({SPATIAL_INDEX_COLUMN} >= ? AND {SPATIAL_INDEX_COLUMN} < ?)" for _ in ranges
         )
         params: list = [v for r in ranges for v in r]
+        source = db.quote_ident(table)
+        cv = self.current_version(table) if table in defs else None
+        if cv is not None:
+            # Read only the partitions the cone touches, as hats/lsdb prune: the view's glob would
+            # open every partition's footer on each search.
+            files = [
+                str(cv.path / p.relpath)
+                for p in cv.partitions
+                if any(lo < p.h29_range()[1] and p.h29_range()[0] < hi for lo, hi in ranges)
+            ]
+            hidden = [
+                c
+                for c in cv.schema.names
+                if defs[table].hidden_suffixes and c.endswith(defs[table].hidden_suffixes)
+            ]
+            exclude = f" EXCLUDE ({', '.join(db.quote_ident(c) for c in hidden)})" if hidden else ""
+            if files:
+                listed = ", ".join(db.quote_literal(f) for f in files)
+                source = (
+                    f"(SELECT *{exclude} FROM read_parquet([{listed}], hive_partitioning = false))"
+                )
+            else:
+                source = f"(SELECT * FROM {db.quote_ident(table)} LIMIT 0)"
         q = (
             "SELECT *, angular_distance_arcsec("
             f"{db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, "
-            f"?, ?) AS distance_arcsec FROM {db.quote_ident(table)} WHERE ({where}) "
+            f"?, ?) AS distance_arcsec FROM {source} WHERE ({where}) "
             f"AND cone_search({db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, ?, ?, ?) "
             "ORDER BY distance_arcsec, 1"
         )

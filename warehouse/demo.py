@@ -18,10 +18,17 @@ from warehouse.errors import WarehouseError
 from warehouse.output import format_table
 from warehouse.simulate_catalog import simulate_field, write_archive_csv, write_archive_fits
 
+_BANDS = ("g", "r", "i", "z", "y")
+
 DEMO_MARKER = ".gwh-demo"
 
 
-def run_demo(root: Path, n_objects: int = 5000, echo: Callable[[str], None] = print) -> Warehouse:
+def run_demo(
+    root: Path,
+    n_objects: int = 5000,
+    echo: Callable[[str], None] = print,
+    n_images: int | None = None,
+) -> Warehouse:
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         if not (root / DEMO_MARKER).exists():
@@ -31,6 +38,10 @@ def run_demo(root: Path, n_objects: int = 5000, echo: Callable[[str], None] = pr
         shutil.rmtree(root)
     if n_objects < 100:
         raise WarehouseError(f"--objects must be at least 100, got {n_objects}")
+    if n_images is None:  # rendering and FITS round trips cost ~0.15 s per object
+        n_images = min(100, max(12, n_objects // 50))
+    if not 3 <= n_images <= 1000:
+        raise WarehouseError(f"--images must be between 3 and 1000, got {n_images}")
     root.mkdir(parents=True)
     (root / DEMO_MARKER).write_text("made by gwh demo; rerunning the demo replaces this folder\n")
     echo(f"== galaxy-warehouse demo in {root}")
@@ -73,22 +84,9 @@ def run_demo(root: Path, n_objects: int = 5000, echo: Callable[[str], None] = pr
         echo(f"   {v.name:<18} {rows:>8}  {v.description}")
 
     echo("\n== what each quality rule removes (gwh sql over quality_flags)")
+    keys = ("object_id", "specz_name")
     rules = [
-        "no_cmodel_flag",
-        "no_pixelflags_edge",
-        "no_pixelflags_interpolatedcenter",
-        "no_pixelflags_saturatedcenter",
-        "no_pixelflags_crcenter",
-        "no_pixelflags_bad",
-        "no_sdsscentroid_flag",
-        "detected_all_bands",
-        "cmodel_mag_in_range",
-        "specz_secure",
-        "specz_err_in_range",
-        "specz_not_sentinel",
-        "redshift_in_range",
-        "specz_err_relative",
-        "passes_all",
+        c for c in wh.query("SELECT * FROM quality_flags LIMIT 0").column_names if c not in keys
     ]
     counts = wh.query(
         "SELECT count(*) AS candidates, "
@@ -117,9 +115,262 @@ def run_demo(root: Path, n_objects: int = 5000, echo: Callable[[str], None] = pr
         "\n== view contracts (sql/tests): "
         + ("all pass" if not failures else f"FAILED: {failures}")
     )
+    _demo_cutouts(wh, root, n_images, echo)
     echo(f'\nTry: gwh sql --root {wh.root} "select split, count(*) from ml_objects group by 1"')
     return wh
 
 
 def _indent(text: str) -> str:
     return "\n".join("   " + line for line in text.splitlines())
+
+
+# --------------------------------------------------------------------------- cutouts and export
+
+NATIVE_SIZE = 119  # 20 arcsec at 0.168"/px, as the DAS cutout service returns them
+DEMO_IMAGE_SEED = 20240601
+REAL_COSMOS_IDS = {"Cut_HSC": -1, "hsc_ra150.24071_dec2.06514": -2}
+"""Catalog rows for the real COSMOS cutouts. Negative: labels made here, never HSC object_ids
+(those are positive); their photometry is unknown, so they stay out of ml_objects."""
+
+
+def _demo_cutouts(wh: Warehouse, root: Path, n_images: int, echo: Callable[[str], None]) -> None:
+    """Request lists, a SIMULATED cutout service answering them as batch tars, the real ingest
+    path, the two real COSMOS cutouts in this field, the HDF5 splits and a gallery."""
+    from warehouse.cutouts import ingest_cutouts, request_cutouts
+    from warehouse.export import ExportOptions, export_hdf5
+
+    requests = root / "requests"
+    echo("\n== gwh cutouts request --bands grizy --size 20arcsec --out requests/")
+    lists = request_cutouts(wh, requests, bands="grizy", size="20arcsec", view="ml_objects")
+    n_requested = wh.query("SELECT count(*) AS n FROM ml_objects").column("n")[0].as_py()
+    echo(
+        f"   {len(lists)} batch lists ({n_requested:,} ml_objects x 5 bands, at most 1,000 rows "
+        "each) for the archive's cutout service, each with its row -> object_id mapping (.json)"
+    )
+
+    k = min(n_images, n_requested, 1000)
+    echo(
+        f"\n== SIMULATED cutout service: answers {k:,} rows of each band's first list (the first "
+        "rows of each split, so that every split gets images)"
+    )
+    echo(
+        "   Sersic galaxies (magnitudes from the catalog) convolved with REAL HSC PSFs, noise at "
+        f'the REAL HSC variance, {NATIVE_SIZE}x{NATIVE_SIZE} px (20" at 0.168"/px), rendered '
+        "at 1x oversampling (finer at the centre) to keep the demo fast; SIMULATED=T in every file"
+    )
+    tars, k = _simulated_service(wh, lists, k)
+    echo(
+        f"   wrote {', '.join(t.name for t in tars)} (members <N>-cutout-<FILTER>-<tract>-<rerun>)"
+    )
+
+    echo("\n== gwh cutouts ingest requests/cutouts-?-0000.tar   (mapping: the .json beside each)")
+    ingest_cutouts(wh, tars, echo=lambda m: echo("   " + m))
+
+    echo("\n== REAL HSC COSMOS cutouts (scarlet's test data) whose WCS centres lie in this field")
+    files = _real_cosmos(wh, root / "inputs", echo)
+    ingest_cutouts(wh, files, echo=lambda m: echo("   " + m))
+    summary = wh.query(
+        "SELECT simulated, count(*) AS objects, min(bands) AS bands, "
+        "min(fit_action_127) AS fit_action_127 FROM cutouts GROUP BY 1 ORDER BY 1"
+    )
+    echo('   gwh sql "select simulated, count(*), ... from cutouts group by 1"')
+    echo(_indent(format_table(summary)))
+
+    sql = "SELECT * FROM ml_objects WHERE object_id IN (SELECT object_id FROM cutouts)"
+    echo(f'\n== gwh export --all-splits --out-dir dataset/ --sql "{sql}"')
+    echo(f"   (the {k:,} ml_objects that have images; pixels in flux units, zero-padded to 127)")
+    results = [  # `gwh export --all-splits`, leaving out a split with no images
+        export_hdf5(wh, root / "dataset" / f"{s}.h5", split=s, sql=sql, progress=False)
+        for s, n in _split_counts(wh, sql).items()
+        if n
+    ]
+    real_sql = "SELECT object_id, ra, dec, tract FROM hsc_forced WHERE object_id < 0"
+    echo(f'   gwh export --sql "{real_sql}" --no-mask --no-variance --out dataset/real_cosmos.h5')
+    results.append(
+        export_hdf5(
+            wh,
+            root / "dataset" / "real_cosmos.h5",
+            sql=real_sql,
+            options=ExportOptions(mask=False, variance=False),
+            progress=False,
+        )
+    )
+    for r in results:
+        echo(
+            f"   {r.path.relative_to(root)}: {r.rows:,} galaxies, image {r.rows} x 5 x 127 x 127, "
+            f"data={r.data}, {r.bytes / 2**20:.1f} MiB"
+        )
+    gallery = _gallery(results[0].path, results[-1].path, root / "gallery.png")
+    echo(f"\n== gallery of exported images: {gallery.relative_to(root)}")
+    first = results[0]
+    with _h5(first.path) as h5:
+        oid = int(h5["object_id"][0])
+    echo(f"   gwh cutouts show --root {wh.root} {oid} --png preview.png")
+
+
+def _split_counts(wh: Warehouse, sql: str) -> dict[str, int]:
+    rows = wh.query(f"SELECT split, count(*) AS n FROM ({sql}) AS q GROUP BY 1").to_pylist()
+    counts = {r["split"]: r["n"] for r in rows}
+    return {s: counts.get(s, 0) for s in ("train", "validation", "test")}
+
+
+def _simulated_service(wh: Warehouse, lists: list[Path], k: int) -> tuple[list[Path], int]:
+    """Render ``k`` rows of each band's first list as the DAS service would return them (one
+    tar per list, members named by list line): the first rows of each split, ~70/15/15."""
+    import json
+    import tarfile
+    import tempfile
+
+    import numpy as np
+
+    from warehouse.cutout_fits import HSC_PIXEL_SCALE, write_cutout_fits
+    from warehouse.simulate_images import load_real_noise, load_real_psfs, render_galaxy
+
+    firsts = [p for p in lists if p.stem.endswith("-0000")]
+    mapping = json.loads(firsts[0].with_suffix(".json").read_text(encoding="utf-8"))
+    listed = [row["object_id"] for row in mapping["rows"]]
+    cols = ", ".join(
+        ["object_id", "split", "tract", "patch_s"] + [f"{b}_cmodel_mag" for b in _BANDS]
+    )
+    rows = {
+        r["object_id"]: r
+        for r in wh.query(
+            f"SELECT {cols} FROM ml_objects WHERE object_id IN (SELECT unnest(?::BIGINT[]))",
+            [listed],
+        ).to_pylist()
+    }
+    quota = {"validation": max(1, round(0.15 * k)), "test": max(1, round(0.15 * k))}
+    quota["train"] = k - quota["validation"] - quota["test"]
+    chosen = set()
+    for oid in listed:
+        if quota[rows[oid]["split"]] > 0:
+            quota[rows[oid]["split"]] -= 1
+            chosen.add(oid)
+    ids = [oid for oid in listed if oid in chosen]
+    psfs, noise = load_real_psfs(), load_real_noise()
+    stamps = {}
+    for oid in ids:
+        row = rows[oid]
+        rng = np.random.default_rng([DEMO_IMAGE_SEED, oid & 0xFFFFFFFF, oid >> 32])
+        mags = {b: float(row[f"{b}_cmodel_mag"]) for b in _BANDS}
+        r_half = np.exp(rng.normal(np.log(0.9) - 0.12 * (mags["i"] - 21.0), 0.35))
+        image, variance = render_galaxy(
+            NATIVE_SIZE,
+            mags=mags,
+            n=float(np.clip(np.exp(rng.normal(np.log(1.5), 0.5)), 0.5, 6.0)),
+            r_half_px=float(np.clip(r_half, 0.25, 4.0)) / HSC_PIXEL_SCALE,
+            ellipticity=float(rng.uniform(0.0, 0.6)),
+            pos_angle_deg=float(rng.uniform(0.0, 180.0)),
+            psfs=psfs,
+            noise_var=noise,
+            rng=rng,
+            oversample=1,
+        )
+        stamps[oid] = (image, variance)
+    tars = []
+    with tempfile.TemporaryDirectory(prefix="gwh-demo-service-") as tmp:
+        for list_path in firsts:
+            m = json.loads(list_path.with_suffix(".json").read_text(encoding="utf-8"))
+            band = _BANDS.index(m["band"])
+            tar_path = list_path.with_suffix(".tar")
+            with tarfile.open(tar_path, "w") as tar:
+                for entry in m["rows"]:
+                    oid, row = entry["object_id"], rows[entry["object_id"]]
+                    if oid not in chosen:
+                        continue
+                    image, variance = stamps[oid]
+                    member = (
+                        f"arch-000000-000000/{entry['row'] + 2}-cutout-{m['filter']}-"
+                        f"{row['tract']}-{m['rerun']}.fits"
+                    )
+                    fits_path = Path(tmp) / f"{m['band']}-{entry['row']}.fits"
+                    write_cutout_fits(
+                        fits_path,
+                        image[band],
+                        band=m["band"],
+                        ra=entry["ra"],
+                        dec=entry["dec"],
+                        mask=np.zeros(image[band].shape, np.int32),
+                        variance=variance[band],
+                        tract=row["tract"],
+                        patch=row["patch_s"],
+                        rerun=m["rerun"],
+                        simulated=True,
+                    )
+                    tar.add(fits_path, arcname=member)
+            tars.append(tar_path)
+    return tars, len(ids)
+
+
+def _real_cosmos(wh: Warehouse, inputs: Path, echo: Callable[[str], None]) -> list[Path]:
+    """Catalog rows (positions only) and cutout FITS files for the real cubes in this field."""
+    from astropy.io import fits
+
+    from warehouse.cutout_fits import write_cutout_fits
+    from warehouse.cutouts import FLUXNORM_CARD
+    from warehouse.simulate_images import real_cosmos_cutouts
+
+    cubes = [c for c in real_cosmos_cutouts() if c["name"] in REAL_COSMOS_IDS]
+    csv = inputs / "real_hsc_cosmos_positions_forced.csv"
+    lines = [
+        "# REAL HSC-SSP COSMOS cutouts shipped with galaxy-warehouse (scarlet test data): their",
+        "# positions only. object_id: negative labels made by gwh demo, NOT HSC object_ids.",
+        "# Photometry unknown: every other hsc_forced column is NULL, so these rows fail the",
+        "# quality rules and stay out of ml_objects.",
+        "object_id,ra,dec,tract",
+    ]
+    for c in cubes:
+        lines.append(f"{REAL_COSMOS_IDS[c['name']]},{c['ra']!r},{c['dec']!r},9813")
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    wh.load("hsc-forced", [csv], echo=lambda m: echo("   " + m))
+    files = []
+    for c in cubes:
+        oid = REAL_COSMOS_IDS[c["name"]]
+        echo(
+            f"   {c['source']}: object_id {oid} at ({c['ra']:.4f}, {c['dec']:.4f}), "
+            f"{c['images'].shape[1]}x{c['images'].shape[2]} px; pixels normalised per band "
+            "(no zeropoint: stored as NULL), no variance or mask"
+        )
+        for k, band in enumerate(_BANDS):
+            path = inputs / "real_cosmos" / f"{c['name']}-HSC-{band.upper()}.fits"
+            write_cutout_fits(
+                path,
+                c["images"][k],
+                band=band,
+                ra=c["ra"],
+                dec=c["dec"],
+                pixel_scale=c["pixel_scale"],
+                tract=9813,
+                simulated=False,
+                overwrite=True,
+            )
+            with fits.open(path, mode="update") as hdul:  # FLUXMAG0 is a placeholder here
+                hdul[0].header[FLUXNORM_CARD] = (True, "pixels normalised per band, not flux")
+            files.append(path)
+    return files
+
+
+def _gallery(train: Path, real: Path, out: Path) -> Path:
+    from warehouse.preview import save_gallery_png
+
+    items = []
+    with _h5(train) as h5:
+        for i in range(min(8, h5["image"].shape[0])):
+            z = float(h5["specz_redshift"][i])
+            items.append((h5["image"][i], f"SIM z={z:.2f}"))
+    with _h5(real) as h5:
+        for i in range(h5["image"].shape[0]):
+            items.append((h5["image"][i], f"REAL {int(h5['object_id'][i])}"))
+    return save_gallery_png(
+        items,
+        _BANDS,
+        out,
+        ncols=5,
+        title="gwh demo: SIMULATED galaxies (train.h5) and REAL HSC COSMOS cutouts",
+    )
+
+
+def _h5(path: Path):  # type: ignore[no-untyped-def]
+    import h5py
+
+    return h5py.File(path, "r")

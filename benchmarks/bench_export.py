@@ -1,0 +1,279 @@
+"""Export benchmark: `gwh export` HDF5 throughput and peak memory, against a raw h5py write.
+
+Every image is SIMULATED: a seeded N(0, 1) float32 noise cube per galaxy (5 x 127 x 127, bands
+g r i z y), stored in the warehouse's ``cutouts`` table through ``ingest_arrays`` (labelled
+``simulated``) for the objects of a SIMULATED HSC-like catalog (``warehouse.simulate_catalog``).
+The figures are throughputs and memory, never properties of real data. The script asserts no
+timing.
+
+Measured, each in a fresh Python subprocess (so its wall time and peak memory are its own):
+
+* ``build``: the catalog load and the cutout ingest (not the benchmark; reported for scale);
+* ``export``: ``export_hdf5`` of ``SELECT * FROM hsc_forced`` (every catalog column, ~117 1-D
+  datasets) with the images, streamed from the cutouts partitions: galaxies/s, MB/s of image
+  data, and peak RSS (``ru_maxrss``) at every size given, to show it does not grow with N;
+* ``raw``: a plain h5py write of the same arrays (regenerated from the same seeds, in the same row
+  order) into the same layout (chunks of one galaxy, no compression): the ceiling. Only the
+  h5py calls are timed.
+
+Usage::
+
+    python benchmarks/bench_export.py                       # 5,000 and 20,000 galaxies
+    python benchmarks/bench_export.py --sizes 2000 --keep   # a quick look; keep the files
+    python benchmarks/bench_export.py --all-planes          # image + variance + mask
+
+Disk: about 3 x 0.32 MB per galaxy for the largest size (store, export, raw), under ``--tmp``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIMULATED_NOTE = "SIMULATED noise images (galaxy-warehouse bench_export); not real data"
+SIZE = 127
+BANDS = ("g", "r", "i", "z", "y")
+CHUNK = 500  # galaxies generated and ingested per commit (sky-sorted: few partitions each)
+SEED = 2024
+SQL = "SELECT * FROM hsc_forced"
+
+
+def _chunk_images(index: int, n: int, all_planes: bool):  # type: ignore[no-untyped-def]
+    """The seeded arrays of chunk ``index``: images (n, 5, S, S), and variance and mask."""
+    import numpy as np
+
+    rng = np.random.default_rng([SEED, index])
+    images = rng.standard_normal((n, len(BANDS), SIZE, SIZE), dtype=np.float32)
+    if not all_planes:
+        return images, None, None
+    variance = np.full((n, len(BANDS), SIZE, SIZE), 1.0, np.float32)
+    mask = (rng.random((n, len(BANDS), SIZE, SIZE), dtype=np.float32) < 0.01).astype(np.int32)
+    return images, variance, mask
+
+
+def phase_build(n: int, work: Path, all_planes: bool) -> dict:
+    import pyarrow.parquet as pq
+
+    from warehouse.config import Config
+    from warehouse.core import Warehouse
+    from warehouse.cutouts import ingest_arrays
+    from warehouse.simulate_catalog import simulate_field
+
+    started = time.perf_counter()
+    field = simulate_field(n, seed=SEED)
+    forced = work / "simulated_forced.parquet"
+    pq.write_table(
+        field.forced_all().replace_schema_metadata({"galaxy_warehouse.note": SIMULATED_NOTE}),
+        forced,
+    )
+    wh = Warehouse.init(work / "wh", Config())
+    wh.load("hsc-forced", [forced])
+    ids = wh.query("SELECT object_id FROM hsc_forced ORDER BY _healpix_29, object_id")
+    ids = ids.column("object_id").to_pylist()
+    catalog_s = time.perf_counter() - started
+    for index, start in enumerate(range(0, n, CHUNK)):
+        chunk = ids[start : start + CHUNK]
+        images, variance, mask = _chunk_images(index, len(chunk), all_planes)
+        ingest_arrays(
+            wh,
+            chunk,
+            {b: images[:, k] for k, b in enumerate(BANDS)},
+            variance=None if variance is None else {b: variance[:, k] for k, b in enumerate(BANDS)},
+            mask=None if mask is None else {b: mask[:, k] for k, b in enumerate(BANDS)},
+            simulated=True,
+            source=SIMULATED_NOTE,
+        )
+        del images, variance, mask
+    cv = wh.current_version("cutouts")
+    assert cv is not None
+    return {
+        "seconds": time.perf_counter() - started,
+        "catalog_seconds": catalog_s,
+        "partitions": len(cv.partitions),
+        "largest_partition_rows": max(pq.read_metadata(f).num_rows for f in cv.files()),
+        "store_bytes": sum(f.stat().st_size for f in cv.files()),
+    }
+
+
+def phase_export(n: int, work: Path, all_planes: bool) -> dict:
+    from warehouse.core import Warehouse
+    from warehouse.export import ExportOptions, export_hdf5
+
+    wh = Warehouse.open(work / "wh")
+    out = work / "export.h5"
+    opts = ExportOptions(size=SIZE, mask=all_planes, variance=all_planes, overwrite=True)
+    started = time.perf_counter()
+    result = export_hdf5(wh, out, sql=SQL, options=opts, progress=False)
+    seconds = time.perf_counter() - started
+    assert result.rows == n, (result.rows, n)
+    return {"seconds": seconds, "bytes": result.bytes, "rows": result.rows}
+
+
+def phase_raw(n: int, work: Path, all_planes: bool) -> dict:
+    import h5py
+    import numpy as np
+
+    out = work / "raw.h5"
+    seconds = 0.0
+    planes = ["image", "variance", "mask"] if all_planes else ["image"]
+    t = time.perf_counter()
+    h5 = h5py.File(out, "w", libver=("v108", "v108"))
+    dsets = {
+        p: h5.create_dataset(
+            p,
+            shape=(n, len(BANDS), SIZE, SIZE),
+            dtype=np.int32 if p == "mask" else np.float32,
+            chunks=(1, len(BANDS), SIZE, SIZE),
+            track_times=False,
+        )
+        for p in planes
+    }
+    seconds += time.perf_counter() - t
+    for index, start in enumerate(range(0, n, CHUNK)):
+        arrays = _chunk_images(index, min(CHUNK, n - start), all_planes)
+        t = time.perf_counter()
+        for p, arr in zip(planes, arrays, strict=False):
+            dsets[p][start : start + len(arr)] = arr
+        seconds += time.perf_counter() - t
+        del arrays
+    t = time.perf_counter()
+    h5.close()
+    seconds += time.perf_counter() - t
+    same = None
+    export = work / "export.h5"
+    if export.exists():
+        with h5py.File(out) as a, h5py.File(export) as b:
+            same = bool(np.array_equal(a["image"][0], b["image"][0])) and bool(
+                np.array_equal(a["image"][n - 1], b["image"][n - 1])
+            )
+    return {"seconds": seconds, "bytes": out.stat().st_size, "same_arrays": same}
+
+
+PHASES = {"build": phase_build, "export": phase_export, "raw": phase_raw}
+
+
+def run_phase(name: str, n: int, work: Path, all_planes: bool) -> dict:
+    cmd = [sys.executable, __file__, "--phase", name, "--n", str(n), "--work", str(work)]
+    if all_planes:
+        cmd.append("--all-planes")
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"phase {name} (n={n}) failed:\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    import h5py
+    import pyarrow
+
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), "
+        f"{mem:.0f} GiB; Python {platform.python_version()}, h5py {h5py.__version__} "
+        f"(HDF5 {h5py.version.hdf5_version}), pyarrow {pyarrow.__version__}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="5000,20000", help="galaxy counts, comma-separated")
+    parser.add_argument("--all-planes", action="store_true", help="also variance and mask")
+    parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where files go")
+    parser.add_argument("--keep", action="store_true", help="keep the work folders")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.phase:  # a child process: one phase, its figures as the last line of stdout
+        result = PHASES[args.phase](args.n, Path(args.work), args.all_planes)
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return 0
+
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    command = "python benchmarks/bench_export.py " + shlex.join(argv or sys.argv[1:])
+    planes = "image, variance, mask" if args.all_planes else "image"
+    results: dict[int, dict] = {}
+    for n in sizes:
+        work = Path(tempfile.mkdtemp(prefix=f"gwh-bench-export-{n}-", dir=args.tmp))
+        try:
+            r = {"build": run_phase("build", n, work, args.all_planes)}
+            r["export"] = run_phase("export", n, work, args.all_planes)
+            if n == sizes[-1]:
+                r["raw"] = run_phase("raw", n, work, args.all_planes)
+            results[n] = r
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+
+    plane_bytes = {"image": 4, "variance": 4, "mask": 4}
+    per_galaxy = len(BANDS) * SIZE * SIZE * sum(plane_bytes[p] for p in planes.split(", "))
+    lines = [
+        "bench_export: gwh export (HDF5, GalaxiesML layout) vs a raw h5py write",
+        f"data     : {SIMULATED_NOTE}; {len(BANDS)} bands x {SIZE} x {SIZE} float32; "
+        f"planes: {planes}",
+        f"machine  : {machine()}",
+        f"command  : {command}",
+        "",
+        f"{'galaxies':>9} {'phase':<22} {'seconds':>8} {'galaxies/s':>11} {'MB/s':>8} "
+        f"{'peak RSS MiB':>13}",
+    ]
+    for n, r in results.items():
+        b = r["build"]
+        lines.append(
+            f"{n:>9,} {'build (not measured)':<22} {b['seconds']:>8.1f} {'':>11} {'':>8} "
+            f"{b['peak_rss_mib']:>13,.0f}   {b['partitions']} cutouts partitions (largest "
+            f"{b['largest_partition_rows']:,} rows), {b['store_bytes'] / 1e9:.2f} GB stored"
+        )
+        e = r["export"]
+        lines.append(
+            f"{n:>9,} {'gwh export':<22} {e['seconds']:>8.1f} {n / e['seconds']:>11,.0f} "
+            f"{n * per_galaxy / 1e6 / e['seconds']:>8,.0f} {e['peak_rss_mib']:>13,.0f}   "
+            f"file {e['bytes'] / 1e9:.2f} GB (with ~117 catalog columns)"
+        )
+        if "raw" in r:
+            w = r["raw"]
+            lines.append(
+                f"{n:>9,} {'raw h5py (ceiling)':<22} {w['seconds']:>8.1f} "
+                f"{n / w['seconds']:>11,.0f} {n * per_galaxy / 1e6 / w['seconds']:>8,.0f} "
+                f"{w['peak_rss_mib']:>13,.0f}   same arrays as the export: {w['same_arrays']}"
+            )
+    lines += [
+        "",
+        "MB/s counts the image planes only (10^6 bytes). peak RSS = ru_maxrss of the phase's",
+        "own process; the export streams one cutouts partition (<= [cutouts]",
+        "max_rows_per_partition = 1000 galaxies) of one plane at a time, so its peak follows the",
+        "largest partition, not the number of galaxies.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "report": text}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
