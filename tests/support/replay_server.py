@@ -4,7 +4,9 @@ A :class:`ReplayServer` is a ``ThreadingHTTPServer`` on ``127.0.0.1:<free port>`
 background thread. Routes are plain functions ``Request -> Response`` keyed by method and
 path; faults (``503`` answers, connection resets, hangs, truncated bodies) can be injected
 for the first K matching requests. :func:`install_hsc_ssp` adds the HSC-SSP catalog-job and
-cutout routes, replaying ``tests/data/hsc_ssp_archive/``.
+cutout routes, replaying ``tests/data/hsc_ssp_archive/``; :func:`install_mast` (Mashup portal,
+Zcut) and :func:`install_sdss` (SkyServer SQL, SAS frames) replay
+``tests/data/hubble_source_catalog_mast/``, ``hst_candels_astrocut/`` and ``sdss_skyserver/``.
 
 Use from a test::
 
@@ -30,10 +32,12 @@ import base64
 import binascii
 import io
 import json
+import re
 import socket
 import struct
 import tarfile
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
 
 __all__ = [
@@ -53,7 +58,10 @@ __all__ = [
     "Response",
     "ReplayServer",
     "install_hsc_ssp",
+    "install_mast",
+    "install_sdss",
     "replay_server",
+    "simulated_sdss_frame",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "hsc_ssp_archive"
@@ -125,8 +133,13 @@ class Response:
         return cls(status, text.encode("utf-8"), "text/plain; charset=utf-8")
 
     @classmethod
-    def file(cls, path: Path, content_type: str = "application/octet-stream",
-             status: int = 200, **headers: str) -> Response:
+    def file(
+        cls,
+        path: Path,
+        content_type: str = "application/octet-stream",
+        status: int = 200,
+        **headers: str,
+    ) -> Response:
         """Stream a recorded file."""
         return cls(status, Path(path), content_type, dict(headers))
 
@@ -148,8 +161,11 @@ class Fault:
     method: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.count > 0 and path.startswith(self.path)
-                and (self.method is None or self.method == method))
+        return (
+            self.count > 0
+            and path.startswith(self.path)
+            and (self.method is None or self.method == method)
+        )
 
 
 class ReplayServer:
@@ -183,13 +199,22 @@ class ReplayServer:
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`add_route`."""
+
         def register(handler: Handler) -> Handler:
             self.add_route(method, path, handler)
             return handler
+
         return register
 
-    def inject(self, kind: str = "status", *, count: int = 1, status: int = 503,
-               path: str = "/", method: str | None = None) -> None:
+    def inject(
+        self,
+        kind: str = "status",
+        *,
+        count: int = 1,
+        status: int = 503,
+        path: str = "/",
+        method: str | None = None,
+    ) -> None:
         """Fail the next ``count`` requests under ``path``.
 
         ``'status'`` answers ``status`` (default 503); ``'reset'`` drops the connection with
@@ -203,8 +228,9 @@ class ReplayServer:
 
     def calls(self, path: str, method: str | None = None) -> list[Request]:
         """Received requests for one path (faulted ones included)."""
-        return [r for r in self.requests
-                if r.path == path and (method is None or r.method == method)]
+        return [
+            r for r in self.requests if r.path == path and (method is None or r.method == method)
+        ]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -220,9 +246,12 @@ class ReplayServer:
         handler = type("BoundHandler", (_Handler,), {"replay": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True,
-                                        name="replay-server")
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name="replay-server",
+        )
         self._thread.start()
         return self
 
@@ -257,8 +286,9 @@ class ReplayServer:
         handler = self._routes.get((request.method, request.path))
         if handler is None:
             known = sorted(f"{m} {p}" for m, p in self._routes)
-            return Response.json({"error": f"no route {request.method} {request.path}",
-                                  "routes": known}, status=404)
+            return Response.json(
+                {"error": f"no route {request.method} {request.path}", "routes": known}, status=404
+            )
         try:
             return handler(request)
         except Exception as exc:  # a broken route should fail the test, not hang it
@@ -321,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         for start in range(0, len(data), 64 * 1024):
-            self.wfile.write(data[start:start + 64 * 1024])
+            self.wfile.write(data[start : start + 64 * 1024])
 
     def _reset(self) -> None:
         # SO_LINGER 0: close() sends RST, the client sees "connection reset by peer"
@@ -341,8 +371,19 @@ class _Handler(BaseHTTPRequestHandler):
 CATALOG_API = "/datasearch/api/catalog_jobs/"
 SUBMIT_KEYS = {"credential", "clientVersion", "catalog_job", "nomail", "skip_syntax_check"}
 JOB_KEYS = {"sql", "out_format", "include_metainfo_to_body", "release_version"}
-LIST_HEADER = ["#?", "ra", "dec", "sw", "sh", "filter", "rerun", "image", "variance", "mask",
-               "type"]
+LIST_HEADER = [
+    "#?",
+    "ra",
+    "dec",
+    "sw",
+    "sh",
+    "filter",
+    "rerun",
+    "image",
+    "variance",
+    "mask",
+    "type",
+]
 
 
 @dataclass
@@ -376,11 +417,18 @@ class HscSspArchive:
     TRACT = 8523  # from the recorded das_search answer for (34.0, -5.0)
     ARCHIVE_STAMP = "181021-121648"  # the recorded job's created_at, 2018-10-21T12:16:48
 
-    def __init__(self, server: ReplayServer, *, user: str = "hsc-test-user",
-                 password: str = "s3cret-Pa55-for-tests", polls_until_done: int = 2,
-                 job_error: str | None = None, auth_failure: str = "http401",
-                 result: Path = DATA_DIR / "response_query_region.fits",
-                 uncovered: Callable[[float, float], bool] | None = None) -> None:
+    def __init__(
+        self,
+        server: ReplayServer,
+        *,
+        user: str = "hsc-test-user",
+        password: str = "s3cret-Pa55-for-tests",
+        polls_until_done: int = 2,
+        job_error: str | None = None,
+        auth_failure: str = "http401",
+        result: Path = DATA_DIR / "response_query_region.fits",
+        uncovered: Callable[[float, float], bool] | None = None,
+    ) -> None:
         self.server = server
         self.user = user
         self.password = password
@@ -428,8 +476,9 @@ class HscSspArchive:
             return Response.json({"error": "invalid account name or password"})
         return Response.text("invalid id or password", status=401)
 
-    def _body(self, request: Request, keys: set[str]) -> tuple[dict[str, Any] | None,
-                                                             Response | None]:
+    def _body(
+        self, request: Request, keys: set[str]
+    ) -> tuple[dict[str, Any] | None, Response | None]:
         if request.headers.get("Content-Type", "").split(";")[0] != "application/json":
             return None, self._reject("Content-Type must be application/json")
         try:
@@ -465,12 +514,22 @@ class HscSspArchive:
         if not isinstance(job, dict) or set(job) != JOB_KEYS:
             return self._reject(f"catalog_job keys must be {sorted(JOB_KEYS)}")
         if job["out_format"] not in ("fits", "csv") or job["release_version"] not in (
-                "pdr1", "pdr2", "pdr3", "pdr3-citus"):
+            "pdr1",
+            "pdr2",
+            "pdr3",
+            "pdr3-citus",
+        ):
             return self._reject("bad out_format or release_version")
         if body["nomail"] is not True or body["skip_syntax_check"] is not True:
             return self._reject("nomail and skip_syntax_check must be true")
-        record = dict(self.recorded_job, id=self.next_id, status="running", sql=job["sql"],
-                      out_format=job["out_format"], release_version=job["release_version"])
+        record = dict(
+            self.recorded_job,
+            id=self.next_id,
+            status="running",
+            sql=job["sql"],
+            out_format=job["out_format"],
+            release_version=job["release_version"],
+        )
         self.jobs[self.next_id] = _Job(record)
         self.next_id += 1
         return Response.json(record)
@@ -589,18 +648,225 @@ class HscSspArchive:
                 if self.uncovered and self.uncovered(ra, dec):
                     continue
                 info = tarfile.TarInfo(
-                    f"arch-{self.ARCHIVE_STAMP}/{n}-cutout-{filt}-{self.TRACT}-{rerun}.fits")
+                    f"arch-{self.ARCHIVE_STAMP}/{n}-cutout-{filt}-{self.TRACT}-{rerun}.fits"
+                )
                 info.size = len(image)
                 info.mtime = 1540124208
                 tar.addfile(info, io.BytesIO(image))
         name = f"arch-{self.ARCHIVE_STAMP}.tar"
-        return Response(200, buffer.getvalue(), "application/x-tar",
-                        {"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            200,
+            buffer.getvalue(),
+            "application/x-tar",
+            {"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
 
 def install_hsc_ssp(server: ReplayServer, **options: Any) -> HscSspArchive:
     """Add the HSC-SSP routes to ``server``; see :class:`HscSspArchive` for ``options``."""
     return HscSspArchive(server, **options)
+
+
+# -- MAST (Mashup portal, Zcut) and SDSS (SkyServer SQL, SAS frames) ------------------------------
+
+MAST_DIR = DATA_DIR.parent / "hubble_source_catalog_mast"
+HST_DIR = DATA_DIR.parent / "hst_candels_astrocut"
+SDSS_DIR = DATA_DIR.parent / "sdss_skyserver"
+HST_FILE = HST_DIR / "candels_gn_30mas_189.492060_62.206150_100.0pix-x-100.0pix_astrocut.fits"
+HST_CENTER = (189.49206, 62.20615)  # RA_OBJ / DEC_OBJ of the recorded cutout
+
+
+class MastArchive:
+    """Replayed MAST: the Mashup portal (``/api/v0/invoke``, ``columnsconfig``) and Zcut.
+
+    ``Mast.Hsc.Db.v2/v3`` answer the recorded ``hsc.json`` rows, paged as the request asks
+    (``pagesize``, ``page``) and cut to ``params.nr``; ``Mast.HscMatches.Db.v3`` answers
+    ``matchid.json`` for the recorded MatchID and no rows otherwise; ``Mast.Name.Lookup`` answers
+    the recorded resolver JSON. Zcut lists the recorded surveys near the recorded cutout and
+    answers ``astrocut`` with the recorded FITS (zipped) for ``candels_gn_30mas`` there.
+    ``calls`` keeps every Mashup request (service, params, page, pagesize).
+    """
+
+    RECORDED_MATCHID = "82371983"
+
+    def __init__(self, server: ReplayServer) -> None:
+        self.server = server
+        self.calls: list[dict[str, Any]] = []
+        self.protocol_errors: list[str] = []
+        server.add_route("POST", "/api/v0/invoke", self._invoke)
+        server.add_route("POST", "/portal/Mashup/Mashup.asmx/columnsconfig", self._columns)
+        server.add_route("POST", "/zcut/api/v0.1/survey", self._survey)
+        server.add_route("POST", "/zcut/api/v0.1/astrocut", self._astrocut)
+
+    def pages(self, service: str = "Mast.Hsc.Db.v3") -> list[int]:
+        """Pages asked of ``service``, in order."""
+        return [c["page"] for c in self.calls if c["service"] == service]
+
+    def _invoke(self, request: Request) -> Response:
+        form = parse_qs(request.body.decode("utf-8"))
+        if "request" not in form:
+            self.protocol_errors.append("invoke without a 'request' form field")
+            return Response.json({"status": "ERROR", "msg": "no request"}, status=400)
+        mashup = json.loads(form["request"][0])
+        self.calls.append(mashup)
+        service, params = mashup.get("service"), mashup.get("params", {})
+        if service in ("Mast.Hsc.Db.v3", "Mast.Hsc.Db.v2"):
+            recorded = json.loads((MAST_DIR / "hsc.json").read_text())
+            return Response.json(self._paged(recorded, mashup, params.get("nr")))
+        if service == "Mast.HscMatches.Db.v3":
+            recorded = json.loads((MAST_DIR / "matchid.json").read_text())
+            if str(params.get("input")) != self.RECORDED_MATCHID:
+                recorded["data"] = []
+            return Response.json(self._paged(recorded, mashup, None))
+        if service == "Mast.Name.Lookup":
+            return Response.file(MAST_DIR / "resolver.json", "application/json")
+        return Response.json({"status": "ERROR", "msg": f"unknown service {service}"})
+
+    @staticmethod
+    def _paged(recorded: dict[str, Any], mashup: dict[str, Any], nr: Any) -> dict[str, Any]:
+        rows = recorded["data"][: int(nr)] if nr else recorded["data"]
+        size = int(mashup.get("pagesize") or 50000)
+        page = int(mashup.get("page") or 1)
+        pages = max((len(rows) + size - 1) // size, 1)
+        chunk = rows[(page - 1) * size : page * size]
+        paging = {
+            "page": page,
+            "pageSize": size,
+            "pagesFiltered": pages,
+            "rows": len(chunk),
+            "rowsFiltered": len(rows),
+            "rowsTotal": len(rows),
+        }
+        return dict(recorded, data=chunk, paging=paging)
+
+    def _columns(self, request: Request) -> Response:
+        if not parse_qs(request.body.decode("utf-8")).get("colConfigId"):
+            self.protocol_errors.append("columnsconfig without colConfigId")
+        return Response.file(MAST_DIR / "columnsconfig.json", "application/json")
+
+    @staticmethod
+    def _near(form: dict[str, list[str]]) -> bool:
+        ra, dec = float(form["ra"][0]), float(form["dec"][0])
+        return abs(ra - HST_CENTER[0]) < 0.01 and abs(dec - HST_CENTER[1]) < 0.01
+
+    def _survey(self, request: Request) -> Response:
+        form = parse_qs(request.body.decode("utf-8"))
+        if not self._near(form):
+            return Response.json({"surveys": []})
+        return Response.file(MAST_DIR / "zcut_survey.json", "application/json")
+
+    def _astrocut(self, request: Request) -> Response:
+        form = parse_qs(request.body.decode("utf-8"))
+        need = ("ra", "dec", "x", "y", "units")
+        if any(k not in form for k in need):
+            self.protocol_errors.append(f"astrocut without {need}: {sorted(form)}")
+            return Response.json({"msg": "bad request"}, status=400)
+        survey = form.get("survey", [""])[0]
+        if not self._near(form) or survey not in ("", "candels_gn_30mas"):
+            return Response.json({"msg": "No cutouts for this position and survey."})
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zf:
+            zf.writestr(HST_FILE.name, HST_FILE.read_bytes())
+        return Response(200, buffer.getvalue(), "application/zip")
+
+
+def install_mast(server: ReplayServer) -> MastArchive:
+    """Add the MAST routes to ``server``; point clients at it with ``$GWH_MAST_URL``."""
+    return MastArchive(server)
+
+
+def simulated_sdss_frame(
+    run: int,
+    camcol: int,
+    field: int,
+    band: str,
+    center: tuple[float, float] = (2.02345, 14.83982),
+    shape: tuple[int, int] = (300, 400),
+) -> bytes:
+    """A SIMULATED SDSS frame (bz2 FITS): no real SDSS frame is available to the tests.
+
+    HDU 0 is float32 with a TAN WCS at 0.396"/px centred on ``center``; pixel (x, y) holds
+    ``1000 * y + x`` (exact in float32), so a test knows which pixel a cutout copied.
+    """
+    import bz2
+
+    from astropy.io import fits
+
+    ny, nx = shape
+    y, x = np.mgrid[0:ny, 0:nx]
+    hdu = fits.PrimaryHDU((1000.0 * y + x).astype(np.float32))
+    h = hdu.header
+    h["HIERARCH SIMULATED"] = (True, "not an SDSS observation: made by the tests")
+    h["COMMENT"] = "SIMULATED frame for offline tests of gwh fetch sdss-cutouts"
+    h["RUN"], h["CAMCOL"], h["FIELD"], h["FILTER"] = run, camcol, field, band
+    h["BUNIT"] = "nanomaggy"
+    h["CTYPE1"], h["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    h["CRVAL1"], h["CRVAL2"] = center
+    h["CRPIX1"], h["CRPIX2"] = (nx + 1) / 2.0, (ny + 1) / 2.0
+    h["CD1_1"], h["CD1_2"], h["CD2_1"], h["CD2_2"] = -0.396 / 3600, 0.0, 0.0, 0.396 / 3600
+    buffer = io.BytesIO()
+    fits.HDUList([hdu]).writeto(buffer)
+    return bz2.compress(buffer.getvalue())
+
+
+class SdssArchive:
+    """Replayed SDSS: SkyServer SQL (``/dr<N>/en/tools/search/x_results.aspx``) answering the
+    recorded ``xid_im.txt`` rows inside the boxes the query asks for, and SAS frames
+    (``/sas/dr<N>/eboss/photoObj/frames/...``) for the recorded runs, SIMULATED
+    (:func:`simulated_sdss_frame`). ``queries`` keeps every SQL text received."""
+
+    COLUMNS = "SELECT p.ra, p.dec, p.objid, p.run, p.rerun, p.camcol, p.field FROM PhotoObj AS p"
+    BOX = re.compile(r"p\.ra BETWEEN (\S+) AND (\S+) AND p\.dec BETWEEN (\S+) AND (\S+)\)")
+
+    def __init__(
+        self, server: ReplayServer, *, data_release: int = 17, bands: str = "ugriz"
+    ) -> None:
+        self.server = server
+        self.queries: list[str] = []
+        self.frames: list[str] = []
+        self.protocol_errors: list[str] = []
+        lines = (SDSS_DIR / "xid_im.txt").read_text().splitlines()
+        self.header = lines[1]
+        self.rows = [line.split(",") for line in lines[2:] if line.strip()]
+        server.add_route("GET", f"/dr{data_release}/en/tools/search/x_results.aspx", self._sql)
+        for row in self.rows:
+            run, rerun, camcol, field = (int(v) for v in row[3:7])
+            for band in bands:
+                path = (
+                    f"/sas/dr{data_release}/eboss/photoObj/frames/{rerun}/{run}/{camcol}/"
+                    f"frame-{band}-{run:06d}-{camcol}-{field:04d}.fits.bz2"
+                )
+                server.add_route("GET", path, self._frame(run, camcol, field, band))
+
+    def _sql(self, request: Request) -> Response:
+        cmd = (request.param("cmd") or "").strip()
+        self.queries.append(cmd)
+        if request.param("format") != "csv" or not cmd.startswith(self.COLUMNS):
+            self.protocol_errors.append(f"unexpected SkyServer request {cmd[:80]!r}")
+            return Response.text("error_message: the replay knows only the frame lookup query")
+        boxes = [tuple(float(v) for v in m) for m in self.BOX.findall(cmd)]
+        keep = [
+            r
+            for r in self.rows
+            if any(a <= float(r[0]) <= b and c <= float(r[1]) <= d for a, b, c, d in boxes)
+        ]
+        text = "#Table1\n" + self.header + "\n" + "".join(",".join(r) + "\n" for r in keep)
+        return Response.text(text)
+
+    def _frame(self, run: int, camcol: int, field: int, band: str) -> Handler:
+        def handler(request: Request) -> Response:
+            self.frames.append(request.path)
+            return Response(
+                200, simulated_sdss_frame(run, camcol, field, band), "application/x-bzip2"
+            )
+
+        return handler
+
+
+def install_sdss(server: ReplayServer, **options: Any) -> SdssArchive:
+    """Add the SDSS routes to ``server``; point clients at it with ``$GWH_SDSS_URL`` (frames
+    then come from ``<that URL>/sas``)."""
+    return SdssArchive(server, **options)
 
 
 @pytest.fixture
