@@ -40,8 +40,11 @@ SIZE = 127
 
 def simulated_cutouts(n: int, seed: int = 0) -> np.ndarray:
     """(n, 5, 127, 127) float32 simulated galaxies with HSC-level noise."""
-    sky = np.sqrt(np.median(np.load(ROOT / "tests/data/morphology/hsc_cosmos_35.npz")["variance"],
-                            axis=(1, 2)))
+    sky = np.sqrt(
+        np.median(
+            np.load(ROOT / "tests/data/morphology/hsc_cosmos_35.npz")["variance"], axis=(1, 2)
+        )
+    )
     rng = np.random.default_rng(seed)
     colour = np.array([0.4, 0.7, 1.0, 1.2, 1.3])  # flux ratios to i, a red galaxy
     out = np.empty((n, len(BANDS), SIZE, SIZE), dtype=np.float32)
@@ -74,16 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         out = measure_object(cube, BANDS)
         failed += sum(out[f"{b}_morph_reason"] is not None for b in BANDS)
     dt = time.perf_counter() - t0
-    print(f"sep measure_object: {args.n / dt:7.1f} galaxies/s  ({5 * args.n / dt:7.1f} band "
-          f"images/s, {failed} band measurements with a reason)")
+    print(
+        f"sep measure_object: {args.n / dt:7.1f} galaxies/s  ({5 * args.n / dt:7.1f} band "
+        f"images/s, {failed} band measurements with a reason)"
+    )
 
     no_fit = DetectionConfig(fit_sersic=False)
     t0 = time.perf_counter()
     for cube in cubes:
         measure_object(cube, BANDS, config=no_fit)
     dt = time.perf_counter() - t0
-    print(f"sep, no Sersic fit: {args.n / dt:7.1f} galaxies/s  ({5 * args.n / dt:7.1f} band "
-          f"images/s)")
+    print(
+        f"sep, no Sersic fit: {args.n / dt:7.1f} galaxies/s  ({5 * args.n / dt:7.1f} band images/s)"
+    )
 
     exe = shutil.which("source-extractor") or shutil.which("sex")
     if args.no_sextractor or exe is None:
@@ -94,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         for band_image in cube:
             run_source_extractor(band_image, SEX_DIR, binary=exe)
     dt = time.perf_counter() - t0
-    print(f"Source Extractor:   {args.n / dt:7.1f} galaxies/s  ({5 * args.n / dt:7.1f} band "
-          f"images/s, one process per band image)")
+    print(
+        f"Source Extractor:   {args.n / dt:7.1f} galaxies/s  ({5 * args.n / dt:7.1f} band "
+        f"images/s, one process per band image)"
+    )
     return 0
 
 
