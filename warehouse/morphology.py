@@ -124,7 +124,6 @@ FIELD_UNITS: dict[str, str] = {
 CENTRAL_RADII: tuple[int, ...] = (15, 10, 5)
 
 
-
 @dataclass(frozen=True)
 class DetectionConfig:
     """Source Extractor style settings; the defaults are the GalaxiesML configuration.
@@ -199,9 +198,7 @@ class DetectionConfig:
 
     def __post_init__(self) -> None:
         def fail(name: str, what: str) -> None:
-            raise ValueError(
-                f"DetectionConfig.{name} must be {what}, got {getattr(self, name)!r}"
-            )
+            raise ValueError(f"DetectionConfig.{name} must be {what}, got {getattr(self, name)!r}")
 
         def positive_int(name: str) -> None:
             v = getattr(self, name)
@@ -292,9 +289,7 @@ def _prepare(image, variance, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray 
     if variance is not None:
         var = np.array(variance, dtype=np.float64, copy=True)
         if var.shape != data.shape:
-            raise ValueError(
-                f"variance shape {var.shape} differs from image shape {data.shape}"
-            )
+            raise ValueError(f"variance shape {var.shape} differs from image shape {data.shape}")
         with np.errstate(invalid="ignore"):
             bad |= ~(np.isfinite(var) & (var > 0))
         var[bad] = np.inf
@@ -310,8 +305,12 @@ def _detect(data: np.ndarray, bad: np.ndarray, config: DetectionConfig) -> Detec
     if config.subtract_background or config.thresh_type == "relative":
         try:
             bkg = sep.Background(
-                data, mask=bad, bw=config.back_size, bh=config.back_size,
-                fw=config.back_filtersize, fh=config.back_filtersize,
+                data,
+                mask=bad,
+                bw=config.back_size,
+                bh=config.back_size,
+                fw=config.back_filtersize,
+                fh=config.back_filtersize,
             )
         except Exception as exc:  # sep raises bare Exception subclasses from C
             raise _Failure(f"background estimation failed: {exc}") from exc
@@ -524,8 +523,14 @@ def _fit_sersic(
         idx = np.nonzero(m_sub == m)[0]
         o = _subpixel_offsets(m)
         ox, oy = np.meshgrid(o, o)
-        r_parts.append((idx, _elliptical_radius(dx[idx, None] + ox.ravel(),
-                                                dy[idx, None] + oy.ravel(), q, theta)))
+        r_parts.append(
+            (
+                idx,
+                _elliptical_radius(
+                    dx[idx, None] + ox.ravel(), dy[idx, None] + oy.ravel(), q, theta
+                ),
+            )
+        )
     r_all = np.empty(int(sizes.sum()))
     for idx, r in r_parts:
         m2 = r.shape[1]
@@ -575,8 +580,9 @@ def _fit_sersic(
     lo = np.array([p0[0] - 30.0, math.log(0.05), n_lo])
     hi = np.array([p0[0] + 30.0, math.log(10.0 * r_fit), n_hi])
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        res = least_squares(residuals, p0, jac=jacobian, bounds=(lo, hi), x_scale="jac",
-                            max_nfev=200)
+        res = least_squares(
+            residuals, p0, jac=jacobian, bounds=(lo, hi), x_scale="jac", max_nfev=200
+        )
     n = float(res.x[2])
     if res.status <= 0 or not np.isfinite(res.cost):
         raise ValueError(f"Sersic fit did not converge ({res.message})")
@@ -706,9 +712,10 @@ def measure_band(
     kronrad, _ = sep.kron_radius(corr, xa, ya, aa, ba, ta, 6.0, mask=still_bad)
     kronrad = float(kronrad[0])
     r_min = config.kron_minrad
-    if not (np.isfinite(kronrad) and kronrad > 0) or config.kron_fact * kronrad * math.sqrt(
-        a * b
-    ) < r_min:
+    if (
+        not (np.isfinite(kronrad) and kronrad > 0)
+        or config.kron_fact * kronrad * math.sqrt(a * b) < r_min
+    ):
         flux, _, _ = sep.sum_circle(corr, xa, ya, r_min, mask=still_bad, subpix=5)
         r_kron = max(r_min, config.kron_fact * kronrad * a if np.isfinite(kronrad) else r_min)
     else:
@@ -723,8 +730,14 @@ def measure_band(
     else:
         rmax = max(r_kron, r_min) * 1.5
         hl, hflag = sep.flux_radius(
-            corr, xa, ya, np.array([rmax]), config.phot_fluxfrac, normflux=np.array([flux]),
-            mask=still_bad, subpix=5,
+            corr,
+            xa,
+            ya,
+            np.array([rmax]),
+            config.phot_fluxfrac,
+            normflux=np.array([flux]),
+            mask=still_bad,
+            subpix=5,
         )
         hl, hflag = float(hl[0]), int(hflag[0])
         if hflag & sep.APER_ALLMASKED or not (np.isfinite(hl) and 0 < hl < rmax):
@@ -745,8 +758,15 @@ def measure_band(
         guess = out["half_light_radius"] or math.sqrt(a * b)
         try:
             out["sersic_index"] = _fit_sersic(
-                det.data, sigma, valid, x, y, q, theta,
-                r_fit=max(1.5 * r_kron, 3.0 * r_min), r_guess=guess / math.sqrt(q),
+                det.data,
+                sigma,
+                valid,
+                x,
+                y,
+                q,
+                theta,
+                r_fit=max(1.5 * r_kron, 3.0 * r_min),
+                r_guess=guess / math.sqrt(q),
             )
         except ValueError as exc:
             reasons.append(f"sersic_index: {exc}")
@@ -822,9 +842,25 @@ def measure_object(
 
 #: Catalogue columns requested from Source Extractor by :func:`run_source_extractor`.
 SEXTRACTOR_PARAMS: tuple[str, ...] = (
-    "NUMBER", "X_IMAGE", "Y_IMAGE", "XMIN_IMAGE", "XMAX_IMAGE", "YMIN_IMAGE", "YMAX_IMAGE",
-    "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "ELLIPTICITY", "ISOAREA_IMAGE", "FLUX_MAX", "MU_MAX",
-    "FLUX_AUTO", "KRON_RADIUS", "FLUX_RADIUS", "PETRO_RADIUS", "FLAGS",
+    "NUMBER",
+    "X_IMAGE",
+    "Y_IMAGE",
+    "XMIN_IMAGE",
+    "XMAX_IMAGE",
+    "YMIN_IMAGE",
+    "YMAX_IMAGE",
+    "A_IMAGE",
+    "B_IMAGE",
+    "THETA_IMAGE",
+    "ELLIPTICITY",
+    "ISOAREA_IMAGE",
+    "FLUX_MAX",
+    "MU_MAX",
+    "FLUX_AUTO",
+    "KRON_RADIUS",
+    "FLUX_RADIUS",
+    "PETRO_RADIUS",
+    "FLAGS",
 )
 
 
@@ -843,8 +879,11 @@ def source_extractor_files(config: DetectionConfig = DetectionConfig()) -> dict[
     0.0625 0.125 0.0625
     """
     kernel = config.filter_kernel
-    conv = ["CONV NORM", f"# {config.filter_size}x{config.filter_size} Gaussian, FWHM "
-            f"{config.filter_fwhm} px, sampled at pixel centres (galaxy-warehouse)"]
+    conv = [
+        "CONV NORM",
+        f"# {config.filter_size}x{config.filter_size} Gaussian, FWHM "
+        f"{config.filter_fwhm} px, sampled at pixel centres (galaxy-warehouse)",
+    ]
     if kernel is not None:
         conv += [" ".join(f"{v:.6g}" for v in row) for row in kernel]
     settings = {
@@ -879,8 +918,10 @@ def source_extractor_files(config: DetectionConfig = DetectionConfig()) -> dict[
         "CHECKIMAGE_TYPE": "NONE",
         "VERBOSE_TYPE": "QUIET",
     }
-    sex = ["# GalaxiesML Source Extractor configuration, written by",
-           "# warehouse.morphology.source_extractor_files(DetectionConfig())"]
+    sex = [
+        "# GalaxiesML Source Extractor configuration, written by",
+        "# warehouse.morphology.source_extractor_files(DetectionConfig())",
+    ]
     sex += [f"{k:<17}{v}" for k, v in settings.items()]
     return {
         "galaxiesml.sex": "\n".join(sex) + "\n",
@@ -928,24 +969,41 @@ def run_source_extractor(
     exe = binary or shutil.which("source-extractor") or shutil.which("sex")
     if exe is None:
         raise FileNotFoundError(
-            "Source Extractor is not installed; install it with "
-            "'apt-get install source-extractor'"
+            "Source Extractor is not installed; install it with 'apt-get install source-extractor'"
         )
     config_dir = Path(config_dir).resolve()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "image.fits"
         fits.PrimaryHDU(np.asarray(image, dtype=np.float32)).writeto(path)
         proc = subprocess.run(
-            [exe, str(path), "-c", "galaxiesml.sex",
-             "-MAG_ZEROPOINT", repr(float(zeropoint)), "-PIXEL_SCALE", repr(float(pixel_scale))],
-            cwd=config_dir, capture_output=True, text=True, check=False,
+            [
+                exe,
+                str(path),
+                "-c",
+                "galaxiesml.sex",
+                "-MAG_ZEROPOINT",
+                repr(float(zeropoint)),
+                "-PIXEL_SCALE",
+                repr(float(pixel_scale)),
+            ],
+            cwd=config_dir,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if proc.returncode != 0:
         raise RuntimeError(f"{exe} failed ({proc.returncode}): {proc.stderr.strip()}")
     rows = [line.split() for line in proc.stdout.splitlines() if line and not line[0] == "#"]
-    dtype = [(name, np.int64 if name in ("NUMBER", "FLAGS", "ISOAREA_IMAGE") or
-              name.endswith(("MIN_IMAGE", "MAX_IMAGE")) else np.float64)
-             for name in SEXTRACTOR_PARAMS]
+    dtype = [
+        (
+            name,
+            np.int64
+            if name in ("NUMBER", "FLAGS", "ISOAREA_IMAGE")
+            or name.endswith(("MIN_IMAGE", "MAX_IMAGE"))
+            else np.float64,
+        )
+        for name in SEXTRACTOR_PARAMS
+    ]
     out = np.array([tuple(float(v) for v in r) for r in rows], dtype=dtype)
     for name in ("X_IMAGE", "Y_IMAGE", "XMIN_IMAGE", "XMAX_IMAGE", "YMIN_IMAGE", "YMAX_IMAGE"):
         out[name] -= 1
