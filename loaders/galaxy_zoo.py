@@ -1,4 +1,11 @@
-"""Galaxy Zoo 2 morphology votes (Willett et al. 2013) as the warehouse table ``galaxy_zoo``.
+"""Galaxy Zoo morphology (GZ2 votes, Willett et al. 2013; GZ1 classes, Schawinski et al. 2010)
+as the warehouse table ``galaxy_zoo``.
+
+GZ1: a FITS catalogue such as ``schawinski_GZ_2010_catalogue.fits`` with ``OBJID`` (SDSS, int64),
+``RA``, ``DEC``, ``REDSHIFT``, ``GZ1_MORPHOLOGY`` (0, 1, 3 or 4, kept as given), ``BPT_CLASS``,
+``U``...``Z``, ``SIGMA``, ``SIGMA_ERR``, ``LOG_MSTELLAR``, ``L_O3``. That file holds one row of
+arrays (one element per galaxy); a table with one galaxy per row reads as well. Names are stored
+lower case (``objid``, ``gz1_morphology``); GZ1 and GZ2 rows of one ``objid`` share its row.
 
 Input: a GZ2 table as CSV (``.csv`` or ``.csv.gz``), e.g. the Stripe 82 coadd tables or the main
 sample, with ``objid`` (SDSS, or ``dr7objid``), ``ra``, ``dec``, ``total_votes``,
@@ -50,7 +57,7 @@ GALAXY_ZOO = TableSpec(
     key=("objid",),
     ra="ra",
     dec="dec",
-    description="Galaxy Zoo 2 morphology votes, with a task-1 class label (gz2_label)",
+    description="Galaxy Zoo morphology: GZ2 votes with a task-1 label (gz2_label), GZ1 classes",
 )
 GZ2_LABELS = {"smooth": 0, "features_or_disk": 1, "star_or_artifact": 2, "uncertain": -1}
 _TASK1 = {
@@ -96,12 +103,84 @@ def task1_class(table: pa.Table, what: str) -> list[str]:
     return out.tolist()
 
 
+GZ1_CODES = (0, 1, 3, 4)
+"""Values of ``GZ1_MORPHOLOGY`` in the Schawinski et al. (2010) catalogue, kept as they are: the
+warehouse does not rename them (see the catalogue's documentation for their meaning)."""
+
+
+def gz_type(name: str) -> pa.DataType | None:
+    """Declared type of a GZ2 column, or of a GZ1 catalogue column (Schawinski et al. 2010)."""
+    if name in ("gz1_morphology", "bpt_class"):
+        return pa.int16()
+    if name in ("redshift", "sigma", "sigma_err", "log_mstellar", "l_o3"):
+        return pa.float64()
+    return gz2_type(name)
+
+
+def _read_gz1_fits(path: Path) -> SourceTable:
+    """A GZ1 FITS catalogue. ``schawinski_GZ_2010_catalogue.fits`` stores ONE row whose every
+    column is an array over the galaxies; a table with one galaxy per row reads as well."""
+    from astropy.io import fits
+
+    from loaders.files import _check_names, cast_declared
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
+            if hdu is None:
+                raise LoadError(f"{path} has no binary table HDU; give the GZ1 catalogue FITS.")
+            names = _check_names(hdu.columns.names, path)
+            raw = [np.asarray(hdu.data[n]) for n in hdu.columns.names]
+    except LoadError:
+        raise
+    except Exception as exc:  # astropy raises many types for damaged files
+        raise LoadError(f"{path} is unreadable as FITS ({type(exc).__name__}: {exc}).") from None
+    if raw and all(a.ndim == 2 and a.shape[0] == 1 for a in raw):
+        raw = [a[0] for a in raw]  # one row of arrays -> one galaxy per row
+    lengths = {a.shape[0] for a in raw if a.ndim >= 1}
+    if any(a.ndim != 1 for a in raw) or len(lengths) > 1:
+        shapes = ", ".join(f"{n}{a.shape}" for n, a in zip(names, raw, strict=True))
+        raise LoadError(
+            f"{path}: columns must be one value per galaxy, or one row of equal-length arrays "
+            f"(the GZ1 catalogue layout); got {shapes}."
+        )
+    arrays = {}
+    for name, a in zip(names, raw, strict=True):
+        if a.dtype.kind in "SU":
+            a = np.char.rstrip(a.astype(str))
+        elif a.dtype.byteorder not in ("=", "|"):
+            a = a.astype(a.dtype.newbyteorder("="))
+        arrays[name] = pa.array(a)
+    table = cast_declared(pa.table(arrays), gz_type, path, row_offset=1, row_word="galaxy")
+    return SourceTable(path, table, 1, "galaxy")
+
+
+def _check_gz1(src: SourceTable) -> None:
+    col = src.table.column("gz1_morphology")
+    values = col.to_numpy(zero_copy_only=False)
+    valid = col.is_valid().to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(~valid | ~np.isin(values, GZ1_CODES))
+    if bad.size:
+        i = int(bad[0])
+        raise LoadError(
+            f"{src.where(i)}: GZ1_MORPHOLOGY = {col[i].as_py()} is not one of "
+            f"{', '.join(map(str, GZ1_CODES))} ({bad.size} such galaxies); is this the GZ1 "
+            "catalogue?"
+        )
+
+
 class GalaxyZooLoader:
     name = "galaxy-zoo"
-    description = "a Galaxy Zoo 2 table (CSV): objid, ra, dec and the vote columns"
+    description = (
+        "a Galaxy Zoo 2 table (CSV: objid, ra, dec and the vote columns) or a GZ1 catalogue "
+        "(FITS: OBJID, RA, DEC, GZ1_MORPHOLOGY, ...)"
+    )
 
     def prepare(self, path: Path) -> list[Prepared]:
-        src = read_table(path, gz2_type)
+        if Path(path).suffix.lower() in (".fits", ".fit"):
+            src = _read_gz1_fits(Path(path))
+        else:
+            src = read_table(path, gz2_type)
         table = src.table
         if "objid" not in table.column_names and "dr7objid" in table.column_names:
             table = table.rename_columns(
@@ -116,6 +195,9 @@ class GalaxyZooLoader:
             )
         check_positions(src, "ra", "dec")
         check_unique(src, table, GALAXY_ZOO.key)
+        if "gz1_morphology" in table.column_names:  # GZ1: its class code, no GZ2 task-1 votes
+            _check_gz1(src)
+            return [Prepared(GALAXY_ZOO, table)]
         classes = task1_class(table, str(src.path))
         labels = encode_labels(classes, GZ2_LABELS, str(src.path))
         for name in ("gz2_task1_class", "gz2_label"):
@@ -258,7 +340,7 @@ def load_galaxy_zoo(
 def _tables():  # type: ignore[no-untyped-def]
     from warehouse.core import BaseTableDef
 
-    return (BaseTableDef(GALAXY_ZOO, "Run `gwh load galaxy-zoo FILE.csv`."),)
+    return (BaseTableDef(GALAXY_ZOO, "Run `gwh load galaxy-zoo FILE.csv` (or a GZ1 .fits)."),)
 
 
 TABLES = _tables()

@@ -51,3 +51,7 @@ class ArchiveError(WarehouseError):
 
 class AuthenticationError(ArchiveError):
     """The archive refused the credentials."""
+
+
+class MorphologyError(WarehouseError):
+    """Morphology cannot be measured (no cutouts, unknown band, a worker died)."""

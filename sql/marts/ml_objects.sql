@@ -3,10 +3,17 @@
 -- HEALPix cell at [splits] healpix_order in "healpix" mode (sky neighbours share a split).
 -- Fractions and salt come from warehouse.toml through gwh_settings. Adding rows never moves an
 -- object to another split; changing the salt or fractions does.
+-- Morphology (GalaxiesML Table 1 per band, measured by `gwh morphology measure` or loaded by
+-- `gwh load morphology`) is LEFT JOINed by object_id: NULL where an object has none, and every
+-- morphology column NULL (morphology_source too) while the table was never filled.
 -- contract: unique(object_id); unique(specz_name); not_null(object_id, split, specz_redshift);
 --           accepted(split: train, validation, test)
 WITH settings AS (
     SELECT * FROM gwh_settings
+),
+
+morph AS (
+    SELECT * EXCLUDE (ra, dec, _healpix_29) FROM morphology
 ),
 
 kept AS (
@@ -19,12 +26,14 @@ joined AS (
     SELECT
         hsc_forced.*,
         hsc_specz.* EXCLUDE (object_id, _healpix_29),
-        kept.match_distance_arcsec AS specz_match_distance_arcsec
+        kept.match_distance_arcsec AS specz_match_distance_arcsec,
+        morph.* EXCLUDE (object_id)
     FROM kept
     INNER JOIN hsc_forced ON kept.object_id = hsc_forced.object_id
     INNER JOIN hsc_specz
         ON kept.object_id = hsc_specz.object_id
         AND kept.specz_name = hsc_specz.specz_name
+    LEFT JOIN morph ON kept.object_id = morph.object_id
 ),
 
 keyed AS (

@@ -1,0 +1,203 @@
+"""External morphology tables into ``morphology`` (``gwh load morphology FILE``).
+
+Input: CSV, FITS or Parquet keyed by ``object_id`` (the HSC object), with any of the GalaxiesML
+Table 1 columns ``{b}_<field>`` (e.g. ``i_ellipticity``, ``g_central_image_pop_5px_rad``) for
+the configured bands, optionally ``{b}_morph_reason``, and optionally ``ra``/``dec`` (degrees).
+Without positions, each object takes its ``hsc_forced`` position (an object_id not there is an
+error). Any other column is refused: ``ml_objects`` carries every morphology column, so an
+unknown name could shadow a catalog column.
+
+Each row replaces the whole morphology row of its object (every band; columns the file lacks are
+NULL), with ``morphology_source = 'loaded:<file name>'``; ``gwh morphology measure`` then leaves
+it alone unless told ``--replace-loaded``. A file loads once (by SHA-256), like every load.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from loaders.base import Prepared, check_positions, check_unique, require_columns
+from loaders.files import SourceTable, file_sha256, read_table
+from warehouse.errors import LoadError
+from warehouse.morphology import MORPHOLOGY_FIELDS
+from warehouse.morphology_store import (
+    EMPTY_COLUMNS,
+    HIDDEN_SUFFIXES,
+    LOAD_HINT,
+    LOADED_PREFIX,
+    MORPHOLOGY,
+    field_type,
+    morphology_schema,
+)
+
+__all__ = ["LOADER_NAME", "load_morphology", "prepare_morphology"]
+
+LOADER_NAME = "morphology"
+_FIELD = re.compile(r"^([a-z][a-z0-9]*)_(" + "|".join(MORPHOLOGY_FIELDS + ("morph_reason",)) + ")$")
+
+
+def morphology_type(name: str) -> pa.DataType | None:
+    """Declared type of an input column (None: not a morphology column)."""
+    if name == "object_id":
+        return pa.int64()
+    if name in ("ra", "dec"):
+        return pa.float64()
+    m = _FIELD.match(name)
+    if m is None:
+        return None
+    return pa.string() if m.group(2) == "morph_reason" else field_type(m.group(2))
+
+
+def prepare_morphology(path: Path, bands: Sequence[str]) -> SourceTable:
+    """Read and check one file: typed columns, unique non-null object_id, known names only."""
+    src = read_table(path, morphology_type)
+    table = src.table
+    require_columns(src, ("object_id",), "morphology")
+    unknown = [
+        c
+        for c in table.column_names
+        if c not in ("object_id", "ra", "dec") and not (_FIELD.match(c))
+    ]
+    if unknown:
+        raise LoadError(
+            f"{src.path}: column(s) {', '.join(unknown[:8])} are not morphology columns. The "
+            "table takes object_id, optional ra/dec and per band {b}_<field> for the fields "
+            f"{', '.join(MORPHOLOGY_FIELDS)} (and {{b}}_morph_reason); rename or drop them."
+        )
+    other_bands = sorted(
+        {m.group(1) for c in table.column_names if (m := _FIELD.match(c))} - set(bands)
+    )
+    if other_bands:
+        raise LoadError(
+            f"{src.path}: band(s) {', '.join(other_bands)} are not configured (bands: "
+            f"{''.join(bands)}); drop those columns or add the bands to warehouse.toml."
+        )
+    if not any(_FIELD.match(c) for c in table.column_names):
+        raise LoadError(f"{src.path}: no morphology column (e.g. i_ellipticity); nothing to load.")
+    if table.column("object_id").null_count:
+        raise LoadError(
+            f"{src.path}: object_id is empty in {table.column('object_id').null_count} row(s); "
+            "every row needs its HSC object_id."
+        )
+    has_ra, has_dec = "ra" in table.column_names, "dec" in table.column_names
+    if has_ra != has_dec:
+        raise LoadError(f"{src.path}: has {'ra' if has_ra else 'dec'} only; give both or neither.")
+    if has_ra:
+        check_positions(src, "ra", "dec")
+    check_unique(src, table, MORPHOLOGY.key)
+    return src
+
+
+def _with_positions(wh, src: SourceTable) -> pa.Table:  # type: ignore[no-untyped-def]
+    table = src.table
+    if "ra" in table.column_names:
+        return table
+    from warehouse.errors import QueryError
+
+    ids = table.column("object_id").to_pylist()
+    try:
+        found = wh.query(
+            "SELECT object_id, ra, dec FROM hsc_forced "
+            "WHERE object_id IN (SELECT unnest(?::BIGINT[]))",
+            [ids],
+        ).to_pylist()
+    except QueryError as exc:
+        raise LoadError(
+            f"{src.path}: has no ra/dec, so positions come from hsc_forced, which cannot be read "
+            f"({exc}). Add ra and dec columns, or load hsc_forced first."
+        ) from None
+    where = {r["object_id"]: (r["ra"], r["dec"]) for r in found}
+    missing = [i for i in ids if i not in where]
+    if missing:
+        raise LoadError(
+            f"{src.path}: {len(missing)} object_id(s) are not in hsc_forced (e.g. "
+            f"{missing[:5]}); add ra and dec columns, or load their hsc_forced rows first."
+        )
+    ra = pa.array([where[i][0] for i in ids], pa.float64())
+    dec = pa.array([where[i][1] for i in ids], pa.float64())
+    return table.append_column("ra", ra).append_column("dec", dec)
+
+
+def _full_rows(table: pa.Table, bands: Sequence[str], source: str) -> pa.Table:
+    """Every column of the table for every configured band: a loaded row replaces it whole."""
+    schema = morphology_schema(bands)
+    n = table.num_rows
+    columns = []
+    for f in schema:
+        if f.name in table.column_names:
+            columns.append(table.column(f.name).cast(f.type))
+        elif f.name == "morphology_source":
+            columns.append(pa.array([source] * n, pa.string()))
+        else:
+            columns.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def load_morphology(
+    wh,  # type: ignore[no-untyped-def]
+    files: Sequence[str | Path],
+    *,
+    echo: Callable[[str], None] = lambda _m: None,
+) -> list:
+    """Load morphology files into ``morphology``; each file once (by SHA-256), each on its own
+    commit, so a rerun after a failure resumes with the files not yet loaded."""
+    from warehouse import db
+    from warehouse.core import PreparedBatch
+
+    results = []
+    for raw in files:
+        path = Path(raw)
+        if not path.is_file():
+            raise LoadError(f"{path}: no such file. Check the path.")
+        sha = file_sha256(path)
+        with db.connect(wh.db_path, read_only=True) as con:
+            done = con.execute(
+                "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
+                [sha, LOADER_NAME],
+            ).fetchone()
+        if done and done[0] is not None:
+            echo(f"{path}: already loaded ({done[0]:%Y-%m-%d %H:%M} UTC); nothing to do.")
+            continue
+        src = prepare_morphology(path, wh.config.bands)
+        table = _full_rows(_with_positions(wh, src), wh.config.bands, LOADED_PREFIX + path.name)
+        batch = PreparedBatch(
+            str(path),
+            [Prepared(MORPHOLOGY, table)],
+            ((str(path.resolve()), sha, table.num_rows),),
+        )
+        result = wh.ingest_prepared(LOADER_NAME, [batch])[-1]
+        n, total = result.tables[MORPHOLOGY.name]
+        measured = int(
+            np.sum(
+                [
+                    table.column(c).null_count < n
+                    for c in table.column_names
+                    if _FIELD.match(c) and not c.endswith("_morph_reason")
+                ]
+            )
+        )
+        echo(
+            f"{path}: loaded ({MORPHOLOGY.name}: {n:,} rows, {measured} morphology column(s) "
+            f"with values → {total:,} rows)"
+        )
+        results.append(result)
+    return results
+
+
+def _tables():  # type: ignore[no-untyped-def]
+    from warehouse.core import BaseTableDef
+
+    return (
+        BaseTableDef(
+            MORPHOLOGY, LOAD_HINT, hidden_suffixes=HIDDEN_SUFFIXES, empty_columns=EMPTY_COLUMNS
+        ),
+    )
+
+
+TABLES = _tables()
+LOADERS: dict = {}  # `gwh load morphology` needs the warehouse (positions): load_morphology
