@@ -14,10 +14,25 @@ Layout of one file (every dataset has N rows; row i of each describes the galaxy
     missing_<b>    (N,) bool             with --allow-missing-bands: band b has no cutout (NaN)
 
 File attributes: ``gwh_version``, ``sql`` (the full SQL text that chose the rows) and
-``sql_params``, ``split``, ``bands``, ``size``, ``pixel_scale``, ``row_count``, ``row_order``,
-``data`` (real, simulated or mixed) and notes on units and padding. Rows are ordered by
-``_healpix_29`` then ``object_id``. Images are chunked one object per chunk; compression (lzf or
-gzip + shuffle) is optional and off by default (it does not pay on noisy float images).
+``sql_params``, ``split``, ``image_table``, ``bands``, ``size``, ``pixel_scale``, ``row_count``,
+``row_order``, ``data`` (real, simulated or mixed) and notes on units and padding. Rows are
+ordered by ``_healpix_29`` then ``object_id``. Images are chunked one object per chunk;
+compression (lzf or gzip + shuffle) is optional and off by default (it does not pay on noisy
+float images).
+
+Images of any survey: ``images`` names the image table (default ``cutouts``, the HSC cutouts;
+also ``kids_cutouts`` u,g,r,i 36x36, ``sdss_cutouts``, ``hst_cutouts``), any registered table
+with per-band ``{b}_image`` columns (:mod:`loaders.image_table`). Its bands are the ones it holds
+(``--bands`` chooses some, in the order given; for ``cutouts`` the configured bands), its pixel
+scale is the ``pixel_scale`` attribute, and a plane (mask, variance) the table does not hold is
+left out. Rows are placed by the image table's ``_healpix_29`` (for ``cutouts``, rows without a
+cutout by ``hsc_forced``; for the other tables, by the query's own ``_healpix_29`` if it has one).
+
+Labels: a query column named like an integer label column of a loaded table (``spectype_label``
+of ``kids_cutouts``: GALAXY=0, QSO=1, STAR=2; ``gz2_label`` of ``galaxy_zoo``) carries that
+table's mapping: the file attribute ``label_mapping/<column>`` (JSON) and, on the column's
+dataset, the attributes ``label_mapping``, ``label_table`` and ``label_names_column``. A value
+outside the mapping stops the export (the column is then not that label: rename it).
 
 The same query on the same warehouse writes the same bytes: no timestamps (``track_times``
 off, HDF5 1.8 file format pinned), no wall-clock values, a fixed row order.
@@ -40,6 +55,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -55,11 +71,12 @@ import pyarrow.parquet as pq
 
 from warehouse import __version__, db
 from warehouse.config import SPLIT_NAMES
-from warehouse.core import DB_NAME, Warehouse, explain_error
+from warehouse.core import DB_NAME, BaseTableDef, Warehouse, base_tables, explain_error
 from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
 from warehouse.cutouts import CUTOUTS, band_column, combine_fit_actions
 from warehouse.errors import ExportError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.store import CatalogVersion
 
 COMPRESSIONS = ("lzf", "gzip")
 NO_DATA = np.int32(1 << HSC_MASK_BITS["NO_DATA"])
@@ -68,6 +85,7 @@ CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
 WRITE_BLOCK_ROWS = 64  # images assembled per HDF5 write
 DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
 _PREFIX = "__gwh_"
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # plane -> (dtype, value of a missing band, value of padding)
 PLANES: dict[str, tuple[type, float | int, float | int]] = {
@@ -88,8 +106,14 @@ class ExportOptions:
     variance: bool = True
     compression: str | None = None
     overwrite: bool = False
+    images: str = "cutouts"  # the image table: cutouts, kids_cutouts, sdss_cutouts, ...
 
     def __post_init__(self) -> None:
+        if not isinstance(self.images, str) or not _TABLE_NAME.match(self.images):
+            raise ExportError(
+                f"--images must name an image table such as cutouts or kids_cutouts, "
+                f"got {self.images!r}"
+            )
         if isinstance(self.size, bool) or not isinstance(self.size, int) or not 1 <= self.size:
             raise ExportError(f"--size must be a positive number of pixels, got {self.size!r}")
         if self.size > 4096:
@@ -119,17 +143,142 @@ class ExportResult:
     missing: dict[str, int] = field(default_factory=dict)
 
 
-def parse_bands(text: str, configured: Sequence[str]) -> tuple[str, ...]:
-    """``"grizy"`` or ``"g,r,i"`` -> bands, each one of the configured bands."""
+def parse_bands(text: str, configured: Sequence[str], table: str | None = None) -> tuple[str, ...]:
+    """``"grizy"``, ``"g,r,i"`` or ``"f160w"`` -> bands, each one of ``configured`` (the
+    configured bands, or those the image table ``table`` holds), in the order given.
+
+    >>> parse_bands("irg", "grizy")
+    ('i', 'r', 'g')
+    >>> parse_bands("f160w,f814w", ["f814w", "f160w"], table="hst_cutouts")
+    ('f160w', 'f814w')
+    """
     text = text.strip()
-    bands = tuple(b.strip() for b in text.split(",")) if "," in text else tuple(text)
+    bands = (
+        tuple(b.strip() for b in text.split(",")) if "," in text else _split_bands(text, configured)
+    )
     unknown = [b for b in bands if b not in configured]
     if unknown or not bands:
+        if table is None or table == CUTOUTS.name:
+            raise ExportError(
+                f"--bands {text!r}: {', '.join(unknown) or 'nothing'} is not a configured band; "
+                f"the warehouse has {', '.join(configured)} (warehouse.toml)."
+            )
         raise ExportError(
-            f"--bands {text!r}: {', '.join(unknown) or 'nothing'} is not a configured band; "
-            f"the warehouse has {', '.join(configured)} (warehouse.toml)."
+            f"--bands {text!r}: {', '.join(unknown) or 'nothing'} is not a band of {table}; "
+            f"it holds {', '.join(configured)}."
         )
     return bands
+
+
+def _split_bands(text: str, known: Sequence[str]) -> tuple[str, ...]:
+    """Band names written together (``"ugri"``): longest known name first; characters no known
+    name starts with are kept together, as one unknown name."""
+    names = sorted((b for b in known if b), key=len, reverse=True)
+    out: list[str] = []
+    unknown = ""
+    i = 0
+    while i < len(text):
+        match = next((n for n in names if text.startswith(n, i)), None)
+        if match is None:
+            unknown += text[i]
+            i += 1
+            continue
+        if unknown:
+            out.append(unknown)
+            unknown = ""
+        out.append(match)
+        i += len(match)
+    if unknown:
+        out.append(unknown)
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- image tables
+
+
+def image_tables() -> dict[str, BaseTableDef]:
+    """Every registered table that holds pixels (``{b}_image`` columns), by name."""
+    return {n: d for n, d in base_tables().items() if "_image" in d.hidden_suffixes}
+
+
+def _image_table(wh: Warehouse, images: str) -> CatalogVersion:
+    """The current version of the image table ``images``; a clear error when there is none."""
+    tables = image_tables()
+    if images not in tables:
+        what = "is a table without images" if images in base_tables() else "is not a table"
+        raise ExportError(
+            f"--images {images!r} {what}; choose an image table: {', '.join(tables)}."
+        )
+    if tuple(tables[images].spec.key) != ("object_id",):  # pragma: no cover - all are keyed so
+        raise ExportError(f"{images} is not keyed by object_id, so it cannot be joined.")
+    cv = wh.current_version(images)
+    if cv is None:
+        if images == CUTOUTS.name:
+            raise ExportError(
+                "no cutouts have been ingested yet: an export needs images. Run "
+                "`gwh cutouts request` and `gwh cutouts ingest FILE...` first."
+            )
+        raise ExportError(
+            f"{images} has not been loaded yet: an export needs images. {tables[images].load_hint}"
+        )
+    return cv
+
+
+def _bands_of(schema: pa.Schema) -> tuple[str, ...]:
+    """The bands whose pixels a table holds, in its column order."""
+    names = set(schema.names)
+    suffix = band_column("", "image")
+    return tuple(
+        n[: -len(suffix)]
+        for n in schema.names
+        if n.endswith(suffix) and n != suffix and band_column(n[: -len(suffix)], "height") in names
+    )
+
+
+def available_bands(wh: Warehouse, images: str = "cutouts") -> tuple[str, ...]:
+    """The bands ``--bands`` may name: the configured bands for ``cutouts`` (missing ones can be
+    allowed), else those the image table holds, in its order."""
+    if images == CUTOUTS.name:
+        return tuple(wh.config.bands)
+    return _bands_of(_image_table(wh, images).schema)
+
+
+@dataclass(frozen=True)
+class _Label:
+    table: str
+    mapping: dict[str, int]
+    names_column: str | None
+
+
+def label_columns(wh: Warehouse) -> dict[str, list[_Label]]:
+    """Integer label columns of the loaded tables (fields with a ``label_mapping``), by name:
+    every table holding one, in registration order."""
+    found: dict[str, list[_Label]] = {}
+    for name in base_tables():
+        cv = wh.current_version(name)
+        if cv is None:
+            continue
+        for f in cv.schema:
+            meta = f.metadata or {}
+            if b"label_mapping" not in meta:
+                continue
+            mapping = json.loads(meta[b"label_mapping"])
+            partner = meta.get(b"label_names_column", b"").decode() or None
+            found.setdefault(f.name, []).append(_Label(name, mapping, partner))
+    return found
+
+
+def _label_of(column: str, labels: list[_Label], images: str) -> _Label:
+    """The label a query column named ``column`` is: the image table's when it holds one, else
+    the first table's. Tables that disagree on the mapping are an error: no guessing."""
+    if any(lb.mapping != labels[0].mapping for lb in labels):
+        tables = ", ".join(f"{lb.table} ({json.dumps(lb.mapping)})" for lb in labels)
+        raise ExportError(
+            f"label column {column} has different mappings in {tables}, so the export cannot "
+            f"tell which one its values follow; select it under another name (... AS "
+            f"{column}_value) to export it without a mapping."
+        )
+    return next((lb for lb in labels if lb.table == images), labels[0])
 
 
 # --------------------------------------------------------------------------- queries
@@ -154,8 +303,18 @@ def base_query(view: str | None, sql: str | None, split: str | None) -> tuple[st
     return f"SELECT * FROM (\n{text}\n) AS q WHERE split = ?", [split]
 
 
-def _keyed_sql(base: str, cutout_columns: set[str], bands: Sequence[str]) -> str:
-    """The rows with their order key and the cutout metadata the export needs."""
+def _keyed_sql(
+    base: str,
+    cutout_columns: set[str],
+    bands: Sequence[str],
+    images: str = "cutouts",
+    query_h29: bool = False,
+) -> str:
+    """The rows with their order key and the cutout metadata the export needs.
+
+    The key is the image row's ``_healpix_29`` (what places it in a partition); rows without an
+    image take ``hsc_forced``'s (``cutouts``) or the query's own (other image tables).
+    """
     extra = []
     for b in bands:
         for what, typ in (
@@ -169,15 +328,29 @@ def _keyed_sql(base: str, cutout_columns: set[str], bands: Sequence[str]) -> str
             name = band_column(b, what)
             value = f"c.{db.quote_ident(name)}" if name in cutout_columns else f"NULL::{typ}"
             extra.append(f"{value} AS {db.quote_ident(_PREFIX + name)}")
+    if images == CUTOUTS.name:
+        return (
+            f"WITH q AS (\n{base}\n)\n"
+            f"SELECT q.*, coalesce(c.{SPATIAL_INDEX_COLUMN}, f.{SPATIAL_INDEX_COLUMN})"
+            f" AS {_PREFIX}h29,"
+            f" c.object_id IS NOT NULL AS {_PREFIX}has_cutout,"
+            f" coalesce(c.simulated, false) AS {_PREFIX}simulated, "
+            + ", ".join(extra)
+            + " FROM q LEFT JOIN cutouts AS c ON q.object_id = c.object_id"
+            f" LEFT JOIN (SELECT object_id, {SPATIAL_INDEX_COLUMN} FROM hsc_forced) AS f"
+            " ON q.object_id = f.object_id"
+        )
+    h29 = f"c.{SPATIAL_INDEX_COLUMN}"
+    if query_h29:
+        h29 = f"coalesce({h29}, q.{SPATIAL_INDEX_COLUMN})"
+    simulated = "coalesce(c.simulated, false)" if "simulated" in cutout_columns else "false"
     return (
         f"WITH q AS (\n{base}\n)\n"
-        f"SELECT q.*, coalesce(c.{SPATIAL_INDEX_COLUMN}, f.{SPATIAL_INDEX_COLUMN}) AS {_PREFIX}h29,"
+        f"SELECT q.*, {h29} AS {_PREFIX}h29,"
         f" c.object_id IS NOT NULL AS {_PREFIX}has_cutout,"
-        f" coalesce(c.simulated, false) AS {_PREFIX}simulated, "
+        f" {simulated} AS {_PREFIX}simulated, "
         + ", ".join(extra)
-        + " FROM q LEFT JOIN cutouts AS c ON q.object_id = c.object_id"
-        f" LEFT JOIN (SELECT object_id, {SPATIAL_INDEX_COLUMN} FROM hsc_forced) AS f"
-        " ON q.object_id = f.object_id"
+        + f" FROM q LEFT JOIN {db.quote_ident(images)} AS c ON q.object_id = c.object_id"
     )
 
 
@@ -251,19 +424,44 @@ class _Plan:
     data: str
     pixel_scale: float
     missing: dict[str, int]
+    images: str = "cutouts"
+    planes: tuple[str, ...] = ("image", "mask", "variance")
+    labels: dict[str, _Label] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)  # band -> unit of the image table
+
+
+def _planes(images: str, cutout_columns: set[str], bands: Sequence[str], opts) -> tuple[str, ...]:
+    """The planes written: image, and mask/variance unless left out by the options or, for
+    tables other than ``cutouts``, held by none of the chosen bands (KiDS, SDSS, HST)."""
+    out = ["image"]
+    for plane in ("variance", "mask"):
+        if not getattr(opts, plane):
+            continue
+        if images == CUTOUTS.name or any(band_column(b, plane) in cutout_columns for b in bands):
+            out.append(plane)
+    return tuple(p for p in PLANES if p in out)
 
 
 def _plan(
-    con, base: str, params: list, cutout_columns: set[str], bands: tuple[str, ...], opts
+    con,
+    base: str,
+    params: list,
+    cutout_columns: set[str],
+    bands: tuple[str, ...],
+    opts,
+    labels: dict[str, list[_Label]] | None = None,
 ) -> _Plan:
+    images = opts.images
+    planes = _planes(images, cutout_columns, bands, opts)
     try:
         schema = con.sql(f"SELECT * FROM (\n{base}\n) AS q LIMIT 0", params=params or None)
         schema = schema.to_arrow_table().schema
     except Exception as exc:
         raise ExportError(_explain(exc, con, base)) from None
     if "object_id" not in schema.names or not pa.types.is_integer(schema.field("object_id").type):
+        key_of = "the cutouts" if images == CUTOUTS.name else images
         raise ExportError(
-            "the query must return an integer object_id column (the key of the cutouts); "
+            f"the query must return an integer object_id column (the key of {key_of}); "
             f"it returns {', '.join(schema.names[:12])}{', ...' if len(schema) > 12 else ''}."
         )
     columns = _columns_of(schema)
@@ -275,7 +473,15 @@ def _plan(
             f"column(s) {', '.join(clash)} of the query would overwrite the export's own "
             "dataset(s) of that name; rename them in --sql (e.g. SELECT image AS image_name)."
         )
-    keyed = _keyed_sql(base, cutout_columns, bands)
+    keyed = _keyed_sql(
+        base, cutout_columns, bands, images, query_h29=SPATIAL_INDEX_COLUMN in schema.names
+    )
+    known = labels or {}
+    found_labels = {
+        c.name: _label_of(c.name, known[c.name], images)
+        for c in columns
+        if c.kind == "int" and c.name in known
+    }
     checked = [c for c in columns if c.kind in ("int", "bool", "string")]
     aggregates = [
         "count(*)",
@@ -317,9 +523,16 @@ def _plan(
         )
     if n_unplaced:
         ex = _examples(con, keyed, params, f"WHERE {_PREFIX}h29 IS NULL", base)
+        if images == CUTOUTS.name:
+            raise ExportError(
+                f"{n_unplaced} object(s) of the query are neither in hsc_forced nor in cutouts "
+                f"(e.g. {ex}), so they have no sky position to order them by and no images."
+            )
         raise ExportError(
-            f"{n_unplaced} object(s) of the query are neither in hsc_forced nor in cutouts "
-            f"(e.g. {ex}), so they have no sky position to order them by and no images."
+            f"{n_unplaced} object(s) of the query are not in {images} and the query gives them "
+            f"no {SPATIAL_INDEX_COLUMN} (e.g. {ex}), so they have no sky position to order them "
+            f"by and no images. Select objects of {images} (e.g. WHERE object_id IN (SELECT "
+            f"object_id FROM {images}))."
         )
     missing, problems = {}, []
     scales: list[float] = []
@@ -332,7 +545,7 @@ def _plan(
         if n_missing and not opts.allow_missing_bands:
             ex = _examples(con, keyed, params, f"WHERE {cond} IS NULL", base)
             problems.append(f"band {b}: {n_missing} object(s) have no cutout (e.g. {ex})")
-        if n_novar and opts.variance:
+        if n_novar and "variance" in planes:
             ex = _examples(
                 con,
                 keyed,
@@ -345,7 +558,7 @@ def _plan(
                 f"band {b}: {n_novar} cutout(s) have no VARIANCE plane (e.g. {ex}); pass "
                 "--no-variance, or request the cutouts with variance"
             )
-        if n_nomask and opts.mask:
+        if n_nomask and "mask" in planes:
             ex = _examples(
                 con,
                 keyed,
@@ -359,9 +572,13 @@ def _plan(
                 "or request the cutouts with mask"
             )
     if problems:
+        load = (
+            "Ingest the missing cutouts (gwh cutouts request, then gwh cutouts ingest)"
+            if images == CUTOUTS.name
+            else f"Load the missing images into {images}"
+        )
         hint = (
-            " Ingest the missing cutouts (gwh cutouts request, then gwh cutouts ingest), or pass "
-            "--allow-missing-bands to write NaN images and missing_<band> flags."
+            f" {load}, or pass --allow-missing-bands to write NaN images and missing_<band> flags."
             if any("no cutout" in p for p in problems)
             else ""
         )
@@ -378,7 +595,20 @@ def _plan(
     data = {(True, False): "simulated", (False, True): "real", (True, True): "mixed"}.get(
         (bool(n_sim), bool(n_real)), "none"
     )
-    return _Plan(base, params, keyed, columns, bands, int(n), data, pixel_scale, missing)
+    return _Plan(
+        base,
+        params,
+        keyed,
+        columns,
+        bands,
+        int(n),
+        data,
+        pixel_scale,
+        missing,
+        images=images,
+        planes=planes,
+        labels=found_labels,
+    )
 
 
 def _one(con, sql: str, params: list, base: str) -> tuple:
@@ -433,7 +663,7 @@ class _Writer:
     def __init__(self, h5, plan: _Plan, cv, opts: ExportOptions, progress) -> None:
         self.h5, self.plan, self.opts, self.progress = h5, plan, opts, progress
         self.size = opts.size
-        self.planes = [p for p in PLANES if p == "image" or getattr(opts, p)]
+        self.planes = list(plan.planes)
         n, nb, s = plan.rows, len(plan.bands), opts.size
         strings = h5py.string_dtype("utf-8")
         comp: dict = {}
@@ -458,6 +688,13 @@ class _Writer:
             self.datasets[c.name] = h5.create_dataset(
                 c.name, shape=(n,), dtype=c.dtype, track_times=False
             )
+            label = plan.labels.get(c.name)
+            if label is not None:
+                dset = self.datasets[c.name]
+                dset.attrs["label_mapping"] = json.dumps(label.mapping)
+                dset.attrs["label_table"] = label.table
+                if label.names_column:
+                    dset.attrs["label_names_column"] = label.names_column
             if c.nullable:
                 self.datasets[c.name + "_isnull"] = h5.create_dataset(
                     c.name + "_isnull", shape=(n,), dtype=bool, track_times=False
@@ -485,6 +722,8 @@ class _Writer:
         stop = start + n
         for c in self.plan.columns:
             values, nulls = _values(batch.column(c.name), c)
+            if c.name in self.plan.labels:
+                _check_labels(c.name, values, nulls, self.plan.labels[c.name])
             self.datasets[c.name][start:stop] = values
             if c.nullable:
                 self.datasets[c.name + "_isnull"][start:stop] = (
@@ -609,6 +848,20 @@ class _Writer:
             del table, views
 
 
+def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
+    known = np.array(sorted(label.mapping.values()), dtype=np.int64)
+    bad = ~np.isin(values.astype(np.int64), known)
+    if nulls is not None:
+        bad &= ~nulls
+    if bad.any():
+        value = int(values[np.flatnonzero(bad)[0]])
+        raise ExportError(
+            f"column {name} holds {value}, which is not in the label mapping of "
+            f"{label.table}.{name} ({json.dumps(label.mapping)}), so it is not that label; "
+            f"rename it in --sql (e.g. ... AS {name}_value)."
+        )
+
+
 def _binary_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets, bytes and validity of a binary array, without copying the bytes."""
     if not pa.types.is_binary(arr.type):
@@ -677,30 +930,41 @@ def export_hdf5(
         raise ExportError(f"{out} is a folder; give a file name such as {out / 'train.h5'}.")
     if out.exists() and not opts.overwrite:
         raise ExportError(f"{out} already exists. Use --overwrite to replace it.")
-    bands = opts.bands or tuple(wh.config.bands)
-    unknown = [b for b in bands if b not in wh.config.bands]
-    if unknown:
-        raise ExportError(
-            f"band(s) {', '.join(unknown)} are not configured; the warehouse has "
-            f"{', '.join(wh.config.bands)}."
-        )
+    if opts.images == CUTOUTS.name:
+        bands = opts.bands or tuple(wh.config.bands)
+        unknown = [b for b in bands if b not in wh.config.bands]
+        if unknown:
+            raise ExportError(
+                f"band(s) {', '.join(unknown)} are not configured; the warehouse has "
+                f"{', '.join(wh.config.bands)}."
+            )
     base, params = base_query(view if sql is None else None, sql, split)
     wh.refresh_views()
     # A live warehouse: hold the shared lock so no load removes the versions read below. A
     # packed release folder has no lock file and its versions never change.
     live = (wh.root / DB_NAME).exists()
     with wh._lock(shared=True) if live else contextlib.nullcontext():
-        cv = wh.current_version(CUTOUTS.name)
-        if cv is None:
-            raise ExportError(
-                "no cutouts have been ingested yet: an export needs images. Run "
-                "`gwh cutouts request` and `gwh cutouts ingest FILE...` first."
-            )
+        cv = _image_table(wh, opts.images)
+        if opts.images != CUTOUTS.name:
+            held = _bands_of(cv.schema)
+            bands = opts.bands or held
+            unknown = [b for b in bands if b not in held]
+            if unknown:
+                raise ExportError(
+                    f"band(s) {', '.join(unknown)} are not in {opts.images}; it holds "
+                    f"{', '.join(held)}."
+                )
+        labels = label_columns(wh)
         with _temporary_beside(out) as tmp, wh.connect(read_only=True) as con:
             con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
             con.execute("SET enable_progress_bar = false")  # ours is on stderr when a terminal
             con.execute(f"SET temp_directory = {db.quote_literal(str(tmp / 'duckdb'))}")
-            plan = _plan(con, base, params, set(cv.schema.names), bands, opts)
+            plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels)
+            for b in bands:
+                name = band_column(b, "image")
+                if name in cv.schema.names:
+                    meta = cv.schema.field(name).metadata or {}
+                    plan.units[b] = meta.get(b"unit", b"").decode()
             target = tmp / out.name
             bar = _progress(plan.rows, out.name, progress)
             try:
@@ -788,16 +1052,26 @@ def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None) -> None
         "row_count": np.int64(plan.rows),
         "row_order": ROW_ORDER,
         "data": plan.data,
+        "image_table": plan.images,
         "image_units": "as stored in the cutouts (HSC coadds: flux with AB zeropoint 27, see "
-        "the zeropoint dataset); never rescaled",
+        "the zeropoint dataset); never rescaled"
+        if plan.images == CUTOUTS.name
+        else f"as stored in {plan.images} ("
+        + ", ".join(f"{b}: {plan.units.get(b) or 'unit not stated'}" for b in plan.bands)
+        + "; AB zeropoints in the zeropoint dataset, NaN when unknown); never rescaled",
         "fit": f"centred crop or zero padding to {opts.size}x{opts.size} (fit_action per row); "
         "padded variance is inf and padded mask pixels have NO_DATA set",
         "missing_bands": "NaN image and variance, NO_DATA mask; missing_<band> datasets"
         if opts.allow_missing_bands
         else "none allowed",
-        "mask_planes": json.dumps(HSC_MASK_BITS),
-        "planes": np.array([p for p in PLANES if p == "image" or getattr(opts, p)], dtype=strings),
+        "planes": np.array(list(plan.planes), dtype=strings),
     }
+    if plan.images == CUTOUTS.name or "mask" in plan.planes:
+        attrs["mask_planes"] = json.dumps(HSC_MASK_BITS)
+    if plan.labels:
+        attrs["label_columns"] = np.array(sorted(plan.labels), dtype=strings)
+    for name, label in plan.labels.items():
+        attrs[f"label_mapping/{name}"] = json.dumps(label.mapping)
     for key in sorted(attrs):
         h5.attrs[key] = attrs[key]
 
