@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -184,17 +185,8 @@ class FrozenWarehouse(Warehouse):
         con.execute("COMMIT")
         return con
 
-    def check(self) -> list[tuple[str, int, str | None]]:
-        out = []
-        texts = {m["path"]: m["text"] for m in self.manifest["sql"].get("assertions", [])}
-        with self.connect() as con:
-            for name, sql in db.assertion_queries(texts):
-                try:
-                    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
-                    out.append((name, int(n), None))
-                except duckdb.Error as exc:
-                    out.append((name, -1, str(exc).splitlines()[0]))
-        return out
+    def assertion_texts(self) -> dict[str, str] | None:
+        return {m["path"]: m["text"] for m in self.manifest["sql"].get("assertions", [])}
 
 
 def releases_dir(root: Path) -> Path:
@@ -326,7 +318,7 @@ def _build_manifest(wh: Warehouse, name: str, notes: str, echo: Callable[[str], 
         for rel, text in db.assertion_texts().items()
     ]
     config_text = (wh.root / "warehouse.toml").read_text(encoding="utf-8")
-    manifest = {
+    manifest: dict[str, Any] = {
         "name": name,
         "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "notes": notes,
@@ -479,12 +471,13 @@ def diff(root: Path, a: str, b: str) -> dict:
             f"FULL OUTER JOIN (SELECT * FROM {db.parquet_source(gb)}) b ON {on}"
         )
         k0 = db.quote_ident(key[0])
-        added, removed, changed = con.execute(
+        counted = con.execute(
             f"SELECT count(*) FILTER (WHERE a.{k0} IS NULL),"
             f" count(*) FILTER (WHERE b.{k0} IS NULL),"
             f" count(*) FILTER (WHERE a.{k0} IS NOT NULL AND b.{k0} IS NOT NULL AND ({differs}))"
             f" FROM {src}"
-        ).fetchone()
+        ).fetchall()
+        added, removed, changed = counted[0]
         out["tables"][tname] = {
             "rows_from": ta["rows"],
             "rows_to": tb["rows"],
@@ -549,11 +542,12 @@ def pack(
     root: Path,
     name: str,
     dest: Path,
-    exporter: Callable[[FrozenWarehouse, Path], list[Path]] | None = None,
+    with_splits: bool = True,
     echo: Callable[[str], None] = lambda _m: None,
 ) -> Path:
     """A standalone copy of release ``name`` at ``dest``: its manifest, the frozen HATS catalogs,
-    the SQL and configuration, and (when ``exporter`` is given) the HDF5 splits it writes."""
+    the SQL and configuration, and the train/validation/test HDF5 files exported from it (when
+    it holds cutouts; ``with_splits=False`` leaves them out)."""
     frozen = open_release(root, name)
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
@@ -578,8 +572,11 @@ def pack(
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(m["text"], encoding="utf-8")
         extra: list[Path] = [tmp / "warehouse.toml"] + sorted((tmp / "sql").rglob("*.sql"))
-        if exporter is not None:
-            extra += exporter(open_pack(tmp), tmp / "splits")
+        if with_splits:
+            from warehouse.export import export_release_splits
+
+            echo("exporting the HDF5 splits")
+            extra += export_release_splits(open_pack(tmp), tmp / "splits")
         (tmp / "README.txt").write_text(_pack_readme(frozen.manifest), encoding="utf-8")
         extra.append(tmp / "README.txt")
         files = [{"path": str(p.relative_to(tmp)), "sha256": sha256_file(p)} for p in extra]
