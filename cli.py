@@ -135,18 +135,39 @@ def load_kids_cutouts(
 
 @load_app.command("galaxy-zoo")
 def load_galaxy_zoo(
-    files: Annotated[list[Path], typer.Argument(help="Galaxy Zoo 2 tables (.csv or .csv.gz).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Galaxy Zoo 2 tables (.csv, .csv.gz) or GZ1 catalogues (.fits)."),
+    ],
     match_radius: Annotated[
         float, typer.Option("--match-radius", help="Arcsec to match galaxies to hsc_forced.")
     ] = 1.0,
     root: RootOption = None,
 ) -> None:
-    """Galaxy Zoo 2 votes into galaxy_zoo (key objid, task-1 label gz2_label), matched by
-    position to hsc_forced when it is loaded."""
+    """Galaxy Zoo 2 votes (task-1 label gz2_label) or a GZ1 catalogue (gz1_morphology) into
+    galaxy_zoo (key objid), matched by position to hsc_forced when it is loaded."""
     from loaders.galaxy_zoo import load_galaxy_zoo as load
 
     try:
         load(_open(root), files, radius_arcsec=match_radius, echo=typer.echo)
+    except WarehouseError as exc:
+        _fail(exc)
+
+
+@load_app.command("morphology")
+def load_morphology(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Tables keyed by object_id (.csv, .fits, .parquet)."),
+    ],
+    root: RootOption = None,
+) -> None:
+    """An external morphology table (object_id, {b}_<GalaxiesML field> columns, optional
+    ra/dec) into morphology; each row replaces its object's row (morphology_source loaded:FILE)."""
+    from loaders.morphology import load_morphology as load
+
+    try:
+        load(_open(root), files, echo=typer.echo)
     except WarehouseError as exc:
         _fail(exc)
 
@@ -429,19 +450,63 @@ def release_pack(
 
     try:
         _open(root)
-        path = pack(resolve_root(root), name, dest, exporter=_pack_exporter(), echo=typer.echo)
+        path = pack(resolve_root(root), name, dest, echo=typer.echo)
     except WarehouseError as exc:
         _fail(exc)
     typer.echo(f"packed release {name} at {path}; check it with: gwh release verify {path}")
 
 
-def _pack_exporter():  # type: ignore[no-untyped-def]
-    """The HDF5 split writer for packs, when the export module is available."""
+morphology_app = typer.Typer(
+    help="Galaxy morphology (GalaxiesML Table 1 per band) measured on the ingested cutouts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(morphology_app, name="morphology")
+
+
+@morphology_app.command("measure")
+def morphology_measure(
+    bands: Annotated[
+        str | None, typer.Option("--bands", help="Bands to measure (default: configured).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Worker processes (default: every core)."),
+    ] = None,
+    chunk: Annotated[
+        int, typer.Option("--chunk", min=1, help="Objects per commit (a rerun resumes).")
+    ] = 1000,
+    replace_loaded: Annotated[
+        bool,
+        typer.Option("--replace-loaded", help="Measure objects loaded by gwh load morphology."),
+    ] = False,
+    root: RootOption = None,
+) -> None:
+    """Measure every ingested cutout with sep (the GalaxiesML Source Extractor configuration)
+    into the morphology table; objects measured with the same configuration are skipped."""
+    from warehouse.morphology_store import measure_morphology
+
     try:
-        from warehouse.export import export_release_splits
-    except ImportError:
-        return None
-    return export_release_splits
+        r = measure_morphology(
+            _open(root),
+            bands=bands,
+            workers=workers,
+            chunk_size=chunk,
+            replace_loaded=replace_loaded,
+            echo=typer.echo,
+        )
+    except WarehouseError as exc:
+        _fail(exc)
+    rate = r.measured / r.seconds if r.seconds else 0.0
+    typer.echo(
+        f"morphology: measured {r.measured:,} of {r.objects:,} object(s) with cutouts "
+        f"(bands {''.join(r.bands)}, config {r.config_hash}) in {r.seconds:.1f} s "
+        f"({rate:.1f} galaxies/s, {r.workers} worker(s), {r.commits} commit(s)); "
+        f"{r.up_to_date:,} up to date, {r.loaded_kept:,} loaded kept; "
+        f"{r.band_failures:,} band measurement(s) with NULLs and a reason"
+    )
+    for reason, n in sorted(r.reasons.items(), key=lambda kv: -kv[1])[:5]:
+        typer.echo(f"  {n:>7,}  {reason}")
 
 
 cutouts_app = typer.Typer(
@@ -534,8 +599,20 @@ def export(
         str | None, typer.Option("--sql", help="A SELECT returning object_id, instead of --view.")
     ] = None,
     bands: Annotated[
-        str | None, typer.Option("--bands", help="Bands in image order (default: configured).")
+        str | None,
+        typer.Option(
+            "--bands",
+            help="Bands in image order, e.g. grizy, ugri or f160w,f814w (default: the "
+            "configured bands for cutouts, else every band of --images).",
+        ),
     ] = None,
+    images: Annotated[
+        str,
+        typer.Option(
+            "--images",
+            help="Image table: cutouts (HSC), kids_cutouts, sdss_cutouts or hst_cutouts.",
+        ),
+    ] = "cutouts",
     allow_missing_bands: Annotated[
         bool,
         typer.Option("--allow-missing-bands", help="NaN images and missing_<b> flags."),
@@ -554,7 +631,13 @@ def export(
     release: ReleaseOption = None,
 ) -> None:
     """Write HDF5 in the GalaxiesML layout: images (N, bands, S, S) and every query column."""
-    from warehouse.export import ExportOptions, export_all_splits, export_hdf5, parse_bands
+    from warehouse.export import (
+        ExportOptions,
+        available_bands,
+        export_all_splits,
+        export_hdf5,
+        parse_bands,
+    )
 
     if view is not None and sql_text is not None:
         raise typer.BadParameter("give --view or --sql, not both")
@@ -566,12 +649,13 @@ def export(
         wh = _open_at(root, release)
         options = ExportOptions(
             size=size,
-            bands=parse_bands(bands, wh.config.bands) if bands else None,
+            bands=parse_bands(bands, available_bands(wh, images), images) if bands else None,
             allow_missing_bands=allow_missing_bands,
             mask=not no_mask,
             variance=not no_variance,
             compression=compression,
             overwrite=overwrite,
+            images=images,
         )
         if all_splits:
             assert out_dir is not None

@@ -14,6 +14,7 @@ MODULES = (
     "warehouse.cutouts",
     "loaders.mast_hsc",
     "loaders.galaxy_zoo",
+    "loaders.morphology",
     "loaders.kids",
     "loaders.sdss",
     "loaders.hst",

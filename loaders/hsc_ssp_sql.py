@@ -145,7 +145,7 @@ class Preview:
     """First rows of a query as the archive's preview returns them (values are strings)."""
 
     fields: list[str]
-    rows: list[list[str]]
+    rows: list[list[str | None]]  # NULL values come back as None
     count: int
 
     @property

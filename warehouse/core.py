@@ -33,11 +33,17 @@ DEFAULT_ROOT = "warehouse"
 @dataclass(frozen=True)
 class BaseTableDef:
     """A table loaders fill: its storage spec, what to tell a user who has not loaded it, and
-    columns the SQL view leaves out (e.g. pixel blobs)."""
+    columns the SQL view leaves out (e.g. pixel blobs).
+
+    ``empty_columns`` makes the table optional: ``(name, DuckDB type)`` pairs of an empty, typed
+    placeholder view used while it was never loaded, so views that LEFT JOIN it keep working
+    (instead of the error view a required table gets).
+    """
 
     spec: TableSpec
     load_hint: str
     hidden_suffixes: tuple[str, ...] = ()
+    empty_columns: tuple[tuple[str, str], ...] = ()
 
 
 def base_tables() -> dict[str, BaseTableDef]:
@@ -190,7 +196,11 @@ class Warehouse:
                     db.BaseTable(name, d.spec.description, cv.glob, columns, d.load_hint, hidden)
                 )
             else:
-                out.append(db.BaseTable(name, d.spec.description, None, (), d.load_hint))
+                out.append(
+                    db.BaseTable(
+                        name, d.spec.description, None, (), d.load_hint, (), d.empty_columns
+                    )
+                )
         return out
 
     def _config_text(self) -> str:
@@ -468,20 +478,23 @@ class Warehouse:
             for name, layer, kind, description, available, reason in rows:
                 n = None
                 if available and count_rows:
-                    n = con.execute(f"SELECT count(*) FROM {db.quote_ident(name)}").fetchone()[0]
+                    n = scalar(con, f"SELECT count(*) FROM {db.quote_ident(name)}")
                 out.append(
                     ViewInfo(name, layer, kind, n, description, None if available else reason)
                 )
         return out
 
+    def assertion_texts(self) -> dict[str, str] | None:
+        """The contract assertions to run: None for the live ``sql/tests``."""
+        return None
+
     def check(self) -> list[tuple[str, int, str | None]]:
-        """Run every contract assertion in sql/tests; (name, failing rows, error)."""
-        out = []
+        """Run every contract assertion; (name, failing rows, error or None)."""
+        out: list[tuple[str, int, str | None]] = []
         with self.connect(read_only=True) as con:
-            for name, sql in db.assertion_queries():
+            for name, sql in db.assertion_queries(self.assertion_texts()):
                 try:
-                    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
-                    out.append((name, int(n), None))
+                    out.append((name, scalar(con, f"SELECT count(*) FROM ({sql})"), None))
                 except duckdb.Error as exc:
                     out.append((name, -1, str(exc).splitlines()[0]))
         return out
@@ -547,6 +560,14 @@ class Warehouse:
             "ORDER BY distance_arcsec, 1"
         )
         return self.query(q, [ra, dec] + params + [ra, dec, radius_arcsec])
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> int:
+    """The single integer a query such as ``SELECT count(*) ...`` returns."""
+    row = con.execute(sql, list(params) if params else []).fetchone()
+    if row is None:
+        raise QueryError(f"query returned no row: {sql}")
+    return int(row[0])
 
 
 def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = "") -> str:

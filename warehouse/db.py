@@ -170,6 +170,29 @@ class BaseTable:
     columns: tuple[str, ...]
     load_hint: str
     hidden: tuple[str, ...] = ()  # stored, but left out of the view (e.g. pixel blobs)
+    # Optional tables: (column, DuckDB type) of the empty placeholder view used while the table
+    # was never loaded. None: the registered definition's (a release builds BaseTables itself).
+    empty_columns: tuple[tuple[str, str], ...] | None = None
+
+
+_SQL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(\[\])?$")
+
+
+def _registered_empty_columns(name: str) -> tuple[tuple[str, str], ...]:
+    from warehouse.core import base_tables
+
+    d = base_tables().get(name)
+    return d.empty_columns if d is not None else ()
+
+
+def _placeholder_view(name: str, columns: tuple[tuple[str, str], ...]) -> str:
+    """An empty view with typed columns, for an optional table never loaded."""
+    parts = []
+    for column, typ in columns:
+        if not _SQL_TYPE.match(typ):  # types come from code, never from users; check anyway
+            raise QueryError(f"{name}: placeholder column {column} has an invalid type {typ!r}")
+        parts.append(f"CAST(NULL AS {typ}) AS {quote_ident(column)}")
+    return f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT {', '.join(parts)} FROM range(0)"
 
 
 def fingerprint(config_text: str, root: Path, tables: list[BaseTable]) -> str:
@@ -217,7 +240,13 @@ def build(
     )
     columns_of: dict[str, set[str]] = {}
     for t in tables:
-        if t.glob is None:
+        empty = t.empty_columns
+        if t.glob is None and empty is None:
+            empty = _registered_empty_columns(t.name)
+        if t.glob is None and empty:
+            con.execute(_placeholder_view(t.name, empty))
+            columns_of[t.name] = {c for c, _ in empty}
+        elif t.glob is None:
             msg = f"{t.name} has not been loaded yet. {t.load_hint}"
             con.execute(_error_view(t.name, msg))
             unavailable[t.name] = msg
@@ -230,12 +259,13 @@ def build(
                 f"SELECT *{exclude} FROM {parquet_source(t.glob)}"
             )
             columns_of[t.name] = set(t.columns)
+        placeholder = t.glob is None and t.name not in unavailable
         records.append(
             (
                 t.name,
                 "base",
                 "table",
-                t.description,
+                t.description + (f" (empty: never loaded. {t.load_hint})" if placeholder else ""),
                 t.name not in unavailable,
                 unavailable.get(t.name),
                 "",
