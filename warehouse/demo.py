@@ -81,7 +81,7 @@ def run_demo(
     echo("\n== gwh views")
     for v in wh.views():
         rows = "-" if v.rows is None else f"{v.rows:,}"
-        echo(f"   {v.name:<18} {rows:>8}  {v.description}")
+        echo(f"   {v.name:<21} {rows:>8}  {v.description}")
 
     echo("\n== what each quality rule removes (gwh sql over quality_flags)")
     keys = ("object_id", "specz_name")
