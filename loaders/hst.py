@@ -27,7 +27,7 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from loaders.image_table import (
     PartStore,
     already_loaded,
     band_fields,
+    digest,
     encode_image,
     ingest_image_table,
     objects_of,
@@ -113,14 +114,6 @@ class HstResult:
     no_coverage: int
     no_filter: int
     path: Path | None
-
-
-def _digest(values: Iterable) -> str:
-    h = hashlib.sha256()
-    for v in values:
-        h.update(repr(v).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()[:16]
 
 
 def fetch_hst_cutouts(
@@ -211,9 +204,7 @@ def fetch_hst_cutouts(
                     }
                     continue
                 results[i] = _cut(hdu, float(ra_all[i]), float(dec_all[i]), pixels, chosen)
-            parts.write(
-                f"batch-{_digest(ids[i] for i in rows)}", _part(objects, key, rows, results)
-            )
+            parts.write(f"batch-{digest(ids[i] for i in rows)}", _part(objects, key, rows, results))
             echo(f"  objects {start + 1}-{start + len(rows)} of {len(todo)} done")
 
         everything = parts.combined()
@@ -241,8 +232,8 @@ def fetch_hst_cutouts(
         table = _final_table(wh, good.sort_by([("object_id", "ascending")]), labels, filt, pixels)
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="snappy")
-        digest = hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
-        out = cache / f"hst_cutouts-{labels}-{filt.lower()}-{pixels}px-{digest}.parquet"
+        content = hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
+        out = cache / f"hst_cutouts-{labels}-{filt.lower()}-{pixels}px-{content}.parquet"
         atomic_write_bytes(out, buffer.getvalue())
         if load:
             if already_loaded(wh, "hst-cutouts", out):

@@ -24,11 +24,12 @@ The warehouse hides ``*_image`` columns from the SQL views (they stay in the Par
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -357,3 +358,13 @@ def objects_of(wh, table: str, limit: int | None = None) -> tuple[str, pa.Table]
     if rows.num_rows and pc.any(pc.is_null(rows.column("ra"))).as_py():
         raise CutoutError(f"{table} has rows without positions; cutouts need ra and dec.")
     return key, rows
+
+
+def digest(values: Iterable) -> str:
+    """A short stable name for a set of values (work units, cache files): 16 hex digits of the
+    SHA-256 of their reprs."""
+    h = hashlib.sha256()
+    for v in values:
+        h.update(repr(v).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:16]

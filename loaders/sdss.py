@@ -44,6 +44,7 @@ from loaders.image_table import (
     PartStore,
     already_loaded,
     band_fields,
+    digest,
     encode_image,
     ingest_image_table,
     objects_of,
@@ -205,14 +206,6 @@ class SdssResult:
     path: Path | None
 
 
-def _digest(values: Iterable) -> str:
-    h = hashlib.sha256()
-    for v in values:
-        h.update(repr(v).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()[:16]
-
-
 def fetch_sdss_cutouts(
     wh,  # type: ignore[no-untyped-def]
     *,
@@ -275,7 +268,7 @@ def fetch_sdss_cutouts(
             rows = todo[start : start + batch]
             positions = [(float(ra_all[i]), float(dec_all[i])) for i in rows]
             sql = frame_lookup_sql(positions, match_radius_arcsec)
-            cached = cache / "lookup" / f"dr{data_release}-{_digest([sql])}.csv"
+            cached = cache / "lookup" / f"dr{data_release}-{digest([sql])}.csv"
             if cached.is_file():
                 text = cached.read_text(encoding="utf-8")
             else:
@@ -301,7 +294,7 @@ def fetch_sdss_cutouts(
                     matches[i] = m
         if no_match:
             parts.write(
-                f"nomatch-{_digest(ids[i] for i in no_match)}",
+                f"nomatch-{digest(ids[i] for i in no_match)}",
                 _part(objects, key, no_match, {}, {}, "no_photoobj"),
             )
             echo(
@@ -344,7 +337,7 @@ def fetch_sdss_cutouts(
                     _part(objects, key, off, matches, cuts, "off_frame"),
                 ]
             )
-            parts.write(f"{run:06d}-{camcol}-{field:04d}-{_digest(ids[i] for i in rows)}", table)
+            parts.write(f"{run:06d}-{camcol}-{field:04d}-{digest(ids[i] for i in rows)}", table)
             echo(f"  frame {n}/{len(by_frame)}: {name}: {len(ok)} cutout(s)")
 
         # 4. the table
@@ -364,7 +357,7 @@ def fetch_sdss_cutouts(
         table = _final_table(wh, good.sort_by([("object_id", "ascending")]), labels, band, pixels)
         out = (
             cache
-            / f"sdss_cutouts-{labels}-{band}-{pixels}px-{_digest([_table_digest(table)])}.parquet"
+            / f"sdss_cutouts-{labels}-{band}-{pixels}px-{digest([_table_digest(table)])}.parquet"
         )
         _write(table, out)
         if load:
