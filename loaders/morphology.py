@@ -146,7 +146,6 @@ def load_morphology(
 ) -> list:
     """Load morphology files into ``morphology``; each file once (by SHA-256), each on its own
     commit, so a rerun after a failure resumes with the files not yet loaded."""
-    from warehouse import db
     from warehouse.core import PreparedBatch
 
     results = []
@@ -155,13 +154,9 @@ def load_morphology(
         if not path.is_file():
             raise LoadError(f"{path}: no such file. Check the path.")
         sha = file_sha256(path)
-        with db.connect(wh.db_path, read_only=True) as con:
-            done = con.execute(
-                "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
-                [sha, LOADER_NAME],
-            ).fetchone()
-        if done and done[0] is not None:
-            echo(f"{path}: already loaded ({done[0]:%Y-%m-%d %H:%M} UTC); nothing to do.")
+        when = wh.loaded_at(sha, LOADER_NAME)
+        if when is not None:
+            echo(f"{path}: already loaded ({when:%Y-%m-%d %H:%M} UTC); nothing to do.")
             continue
         src = prepare_morphology(path, wh.config.bands)
         table = _full_rows(_with_positions(wh, src), wh.config.bands, LOADED_PREFIX + path.name)

@@ -269,13 +269,9 @@ class Warehouse:
                 if not path.is_file():
                     raise LoadError(f"{path}: no such file. Check the path.")
                 sha = file_sha256(path)
-                with db.connect(self.db_path, read_only=True) as con:
-                    done = con.execute(
-                        "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
-                        [sha, loader_name],
-                    ).fetchone()
-                if done and done[0] is not None:
-                    echo(f"{path}: already loaded ({done[0]:%Y-%m-%d %H:%M} UTC); nothing to do.")
+                when = self.loaded_at(sha, loader_name)
+                if when is not None:
+                    echo(f"{path}: already loaded ({when:%Y-%m-%d %H:%M} UTC); nothing to do.")
                     results.append(LoadResult(str(path), loader_name, True, {}))
                     continue
                 prepared = loader.prepare(path)
@@ -315,6 +311,15 @@ class Warehouse:
                     )
                 )
         return results
+
+    def loaded_at(self, sha256: str, loader_name: str) -> dt.datetime | None:
+        """When a file with this SHA-256 was first loaded by this loader (UTC), or None."""
+        with db.connect(self.db_path, read_only=True) as con:
+            row = con.execute(
+                "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
+                [sha256, loader_name],
+            ).fetchone()
+        return row[0] if row else None
 
     def _commit_load(
         self,
