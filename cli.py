@@ -569,14 +569,15 @@ def cutouts_show(
     png: Annotated[Path, typer.Option("--png", help="Output PNG file.")],
     root: RootOption = None,
 ) -> None:
-    """Save a preview: Lupton RGB (i, r, g) and one panel per band."""
-    from warehouse.cutouts import show_cutout
+    """Save a readable preview (150 dpi): Lupton RGB (i, r, g) with a scale bar in arcsec,
+    object id, RA/Dec and redshift, and one panel per band; SIMULATED images say so."""
+    from warehouse.plots import plot_cutout
 
     try:
-        path = show_cutout(_open(root), object_id, png)
+        r = plot_cutout(_open(root), object_id, png)
     except WarehouseError as exc:
         _fail(exc)
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {r.path} ({r.pixels[0]}x{r.pixels[1]} px, {r.title})")
 
 
 @app.command("export")

@@ -938,28 +938,13 @@ def read_cutout(wh: Warehouse, object_id: int, bands: Sequence[str] | None = Non
 def show_cutout(
     wh: Warehouse, object_id: int, png: str | os.PathLike[str], bands: Sequence[str] | None = None
 ) -> Path:
-    """Save a preview PNG of one object: a Lupton RGB composite (i, r, g) and one panel per band,
-    each with a colour bar in the stored pixel units. Missing bands are drawn blank and named in
-    the title; simulated images say SIMULATED."""
-    from warehouse.preview import save_preview_png
+    """Save a preview PNG of one object (:func:`warehouse.plots.plot_cutout`): a Lupton RGB
+    composite (i, r, g) with a scale bar, the object's id, position and redshift, one panel per
+    band with a colour bar in the stored pixel units. Missing bands are drawn blank and named;
+    simulated images say SIMULATED."""
+    from warehouse.plots import plot_cutout
 
-    cut = read_cutout(wh, object_id, bands)
-    missing = [b for b, ok in zip(cut.bands, cut.present, strict=True) if not ok]
-    kind = "SIMULATED" if cut.simulated else "real HSC"
-    title = f"object_id {cut.object_id} - {kind}"
-    if missing:
-        title += f" - no {','.join(missing)} band"
-    zps = {z for z, ok in zip(cut.zeropoints, cut.present, strict=True) if ok}
-    if zps == {None}:
-        units = "normalised (no zeropoint)"
-    elif len(zps) == 1:
-        units = f"flux (AB zeropoint {zps.pop():g})"
-    else:
-        units = "image units"
-    out = Path(png)
-    with _atomic_path(out) as tmp:
-        save_preview_png(cut.images, cut.bands, tmp, title, units=units)
-    return out
+    return plot_cutout(wh, object_id, png, bands).path
 
 
 @contextlib.contextmanager

@@ -17,16 +17,20 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from warehouse import preview
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
 from warehouse.healpix import SPATIAL_INDEX_ORDER
+from warehouse.lineage import column_units, simulated_sources
 
-__all__ = ["PlotResult", "choose_order", "column_units", "plot_cmd", "plot_sky"]
+__all__ = ["PlotResult", "choose_order", "column_units", "plot_cmd", "plot_cutout", "plot_sky"]
 
 DPI = 150
 SIZE_INCHES = (7.0, 6.0)
@@ -47,6 +51,8 @@ class PlotResult:
     title: str = ""
     x_label: str = ""
     y_label: str = ""
+    simulated: tuple[str, ...] = ()  # the simulated inputs behind the plot (empty: real data)
+    figure: Any = field(default=None, repr=False, compare=False)  # the matplotlib Figure
 
 
 def _table_spec(table: str):  # type: ignore[no-untyped-def]
@@ -56,26 +62,23 @@ def _table_spec(table: str):  # type: ignore[no-untyped-def]
     return defs[table].spec if table in defs else None
 
 
-def column_units(wh, table: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """``{column (lower case): unit}`` from the stored fields' ``unit`` metadata, the HSC-SSP
-    schema for the HSC tables, and ra/dec in degrees."""
-    units: dict[str, str] = {}
-    spec = _table_spec(table)
-    if spec is not None:
-        cv = wh.current_version(table)
-        if cv is not None:
-            for f in cv.schema:
-                raw = (f.metadata or {}).get(b"unit")
-                if raw:
-                    units[f.name.lower()] = raw.decode()
-                elif table in ("hsc_forced", "hsc_specz"):
-                    from loaders.hsc_schema import unit_of
-
-                    if unit_of(f.name):
-                        units[f.name.lower()] = unit_of(f.name)
-        units.setdefault(spec.ra.lower(), "deg")
-        units.setdefault(spec.dec.lower(), "deg")
-    return units
+def _mark_simulated(fig, wh, table: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """A SIMULATED watermark across the figure when any input of ``table`` is simulated."""
+    sources = simulated_sources(wh, table)
+    if sources:
+        fig.text(
+            0.5,
+            0.5,
+            "SIMULATED",
+            fontsize=64,
+            color="tab:red",
+            alpha=0.18,
+            rotation=30,
+            ha="center",
+            va="center",
+            zorder=10,
+        )
+    return sources
 
 
 def _axis_label(expr: str, units: dict[str, str], given: str | None) -> tuple[str, str]:
@@ -200,12 +203,17 @@ def plot_cmd(
         notes.append(f"{int((~inside).sum()):,} outside the axes")
     if notes:
         title += f" ({'; '.join(notes)})"
+    simulated = _mark_simulated(fig, wh, table)
+    if simulated:
+        title = f"SIMULATED data - {title}"
     if where:
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.25)
     pixels = _atomic_png(fig, Path(out))
-    return PlotResult(Path(out), int(xs.size), dropped, pixels, "", title, xl, yl)
+    return PlotResult(
+        Path(out), int(xs.size), dropped, pixels, "", title, xl, yl, tuple(simulated), fig
+    )
 
 
 def _view(values: np.ndarray) -> tuple[float, float]:
@@ -363,6 +371,9 @@ def plot_sky(
     title = f"{table}: {ra.size:,} objects in {pix.size:,} HEALPix pixels (order {order})"
     if dropped:
         title += f"; {dropped:,} without a position left out"
+    simulated = _mark_simulated(fig, wh, table)
+    if simulated:
+        title = f"SIMULATED data - {title}"
     if where:
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10, pad=18 if full_sky else 6)
@@ -376,4 +387,95 @@ def plot_sky(
         title,
         ax.get_xlabel(),
         ax.get_ylabel(),
+        tuple(simulated),
+        fig,
+    )
+
+
+# -- one object's cutouts --------------------------------------------------------------------------
+
+
+def _redshift(wh, object_id: int) -> tuple[float | None, str]:  # type: ignore[no-untyped-def]
+    """The object's spec-z from ml_objects (the deduplicated match), else hsc_specz's most
+    precise entry; (None, "") when neither knows it."""
+    for sql, source in (
+        ("SELECT specz_redshift FROM ml_objects WHERE object_id = ?", "spec-z, ml_objects"),
+        (
+            "SELECT specz_redshift FROM hsc_specz WHERE object_id = ? "
+            "ORDER BY specz_redshift_err NULLS LAST LIMIT 1",
+            "spec-z, hsc_specz",
+        ),
+    ):
+        try:
+            rows = wh.query(sql, [int(object_id)])
+        except QueryError:  # a view or table not loaded: try the next
+            continue
+        if rows.num_rows and rows.column(0)[0].as_py() is not None:
+            return float(rows.column(0)[0].as_py()), source
+    return None, ""
+
+
+def plot_cutout(
+    wh,  # type: ignore[no-untyped-def]
+    object_id: int,
+    out: str | os.PathLike[str],
+    bands: Sequence[str] | None = None,
+) -> PlotResult:
+    """A PNG of one object's stored cutouts a person can read (see
+    :func:`warehouse.preview.cutout_figure`): RGB with a scale bar in arcsec, object id,
+    RA/Dec, redshift when known, each band with its colour bar; SIMULATED when it is.
+
+    Raises
+    ------
+    CutoutError
+        No cutouts ingested, or none for this object.
+    """
+    from warehouse.cutouts import read_cutout
+    from warehouse.preview import CutoutInfo, cutout_figure, save_figure_png
+
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise PlotError(f"{out}: previews are PNG files; give a name ending in .png")
+    cut = read_cutout(wh, object_id, bands)
+    meta = cut.metadata
+    present = [b for b, ok in zip(cut.bands, cut.present, strict=True) if ok]
+    scales = {meta.get(f"{b}_pixel_scale") for b in present} - {None}
+    zps = {z for z, ok in zip(cut.zeropoints, cut.present, strict=True) if ok}
+    if zps == {None}:
+        units = "normalised (no zeropoint)"
+    elif len(zps) == 1:
+        units = f"flux (AB zeropoint {zps.pop():g})"
+    else:
+        units = "image units (zeropoints differ by band)"
+    redshift, source = _redshift(wh, object_id)
+    info = CutoutInfo(
+        object_id=cut.object_id,
+        ra=meta.get("ra"),
+        dec=meta.get("dec"),
+        redshift=redshift,
+        redshift_source=source,
+        pixel_scale=float(scales.pop()) if len(scales) == 1 else None,
+        simulated=cut.simulated,
+        units=units,
+        missing=tuple(b for b in cut.bands if b not in present),
+    )
+    fig = cutout_figure(cut.images, cut.bands, info)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
+    try:
+        save_figure_png(fig, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    width, height = fig.get_size_inches()
+    dpi = preview.FIGURE_DPI
+    return PlotResult(
+        out,
+        1,
+        0,
+        (int(round(width * dpi)), int(round(height * dpi))),
+        f"object_id {cut.object_id}",
+        fig.get_suptitle(),
+        simulated=("cutouts: simulated pixels",) if cut.simulated else (),
+        figure=fig,
     )

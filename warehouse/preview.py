@@ -8,6 +8,7 @@ matplotlib's Agg canvas directly, so no GUI backend or pyplot state is touched.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,13 @@ from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterv
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["lupton_rgb", "save_gallery_png", "save_preview_png"]
+__all__ = ["CutoutInfo", "cutout_figure", "lupton_rgb", "save_gallery_png", "save_preview_png"]
 
 PANEL_INCHES = 2.4
 DPI = 100
+FIGURE_DPI = 150
+"""Resolution of :func:`cutout_figure` PNGs (what ``gwh cutouts show`` writes)."""
+SCALE_BARS_ARCSEC = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
 def _as_cube(images: np.ndarray, bands: Sequence[str]) -> np.ndarray:
@@ -171,3 +175,188 @@ def save_gallery_png(
     if title:
         fig.suptitle(title, fontsize=10, y=0.995)
     return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class CutoutInfo:
+    """What a reader needs beside the pixels: who, where, how far, how big a pixel is."""
+
+    object_id: int
+    ra: float | None = None  # degrees
+    dec: float | None = None
+    redshift: float | None = None
+    redshift_source: str = ""  # e.g. "spec-z, ml_objects"
+    pixel_scale: float | None = None  # arcsec per pixel
+    simulated: bool = False
+    units: str = "image units"  # of the pixel values
+    missing: tuple[str, ...] = ()  # bands without a cutout (drawn blank)
+
+
+def scale_bar_arcsec(side_arcsec: float) -> float:
+    """The longest round angle (1, 2, 5, 10, ... arcsec) at most a third of the image side."""
+    fitting = [a for a in SCALE_BARS_ARCSEC if a <= side_arcsec / 3]
+    return fitting[-1] if fitting else SCALE_BARS_ARCSEC[0]
+
+
+def _scale_bar(ax, width_px: int, height_px: int, pixel_scale: float) -> float:  # type: ignore[no-untyped-def]
+    """A white bar with its length in arcsec, bottom left of an image axes."""
+    arcsec = scale_bar_arcsec(width_px * pixel_scale)
+    length = arcsec / pixel_scale
+    x0, y0 = 0.06 * width_px, 0.08 * height_px
+    for color, lw in (("black", 6.0), ("white", 3.0)):  # outlined: readable on any background
+        ax.plot([x0, x0 + length], [y0, y0], color=color, lw=lw, solid_capstyle="butt")
+    ax.text(
+        x0 + length / 2,
+        y0 + 0.04 * height_px,
+        f'{arcsec:g}"',
+        color="white",
+        ha="center",
+        va="bottom",
+        fontsize=13,
+        fontweight="bold",
+        path_effects=[_outline()],
+    )
+    return arcsec
+
+
+def _outline():  # type: ignore[no-untyped-def]
+    from matplotlib import patheffects
+
+    return patheffects.withStroke(linewidth=2.5, foreground="black")
+
+
+def _coordinates(ra: float | None, dec: float | None) -> str:
+    if ra is None or dec is None:
+        return "position unknown"
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(ra * u.deg, dec * u.deg)
+    hms = c.ra.to_string(unit=u.hourangle, sep=":", precision=2, pad=True)
+    dms = c.dec.to_string(unit=u.deg, sep=":", precision=1, alwayssign=True, pad=True)
+    return f"RA {ra:.5f}°  Dec {dec:+.5f}°\n({hms}  {dms})"
+
+
+def cutout_figure(images: np.ndarray, bands: Sequence[str], info: CutoutInfo) -> Figure:
+    """A figure of one object a person can read: a large RGB composite with an angular scale
+    bar, the object's id, position and redshift beside it, and one panel per band below with
+    its colour bar in the pixel units.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        (B, H, W) pixels in ``bands`` order; not modified.
+    bands : sequence of str
+        Band names, e.g. ``('g', 'r', 'i', 'z', 'y')``.
+    info : CutoutInfo
+        Object id, position, redshift, pixel scale and whether the pixels are simulated.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        11 x 7.5 inches; save it at :data:`FIGURE_DPI` (1650 x 1125 pixels).
+
+    Examples
+    --------
+    >>> fig = cutout_figure(cube, "grizy", CutoutInfo(1, 150.1, 2.2, 0.53, pixel_scale=0.168))
+    ... # doctest: +SKIP
+    """
+    cube = _as_cube(images, bands)
+    nb, height, width = cube.shape
+    fig = Figure(figsize=(11.0, 7.5), dpi=FIGURE_DPI, layout="constrained")
+    grid = fig.add_gridspec(2, max(nb, 3), height_ratios=(1.6, 1.0))
+    rgb_ax = fig.add_subplot(grid[0, : max(nb, 3) // 2])
+    rgb_ax.imshow(lupton_rgb(images, bands), origin="lower", interpolation="nearest")
+    rgb_ax.set_title("RGB composite (i, r, g)" if len(bands) >= 3 else "composite", fontsize=12)
+    rgb_ax.set_xticks([])
+    rgb_ax.set_yticks([])
+    if info.pixel_scale:
+        _scale_bar(rgb_ax, width, height, info.pixel_scale)
+    text_ax = fig.add_subplot(grid[0, max(nb, 3) // 2 :])
+    text_ax.axis("off")
+    if info.redshift is None:
+        z_text = "redshift: unknown"
+    else:
+        z_text = f"z = {info.redshift:.4f}" + (
+            f"  ({info.redshift_source})" if info.redshift_source else ""
+        )
+    side = (
+        f'{width} x {height} px = {width * info.pixel_scale:.1f}" x '
+        f'{height * info.pixel_scale:.1f}" ({info.pixel_scale:.3f}"/px)'
+        if info.pixel_scale
+        else f"{width} x {height} px (pixel scale unknown: no scale bar)"
+    )
+    lines = [
+        f"object_id {info.object_id}",
+        _coordinates(info.ra, info.dec),
+        z_text,
+        side,
+        f"pixel values: {info.units}",
+    ]
+    if info.missing:
+        lines.append(f"no cutout in band(s) {', '.join(info.missing)} (drawn blank)")
+    text_ax.text(
+        0.02,
+        0.95,
+        "\n".join(lines),
+        va="top",
+        ha="left",
+        fontsize=13,
+        linespacing=1.5,
+        transform=text_ax.transAxes,
+    )
+    text_ax.text(
+        0.02,
+        0.05,
+        "SIMULATED image (not real data)" if info.simulated else "real HSC image",
+        va="bottom",
+        ha="left",
+        fontsize=15,
+        fontweight="bold",
+        color="tab:red" if info.simulated else "black",
+        transform=text_ax.transAxes,
+    )
+    for k, (plane, band) in enumerate(zip(cube, bands, strict=True)):
+        ax = fig.add_subplot(grid[1, k])
+        blank = band in info.missing
+        norm = ImageNormalize(plane, interval=PercentileInterval(99.0), stretch=AsinhStretch())
+        shown = ax.imshow(plane, origin="lower", cmap="gray", norm=norm, interpolation="nearest")
+        ax.set_title(f"{band}" + (" (missing)" if blank else ""), fontsize=13)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not blank:
+            bar = fig.colorbar(shown, ax=ax, orientation="horizontal", fraction=0.08, pad=0.03)
+            bar.ax.tick_params(labelsize=8)
+            bar.locator = _few_ticks()
+            bar.update_ticks()
+    if info.simulated:
+        fig.text(
+            0.5,
+            0.5,
+            "SIMULATED",
+            fontsize=90,
+            color="tab:red",
+            alpha=0.15,
+            rotation=25,
+            ha="center",
+            va="center",
+            zorder=10,
+        )
+    kind = "SIMULATED" if info.simulated else "HSC"
+    fig.suptitle(f"{kind} cutout of object_id {info.object_id}", fontsize=15)
+    return fig
+
+
+def _few_ticks():  # type: ignore[no-untyped-def]
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(3)
+
+
+def save_figure_png(fig: Figure, path: str | Path) -> Path:
+    """Save a figure made here at :data:`FIGURE_DPI`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=FIGURE_DPI, format="png")
+    return path
