@@ -205,7 +205,15 @@ def _check_format(fmt: str) -> str:
 
 
 FormatOption = Annotated[
-    str, typer.Option("--format", "-f", callback=_check_format, help="table, csv or json.")
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        callback=_check_format,
+        help="table (fits the terminal; COLUMNS sets the width), csv, json (one JSON array of "
+        "row objects) or jsonl (JSON Lines: one object per line). JSON is strict: 64-bit ids "
+        'exact integers, NaN/inf/-inf as the strings "nan"/"inf"/"-inf", DECIMAL exact.',
+    ),
 ]
 
 
@@ -215,7 +223,13 @@ def sql(
     root: RootOption = None,
     fmt: FormatOption = "table",
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write to FILE (.csv or .parquet).")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write all rows to FILE: .parquet (units and descriptions in the field "
+            "metadata; pandas, pyarrow and astropy read it) or .csv (lists/structs as JSON text).",
+        ),
     ] = None,
     max_rows: Annotated[
         int, typer.Option("--max-rows", help="Rows shown by --format table.")
@@ -228,7 +242,7 @@ def sql(
     try:
         result = _open_at(root, release).query(query)
         if out is not None:
-            output.save(result, out)
+            output.save(result, out, output.column_metadata(_open_at(root, release)))
             typer.echo(f"wrote {result.num_rows:,} rows to {out}")
         else:
             typer.echo(output.render(result, fmt, max_rows))
