@@ -23,6 +23,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from warehouse import __version__
+
+        typer.echo(f"gwh (galaxy-warehouse) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """galaxy-warehouse: survey catalogs and cutouts into reproducible, versioned ML datasets."""
+
+
 load_app = typer.Typer(
     help="Load catalog exports into the warehouse (each file once; a rerun resumes).",
     no_args_is_help=True,

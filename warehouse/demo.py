@@ -75,7 +75,7 @@ def run_demo(
         orders = sorted({p.order for p in cv.partitions})
         echo(
             f"   hsc_forced: {len(cv.partitions)} HEALPix partitions at orders {orders} "
-            f"(HATS catalog {cv.path.relative_to(root)})"
+            f"(HATS catalog {cv.path.resolve().relative_to(root.resolve())})"
         )
 
     echo("\n== gwh views")

@@ -1,0 +1,145 @@
+"""Query results as the tools astronomers use: pandas DataFrames and astropy Tables with units.
+
+:class:`~warehouse.core.Warehouse` exposes these as ``query_df``, ``query_table`` and
+``export``; every query goes through :meth:`Warehouse.query` (one read-only statement).
+
+Examples
+--------
+>>> from warehouse import Warehouse
+>>> wh = Warehouse.open("gwh-demo/warehouse")  # doctest: +SKIP
+>>> t = wh.query_table("select object_id, ra, i_cmodel_mag from ml_objects limit 3")
+... # doctest: +SKIP
+>>> t["i_cmodel_mag"].unit  # doctest: +SKIP
+Unit("mag")
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from warehouse.lineage import column_units
+
+if TYPE_CHECKING:
+    import pandas
+    from astropy.table import Table
+
+    from warehouse.core import Warehouse
+    from warehouse.export import ExportResult
+
+__all__ = ["export", "query_df", "query_table", "to_astropy", "units_of"]
+
+
+def units_of(wh: Warehouse, table: pa.Table, sources: Sequence[str] = ()) -> dict[str, str]:
+    """``{column: unit}`` for a result's columns: each column's own ``unit`` field metadata,
+    else the unit of the column of the same name in the base tables (of ``sources`` when given,
+    else of every loaded table; a name whose tables disagree gets none)."""
+    from warehouse.core import base_tables
+
+    known: dict[str, set[str]] = {}
+    for source in sources or tuple(base_tables()):
+        for name, unit in column_units(wh, source).items():
+            known.setdefault(name, set()).add(unit)
+    out = {}
+    for f in table.schema:
+        raw = (f.metadata or {}).get(b"unit")
+        if raw:
+            out[f.name] = raw.decode()
+        elif len(known.get(f.name.lower(), ())) == 1:
+            out[f.name] = next(iter(known[f.name.lower()]))
+    return out
+
+
+def to_astropy(table: pa.Table, units: Mapping[str, str] | None = None) -> Table:
+    """An astropy Table of an Arrow table; NULLs become masked values, ``units`` set each
+    column's unit (a unit astropy does not parse is kept as an unrecognised unit, not dropped).
+    """
+    import warnings
+
+    import numpy as np
+    from astropy import units as u
+    from astropy.table import MaskedColumn, Table
+
+    out = Table()
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            values = col.to_numpy(zero_copy_only=False)
+            if col.null_count:
+                filled = col.fill_null(0).to_numpy(zero_copy_only=False)
+                values = MaskedColumn(filled, mask=np.asarray(col.is_null()), name=name)
+        elif pa.types.is_boolean(col.type):
+            values = MaskedColumn(
+                np.asarray(col.fill_null(False)), mask=np.asarray(col.is_null()), name=name
+            )
+        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            values = MaskedColumn(
+                np.array(col.fill_null("").to_pylist(), dtype=str),
+                mask=np.asarray(col.is_null()),
+                name=name,
+            )
+        else:  # timestamps, lists, structs, blobs: Python objects
+            values = np.array(col.to_pylist(), dtype=object)
+        out[name] = values
+        unit = (units or {}).get(name)
+        if unit:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", u.UnitsWarning)
+                out[name].unit = u.Unit(unit, parse_strict="silent")
+    return out
+
+
+def query_df(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> pandas.DataFrame:
+    """The result of one read-only statement as a pandas DataFrame. Integer and boolean
+    columns use pandas' nullable dtypes (``Int64``, ``boolean``): a NULL stays ``<NA>`` and a
+    64-bit id stays exact instead of turning into a float; a NULL float is NaN."""
+    import pandas as pd
+
+    nullable = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    return wh.query(sql, params).to_pandas(types_mapper=nullable.get)
+
+
+def query_table(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> Table:
+    """The result of one read-only statement as an astropy Table, with units from the stored
+    tables' field metadata (:func:`units_of`)."""
+    result = wh.query(sql, params)
+    return to_astropy(result, units_of(wh, result))
+
+
+def export(
+    wh: Warehouse,
+    out: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    view: str | None = None,
+    sql: str | None = None,
+    progress: bool | None = None,
+    **options: Any,
+) -> ExportResult:
+    """Write HDF5 in the GalaxiesML layout (:func:`warehouse.export.export_hdf5`); ``options``
+    are the fields of :class:`~warehouse.export.ExportOptions` (``size``, ``bands``,
+    ``overwrite``, ...)."""
+    from warehouse.export import ExportOptions, export_hdf5
+
+    return export_hdf5(
+        wh,
+        out,
+        split=split,
+        view=view,
+        sql=sql,
+        options=ExportOptions(**options),
+        progress=progress,
+    )
