@@ -46,6 +46,19 @@ def require_columns(src: SourceTable, columns: tuple[str, ...], what: str) -> No
         )
 
 
+def require_rows(src: SourceTable, what: str) -> None:
+    """Refuse a file with no data rows (a header-only CSV, a zero-row table).
+
+    Loading it would record the file as loaded and could fix column types from a header
+    alone; refusing keeps the warehouse exactly as it was.
+    """
+    if src.table.num_rows == 0:
+        raise LoadError(
+            f"{src.path}: no data rows (only a header or an empty table), so nothing to load "
+            f"into {what}; the warehouse is unchanged. Check the query that exported it."
+        )
+
+
 def check_positions(src: SourceTable, ra: str, dec: str) -> None:
     """RA in [0, 360], Dec in [-90, 90], neither NULL nor NaN."""
     t = src.table
@@ -66,10 +79,24 @@ def check_positions(src: SourceTable, ra: str, dec: str) -> None:
             )
 
 
+def check_not_null(src: SourceTable, table: pa.Table, key: tuple[str, ...]) -> None:
+    """Every key column set in every row: a NULL key cannot be matched, replaced or joined,
+    and two NULL keys would silently replace each other in an upsert."""
+    for k in key:
+        col = table.column(k)
+        if col.null_count:
+            i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise LoadError(
+                f"{src.where(i)}, column {k}: the key is NULL (empty) ({col.null_count} such "
+                f"row(s)). Every row needs {' and '.join(key)}; fill in or drop these rows."
+            )
+
+
 def check_unique(src: SourceTable, table: pa.Table, key: tuple[str, ...]) -> None:
-    """No key twice in one file: which row wins would be arbitrary."""
+    """Keys NOT NULL and no key twice in one file: which row wins would be arbitrary."""
     if table.num_rows == 0:
         return
+    check_not_null(src, table, key)
     counts = table.group_by(list(key)).aggregate([([], "count_all")])
     dups = counts.filter(pc.greater(counts.column("count_all"), 1))
     if dups.num_rows:

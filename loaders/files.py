@@ -8,10 +8,14 @@ through float64.
 
 from __future__ import annotations
 
+import codecs
+import csv
+import gzip
 import hashlib
 import io
 import re
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +62,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_table(path: Path, type_for: TypeFor) -> SourceTable:
-    """Read ``path`` by its suffix; ``type_for(column)`` gives the declared type or None."""
+def read_table(path: Path, type_for: TypeFor, required: tuple[str, ...] = ()) -> SourceTable:
+    """Read ``path`` by its suffix; ``type_for(column)`` gives the declared type or None.
+
+    ``required`` names the columns the loader needs: in a FITS file with several table HDUs,
+    the one table holding all of them is read (see :func:`_read_fits`).
+    """
     path = Path(path)
     if not path.exists():
         raise LoadError(f"{path}: no such file. Check the path.")
@@ -69,7 +77,7 @@ def read_table(path: Path, type_for: TypeFor) -> SourceTable:
         "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     )
     if suffix in (".fits", ".fit", ".fits.gz", ".fz"):
-        table = _read_fits(path)
+        table = _read_fits(path, required)
     elif suffix in (".csv", ".csv.gz", ".txt"):
         table, header_line = _read_csv(path, type_for)
         return SourceTable(path, table, header_line + 1, "line")
@@ -108,7 +116,8 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
     """
     opener = _gzip_open if path.suffix.lower() == ".gz" else open
     last_comment = None
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
         for lineno, line in enumerate(fh, start=1):
             stripped = line.strip()
             if not stripped:
@@ -126,14 +135,90 @@ def _csv_header(path: Path) -> tuple[list[str], int]:
 
 
 def _gzip_open(path: Path, mode: str, **kw):  # type: ignore[no-untyped-def]
-    import gzip
-
     return gzip.open(path, mode, **kw)
 
 
+@dataclass(frozen=True)
+class _CsvShape:
+    """What one pass over a CSV file's bytes tells before it is parsed."""
+
+    lines: int  # physical lines, the last one counted even without a newline
+    ends_with_newline: bool
+    last_line: str
+    quote_open: bool  # an odd number of '"': the file ends inside a quoted value
+
+
+def _scan_csv(path: Path) -> _CsvShape:
+    """Check that ``path`` is complete UTF-8 text and describe its end.
+
+    Reads the file once (decompressing a ``.gz``), so that a truncated compressed stream, binary
+    data or an unterminated quote become one clear :class:`LoadError` instead of whatever the
+    parser makes of them.
+    """
+    is_gz = path.suffix.lower() == ".gz"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = quotes = 0
+    tail = b""
+    try:
+        with gzip.open(path, "rb") if is_gz else open(path, "rb") as fh:
+            while block := fh.read(1 << 22):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    line = newlines + block.count(b"\n", 0, exc.start) + 1
+                    raise LoadError(
+                        f"{path}, line {line}: not UTF-8 text (byte 0x{block[exc.start]:02x}); "
+                        "this is not a CSV export, or it is damaged. Give the archive's CSV file."
+                    ) from None
+                newlines += block.count(b"\n")
+                quotes += block.count(b'"')
+                tail = (tail + block)[-(1 << 20) :]
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise LoadError(
+            f"{path}: ends in the middle of a UTF-8 character; the file looks truncated. "
+            "Download or export it again."
+        ) from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise LoadError(
+            f"{path}: the gzip stream is truncated or damaged ({exc}). Download it again."
+        ) from None
+    ends = tail.endswith(b"\n") or not tail
+    last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    return _CsvShape(newlines + (0 if ends else 1), ends, last, quotes % 2 == 1)
+
+
+def _check_complete(path: Path, shape: _CsvShape, names: list[str], header_line: int) -> None:
+    """Refuse a CSV whose last record is provably cut short.
+
+    A file may lack a final newline, so that alone is no error. The last record is refused when
+    the file ends inside a quoted value, or when it has no final newline and either has fewer
+    fields than the header or ends with an empty field right after a delimiter: the archive
+    ends every row with a newline, so an unterminated row ending in ``,`` is a cut, not a NULL.
+    A number cut between two digits cannot be told from a shorter number; nothing can catch it.
+    """
+    if shape.quote_open:
+        raise LoadError(
+            f"{path}, line {shape.lines}: the file ends inside a quoted value (a '\"' is never "
+            "closed); it looks truncated. Download or export it again."
+        )
+    if shape.ends_with_newline or shape.lines <= header_line:
+        return
+    fields = next(csv.reader([shape.last_line]), [])
+    if len(fields) < len(names) or (len(names) > 1 and fields and fields[-1] == ""):
+        raise LoadError(
+            f"{path}, line {shape.lines}: the last line ends without a newline after "
+            f"{len(fields)} of {len(names)} fields"
+            + (" (its last field is empty)" if len(fields) == len(names) else "")
+            + "; the file looks truncated. Download or export it again."
+        )
+
+
 def _read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
+    shape = _scan_csv(path)
     raw_names, header_line = _csv_header(path)
     names = _check_names(raw_names, path)
+    _check_complete(path, shape, names, header_line)
     types = {n: t for n in names if (t := type_for(n)) is not None}
     bad_rows: list = []
 
@@ -153,16 +238,26 @@ def _read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
     )
     try:
         table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, OSError) as exc:
         msg = str(exc)
         m = re.search(r"CSV column #(\d+): CSV conversion error", msg)
         if m and names[int(m.group(1))] in types:
             column = names[int(m.group(1))]
             _raise_bad_csv_value(path, column, types[column], names, header_line, read, parse)
+        if "CSV parse error" in msg:  # drop the row's text, which may be any bytes
+            msg = ":".join(msg.split(":")[:2])
+        msg = msg[:200].encode("ascii", "backslashreplace").decode()
         raise LoadError(f"{path} is unreadable or truncated: {msg}. Re-export the file.") from None
     if bad_rows:
         row = bad_rows[0]
-        line = (row.number + header_line) if row.number is not None else "?"
+        if row.number is None:  # parsed in parallel: read again in one thread for the number
+            bad_rows.clear()
+            serial = pcsv.ReadOptions(
+                column_names=names, skip_rows=header_line, block_size=1 << 24, use_threads=False
+            )
+            pcsv.read_csv(path, read_options=serial, parse_options=parse, convert_options=convert)
+            row = bad_rows[0]
+        line = row.number if row.number is not None else "?"  # counts the skipped lines too
         what = (
             "the file looks truncated"
             if row is bad_rows[-1] and row.actual_columns < row.expected_columns
@@ -213,18 +308,14 @@ def _raise_bad_csv_value(path, column, want, names, header_line, read, parse):  
 # --------------------------------------------------------------------------- FITS
 
 
-def _read_fits(path: Path) -> pa.Table:
+def _read_fits(path: Path, required: tuple[str, ...] = ()) -> pa.Table:
     from astropy.io import fits
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             with fits.open(path, memmap=False) as hdul:
-                hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
-                if hdu is None:
-                    raise LoadError(
-                        f"{path} has no binary table HDU. Export the table as FITS again."
-                    )
+                hdu = _data_table(path, hdul, required)
                 data = hdu.data
                 columns = hdu.columns
                 arrays = {}
@@ -251,6 +342,36 @@ def _read_fits(path: Path) -> pa.Table:
         else:
             out[name] = pa.array(arr)
     return pa.table(out)
+
+
+def _data_table(path: Path, hdul, required: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """The table HDU to load: the only one, else the only one holding every required column.
+
+    Never the first table by default: a file whose first table is a small metadata table would
+    load the wrong rows silently.
+    """
+    from astropy.io import fits
+
+    tables = [(i, h) for i, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU)]
+    if not tables:
+        raise LoadError(f"{path} has no binary table HDU. Export the table as FITS again.")
+    if len(tables) == 1:
+        return tables[0][1]
+    wanted = {normalise_name(c) for c in required}
+    fits_ok = [(i, h) for i, h in tables if wanted <= {normalise_name(n) for n in h.columns.names}]
+    if len(fits_ok) == 1 and wanted:
+        return fits_ok[0][1]
+    found = "; ".join(
+        f"HDU {i} {h.name or '(no name)'}: {h.header.get('NAXIS2', '?')} rows, columns "
+        f"{', '.join(h.columns.names[:5])}{', ...' if len(h.columns.names) > 5 else ''}"
+        for i, h in tables
+    )
+    which = "several" if len(fits_ok) > 1 else "none"
+    raise LoadError(
+        f"{path} has {len(tables)} table HDUs and {which} of them holds all of "
+        f"{', '.join(required) or 'the required columns'} ({found}). Write the data table "
+        "alone to a file and load that."
+    )
 
 
 def _fits_column(values: np.ndarray, col) -> np.ndarray | list:  # type: ignore[no-untyped-def]

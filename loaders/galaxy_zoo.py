@@ -38,7 +38,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.archive_http import atomic_write_bytes
-from loaders.base import Prepared, check_positions, check_unique, require_columns
+from loaders.base import (
+    Prepared,
+    check_positions,
+    check_unique,
+    require_columns,
+    require_rows,
+)
 from loaders.files import SourceTable, file_sha256, read_table
 from loaders.image_table import encode_labels, label_field
 from warehouse.errors import LoadError
@@ -188,6 +194,7 @@ class GalaxyZooLoader:
             )
             src = SourceTable(src.path, table, src.first_row, src.row_word)
         require_columns(src, ("objid", "ra", "dec"), "galaxy_zoo")
+        require_rows(src, "galaxy_zoo")
         if table.column("objid").null_count:
             raise LoadError(
                 f"{src.path}: objid is empty in {table.column('objid').null_count} "

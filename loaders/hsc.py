@@ -12,7 +12,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.base import Prepared, check_positions, check_unique, require_columns
+from loaders.base import (
+    Prepared,
+    check_not_null,
+    check_positions,
+    check_unique,
+    require_columns,
+    require_rows,
+)
 from loaders.files import SourceTable, read_table
 from loaders.hsc_schema import REQUIRED_SPECZ, declared_type, specz_columns
 from warehouse.errors import LoadError
@@ -43,8 +50,10 @@ class HscForcedLoader:
     description = "an export of pdr2_wide.forced, forced2, or the paper's forced JOIN specz query"
 
     def prepare(self, path: Path) -> list[Prepared]:
-        src = read_table(path, declared_type)
+        src = read_table(path, declared_type, required=HSC_FORCED.key)
         require_columns(src, ("object_id",), "hsc_forced")
+        require_rows(src, "hsc_forced")
+        check_not_null(src, src.table, HSC_FORCED.key)
         names = src.table.column_names
         has_ra, has_dec = "ra" in names, "dec" in names
         if has_ra != has_dec:
@@ -113,8 +122,9 @@ class HscSpeczLoader:
     description = "an export of pdr2_wide.specz"
 
     def prepare(self, path: Path) -> list[Prepared]:
-        src = read_table(path, declared_type)
+        src = read_table(path, declared_type, required=REQUIRED_SPECZ)
         require_columns(src, REQUIRED_SPECZ, "hsc_specz")
+        require_rows(src, "hsc_specz")
         check_positions(src, "specz_ra", "specz_dec")
         check_unique(src, src.table, HSC_SPECZ.key)
         return [Prepared(HSC_SPECZ, src.table)]

@@ -27,7 +27,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -516,7 +516,7 @@ def run_sql(
                 "rows": rows,
                 "bytes": staging.stat().st_size,
                 "sha256": _sha256(staging),
-                "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "archive": client.api_url,
             }
             os.replace(staging, dest)

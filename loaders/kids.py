@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from loaders.base import Prepared, check_positions, check_unique
+from loaders.base import Prepared, check_positions, check_unique, require_rows
 from loaders.files import SourceTable
 from loaders.image_table import (
     already_loaded,
@@ -120,8 +120,15 @@ def _find_tables(path: Path) -> list[_RawTable]:
                     cols = {k: obj[v][()] for k, v in members.items()}
                     found.append(_RawTable(f"{path}:/{name}", cols, simulated(obj)))
 
-        visit("", fh)
-        fh.visititems(visit)
+        try:
+            visit("", fh)
+            fh.visititems(visit)
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's damaged-file errors
+            where = seen[-1] if seen else "/"
+            raise LoadError(
+                f"{path}:/{where}: the HDF5 file is damaged or truncated ({exc}). "
+                "Download or write it again."
+            ) from None
     if not found:
         raise LoadError(
             f"{path}: no table with an 'image' and a 'SPECTYPE' column (looked at "
@@ -174,6 +181,14 @@ def _convert(raw: _RawTable, path: Path) -> pa.Table:
     size = int(images.shape[1])
     classes = [s.upper() for s in _text(spectype)]
     labels = encode_labels(classes, SPECTYPE_LABELS, f"{raw.where} SPECTYPE")
+    for name, values in (("RA", ra), ("DEC", dec)):
+        if np.asarray(values).dtype.kind not in "fiu":
+            first = _text(np.asarray(values)[:1])
+            raise LoadError(
+                f"{raw.where}: {name} is stored as {np.asarray(values).dtype} (e.g. "
+                f"{first[0] if first else 'no value'!r}), not as numbers. Store RA and DEC as "
+                "floating-point degrees (convert sexagesimal text first) and write the file again."
+            )
     ra = np.asarray(ra, dtype=np.float64)
     dec = np.asarray(dec, dtype=np.float64)
     ids = _column(raw, _ID_NAMES)
@@ -265,6 +280,7 @@ class KidsCutoutsLoader:
     def prepare(self, path: Path) -> list[Prepared]:
         table = read_kids_hdf5(path)
         src = SourceTable(Path(path), table, 1, "row")
+        require_rows(src, "kids_cutouts")
         check_positions(src, "ra", "dec")
         check_unique(src, table, KIDS_CUTOUTS.key)
         return [Prepared(KIDS_CUTOUTS, table)]

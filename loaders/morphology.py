@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from loaders.base import Prepared, check_positions, check_unique, require_columns
+from loaders.base import (
+    Prepared,
+    check_positions,
+    check_unique,
+    require_columns,
+    require_rows,
+)
 from loaders.files import SourceTable, file_sha256, read_table
 from warehouse.errors import LoadError
 from warehouse.morphology import MORPHOLOGY_FIELDS
@@ -55,9 +61,10 @@ def morphology_type(name: str) -> pa.DataType | None:
 
 def prepare_morphology(path: Path, bands: Sequence[str]) -> SourceTable:
     """Read and check one file: typed columns, unique non-null object_id, known names only."""
-    src = read_table(path, morphology_type)
+    src = read_table(path, morphology_type, required=("object_id",))
     table = src.table
     require_columns(src, ("object_id",), "morphology")
+    require_rows(src, "morphology")
     unknown = [
         c
         for c in table.column_names

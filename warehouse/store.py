@@ -194,6 +194,42 @@ def _key_strings(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "\x1f")
 
 
+def _checked_rows(
+    new_rows: pa.Table, old_schema: pa.Schema | None, spec: TableSpec, source: str
+) -> pa.Table:
+    """Refuse NULL keys; never let an Arrow ``null``-typed column reach the stored schema.
+
+    A column with no values at all (every row empty, or a header-only file) carries no type.
+    If the table already stores it, it takes the stored type (its NULLs still replace); if
+    not, it is left out, which stores the same NULLs and leaves the type to the first file that
+    has values, instead of fixing it to ``null`` and refusing every later file.
+    """
+    if new_rows.num_rows == 0:
+        raise LoadError(
+            f"{source}: no rows for {spec.name}; nothing to store. The warehouse is unchanged."
+        )
+    for k in spec.key:
+        if k not in new_rows.column_names:
+            raise LoadError(f"{source}: has no {k} column, the key of {spec.name}. Add it.")
+        nulls = new_rows.column(k).null_count
+        if nulls:
+            raise LoadError(
+                f"{source}: {nulls} row(s) have a NULL {k}, part of the key of {spec.name}. "
+                "Every row needs its key; fill in or drop these rows."
+            )
+    stored = {f.name: f.type for f in old_schema} if old_schema is not None else {}
+    for name in list(new_rows.column_names):
+        if not pa.types.is_null(new_rows.schema.field(name).type):
+            continue
+        i = new_rows.column_names.index(name)
+        if name in stored and not pa.types.is_null(stored[name]):
+            column = pa.nulls(new_rows.num_rows, stored[name])
+            new_rows = new_rows.set_column(i, pa.field(name, stored[name]), column)
+        else:
+            new_rows = new_rows.remove_column(i)
+    return new_rows
+
+
 def merge_version(
     previous: CatalogVersion | None,
     new_rows: pa.Table,
@@ -209,8 +245,9 @@ def merge_version(
     ``new_rows`` must carry the key columns; it carries ``spec.ra``/``spec.dec`` unless every
     key already exists (then the stored position is kept).
     """
-    has_position = spec.ra in new_rows.column_names and spec.dec in new_rows.column_names
     old_schema = previous.schema if previous else None
+    new_rows = _checked_rows(new_rows, old_schema, spec, source)
+    has_position = spec.ra in new_rows.column_names and spec.dec in new_rows.column_names
     schema = _unify_schema(old_schema, new_rows.schema)
     schema_changed = old_schema is None or not old_schema.equals(schema)
 
@@ -411,7 +448,7 @@ def write_properties(
 ) -> None:
     size_kb = sum((dest / p.relpath).stat().st_size for p in partitions) // 1024
     sky = sum(1.0 / (12 * 4**p.order) for p in partitions)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     props = {
         "obs_collection": spec.name,
         "dataproduct_type": "object",
