@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
 import math
@@ -30,7 +31,8 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -510,7 +512,7 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
         tar = tarfile.open(tar_path, "r:*")
     except (tarfile.TarError, OSError) as exc:
         raise CutoutError(f"cannot open cutout tar {tar_path}: {exc}") from None
-    with tar:
+    with tar, _damaged_tar(tar_path):
         members = tar.getmembers()
         plan = [(m, t) for m in members if (t := _check_member(m, root)) is not None]
         written: list[Path] = []
@@ -537,6 +539,18 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
     return written
 
 
+@contextlib.contextmanager
+def _damaged_tar(tar_path: str | os.PathLike[str]) -> Iterator[None]:
+    """Reading errors of a truncated or corrupt tar (or its gzip stream) as one message."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise CutoutError(
+            f"{tar_path}: the tar is truncated or damaged ({exc or type(exc).__name__}); "
+            "nothing was ingested from it. Download it again."
+        ) from None
+
+
 def members_to_objects(
     tar_path: str | os.PathLike[str],
     mapping: str | os.PathLike[str] | Mapping[str, Any],
@@ -554,23 +568,24 @@ def members_to_objects(
         tar = tarfile.open(tar_path, "r:*")
     except (tarfile.TarError, OSError) as exc:
         raise CutoutError(f"cannot open cutout tar {tar_path}: {exc}") from None
-    with tar:
-        for member in tar.getmembers():
-            if member.isdir():
-                continue
-            if not member.name.endswith(".fits"):
-                log.info("HSC-SSP cutouts: skipping tar member %s", member.name)
-                continue
-            row, filt, _tract, rerun = parse_member_name(member.name)
-            if row >= len(rows):
-                raise CutoutError(
-                    f"tar member {member.name!r} names list row {row}, but the "
-                    f"list has {len(rows)} rows; wrong mapping file?"
-                )
-            if filt != data["filter"] or rerun != data.get("rerun", rerun):
-                raise CutoutError(
-                    f"tar member {member.name!r} is {filt}/{rerun}, but the list "
-                    f"was {data['filter']}/{data.get('rerun')}; wrong mapping?"
-                )
-            result.append((member.name, int(rows[row]["object_id"]), str(data["band"])))
+    with tar, _damaged_tar(tar_path):
+        members = tar.getmembers()
+    for member in members:
+        if member.isdir():
+            continue
+        if not member.name.endswith(".fits"):
+            log.info("HSC-SSP cutouts: skipping tar member %s", member.name)
+            continue
+        row, filt, _tract, rerun = parse_member_name(member.name)
+        if row >= len(rows):
+            raise CutoutError(
+                f"tar member {member.name!r} names list row {row}, but the "
+                f"list has {len(rows)} rows; wrong mapping file?"
+            )
+        if filt != data["filter"] or rerun != data.get("rerun", rerun):
+            raise CutoutError(
+                f"tar member {member.name!r} is {filt}/{rerun}, but the list "
+                f"was {data['filter']}/{data.get('rerun')}; wrong mapping?"
+            )
+        result.append((member.name, int(rows[row]["object_id"]), str(data["band"])))
     return result

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -287,6 +288,9 @@ def _tar_inputs(tar: Path, mapping: Path, dest: Path, problems: list[str]) -> li
     from warehouse.cutout_fits import band_from_filter
 
     extracted = safe_extract(tar, dest)  # refuses links, absolute names and '..' first
+    if not extracted:
+        problems.append(f"{tar}: the tar holds no files (an empty batch); nothing to ingest.")
+        return []
     expected = {
         str(PurePosixPath(m)): (oid, band) for m, oid, band in members_to_objects(tar, mapping)
     }
@@ -604,13 +608,13 @@ def ingest_cutouts(
     bands = wh.config.bands
     report = IngestReport()
     problems = report.problems
-    with tempfile.TemporaryDirectory(prefix="gwh-cutouts-") as tmp:
+    with ingest_workdir(wh.root) as tmp:
         inputs: list[_Input] = []
         for k, path in enumerate(files):
             kind = _kind(path)
             if kind == "tar":
                 mapping = _mapping_for(path, given.get(path))
-                inputs.extend(_tar_inputs(path, mapping, Path(tmp) / f"tar{k}", problems))
+                inputs.extend(_tar_inputs(path, mapping, tmp / f"tar{k}", problems))
             elif kind == "fits":
                 inputs.append(_Input(path.name, path, path.name, path))
             else:
@@ -659,6 +663,8 @@ def ingest_cutouts(
             _batches(wh, objects, bands, report),
             max_rows=wh.config.cutouts_max_rows_per_partition,
         )
+        if not results and not problems:
+            echo("no cutout files to ingest; the warehouse is unchanged")
         if results:
             report.table_rows = results[-1].tables[CUTOUTS.name][1]
             echo(
@@ -674,6 +680,52 @@ def ingest_cutouts(
             + f":\n  {shown}{more}"
         )
     return report
+
+
+WORKDIR_PREFIX = "ingest-"
+
+
+@contextlib.contextmanager
+def ingest_workdir(root: Path) -> Iterator[Path]:
+    """A scratch folder for extracted tar members, ``<root>/cache/tmp/ingest-<pid>-<random>``.
+
+    It sits inside the warehouse rather than in the system temp folder, so a killed ingest
+    cannot fill ``/tmp`` unnoticed: each run first removes the folders whose owner process is
+    gone (see :func:`remove_stale_workdirs`), then removes its own when it ends.
+    """
+    parent = Path(root) / "cache" / "tmp"
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_workdirs(parent)
+    path = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_workdirs(parent: Path) -> list[Path]:
+    """Remove ``ingest-<pid>-*`` folders under ``parent`` whose process no longer runs.
+
+    A folder of a live process (another ingest running now) is kept. A PID reused by an
+    unrelated process keeps its folder until that process ends, which only delays the cleanup.
+    """
+    removed = []
+    for child in parent.glob(f"{WORKDIR_PREFIX}*-*"):
+        pid_text = child.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
+        if child.is_dir() and pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _strip_path(message: str, path: Path) -> str:
