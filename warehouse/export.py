@@ -52,10 +52,14 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import hashlib
 import json
 import os
 import re
+import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -76,6 +80,8 @@ from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
 from warehouse.cutouts import CUTOUTS, band_column, combine_fit_actions
 from warehouse.errors import ExportError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.output import column_metadata
+from warehouse.release import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
 from warehouse.store import CatalogVersion
 
 COMPRESSIONS = ("lzf", "gzip")
@@ -85,6 +91,9 @@ CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
 WRITE_BLOCK_ROWS = 64  # images assembled per HDF5 write
 DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
 _PREFIX = "__gwh_"
+LAYOUT_VERSION = 2  # bump when the bytes written for the same inputs change (resume checks it)
+EXACT_IN_FLOAT64 = 2**53  # integers up to this magnitude are exact in a float64
+_TMP_MARK = ".gwh-tmp-"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # plane -> (dtype, value of a missing band, value of padding)
@@ -92,6 +101,18 @@ PLANES: dict[str, tuple[type, float | int, float | int]] = {
     "image": (np.float32, np.nan, 0.0),
     "variance": (np.float32, np.nan, np.inf),
     "mask": (np.int32, int(NO_DATA), int(NO_DATA)),
+}
+OWN_DATASETS = {  # the ``description`` attribute of the datasets the export adds
+    "image": "pixels (N, bands, S, S) as stored in the image table, never rescaled; see the file "
+    "attribute image_units",
+    "mask": "HSC mask bits per pixel (file attribute mask_planes); padding and missing bands "
+    "have NO_DATA set",
+    "variance": "per-pixel variance, in image units squared; padding inf, missing bands NaN",
+    "fit_action": "how each image reached S x S: none, cropped, padded or cropped+padded; "
+    "missing: no image",
+    "zeropoint": "AB zeropoint per row and band (magnitude = zeropoint - 2.5 log10(pixel "
+    "value)); NaN when unknown: those pixels are not calibrated flux",
+    "image_simulated": "true where the pixels are synthetic (SIMULATED)",
 }
 
 
@@ -141,6 +162,7 @@ class ExportResult:
     seconds: float
     fit_actions: dict[str, int] = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)
+    kept: bool = False  # an earlier, complete file of the same export was kept (resume)
 
 
 def parse_bands(text: str, configured: Sequence[str], table: str | None = None) -> tuple[str, ...]:
@@ -328,6 +350,8 @@ def _keyed_sql(
             name = band_column(b, what)
             value = f"c.{db.quote_ident(name)}" if name in cutout_columns else f"NULL::{typ}"
             extra.append(f"{value} AS {db.quote_ident(_PREFIX + name)}")
+    rerun = "c.rerun" if "rerun" in cutout_columns else "NULL::VARCHAR"
+    extra.append(f"{rerun} AS {_PREFIX}rerun")
     if images == CUTOUTS.name:
         return (
             f"WITH q AS (\n{base}\n)\n"
@@ -356,10 +380,34 @@ def _keyed_sql(
 
 @dataclass
 class _Column:
+    """One query column as an HDF5 dataset.
+
+    ``nullable``: the column holds a NULL somewhere in the unsplit query, so every split of one
+    export has a ``<name>_isnull`` dataset. ``as_float``: a nullable integer (values exact in
+    float64) or boolean column written as float64 with NaN for NULL, because HDF5 and the readers
+    of it (HF ``datasets``, pandas via h5py) have no NULL integer or boolean.
+    """
+
     name: str
     kind: str  # int, float, bool, string
     dtype: object  # numpy dtype or h5py string dtype
     nullable: bool = False
+    as_float: bool = False
+    sql_type: str = ""
+
+    def null_note(self) -> str:
+        """What a NULL of this column is in the file (its dataset's ``null`` attribute)."""
+        if self.kind == "float":
+            return "NaN"
+        if not self.nullable:
+            return "none in this export's query"
+        if self.as_float:
+            return (
+                f"NaN (the {self.sql_type} values are stored as float64, exactly); "
+                f"see {self.name}_isnull"
+            )
+        fill = '""' if self.kind == "string" else ("false" if self.kind == "bool" else "0")
+        return f"{fill} (not a value: the row is NULL where {self.name}_isnull is true)"
 
 
 def _columns_of(schema: pa.Schema) -> list[_Column]:
@@ -367,9 +415,9 @@ def _columns_of(schema: pa.Schema) -> list[_Column]:
     for f in schema:
         t = f.type
         if pa.types.is_boolean(t):
-            out.append(_Column(f.name, "bool", np.dtype(bool)))
+            out.append(_Column(f.name, "bool", np.dtype(bool), sql_type="BOOLEAN"))
         elif pa.types.is_integer(t):
-            out.append(_Column(f.name, "int", np.dtype(t.to_pandas_dtype())))
+            out.append(_Column(f.name, "int", np.dtype(t.to_pandas_dtype()), sql_type=str(t)))
         elif pa.types.is_floating(t):
             out.append(_Column(f.name, "float", np.dtype(t.to_pandas_dtype())))
         elif pa.types.is_decimal(t):
@@ -397,6 +445,8 @@ def _values(col: pa.ChunkedArray | pa.Array, c: _Column) -> tuple[np.ndarray, np
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
             arr = pc.cast(arr, pa.string())
         values = np.array(["" if v is None else v for v in arr.to_pylist()], dtype=object)
+    elif c.as_float:  # NULL -> NaN; every value exact (checked when planned)
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
     elif c.kind == "bool":
         filled = arr if nulls is None else arr.fill_null(False)
         values = filled.to_numpy(zero_copy_only=False)
@@ -427,7 +477,10 @@ class _Plan:
     images: str = "cutouts"
     planes: tuple[str, ...] = ("image", "mask", "variance")
     labels: dict[str, _Label] = field(default_factory=dict)
+    column_info: dict[str, dict[str, str]] = field(default_factory=dict)  # unit, description
     units: dict[str, str] = field(default_factory=dict)  # band -> unit of the image table
+    zeropoints: tuple[int, int, float | None, float | None] = (0, 0, None, None)
+    reruns: tuple[str, ...] = ()
 
 
 def _planes(images: str, cutout_columns: set[str], bands: Sequence[str], opts) -> tuple[str, ...]:
@@ -450,7 +503,11 @@ def _plan(
     bands: tuple[str, ...],
     opts,
     labels: dict[str, list[_Label]] | None = None,
+    full: tuple[str, list] | None = None,
 ) -> _Plan:
+    """Check the query and plan the file. ``full`` is the query without the split filter:
+    which columns are nullable, and how, is decided on it, so all splits of one query have the
+    same datasets with the same types."""
     images = opts.images
     planes = _planes(images, cutout_columns, bands, opts)
     try:
@@ -482,7 +539,7 @@ def _plan(
         for c in columns
         if c.kind == "int" and c.name in known
     }
-    checked = [c for c in columns if c.kind in ("int", "bool", "string")]
+    _nullability(con, columns, *(full or (base, params)))
     aggregates = [
         "count(*)",
         "count(DISTINCT object_id)",
@@ -502,12 +559,24 @@ def _plan(
             f"min({db.quote_ident(_PREFIX + band_column(b, 'pixel_scale'))})",
             f"max({db.quote_ident(_PREFIX + band_column(b, 'pixel_scale'))})",
         ]
-    aggregates += [f"count(*) - count({db.quote_ident(c.name)})" for c in checked]
+    zps = [db.quote_ident(_PREFIX + band_column(b, "zeropoint")) for b in bands]
+    heights = [db.quote_ident(_PREFIX + band_column(b, "height")) for b in bands]
+    aggregates += [  # images, images with a known zeropoint, and the range of those zeropoints
+        " + ".join(f"count({h})" for h in heights) or "0",
+        " + ".join(f"count(*) FILTER (WHERE {z} IS NOT NULL AND NOT isnan({z}))" for z in zps)
+        or "0",
+        "least(" + ", ".join(f"min({z}) FILTER (WHERE NOT isnan({z}))" for z in zps) + ")"
+        if zps
+        else "NULL",
+        "greatest(" + ", ".join(f"max({z}) FILTER (WHERE NOT isnan({z}))" for z in zps) + ")"
+        if zps
+        else "NULL",
+        f"list_sort(list_distinct(list({_PREFIX}rerun)))",
+    ]
     stats = _one(con, f"WITH k AS ({keyed}) SELECT {', '.join(aggregates)} FROM k", params, base)
     n, n_distinct, n_null_id, n_unplaced, n_sim, n_real = stats[:6]
     per_band = stats[6 : 6 + 5 * len(bands)]
-    for c, nulls in zip(checked, stats[6 + 5 * len(bands) :], strict=True):
-        c.nullable = bool(nulls)
+    n_images, n_zp, zp_lo, zp_hi, reruns = stats[6 + 5 * len(bands) :]
     if n == 0:
         raise ExportError(
             "the query returns no rows: nothing to export. Check the split and the query "
@@ -608,7 +677,38 @@ def _plan(
         images=images,
         planes=planes,
         labels=found_labels,
+        zeropoints=(int(n_images), int(n_zp), zp_lo, zp_hi),
+        reruns=tuple(r for r in reruns or () if r),
     )
+
+
+def _nullability(con, columns: list[_Column], full: str, params: list) -> None:
+    """Mark the integer, boolean and string columns that hold a NULL anywhere in the unsplit
+    query ``full``; a nullable boolean, or integer whose values are all exact in float64, is
+    written as float64 with NaN (HF ``datasets`` then reads a NULL as NaN, never a number)."""
+    checked = [c for c in columns if c.kind in ("int", "bool", "string")]
+    if not checked:
+        return
+    aggregates = []
+    for c in checked:
+        q = db.quote_ident(c.name)
+        aggregates.append(f"count(*) - count({q})")
+        if c.kind == "int":
+            aggregates += [f"min({q})::HUGEINT", f"max({q})::HUGEINT"]
+    stats = _one(con, f"SELECT {', '.join(aggregates)} FROM (\n{full}\n) AS q", params, full)
+    k = 0
+    for c in checked:
+        c.nullable = bool(stats[k])
+        k += 1
+        if c.kind == "int":
+            lo, hi = stats[k], stats[k + 1]
+            k += 2
+            exact = lo is None or (-EXACT_IN_FLOAT64 <= lo and hi <= EXACT_IN_FLOAT64)
+            c.as_float = c.nullable and exact
+        elif c.kind == "bool":
+            c.as_float = c.nullable
+        if c.as_float:
+            c.dtype = np.dtype(np.float64)
 
 
 def _one(con, sql: str, params: list, base: str) -> tuple:
@@ -688,6 +788,14 @@ class _Writer:
             self.datasets[c.name] = h5.create_dataset(
                 c.name, shape=(n,), dtype=c.dtype, track_times=False
             )
+            info = plan.column_info.get(c.name, {})
+            for key in ("description", "unit"):
+                if info.get(key):
+                    self.datasets[c.name].attrs[key] = info[key]
+            if c.nullable or c.kind == "float":
+                self.datasets[c.name].attrs["null"] = c.null_note()
+            if c.as_float:
+                self.datasets[c.name].attrs["sql_type"] = c.sql_type
             label = plan.labels.get(c.name)
             if label is not None:
                 dset = self.datasets[c.name]
@@ -699,15 +807,24 @@ class _Writer:
                 self.datasets[c.name + "_isnull"] = h5.create_dataset(
                     c.name + "_isnull", shape=(n,), dtype=bool, track_times=False
                 )
+                self.datasets[c.name + "_isnull"].attrs["description"] = (
+                    f"true where {c.name} is NULL"
+                )
         self.fit = h5.create_dataset("fit_action", shape=(n,), dtype=strings, track_times=False)
         self.zp = h5.create_dataset("zeropoint", shape=(n, nb), dtype="f8", track_times=False)
+        for name, text in OWN_DATASETS.items():
+            if name in h5:
+                h5[name].attrs["description"] = text
+        self.zp.attrs["unit"] = "mag"
         self.sim = h5.create_dataset("image_simulated", shape=(n,), dtype=bool, track_times=False)
+        self.sim.attrs["description"] = OWN_DATASETS["image_simulated"]
         self.missing = {}
         if opts.allow_missing_bands:
             for b in plan.bands:
                 self.missing[b] = h5.create_dataset(
                     f"missing_{b}", shape=(n,), dtype=bool, track_times=False
                 )
+                self.missing[b].attrs["description"] = f"true where band {b} has no image (NaN)"
         self.fit_counts: dict[str, int] = {}
         self.buffers: dict[str, np.ndarray] = {}
         bounds = sorted((p.h29_range(), p) for p in cv.partitions)
@@ -850,6 +967,8 @@ class _Writer:
 
 def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
     known = np.array(sorted(label.mapping.values()), dtype=np.int64)
+    if nulls is not None:  # a NULL stored as NaN is no label value, and no value to check
+        values = np.where(nulls, known[0], values)
     bad = ~np.isin(values.astype(np.int64), known)
     if nulls is not None:
         bad &= ~nulls
@@ -894,13 +1013,116 @@ def _progress(total: int, desc: str, enabled: bool | None):
     return tqdm(total=total, desc=desc, unit="galaxy", disable=not enabled, file=sys.stderr)
 
 
+def _host_tag() -> str:
+    """This machine, in a temporary's name: a PID says nothing about another host's processes."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+_STALE = re.compile(r"^\..+" + re.escape(_TMP_MARK) + r"(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[^/]*$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary folders that exports killed on this machine left in ``folder``.
+
+    An export builds its file in ``.<name>.gwh-tmp-<host>-<pid>-<random>`` beside the target;
+    one whose writer (``pid`` on this ``host``) is no longer running is stale. Others' files
+    and live exports' folders are never touched.
+    """
+    removed = []
+    if not folder.is_dir():
+        return removed
+    host = _host_tag()
+    for entry in sorted(folder.iterdir()):
+        m = _STALE.match(entry.name)
+        if m is None or m["host"] != host or _pid_alive(int(m["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def _temporary_beside(out: Path) -> Iterator[Path]:
-    """A temporary folder beside ``out`` (same file system, so the rename is atomic); removed on
-    any exit, including Ctrl-C."""
+    """A temporary folder beside ``out`` (same file system, so the rename is atomic), named with
+    this host and PID so that a later export can tell it is stale if this one is killed;
+    removed on any other exit, including Ctrl-C. Stale ones of killed exports go first."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
-        yield Path(tmp)
+    clean_stale_temporaries(out.parent)
+    tmp = Path(
+        tempfile.mkdtemp(
+            prefix=f".{out.name}{_TMP_MARK}{_host_tag()}-{os.getpid()}-", dir=out.parent
+        )
+    )
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def export_digest(
+    wh: Warehouse, base: str, params: list, bands: Sequence[str], opts: ExportOptions
+) -> str:
+    """SHA-256 of everything that decides the bytes of one export file: the layout and gwh
+    version, the query and its parameters, the options, the versions of the loaded tables, the
+    bands and split settings and the SQL of the views. Stored as the file attribute
+    ``export_sha256``; ``export --all-splits`` keeps an existing file only when it matches."""
+    options = dataclasses.asdict(opts)
+    options.pop("overwrite")
+    options["bands"] = list(bands)
+    tables = {}
+    for name in base_tables():
+        cv = wh.current_version(name)
+        if cv is not None:
+            tables[name] = [cv.path.name, cv.nrows]
+    models = hashlib.sha256()
+    for m in wh.models():
+        models.update(f"{m.path}\0{m.text}\0".encode())
+    text = json.dumps(
+        {
+            "layout": LAYOUT_VERSION,
+            "gwh_version": __version__,
+            "sql": base,
+            "params": params,
+            "options": options,
+            "tables": tables,
+            "config": {
+                "bands": list(wh.config.bands),
+                "splits": dataclasses.asdict(wh.config.splits),
+            },
+            "models": models.hexdigest(),
+            "release": getattr(wh, "name", None),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stored_digest(path: Path) -> str | None:
+    """The ``export_sha256`` of a finished export file (files appear only when complete, by
+    rename), or None when ``path`` is not one."""
+    try:
+        with h5py.File(path, "r") as h5:
+            digest = h5.attrs.get("export_sha256")
+            n = int(h5.attrs.get("row_count", -1))
+            if "object_id" not in h5 or h5["object_id"].shape != (n,):
+                return None
+    except (OSError, ValueError, TypeError):
+        return None
+    return digest.decode() if isinstance(digest, bytes) else digest
 
 
 def export_hdf5(
@@ -912,9 +1134,14 @@ def export_hdf5(
     sql: str | None = None,
     options: ExportOptions | None = None,
     progress: bool | None = None,
+    resume: bool = False,
 ) -> ExportResult:
     """Write the rows of ``view`` (default ``ml_objects``) or of ``sql``, restricted to
     ``split`` when given, with their cutouts, to the HDF5 file ``out``.
+
+    With ``resume``, an existing ``out`` written by the same export (its ``export_sha256``
+    attribute matches) is kept and reported with ``kept=True``; one that does not match still
+    needs ``overwrite``.
 
     Raises
     ------
@@ -928,7 +1155,7 @@ def export_hdf5(
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"{out} is a folder; give a file name such as {out / 'train.h5'}.")
-    if out.exists() and not opts.overwrite:
+    if out.exists() and not opts.overwrite and not resume:
         raise ExportError(f"{out} already exists. Use --overwrite to replace it.")
     if opts.images == CUTOUTS.name:
         bands = opts.bands or tuple(wh.config.bands)
@@ -959,7 +1186,20 @@ def export_hdf5(
             con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
             con.execute("SET enable_progress_bar = false")  # ours is on stderr when a terminal
             con.execute(f"SET temp_directory = {db.quote_literal(str(tmp / 'duckdb'))}")
-            plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels)
+            digest = export_digest(wh, base, params, bands, opts)
+            if out.exists() and not opts.overwrite:
+                if _stored_digest(out) == digest:
+                    return _kept(out, split, bands, opts, started)
+                raise ExportError(
+                    f"{out} already exists and was written by a different export (another "
+                    "query, options, gwh version or warehouse state). Use --overwrite to "
+                    "replace it."
+                )
+            full = base_query(view if sql is None else None, sql, None)
+            plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full)
+            plan.column_info = column_metadata(wh)
+            extra = _provenance(wh, plan)
+            extra["export_sha256"] = digest
             for b in bands:
                 name = band_column(b, "image")
                 if name in cv.schema.names:
@@ -968,7 +1208,7 @@ def export_hdf5(
             target = tmp / out.name
             bar = _progress(plan.rows, out.name, progress)
             try:
-                fit_counts = _write(con, target, plan, cv, opts, split, bar)
+                fit_counts = _write(con, target, plan, cv, opts, split, bar, extra)
             finally:
                 bar.close()
             os.replace(target, out)
@@ -986,7 +1226,31 @@ def export_hdf5(
     )
 
 
-def _write(con, target: Path, plan: _Plan, cv, opts: ExportOptions, split, bar) -> dict:
+def _kept(out: Path, split: str | None, bands, opts: ExportOptions, started: float):
+    with h5py.File(out, "r") as h5:
+        rows = int(h5.attrs["row_count"])
+        data = str(h5.attrs.get("data", ""))
+        fit = h5["fit_action"].asstr()[:] if "fit_action" in h5 else np.array([], dtype=object)
+        missing = {b: int(h5[f"missing_{b}"][:].sum()) for b in bands if f"missing_{b}" in h5}
+    actions, counts = np.unique(fit, return_counts=True)
+    return ExportResult(
+        path=out,
+        rows=rows,
+        split=split,
+        bands=tuple(bands),
+        size=opts.size,
+        data=data,
+        bytes=out.stat().st_size,
+        seconds=time.perf_counter() - started,
+        fit_actions={str(a): int(c) for a, c in zip(actions, counts, strict=True)},
+        missing={b: n for b, n in missing.items() if n},
+        kept=True,
+    )
+
+
+def _write(
+    con, target: Path, plan: _Plan, cv, opts: ExportOptions, split, bar, extra: dict
+) -> dict:
     # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
     with h5py.File(target, "w", libver=("v108", "v108"), track_order=False) as h5:
         writer = _Writer(h5, plan, cv, opts, bar)
@@ -1035,11 +1299,74 @@ def _write(con, target: Path, plan: _Plan, cv, opts: ExportOptions, split, bar) 
                 f"the query returned {start} rows while writing but {plan.rows} when counted; "
                 "did the warehouse change meanwhile? Export again."
             )
-        _attributes(h5, plan, opts, split)
+        _attributes(h5, plan, opts, split, extra)
     return dict(sorted(writer.fit_counts.items()))
 
 
-def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None) -> None:
+def image_units(plan: _Plan) -> str:
+    """What the pixel values are, from the zeropoints of the exported images: calibrated flux
+    only where a zeropoint is known (the real COSMOS cutouts have none: NULL/NaN)."""
+    n_images, n_zp, lo, hi = plan.zeropoints
+    if plan.images == CUTOUTS.name:
+        stored = "as stored in the HSC cutouts"
+    else:
+        stored = (
+            f"as stored in {plan.images} ("
+            + ", ".join(f"{b}: {plan.units.get(b) or 'unit not stated'}" for b in plan.bands)
+            + ")"
+        )
+    if n_images == 0:
+        return f"{stored}; no row has an image (every image is NaN); never rescaled"
+    if n_zp == 0:
+        return (
+            f"{stored}; NOT calibrated flux: no image has a known zeropoint (zeropoint dataset "
+            "NaN), so the pixel values have no stated flux unit; never rescaled"
+        )
+    if lo is not None and hi is not None and lo == hi:
+        flux = f"flux with AB zeropoint {lo:g} (magnitude = {lo:g} - 2.5 log10(pixel value))"
+    else:
+        flux = (
+            "flux with the per-image AB zeropoint of the zeropoint dataset (magnitude = "
+            "zeropoint - 2.5 log10(pixel value))"
+        )
+    if n_zp < n_images:
+        return (
+            f"{stored}; {flux} where the zeropoint dataset is known ({n_zp:,} of {n_images:,} "
+            "band images); where it is NaN the pixels are NOT calibrated flux; never rescaled"
+        )
+    return f"{stored}; {flux}; never rescaled"
+
+
+def _data_release(reruns: Sequence[str]) -> str:
+    names = {"pdr1": "HSC-SSP PDR1", "pdr2": "HSC-SSP PDR2", "pdr3": "HSC-SSP PDR3"}
+    found = sorted({next((v for k, v in names.items() if r.startswith(k)), r) for r in reruns})
+    return ", ".join(found) if found else "unknown (the images record no rerun)"
+
+
+def _provenance(wh: Warehouse, plan: _Plan) -> dict:
+    """Release, data release, split settings, citations and acknowledgement of one export."""
+    splits = wh.config.splits
+    hsc = plan.images == CUTOUTS.name or wh.current_version("hsc_forced") is not None
+    citations = list(CITATIONS_HSC) if hsc else []
+    if hsc and "ml_objects" in plan.base:
+        citations.append(CITATION_GALAXIESML)
+    strings = h5py.string_dtype("utf-8")
+    return {
+        "release": getattr(wh, "name", None) or "none (exported from the live warehouse)",
+        "data_release": _data_release(plan.reruns),
+        "rerun": ", ".join(plan.reruns) or "unknown",
+        "split_fractions": json.dumps(
+            {"train": splits.train, "validation": splits.validation, "test": splits.test}
+        ),
+        "split_salt": splits.salt,
+        "split_mode": splits.mode
+        + (f" (HEALPix order {splits.healpix_order})" if splits.mode == "healpix" else ""),
+        "citation": np.array(citations or ["none recorded for these tables"], dtype=strings),
+        "acknowledgement": HSC_ACKNOWLEDGEMENT if hsc else "none recorded for these tables",
+    }
+
+
+def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: dict) -> None:
     strings = h5py.string_dtype("utf-8")
     attrs = {
         "gwh_version": __version__,
@@ -1053,12 +1380,7 @@ def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None) -> None
         "row_order": ROW_ORDER,
         "data": plan.data,
         "image_table": plan.images,
-        "image_units": "as stored in the cutouts (HSC coadds: flux with AB zeropoint 27, see "
-        "the zeropoint dataset); never rescaled"
-        if plan.images == CUTOUTS.name
-        else f"as stored in {plan.images} ("
-        + ", ".join(f"{b}: {plan.units.get(b) or 'unit not stated'}" for b in plan.bands)
-        + "; AB zeropoints in the zeropoint dataset, NaN when unknown); never rescaled",
+        "image_units": image_units(plan),
         "fit": f"centred crop or zero padding to {opts.size}x{opts.size} (fit_action per row); "
         "padded variance is inf and padded mask pixels have NO_DATA set",
         "missing_bands": "NaN image and variance, NO_DATA mask; missing_<band> datasets"
@@ -1072,6 +1394,7 @@ def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None) -> None
         attrs["label_columns"] = np.array(sorted(plan.labels), dtype=strings)
     for name, label in plan.labels.items():
         attrs[f"label_mapping/{name}"] = json.dumps(label.mapping)
+    attrs.update(extra)
     for key in sorted(attrs):
         h5.attrs[key] = attrs[key]
 
@@ -1085,13 +1408,30 @@ def export_all_splits(
     options: ExportOptions | None = None,
     progress: bool | None = None,
 ) -> list[ExportResult]:
-    """``train.h5``, ``validation.h5`` and ``test.h5`` in ``out_dir``, one export per split."""
+    """``train.h5``, ``validation.h5`` and ``test.h5`` in ``out_dir``, one export per split.
+
+    A rerun resumes: a split file already written by the same export (same query, options,
+    gwh version and warehouse state: its ``export_sha256`` attribute) is kept, and only the
+    missing ones are written. A file that does not match needs ``overwrite``; that is checked
+    for all three before anything is written.
+    """
     opts = options or ExportOptions()
     out_dir = Path(out_dir)
     targets = [out_dir / f"{s}.h5" for s in SPLIT_NAMES]
-    existing = [str(t) for t in targets if t.exists()]
-    if existing and not opts.overwrite:
-        raise ExportError(f"{', '.join(existing)} already exist(s). Use --overwrite to replace.")
+    if not opts.overwrite:
+        bands = _bands_for_digest(wh, opts)
+        stale = []
+        for s, t in zip(SPLIT_NAMES, targets, strict=True):
+            if t.exists():
+                b, p = base_query(view if sql is None else None, sql, s)
+                if bands is None or _stored_digest(t) != export_digest(wh, b, p, bands, opts):
+                    stale.append(str(t))
+        if stale:
+            raise ExportError(
+                f"{', '.join(stale)} already exist(s) and were not written by this export "
+                "(another query, options, gwh version or warehouse state). Use --overwrite "
+                "to replace."
+            )
     base, params = base_query(view if sql is None else None, sql, None)
     try:
         counts = wh.query(f"SELECT split, count(*) AS n FROM (\n{base}\n) AS q GROUP BY 1", params)
@@ -1107,9 +1447,23 @@ def export_all_splits(
             "export the others one by one with --split."
         )
     return [
-        export_hdf5(wh, t, split=s, view=view, sql=sql, options=opts, progress=progress)
+        export_hdf5(
+            wh, t, split=s, view=view, sql=sql, options=opts, progress=progress, resume=True
+        )
         for s, t in zip(SPLIT_NAMES, targets, strict=True)
     ]
+
+
+def _bands_for_digest(wh: Warehouse, opts: ExportOptions) -> tuple[str, ...] | None:
+    """The bands ``export_hdf5`` will use (None when the image table is not there yet)."""
+    if opts.bands is not None:
+        return tuple(opts.bands)
+    if opts.images == CUTOUTS.name:
+        return tuple(wh.config.bands)
+    try:
+        return _bands_of(_image_table(wh, opts.images).schema)
+    except ExportError:
+        return None
 
 
 def export_release_splits(wh: Warehouse, out_dir: str | os.PathLike[str]) -> list[Path]:

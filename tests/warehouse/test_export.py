@@ -271,7 +271,9 @@ def test_sql_export_nulls_and_column_types(fresh, tmp_path):
         "SELECT object_id, CASE WHEN object_id % 2 = 0 THEN tract END AS tract_or_null, "
         "CASE WHEN object_id % 3 = 0 THEN NULL ELSE patch_s END AS patch_or_null, "
         "NULL::DOUBLE AS nothing, isprimary, 1.5::DECIMAL(4, 2) AS dec_value, "
-        "DATE '2020-01-02' AS day FROM ml_objects"
+        "DATE '2020-01-02' AS day, "
+        "CASE WHEN object_id % 2 = 0 THEN object_id + 9007199254740993 END AS big_or_null, "
+        "CASE WHEN object_id % 2 = 0 THEN isprimary END AS flag_or_null FROM ml_objects"
     )
     r = export_hdf5(fresh, tmp_path / "s.h5", sql=sql, options=ExportOptions(size=8))
     with h5py.File(r.path) as h5:
@@ -279,7 +281,18 @@ def test_sql_export_nulls_and_column_types(fresh, tmp_path):
         assert h5.attrs["split"] == "all" and h5.attrs["sql"] == sql
         nulls = h5["tract_or_null_isnull"][:]
         assert nulls.tolist() == (ids % 2 != 0).tolist()
-        assert (h5["tract_or_null"][:][nulls] == 0).all()
+        # a nullable INTEGER: float64 with NaN for NULL, every value exact
+        tract = h5["tract_or_null"]
+        assert tract.dtype == np.float64 and tract.attrs["sql_type"] == "int32"
+        assert np.isnan(tract[:][nulls]).all() and not np.isnan(tract[:][~nulls]).any()
+        assert "NaN" in tract.attrs["null"]
+        # beyond 2**53 a float64 is not exact: int64 kept, NULL only in big_or_null_isnull
+        big = h5["big_or_null"]
+        assert big.dtype == np.int64 and "big_or_null_isnull" in big.attrs["null"]
+        assert big[:][~nulls].tolist() == (ids[~nulls] + 9007199254740993).tolist()
+        flag = h5["flag_or_null"]
+        assert flag.dtype == np.float64 and np.isnan(flag[:][nulls]).all()
+        assert set(flag[:][~nulls].tolist()) <= {0.0, 1.0}
         assert h5["patch_or_null_isnull"][:].tolist() == (ids % 3 == 0).tolist()
         assert np.isnan(h5["nothing"][:]).all() and "nothing_isnull" not in h5
         assert "isprimary_isnull" not in h5 and h5["dec_value"][0] == 1.5
