@@ -9,22 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
+import difflib
 import os
+import re
 import shutil
+import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
-from warehouse import db
+from warehouse import db, locks
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import LoadError, NotAWarehouseError, QueryError, WarehouseError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
+from warehouse.readonly import check_read_only, explain_refusal
 from warehouse.store import CatalogVersion, TableSpec, merge_version, read_version
+
+if TYPE_CHECKING:  # return types of query_df, query_table and export
+    import astropy.table
+    import pandas
+
+    from warehouse.export import ExportResult
 
 DB_NAME = "warehouse.duckdb"
 DEFAULT_ROOT = "warehouse"
@@ -101,10 +111,31 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
     return Path(root).expanduser()
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The committed state one reader sees: the table registry (name → (version, path relative
+    to the root)) and copies of the bookkeeping tables (``gwh_tables``, ``gwh_loads``)."""
+
+    registry: dict[str, tuple[int, str]]
+    bookkeeping: dict[str, pa.Table]
+
+
 class Warehouse:
+    """A warehouse folder. Readers and writers never get in each other's way:
+
+    * a reader (:meth:`query`, :meth:`connect`, :meth:`views`, :meth:`cone`, :meth:`check`, an
+      export) builds its views in a private in-memory DuckDB database from the committed
+      registry, never opens ``warehouse.duckdb`` for writing, and holds the shared readers' lock
+      (:meth:`reading`) so the table versions it reads stay on disk until it ends;
+    * a writer (:meth:`writing`: loads, ingests, releases, :meth:`refresh`) holds the writer
+      lock, writes a new ``warehouse.duckdb`` beside the old one and renames it over it, so DuckDB
+      clients holding the old file open keep a consistent old state.
+    """
+
     def __init__(self, root: Path, config: Config):
         self.root = Path(root)
         self.config = config
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ opening
 
@@ -135,7 +166,8 @@ class Warehouse:
         tmp.write_text(config.to_toml(), encoding="utf-8")
         os.replace(tmp, root / CONFIG_NAME)
         wh = cls(root, config)
-        wh.refresh_views(force=True)
+        with wh.writing():
+            wh._write_file()
         return wh
 
     @classmethod
@@ -148,30 +180,135 @@ class Warehouse:
             )
         return cls(root, load_config(root))
 
-    @contextlib.contextmanager
-    def _lock(self, shared: bool = False) -> Iterator[None]:
-        """One writer at a time (DuckDB also refuses a second writing process).
+    # ------------------------------------------------------------------ readers
 
-        ``shared``: a reader that needs the current table versions to stay on disk while it
-        streams them (an export). Readers share it; a writer is refused while any holds it.
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Snapshot]:
+        """Hold one committed state for a whole read.
+
+        Inside, :meth:`current_version` and :meth:`connect` answer from the same snapshot, and
+        no writer removes the table versions it names. Nested calls share the outer snapshot.
+
+        >>> with wh.reading():                                       # doctest: +SKIP
+        ...     cv = wh.current_version("cutouts")
+        ...     with wh.connect() as con:
+        ...         ...  # con's views read the same versions as cv
         """
-        with open(self.root / ".lock", "w") as fh:
+        pinned = getattr(self._local, "snapshot", None)
+        if pinned is not None:
+            yield pinned
+            return
+        with self._readers_lock():
+            self._local.snapshot = self._read_snapshot()
             try:
-                fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise WarehouseError(
-                    f"another gwh process is writing to {self.root} (or exporting from it); "
-                    "wait for it to finish."
-                ) from None
+                yield self._local.snapshot
+            finally:
+                self._local.snapshot = None
+
+    def _readers_lock(self) -> contextlib.AbstractContextManager:
+        return locks.readers_lock(self.root)
+
+    def _read_snapshot(self) -> Snapshot:
+        with db.connect(self.db_path) as con:
+            registry = self._registry(con)
+            bookkeeping = {
+                name: con.sql(f"SELECT * FROM {name}").to_arrow_table()
+                for name in ("gwh_tables", "gwh_loads")
+            }
+        return Snapshot(registry, bookkeeping)
+
+    def allowed_directories(self) -> list[Path]:
+        """The folders a reader's SQL may read: the warehouse's own data."""
+        return [self.catalogs_dir, self.root / "releases"]
+
+    def models(self) -> list[db.Model]:
+        """The SQL models the views are built from: ``sql/`` (a release: the SQL it froze)."""
+        return db.load_models()
+
+    def _reader_tables(self, snapshot: Snapshot) -> list[db.BaseTable]:
+        return self._base_tables(snapshot.registry)
+
+    @contextlib.contextmanager
+    def connect(
+        self, read_only: bool = True, settings: Mapping[str, object] | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A private, read-only DuckDB connection over the committed state.
+
+        An in-memory database holding the views (paths absolute, resolved from the root as it is
+        now), the bookkeeping tables and the macros; extensions off, file access limited to
+        :meth:`allowed_directories`, configuration locked after ``settings`` (e.g.
+        ``{"memory_limit": "2GB"}``) are applied. The readers' lock is held until it closes.
+        Run user SQL through :func:`warehouse.readonly.check_read_only` first.
+
+        >>> with wh.connect() as con:                                # doctest: +SKIP
+        ...     con.execute("SELECT count(*) FROM ml_objects").fetchall()
+        """
+        if not read_only:
+            raise WarehouseError(
+                "readers get read-only connections; writers go through Warehouse.writing()."
+            )
+        with self.reading() as snapshot:
+            con = db.reader(
+                self._reader_tables(snapshot),
+                self.config,
+                snapshot.bookkeeping,
+                self.allowed_directories(),
+                models=self.models(),
+                settings=settings,
+            )
+            try:
+                yield con
+            finally:
+                con.close()
+
+    # ------------------------------------------------------------------ writers
+
+    @contextlib.contextmanager
+    def writing(self, command: str | None = None) -> Iterator[None]:
+        """Hold the writer lock: one writer at a time, and a second fails at once naming the
+        command and PID holding it. Readers are never blocked. Reentrant in one thread.
+
+        On entry it removes what killed writers left and the superseded versions no reader uses.
+        """
+        if getattr(self._local, "writing", 0):
+            self._local.writing += 1
             try:
                 yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                self._local.writing -= 1
+            return
+        with locks.writer_lock(self.root, command):
+            self._local.writing = 1
+            try:
+                locks.ensure_readers_lock(self.root)
+                self._remove_orphans()
+                self._collect_garbage()
+                yield
+            finally:
+                self._local.writing = 0
 
-    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection whose views are current."""
-        self.refresh_views()
-        return db.connect(self.db_path, read_only=read_only)
+    def refresh(self) -> None:
+        """Rewrite ``warehouse.duckdb`` for the folder's current location (e.g. after ``mv``),
+        so that plain DuckDB clients find the Parquet files again. gwh itself never needs it."""
+        with self.writing():
+            self._write_file()
+
+    def _write_file(self, fill: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
+        """Write a new ``warehouse.duckdb``: the old bookkeeping, then ``fill`` (new rows), then
+        every view over the resulting registry; renamed over the old file in one step."""
+
+        def complete(con: duckdb.DuckDBPyConnection) -> None:
+            if fill is not None:
+                fill(con)
+            tables = self._base_tables(self._registry(con))
+            db.build(
+                con, self.config, tables, db.fingerprint(self._config_text(), self.root, tables)
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO gwh_meta VALUES ('root', ?)", [str(self.root.resolve())]
+            )
+
+        db.write_file(self.db_path, complete)
 
     # ------------------------------------------------------------------ tables and views
 
@@ -182,11 +319,21 @@ class Warehouse:
             return {}
         return {name: (version, path) for name, version, path in rows}
 
+    def _committed_registry(self) -> dict[str, tuple[int, str]]:
+        pinned = getattr(self._local, "snapshot", None)
+        if pinned is not None:
+            return pinned.registry
+        if not self.db_path.exists():  # being created by init
+            return {}
+        with db.connect(self.db_path) as con:
+            return self._registry(con)
+
     def _base_tables(self, registry: dict[str, tuple[int, str]]) -> list[db.BaseTable]:
+        root = self.root.resolve()  # views hold absolute paths: they work from any folder
         out = []
         for name, d in base_tables().items():
             if name in registry:
-                cv = read_version(self.root / registry[name][1])
+                cv = read_version(root / registry[name][1])
                 names = cv.schema.names
                 hidden = tuple(
                     c for c in names if d.hidden_suffixes and c.endswith(d.hidden_suffixes)
@@ -206,39 +353,12 @@ class Warehouse:
     def _config_text(self) -> str:
         return (self.root / CONFIG_NAME).read_text(encoding="utf-8")
 
-    def refresh_views(self, force: bool = False) -> None:
-        """Rebuild the views when the tables, configuration, SQL or root path changed."""
-        if not force and self.db_path.exists():
-            with db.connect(self.db_path, read_only=True) as con:
-                registry = self._registry(con)
-                try:
-                    row = con.execute(
-                        "SELECT value FROM gwh_meta WHERE key = 'fingerprint'"
-                    ).fetchone()
-                except duckdb.CatalogException:
-                    row = None
-            tables = self._base_tables(registry)
-            if row and row[0] == db.fingerprint(self._config_text(), self.root, tables):
-                return
-        with db.connect(self.db_path, read_only=False) as con:
-            con.execute(db.BOOKKEEPING_DDL)
-            tables = self._base_tables(self._registry(con))
-            con.execute("BEGIN TRANSACTION")
-            try:
-                db.build(
-                    con, self.config, tables, db.fingerprint(self._config_text(), self.root, tables)
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-
     def current_version(self, name: str) -> CatalogVersion | None:
-        with db.connect(self.db_path, read_only=True) as con:
-            registry = self._registry(con)
+        """The committed version of table ``name`` (inside :meth:`reading`: the pinned one)."""
+        registry = self._committed_registry()
         if name not in registry:
             return None
-        return read_version(self.root / registry[name][1])
+        return read_version(self.root.resolve() / registry[name][1])
 
     # ------------------------------------------------------------------ loading
 
@@ -261,9 +381,7 @@ class Warehouse:
             )
         loader = all_loaders[loader_name]
         results = []
-        with self._lock():
-            self.refresh_views()
-            self._remove_orphans()
+        with self.writing():
             for raw in paths:
                 path = Path(raw)
                 if not path.is_file():
@@ -296,9 +414,7 @@ class Warehouse:
         ``max_rows`` overrides ``max_rows_per_partition`` (the cutouts table has its own).
         """
         results = []
-        with self._lock():
-            self.refresh_views()
-            self._remove_orphans()
+        with self.writing():
             for batch in batches:
                 results.append(
                     self._commit_load(
@@ -314,7 +430,7 @@ class Warehouse:
 
     def loaded_at(self, sha256: str, loader_name: str) -> dt.datetime | None:
         """When a file with this SHA-256 was first loaded by this loader (UTC), or None."""
-        with db.connect(self.db_path, read_only=True) as con:
+        with db.connect(self.db_path) as con:
             row = con.execute(
                 "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
                 [sha256, loader_name],
@@ -335,7 +451,7 @@ class Warehouse:
         created: list[tuple[str, int, Path, CatalogVersion]] = []
         tmp_dirs: list[Path] = []
         try:
-            with db.connect(self.db_path, read_only=True) as con:
+            with db.connect(self.db_path) as con:
                 registry = self._registry(con)
             for item in prepared:
                 name = item.spec.name
@@ -355,54 +471,44 @@ class Warehouse:
                     source=str(path),
                 )
                 final = table_dir / f"v{version:06d}"
-                if final.exists():  # left by a run killed before it committed
+                if final.exists():  # left by a run killed before it committed: no reader saw it
                     shutil.rmtree(final)
                 os.rename(tmp, final)
                 cv.path = final
                 created.append((name, version, final, cv))
-            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # stored as UTC
-            with db.connect(self.db_path, read_only=False) as con:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    for (name, version, final, cv), item in zip(created, prepared, strict=True):
-                        con.execute(
-                            "INSERT OR REPLACE INTO gwh_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [
-                                name,
-                                version,
-                                str(final.relative_to(self.root)),
-                                cv.nrows,
-                                len(cv.schema),
-                                item.spec.description,
-                                now,
-                            ],
-                        )
-                        rows = sources or [(str(path.resolve()), sha, item.table.num_rows)]
-                        for file, file_sha, nrows in rows:
-                            con.execute(
-                                "INSERT INTO gwh_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                [file_sha, loader_name, file, name, nrows, version, now],
-                            )
-                    tables = self._base_tables(self._registry(con))
-                    db.build(
-                        con,
-                        self.config,
-                        tables,
-                        db.fingerprint(self._config_text(), self.root, tables),
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # stored as UTC
+
+            def record(con: duckdb.DuckDBPyConnection) -> None:
+                for (name, version, final, cv), item in zip(created, prepared, strict=True):
+                    con.execute(
+                        "INSERT OR REPLACE INTO gwh_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            name,
+                            version,
+                            final.relative_to(self.root).as_posix(),
+                            cv.nrows,
+                            len(cv.schema),
+                            item.spec.description,
+                            now,
+                        ],
                     )
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
+                    rows = sources or [(str(path.resolve()), sha, item.table.num_rows)]
+                    for file, file_sha, nrows in rows:
+                        con.execute(
+                            "INSERT INTO gwh_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [file_sha, loader_name, file, name, nrows, version, now],
+                        )
+
+            self._write_file(record)  # the commit: one rename
         except BaseException:
             for tmp in tmp_dirs:
                 shutil.rmtree(tmp, ignore_errors=True)
             for _name, _version, final, _cv in created:
                 shutil.rmtree(final, ignore_errors=True)
             raise
-        for name, _version, final, _cv in created:
+        for _name, _version, final, _cv in created:
             self._point_current(final)
-            self._remove_superseded(name, keep=final)
+        self._collect_garbage()
         return LoadResult(
             str(path),
             loader_name,
@@ -433,48 +539,90 @@ class Warehouse:
                     keep.add((self.root / table["path"]).resolve())
         return keep
 
-    def _remove_superseded(self, name: str, keep: Path) -> None:
-        protected = self.protected_versions()
-        for old in (self.catalogs_dir / name).glob("v*"):
-            if old.resolve() != keep.resolve() and old.resolve() not in protected:
-                shutil.rmtree(old, ignore_errors=True)
-
-    def _remove_orphans(self) -> None:
-        """Folders of runs killed before they committed."""
-        with db.connect(self.db_path, read_only=True) as con:
-            registry = self._registry(con)
-        protected = self.protected_versions()
+    def _collect_garbage(self) -> None:
+        """Remove table versions neither current nor held by a release, when no reader may be
+        reading them: only if the readers' lock is free right now, else they wait for the next
+        writer. A reader never finds a version gone under it, and a writer never waits."""
         if not self.catalogs_dir.exists():
             return
+        root = self.root.resolve()
+        current = {(root / p).resolve() for _v, p in self._committed_registry().values()}
+        keep = current | self.protected_versions()
+        stale = [
+            child
+            for table_dir in sorted(self.catalogs_dir.iterdir())
+            if table_dir.is_dir()
+            for child in sorted(table_dir.glob("v*"))
+            if child.is_dir() and child.resolve() not in keep
+        ]
+        if not stale:
+            return
+        trash = []
+        with locks.no_readers(self.root) as free:
+            if not free:
+                return
+            for old in stale:  # renames only, while readers wait: milliseconds
+                moved = old.parent / f".trash-{uuid.uuid4().hex}"
+                os.rename(old, moved)
+                trash.append(moved)
+        for moved in trash:
+            shutil.rmtree(moved, ignore_errors=True)
+
+    def _remove_orphans(self) -> None:
+        """What killed writers left: temporary folders, files and links no reader ever used."""
+        for leftover in self.root.glob(f".{DB_NAME}.tmp-*"):
+            leftover.unlink(missing_ok=True)
+        if not self.catalogs_dir.exists():
+            return
+        registry = self._committed_registry()
         for table_dir in self.catalogs_dir.iterdir():
             if not table_dir.is_dir():
                 continue
-            current = registry.get(table_dir.name)
             for child in table_dir.iterdir():
-                if child.name.startswith(".tmp-") or child.name.startswith(".current-"):
+                if child.name.startswith((".tmp-", ".trash-", ".current-")):
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
-                elif child.name.startswith("v") and child.is_dir():
-                    is_current = (
-                        current is not None
-                        and (self.root / current[1]).resolve() == child.resolve()
-                    )
-                    if not is_current and child.resolve() not in protected:
-                        shutil.rmtree(child, ignore_errors=True)
-            if current is not None:
-                self._point_current(self.root / current[1])
+            if table_dir.name in registry:
+                self._point_current(self.root / registry[table_dir.name][1])
 
     # ------------------------------------------------------------------ querying
 
     def query(self, sql: str, params: Sequence | None = None) -> pa.Table:
-        """Run one SQL statement read-only and return its result as an Arrow table."""
-        with self.connect(read_only=True) as con:
+        """Run one read-only SQL statement and return its result as an Arrow table.
+
+        Raises
+        ------
+        ReadOnlyError
+            ``sql`` is not exactly one SELECT (see :func:`warehouse.readonly.check_read_only`).
+        QueryError
+            The statement fails (unknown table, a file outside the warehouse, ...).
+        """
+        statement = check_read_only(sql)
+        with self.connect() as con:
             try:
-                return con.sql(sql, params=list(params) if params else None).to_arrow_table()
+                return con.sql(statement, params=list(params) if params else None).to_arrow_table()
             except duckdb.Error as exc:
-                raise QueryError(explain_error(exc, con, sql)) from None
+                raise QueryError(explain_error(exc, con, statement)) from None
+
+    def query_df(self, sql: str, params: Sequence | None = None) -> pandas.DataFrame:
+        """:meth:`query` as a pandas DataFrame (see :func:`warehouse.api.query_df`)."""
+        from warehouse import api
+
+        return api.query_df(self, sql, params)
+
+    def query_table(self, sql: str, params: Sequence | None = None) -> astropy.table.Table:
+        """:meth:`query` as an astropy Table with units (see :func:`warehouse.api.query_table`)."""
+        from warehouse import api
+
+        return api.query_table(self, sql, params)
+
+    def export(self, out: str | os.PathLike, **kwargs) -> ExportResult:  # type: ignore[no-untyped-def]
+        """Write HDF5 in the GalaxiesML layout (see :func:`warehouse.api.export`)."""
+        from warehouse import api
+
+        return api.export(self, out, **kwargs)
 
     def views(self, count_rows: bool = True) -> list[ViewInfo]:
-        with self.connect(read_only=True) as con:
+        with self.connect() as con:
             rows = con.execute(
                 "SELECT name, layer, kind, description, available, reason FROM gwh_models "
                 "WHERE kind <> 'macro'"
@@ -496,7 +644,7 @@ class Warehouse:
     def check(self) -> list[tuple[str, int, str | None]]:
         """Run every contract assertion; (name, failing rows, error or None)."""
         out: list[tuple[str, int, str | None]] = []
-        with self.connect(read_only=True) as con:
+        with self.connect() as con:
             for name, sql in db.assertion_queries(self.assertion_texts()):
                 try:
                     out.append((name, scalar(con, f"SELECT count(*) FROM ({sql})"), None))
@@ -534,6 +682,20 @@ class Warehouse:
             f"({SPATIAL_INDEX_COLUMN} >= ? AND {SPATIAL_INDEX_COLUMN} < ?)" for _ in ranges
         )
         params: list = [v for r in ranges for v in r]
+        with self.reading():  # the files listed stay the ones the view reads, and on disk
+            source = self._cone_source(table, ranges)
+            q = (
+                "SELECT *, angular_distance_arcsec("
+                f"{db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, "
+                f"?, ?) AS distance_arcsec FROM {source} WHERE ({where}) "
+                f"AND cone_search({db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, ?, ?, ?) "
+                "ORDER BY distance_arcsec, 1"
+            )
+            return self.query(q, [ra, dec] + params + [ra, dec, radius_arcsec])
+
+    def _cone_source(self, table: str, ranges: list[tuple[int, int]]) -> str:
+        """The table, or only the partitions of its current version the cone touches."""
+        defs = base_tables()
         source = db.quote_ident(table)
         cv = self.current_version(table) if table in defs else None
         if cv is not None:
@@ -557,14 +719,7 @@ class Warehouse:
                 )
             else:
                 source = f"(SELECT * FROM {db.quote_ident(table)} LIMIT 0)"
-        q = (
-            "SELECT *, angular_distance_arcsec("
-            f"{db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, "
-            f"?, ?) AS distance_arcsec FROM {source} WHERE ({where}) "
-            f"AND cone_search({db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, ?, ?, ?) "
-            "ORDER BY distance_arcsec, 1"
-        )
-        return self.query(q, [ra, dec] + params + [ra, dec, radius_arcsec])
+        return source
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> int:
@@ -576,25 +731,34 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = N
 
 
 def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = "") -> str:
-    """DuckDB's message, with what to do where the warehouse knows better."""
-    import re
+    """DuckDB's message, with what to do where the warehouse knows better.
 
+    An unknown table or column names the closest existing one (``ml_object`` → ``did you mean
+    ml_objects?``); a file outside the warehouse says what read paths may read.
+    """
+    refusal = explain_refusal(exc)
+    if refusal is not None:
+        return refusal
     msg = str(exc).strip()
+    first = msg.splitlines()[0] if msg else type(exc).__name__
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
-    unavailable = [
-        (name, reason)
-        for name, reason in con.execute(
-            "SELECT name, reason FROM gwh_models WHERE NOT available ORDER BY name"
-        ).fetchall()
-        if name in words
-    ]
+    models = con.execute("SELECT name, available, reason FROM gwh_models ORDER BY name").fetchall()
+    unavailable = [(name, reason) for name, ok, reason in models if not ok and name in words]
     if unavailable and not isinstance(exc, duckdb.ParserException):
         name, reason = unavailable[0]
         return f"{name} is unavailable: {reason}"
-    if isinstance(exc, duckdb.CatalogException) and "does not exist" in msg:
-        first = msg.splitlines()[0]
-        return (
-            f"{first}\nUnknown table or view: `gwh views` lists every table and view of this "
-            "warehouse."
-        )
+    if isinstance(exc, duckdb.CatalogException) and "does not exist" in first:
+        missing = re.search(r"with name (\S+) does not exist", first)
+        known = [name for name, _ok, _r in models] + list(db.META_TABLES)
+        close = difflib.get_close_matches(missing.group(1), known, n=1) if missing else []
+        hint = f" Did you mean {close[0]}?" if close else ""
+        return f"{first}{hint} `gwh views` lists every table and view of this warehouse."
+    column = re.search(r'Referenced column "?([^"\s]+)"? not found', first)
+    if isinstance(exc, duckdb.BinderException) and column:
+        candidates = re.findall(r'"([^"]+)"', msg.split("Candidate bindings:", 1)[-1])
+        names = [c.rsplit(".", 1)[-1] for c in candidates]
+        close = difflib.get_close_matches(column.group(1), names, n=1, cutoff=0.5)
+        pick = close[0] if close else (names[0] if names else None)
+        hint = f" Did you mean {pick}?" if pick else ""
+        return f'{first}{hint} `gwh sql "DESCRIBE <view>"` lists a view\'s columns.'
     return msg

@@ -1,23 +1,30 @@
 """The DuckDB database file: views over the HATS catalogs and the SQL models in ``sql/``.
 
 The database holds no row data, only views, macros and small bookkeeping tables (``gwh_*``), so
-it opens in any DuckDB client and is rebuilt whenever a table version, the configuration or the
-SQL changes. A model whose inputs were never loaded becomes a view that raises a message naming
-what is missing, in this CLI and in any other DuckDB client alike.
+it opens in any DuckDB client, from any folder (the views hold absolute paths). Writers rewrite
+it whole and rename it into place (:func:`write_file`); readers never open it for writing but
+build the same views in a private in-memory database (:func:`reader`). A model whose inputs
+were never loaded becomes a view that raises a message naming what is missing, in this CLI and
+in any other DuckDB client alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from warehouse.config import Config
 from warehouse.errors import QueryError
+from warehouse.readonly import restrict
 
 META_TABLES = {
     "gwh_tables": "the current HATS catalog version of each loaded table",
@@ -336,10 +343,111 @@ def _why_unavailable(
     return None
 
 
-def connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
+STORAGE_COMPATIBILITY = "v1.4.0"
+"""DuckDB storage format of ``warehouse.duckdb``: readable by DuckDB 1.4 (the long-term support
+line) and every later client, including the newest ``duckdb-cli`` on PyPI (1.5.x, which reads
+storage versions 64-68 only; duckdb 2.0's default writes 69). The file holds views and small
+bookkeeping tables, so the newer format would buy nothing."""
+
+
+def connect(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """A short read-only look at ``warehouse.duckdb`` (its bookkeeping tables).
+
+    The file is attached to a fresh in-memory database rather than opened directly: DuckDB
+    caches open databases by path in each process, and a writer replaces the file under that
+    path, so a direct open could return the state of a replaced file still held elsewhere in
+    the process.
+    """
+    if not read_only:
         raise QueryError(
-            f"cannot open {path}: {exc}. Another gwh process may be writing; retry when it ends."
+            f"{path} is never written in place: writers build a new file (Warehouse.writing)."
+        )
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {quote_literal(str(path))} AS gwh_file (READ_ONLY)")
+        con.execute("USE gwh_file")
+    except duckdb.Error as exc:
+        con.close()
+        first = str(exc).strip().splitlines()[0]
+        raise QueryError(
+            f"cannot open {path}: {first}. If a DuckDB client holds it open for writing, "
+            "reopen it read-only (duckdb.connect(..., read_only=True) or `duckdb -readonly`)."
         ) from None
+    return con
+
+
+def write_file(path: Path, fill: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Write ``path`` anew and rename it over the old file in one step.
+
+    The new file starts with the old one's bookkeeping rows; ``fill`` adds to it and builds the
+    views. DuckDB's file lock belongs to the file (the inode), not the name: clients holding
+    the old file open, read-only, keep reading their consistent old state and never block this.
+    Only the caller's writer lock keeps two writers apart.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
+    try:
+        con.execute(BOOKKEEPING_DDL)
+        if path.exists():
+            con.execute(f"ATTACH {quote_literal(str(path))} AS gwh_old (READ_ONLY)")
+            for table in ("gwh_tables", "gwh_loads"):
+                con.execute(f"INSERT INTO {table} SELECT * FROM gwh_old.{table}")
+            con.execute("DETACH gwh_old")
+        con.execute("BEGIN TRANSACTION")
+        fill(con)
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")
+        con.close()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except duckdb.IOException as exc:
+        con.close()
+        first = str(exc).strip().splitlines()[0]
+        raise QueryError(
+            f"cannot read {path}: {first}. If a DuckDB client holds it open for writing, "
+            "reopen it read-only (duckdb.connect(..., read_only=True) or `duckdb -readonly`)."
+        ) from None
+    finally:
+        con.close()
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+
+
+def reader(
+    tables: list[BaseTable],
+    config: Config,
+    bookkeeping: Mapping[str, pa.Table],
+    allowed_directories: Iterable[Path],
+    *,
+    models: list[Model] | None = None,
+    settings: Mapping[str, object] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB database holding every view, for one reader.
+
+    ``bookkeeping`` (name → Arrow table) is copied in as tables, so ``gwh_loads`` and the like
+    stay queryable. The connection is then locked down (:func:`warehouse.readonly.restrict`):
+    it reads the Parquet files under ``allowed_directories`` and nothing else.
+    """
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    try:
+        for name, table in bookkeeping.items():
+            con.register("gwh_incoming", table)
+            con.execute(f"CREATE TABLE {quote_ident(name)} AS SELECT * FROM gwh_incoming")
+            con.unregister("gwh_incoming")
+        con.execute("BEGIN TRANSACTION")
+        build(con, config, tables, "reader", models=models)
+        con.execute("COMMIT")
+        restrict(con, allowed_directories, settings)
+    except BaseException:
+        con.close()
+        raise
+    return con

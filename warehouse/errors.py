@@ -29,6 +29,11 @@ class QueryError(WarehouseError):
     """A SQL statement failed: unknown table, syntax, or a view that cannot be built."""
 
 
+class ReadOnlyError(QueryError):
+    """A read path was given SQL that writes, attaches, installs, changes settings or is not one
+    statement."""
+
+
 class UnavailableViewError(QueryError):
     """A view needs columns or tables that were never loaded."""
 

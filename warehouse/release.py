@@ -14,6 +14,7 @@ Querying a release builds its views in memory from the frozen SQL over the froze
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import hashlib
@@ -34,7 +35,7 @@ import duckdb
 from loaders.files import file_sha256 as sha256_file
 from warehouse import __version__, db
 from warehouse.config import parse_config
-from warehouse.core import Warehouse, base_tables
+from warehouse.core import Snapshot, Warehouse, base_tables
 from warehouse.errors import ReleaseError
 from warehouse.store import CatalogVersion, read_version
 
@@ -147,6 +148,9 @@ class FrozenWarehouse(Warehouse):
     """A release opened for reading: the warehouse API over the frozen files and SQL.
 
     ``base`` is where the manifest's relative paths resolve: the warehouse root, or a packed copy.
+    Its readers are the live warehouse's (:meth:`Warehouse.connect`, the same in-memory builder
+    and sandbox); only the state they read differs: the manifest instead of the registry. Its
+    table versions never change and are never removed, so it takes no readers' lock.
     """
 
     def __init__(self, base: Path, manifest: dict, release_dir: Path):
@@ -155,22 +159,21 @@ class FrozenWarehouse(Warehouse):
         self.release_dir = release_dir
         self.name = manifest["name"]
 
-    def refresh_views(self, force: bool = False) -> None:  # frozen: nothing to refresh
-        return None
+    def _readers_lock(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
-    def current_version(self, name: str) -> CatalogVersion | None:
-        table = self.manifest["tables"].get(name)
-        return read_version(self.root / table["path"]) if table else None
+    def _read_snapshot(self) -> Snapshot:
+        registry = {
+            name: (int(info.get("version", 0)), info["path"])
+            for name, info in self.manifest["tables"].items()
+        }
+        return Snapshot(registry, {})
 
-    def models(self) -> list[db.Model]:
-        return [db.model_from_text(m["path"], m["text"]) for m in self.manifest["sql"]["models"]]
-
-    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
+    def _reader_tables(self, snapshot: Snapshot) -> list[db.BaseTable]:
         tables = []
         defs = base_tables()
         for name, info in self.manifest["tables"].items():
-            cv = read_version(self.root / info["path"])
+            cv = read_version(self.root.resolve() / info["path"])
             hidden = tuple(info.get("hidden_columns", ()))
             columns = tuple(c for c in cv.schema.names if c not in hidden)
             hint = defs[name].load_hint if name in defs else ""
@@ -180,13 +183,20 @@ class FrozenWarehouse(Warehouse):
         for name, d in defs.items():
             if name not in self.manifest["tables"]:
                 tables.append(db.BaseTable(name, d.spec.description, None, (), d.load_hint))
-        con.execute("BEGIN TRANSACTION")
-        db.build(con, self.config, tables, "release:" + self.name, models=self.models())
-        con.execute("COMMIT")
-        return con
+        return tables
+
+    def current_version(self, name: str) -> CatalogVersion | None:
+        table = self.manifest["tables"].get(name)
+        return read_version(self.root.resolve() / table["path"]) if table else None
+
+    def models(self) -> list[db.Model]:
+        return [db.model_from_text(m["path"], m["text"]) for m in self.manifest["sql"]["models"]]
 
     def assertion_texts(self) -> dict[str, str] | None:
         return {m["path"]: m["text"] for m in self.manifest["sql"].get("assertions", [])}
+
+    def writing(self, command: str | None = None):  # type: ignore[no-untyped-def]
+        raise ReleaseError(f"release {self.name} is immutable; write to the live warehouse.")
 
 
 def releases_dir(root: Path) -> Path:
@@ -255,8 +265,7 @@ def create_release(
             f"release {name!r} already exists ({final}); releases are immutable. "
             "Choose another name."
         )
-    with wh._lock():
-        wh.refresh_views()
+    with wh.writing():
         rd.mkdir(exist_ok=True)
         for stale in rd.glob(".tmp-*"):  # a create that was killed
             shutil.rmtree(stale, ignore_errors=True)
@@ -320,7 +329,7 @@ def _build_manifest(wh: Warehouse, name: str, notes: str, echo: Callable[[str], 
     config_text = (wh.root / "warehouse.toml").read_text(encoding="utf-8")
     manifest: dict[str, Any] = {
         "name": name,
-        "created_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "notes": notes,
         "gwh_version": __version__,
         "git_revision": _git_revision(),

@@ -1,0 +1,113 @@
+"""What a read path may run, and the sandbox it runs in.
+
+Every read path (``gwh sql``, ``gwh shell``, ``gwh export --sql``, :meth:`Warehouse.query`, the web
+app) passes user SQL through :func:`check_read_only` and runs it on a connection prepared by
+:func:`restrict`. Two independent walls:
+
+* the statement: exactly one, and a ``SELECT`` (``WITH``, ``FROM``-first, ``VALUES``,
+  ``DESCRIBE``, ``SHOW`` and ``SUMMARIZE`` parse as ``SELECT``) or an ``EXPLAIN`` of one;
+* the connection: an in-memory DuckDB database (no file to write to), extensions neither
+  installed nor loaded, file access limited to the warehouse's own data folders
+  (``enable_external_access = false`` with ``allowed_directories``), and the configuration
+  locked so no statement can undo it.
+
+>>> check_read_only("select count(*) from ml_objects;")
+'select count(*) from ml_objects'
+>>> check_read_only("copy ml_objects to 'x.csv'")
+Traceback (most recent call last):
+...
+warehouse.errors.ReadOnlyError: COPY is not allowed: ...
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import duckdb
+
+from warehouse.errors import QueryError, ReadOnlyError
+
+ALLOWED = (
+    "gwh runs one read-only statement: SELECT (also WITH, FROM, VALUES, DESCRIBE, SHOW, "
+    "SUMMARIZE) or EXPLAIN SELECT; write results with --out FILE"
+)
+
+_EXPLAIN = re.compile(r"^\s*explain\s+(?:analy[sz]e\s+)?(.*)$", re.I | re.S)
+
+
+def _kind(statement: duckdb.Statement) -> str:
+    return str(statement.type).rsplit(".", 1)[-1]
+
+
+def check_read_only(sql: str) -> str:
+    """The single read-only statement in ``sql`` (trailing ``;`` removed), or an error.
+
+    Raises
+    ------
+    ReadOnlyError
+        ``sql`` holds no statement, several, or one that is not a SELECT or EXPLAIN SELECT.
+    QueryError
+        ``sql`` does not parse.
+    """
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(str(exc).strip()) from None
+    if not statements:
+        raise ReadOnlyError(f"no SQL statement given; {ALLOWED}.")
+    if len(statements) > 1:
+        raise ReadOnlyError(f"{len(statements)} statements given; {ALLOWED}.")
+    statement = statements[0]
+    kind = _kind(statement)
+    text = statement.query.strip().rstrip(";").strip()
+    if kind == "SELECT":
+        return text
+    if kind == "EXPLAIN":
+        inner = _EXPLAIN.match(text)
+        try:
+            inner_statements = duckdb.extract_statements(inner.group(1)) if inner else []
+        except duckdb.Error:
+            inner_statements = []
+        if len(inner_statements) == 1 and _kind(inner_statements[0]) == "SELECT":
+            return text
+        raise ReadOnlyError(f"EXPLAIN of anything but a SELECT is not allowed: {ALLOWED}.")
+    words = {"LOAD": "INSTALL/LOAD", "SET": "SET/RESET/USE", "CALL": "CALL/CHECKPOINT"}
+    raise ReadOnlyError(f"{words.get(kind, kind)} is not allowed: {ALLOWED}.")
+
+
+def restrict(
+    con: duckdb.DuckDBPyConnection,
+    allowed_directories: Iterable[Path],
+    settings: Mapping[str, object] | None = None,
+) -> None:
+    """Lock ``con`` down to reading the given folders.
+
+    ``settings`` (e.g. ``memory_limit``, ``temp_directory``) are applied first: nothing can
+    change them afterwards. Call it after the views are created and before any user SQL runs.
+    """
+    for name, value in (settings or {}).items():
+        # names come from code, never from users; values are bound
+        if not re.fullmatch(r"[a-z_]+", name):
+            raise QueryError(f"invalid DuckDB setting name {name!r}")
+        con.execute(f"SET {name} = ?", [value])
+    dirs = [str(Path(d).resolve()).rstrip("/") + "/" for d in allowed_directories]
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET allowed_directories = ?", [dirs])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def explain_refusal(exc: duckdb.Error) -> str | None:
+    """A one-line message for DuckDB refusing a sandboxed operation, or None."""
+    if not isinstance(exc, duckdb.PermissionException):
+        return None
+    first = str(exc).strip().splitlines()[0]
+    match = re.search(r'Cannot access (?:file|directory) "([^"]*)"', first)
+    what = f"{match.group(1)} is outside the warehouse" if match else first
+    return (
+        f"{what}: read paths may read only the warehouse's own catalogs and releases "
+        "(no other files, extensions or network)."
+    )
