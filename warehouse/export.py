@@ -75,12 +75,13 @@ import pyarrow.parquet as pq
 
 from warehouse import __version__, db
 from warehouse.config import SPLIT_NAMES
-from warehouse.core import DB_NAME, BaseTableDef, Warehouse, base_tables, explain_error
+from warehouse.core import BaseTableDef, Warehouse, base_tables, explain_error
 from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
 from warehouse.cutouts import CUTOUTS, band_column, combine_fit_actions
 from warehouse.errors import ExportError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.output import column_metadata
+from warehouse.readonly import check_read_only
 from warehouse.release import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
 from warehouse.store import CatalogVersion
 
@@ -314,6 +315,7 @@ def base_query(view: str | None, sql: str | None, split: str | None) -> tuple[st
         text = sql.strip().rstrip(";").strip()
         if not text:
             raise ExportError("--sql is empty; give a SELECT returning object_id.")
+        text = check_read_only(text)  # the same guard as every read path
     else:
         text = f"SELECT * FROM {db.quote_ident(view or 'ml_objects')}"
     if split is None:
@@ -1166,11 +1168,9 @@ def export_hdf5(
                 f"{', '.join(wh.config.bands)}."
             )
     base, params = base_query(view if sql is None else None, sql, split)
-    wh.refresh_views()
-    # A live warehouse: hold the shared lock so no load removes the versions read below. A
-    # packed release folder has no lock file and its versions never change.
-    live = (wh.root / DB_NAME).exists()
-    with wh._lock(shared=True) if live else contextlib.nullcontext():
+    # One committed state for the whole export (catalog views, image table and labels agree),
+    # whose versions no load removes until it ends; loads still commit meanwhile.
+    with wh.reading():
         cv = _image_table(wh, opts.images)
         if opts.images != CUTOUTS.name:
             held = _bands_of(cv.schema)
@@ -1182,10 +1182,16 @@ def export_hdf5(
                     f"{', '.join(held)}."
                 )
         labels = label_columns(wh)
-        with _temporary_beside(out) as tmp, wh.connect(read_only=True) as con:
-            con.execute(f"SET memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
-            con.execute("SET enable_progress_bar = false")  # ours is on stderr when a terminal
-            con.execute(f"SET temp_directory = {db.quote_literal(str(tmp / 'duckdb'))}")
+        with (
+            _temporary_beside(out) as tmp,
+            wh.connect(
+                settings={
+                    "memory_limit": DUCKDB_MEMORY_LIMIT,
+                    "enable_progress_bar": False,  # ours is on stderr when a terminal
+                    "temp_directory": str(tmp / "duckdb"),
+                }
+            ) as con,
+        ):
             digest = export_digest(wh, base, params, bands, opts)
             if out.exists() and not opts.overwrite:
                 if _stored_digest(out) == digest:
