@@ -328,6 +328,18 @@ def check(root: RootOption = None) -> None:
 
 
 @app.command()
+def refresh(root: RootOption = None) -> None:
+    """Re-point warehouse.duckdb at the folder's current location (after moving or copying it),
+    for plain DuckDB clients; gwh itself never needs it."""
+    try:
+        wh = _open(root)
+        wh.refresh()
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"{wh.db_path}: views now read {wh.catalogs_dir.resolve()}")
+
+
+@app.command()
 def demo(
     root_arg: Annotated[
         Path | None, typer.Argument(metavar="[ROOT]", help="Folder for the demo warehouse.")
@@ -662,12 +674,23 @@ def export(
         str | None, typer.Option("--compression", help="lzf or gzip (default: none).")
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing output files.")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace existing output files (--all-splits without it resumes: it keeps "
+            "split files this same export already wrote and writes the missing ones).",
+        ),
     ] = False,
     root: RootOption = None,
     release: ReleaseOption = None,
 ) -> None:
-    """Write HDF5 in the GalaxiesML layout: images (N, bands, S, S) and every query column."""
+    """Write HDF5 in the GalaxiesML layout: images (N, bands, S, S) and every query column.
+
+    Every split of one query has the same datasets: a nullable integer or boolean column is
+    float64 with NaN for NULL (64-bit values beyond 2**53 stay int64), and each nullable
+    integer, boolean or text column has <col>_isnull. Attributes carry units, descriptions,
+    the release, data release, split settings, citations and what the pixel values are.
+    """
     from warehouse.export import (
         ExportOptions,
         available_bands,
@@ -703,6 +726,9 @@ def export(
     except WarehouseError as exc:
         _fail(exc)
     for r in results:
+        if r.kept:
+            typer.echo(f"kept {r.path}: {r.rows:,} galaxies, already written by this export")
+            continue
         actions = ", ".join(f"{a} {n:,}" for a, n in r.fit_actions.items())
         missing = "".join(f"; missing {b}: {n:,}" for b, n in r.missing.items())
         typer.echo(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import io
 import json
 import math
@@ -407,10 +408,10 @@ def column_metadata(wh) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped
         archive = _archive_schema() if name in ("hsc_forced", "hsc_specz") else {}
         for f in cv.schema:
             meta = f.metadata or {}
-            col = archive.get(f.name)
+            col = archive.get(f.name, {})
             for key in ("unit", "description"):
                 raw = meta.get(key.encode())
-                text = raw.decode() if raw else (getattr(col, key, "") if col else "")
+                text = raw.decode() if raw else col.get(key, "")
                 if key == "unit" and not text and f.name in (d.spec.ra, d.spec.dec):
                     text = "deg"
                 if text:
@@ -420,12 +421,32 @@ def column_metadata(wh) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped
     }
 
 
-def _archive_schema() -> dict:
+# The archive's unit strings as astropy/VOUnit spell them; "nano" and "arc" are "nano-Jy" and
+# "arcsec^2" cut short in the archive's metadata (psfflux_flux is in nJy, psf_shape11 in arcsec^2).
+_ARCHIVE_UNITS = {
+    "nano-Jy": "nJy",
+    "nano": "nJy",
+    "degree": "deg",
+    "arcsec^2": "arcsec2",
+    "arc": "arcsec2",
+    "pixel": "pix",
+}
+
+
+@functools.cache
+def _archive_schema() -> dict[str, dict[str, str]]:
+    """Unit and description of each HSC-SSP PDR2 archive column (forced, forced2, specz)."""
     # The HSC tables are stored without field metadata; the archive schema the loader ships
-    # knows each column's unit and description (pdr2_wide forced, forced2, specz).
+    # knows each column's unit and description.
     from loaders.hsc_schema import forced_columns, specz_columns
 
-    return {**specz_columns(), **forced_columns()}
+    out = {}
+    for name, col in {**specz_columns(), **forced_columns()}.items():
+        text = col.description
+        if text.endswith("~"):  # the archive cuts long descriptions with "~"
+            text = text.rstrip("~").rstrip() + "…"
+        out[name] = {"unit": _ARCHIVE_UNITS.get(col.unit, col.unit), "description": text}
+    return out
 
 
 def with_metadata(table: pa.Table, info: Mapping[str, Mapping[str, str]]) -> pa.Table:
