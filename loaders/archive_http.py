@@ -13,12 +13,16 @@ Base URLs resolve as: environment variable > ``warehouse.toml`` value > default:
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import os
+import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +212,61 @@ def atomic_write_bytes(dest: Path, chunks: Iterator[bytes] | bytes) -> Path:
     return dest
 
 
+def secret_forms(secret: str) -> set[str]:
+    """Every way ``secret`` can appear in text a server echoes back.
+
+    Raw; JSON-escaped (``\\"``, ``\\\\``, ``\\uXXXX`` for non-ASCII, and once more for a
+    JSON string inside JSON); Python ``repr``; URL-encoded with :func:`urllib.parse.quote` and
+    :func:`~urllib.parse.quote_plus` (UTF-8 bytes, upper- and lower-case hex); base64 of
+    the UTF-8 bytes.
+
+    >>> sorted(secret_forms('a"b'))[:3]
+    ['YSJi', 'a"b', 'a%22b']
+    """
+    if not secret:
+        return set()
+    forms = {secret, repr(secret)[1:-1]}
+    forms |= {base64.b64encode(b).decode() for b in _encodings(secret)}
+    for ascii_only in (True, False):
+        once = json.dumps(secret, ensure_ascii=ascii_only)[1:-1]
+        forms |= {once, json.dumps(once, ensure_ascii=ascii_only)[1:-1]}
+    for encoded in (
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        urllib.parse.quote_plus(secret),
+        urllib.parse.quote_plus(secret, safe=""),
+    ):
+        forms |= {encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)}
+    return {f for f in forms if f}
+
+
+def _encodings(text: str) -> list[bytes]:
+    """UTF-8, and Latin-1 when it fits: ``requests`` encodes a basic-auth ``str`` as Latin-1."""
+    out = [text.encode("utf-8")]
+    with contextlib.suppress(UnicodeEncodeError):
+        out.append(text.encode("latin-1"))
+    return out
+
+
+def basic_auth_forms(user: str, password: str) -> set[str]:
+    """The ``Authorization: Basic`` value of ``user:password`` (base64, as requests sends it)."""
+    forms = set()
+    for token in _encodings(f"{user}:{password}"):
+        encoded = base64.b64encode(token).decode()
+        forms |= {encoded, encoded.rstrip("=")}
+    return forms
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each form of each secret (longest first) replaced by ``***``."""
+    forms: set[str] = set()
+    for secret in secrets:
+        forms |= secret_forms(secret)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
 class ArchiveSession:
     """A ``requests`` session with timeouts, retries and secret-free error messages.
 
@@ -266,10 +325,12 @@ class ArchiveSession:
         self._session.close()
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """``text`` with every secret replaced by ``***``, in every encoding it may take.
+
+        A server that echoes the request puts the password back raw, JSON-escaped, URL-encoded
+        or, with basic auth, inside a base64 ``user:password``: see :func:`secret_forms`.
+        """
+        return mask_secrets(text, self._secrets)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -343,6 +404,14 @@ class ArchiveSession:
             fobj = value[1] if isinstance(value, tuple) else value
             if hasattr(fobj, "seek"):
                 fobj.seek(0)
+        auth = kwargs.get("auth")
+        if isinstance(auth, tuple) and len(auth) == 2:  # basic auth: mask its header value too
+            user, password = (str(a) for a in auth)
+            extra = (password, *basic_auth_forms(user, password))
+            self._secrets = tuple(dict.fromkeys(self._secrets + extra))
+            # requests encodes str credentials as Latin-1 and fails on anything else: send
+            # those as UTF-8 (RFC 7617's charset) rather than crash
+            kwargs = {**kwargs, "auth": tuple(_encodings(a)[-1] for a in (user, password))}
         shown = self.redact(url)
         try:
             response = self._session.request(method, url, **kwargs)
@@ -382,10 +451,12 @@ class ArchiveSession:
     def excerpt(self, response: requests.Response, limit: int = 300) -> str:
         """The start of a response body as text, secrets masked."""
         try:
-            text = response.content[:limit].decode("utf-8", "replace").strip()
+            text = response.content.decode("utf-8", "replace")
         except requests.RequestException:
             text = "<unreadable body>"
-        return self.redact(" ".join(text.split())) or "<empty body>"
+        # mask the whole body before cutting or folding it: a cut could split a secret
+        text = " ".join(self.redact(text).split())
+        return self.redact(text)[:limit] or "<empty body>"
 
     def _reason(self, exc: BaseException) -> str:
         # requests nests the root cause (e.g. ConnectionResetError) several levels deep
