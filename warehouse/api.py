@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from warehouse.lineage import column_units
+from warehouse.lineage import column_units, one_unit, tables_named
 
 if TYPE_CHECKING:
     import pandas
@@ -35,21 +35,20 @@ __all__ = ["export", "query_df", "query_table", "to_astropy", "units_of"]
 
 def units_of(wh: Warehouse, table: pa.Table, sources: Sequence[str] = ()) -> dict[str, str]:
     """``{column: unit}`` for a result's columns: each column's own ``unit`` field metadata,
-    else the unit of the column of the same name in the base tables (of ``sources`` when given,
-    else of every loaded table; a name whose tables disagree gets none)."""
-    from warehouse.core import base_tables
-
+    else the unit of the column of the same name in the base tables ``sources`` (a name whose
+    tables disagree gets none)."""
     known: dict[str, set[str]] = {}
-    for source in sources or tuple(base_tables()):
+    for source in sources:
         for name, unit in column_units(wh, source).items():
             known.setdefault(name, set()).add(unit)
     out = {}
     for f in table.schema:
         raw = (f.metadata or {}).get(b"unit")
+        units = known.get(f.name.lower(), set())
         if raw:
             out[f.name] = raw.decode()
-        elif len(known.get(f.name.lower(), ())) == 1:
-            out[f.name] = next(iter(known[f.name.lower()]))
+        elif units and one_unit(units):
+            out[f.name] = next(iter(units))
     return out
 
 
@@ -114,9 +113,10 @@ def query_df(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> pa
 
 def query_table(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> Table:
     """The result of one read-only statement as an astropy Table, with units from the stored
-    tables' field metadata (:func:`units_of`)."""
+    field metadata of the tables the statement names (:func:`units_of`): a result column takes
+    the unit of the table column of the same name."""
     result = wh.query(sql, params)
-    return to_astropy(result, units_of(wh, result))
+    return to_astropy(result, units_of(wh, result, tables_named(sql)))
 
 
 def export(

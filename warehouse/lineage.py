@@ -24,7 +24,14 @@ from pathlib import Path
 from warehouse.db import load_models, quote_ident
 from warehouse.errors import QueryError
 
-__all__ = ["base_sources", "column_units", "is_simulated_file", "simulated_sources"]
+__all__ = [
+    "base_sources",
+    "column_units",
+    "is_simulated_file",
+    "one_unit",
+    "simulated_sources",
+    "tables_named",
+]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SIMULATED_PREFIX = "simulated"
@@ -66,6 +73,14 @@ def base_sources(name: str) -> tuple[str, ...]:
     return tuple(b for b in bases if b in found)
 
 
+def tables_named(sql: str) -> tuple[str, ...]:
+    """The base tables behind the tables and views a SQL text names (in registry order)."""
+    words = set(_IDENT.findall(sql))
+    names = (set(_base_table_defs()) | set(_model_words())) & words
+    found = {b for name in names for b in base_sources(name)}
+    return tuple(b for b in _base_table_defs() if b in found)
+
+
 def _hsc_archive_unit(column: str) -> str:
     # The HSC tables were stored without field metadata before units were written there;
     # the archive schema shipped with the loader knows them.
@@ -79,25 +94,39 @@ def column_units(wh, table: str) -> dict[str, str]:  # type: ignore[no-untyped-d
 
     Units come from each base table's stored field metadata (``unit``), else the HSC-SSP archive
     schema for the HSC tables; ra/dec are degrees. A view's column takes the unit of the base
-    column of the same name; a name whose base tables disagree gets no unit.
+    column of the same name; a name whose base tables disagree gets no unit (``deg`` and
+    ``degree`` agree).
     """
     defs = _base_table_defs()
     seen: dict[str, set[str]] = {}
     for base in base_sources(table):
         spec = defs[base].spec
-        for col in (spec.ra, spec.dec):
-            seen.setdefault(col.lower(), set()).add("deg")
+        units = {spec.ra.lower(): "deg", spec.dec.lower(): "deg"}
         cv = wh.current_version(base)
-        if cv is None:
-            continue
-        for f in cv.schema:
+        for f in cv.schema if cv is not None else ():
             raw = (f.metadata or {}).get(b"unit")
             unit = raw.decode() if raw else ""
             if not unit and base in ("hsc_forced", "hsc_specz"):
                 unit = _hsc_archive_unit(f.name)
             if unit:
-                seen.setdefault(f.name.lower(), set()).add(unit)
-    return {name: units.pop() for name, units in seen.items() if len(units) == 1}
+                units[f.name.lower()] = unit
+        for name, unit in units.items():
+            seen.setdefault(name, set()).add(unit)
+    return {name: next(iter(units)) for name, units in seen.items() if one_unit(units)}
+
+
+def one_unit(units: set[str]) -> bool:
+    """Whether spellings name one unit (``deg`` and ``degree`` do; ``mag`` and ``nJy`` do not)."""
+    if len(units) <= 1:
+        return True
+    import warnings
+
+    from astropy import units as u
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", u.UnitsWarning)
+        parsed = {u.Unit(text, parse_strict="silent") for text in units}
+    return len(parsed) == 1 and not isinstance(next(iter(parsed)), u.UnrecognizedUnit)
 
 
 def is_simulated_file(path: str | Path) -> bool:

@@ -144,8 +144,8 @@ def plot_cmd(
 ) -> PlotResult:
     """A colour-magnitude diagram of ``y`` against ``x``, each point coloured by the number of
     sources around it (a 2-D histogram of ``bins`` x ``bins``, by default about sqrt(N)/1.5 bins
-    a side); a magnitude y axis is inverted (bright at the top). The axes show the central 99% of
-    each coordinate; points outside are counted in the title.
+    a side). A y axis of one magnitude (not a colour) is inverted: bright at the top. The axes
+    show the central 99% of each coordinate; points outside are counted in the title.
     """
     rows = _query(
         wh,
@@ -163,7 +163,9 @@ def plot_cmd(
         )
     units = column_units(wh, table)
     xl, _ = _axis_label(x, units, x_label)
-    yl, yunit = _axis_label(y, units, y_label)
+    yl, _ = _axis_label(y, units, y_label)
+    # one magnitude (not a colour, a difference of two): bright at the top
+    magnitude = sum(units.get(n.lower()) == "mag" for n in set(_IDENT.findall(y))) == 1
 
     from matplotlib.colors import LogNorm
 
@@ -194,7 +196,7 @@ def plot_cmd(
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
     ax.set_xlim(*xlim)
-    ax.set_ylim(*(ylim[::-1] if yunit == "mag" else ylim))  # magnitudes: bright at the top
+    ax.set_ylim(*(ylim[::-1] if magnitude else ylim))
     title = f"{table}: {xs.size:,} sources"
     notes = []
     if dropped:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -56,7 +55,7 @@ def test_query_helpers_keep_nulls_ids_and_units(demo_dir):
     assert df["object_id"].tolist() == arrow.column("object_id").to_pylist()  # exact int64
     assert str(df["odd"].dtype) == "Int32" and df["odd"].isna().any()
     t = wh.query_table(sql)
-    assert str(t["i_cmodel_mag"].unit) == "mag" and str(t["ra"].unit) == "deg"
+    assert str(t["i_cmodel_mag"].unit) == "mag" and str(t["ra"].unit) in ("deg", "degree")
     assert t["odd"].mask.any() and t["object_id"].tolist() == df["object_id"].tolist()
     assert len(t) == arrow.num_rows
 
@@ -71,7 +70,7 @@ def test_to_astropy_masks_nulls_and_keeps_unknown_units():
     )
     t = to_astropy(table, {"flux": "nJy", "id": "not_a_unit"})
     assert list(t["id"].mask) == [False, True] and list(t["name"].mask) == [False, True]
-    assert str(t["flux"].unit) == "nJy" and np.isnan(t["flux"][1])
+    assert str(t["flux"].unit) == "nJy" and list(t["flux"].mask) == [False, True]
     assert str(t["id"].unit) == "not_a_unit"
 
 
