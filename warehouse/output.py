@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shutil
+import textwrap
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -299,7 +300,7 @@ def format_table(table: pa.Table, max_rows: int | None = 100, width: int | None 
         )
     if shown.num_rows < n or hidden:
         rows += "; use --format csv/json or --out FILE for everything"
-    lines.append(f"({rows})")
+    lines += textwrap.wrap(f"({rows})", width=width, break_on_hyphens=False)
     return "\n".join(lines)
 
 

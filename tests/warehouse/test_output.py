@@ -1,0 +1,172 @@
+"""``gwh sql`` output: strict JSON for every DuckDB type, tables that fit the terminal, CSV of
+nested columns, Parquet that astropy and pandas read with units."""
+
+from __future__ import annotations
+
+import csv
+import decimal
+import io
+import json
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from warehouse import output
+
+EVERY_TYPE = r"""
+SELECT 1.50::DECIMAL(4, 2) AS dec, 12345678901234567890.12::DECIMAL(38, 2) AS dec38,
+       170141183460469231731687303715884105727::HUGEINT AS huge,
+       -170141183460469231731687303715884105727::HUGEINT AS neg_huge,
+       2::UHUGEINT AS uhuge, 9007199254740993::BIGINT AS id, 18446744073709551615::UBIGINT AS ubig,
+       'inf'::DOUBLE AS pinf, '-inf'::FLOAT AS ninf, 'nan'::DOUBLE AS nan, NULL::DOUBLE AS null_d,
+       0.1::FLOAT AS f32, 0.1::DOUBLE AS f64, DATE '2020-01-02' AS day,
+       TIMESTAMP '2020-01-02 03:04:05.5' AS ts, TIMESTAMPTZ '2020-01-02 03:04:05+00' AS tstz,
+       TIME '03:04:05' AS t, INTERVAL '1 month 2 days 3.25 seconds' AS iv, '\x01\xff'::BLOB AS blob,
+       [1, NULL, 3] AS list, {'a': 1.5, 'b': ['x']} AS struct, MAP([1, 2], ['x', 'y']) AS map,
+       'tab' || chr(9) || '"quote"' AS text, NULL::VARCHAR AS null_s, true AS yes,
+       gen_random_uuid() AS uuid
+"""
+
+
+def refuse(name: str):
+    raise ValueError(f"not JSON: {name}")
+
+
+@pytest.fixture(scope="module")
+def every_type():
+    with duckdb.connect() as con:
+        return con.sql(EVERY_TYPE).to_arrow_table()
+
+
+def strict(text: str):
+    return json.loads(text, parse_constant=refuse, parse_float=decimal.Decimal)
+
+
+def test_json_of_every_duckdb_type_is_strict_and_exact(every_type):
+    rows = strict(output.render(every_type, "json"))
+    assert isinstance(rows, list) and len(rows) == 1
+    r = rows[0]
+    assert r["dec"] == decimal.Decimal("1.50") and r["dec38"] == decimal.Decimal(
+        "12345678901234567890.12"
+    )
+    assert r["huge"] == 2**127 - 1 and r["neg_huge"] == -(2**127 - 1) and r["uhuge"] == 2
+    assert r["id"] == 9007199254740993 and isinstance(r["id"], int)  # not 9007199254740992.0
+    assert r["ubig"] == 2**64 - 1
+    assert (r["pinf"], r["ninf"], r["nan"], r["null_d"]) == ("inf", "-inf", "nan", None)
+    assert float(r["pinf"]) == float("inf")
+    assert r["f32"] == decimal.Decimal("0.1") and r["f64"] == decimal.Decimal("0.1")
+    assert r["day"] == "2020-01-02" and r["ts"] == "2020-01-02T03:04:05.500000"
+    assert r["tstz"].startswith("2020-01-02T03:04:05") and r["t"] == "03:04:05"
+    assert r["iv"] == "P1M2DT3.25S" and r["blob"] == "01ff"
+    assert r["list"] == [1, None, 3]
+    assert r["struct"] == {"a": decimal.Decimal("1.5"), "b": ["x"]}
+    assert r["map"] == {"1": "x", "2": "y"}
+    assert r["text"] == 'tab\t"quote"' and r["null_s"] is None and r["yes"] is True
+    assert len(r["uuid"]) == 36
+
+
+def test_jsonl_is_one_strict_object_per_line(every_type):
+    lines = output.render(every_type, "jsonl").splitlines()
+    assert len(lines) == 1 and strict(lines[0])["huge"] == 2**127 - 1
+    with duckdb.connect() as con:
+        empty = con.sql("SELECT 1 AS a WHERE false").to_arrow_table()
+        two = con.sql("SELECT * FROM range(2) AS t(a)").to_arrow_table()
+    assert output.render(empty, "json") == "[]" and output.render(empty, "jsonl") == ""
+    assert [strict(x) for x in output.render(two, "jsonl").splitlines()] == [{"a": 0}, {"a": 1}]
+
+
+def test_lossless_128_bit_integers_are_exact():
+    # DuckDB's own Arrow export (arrow_lossless_conversion) as an opaque 16-byte extension
+    with duckdb.connect() as con:
+        con.execute("SET arrow_lossless_conversion = true")
+        t = con.sql(
+            "SELECT 340282366920938463463374607431768211455::UHUGEINT AS u, "
+            "-170141183460469231731687303715884105727::HUGEINT - 1 AS h"
+        ).to_arrow_table()
+    r = strict(output.render(t, "json"))[0]
+    assert r == {"u": 2**128 - 1, "h": -(2**127)}
+    assert next(csv.DictReader(io.StringIO(output.render(t, "csv")))) == {
+        "u": str(2**128 - 1),
+        "h": str(-(2**127)),
+    }
+
+
+def test_csv_writes_nested_cells_as_json_text(every_type):
+    row = next(csv.DictReader(io.StringIO(output.render(every_type, "csv"))))
+    assert json.loads(row["list"]) == [1, None, 3]
+    assert json.loads(row["struct"]) == {"a": 1.5, "b": ["x"]}
+    assert json.loads(row["map"]) == {"1": "x", "2": "y"}
+    assert row["blob"] == "01ff" and row["iv"] == "P1M2DT3.25S" and row["id"] == "9007199254740993"
+
+
+def test_table_hides_columns_that_do_not_fit_and_prints_floats_at_their_precision():
+    with duckdb.connect() as con:
+        wide = con.sql(
+            "SELECT range AS id, "
+            + ", ".join(f"{k}.5::DOUBLE AS column_{k}" for k in range(60))
+            + ", 0.1::FLOAT AS f32, 1/3 AS f64 FROM range(3)"
+        ).to_arrow_table()
+    text = output.format_table(wide, width=90)
+    lines = text.splitlines()
+    assert all(len(line) <= 90 for line in lines)
+    assert lines[0].split()[0] == "id" and lines[0].split()[-1] == "f64"  # both ends kept
+    assert "…" in lines[0]
+    footer = " ".join(lines[5:])  # after the header, the rule and 3 rows; wrapped to 90
+    assert "(3 rows; 63 columns, 55 hidden to fit 90 characters (select fewer columns" in footer
+    assert lines[2].split()[-2:] == ["0.1", "0.3333333333333333"]  # float32 0.1, not 0.100000001
+    full = output.format_table(wide, width=10_000)
+    assert "…" not in full and full.endswith("(3 rows)")
+
+
+def test_gwh_sql_formats_from_the_command_line(cli, loaded, tmp_path):
+    root = str(loaded.root)
+    ids = loaded.query("SELECT object_id FROM hsc_forced ORDER BY object_id LIMIT 5")
+    expected = ids.column("object_id").to_pylist()
+    q = "SELECT object_id, 1.5::DECIMAL(4,2) AS d, 'inf'::DOUBLE AS i FROM hsc_forced"
+    q += " ORDER BY object_id LIMIT 5"
+    r = cli("sql", q, "--format", "json", "--root", root)
+    assert r.exit_code == 0, r.output
+    assert [row["object_id"] for row in strict(r.stdout)] == expected
+    r = cli("sql", q, "--format", "jsonl", "--root", root)
+    assert [strict(x)["i"] for x in r.stdout.splitlines()] == ["inf"] * 5
+    r = cli("sql", "select * from ml_objects limit 3", "--root", root, env={"COLUMNS": "100"})
+    assert r.exit_code == 0, r.output
+    assert all(len(line) <= 100 for line in r.stdout.splitlines())
+    assert "hidden to fit 100 characters" in r.stdout
+    r = cli("sql", "select [1, 2] AS l, {'a': 1} AS s", "--format", "csv", "--root", root)
+    assert r.exit_code == 0 and r.stdout.splitlines()[1] == '"[1, 2]","{""a"": 1}"'
+    r = cli("sql", "select [1, 2] AS l", "--out", tmp_path / "x.csv", "--root", root)
+    assert r.exit_code == 0 and (tmp_path / "x.csv").read_text().splitlines()[1] == '"[1, 2]"'
+    help_text = cli("sql", "--help").stdout
+    assert "JSON array" in help_text and "JSON Lines" in help_text
+
+
+def test_parquet_out_has_units_and_reads_in_astropy_and_pandas(cli, loaded, tmp_path):
+    from astropy.table import Table
+
+    out = tmp_path / "x.parquet"
+    q = (
+        "SELECT object_id, ra, g_cmodel_mag, g_cmodel_flux, "
+        "CASE WHEN object_id % 2 = 0 THEN NULL ELSE 'name' END AS maybe_name "
+        "FROM hsc_forced ORDER BY object_id LIMIT 6"
+    )
+    r = cli("sql", q, "--out", out, "--root", str(loaded.root))
+    assert r.exit_code == 0, r.output
+    schema = pq.read_schema(out)
+    assert schema.field("g_cmodel_mag").metadata[b"unit"] == b"mag"
+    assert schema.field("ra").metadata[b"unit"] == b"deg"
+    assert b"cmodel" in schema.field("g_cmodel_mag").metadata[b"description"]
+    expected = loaded.query(q).to_pylist()
+
+    t = Table.read(out)  # failed on NULL strings before
+    assert str(t["g_cmodel_mag"].unit) == "mag" and str(t["g_cmodel_flux"].unit) == "nJy"
+    assert "cmodel" in t["g_cmodel_mag"].description
+    assert t["object_id"].tolist() == [row["object_id"] for row in expected]
+
+    df = pd.read_parquet(out)
+    assert df["object_id"].tolist() == [row["object_id"] for row in expected]
+    assert [None if pd.isna(v) else v for v in df["maybe_name"]] == [
+        row["maybe_name"] for row in expected
+    ]
