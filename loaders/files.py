@@ -366,9 +366,8 @@ def _data_table(path: Path, hdul, required: tuple[str, ...]):  # type: ignore[no
         f"{', '.join(h.columns.names[:5])}{', ...' if len(h.columns.names) > 5 else ''}"
         for i, h in tables
     )
-    which = "several" if len(fits_ok) > 1 else "none"
     raise LoadError(
-        f"{path} has {len(tables)} table HDUs and {which} of them holds all of "
+        f"{path} has {len(tables)} table HDUs and {len(fits_ok) or 'none'} of them hold all of "
         f"{', '.join(required) or 'the required columns'} ({found}). Write the data table "
         "alone to a file and load that."
     )

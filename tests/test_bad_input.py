@@ -177,3 +177,197 @@ def test_view_over_unloaded_table_says_what_to_load(cli, make_warehouse):
     assert result.exit_code == 1
     assert "hsc_specz has not been loaded yet" in result.stderr
     assert "gwh load hsc-specz" in result.stderr
+
+
+# --------------------------------------------------------------------------- issue 13: keys
+
+
+def _with_null(table: pa.Table, column: str, index: int) -> pa.Table:
+    values = table.column(column).to_pylist()
+    values[index] = None
+    i = table.column_names.index(column)
+    return table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "where"),
+    [(".csv", "line 8"), (".fits", "row 6"), (".parquet", "row 6")],  # csv: 1 comment + header
+)
+def test_a_null_object_id_is_refused_naming_file_column_and_line(
+    cli, wh_root, tmp_path, field, suffix, where
+):
+    table = _with_null(field.forced.slice(0, 20), "object_id", 5)
+    path = tmp_path / f"null_id{suffix}"
+    if suffix == ".csv":
+        write_archive_csv(table, path)
+    elif suffix == ".fits":
+        write_archive_fits(table, path, isnull_columns=("object_id",))
+    else:
+        pq.write_table(table, path)
+    _load_fails(cli, wh_root, "hsc-forced", path, where, "column object_id", "NULL")
+
+
+@pytest.mark.parametrize("column", ["object_id", "specz_name"])
+def test_a_null_in_the_specz_key_is_refused(cli, wh_root, tmp_path, field, column):
+    """NULLs in (object_id, specz_name) used to make unrelated rows replace each other."""
+    path = tmp_path / "specz_null_key.parquet"
+    pq.write_table(_with_null(field.specz.slice(0, 10), column, 3), path)
+    _load_fails(cli, wh_root, "hsc-specz", path, "row 4", f"column {column}", "NULL")
+
+
+# --------------------------------------------------------------------------- empty files
+
+
+def test_a_header_only_file_changes_nothing_and_later_files_with_its_columns_load(
+    cli, make_warehouse, tmp_path, field
+):
+    wh = make_warehouse()  # empty: the header-only file would have been the table's first
+    forced = field.forced.slice(0, 30)
+    noted = forced.append_column("my_note", pa.array([f"n{i}" for i in range(30)]))
+    empty = tmp_path / "header_only.csv"
+    write_archive_csv(noted.slice(0, 0), empty)
+    _load_fails(cli, wh.root, "hsc-forced", empty, "no data rows", "unchanged")
+    assert wh.query("SELECT count(*) AS n FROM gwh_loads").column("n")[0].as_py() == 0
+    assert not (wh.root / "catalogs" / "hsc_forced").exists()
+
+    full = tmp_path / "full.csv"
+    write_archive_csv(noted, full)
+    assert cli("load", "hsc-forced", full, "--root", wh.root).exit_code == 0
+    stored = wh.current_version("hsc_forced").schema
+    assert stored.field("my_note").type == pa.string()
+    assert not any(pa.types.is_null(f.type) for f in stored)
+
+    # an upsert of the same objects replaces the values (this crashed on a null-typed column)
+    changed = noted.set_column(
+        noted.column_names.index("my_note"), "my_note", pa.array([f"m{i}" for i in range(30)])
+    )
+    again = tmp_path / "again.csv"
+    write_archive_csv(changed, again)
+    assert cli("load", "hsc-forced", again, "--root", wh.root).exit_code == 0
+    notes = wh.query("SELECT DISTINCT substr(my_note, 1, 1) AS c FROM hsc_forced").column("c")
+    assert notes.to_pylist() == ["m"]
+    assert wh.query("SELECT count(*) AS n FROM hsc_forced").column("n")[0].as_py() == 30
+
+
+def test_a_zero_row_parquet_is_refused(cli, wh_root, tmp_path, field):
+    path = tmp_path / "zero.parquet"
+    pq.write_table(field.forced.slice(0, 0), path)
+    _load_fails(cli, wh_root, "hsc-forced", path, "no data rows")
+
+
+def test_an_all_empty_undeclared_column_takes_its_type_from_later_data(
+    cli, make_warehouse, tmp_path, field
+):
+    """A column with no values has Arrow type null; it must never become the stored type."""
+    wh = make_warehouse()
+    forced = field.forced.slice(0, 10)
+    first = tmp_path / "first.csv"
+    write_archive_csv(forced.append_column("comment", pa.nulls(10, pa.string())), first)
+    assert cli("load", "hsc-forced", first, "--root", wh.root).exit_code == 0
+    assert "comment" not in wh.current_version("hsc_forced").schema.names
+    second = tmp_path / "second.csv"
+    write_archive_csv(forced.append_column("comment", pa.array(["ok"] * 10)), second)
+    assert cli("load", "hsc-forced", second, "--root", wh.root).exit_code == 0
+    assert wh.current_version("hsc_forced").schema.field("comment").type == pa.string()
+
+
+# --------------------------------------------------------------------------- CSV shape
+
+
+def test_a_csv_with_a_byte_order_mark_loads_like_one_without(cli, make_warehouse, tmp_path, field):
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    write_archive_csv(field.forced.slice(0, 25), plain)
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    rows = []
+    for name, path in (("a", plain), ("b", bom)):
+        wh = make_warehouse(name)
+        result = cli("load", "hsc-forced", path, "--root", wh.root)
+        assert result.exit_code == 0, result.output
+        rows.append(wh.query("SELECT * EXCLUDE (_healpix_29) FROM hsc_forced ORDER BY object_id"))
+    assert repr(rows[0].to_pylist()) == repr(rows[1].to_pylist())  # NaN == NaN here
+
+
+def test_a_csv_cut_after_its_last_delimiter_is_refused(cli, wh_root, tmp_path, field):
+    path = tmp_path / "cut.csv"
+    write_archive_csv(field.forced.slice(0, 20), path)
+    data = path.read_bytes().rstrip(b"\n")
+    path.write_bytes(data[: data.rfind(b",") + 1])  # the last value would become NULL
+    _load_fails(cli, wh_root, "hsc-forced", path, "line 22", "without a newline", "truncated")
+
+
+def test_a_csv_ending_inside_a_quoted_value_is_refused(cli, wh_root, tmp_path):
+    path = tmp_path / "open_quote.csv"
+    path.write_text("object_id,ra,dec,patch_s\n" + f'{BIG},10,1,"4,6"\n{BIG + 1},10,1,"4,')
+    _load_fails(cli, wh_root, "hsc-forced", path, "line 3", "quoted value", "truncated")
+
+
+def test_a_complete_last_line_without_a_newline_loads(cli, make_warehouse, tmp_path):
+    wh = make_warehouse()
+    path = tmp_path / "no_final_newline.csv"
+    path.write_text(HEADER + f"{BIG},10,1,22.1,f\n{BIG + 1},10.5,1,22.2,t")
+    result = cli("load", "hsc-forced", path, "--root", wh.root)
+    assert result.exit_code == 0, result.output
+    flags = wh.query("SELECT g_cmodel_flag FROM hsc_forced ORDER BY object_id").column(0)
+    assert flags.to_pylist() == [False, True]
+
+
+def test_a_malformed_row_names_its_real_line(cli, wh_root, tmp_path):
+    path = tmp_path / "malformed.csv"
+    path.write_text(
+        "# comment\n" + HEADER + f"{BIG},10,1,22.1,f\n{BIG + 1},10,1\n{BIG + 2},10,1,2,f\n"
+    )
+    message = _load_fails(cli, wh_root, "hsc-forced", path, "line 4", "expected 5 columns, got 3")
+    assert "line ?" not in message
+
+
+def test_random_bytes_named_csv_is_a_clear_error(cli, wh_root, tmp_path):
+    path = tmp_path / "random.csv"
+    path.write_bytes(bytes(range(256)) * 20)
+    message = _load_fails(cli, wh_root, "hsc-forced", path, "not UTF-8 text")
+    assert message.isprintable() or message.strip().isprintable()
+
+
+def test_a_truncated_csv_gz_is_a_clear_error(cli, wh_root, tmp_path, field):
+    import gzip
+
+    plain = tmp_path / "forced.csv"
+    write_archive_csv(field.forced, plain)
+    packed = gzip.compress(plain.read_bytes())
+    path = tmp_path / "forced.csv.gz"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    _load_fails(cli, wh_root, "hsc-forced", path, "gzip stream is truncated")
+
+
+# --------------------------------------------------------------------------- FITS table choice
+
+
+def _two_table_fits(path, first: pa.Table, second: pa.Table) -> None:
+    from astropy.io import fits
+
+    a, b = path.with_suffix(".a.fits"), path.with_suffix(".b.fits")
+    write_archive_fits(first, a)
+    write_archive_fits(second, b)
+    with fits.open(a) as ha, fits.open(b) as hb:
+        one, two = ha[1].copy(), hb[1].copy()
+        one.name, two.name = "SUMMARY", "DATA"
+        fits.HDUList([fits.PrimaryHDU(), one, two]).writeto(path)
+    a.unlink()
+    b.unlink()
+
+
+def test_fits_whose_first_table_is_not_the_data_loads_the_data_table(
+    cli, make_warehouse, tmp_path, field
+):
+    path = tmp_path / "two_tables.fits"
+    summary = pa.table({"nrows": pa.array([300], pa.int64()), "note": ["summary"]})
+    _two_table_fits(path, summary, field.forced.slice(0, 300))
+    wh = make_warehouse()
+    result = cli("load", "hsc-forced", path, "--root", wh.root)
+    assert result.exit_code == 0, result.output
+    assert wh.query("SELECT count(*) AS n FROM hsc_forced").column("n")[0].as_py() == 300
+
+
+def test_fits_with_two_candidate_tables_is_refused_naming_them(cli, wh_root, tmp_path, field):
+    path = tmp_path / "ambiguous.fits"
+    _two_table_fits(path, field.forced.slice(0, 5), field.forced.slice(5, 300))
+    _load_fails(cli, wh_root, "hsc-forced", path, "HDU 1 SUMMARY: 5 rows", "HDU 2 DATA: 300 rows")

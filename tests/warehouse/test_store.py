@@ -200,3 +200,49 @@ def test_round_trip_parquet_duckdb(tmp_path_factory, rows):
         got.column("mag").to_numpy(zero_copy_only=False),
         want.column("mag").to_numpy(zero_copy_only=False),
     )
+
+
+# --------------------------------------------------------------------------- issue 13 guards
+
+SPECZ_LIKE = TableSpec("pairs", key=("object_id", "name"), ra="ra", dec="dec")
+
+
+def _merge(previous, rows, dest, spec=SPEC):
+    return merge_version(previous, rows, spec, dest, max_rows=10, max_order=8, source="f")
+
+
+@pytest.mark.parametrize("spec", [SPEC, SPECZ_LIKE])
+def test_a_null_in_any_key_column_is_refused(tmp_path, spec):
+    base = _table([1, 2, 3], [10.0, 10.1, 10.2], [1.0, 1.1, 1.2], name=["a", "b", "c"])
+    v1 = _merge(None, base, tmp_path / "v1", spec)
+    for column in spec.key:
+        values = base.column(column).to_pylist()
+        values[1] = None
+        i = base.column_names.index(column)
+        bad = base.set_column(i, column, pa.array(values, base.schema.field(i).type))
+        with pytest.raises(LoadError, match=f"NULL {column}"):
+            _merge(v1, bad, tmp_path / f"v2-{column}", spec)
+        assert not (tmp_path / f"v2-{column}").exists()
+
+
+def test_a_null_typed_column_never_reaches_the_stored_schema(tmp_path):
+    rows = _table([1, 2], [10.0, 10.1], [1.0, 1.1], note=pa.nulls(2))
+    v1 = _merge(None, rows, tmp_path / "v1")
+    assert "note" not in v1.schema.names  # nothing to type it by: left out, not stored as null
+    typed = _table([1, 2], [10.0, 10.1], [1.0, 1.1], note=pa.array(["x", "y"]))
+    v2 = _merge(v1, typed, tmp_path / "v2")
+    assert v2.schema.field("note").type == pa.string()
+    # a later all-NULL column takes the stored type, and its NULLs still replace the values
+    v3 = _merge(v2, _table([2], [10.1], [1.1], note=pa.nulls(1)), tmp_path / "v3")
+    assert v3.schema.field("note").type == pa.string()
+    stored = pa.concat_tables([pq.read_table(f) for f in v3.files()]).sort_by("object_id")
+    assert stored.column("note").to_pylist() == ["x", None]
+    assert not any(pa.types.is_null(pq.read_schema(f).field("note").type) for f in v3.files())
+
+
+def test_zero_rows_are_refused_by_the_store(tmp_path):
+    with pytest.raises(LoadError, match="no rows"):
+        _merge(
+            None, _table([], pa.array([], pa.float64()), pa.array([], pa.float64())), tmp_path / "v"
+        )
+    assert not (tmp_path / "v").exists()
