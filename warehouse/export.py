@@ -6,8 +6,12 @@ Layout of one file (every dataset has N rows; row i of each describes the galaxy
                                          a centred crop or zero padding reaches S x S
     mask           (N, B, S, S) int32    HSC mask bits; padding and missing bands: NO_DATA (bit 8)
     variance       (N, B, S, S) float32  padding: inf (no information); missing bands: NaN
-    <column>       (N,)                  every column of the query, under its own name
+    <column>       (N,)                  every column of the query, under its own name; a
+                                         nullable integer (exact in float64) or boolean
+                                         column is float64 with NaN for NULL
     <column>_isnull (N,) bool            for integer, boolean and string columns holding NULLs
+                                         anywhere in the unsplit query (so every split of one
+                                         query has the same datasets and types)
     fit_action     (N,) string           none, cropped, padded or cropped+padded
     zeropoint      (N, B) float64        AB zeropoint per band; NaN when unknown or missing
     image_simulated (N,) bool            the pixels are synthetic
@@ -15,7 +19,11 @@ Layout of one file (every dataset has N rows; row i of each describes the galaxy
 
 File attributes: ``gwh_version``, ``sql`` (the full SQL text that chose the rows) and
 ``sql_params``, ``split``, ``image_table``, ``bands``, ``size``, ``pixel_scale``, ``row_count``,
-``row_order``, ``data`` (real, simulated or mixed) and notes on units and padding. Rows are
+``row_order``, ``data`` (real, simulated or mixed), ``release``, ``data_release``, ``rerun``,
+``split_fractions``, ``split_salt``, ``split_mode``, ``citation``, ``acknowledgement``,
+``export_sha256`` (:func:`export_digest`), ``image_units`` (calibrated flux only where the
+zeropoints are known) and notes on padding. Each query column's dataset has the ``unit`` and
+``description`` the warehouse knows (:func:`warehouse.output.column_metadata`). Rows are
 ordered by ``_healpix_29`` then ``object_id``. Images are chunked one object per chunk;
 compression (lzf or gzip + shuffle) is optional and off by default (it does not pay on noisy
 float images).
@@ -40,8 +48,10 @@ off, HDF5 1.8 file format pinned), no wall-clock values, a fixed row order.
 Memory is bounded by one partition of the ``cutouts`` table, never by N: catalog rows stream from
 DuckDB in order, and when they leave a cutouts partition its band columns are read with pyarrow,
 one plane (image, variance, mask) at a time, and written to pre-sized HDF5 datasets. The file is
-built under a temporary name beside the target and renamed at the end; an exception or Ctrl-C
-removes it.
+built in a hidden folder beside the target, named with this host and PID, and renamed at the end;
+an exception or Ctrl-C removes it, and after a kill the next export removes it
+(:func:`clean_stale_temporaries`). ``export_all_splits`` resumes: it keeps the split files the
+same export already finished (same ``export_sha256``).
 
 Examples
 --------
