@@ -62,6 +62,7 @@ from warehouse.morphology_worker import (
     Job,
     measure_rows,
     measure_stored_object,
+    watch_parent,
 )
 from warehouse.store import TableSpec
 
@@ -435,7 +436,10 @@ def _results(
     # spawn would import numpy, scipy and pyarrow again in every worker).
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["warehouse.morphology_worker"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    # the workers end themselves when this process ends, even by kill -9 (no orphans)
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=watch_parent, initargs=(os.getpid(),)
+    )
     clean = False
     try:
         pending = set()

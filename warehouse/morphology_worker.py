@@ -8,6 +8,10 @@ objects' stored cutout rows (bytes) and returns small dicts.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,9 @@ INT_FIELDS = frozenset(
 )
 PIXEL_COLUMNS = ("image", "variance", "mask", "height", "width", "zeropoint", "pixel_scale")
 """Cutout columns a measurement reads per band."""
+
+PARENT_POLL_SECONDS = 0.2
+"""How often a worker checks that the process that made its pool still runs."""
 
 HSC_PIXEL_SCALE = 0.168  # used only to run the measurement when a band has no pixel scale
 HSC_ZEROPOINT = 27.0
@@ -127,3 +134,62 @@ def measure_stored_object(
 def measure_rows(rows: list[dict[str, Any]], job: Job) -> list[dict[str, Any]]:
     """Measure stored cutouts rows (object_id and the pixel columns of ``job.bands``)."""
     return [measure_stored_object(row, job.bands, job.config, job.bad_bits) for row in rows]
+
+
+# --------------------------------------------------------------------------- orphaned workers
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped, counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent (the forkserver) ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the watchdog thread alone
+        return
+
+
+def watch_parent(owner_pid: int, interval: float = PARENT_POLL_SECONDS) -> None:
+    """Worker initializer: end this worker when ``owner_pid`` (the process that made the pool)
+    or the worker's own parent ends.
+
+    A pool's workers block on its task queue, whose write end every worker holds too, so they
+    never see their owner die; and the forkserver they were forked from waits for them. Killing
+    ``gwh morphology measure`` (kill -9) would leave both running forever. A daemon thread polls
+    the owner every ``interval`` seconds and exits the worker at once (``os._exit``: nothing of
+    the owner's is left to flush); on Linux the kernel also kills the worker when the forkserver
+    ends (``PR_SET_PDEATHSIG``).
+    """
+    _die_with_parent()
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            if not _alive(owner_pid) or os.getppid() != parent:
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="gwh-parent-watch", daemon=True).start()
