@@ -54,11 +54,14 @@ def normalise_name(name: str) -> str:
     return name.strip().strip('"').strip().lower()
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, on_bytes: Callable[[int], object] | None = None) -> str:
+    """The file's SHA-256; ``on_bytes(n)`` after each block read (a progress bar's update)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
+            if on_bytes is not None:
+                on_bytes(len(block))
     return h.hexdigest()
 
 

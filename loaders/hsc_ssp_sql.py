@@ -39,6 +39,7 @@ from loaders.archive_http import (
     atomic_write_bytes,
     credentials_from_env,
 )
+from warehouse import progress
 from warehouse.errors import ArchiveError, AuthenticationError
 
 __all__ = [
@@ -279,6 +280,8 @@ class CatalogJobClient:
         if poll_timeout <= 0:
             raise ValueError(f"poll_timeout must be > 0 seconds, got {poll_timeout}")
         waited, interval = 0.0, 1.0
+        shown = progress.status(f"HSC-SSP catalog job {job_id}")  # state and elapsed time
+        shown.set("submitted")
         try:
             while True:
                 delay = min(interval, max_interval, poll_timeout - waited)
@@ -286,6 +289,7 @@ class CatalogJobClient:
                 waited += delay
                 job = self.status(job_id)
                 state = job.get("status")
+                shown.set(str(state))
                 if state == "done":
                     return job
                 if state == "error":
@@ -310,6 +314,8 @@ class CatalogJobClient:
             log.warning("HSC-SSP: interrupted; cancelling catalog job %s", job_id)
             self._cancel_quietly(job_id)
             raise
+        finally:
+            shown.close()
 
     def download(self, job_id: int, dest: Path) -> Path:
         """Stream the result of a finished job to ``dest`` (atomic)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from warehouse import db, locks
+from warehouse import db, locks, progress
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import LoadError, NotAWarehouseError, QueryError, WarehouseError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
@@ -386,14 +386,23 @@ class Warehouse:
                 path = Path(raw)
                 if not path.is_file():
                     raise LoadError(f"{path}: no such file. Check the path.")
-                sha = file_sha256(path)
-                when = self.loaded_at(sha, loader_name)
+                # a bar (on a terminal): bytes hashed, then the step a large file is in
+                with progress.bar(
+                    path.stat().st_size, desc=path.name, unit="B", unit_scale=True
+                ) as bar:
+                    bar.set_postfix_str("checksum")
+                    sha = file_sha256(path, on_bytes=bar.update)
+                    when = self.loaded_at(sha, loader_name)
+                    if when is None:
+                        bar.set_postfix_str("reading")
+                        prepared = loader.prepare(path)
+                        rows = sum(item.table.num_rows for item in prepared)
+                        bar.set_postfix_str(f"writing {rows:,} rows")
+                        results.append(self._commit_load(path, sha, loader_name, prepared))
                 if when is not None:
                     echo(f"{path}: already loaded ({when:%Y-%m-%d %H:%M} UTC); nothing to do.")
                     results.append(LoadResult(str(path), loader_name, True, {}))
                     continue
-                prepared = loader.prepare(path)
-                results.append(self._commit_load(path, sha, loader_name, prepared))
                 summary = ", ".join(
                     f"{t}: +{n:,} rows → {total:,}" for t, (n, total) in results[-1].tables.items()
                 )

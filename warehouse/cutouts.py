@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from warehouse import progress
 from warehouse.core import BaseTableDef, PreparedBatch, Warehouse
 
 if TYPE_CHECKING:  # astropy is imported only when cutouts are read: `gwh sql` stays quick
@@ -625,7 +626,7 @@ def ingest_cutouts(
 
         cached = 0
         readable: list[_Input] = []
-        for inp in inputs:
+        for inp in progress.iterate(inputs, desc="reading cutouts", unit="file"):
             try:
                 _read(inp, keep_pixels=cached < READ_CACHE_BYTES)
             except CutoutError as exc:
