@@ -43,7 +43,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +63,8 @@ from warehouse.morphology_worker import (
     measure_stored_object,
     watch_parent,
 )
+from warehouse.progress import bar as progress_bar
+from warehouse.progress import enabled as progress_enabled
 from warehouse.store import TableSpec
 
 __all__ = [
@@ -378,7 +379,7 @@ def measure_morphology(
     per_task = max(1, min(16, math.ceil(len(todo) / (4 * workers))))
     workers = min(workers, math.ceil(len(todo) / per_task))
     report.workers = workers
-    show = sys.stderr.isatty() if progress is None else progress
+    show = progress_enabled(progress)
     echo(
         f"measuring {len(todo):,} object(s) x {len(measured_bands)} band(s) "
         f"({''.join(measured_bands)}) with {workers} worker(s); {report.up_to_date:,} up to date"
@@ -477,15 +478,13 @@ def _batches(
     show_progress: bool,
 ) -> Iterator[PreparedBatch]:
     """Prepared chunks of measured rows, committed one by one by ``ingest_prepared``."""
-    from tqdm import tqdm
-
     from loaders.base import Prepared
 
     # Rows replacing a loaded row carry every configured band (the others NULL), so that no
     # row mixes loaded and measured values; the rest carry the measured bands only.
     bands = report.bands
     groups: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
-    bar = tqdm(total=total, unit="galaxy", desc="morphology", disable=not show_progress)
+    bar = progress_bar(total, unit="galaxy", desc="morphology", progress=show_progress)
     try:
         for rows in results:
             bar.update(len(rows))
