@@ -74,7 +74,7 @@ def test_load_views_and_sql_formats(cli, tmp_path, field_files):
     rows = list(csv.DictReader(io.StringIO(as_csv.output)))
     ids = [int(r["object_id"]) for r in rows]
     as_json = cli("sql", q, "--root", root, "--format", "json")
-    records = [json.loads(line) for line in as_json.output.splitlines()]
+    records = json.loads(as_json.output)  # one JSON array (--format jsonl: one per line)
     assert [r["object_id"] for r in records] == ids  # exact 64-bit integers in JSON
     assert ids == sorted(ids) and min(ids) > 2**53
     bad = cli("sql", q, "--root", root, "--format", "xml")

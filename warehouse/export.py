@@ -362,7 +362,7 @@ def _keyed_sql(
             name = band_column(b, what)
             value = f"c.{db.quote_ident(name)}" if name in cutout_columns else f"NULL::{typ}"
             extra.append(f"{value} AS {db.quote_ident(_PREFIX + name)}")
-    rerun = "c.rerun" if "rerun" in cutout_columns else "NULL::VARCHAR"
+    rerun = "c.rerun::VARCHAR" if "rerun" in cutout_columns else "NULL::VARCHAR"
     extra.append(f"{rerun} AS {_PREFIX}rerun")
     if images == CUTOUTS.name:
         return (
@@ -1353,10 +1353,16 @@ def image_units(plan: _Plan) -> str:
     return f"{stored}; {flux}; never rescaled"
 
 
-def _data_release(reruns: Sequence[str]) -> str:
+def _data_release(reruns: Sequence[str], images: str) -> str:
+    """HSC-SSP PDR<n> from the cutouts' reruns (pdr2_wide, ...); other tables: their reruns."""
+    if not reruns:
+        return "unknown (the images record no rerun)"
+    if images != CUTOUTS.name:
+        return f"{images}: rerun {', '.join(reruns)}"
     names = {"pdr1": "HSC-SSP PDR1", "pdr2": "HSC-SSP PDR2", "pdr3": "HSC-SSP PDR3"}
-    found = sorted({next((v for k, v in names.items() if r.startswith(k)), r) for r in reruns})
-    return ", ".join(found) if found else "unknown (the images record no rerun)"
+    return ", ".join(
+        sorted({next((v for k, v in names.items() if r.startswith(k)), r) for r in reruns})
+    )
 
 
 def _provenance(wh: Warehouse, plan: _Plan) -> dict:
@@ -1369,7 +1375,7 @@ def _provenance(wh: Warehouse, plan: _Plan) -> dict:
     strings = h5py.string_dtype("utf-8")
     return {
         "release": getattr(wh, "name", None) or "none (exported from the live warehouse)",
-        "data_release": _data_release(plan.reruns),
+        "data_release": _data_release(plan.reruns, plan.images),
         "rerun": ", ".join(plan.reruns) or "unknown",
         "split_fractions": json.dumps(
             {"train": splits.train, "validation": splits.validation, "test": splits.test}
