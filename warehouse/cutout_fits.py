@@ -298,7 +298,8 @@ def _open_checked(path: Path) -> fits.HDUList:
     with path.open("rb") as fh:
         start = fh.read(30)
     if not start.startswith(b"SIMPLE  =") or start[29:30] != b"T":
-        shown = start[:20].decode("ascii", "replace")
+        # printable ASCII only: random bytes must not reach the terminal as control characters
+        shown = "".join(chr(b) if 32 <= b < 127 else "." for b in start[:20])
         raise _fail(
             path,
             f"not a FITS file (starts with {shown!r}); the archive may have sent an error "
