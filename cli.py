@@ -328,6 +328,18 @@ def check(root: RootOption = None) -> None:
 
 
 @app.command()
+def refresh(root: RootOption = None) -> None:
+    """Re-point warehouse.duckdb at the folder's current location (after moving or copying it),
+    for plain DuckDB clients; gwh itself never needs it."""
+    try:
+        wh = _open(root)
+        wh.refresh()
+    except WarehouseError as exc:
+        _fail(exc)
+    typer.echo(f"{wh.db_path}: views now read {wh.catalogs_dir.resolve()}")
+
+
+@app.command()
 def demo(
     root_arg: Annotated[
         Path | None, typer.Argument(metavar="[ROOT]", help="Folder for the demo warehouse.")

@@ -1,45 +1,226 @@
 """``gwh shell``: an interactive SQL prompt over the warehouse (read-only).
 
-Statements end with ``;``. Dot commands: ``.tables``, ``.schema NAME``, ``.mode table|csv|json``,
-``.help``, ``.quit``. The database file also opens in the DuckDB CLI or any DuckDB client.
+Statements end with ``;`` and may span lines. Up-arrow recalls a whole statement (one history
+entry, kept in ``~/.gwh_history`` or ``$GWH_HISTORY``), Tab completes table, view and column
+names, Ctrl-C cancels the running statement (or clears a half-typed one) and Ctrl-D leaves. Each
+statement goes through the same read-only guard as ``gwh sql``. Dot commands: ``.tables``,
+``.schema NAME``, ``.mode table|csv|json``, ``.help``, ``.quit``. The database file also opens in
+the DuckDB CLI or any DuckDB client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TextIO
+import contextlib
+import os
+import re
+import select
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import duckdb
+import pyarrow as pa
 
 from warehouse import output
-from warehouse.errors import WarehouseError
+from warehouse.db import quote_ident
+from warehouse.errors import QueryError, WarehouseError
+from warehouse.readonly import check_read_only
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 HELP = """\
-Statements end with ';' and may span lines. Commands:
+Statements end with ';' and may span lines. Up-arrow recalls a whole statement, Tab completes
+table and column names, Ctrl-C cancels a running statement, Ctrl-D leaves. Commands:
   .tables         tables and views with descriptions
   .schema NAME    columns of a table or view
   .mode MODE      output as table, csv or json
   .quit           leave (also Ctrl-D)"""
 
+KEYWORDS = (
+    "SELECT FROM WHERE GROUP BY ORDER HAVING LIMIT OFFSET JOIN LEFT INNER ON USING AS AND OR NOT "
+    "NULL IS IN BETWEEN LIKE ILIKE DISTINCT COUNT WITH UNION ALL CASE WHEN THEN ELSE END DESCRIBE "
+    "SUMMARIZE EXPLAIN QUALIFY"
+).split()
 
-def run_shell(wh, stdin: TextIO, echo: Callable[[str], None]) -> None:  # type: ignore[no-untyped-def]
-    interactive = stdin.isatty()
-    if interactive:
+
+class Cancelled(Exception):
+    """The user pressed Ctrl-C while a statement ran."""
+
+
+def history_path() -> Path:
+    return Path(os.environ.get("GWH_HISTORY") or Path.home() / ".gwh_history")
+
+
+@contextlib.contextmanager
+def interrupt_on_ctrl_c(con: duckdb.DuckDBPyConnection) -> Iterator[threading.Event]:
+    """While inside, Ctrl-C interrupts the query running on ``con`` at once.
+
+    DuckDB's own Ctrl-C check runs only between large units of work (seconds to minutes on a
+    big join); ``con.interrupt()`` from another thread stops the query within milliseconds. The
+    signal is caught by a no-op handler and reported through :func:`signal.set_wakeup_fd` to a
+    watcher thread that calls ``interrupt``. Yields an event set when that happened.
+    """
+    hit = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            ready, _, _ = select.select([r], [], [], 0.05)
+            if ready and bytes([signal.SIGINT]) in os.read(r, 64):
+                hit.set()
+                con.interrupt()
+
+    old_handler = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    old_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="gwh-ctrl-c", daemon=True)
+    watcher.start()
+    try:
+        yield hit
+    finally:
+        stop.set()
+        watcher.join()
+        signal.set_wakeup_fd(old_fd)
+        signal.signal(signal.SIGINT, old_handler)
+        os.close(r)
+        os.close(w)
+
+
+def run_query(wh: Warehouse, sql: str) -> pa.Table:
+    """Run one guarded statement; Ctrl-C interrupts it and raises :class:`Cancelled`."""
+    from warehouse.core import explain_error
+
+    statement = check_read_only(sql)
+    with wh.connect() as con, interrupt_on_ctrl_c(con) as hit:
         try:
-            import readline  # noqa: F401  (line editing and history for input())
-        except ImportError:
-            pass
+            return con.sql(statement).to_arrow_table()
+        except (duckdb.InterruptException, KeyboardInterrupt):
+            raise Cancelled() from None
+        except duckdb.Error as exc:
+            raise QueryError(explain_error(exc, con, statement)) from None
+        except RuntimeError:
+            if hit.is_set():  # duckdb 2.0 reports its own Ctrl-C check this way
+                raise Cancelled() from None
+            raise
+
+
+class Completer:
+    """Tab completion over the names of tables, views, their columns and SQL keywords."""
+
+    def __init__(self, names: dict[str, list[str]]):
+        self.tables = sorted(names)
+        self.columns = sorted({c for cols in names.values() for c in cols})
+        self.by_table = names
+        self._matches: list[str] = []
+
+    @classmethod
+    def for_warehouse(cls, wh: Warehouse) -> Completer:
+        names: dict[str, list[str]] = {}
+        try:
+            with wh.connect() as con:
+                for name in con.execute(
+                    "SELECT name FROM gwh_models WHERE kind <> 'macro' AND available"
+                ).fetchall():
+                    names[name[0]] = []
+                rows = con.execute(
+                    "SELECT table_name, column_name FROM duckdb_columns() "
+                    "WHERE NOT internal ORDER BY table_name, column_index"
+                ).fetchall()
+        except WarehouseError:
+            return cls({})
+        for table, column in rows:
+            names.setdefault(table, []).append(column)
+        return cls(names)
+
+    def candidates(self, text: str) -> list[str]:
+        if "." in text:  # table.column
+            table, _, prefix = text.rpartition(".")
+            return [f"{table}.{c}" for c in self.by_table.get(table, []) if c.startswith(prefix)]
+        low = text.lower()
+        words = [*self.tables, *self.columns]
+        found = [w for w in words if w.lower().startswith(low)]
+        found += [k for k in KEYWORDS if k.lower().startswith(low)]
+        if text[:1].islower():
+            found = [w.lower() if w in KEYWORDS else w for w in found]
+        return sorted(dict.fromkeys(found))
+
+    def complete(self, text: str, state: int) -> str | None:
+        if state == 0:
+            self._matches = self.candidates(text)
+        return self._matches[state] if state < len(self._matches) else None
+
+
+def _setup_readline(wh: Warehouse) -> Callable[[str], None]:
+    """Line editing, whole-statement history and Tab completion; returns ``remember(stmt)``."""
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - no readline on this platform
+        return lambda _statement: None
+    readline.set_auto_history(False)  # one history entry per statement, not per line
+    path = history_path()
+    for entry in _read_history(path):
+        readline.add_history(entry)
+    readline.set_completer(Completer.for_warehouse(wh).complete)
+    readline.set_completer_delims(" \t\n()[],;=<>+-*/|'\"")
+    readline.parse_and_bind("tab: complete")
+
+    def remember(statement: str) -> None:
+        readline.add_history(statement)
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(_escape(statement) + "\n")
+        except OSError:
+            pass  # no writable home: history lasts for this session only
+
+    return remember
+
+
+def _escape(statement: str) -> str:
+    """One line per statement in the history file (readline's own format splits them)."""
+    return statement.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _unescape(line: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), line)
+
+
+def _read_history(path: Path, keep: int = 1000) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [_unescape(line) for line in lines[-keep:] if line]
+
+
+def run_shell(wh: Warehouse, stdin: TextIO, echo: Callable[[str], None]) -> None:
+    interactive = stdin.isatty()
+    remember: Callable[[str], None] = lambda _statement: None  # noqa: E731
+    if interactive:
+        remember = _setup_readline(wh)
         echo(
             f"galaxy-warehouse shell on {wh.root} (read-only). .help for commands, .quit to leave."
         )
     mode = "table"
     buffer: list[str] = []
 
-    def lines():  # type: ignore[no-untyped-def]
+    def lines() -> Iterator[str]:
         while True:
             if interactive:
                 try:
                     yield input("gwh> " if not buffer else "...> ")
                 except EOFError:
+                    echo("")
                     return
+                except KeyboardInterrupt:  # Ctrl-C at the prompt: drop the half-typed statement
+                    echo("^C")
+                    buffer.clear()
             else:
                 line = stdin.readline()
                 if not line:
@@ -49,6 +230,7 @@ def run_shell(wh, stdin: TextIO, echo: Callable[[str], None]) -> None:  # type: 
     for line in lines():
         stripped = line.strip()
         if not buffer and stripped.startswith("."):
+            remember(stripped)
             parts = stripped.split()
             cmd = parts[0]
             if cmd in (".quit", ".exit"):
@@ -56,13 +238,12 @@ def run_shell(wh, stdin: TextIO, echo: Callable[[str], None]) -> None:  # type: 
             if cmd == ".help":
                 echo(HELP)
             elif cmd == ".tables":
-                for v in wh.views(count_rows=False):
-                    echo(f"{v.name:<20} {v.description}")
+                _guarded(lambda: _tables(wh, echo), echo)
             elif cmd == ".schema" and len(parts) == 2:
                 _run(
                     wh,
                     "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
-                    f"{_ident(parts[1])})",
+                    f"{quote_ident(parts[1])})",
                     "table",
                     echo,
                 )
@@ -75,21 +256,34 @@ def run_shell(wh, stdin: TextIO, echo: Callable[[str], None]) -> None:  # type: 
             continue
         buffer.append(line)
         if stripped.endswith(";"):
-            statement = "\n".join(buffer).strip().rstrip(";")
+            statement = "\n".join(buffer).strip()
             buffer.clear()
+            remember(statement)
             _run(wh, statement, mode, echo)
     if buffer:
-        _run(wh, "\n".join(buffer).strip().rstrip(";"), mode, echo)
+        _run(wh, "\n".join(buffer).strip(), mode, echo)
 
 
-def _ident(name: str) -> str:
-    from warehouse.db import quote_ident
+def _tables(wh: Warehouse, echo: Callable[[str], None]) -> None:
+    for v in wh.views(count_rows=False):
+        echo(f"{v.name:<20} {v.description}")
 
-    return quote_ident(name)
 
-
-def _run(wh, statement: str, mode: str, echo: Callable[[str], None]) -> None:  # type: ignore[no-untyped-def]
+def _guarded(action: Callable[[], None], echo: Callable[[str], None]) -> None:
     try:
-        echo(output.render(wh.query(statement), mode))
+        action()
+    except WarehouseError as exc:
+        echo(f"error: {exc}")
+    except KeyboardInterrupt:
+        echo("cancelled")
+
+
+def _run(wh: Warehouse, statement: str, mode: str, echo: Callable[[str], None]) -> None:
+    try:
+        echo(output.render(run_query(wh, statement), mode))
+    except Cancelled:
+        echo("cancelled (Ctrl-C); the warehouse is unchanged.")
+    except KeyboardInterrupt:  # while the reader connection was being built
+        echo("cancelled")
     except WarehouseError as exc:
         echo(f"error: {exc}")
