@@ -1435,10 +1435,20 @@ def export_all_splits(
     A rerun resumes: a split file already written by the same export (same query, options,
     gwh version and warehouse state: its ``export_sha256`` attribute) is kept, and only the
     missing ones are written. A file that does not match needs ``overwrite``; that is checked
-    for all three before anything is written.
+    for all three before anything is written. The three come from one committed state.
     """
-    opts = options or ExportOptions()
-    out_dir = Path(out_dir)
+    with wh.reading():
+        return _all_splits(wh, Path(out_dir), view, sql, options or ExportOptions(), progress)
+
+
+def _all_splits(
+    wh: Warehouse,
+    out_dir: Path,
+    view: str | None,
+    sql: str | None,
+    opts: ExportOptions,
+    progress: bool | None,
+) -> list[ExportResult]:
     targets = [out_dir / f"{s}.h5" for s in SPLIT_NAMES]
     if not opts.overwrite:
         bands = _bands_for_digest(wh, opts)
