@@ -84,14 +84,22 @@ def ensure_readers_lock(root: Path) -> None:
 def readers_lock(root: Path) -> Iterator[None]:
     """Hold the shared readers' lock of ``root`` while reading.
 
-    Waits only while a writer renames superseded versions away (milliseconds). A warehouse on a
-    read-only file system, or made before this lock existed and never written since, has no
-    ``.readers`` file: nothing can remove versions there without creating it first, so reading
+    Waits only while a writer renames superseded versions away (milliseconds). ``gwh init`` and
+    every writer create ``.readers``; a warehouse made before it existed gets the empty file
+    from its first reader. On a read-only file system nothing can remove versions, so reading
     goes on unlocked.
     """
+    path = Path(root) / READERS_LOCK
     try:
-        fd = os.open(Path(root) / READERS_LOCK, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError:
+            fd = -1
     except OSError:
+        fd = -1
+    if fd < 0:
         yield
         return
     try:
