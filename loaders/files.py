@@ -317,7 +317,8 @@ def _read_fits(path: Path, required: tuple[str, ...] = ()) -> pa.Table:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            with fits.open(path, memmap=False) as hdul:
+            # our own handle: astropy leaves its file open when a damaged header aborts fits.open
+            with open(path, "rb") as fh, fits.open(fh, memmap=False) as hdul:
                 hdu = _data_table(path, hdul, required)
                 data = hdu.data
                 columns = hdu.columns

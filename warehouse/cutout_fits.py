@@ -25,6 +25,7 @@ float32 and a file that asks for ``BSCALE``/``BZERO`` scaling of them is refused
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import warnings
@@ -317,8 +318,10 @@ def _open_checked(path: Path) -> fits.HDUList:
         warnings.simplefilter("always", VerifyWarning)
         try:
             # Raw stored values: astropy would otherwise apply BSCALE/BZERO and drop the cards.
+            # from memory (a cutout is small): astropy leaves its own file handle open when
+            # a damaged header aborts fits.open
             hdul = fits.open(
-                path,
+                io.BytesIO(path.read_bytes()),
                 memmap=False,
                 lazy_load_hdus=False,
                 checksum=True,
