@@ -1050,7 +1050,7 @@ def clean_stale_temporaries(folder: Path) -> list[Path]:
     one whose writer (``pid`` on this ``host``) is no longer running is stale. Others' files
     and live exports' folders are never touched.
     """
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     host = _host_tag()

@@ -310,7 +310,8 @@ def _fit(widths: list[int], width: int) -> list[int]:
     total = sum(widths) + len(_GAP) * (len(widths) - 1)
     if total <= width or len(widths) <= 1:
         return list(range(len(widths)))
-    left, right = [0], []
+    left: list[int] = [0]
+    right: list[int] = []
     used = widths[0] + len(_GAP) + 1  # the first column and the "…" column
     lo, hi = 1, len(widths) - 1
     take_right = True
