@@ -68,10 +68,7 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import socket
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +90,7 @@ from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.output import column_metadata
 from warehouse.readonly import check_read_only
 from warehouse.release import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
+from warehouse.scratch import remove_stale, scratch_dir
 from warehouse.store import CatalogVersion
 
 COMPRESSIONS = ("lzf", "gzip")
@@ -1025,45 +1023,14 @@ def _progress(total: int, desc: str, enabled: bool | None):
     return tqdm(total=total, desc=desc, unit="galaxy", disable=not enabled, file=sys.stderr)
 
 
-def _host_tag() -> str:
-    """This machine, in a temporary's name: a PID says nothing about another host's processes."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-_STALE = re.compile(r"^\..+" + re.escape(_TMP_MARK) + r"(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[^/]*$")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def clean_stale_temporaries(folder: Path) -> list[Path]:
     """Remove the temporary folders that exports killed on this machine left in ``folder``.
 
     An export builds its file in ``.<name>.gwh-tmp-<host>-<pid>-<random>`` beside the target;
-    one whose writer (``pid`` on this ``host``) is no longer running is stale. Others' files
-    and live exports' folders are never touched.
+    one whose writer is no longer running is stale (:func:`warehouse.scratch.remove_stale`).
+    Live exports' folders, other machines' and other files are never touched.
     """
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    host = _host_tag()
-    for entry in sorted(folder.iterdir()):
-        m = _STALE.match(entry.name)
-        if m is None or m["host"] != host or _pid_alive(int(m["pid"])):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+    return remove_stale(folder, _TMP_MARK)
 
 
 @contextlib.contextmanager
@@ -1071,17 +1038,9 @@ def _temporary_beside(out: Path) -> Iterator[Path]:
     """A temporary folder beside ``out`` (same file system, so the rename is atomic), named with
     this host and PID so that a later export can tell it is stale if this one is killed;
     removed on any other exit, including Ctrl-C. Stale ones of killed exports go first."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(out.parent)
-    tmp = Path(
-        tempfile.mkdtemp(
-            prefix=f".{out.name}{_TMP_MARK}{_host_tag()}-{os.getpid()}-", dir=out.parent
-        )
-    )
-    try:
+    with scratch_dir(out.parent, f".{out.name}{_TMP_MARK}") as tmp:
         yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def export_digest(

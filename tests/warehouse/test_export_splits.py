@@ -26,6 +26,7 @@ from warehouse.export import (
     export_all_splits,
     export_hdf5,
 )
+from warehouse.scratch import host_tag
 
 REPO = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "validation", "test")
@@ -232,9 +233,7 @@ def test_killed_all_splits_export_resumes_to_the_same_bytes(populated, tmp_path,
 def test_stale_temporaries_of_dead_writers_only_are_removed(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    from warehouse.export import _host_tag
-
-    host = _host_tag()
+    host = host_tag()
     stale = tmp_path / f".train.h5.gwh-tmp-{host}-{dead.pid}-abc"
     live = tmp_path / f".test.h5.gwh-tmp-{host}-{os.getpid()}-def"
     other_host = tmp_path / f".x.h5.gwh-tmp-00000000-{dead.pid}-ghi"

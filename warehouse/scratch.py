@@ -1,0 +1,77 @@
+"""Scratch folders that name their owner, so that the next run removes those a killed run left.
+
+A scratch folder is ``<prefix><host>-<pid>-<random>`` in a given parent: ``host`` is a short hash
+of this machine's name (a PID says nothing about another machine's processes, e.g. on a shared
+file system) and ``pid`` the process that made it. A folder whose process is gone is stale; a
+live process's folder, another machine's and anything not named so are never touched.
+
+Examples
+--------
+>>> with scratch_dir(Path("out"), ".train.h5.gwh-tmp-") as tmp:  # doctest: +SKIP
+...     build(tmp / "train.h5")
+>>> remove_stale(Path("out"), ".gwh-tmp-")  # doctest: +SKIP
+[PosixPath('out/.train.h5.gwh-tmp-1a2b3c4d-4242-x8k2')]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["host_tag", "pid_alive", "remove_stale", "scratch_dir"]
+
+
+def host_tag() -> str:
+    """This machine, as 8 hex digits of the SHA-256 of its host name."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's process counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(parent: Path, marker: str) -> list[Path]:
+    """Remove the entries of ``parent`` named ``...<marker><host>-<pid>-...`` whose process
+    ``pid`` on this ``host`` no longer runs; return them."""
+    removed: list[Path] = []
+    if not Path(parent).is_dir():
+        return removed
+    pattern = re.compile(re.escape(marker) + r"(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-")
+    host = host_tag()
+    for entry in sorted(Path(parent).iterdir()):
+        m = pattern.search(entry.name)
+        if m is None or m["host"] != host or pid_alive(int(m["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new folder ``<prefix><host>-<pid>-<random>`` in ``parent``, removed on any exit
+    (exception, Ctrl-C); after a kill it stays until :func:`remove_stale` finds it."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{host_tag()}-{os.getpid()}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
