@@ -581,3 +581,63 @@ def test_cutouts_is_a_registered_table():
 )
 def test_fit_action_of(shapes, size, action):
     assert fit_action_of(shapes, size) == action
+
+
+# --------------------------------------------------------------------------- interrupted ingest
+
+
+def test_a_killed_ingest_leaves_its_folder_in_the_warehouse_and_the_rerun_removes_it(wh, tmp_path):
+    """kill -9 mid-ingest used to leave an extracted copy of the tar in the system temp folder
+    for good; now it sits in ROOT/cache/tmp and the next ingest removes it, then completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[2]
+    lists = request_cutouts(wh, tmp_path / "req", bands="g")
+    rows = set(range(len(json.loads(lists[0].with_suffix(".json").read_text())["rows"])))
+    tar = make_batch_tar(lists[:1], rows)
+    scratch = wh.root / "cache" / "tmp"
+    command = [sys.executable, str(repo / "cli.py"), "cutouts", "ingest", str(tar)]
+    command += ["--root", str(wh.root)]
+
+    proc = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(p.is_file() for p in scratch.glob(f"ingest-{proc.pid}-*/tar0/**/*")):
+        assert proc.poll() is None, "the ingest ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    left = list(scratch.glob(f"ingest-{proc.pid}-*"))
+    assert len(left) == 1 and any(p.is_file() for p in left[0].rglob("*"))  # extracted data
+    assert wh.current_version("cutouts") is None  # killed before its commit
+
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not left[0].exists()
+    assert list(scratch.iterdir()) == []
+    stored = wh.query("SELECT count(*) AS n FROM cutouts").column("n")[0].as_py()
+    assert stored == len(rows)
+
+
+def test_scratch_folders_of_live_processes_are_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from warehouse.cutouts import remove_stale_workdirs
+
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_pid.wait()
+    mine = tmp_path / f"ingest-{os.getpid()}-abc"
+    gone = tmp_path / f"ingest-{dead_pid.pid}-def"
+    other = tmp_path / "unrelated"
+    for folder in (mine, gone, other):
+        folder.mkdir()
+        (folder / "member.fits").write_bytes(b"x")
+    assert remove_stale_workdirs(tmp_path) == [gone]
+    assert mine.exists() and other.exists() and not gone.exists()
