@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -54,6 +52,7 @@ if TYPE_CHECKING:  # astropy is imported only when cutouts are read: `gwh sql` s
 from warehouse.db import quote_ident
 from warehouse.errors import CutoutError, QueryError
 from warehouse.healpix import angular_separation_deg, shift, spatial_index
+from warehouse.scratch import remove_stale, scratch_dir
 from warehouse.store import TableSpec
 
 CUTOUTS = TableSpec(
@@ -688,45 +687,16 @@ WORKDIR_PREFIX = "ingest-"
 
 @contextlib.contextmanager
 def ingest_workdir(root: Path) -> Iterator[Path]:
-    """A scratch folder for extracted tar members, ``<root>/cache/tmp/ingest-<pid>-<random>``.
+    """A scratch folder for extracted tar members, ``<root>/cache/tmp/ingest-<host>-<pid>-...``.
 
     It sits inside the warehouse rather than in the system temp folder, so a killed ingest
     cannot fill ``/tmp`` unnoticed: each run first removes the folders whose owner process is
-    gone (see :func:`remove_stale_workdirs`), then removes its own when it ends.
+    gone (:func:`warehouse.scratch.remove_stale`), then removes its own when it ends.
     """
     parent = Path(root) / "cache" / "tmp"
-    parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_workdirs(parent)
-    path = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=parent))
-    try:
+    remove_stale(parent, WORKDIR_PREFIX)
+    with scratch_dir(parent, WORKDIR_PREFIX) as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def remove_stale_workdirs(parent: Path) -> list[Path]:
-    """Remove ``ingest-<pid>-*`` folders under ``parent`` whose process no longer runs.
-
-    A folder of a live process (another ingest running now) is kept. A PID reused by an
-    unrelated process keeps its folder until that process ends, which only delays the cleanup.
-    """
-    removed = []
-    for child in parent.glob(f"{WORKDIR_PREFIX}*-*"):
-        pid_text = child.name[len(WORKDIR_PREFIX) :].split("-", 1)[0]
-        if child.is_dir() and pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            shutil.rmtree(child, ignore_errors=True)
-            removed.append(child)
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def _strip_path(message: str, path: Path) -> str:

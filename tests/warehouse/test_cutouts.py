@@ -605,14 +605,14 @@ def test_a_killed_ingest_leaves_its_folder_in_the_warehouse_and_the_rerun_remove
 
     proc = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not any(p.is_file() for p in scratch.glob(f"ingest-{proc.pid}-*/tar0/**/*")):
+    while not any(p.is_file() for p in scratch.glob(f"ingest-*-{proc.pid}-*/tar0/**/*")):
         assert proc.poll() is None, "the ingest ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
-    left = list(scratch.glob(f"ingest-{proc.pid}-*"))
+    left = list(scratch.glob(f"ingest-*-{proc.pid}-*"))
     assert len(left) == 1 and any(p.is_file() for p in left[0].rglob("*"))  # extracted data
     assert wh.current_version("cutouts") is None  # killed before its commit
 
@@ -624,20 +624,22 @@ def test_a_killed_ingest_leaves_its_folder_in_the_warehouse_and_the_rerun_remove
     assert stored == len(rows)
 
 
-def test_scratch_folders_of_live_processes_are_kept(tmp_path):
+def test_an_ingest_removes_scratch_folders_of_dead_processes_only(wh, tmp_path):
     import os
     import subprocess
     import sys
 
-    from warehouse.cutouts import remove_stale_workdirs
+    from warehouse.scratch import host_tag
 
-    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead_pid.wait()
-    mine = tmp_path / f"ingest-{os.getpid()}-abc"
-    gone = tmp_path / f"ingest-{dead_pid.pid}-def"
-    other = tmp_path / "unrelated"
-    for folder in (mine, gone, other):
-        folder.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    scratch = wh.root / "cache" / "tmp"
+    mine = scratch / f"ingest-{host_tag()}-{os.getpid()}-live"
+    gone = scratch / f"ingest-{host_tag()}-{dead.pid}-dead"
+    for folder in (mine, gone):
+        folder.mkdir(parents=True)
         (folder / "member.fits").write_bytes(b"x")
-    assert remove_stale_workdirs(tmp_path) == [gone]
-    assert mine.exists() and other.exists() and not gone.exists()
+    lists = request_cutouts(wh, tmp_path / "req", bands="g")
+    assert ingest_cutouts(wh, [make_batch_tar(lists[:1], {0})]).images == 1
+    assert mine.exists() and not gone.exists()
+    assert sorted(scratch.iterdir()) == [mine]  # the ingest's own folder is gone too
