@@ -446,7 +446,8 @@ def reader(
         con.execute("BEGIN TRANSACTION")
         build(con, config, tables, "reader", models=models)
         con.execute("COMMIT")
-        restrict(con, allowed_directories, settings)
+        # DuckDB draws its progress bar on stdout, into results piped as CSV or JSON
+        restrict(con, allowed_directories, {"enable_progress_bar": False, **(settings or {})})
     except BaseException:
         con.close()
         raise
