@@ -64,7 +64,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import re
@@ -86,10 +85,16 @@ from warehouse.core import BaseTableDef, Warehouse, base_tables, explain_error
 from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
 from warehouse.cutouts import CUTOUTS, band_column, combine_fit_actions
 from warehouse.errors import ExportError, QueryError
+from warehouse.export_attrs import (
+    OWN_DATASETS,
+    export_digest,
+    image_units,
+    provenance,
+    stored_digest,
+)
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.output import column_metadata
 from warehouse.readonly import check_read_only
-from warehouse.release import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
 from warehouse.scratch import remove_stale, scratch_dir
 from warehouse.store import CatalogVersion
 
@@ -100,7 +105,6 @@ CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
 WRITE_BLOCK_ROWS = 64  # images assembled per HDF5 write
 DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
 _PREFIX = "__gwh_"
-LAYOUT_VERSION = 2  # bump when the bytes written for the same inputs change (resume checks it)
 EXACT_IN_FLOAT64 = 2**53  # integers up to this magnitude are exact in a float64
 _TMP_MARK = ".gwh-tmp-"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -110,18 +114,6 @@ PLANES: dict[str, tuple[type, float | int, float | int]] = {
     "image": (np.float32, np.nan, 0.0),
     "variance": (np.float32, np.nan, np.inf),
     "mask": (np.int32, int(NO_DATA), int(NO_DATA)),
-}
-OWN_DATASETS = {  # the ``description`` attribute of the datasets the export adds
-    "image": "pixels (N, bands, S, S) as stored in the image table, never rescaled; see the file "
-    "attribute image_units",
-    "mask": "HSC mask bits per pixel (file attribute mask_planes); padding and missing bands "
-    "have NO_DATA set",
-    "variance": "per-pixel variance, in image units squared; padding inf, missing bands NaN",
-    "fit_action": "how each image reached S x S: none, cropped, padded or cropped+padded; "
-    "missing: no image",
-    "zeropoint": "AB zeropoint per row and band (magnitude = zeropoint - 2.5 log10(pixel "
-    "value)); NaN when unknown: those pixels are not calibrated flux",
-    "image_simulated": "true where the pixels are synthetic (SIMULATED)",
 }
 
 
@@ -1043,59 +1035,6 @@ def _temporary_beside(out: Path) -> Iterator[Path]:
         yield tmp
 
 
-def export_digest(
-    wh: Warehouse, base: str, params: list, bands: Sequence[str], opts: ExportOptions
-) -> str:
-    """SHA-256 of everything that decides the bytes of one export file: the layout and gwh
-    version, the query and its parameters, the options, the versions of the loaded tables, the
-    bands and split settings and the SQL of the views. Stored as the file attribute
-    ``export_sha256``; ``export --all-splits`` keeps an existing file only when it matches."""
-    options = dataclasses.asdict(opts)
-    options.pop("overwrite")
-    options["bands"] = list(bands)
-    tables = {}
-    for name in base_tables():
-        cv = wh.current_version(name)
-        if cv is not None:
-            tables[name] = [cv.path.name, cv.nrows]
-    models = hashlib.sha256()
-    for m in wh.models():
-        models.update(f"{m.path}\0{m.text}\0".encode())
-    text = json.dumps(
-        {
-            "layout": LAYOUT_VERSION,
-            "gwh_version": __version__,
-            "sql": base,
-            "params": params,
-            "options": options,
-            "tables": tables,
-            "config": {
-                "bands": list(wh.config.bands),
-                "splits": dataclasses.asdict(wh.config.splits),
-            },
-            "models": models.hexdigest(),
-            "release": getattr(wh, "name", None),
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _stored_digest(path: Path) -> str | None:
-    """The ``export_sha256`` of a finished export file (files appear only when complete, by
-    rename), or None when ``path`` is not one."""
-    try:
-        with h5py.File(path, "r") as h5:
-            digest = h5.attrs.get("export_sha256")
-            n = int(h5.attrs.get("row_count", -1))
-            if "object_id" not in h5 or h5["object_id"].shape != (n,):
-                return None
-    except (OSError, ValueError, TypeError):
-        return None
-    return digest.decode() if isinstance(digest, bytes) else digest
-
-
 def export_hdf5(
     wh: Warehouse,
     out: str | os.PathLike[str],
@@ -1161,9 +1100,9 @@ def export_hdf5(
                 }
             ) as con,
         ):
-            digest = export_digest(wh, base, params, bands, opts)
+            digest = export_digest(wh, base, params, bands, dataclasses.asdict(opts))
             if out.exists() and not opts.overwrite:
-                if _stored_digest(out) == digest:
+                if stored_digest(out) == digest:
                     return _kept(out, split, bands, opts, started)
                 raise ExportError(
                     f"{out} already exists and was written by a different export (another "
@@ -1173,7 +1112,7 @@ def export_hdf5(
             full = base_query(view if sql is None else None, sql, None)
             plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full)
             plan.column_info = column_metadata(wh)
-            extra = _provenance(wh, plan)
+            extra = provenance(wh, plan.images, plan.base, plan.reruns)
             extra["export_sha256"] = digest
             for b in bands:
                 name = band_column(b, "image")
@@ -1278,75 +1217,6 @@ def _write(
     return dict(sorted(writer.fit_counts.items()))
 
 
-def image_units(plan: _Plan) -> str:
-    """What the pixel values are, from the zeropoints of the exported images: calibrated flux
-    only where a zeropoint is known (the real COSMOS cutouts have none: NULL/NaN)."""
-    n_images, n_zp, lo, hi = plan.zeropoints
-    if plan.images == CUTOUTS.name:
-        stored = "as stored in the HSC cutouts"
-    else:
-        stored = (
-            f"as stored in {plan.images} ("
-            + ", ".join(f"{b}: {plan.units.get(b) or 'unit not stated'}" for b in plan.bands)
-            + ")"
-        )
-    if n_images == 0:
-        return f"{stored}; no row has an image (every image is NaN); never rescaled"
-    if n_zp == 0:
-        return (
-            f"{stored}; NOT calibrated flux: no image has a known zeropoint (zeropoint dataset "
-            "NaN), so the pixel values have no stated flux unit; never rescaled"
-        )
-    if lo is not None and hi is not None and lo == hi:
-        flux = f"flux with AB zeropoint {lo:g} (magnitude = {lo:g} - 2.5 log10(pixel value))"
-    else:
-        flux = (
-            "flux with the per-image AB zeropoint of the zeropoint dataset (magnitude = "
-            "zeropoint - 2.5 log10(pixel value))"
-        )
-    if n_zp < n_images:
-        return (
-            f"{stored}; {flux} where the zeropoint dataset is known ({n_zp:,} of {n_images:,} "
-            "band images); where it is NaN the pixels are NOT calibrated flux; never rescaled"
-        )
-    return f"{stored}; {flux}; never rescaled"
-
-
-def _data_release(reruns: Sequence[str], images: str) -> str:
-    """HSC-SSP PDR<n> from the cutouts' reruns (pdr2_wide, ...); other tables: their reruns."""
-    if not reruns:
-        return "unknown (the images record no rerun)"
-    if images != CUTOUTS.name:
-        return f"{images}: rerun {', '.join(reruns)}"
-    names = {"pdr1": "HSC-SSP PDR1", "pdr2": "HSC-SSP PDR2", "pdr3": "HSC-SSP PDR3"}
-    return ", ".join(
-        sorted({next((v for k, v in names.items() if r.startswith(k)), r) for r in reruns})
-    )
-
-
-def _provenance(wh: Warehouse, plan: _Plan) -> dict:
-    """Release, data release, split settings, citations and acknowledgement of one export."""
-    splits = wh.config.splits
-    hsc = plan.images == CUTOUTS.name or wh.current_version("hsc_forced") is not None
-    citations = list(CITATIONS_HSC) if hsc else []
-    if hsc and "ml_objects" in plan.base:
-        citations.append(CITATION_GALAXIESML)
-    strings = h5py.string_dtype("utf-8")
-    return {
-        "release": getattr(wh, "name", None) or "none (exported from the live warehouse)",
-        "data_release": _data_release(plan.reruns, plan.images),
-        "rerun": ", ".join(plan.reruns) or "unknown",
-        "split_fractions": json.dumps(
-            {"train": splits.train, "validation": splits.validation, "test": splits.test}
-        ),
-        "split_salt": splits.salt,
-        "split_mode": splits.mode
-        + (f" (HEALPix order {splits.healpix_order})" if splits.mode == "healpix" else ""),
-        "citation": np.array(citations or ["none recorded for these tables"], dtype=strings),
-        "acknowledgement": HSC_ACKNOWLEDGEMENT if hsc else "none recorded for these tables",
-    }
-
-
 def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: dict) -> None:
     strings = h5py.string_dtype("utf-8")
     attrs = {
@@ -1361,7 +1231,7 @@ def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: 
         "row_order": ROW_ORDER,
         "data": plan.data,
         "image_table": plan.images,
-        "image_units": image_units(plan),
+        "image_units": image_units(plan.images, plan.bands, plan.units, plan.zeropoints),
         "fit": f"centred crop or zero padding to {opts.size}x{opts.size} (fit_action per row); "
         "padded variance is inf and padded mask pixels have NO_DATA set",
         "missing_bands": "NaN image and variance, NO_DATA mask; missing_<band> datasets"
@@ -1415,7 +1285,9 @@ def _all_splits(
         for s, t in zip(SPLIT_NAMES, targets, strict=True):
             if t.exists():
                 b, p = base_query(view if sql is None else None, sql, s)
-                if bands is None or _stored_digest(t) != export_digest(wh, b, p, bands, opts):
+                options = dataclasses.asdict(opts)
+                digest = None if bands is None else export_digest(wh, b, p, bands, options)
+                if digest is None or stored_digest(t) != digest:
                     stale.append(str(t))
         if stale:
             raise ExportError(
