@@ -21,8 +21,8 @@ File attributes: ``gwh_version``, ``sql`` (the full SQL text that chose the rows
 ``sql_params``, ``split``, ``image_table``, ``bands``, ``size``, ``pixel_scale``, ``row_count``,
 ``row_order``, ``data`` (real, simulated or mixed), ``release``, ``data_release``, ``rerun``,
 ``split_fractions``, ``split_salt``, ``split_mode``, ``citation``, ``acknowledgement``,
-``export_sha256`` (:func:`export_digest`), ``image_units`` (calibrated flux only where the
-zeropoints are known) and notes on padding. Each query column's dataset has the ``unit`` and
+``export_sha256``, ``image_units`` (calibrated flux only where the zeropoints are known) and
+notes on padding (:mod:`warehouse.export_attrs`). Each query column's dataset has the ``unit`` and
 ``description`` the warehouse knows (:func:`warehouse.output.column_metadata`). Rows are
 ordered by ``_healpix_29`` then ``object_id``. Images are chunked one object per chunk;
 compression (lzf or gzip + shuffle) is optional and off by default (it does not pay on noisy
