@@ -67,7 +67,6 @@ import functools
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +78,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from warehouse import __version__, db
+from warehouse import __version__, db, progress
 from warehouse.config import SPLIT_NAMES
 from warehouse.core import BaseTableDef, Warehouse, base_tables, explain_error
 from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
@@ -1008,11 +1007,7 @@ def _runs(rows: np.ndarray, block: int) -> Iterator[tuple[int, int]]:
 
 
 def _progress(total: int, desc: str, enabled: bool | None):
-    from tqdm import tqdm
-
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="galaxy", disable=not enabled, file=sys.stderr)
+    return progress.bar(total, desc=desc, unit="galaxy", progress=enabled)
 
 
 def clean_stale_temporaries(folder: Path) -> list[Path]:
