@@ -131,7 +131,8 @@ def _read_gz1_fits(path: Path) -> SourceTable:
     from loaders.files import _check_names, cast_declared
 
     try:
-        with fits.open(path, memmap=False) as hdul:
+        # our own handle: astropy leaves its file open when a damaged header aborts fits.open
+        with open(path, "rb") as fh, fits.open(fh, memmap=False) as hdul:
             hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
             if hdu is None:
                 raise LoadError(f"{path} has no binary table HDU; give the GZ1 catalogue FITS.")

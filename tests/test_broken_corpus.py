@@ -47,11 +47,12 @@ class Case:
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``root`` (lock files aside: they name the last holder)."""
+    """SHA-256 of every file under ``root`` (the writer and reader lock files aside: the writer
+    lock names its last holder)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "lock" not in p.name
+        if p.is_file() and p.name not in (".lock", ".readers")
     }
 
 
