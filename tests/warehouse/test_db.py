@@ -158,3 +158,22 @@ def _sha(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_moved_releases_still_answer(loaded, tmp_path):
+    from warehouse.release import create_release, pack
+
+    create_release(loaded, "v1")
+    dest = pack(loaded.root, "v1", tmp_path / "pack", with_splits=False)
+    moved_pack = tmp_path / "elsewhere" / "pack"
+    moved_pack.parent.mkdir()
+    shutil.move(dest, moved_pack)
+    moved_root = tmp_path / "moved" / "wh"
+    moved_root.parent.mkdir()
+    shutil.move(loaded.root, moved_root)
+    for where in (["--release", moved_pack], ["--root", moved_root, "--release", "v1"]):
+        result = gwh("sql", "select count(*) AS n from hsc_forced", "-f", "csv", *where)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[-1] == "1200"
+    verified = gwh("release", "verify", moved_pack)
+    assert verified.returncode == 0, verified.stderr
