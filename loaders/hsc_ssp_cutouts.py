@@ -511,7 +511,7 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
     try:
         tar = tarfile.open(tar_path, "r:*")
     except (tarfile.TarError, OSError) as exc:
-        raise CutoutError(f"cannot open cutout tar {tar_path}: {exc}") from None
+        raise _unreadable_tar(tar_path, exc) from None
     with tar, _damaged_tar(tar_path):
         members = tar.getmembers()
         plan = [(m, t) for m in members if (t := _check_member(m, root)) is not None]
@@ -537,6 +537,17 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
                 raise
             written.append(target)
     return written
+
+
+def _unreadable_tar(tar_path: str | os.PathLike[str], exc: BaseException) -> CutoutError:
+    """A tar that does not open: the archive's error page, another format, or a damaged file."""
+    reason = str(exc).replace("\n", " ").strip() or type(exc).__name__
+    if "could not be opened successfully" in reason:  # tarfile lists every method it tried
+        reason = "not a tar, .tar.gz, .tar.bz2 or .tar.xz file"
+    return CutoutError(
+        f"cannot open cutout tar {tar_path}: {reason}. It may be an error page or a damaged "
+        "download; fetch it again."
+    )
 
 
 @contextlib.contextmanager
@@ -567,7 +578,7 @@ def members_to_objects(
     try:
         tar = tarfile.open(tar_path, "r:*")
     except (tarfile.TarError, OSError) as exc:
-        raise CutoutError(f"cannot open cutout tar {tar_path}: {exc}") from None
+        raise _unreadable_tar(tar_path, exc) from None
     with tar, _damaged_tar(tar_path):
         members = tar.getmembers()
     for member in members:
