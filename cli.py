@@ -207,7 +207,9 @@ def views(
 ) -> None:
     """Every table and view: row count and a one-line description."""
     try:
-        infos = _open(root).views(count_rows=not no_counts)
+        wh = _open(root)
+        infos = wh.views(count_rows=not no_counts)
+        points_at = wh.file_points_at()
     except WarehouseError as exc:
         _fail(exc)
     width = max(len(v.name) for v in infos)
@@ -216,6 +218,12 @@ def views(
         typer.echo(f"{v.name.ljust(width)}  {v.layer:<12} {rows:>12}  {v.description}")
         if v.reason:
             typer.echo(f"{'':<{width}}  {'':<12} {'':>12}  unavailable: {v.reason}")
+    if points_at is not None and points_at != wh.root.resolve():
+        typer.echo(
+            f"note: {wh.db_path} still sends plain DuckDB clients to {points_at} (the folder was "
+            f"moved); `gwh refresh --root {wh.root}` re-points it.",
+            err=True,
+        )
 
 
 def _check_format(fmt: str) -> str:

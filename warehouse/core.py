@@ -287,6 +287,16 @@ class Warehouse:
             finally:
                 self._local.writing = 0
 
+    def file_points_at(self) -> Path | None:
+        """The folder the views stored in ``warehouse.duckdb`` read from (for plain DuckDB
+        clients); after a move it differs from the root until :meth:`refresh`. None: unknown."""
+        with db.connect(self.db_path) as con:
+            try:
+                row = con.execute("SELECT value FROM gwh_meta WHERE key = 'root'").fetchone()
+            except duckdb.CatalogException:
+                return None
+        return Path(row[0]) if row else None
+
     def refresh(self) -> None:
         """Rewrite ``warehouse.duckdb`` for the folder's current location (e.g. after ``mv``),
         so that plain DuckDB clients find the Parquet files again. gwh itself never needs it."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -446,8 +447,16 @@ def reader(
         con.execute("BEGIN TRANSACTION")
         build(con, config, tables, "reader", models=models)
         con.execute("COMMIT")
-        # DuckDB draws its progress bar on stdout, into results piped as CSV or JSON
-        restrict(con, allowed_directories, {"enable_progress_bar": False, **(settings or {})})
+        defaults = {
+            # DuckDB draws its progress bar on stdout, into results piped as CSV or JSON
+            "enable_progress_bar": False,
+            # spill under the system's temporary folder (created on demand, removed on close),
+            # never into the working directory, which may be the warehouse
+            "temp_directory": str(
+                Path(tempfile.gettempdir()) / f"gwh-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            ),
+        }
+        restrict(con, allowed_directories, {**defaults, **(settings or {})})
     except BaseException:
         con.close()
         raise

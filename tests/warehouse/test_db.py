@@ -79,8 +79,13 @@ def test_moved_warehouse_works_with_gwh_and_after_refresh_with_plain_clients(loa
     stale = plain_client_counts(moved / "warehouse.duckdb", tmp_path / "elsewhere")
     assert str(stale["hsc_forced"]).startswith("error: ")  # the old folder is gone
 
+    listing = gwh("views", "--no-counts", "--root", moved)
+    assert listing.returncode == 0 and f"gwh refresh --root {moved}" in listing.stderr
+
     result = gwh("refresh", "--root", moved)
     assert result.returncode == 0, result.stderr
+    listing = gwh("views", "--no-counts", "--root", moved)
+    assert listing.returncode == 0 and "refresh" not in listing.stderr
     assert str(moved) in result.stdout
     got = plain_client_counts(moved / "warehouse.duckdb", tmp_path / "elsewhere")
     assert got["ml_objects"] == before and got["hsc_forced"] == 1200
