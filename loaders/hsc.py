@@ -21,7 +21,12 @@ from loaders.base import (
     require_rows,
 )
 from loaders.files import SourceTable, read_table
-from loaders.hsc_schema import REQUIRED_SPECZ, declared_type, specz_columns
+from loaders.hsc_schema import (
+    REQUIRED_SPECZ,
+    declared_type,
+    specz_columns,
+    with_archive_metadata,
+)
 from warehouse.errors import LoadError
 from warehouse.store import TableSpec
 
@@ -77,8 +82,8 @@ class HscForcedLoader:
             specz_src = SourceTable(src.path, specz, src.first_row, src.row_word)
             check_positions(specz_src, "specz_ra", "specz_dec")
             check_unique(specz_src, specz, HSC_SPECZ.key)
-            out.append(Prepared(HSC_FORCED, forced))
-            out.append(Prepared(HSC_SPECZ, specz))
+            out.append(Prepared(HSC_FORCED, with_archive_metadata(forced)))
+            out.append(Prepared(HSC_SPECZ, with_archive_metadata(specz)))
         elif specz_here:
             missing = [c for c in REQUIRED_SPECZ if c not in names]
             raise LoadError(
@@ -88,7 +93,7 @@ class HscForcedLoader:
             )
         else:
             check_unique(src, src.table, HSC_FORCED.key)
-            out.append(Prepared(HSC_FORCED, src.table))
+            out.append(Prepared(HSC_FORCED, with_archive_metadata(src.table)))
         return out
 
 
@@ -127,7 +132,7 @@ class HscSpeczLoader:
         require_rows(src, "hsc_specz")
         check_positions(src, "specz_ra", "specz_dec")
         check_unique(src, src.table, HSC_SPECZ.key)
-        return [Prepared(HSC_SPECZ, src.table)]
+        return [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]
 
 
 def _tables():  # type: ignore[no-untyped-def]

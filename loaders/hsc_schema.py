@@ -109,3 +109,44 @@ def declared_type(name: str) -> pa.DataType | None:
 def unit_of(name: str) -> str:
     col = forced_columns().get(name) or specz_columns().get(name)
     return col.unit if col else ""
+
+
+# The archive's unit strings as astropy/VOUnit spell them; "nano" and "arc" are "nano-Jy" and
+# "arcsec^2" cut short in the archive's metadata (psfflux_flux is in nJy, psf_shape11 in arcsec^2).
+ASTROPY_UNITS = {
+    "nano-Jy": "nJy",
+    "nano": "nJy",
+    "degree": "deg",
+    "arcsec^2": "arcsec2",
+    "arc": "arcsec2",
+    "pixel": "pix",
+}
+
+
+def field_metadata(name: str) -> dict[str, str]:
+    """``unit`` (astropy spelling) and ``description`` of an HSC archive column, as stored in
+    its Arrow field metadata; empty values left out, {} for a column the archive lacks.
+
+    >>> field_metadata("g_cmodel_flux")["unit"]
+    'nJy'
+    """
+    col = forced_columns().get(name) or specz_columns().get(name)
+    if col is None:
+        return {}
+    text = col.description
+    if text.endswith("~"):  # the archive cuts long descriptions with "~"
+        text = text.rstrip("~").rstrip() + "…"
+    out = {"unit": ASTROPY_UNITS.get(col.unit, col.unit), "description": text}
+    return {k: v for k, v in out.items() if v}
+
+
+def with_archive_metadata(table: pa.Table) -> pa.Table:
+    """``table`` with each archive column's unit and description in its field metadata."""
+    fields = []
+    for f in table.schema:
+        meta = field_metadata(f.name)
+        if meta:
+            encoded = {k.encode(): v.encode() for k, v in meta.items()}
+            f = f.with_metadata({**(f.metadata or {}), **encoded})
+        fields.append(f)
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields, table.schema.metadata))

@@ -423,32 +423,14 @@ def column_metadata(wh) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped
     }
 
 
-# The archive's unit strings as astropy/VOUnit spell them; "nano" and "arc" are "nano-Jy" and
-# "arcsec^2" cut short in the archive's metadata (psfflux_flux is in nJy, psf_shape11 in arcsec^2).
-_ARCHIVE_UNITS = {
-    "nano-Jy": "nJy",
-    "nano": "nJy",
-    "degree": "deg",
-    "arcsec^2": "arcsec2",
-    "arc": "arcsec2",
-    "pixel": "pix",
-}
-
-
 @functools.cache
 def _archive_schema() -> dict[str, dict[str, str]]:
     """Unit and description of each HSC-SSP PDR2 archive column (forced, forced2, specz)."""
-    # The HSC tables are stored without field metadata; the archive schema the loader ships
-    # knows each column's unit and description.
-    from loaders.hsc_schema import forced_columns, specz_columns
+    # Catalogs loaded before the HSC loaders stored field metadata have none; the archive
+    # schema the loader ships knows each column's unit and description.
+    from loaders.hsc_schema import field_metadata, forced_columns, specz_columns
 
-    out = {}
-    for name, col in {**specz_columns(), **forced_columns()}.items():
-        text = col.description
-        if text.endswith("~"):  # the archive cuts long descriptions with "~"
-            text = text.rstrip("~").rstrip() + "…"
-        out[name] = {"unit": _ARCHIVE_UNITS.get(col.unit, col.unit), "description": text}
-    return out
+    return {n: field_metadata(n) for n in {**specz_columns(), **forced_columns()}}
 
 
 def with_metadata(table: pa.Table, info: Mapping[str, Mapping[str, str]]) -> pa.Table:

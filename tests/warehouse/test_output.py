@@ -170,3 +170,15 @@ def test_parquet_out_has_units_and_reads_in_astropy_and_pandas(cli, loaded, tmp_
     assert [None if pd.isna(v) else v for v in df["maybe_name"]] == [
         row["maybe_name"] for row in expected
     ]
+
+
+def test_catalog_tables_carry_units_and_descriptions_in_their_parquet(loaded):
+    for table, column, unit in (
+        ("hsc_forced", "g_cmodel_mag", b"mag"),
+        ("hsc_forced", "g_cmodel_flux", b"nJy"),
+        ("hsc_specz", "specz_ra", b"deg"),
+    ):
+        cv = loaded.current_version(table)
+        for path in (cv.files()[0], cv.path / "dataset" / "_common_metadata"):
+            meta = pq.read_schema(path).field(column).metadata
+            assert meta[b"unit"] == unit and meta[b"description"], (table, column, path)
