@@ -441,7 +441,10 @@ def plot_cutout(
     cut = read_cutout(wh, object_id, bands)
     meta = cut.metadata
     present = [b for b, ok in zip(cut.bands, cut.present, strict=True) if ok]
-    scales = {meta.get(f"{b}_pixel_scale") for b in present} - {None}
+    # one scale bar needs one pixel scale (to a micro-arcsec: FITS round-off is not a difference)
+    scales = {
+        round(float(meta[f"{b}_pixel_scale"]), 6) for b in present if meta.get(f"{b}_pixel_scale")
+    }
     zps = {z for z, ok in zip(cut.zeropoints, cut.present, strict=True) if ok}
     if zps == {None}:
         units = "normalised (no zeropoint)"
@@ -456,7 +459,7 @@ def plot_cutout(
         dec=meta.get("dec"),
         redshift=redshift,
         redshift_source=source,
-        pixel_scale=float(scales.pop()) if len(scales) == 1 else None,
+        pixel_scale=scales.pop() if len(scales) == 1 else None,
         simulated=cut.simulated,
         units=units,
         missing=tuple(b for b in cut.bands if b not in present),

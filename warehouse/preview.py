@@ -266,8 +266,12 @@ def cutout_figure(images: np.ndarray, bands: Sequence[str], info: CutoutInfo) ->
     fig = Figure(figsize=(11.0, 7.5), dpi=FIGURE_DPI, layout="constrained")
     grid = fig.add_gridspec(2, max(nb, 3), height_ratios=(1.6, 1.0))
     rgb_ax = fig.add_subplot(grid[0, : max(nb, 3) // 2])
-    rgb_ax.imshow(lupton_rgb(images, bands), origin="lower", interpolation="nearest")
-    rgb_ax.set_title("RGB composite (i, r, g)" if len(bands) >= 3 else "composite", fontsize=12)
+    kept = [k for k, b in enumerate(bands) if b not in info.missing] or list(range(nb))
+    kept_bands = [bands[k] for k in kept]
+    rgb_ax.imshow(
+        lupton_rgb(np.asarray(images)[kept], kept_bands), origin="lower", interpolation="nearest"
+    )
+    rgb_ax.set_title(_composite_label(kept_bands), fontsize=12)
     rgb_ax.set_xticks([])
     rgb_ax.set_yticks([])
     if info.pixel_scale:
@@ -324,6 +328,17 @@ def cutout_figure(images: np.ndarray, bands: Sequence[str], info: CutoutInfo) ->
         ax.set_title(f"{band}" + (" (missing)" if blank else ""), fontsize=13)
         ax.set_xticks([])
         ax.set_yticks([])
+        if blank:
+            ax.text(
+                0.5,
+                0.5,
+                f"no {band} cutout",
+                color="white",
+                fontsize=12,
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         if not blank:
             bar = fig.colorbar(shown, ax=ax, orientation="horizontal", fraction=0.08, pad=0.03)
             bar.ax.tick_params(labelsize=8)
@@ -345,6 +360,16 @@ def cutout_figure(images: np.ndarray, bands: Sequence[str], info: CutoutInfo) ->
     kind = "SIMULATED" if info.simulated else "HSC"
     fig.suptitle(f"{kind} cutout of object_id {info.object_id}", fontsize=15)
     return fig
+
+
+def _composite_label(bands: Sequence[str]) -> str:
+    """What :func:`lupton_rgb` draws from ``bands``, for the panel's title."""
+    names = [b.lower() for b in bands]
+    if all(b in names for b in ("i", "r", "g")):
+        return "RGB composite (i, r, g)"
+    if len(bands) >= 3:
+        return f"RGB composite ({', '.join(bands[-1:-4:-1])})"
+    return f"{bands[0]} band (grey)"
 
 
 def _few_ticks():  # type: ignore[no-untyped-def]

@@ -115,7 +115,7 @@ def test_simulated_files_are_recognised_by_name_and_header(tmp_path):
     assert not is_simulated_file(real)
 
 
-def _ingest_simulated(wh, n: int = 2):  # type: ignore[no-untyped-def]
+def _ingest_simulated(wh, n: int = 2, bands: str = "grizy"):  # type: ignore[no-untyped-def]
     ids = [
         row["object_id"]
         for row in wh.query(
@@ -127,7 +127,7 @@ def _ingest_simulated(wh, n: int = 2):  # type: ignore[no-untyped-def]
     blob = np.exp(-((xx - 63) ** 2 + (yy - 63) ** 2) / 40.0).astype(np.float32)
     images = {
         b: (blob * (k + 1) + rng.normal(0, 0.02, (n, 127, 127))).astype(np.float32)
-        for k, b in enumerate("grizy")
+        for k, b in enumerate(bands)
     }
     ingest_arrays(wh, ids, images, simulated=True, source="test simulation")
     return ids
@@ -148,6 +148,14 @@ def test_cutout_preview_is_readable(loaded, tmp_path):
     assert "SIMULATED" in text and r.simulated
     assert min(t.get_fontsize() for t in r.figure.axes[0].texts) >= 10
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_cutout_preview_names_missing_bands_and_draws_what_exists(loaded, tmp_path):
+    ids = _ingest_simulated(loaded, 1, bands="gr")
+    r = plot_cutout(loaded, ids[0], tmp_path / "gr.png")
+    text = figure_texts(r.figure)
+    assert "no cutout in band(s) i, z, y" in text and "no i cutout" in text
+    assert r.figure.axes[0].get_title() == "g band (grey)"  # not an RGB with an empty i
 
 
 def test_cutout_preview_errors_are_clear(loaded, tmp_path):
