@@ -30,6 +30,7 @@ from warehouse.errors import (
     MorphologyError,
     NotAWarehouseError,
     QueryError,
+    ReadOnlyError,
     ReleaseError,
     UnavailableViewError,
     WarehouseError,
@@ -56,6 +57,8 @@ _LAZY = {
     "plot_sky": "warehouse.plots",
     "plot_cutout": "warehouse.plots",
     "read_cutout": "warehouse.cutouts",
+    "PlotError": "warehouse.plots",
+    "WarehouseBusyError": "warehouse.locks",
 }
 
 __all__ = [
@@ -71,11 +74,14 @@ __all__ = [
     "LoadResult",
     "MorphologyError",
     "NotAWarehouseError",
+    "PlotError",
     "QueryError",
+    "ReadOnlyError",
     "ReleaseError",
     "UnavailableViewError",
     "ViewInfo",
     "Warehouse",
+    "WarehouseBusyError",
     "WarehouseError",
     "__version__",
     "export_all_splits",
@@ -94,7 +100,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first
     from warehouse.core import LoadResult, ViewInfo, Warehouse
     from warehouse.cutouts import read_cutout
     from warehouse.export import ExportOptions, ExportResult, export_all_splits, export_hdf5
-    from warehouse.plots import plot_cmd, plot_cutout, plot_sky
+    from warehouse.locks import WarehouseBusyError
+    from warehouse.plots import PlotError, plot_cmd, plot_cutout, plot_sky
     from warehouse.release import open_release
 
 
