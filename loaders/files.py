@@ -49,6 +49,11 @@ class SourceTable:
         return f"{self.path}, {self.row_word} {self.first_row + int(index)}"
 
 
+def one_line(exc: BaseException) -> str:
+    """A library's exception text on one line (astropy and h5py messages span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def normalise_name(name: str) -> str:
     """Archive column names as the warehouse stores them: ``"dec"`` → ``dec``, lower case."""
     return name.strip().strip('"').strip().lower()
@@ -184,7 +189,7 @@ def _scan_csv(path: Path) -> _CsvShape:
         ) from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise LoadError(
-            f"{path}: the gzip stream is truncated or damaged ({exc}). Download it again."
+            f"{path}: the gzip stream is truncated or damaged ({one_line(exc)}). Download it again."
         ) from None
     ends = tail.endswith(b"\n") or not tail
     last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
@@ -330,7 +335,7 @@ def _read_fits(path: Path, required: tuple[str, ...] = ()) -> pa.Table:
         raise
     except Exception as exc:  # astropy raises many types for damaged files
         raise LoadError(
-            f"{path} is unreadable or truncated as FITS ({type(exc).__name__}: {exc}). "
+            f"{path} is unreadable or truncated as FITS ({type(exc).__name__}: {one_line(exc)}). "
             "Download or export it again."
         ) from None
     # <col>_isnull columns mark NULLs in the archive's FITS output: apply them, then drop them.
@@ -399,7 +404,7 @@ def _read_parquet(path: Path) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise LoadError(
-            f"{path} is unreadable or truncated as Parquet ({exc}). Write it again."
+            f"{path} is unreadable or truncated as Parquet ({one_line(exc)}). Write it again."
         ) from None
     names = _check_names(table.column_names, path)
     return table.rename_columns(names)

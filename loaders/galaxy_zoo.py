@@ -45,7 +45,7 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.files import SourceTable, file_sha256, read_table
+from loaders.files import SourceTable, file_sha256, one_line, read_table
 from loaders.image_table import encode_labels, label_field
 from warehouse.errors import LoadError
 from warehouse.store import TableSpec
@@ -141,7 +141,9 @@ def _read_gz1_fits(path: Path) -> SourceTable:
     except LoadError:
         raise
     except Exception as exc:  # astropy raises many types for damaged files
-        raise LoadError(f"{path} is unreadable as FITS ({type(exc).__name__}: {exc}).") from None
+        raise LoadError(
+            f"{path} is unreadable as FITS ({type(exc).__name__}: {one_line(exc)})."
+        ) from None
     if raw and all(a.ndim == 2 and a.shape[0] == 1 for a in raw):
         raw = [a[0] for a in raw]  # one row of arrays -> one galaxy per row
     lengths = {a.shape[0] for a in raw if a.ndim >= 1}

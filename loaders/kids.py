@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 from loaders.base import Prepared, check_positions, check_unique, require_rows
-from loaders.files import SourceTable
+from loaders.files import SourceTable, one_line
 from loaders.image_table import (
     already_loaded,
     band_fields,
@@ -92,7 +92,7 @@ def _find_tables(path: Path) -> list[_RawTable]:
     try:
         fh = h5py.File(path, "r")
     except OSError as exc:
-        raise LoadError(f"{path} is not a readable HDF5 file ({exc}).") from None
+        raise LoadError(f"{path} is not a readable HDF5 file ({one_line(exc)}).") from None
     found: list[_RawTable] = []
     seen: list[str] = []
     with fh:
@@ -126,7 +126,7 @@ def _find_tables(path: Path) -> list[_RawTable]:
         except (OSError, RuntimeError, KeyError, ValueError) as exc:  # h5py's damaged-file errors
             where = seen[-1] if seen else "/"
             raise LoadError(
-                f"{path}:/{where}: the HDF5 file is damaged or truncated ({exc}). "
+                f"{path}:/{where}: the HDF5 file is damaged or truncated ({one_line(exc)}). "
                 "Download or write it again."
             ) from None
     if not found:

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from loaders.archive_http import RetryPolicy, atomic_write_bytes
 from loaders.astroquery_http import mast_base_url, mast_catalogs, with_retries
 from loaders.base import Prepared, check_positions, check_unique
-from loaders.files import SourceTable
+from loaders.files import SourceTable, one_line
 from warehouse.errors import ArchiveError, LoadError, QueryError
 from warehouse.store import TableSpec
 
@@ -606,7 +606,7 @@ class HubbleSourceCatalogLoader:
             try:
                 payload = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise LoadError(f"{path} is not readable JSON ({exc}).") from None
+                raise LoadError(f"{path} is not readable JSON ({one_line(exc)}).") from None
             if not isinstance(payload, dict) or "fields" not in payload:
                 raise LoadError(f"{path} is not a MAST Mashup answer (no 'fields').")
             try:
@@ -617,7 +617,7 @@ class HubbleSourceCatalogLoader:
             try:
                 table = pq.read_table(path)
             except (pa.ArrowInvalid, OSError) as exc:
-                raise LoadError(f"{path} is unreadable as Parquet ({exc}).") from None
+                raise LoadError(f"{path} is unreadable as Parquet ({one_line(exc)}).") from None
         else:
             raise LoadError(f"{path}: give a MAST .json answer or a .parquet file.")
         missing = [c for c in ("MatchID", "MatchRA", "MatchDec") if c not in table.column_names]
