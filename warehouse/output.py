@@ -43,7 +43,6 @@ import pyarrow.parquet as pq
 from warehouse.errors import QueryError
 
 FORMATS = ("table", "csv", "json", "jsonl")
-NON_FINITE = {"nan": "nan", "inf": "inf", "-inf": "-inf"}  # documented JSON spelling
 MAX_CELL = 40  # characters of one text cell in --format table before it is cut with "…"
 _GAP = "  "
 
@@ -257,7 +256,8 @@ def format_table(table: pa.Table, max_rows: int | None = 100, width: int | None 
     names = table.column_names
     types = [f.type for f in table.schema]
     values = _columns(shown)
-    cols = [[_cut(_cell(v, t)) for v in col] for col, t in zip(values, types, strict=True)]
+    limit = max(4, min(MAX_CELL, width - 4))  # one column and the "…" marker always fit
+    cols = [[_cut(_cell(v, t), limit) for v in col] for col, t in zip(values, types, strict=True)]
     numeric = [
         pa.types.is_integer(t)
         or pa.types.is_floating(t)
@@ -266,7 +266,8 @@ def format_table(table: pa.Table, max_rows: int | None = 100, width: int | None 
         for t in types
     ]
     widths = [
-        max([len(_cut(n))] + [len(c) for c in col]) for n, col in zip(names, cols, strict=True)
+        max([len(_cut(n, limit))] + [len(c) for c in col])
+        for n, col in zip(names, cols, strict=True)
     ]
     keep = _fit(widths, width)
     hidden = len(names) - len(keep)
@@ -278,13 +279,15 @@ def format_table(table: pa.Table, max_rows: int | None = 100, width: int | None 
                 parts.append("…")
             parts.append(cells[c])
             prev = c
+        if keep and keep[-1] != len(names) - 1:  # the hidden columns are the last ones
+            parts.append("…")
         return _GAP.join(parts).rstrip()
 
     def just(c: int, text: str) -> str:
         return text.rjust(widths[c]) if numeric[c] else text.ljust(widths[c])
 
     lines = [
-        line([just(c, _cut(n)) for c, n in enumerate(names)]),
+        line([just(c, _cut(n, limit)) for c, n in enumerate(names)]),
         line(["-" * w for w in widths]),
     ]
     for r in range(shown.num_rows):
