@@ -21,6 +21,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+from warehouse.core import base_tables
 from warehouse.db import load_models, quote_ident
 from warehouse.errors import QueryError
 
@@ -38,12 +39,6 @@ SIMULATED_PREFIX = "simulated"
 """File names the simulators write (``simulated_pdr2_wide_forced.fits``) start with this."""
 
 
-def _base_table_defs() -> dict:  # type: ignore[type-arg]
-    from warehouse.core import base_tables
-
-    return base_tables()
-
-
 @cache
 def _model_words() -> dict[str, frozenset[str]]:
     return {m.name: frozenset(_IDENT.findall(m.text)) for m in load_models()}
@@ -54,7 +49,7 @@ def base_sources(name: str) -> tuple[str, ...]:
 
     Unknown names give ``()``: a plot of an ad-hoc name then simply has no units.
     """
-    bases = list(_base_table_defs())
+    bases = list(base_tables())
     models = _model_words()
     seen: set[str] = set()
     todo = [name]
@@ -76,9 +71,9 @@ def base_sources(name: str) -> tuple[str, ...]:
 def tables_named(sql: str) -> tuple[str, ...]:
     """The base tables behind the tables and views a SQL text names (in registry order)."""
     words = set(_IDENT.findall(sql))
-    names = (set(_base_table_defs()) | set(_model_words())) & words
+    names = (set(base_tables()) | set(_model_words())) & words
     found = {b for name in names for b in base_sources(name)}
-    return tuple(b for b in _base_table_defs() if b in found)
+    return tuple(b for b in base_tables() if b in found)
 
 
 def _hsc_archive_unit(column: str) -> str:
@@ -97,7 +92,7 @@ def column_units(wh, table: str) -> dict[str, str]:  # type: ignore[no-untyped-d
     column of the same name; a name whose base tables disagree gets no unit (``deg`` and
     ``degree`` agree).
     """
-    defs = _base_table_defs()
+    defs = base_tables()
     seen: dict[str, set[str]] = {}
     for base in base_sources(table):
         spec = defs[base].spec

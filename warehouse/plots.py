@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from warehouse import preview
+from warehouse.core import base_tables
+from warehouse.cutouts import read_cutout
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
 from warehouse.healpix import SPATIAL_INDEX_ORDER
@@ -56,8 +58,6 @@ class PlotResult:
 
 
 def _table_spec(table: str):  # type: ignore[no-untyped-def]
-    from warehouse.core import base_tables
-
     defs = base_tables()
     return defs[table].spec if table in defs else None
 
@@ -432,9 +432,6 @@ def plot_cutout(
     CutoutError
         No cutouts ingested, or none for this object.
     """
-    from warehouse.cutouts import read_cutout
-    from warehouse.preview import CutoutInfo, cutout_figure, save_figure_png
-
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise PlotError(f"{out}: previews are PNG files; give a name ending in .png")
@@ -453,7 +450,7 @@ def plot_cutout(
     else:
         units = "image units (zeropoints differ by band)"
     redshift, source = _redshift(wh, object_id)
-    info = CutoutInfo(
+    info = preview.CutoutInfo(
         object_id=cut.object_id,
         ra=meta.get("ra"),
         dec=meta.get("dec"),
@@ -464,11 +461,11 @@ def plot_cutout(
         units=units,
         missing=tuple(b for b in cut.bands if b not in present),
     )
-    fig = cutout_figure(cut.images, cut.bands, info)
+    fig = preview.cutout_figure(cut.images, cut.bands, info)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
     try:
-        save_figure_png(fig, tmp)
+        preview.save_figure_png(fig, tmp)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
