@@ -62,21 +62,32 @@ def _is_nested(t: pa.DataType) -> bool:
 
 
 def _huge(t: pa.DataType) -> str | None:
-    """``hugeint``/``uhugeint`` when ``t`` is DuckDB's lossless 128-bit integer extension."""
+    """``hugeint``, ``uhugeint`` or ``bignum`` when ``t`` is one of DuckDB's opaque Arrow
+    integer extensions (BIGNUM always; (U)HUGEINT with ``arrow_lossless_conversion``)."""
     if isinstance(t, pa.BaseExtensionType):
         name = getattr(t, "type_name", "")
-        if name in ("hugeint", "uhugeint"):
+        if name in ("hugeint", "uhugeint", "bignum"):
             return name
     return None
 
 
+def _bignum(raw: bytes) -> int:
+    """DuckDB's BIGNUM bytes: a 3-byte header whose top bit is set for numbers >= 0, then the
+    big-endian magnitude; a negative number has every byte inverted."""
+    if raw[0] & 0x80:
+        return int.from_bytes(raw[3:], "big")
+    return -int.from_bytes(bytes(x ^ 0xFF for x in raw[3:]), "big")
+
+
 def _py_values(arr: pa.ChunkedArray | pa.Array) -> list:
-    """Python values of a column; DuckDB's opaque 128-bit integers become Python ints."""
+    """Python values of a column; DuckDB's opaque integers become Python ints."""
     kind = _huge(arr.type)
     if kind is None:
         return arr.to_pylist()
     storage = arr.storage if isinstance(arr, pa.ExtensionArray) else None
     chunks = [storage] if storage is not None else [c.storage for c in arr.chunks]
+    if kind == "bignum":
+        return [None if b is None else _bignum(b) for c in chunks for b in c.to_pylist()]
     signed = kind == "hugeint"
     return [
         None if b is None else int.from_bytes(b, "little", signed=signed)
@@ -256,14 +267,17 @@ def format_table(table: pa.Table, max_rows: int | None = 100, width: int | None 
     names = table.column_names
     types = [f.type for f in table.schema]
     values = _columns(shown)
-    limit = max(4, min(MAX_CELL, width - 4))  # one column and the "…" marker always fit
-    cols = [[_cut(_cell(v, t), limit) for v in col] for col, t in zip(values, types, strict=True)]
     numeric = [
         pa.types.is_integer(t)
         or pa.types.is_floating(t)
         or pa.types.is_decimal(t)
         or bool(_huge(t))
         for t in types
+    ]
+    limit = max(4, min(MAX_CELL, width - 4))  # one column and the "…" marker always fit
+    cols = [  # a number is never cut short: that would show another number
+        [_cell(v, t) if num else _cut(_cell(v, t), limit) for v in col]
+        for col, t, num in zip(values, types, numeric, strict=True)
     ]
     widths = [
         max([len(_cut(n, limit))] + [len(c) for c in col])

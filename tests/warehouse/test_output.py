@@ -87,6 +87,12 @@ def test_lossless_128_bit_integers_are_exact():
         ).to_arrow_table()
     r = strict(output.render(t, "json"))[0]
     assert r == {"u": 2**128 - 1, "h": -(2**127)}
+    with duckdb.connect() as con:  # BIGNUM: arbitrary precision, always an opaque extension
+        big = con.sql(
+            f"SELECT '{3**100}'::BIGNUM AS p, '{-(7**90)}'::BIGNUM AS n, '0'::BIGNUM AS z"
+        ).to_arrow_table()
+    assert strict(output.render(big, "json"))[0] == {"p": 3**100, "n": -(7**90), "z": 0}
+    assert str(3**100) in output.render(big, "table", max_rows=None)
     assert next(csv.DictReader(io.StringIO(output.render(t, "csv")))) == {
         "u": str(2**128 - 1),
         "h": str(-(2**127)),
