@@ -421,7 +421,9 @@ def _columns_of(schema: pa.Schema) -> list[_Column]:
             out.append(_Column(f.name, "int", np.dtype(t.to_pandas_dtype()), sql_type=str(t)))
         elif pa.types.is_floating(t):
             out.append(_Column(f.name, "float", np.dtype(t.to_pandas_dtype())))
-        elif pa.types.is_decimal(t):
+        elif pa.types.is_decimal(t) and t.scale == 0:  # HUGEINT, DECIMAL(p, 0): integers
+            out.append(_Column(f.name, "int", np.dtype(np.int64), sql_type=str(t)))
+        elif pa.types.is_decimal(t):  # the nearest float64, as any reader of it would get
             out.append(_Column(f.name, "float", np.dtype(np.float64)))
         elif (
             pa.types.is_string(t)
@@ -452,6 +454,8 @@ def _values(col: pa.ChunkedArray | pa.Array, c: _Column) -> tuple[np.ndarray, np
         filled = arr if nulls is None else arr.fill_null(False)
         values = filled.to_numpy(zero_copy_only=False)
     elif c.kind == "int":
+        if pa.types.is_decimal(arr.type):  # in int64 range: checked when planned
+            arr = pc.cast(arr, pa.int64())
         filled = arr if nulls is None else arr.fill_null(0)
         values = filled.to_numpy(zero_copy_only=False).astype(c.dtype, copy=False)
     else:
@@ -704,6 +708,13 @@ def _nullability(con, columns: list[_Column], full: str, params: list) -> None:
         if c.kind == "int":
             lo, hi = stats[k], stats[k + 1]
             k += 2
+            if lo is not None and (lo < -(2**63) or hi > 2**63 - 1):
+                raise ExportError(
+                    f"column {c.name} ({c.sql_type}) holds {lo if lo < -(2**63) else hi}, "
+                    "beyond 64-bit integers, which HDF5 readers cannot hold exactly; cast it in "
+                    f"--sql (e.g. {c.name}::VARCHAR AS {c.name}_text, or ::DOUBLE if "
+                    "approximate is fine)."
+                )
             exact = lo is None or (-EXACT_IN_FLOAT64 <= lo and hi <= EXACT_IN_FLOAT64)
             c.as_float = c.nullable and exact
         elif c.kind == "bool":

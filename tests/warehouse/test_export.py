@@ -273,7 +273,8 @@ def test_sql_export_nulls_and_column_types(fresh, tmp_path):
         "NULL::DOUBLE AS nothing, isprimary, 1.5::DECIMAL(4, 2) AS dec_value, "
         "DATE '2020-01-02' AS day, "
         "CASE WHEN object_id % 2 = 0 THEN object_id + 9007199254740993 END AS big_or_null, "
-        "CASE WHEN object_id % 2 = 0 THEN isprimary END AS flag_or_null FROM ml_objects"
+        "CASE WHEN object_id % 2 = 0 THEN isprimary END AS flag_or_null, "
+        "object_id::HUGEINT AS huge_id FROM ml_objects"
     )
     r = export_hdf5(fresh, tmp_path / "s.h5", sql=sql, options=ExportOptions(size=8))
     with h5py.File(r.path) as h5:
@@ -294,6 +295,7 @@ def test_sql_export_nulls_and_column_types(fresh, tmp_path):
         assert flag.dtype == np.float64 and np.isnan(flag[:][nulls]).all()
         assert set(flag[:][~nulls].tolist()) <= {0.0, 1.0}
         assert h5["patch_or_null_isnull"][:].tolist() == (ids % 3 == 0).tolist()
+        assert h5["huge_id"].dtype == np.int64 and (h5["huge_id"][:] == ids).all()  # exact
         assert np.isnan(h5["nothing"][:]).all() and "nothing_isnull" not in h5
         assert "isprimary_isnull" not in h5 and h5["dec_value"][0] == 1.5
         assert h5["day"].asstr()[0] == "2020-01-02"
@@ -308,6 +310,10 @@ def test_sql_export_nulls_and_column_types(fresh, tmp_path):
         ("SELECT object_id FROM ml_objects WHERE false", "returns no rows"),
         ("SELECT 1::BIGINT AS object_id", "neither in hsc_forced nor in cutouts"),
         ("SELECT object_id, [1, 2] AS l FROM ml_objects", "has no 1-D HDF5 form"),
+        (
+            "SELECT object_id, object_id::HUGEINT * 1000000000000 AS h FROM ml_objects",
+            r"column h \(decimal128\(38, 0\)\) holds \d+, beyond 64-bit integers",
+        ),
         ("SELECT nope FROM ml_objects", "nope"),
     ],
 )
