@@ -31,7 +31,7 @@ __all__ = [
     "stored_digest",
 ]
 
-LAYOUT_VERSION = 2  # bump when the bytes written for the same inputs change (resume checks it)
+LAYOUT_VERSION = 3  # bump when the bytes written for the same inputs change (resume checks it)
 
 OWN_DATASETS = {  # the ``description`` attribute of the datasets the export adds
     "image": "pixels (N, bands, S, S) as stored in the image table, never rescaled; see the file "
