@@ -271,6 +271,8 @@ def test_no_command_prints_a_traceback_and_errors_change_nothing(corpus, tmp_pat
             problems.append("no 'error: ' message")
         if Path(case.argv[-1]).name not in done.stderr:  # ingest names files, load paths
             problems.append("file not named")
+        if case.argv[0] == "load" and done.stderr.strip().count("\n"):
+            problems.append("more than one line")  # ingest lists each file left out, one a line
         if case.says and case.says not in done.stderr:
             problems.append(f"missing {case.says!r}")
         if not all(c.isprintable() or c in "\n\t" for c in out) or "\\x" in out:
