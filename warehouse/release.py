@@ -53,6 +53,8 @@ HSC_ACKNOWLEDGEMENT = (
 CITATIONS_HSC = [
     "Aihara H. et al. 2018, PASJ 70, S4: The Hyper Suprime-Cam SSP Survey: overview and "
     "survey design",
+    "Aihara H. et al. 2018, PASJ 70, S8: First data release of the Hyper Suprime-Cam Subaru "
+    "Strategic Program",
     "Aihara H. et al. 2019, PASJ 71, 114: Second data release of the Hyper Suprime-Cam Subaru "
     "Strategic Program (PDR2)",
     "Bosch J. et al. 2018, PASJ 70, S5: The Hyper Suprime-Cam software pipeline",

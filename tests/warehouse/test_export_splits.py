@@ -105,7 +105,8 @@ def test_units_descriptions_and_provenance_attributes(populated, tmp_path):
     assert json.loads(a["split_fractions"]) == {"train": 0.7, "validation": 0.15, "test": 0.15}
     assert a["split_mode"] == "object"
     cites = " ".join(a["citation"])
-    assert "Aihara" in cites and "PASJ 71, 114" in cites and "GalaxiesML" in cites
+    assert "PASJ 70, S4" in cites and "PASJ 70, S8" in cites and "PASJ 71, 114" in cites
+    assert "GalaxiesML" in cites
     assert "Hyper Suprime-Cam" in a["acknowledgement"]
     assert a["image_units"].endswith(
         "flux with AB zeropoint 27 (magnitude = 27 - 2.5 log10(pixel value)); never rescaled"
