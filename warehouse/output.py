@@ -485,8 +485,9 @@ def _astropy_header(table: pa.Table) -> dict[bytes, bytes]:
             out[f"table::len::{f.name}".encode()] = str(max(n, 1)).encode()
             dtype = np.dtype(f"U{max(n, 1)}")
         elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            lengths = [len(v) for v in table.column(f.name).to_pylist() if v is not None]
-            n = max(max(lengths, default=0), 1)
+            col = table.column(f.name)
+            n = max((len(v) for v in col.to_pylist() if v is not None), default=0)
+            n = max(n, 4 if col.null_count else 1)  # astropy reads a NULL as b"None"
             out[f"table::len::{f.name}".encode()] = str(n).encode()
             dtype = np.dtype(f"S{n}")
         else:
@@ -502,13 +503,26 @@ def _astropy_header(table: pa.Table) -> dict[bytes, bytes]:
     return out
 
 
+def _parquet_ready(table: pa.Table) -> pa.Table:
+    """Columns Parquet has no type for, as text: intervals as ISO 8601 durations, DuckDB's
+    opaque integers (BIGNUM; (U)HUGEINT in lossless mode) as their exact decimal digits."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_interval(f.type) or _huge(f.type):
+            values = _py_values(table.column(i))
+            text = [None if v is None else _plain(v) for v in values]
+            field = pa.field(f.name, pa.string(), metadata=f.metadata)
+            table = table.set_column(i, field, pa.array(text, pa.string()))
+    return table
+
+
 def save(
     table: pa.Table, path: Path, column_info: Mapping[str, Mapping[str, str]] | None = None
 ) -> None:
     """Write ``.csv`` or ``.parquet`` atomically (a temporary file, then a rename).
 
     Parquet carries ``unit``/``description`` field metadata from ``column_info`` (see
-    :func:`column_metadata`) and astropy's header; CSV writes nested cells as JSON text.
+    :func:`column_metadata`) and astropy's header; intervals and DuckDB's opaque integers are
+    written as text. CSV writes nested cells as JSON text.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -521,14 +535,24 @@ def save(
         if suffix == ".csv":
             _write_csv(table, tmp)
         else:
-            table = with_metadata(table, column_info or {})
+            table = with_metadata(_parquet_ready(table), column_info or {})
             meta = dict(table.schema.metadata or {})
             if not any(
                 _is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType) for f in table.schema
             ):
                 meta.update(_astropy_header(table))
-            pq.write_table(table.replace_schema_metadata(meta), tmp, compression="snappy")
+            try:
+                pq.write_table(table.replace_schema_metadata(meta), tmp, compression="snappy")
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:
+                raise QueryError(
+                    f"--out {path}: Parquet cannot hold a column of this result ({exc}); cast it "
+                    "in the SQL (e.g. CAST(x AS VARCHAR)) or write .csv."
+                ) from None
         os.replace(tmp, path)
+    except OSError as exc:
+        raise QueryError(
+            f"--out {path}: {exc.strerror or exc}; choose a folder you can write."
+        ) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -188,3 +188,19 @@ def test_catalog_tables_carry_units_and_descriptions_in_their_parquet(loaded):
         for path in (cv.files()[0], cv.path / "dataset" / "_common_metadata"):
             meta = pq.read_schema(path).field(column).metadata
             assert meta[b"unit"] == unit and meta[b"description"], (table, column, path)
+
+
+def test_parquet_out_writes_what_parquet_has_no_type_for_as_text(tmp_path):
+    with duckdb.connect() as con:
+        t = con.sql(
+            "SELECT INTERVAL 1 DAY AS iv, '123456789012345678901234567890123'::BIGNUM AS big, "
+            "[1, 2] AS l UNION ALL SELECT NULL, NULL, NULL"
+        ).to_arrow_table()
+    output.save(t, tmp_path / "x.parquet")
+    rows = pq.read_table(tmp_path / "x.parquet").to_pylist()
+    assert rows == [
+        {"iv": "P1D", "big": "123456789012345678901234567890123", "l": [1, 2]},
+        {"iv": None, "big": None, "l": None},
+    ]
+    with pytest.raises(output.QueryError, match="must end in .csv or .parquet"):
+        output.save(t, tmp_path / "x.json")
