@@ -13,6 +13,10 @@ class WarehouseError(Exception):
     exit_code = 1
 
 
+class WarehouseBusyError(WarehouseError):
+    """Another process holds the warehouse's writer lock (its command and PID are named)."""
+
+
 class ConfigError(WarehouseError):
     """warehouse.toml is missing, malformed or has an invalid value."""
 

@@ -26,7 +26,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from warehouse.errors import WarehouseError
+from warehouse.errors import WarehouseBusyError
+
+__all__ = ["WarehouseBusyError", "no_readers", "readers_lock", "writer_lock"]
 
 WRITER_LOCK = ".lock"
 READERS_LOCK = ".readers"
@@ -36,10 +38,6 @@ def command_line() -> str:
     """This process's command, as a user would type it (``gwh load hsc-forced x.fits``)."""
     argv = list(sys.argv) or ["python"]
     return shlex.join([Path(argv[0]).name, *argv[1:]])
-
-
-class WarehouseBusyError(WarehouseError):
-    """Another process holds the writer lock."""
 
 
 @contextlib.contextmanager
