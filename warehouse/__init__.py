@@ -33,6 +33,7 @@ from warehouse.errors import (
     ReadOnlyError,
     ReleaseError,
     UnavailableViewError,
+    WarehouseBusyError,
     WarehouseError,
 )
 
@@ -58,7 +59,6 @@ _LAZY = {
     "plot_cutout": "warehouse.plots",
     "read_cutout": "warehouse.cutouts",
     "PlotError": "warehouse.plots",
-    "WarehouseBusyError": "warehouse.locks",
 }
 
 __all__ = [
@@ -100,7 +100,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first
     from warehouse.core import LoadResult, ViewInfo, Warehouse
     from warehouse.cutouts import read_cutout
     from warehouse.export import ExportOptions, ExportResult, export_all_splits, export_hdf5
-    from warehouse.locks import WarehouseBusyError
     from warehouse.plots import PlotError, plot_cmd, plot_cutout, plot_sky
     from warehouse.release import open_release
 
