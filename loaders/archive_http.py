@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 import requests
 
 from warehouse.errors import ArchiveError, AuthenticationError
+from warehouse.files import atomic_write_bytes
 
 __all__ = [
     "DEFAULT_URLS",
@@ -37,7 +37,6 @@ __all__ = [
     "ArchiveSession",
     "Credentials",
     "RetryPolicy",
-    "atomic_write_bytes",
     "base_url",
     "credentials_from_env",
 ]
@@ -185,31 +184,6 @@ class RetryPolicy:
 
 class _Transient(Exception):
     """Internal: a failure worth retrying; carries the user-facing message."""
-
-
-def atomic_write_bytes(dest: Path, chunks: Iterator[bytes] | bytes) -> Path:
-    """Write ``chunks`` to ``dest`` through a temporary file in the same directory.
-
-    Readers see either no file or the complete file, never a partial one.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if isinstance(chunks, bytes):
-                fh.write(chunks)
-            else:
-                for chunk in chunks:
-                    fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return dest
 
 
 def secret_forms(secret: str) -> set[str]:

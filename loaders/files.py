@@ -11,7 +11,6 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-import hashlib
 import io
 import re
 import warnings
@@ -57,17 +56,6 @@ def one_line(exc: BaseException) -> str:
 def normalise_name(name: str) -> str:
     """Archive column names as the warehouse stores them: ``"dec"`` → ``dec``, lower case."""
     return name.strip().strip('"').strip().lower()
-
-
-def file_sha256(path: Path, on_bytes: Callable[[int], object] | None = None) -> str:
-    """The file's SHA-256; ``on_bytes(n)`` after each block read (a progress bar's update)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-            if on_bytes is not None:
-                on_bytes(len(block))
-    return h.hexdigest()
 
 
 def read_table(path: Path, type_for: TypeFor, required: tuple[str, ...] = ()) -> SourceTable:

@@ -37,7 +37,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loaders.archive_http import atomic_write_bytes
 from loaders.base import (
     Prepared,
     check_positions,
@@ -45,9 +44,10 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.files import SourceTable, file_sha256, one_line, read_table
+from loaders.files import SourceTable, one_line, read_table
 from loaders.image_table import encode_labels, label_field
 from warehouse.errors import LoadError
+from warehouse.files import atomic_write_bytes, file_sha256
 from warehouse.store import TableSpec
 
 __all__ = [
@@ -319,7 +319,7 @@ def match_to_catalog(
     )
     buffer = io.BytesIO()
     pq.write_table(out, buffer)
-    folder = wh.root / "cache" / "galaxy_zoo"
+    folder = wh.layout.cache("galaxy_zoo")
     tmp = atomic_write_bytes(folder / "match.parquet.tmp", buffer.getvalue())
     final = folder / f"match-{catalog}-{file_sha256(tmp)[:16]}.parquet"
     tmp.replace(final)

@@ -16,8 +16,6 @@ password is never printed, logged or written (the clients mask it in every messa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -27,8 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loaders.archive_http import Credentials, RetryPolicy, atomic_write_bytes
+from loaders.archive_http import Credentials, RetryPolicy
 from warehouse.errors import CutoutError, LoadError, QueryError
+from warehouse.files import atomic_write_bytes, json_hash
 
 __all__ = ["CutoutFetch", "SqlFetch", "fetch_hsc_cutouts", "fetch_hsc_sql", "read_sql"]
 
@@ -105,7 +104,7 @@ def fetch_hsc_sql(
             text,
             release=release,
             out_format=fmt,
-            cache_dir=wh.root / "cache" / "hsc_sql",
+            cache_dir=wh.layout.cache("hsc_sql"),
             credentials=credentials,
             base_url=wh.config.archives.hsc_ssp_url,
             poll_timeout=poll_timeout,
@@ -139,11 +138,6 @@ class CutoutFetch:
     images: int = 0
     ingest_available: bool = True
     folder: Path | None = None
-
-
-def _digest(payload: object) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _done_objects(folder: Path, band: str, size: str, rerun: str) -> set[int]:
@@ -220,7 +214,7 @@ def fetch_hsc_cutouts(
             strict=True,
         )
     )
-    folder = wh.root / "cache" / "hsc_cutouts"
+    folder = wh.layout.cache("hsc_cutouts")
     folder.mkdir(parents=True, exist_ok=True)
     report = CutoutFetch(objects=len(triples), folder=folder)
     creds = credentials
@@ -234,7 +228,7 @@ def fetch_hsc_cutouts(
         )
         for start in range(0, len(missing), 1000):
             chunk = missing[start : start + 1000]
-            prefix = "c" + _digest(
+            prefix = "c" + json_hash(
                 {"ids": [int(t[0]) for t in chunk], "size": side, "rerun": rerun}
             )
             try:

@@ -41,10 +41,10 @@ from loaders.archive_http import (
     ArchiveSession,
     Credentials,
     RetryPolicy,
-    atomic_write_bytes,
 )
 from loaders.hsc_ssp_sql import AUTH_HINT, hsc_ssp_credentials
 from warehouse.errors import CutoutError
+from warehouse.files import atomic_write_bytes
 
 __all__ = [
     "FILTERS",

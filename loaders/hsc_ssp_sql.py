@@ -18,7 +18,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -36,11 +35,11 @@ from loaders.archive_http import (
     ArchiveSession,
     Credentials,
     RetryPolicy,
-    atomic_write_bytes,
     credentials_from_env,
 )
 from warehouse import progress
 from warehouse.errors import ArchiveError, AuthenticationError
+from warehouse.files import atomic_write_bytes, file_sha256, sha256_hex
 
 __all__ = [
     "CLIENT_VERSION",
@@ -138,7 +137,7 @@ def cache_key(sql: str, release: str, out_format: str) -> str:
         sort_keys=True,
         separators=(",", ":"),
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return sha256_hex(payload)
 
 
 @dataclass(frozen=True)
@@ -411,14 +410,6 @@ def _check_download(path: Path, out_format: str, job_id: int) -> None:
         raise ArchiveError(f"HSC-SSP catalog job {job_id}: the download is empty (0 bytes).")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _empty_error(path: Path, sql: str) -> ArchiveError:
     return ArchiveError(
         f"HSC-SSP query returned no rows (cached at {path}): {normalize_sql(sql)[:200]}. "
@@ -521,7 +512,7 @@ def run_sql(
                 "job_id": job_id,
                 "rows": rows,
                 "bytes": staging.stat().st_size,
-                "sha256": _sha256(staging),
+                "sha256": file_sha256(staging),
                 "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "archive": client.api_url,
             }

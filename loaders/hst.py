@@ -21,8 +21,6 @@ the filter in lower case) and the label columns of the labels table.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import re
 import time
@@ -34,15 +32,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from loaders.archive_http import RetryPolicy, atomic_write_bytes
+from loaders.archive_http import RetryPolicy
 from loaders.astroquery_http import mast_base_url, mast_zcut, with_retries
 from loaders.image_table import (
     PartStore,
     already_loaded,
     band_fields,
-    digest,
     encode_image,
     ingest_image_table,
     objects_of,
@@ -50,6 +46,7 @@ from loaders.image_table import (
     wcs_cutout,
 )
 from warehouse.errors import ArchiveError, CutoutError
+from warehouse.files import atomic_write_bytes, parquet_bytes, short_hash, values_hash
 from warehouse.store import TableSpec
 
 __all__ = ["HST_CUTOUTS", "HstResult", "choose_survey", "fetch_hst_cutouts", "pick_filter_hdu"]
@@ -152,7 +149,7 @@ def fetch_hst_cutouts(
         raise CutoutError(f"{labels} has no rows: nothing to cut out.")
     zcut = mast_zcut(mast_base_url(wh.config.archives.mast_url), timeout=timeout)
     try:
-        cache = wh.root / "cache" / "hst"
+        cache = wh.layout.cache("hst")
         parts = PartStore(cache / f"{labels}-{filt.lower()}-{pixels}px-{survey or 'auto'}")
         done = parts.done("object_id")
         ids = objects.column(key).to_pylist()
@@ -204,7 +201,9 @@ def fetch_hst_cutouts(
                     }
                     continue
                 results[i] = _cut(hdu, float(ra_all[i]), float(dec_all[i]), pixels, chosen)
-            parts.write(f"batch-{digest(ids[i] for i in rows)}", _part(objects, key, rows, results))
+            parts.write(
+                f"batch-{values_hash(ids[i] for i in rows)}", _part(objects, key, rows, results)
+            )
             echo(f"  objects {start + 1}-{start + len(rows)} of {len(todo)} done")
 
         everything = parts.combined()
@@ -230,11 +229,9 @@ def fetch_hst_cutouts(
                 f"survey.{hint}"
             )
         table = _final_table(wh, good.sort_by([("object_id", "ascending")]), labels, filt, pixels)
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="snappy")
-        content = hashlib.sha256(buffer.getvalue()).hexdigest()[:16]
-        out = cache / f"hst_cutouts-{labels}-{filt.lower()}-{pixels}px-{content}.parquet"
-        atomic_write_bytes(out, buffer.getvalue())
+        data = parquet_bytes(table)
+        out = cache / f"hst_cutouts-{labels}-{filt.lower()}-{pixels}px-{short_hash(data)}.parquet"
+        atomic_write_bytes(out, data)
         if load:
             if already_loaded(wh, "hst-cutouts", out):
                 echo(f"hst_cutouts: {out.name} is loaded already; nothing to do.")

@@ -24,12 +24,11 @@ The warehouse hides ``*_image`` columns from the SQL views (they stay in the Par
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loaders.archive_http import atomic_write_bytes
 from warehouse.errors import CutoutError, LoadError
+from warehouse.files import atomic_write_bytes, file_sha256
 
 __all__ = [
     "IMAGE_SUFFIX",
@@ -171,7 +170,6 @@ def ingest_image_table(wh, loader_name: str, spec, table: pa.Table, source: Path
     """Commit an image table as the next version of ``spec``'s table, with the small partitions
     of the cutouts table (``[cutouts] max_rows_per_partition``). Returns the rows after."""
     from loaders.base import Prepared
-    from loaders.files import file_sha256
     from warehouse.core import PreparedBatch
 
     batch = PreparedBatch(
@@ -186,7 +184,6 @@ def ingest_image_table(wh, loader_name: str, spec, table: pa.Table, source: Path
 
 def already_loaded(wh, loader_name: str, path: Path) -> bool:  # type: ignore[no-untyped-def]
     """True when a file with these bytes was committed by ``loader_name`` before."""
-    from loaders.files import file_sha256
     from warehouse import db
 
     with db.connect(wh.db_path, read_only=True) as con:
@@ -358,13 +355,3 @@ def objects_of(wh, table: str, limit: int | None = None) -> tuple[str, pa.Table]
     if rows.num_rows and pc.any(pc.is_null(rows.column("ra"))).as_py():
         raise CutoutError(f"{table} has rows without positions; cutouts need ra and dec.")
     return key, rows
-
-
-def digest(values: Iterable) -> str:
-    """A short stable name for a set of values (work units, cache files): 16 hex digits of the
-    SHA-256 of their reprs."""
-    h = hashlib.sha256()
-    for v in values:
-        h.update(repr(v).encode())
-        h.update(b"\x1f")
-    return h.hexdigest()[:16]

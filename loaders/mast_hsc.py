@@ -19,7 +19,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -35,11 +34,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loaders.archive_http import RetryPolicy, atomic_write_bytes
+from loaders.archive_http import RetryPolicy
 from loaders.astroquery_http import mast_base_url, mast_catalogs, with_retries
 from loaders.base import Prepared, check_positions, check_unique
 from loaders.files import SourceTable, one_line
 from warehouse.errors import ArchiveError, LoadError, QueryError
+from warehouse.files import atomic_write_bytes, json_hash, write_parquet_atomic
 from warehouse.store import TableSpec
 
 __all__ = [
@@ -310,11 +310,6 @@ class FetchResult:
     rows: int  # rows kept after the box and --where
 
 
-def _query_key(params: dict[str, Any]) -> str:
-    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
 def fetch_hubble_source_catalog(
     target: str,
     *,
@@ -391,7 +386,7 @@ def fetch_hubble_source_catalog(
             "magtype": 1,
             "pagesize": int(pagesize),
         }
-        folder = Path(cache_dir) / _query_key(params)
+        folder = Path(cache_dir) / json_hash(params, 24)
         folder.mkdir(parents=True, exist_ok=True)
         record = folder / "query.json"
         if not record.exists():
@@ -475,9 +470,9 @@ def fetch_hubble_source_catalog(
                 f"({rows_fetched:,} in the cone before the cuts). Check the target, the size and "
                 "the constraints."
             )
-        cut_key = _query_key({"box": box_deg, "radius": radius_deg, "where": where or ""})
+        cut_key = json_hash({"box": box_deg, "radius": radius_deg, "where": where or ""}, 24)
         out = folder / f"result-{cut_key}.parquet"
-        _write_parquet(table, out)
+        write_parquet_atomic(table, out)
         return FetchResult(out, (ra0, dec0), radius, n_pages, fetched, rows_fetched, table.num_rows)
     finally:
         catalogs._session.close()
@@ -518,14 +513,6 @@ def apply_where(table: pa.Table, where: str) -> pa.Table:
     finally:
         con.close()
     return result.cast(table.schema)
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="snappy")
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def match_sources(
@@ -583,7 +570,7 @@ def fetch_into_warehouse(
     the rows into ``hubble_source_catalog`` (each result file once)."""
     options.setdefault("base_url", wh.config.archives.mast_url)
     result = fetch_hubble_source_catalog(
-        target, cache_dir=wh.root / "cache" / "mast_hsc", echo=echo, **options
+        target, cache_dir=wh.layout.cache("mast_hsc"), echo=echo, **options
     )
     echo(
         f"{result.rows:,} of {result.rows_fetched:,} sources kept "

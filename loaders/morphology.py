@@ -28,8 +28,9 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.files import SourceTable, file_sha256, read_table
+from loaders.files import SourceTable, read_table
 from warehouse.errors import LoadError
+from warehouse.files import file_sha256
 from warehouse.morphology import MORPHOLOGY_FIELDS
 from warehouse.morphology_store import (
     EMPTY_COLUMNS,

@@ -22,7 +22,6 @@ SkyServer answers SQL synchronously: there is no remote job to cancel on Ctrl-C.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -35,16 +34,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from loaders import archive_http
-from loaders.archive_http import RetryPolicy, atomic_write_bytes
+from loaders.archive_http import RetryPolicy
 from loaders.astroquery_http import sdss_urls, with_retries
 from loaders.image_table import (
     PartStore,
     already_loaded,
     band_fields,
-    digest,
     encode_image,
     ingest_image_table,
     objects_of,
@@ -53,6 +50,13 @@ from loaders.image_table import (
 )
 from warehouse.config import ARCHIVE_DEFAULTS
 from warehouse.errors import ArchiveError, CutoutError
+from warehouse.files import (
+    atomic_write_bytes,
+    parquet_bytes,
+    sha256_hex,
+    values_hash,
+    write_parquet_atomic,
+)
 from warehouse.store import TableSpec
 
 __all__ = [
@@ -245,7 +249,7 @@ def fetch_sdss_cutouts(
     cfg = wh.config.archives
     skyserver = archive_http.base_url("sdss", cfg.sdss_url)
     sas = sas_base_url(skyserver, cfg.sdss_sas_url)
-    cache = wh.root / "cache" / "sdss"
+    cache = wh.layout.cache("sdss")
     parts = PartStore(cache / f"{labels}-{band}-{pixels}px-dr{data_release}")
     done = parts.done("object_id")
     ids = objects.column(key).to_pylist()
@@ -268,7 +272,7 @@ def fetch_sdss_cutouts(
             rows = todo[start : start + batch]
             positions = [(float(ra_all[i]), float(dec_all[i])) for i in rows]
             sql = frame_lookup_sql(positions, match_radius_arcsec)
-            cached = cache / "lookup" / f"dr{data_release}-{digest([sql])}.csv"
+            cached = cache / "lookup" / f"dr{data_release}-{values_hash([sql])}.csv"
             if cached.is_file():
                 text = cached.read_text(encoding="utf-8")
             else:
@@ -294,7 +298,7 @@ def fetch_sdss_cutouts(
                     matches[i] = m
         if no_match:
             parts.write(
-                f"nomatch-{digest(ids[i] for i in no_match)}",
+                f"nomatch-{values_hash(ids[i] for i in no_match)}",
                 _part(objects, key, no_match, {}, {}, "no_photoobj"),
             )
             echo(
@@ -337,7 +341,8 @@ def fetch_sdss_cutouts(
                     _part(objects, key, off, matches, cuts, "off_frame"),
                 ]
             )
-            parts.write(f"{run:06d}-{camcol}-{field:04d}-{digest(ids[i] for i in rows)}", table)
+            unit = values_hash(ids[i] for i in rows)
+            parts.write(f"{run:06d}-{camcol}-{field:04d}-{unit}", table)
             echo(f"  frame {n}/{len(by_frame)}: {name}: {len(ok)} cutout(s)")
 
         # 4. the table
@@ -355,11 +360,9 @@ def fetch_sdss_cutouts(
                 "in the SDSS footprint?"
             )
         table = _final_table(wh, good.sort_by([("object_id", "ascending")]), labels, band, pixels)
-        out = (
-            cache
-            / f"sdss_cutouts-{labels}-{band}-{pixels}px-{digest([_table_digest(table)])}.parquet"
-        )
-        _write(table, out)
+        content = values_hash([sha256_hex(parquet_bytes(table))])
+        out = cache / f"sdss_cutouts-{labels}-{band}-{pixels}px-{content}.parquet"
+        write_parquet_atomic(table, out)
         if load:
             if already_loaded(wh, "sdss-cutouts", out):
                 echo(f"sdss_cutouts: {out.name} is loaded already; nothing to do.")
@@ -371,14 +374,6 @@ def fetch_sdss_cutouts(
         return SdssResult(len(ids), table.num_rows, frames_fetched, n_nomatch, n_off, out)
     finally:
         client._session.close()
-
-
-def _table_digest(table: pa.Table) -> str:
-    import io
-
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def _get_frame(client, skyserver, sas, run, rerun, camcol, field, band, dr, timeout):  # type: ignore[no-untyped-def]
@@ -483,14 +478,6 @@ def _final_table(wh, good: pa.Table, labels: str, band: str, pixels: int) -> pa.
             pairs.append((good.schema.field(name), good.column(name)))
     schema = pa.schema([f for f, _ in pairs])
     return pa.Table.from_arrays([a for _, a in pairs], schema=schema)
-
-
-def _write(table: pa.Table, path: Path) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="snappy")
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _tables():  # type: ignore[no-untyped-def]

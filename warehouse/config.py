@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from warehouse.errors import ConfigError
+from warehouse.files import CONFIG_NAME
 
-CONFIG_NAME = "warehouse.toml"
 SPLIT_NAMES = ("train", "validation", "test")
 SPLIT_MODES = ("object", "healpix")
 _BAND_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")

@@ -26,6 +26,7 @@ import pyarrow as pa
 from warehouse import db, locks, progress
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import LoadError, NotAWarehouseError, QueryError, WarehouseError
+from warehouse.files import DB_NAME, Layout, file_sha256
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
 from warehouse.readonly import check_read_only, explain_refusal
 from warehouse.store import CatalogVersion, TableSpec, merge_version, read_version
@@ -36,7 +37,6 @@ if TYPE_CHECKING:  # return types of query_df, query_table and export
 
     from warehouse.export import ExportResult
 
-DB_NAME = "warehouse.duckdb"
 DEFAULT_ROOT = "warehouse"
 
 
@@ -140,12 +140,17 @@ class Warehouse:
     # ------------------------------------------------------------------ opening
 
     @property
+    def layout(self) -> Layout:
+        """Where things live under the root (catalogs/, releases/, cache/<source>)."""
+        return Layout(self.root)
+
+    @property
     def db_path(self) -> Path:
-        return self.root / DB_NAME
+        return self.layout.db
 
     @property
     def catalogs_dir(self) -> Path:
-        return self.root / "catalogs"
+        return self.layout.catalogs
 
     @classmethod
     def init(cls, root: str | os.PathLike, config: Config | None = None) -> Warehouse:
@@ -161,7 +166,7 @@ class Warehouse:
             )
         config = config or Config.default()
         root.mkdir(parents=True, exist_ok=True)
-        (root / "catalogs").mkdir(exist_ok=True)
+        Layout(root).catalogs.mkdir(exist_ok=True)
         tmp = root / f".{CONFIG_NAME}.tmp"
         tmp.write_text(config.to_toml(), encoding="utf-8")
         os.replace(tmp, root / CONFIG_NAME)
@@ -219,7 +224,7 @@ class Warehouse:
 
     def allowed_directories(self) -> list[Path]:
         """The folders a reader's SQL may read: the warehouse's own data."""
-        return [self.catalogs_dir, self.root / "releases"]
+        return [self.catalogs_dir, self.layout.releases]
 
     def models(self) -> list[db.Model]:
         """The SQL models the views are built from: ``sql/`` (a release: the SQL it froze)."""
@@ -382,8 +387,6 @@ class Warehouse:
 
         A file already loaded (same SHA-256, same loader) is skipped: loading twice changes nothing.
         """
-        from loaders.files import file_sha256
-
         all_loaders = loaders()
         if loader_name not in all_loaders:
             raise LoadError(
@@ -550,7 +553,7 @@ class Warehouse:
         import json
 
         keep: set[Path] = set()
-        releases = self.root / "releases"
+        releases = self.layout.releases
         for manifest in releases.glob("*/manifest.json") if releases.exists() else []:
             data = json.loads(manifest.read_text(encoding="utf-8"))
             for table in data.get("tables", {}).values():

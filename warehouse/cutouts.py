@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # astropy is imported only when cutouts are read: `gwh sql` s
     from warehouse.cutout_fits import CutoutImage
 from warehouse.db import quote_ident
 from warehouse.errors import CutoutError, QueryError
+from warehouse.files import Layout, file_sha256
 from warehouse.healpix import angular_separation_deg, shift, spatial_index
 from warehouse.scratch import remove_stale, scratch_dir
 from warehouse.store import TableSpec
@@ -693,7 +694,7 @@ def ingest_workdir(root: Path) -> Iterator[Path]:
     cannot fill ``/tmp`` unnoticed: each run first removes the folders whose owner process is
     gone (:func:`warehouse.scratch.remove_stale`), then removes its own when it ends.
     """
-    parent = Path(root) / "cache" / "tmp"
+    parent = Layout(Path(root)).scratch
     remove_stale(parent, WORKDIR_PREFIX)
     with scratch_dir(parent, WORKDIR_PREFIX) as path:
         yield path
@@ -713,7 +714,6 @@ def _batches(
     """Prepared tables of at most ~BATCH_BYTES of pixels; objects in one table carry the same
     new bands (a null column would replace a stored band)."""
     from loaders.base import Prepared
-    from loaders.files import file_sha256
 
     groups: dict[tuple[str, ...], list[int]] = {}
     for oid in sorted(objects):
@@ -968,14 +968,3 @@ def show_cutout(
     from warehouse.plots import plot_cutout
 
     return plot_cutout(wh, object_id, png, bands).path
-
-
-@contextlib.contextmanager
-def _atomic_path(out: Path) -> Iterator[Path]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{out.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)

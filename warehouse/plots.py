@@ -29,6 +29,7 @@ from warehouse.core import base_tables
 from warehouse.cutouts import read_cutout
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
+from warehouse.files import atomic_path
 from warehouse.healpix import SPATIAL_INDEX_ORDER
 from warehouse.lineage import column_units, simulated_sources
 
@@ -91,20 +92,15 @@ def _axis_label(expr: str, units: dict[str, str], given: str | None) -> tuple[st
     return (f"{expr} [{unit}]" if unit else expr), unit
 
 
-def _atomic_png(fig, out: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def _save_png(fig, out: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise PlotError(f"{out}: plots are PNG files; give a name ending in .png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(out) as tmp:
         FigureCanvasAgg(fig)
         fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     width, height = fig.get_size_inches()
     return int(round(width * DPI)), int(round(height * DPI))
 
@@ -212,7 +208,7 @@ def plot_cmd(
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.25)
-    pixels = _atomic_png(fig, Path(out))
+    pixels = _save_png(fig, Path(out))
     return PlotResult(
         Path(out), int(xs.size), dropped, pixels, "", title, xl, yl, tuple(simulated), fig
     )
@@ -379,7 +375,7 @@ def plot_sky(
     if where:
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10, pad=18 if full_sky else 6)
-    pixels = _atomic_png(fig, Path(out))
+    pixels = _save_png(fig, Path(out))
     return PlotResult(
         Path(out),
         int(ra.size),
@@ -462,13 +458,8 @@ def plot_cutout(
         missing=tuple(b for b in cut.bands if b not in present),
     )
     fig = preview.cutout_figure(cut.images, cut.bands, info)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-    try:
+    with atomic_path(out) as tmp:
         preview.save_figure_png(fig, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     width, height = fig.get_size_inches()
     dpi = preview.FIGURE_DPI
     return PlotResult(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
-import hashlib
 import json
 import os
 import platform
@@ -32,11 +31,12 @@ from typing import Any
 
 import duckdb
 
-from loaders.files import file_sha256 as sha256_file
 from warehouse import __version__, db
 from warehouse.config import parse_config
 from warehouse.core import Snapshot, Warehouse, base_tables
 from warehouse.errors import ReleaseError
+from warehouse.files import Layout, sha256_hex
+from warehouse.files import file_sha256 as sha256_file
 from warehouse.store import CatalogVersion, read_version
 
 MANIFEST = "manifest.json"
@@ -81,10 +81,6 @@ CITATION_GALAXIESML = (
     "Do T. et al. 2024, GalaxiesML: a dataset of galaxy images, photometry, redshifts, and "
     "structural parameters for machine learning (arXiv preprint)"
 )
-
-
-def _sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_name(name: str) -> None:
@@ -202,7 +198,7 @@ class FrozenWarehouse(Warehouse):
 
 
 def releases_dir(root: Path) -> Path:
-    return Path(root) / "releases"
+    return Layout(Path(root)).releases
 
 
 def read_manifest(release_dir: Path) -> dict:
@@ -278,7 +274,7 @@ def create_release(
             text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
             (tmp / MANIFEST).write_text(text, encoding="utf-8")
             (tmp / (MANIFEST + ".sha256")).write_text(
-                f"{_sha256_text(text)}  {MANIFEST}\n", encoding="utf-8"
+                f"{sha256_hex(text)}  {MANIFEST}\n", encoding="utf-8"
             )
             if final.exists():
                 raise ReleaseError(f"release {name!r} appeared while this one was being made.")
@@ -322,10 +318,10 @@ def _build_manifest(wh: Warehouse, name: str, notes: str, echo: Callable[[str], 
             "files": _table_files(wh.root, path),
         }
     models = [
-        {"path": m.path, "sha256": _sha256_text(m.text), "text": m.text} for m in db.load_models()
+        {"path": m.path, "sha256": sha256_hex(m.text), "text": m.text} for m in db.load_models()
     ]
     assertions = [
-        {"path": rel, "sha256": _sha256_text(text), "text": text}
+        {"path": rel, "sha256": sha256_hex(text), "text": text}
         for rel, text in db.assertion_texts().items()
     ]
     config_text = (wh.root / "warehouse.toml").read_text(encoding="utf-8")
@@ -339,7 +335,7 @@ def _build_manifest(wh: Warehouse, name: str, notes: str, echo: Callable[[str], 
         "libraries": _library_versions(),
         "config": wh.config.as_dict(),
         "config_toml": config_text,
-        "config_sha256": _sha256_text(config_text),
+        "config_sha256": sha256_hex(config_text),
         "sql": {"models": models, "assertions": assertions},
         "tables": tables,
         "inputs": [
@@ -402,7 +398,7 @@ def verify(base: Path, release_dir: Path) -> list[Mismatch]:
     if text is None:
         return [Mismatch(str(manifest_path), "missing")]
     side = release_dir / (MANIFEST + ".sha256")
-    if side.exists() and side.read_text(encoding="utf-8").split()[0] != _sha256_text(text):
+    if side.exists() and side.read_text(encoding="utf-8").split()[0] != sha256_hex(text):
         problems.append(Mismatch(str(manifest_path), "changed since the release was made"))
     manifest = json.loads(text)
     for tname, info in manifest["tables"].items():
@@ -420,9 +416,9 @@ def verify(base: Path, release_dir: Path) -> list[Mismatch]:
                 if p.is_file() and str(p.relative_to(root)) not in listed:
                     problems.append(Mismatch(str(p), f"not part of the release (table {tname})"))
     for m in manifest["sql"]["models"] + manifest["sql"].get("assertions", []):
-        if _sha256_text(m["text"]) != m["sha256"]:
+        if sha256_hex(m["text"]) != m["sha256"]:
             problems.append(Mismatch(f"{manifest_path}: sql/{m['path']}", "SQL text changed"))
-    if _sha256_text(manifest["config_toml"]) != manifest["config_sha256"]:
+    if sha256_hex(manifest["config_toml"]) != manifest["config_sha256"]:
         problems.append(Mismatch(f"{manifest_path}: config", "configuration changed"))
     pack = release_dir / PACK_MANIFEST
     if pack.exists():

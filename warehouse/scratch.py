@@ -16,32 +16,16 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["host_tag", "pid_alive", "remove_stale", "scratch_dir"]
+from warehouse.files import host_tag, pid_alive
 
-
-def host_tag() -> str:
-    """This machine, as 8 hex digits of the SHA-256 of its host name."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (another user's process counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+__all__ = ["remove_stale", "scratch_dir"]
 
 
 def remove_stale(parent: Path, marker: str) -> list[Path]:

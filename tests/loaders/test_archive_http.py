@@ -9,13 +9,13 @@ from loaders.archive_http import (
     ArchiveSession,
     Credentials,
     RetryPolicy,
-    atomic_write_bytes,
     base_url,
     credentials_from_env,
 )
 from tests.support import replay_server as support
 from tests.support.replay_server import ReplayServer, Response
 from warehouse.errors import ArchiveError, AuthenticationError
+from warehouse.files import atomic_write_bytes
 
 replay_server = support.replay_server  # the fixture factory
 

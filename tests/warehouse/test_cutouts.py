@@ -629,7 +629,7 @@ def test_an_ingest_removes_scratch_folders_of_dead_processes_only(wh, tmp_path):
     import subprocess
     import sys
 
-    from warehouse.scratch import host_tag
+    from warehouse.files import host_tag
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

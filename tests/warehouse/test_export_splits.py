@@ -26,7 +26,7 @@ from warehouse.export import (
     export_all_splits,
     export_hdf5,
 )
-from warehouse.scratch import host_tag
+from warehouse.files import host_tag
 
 REPO = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "validation", "test")

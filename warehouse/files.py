@@ -1,0 +1,198 @@
+"""Files on disk, one helper for each job: hashing, atomic writes, the warehouse folder layout.
+
+Digests computed here are stored (``gwh_loads.sha256``, release manifests, cache file names,
+morphology keys), so each helper keeps the exact bytes it hashes: a caller passes the same text it
+always hashed, and ``tests/warehouse/test_files.py`` pins one known value of each kind.
+
+>>> short_hash("hsc", 8)
+'09abd6d0'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "CONFIG_NAME",
+    "DB_NAME",
+    "Layout",
+    "atomic_path",
+    "atomic_write_bytes",
+    "file_sha256",
+    "host_tag",
+    "json_hash",
+    "parquet_bytes",
+    "pid_alive",
+    "sha256_hex",
+    "short_hash",
+    "values_hash",
+    "write_parquet_atomic",
+]
+
+DB_NAME = "warehouse.duckdb"
+CONFIG_NAME = "warehouse.toml"
+
+
+# ------------------------------------------------------------------------------------ hashing
+
+
+def file_sha256(path: Path, on_bytes: Callable[[int], object] | None = None) -> str:
+    """The file's SHA-256; ``on_bytes(n)`` after each block read (a progress bar's update)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            if on_bytes is not None:
+                on_bytes(len(block))
+    return h.hexdigest()
+
+
+def sha256_hex(data: bytes | str) -> str:
+    """SHA-256 (64 hex digits) of ``data``; text is hashed as UTF-8."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def short_hash(data: bytes | str, n: int = 16) -> str:
+    """The first ``n`` hex digits of :func:`sha256_hex`: a short stable name."""
+    return sha256_hex(data)[:n]
+
+
+def json_hash(payload: Any, n: int = 16) -> str:
+    """``n`` hex digits naming a JSON-able value: keys sorted, no spaces (cache file names)."""
+    return short_hash(json.dumps(payload, sort_keys=True, separators=(",", ":")), n)
+
+
+def values_hash(values: Iterable[Any], n: int = 16) -> str:
+    """``n`` hex digits naming a sequence of values (work units, cache files): their reprs, each
+    followed by the unit separator ``\\x1f``."""
+    h = hashlib.sha256()
+    for v in values:
+        h.update(repr(v).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:n]
+
+
+def host_tag() -> str:
+    """This machine, as 8 hex digits of the SHA-256 of its host name."""
+    return short_hash(socket.gethostname(), 8)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's process counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ------------------------------------------------------------------------------ atomic writes
+
+
+def atomic_write_bytes(dest: Path, chunks: Iterator[bytes] | bytes) -> Path:
+    """Write ``chunks`` to ``dest`` through a temporary file in the same directory.
+
+    Readers see either no file or the complete file, never a partial one.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(chunks, bytes):
+                fh.write(chunks)
+            else:
+                for chunk in chunks:
+                    fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return dest
+
+
+@contextlib.contextmanager
+def atomic_path(out: Path) -> Iterator[Path]:
+    """A temporary path beside ``out`` (``.<name>.<pid>.tmp<suffix>``, keeping the suffix so
+    writers that go by it still work); renamed onto ``out`` when the block ends without error,
+    removed either way."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{out.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def parquet_bytes(table: pa.Table, compression: str = "snappy") -> bytes:
+    """``table`` as the bytes of one Parquet file."""
+    # pyarrow only when a table is written: importing warehouse.files stays light
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression=compression)
+    return buffer.getvalue()
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+    """``table`` as a snappy Parquet file at ``path``, written atomically."""
+    return atomic_write_bytes(path, parquet_bytes(table))
+
+
+# ---------------------------------------------------------------------------- folder layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things live under a warehouse root: the one place the folder names are spelled.
+
+    >>> Layout(Path("w")).cache("sdss").as_posix()
+    'w/cache/sdss'
+    """
+
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def catalogs(self) -> Path:
+        return self.root / "catalogs"
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    def cache(self, name: str) -> Path:
+        """A source's download cache, ``cache/<name>`` (not created here)."""
+        return self.root / "cache" / name
+
+    @property
+    def scratch(self) -> Path:
+        """Scratch space for running work, ``cache/tmp``."""
+        return self.cache("tmp")
