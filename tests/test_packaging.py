@@ -34,8 +34,13 @@ def _declared() -> set[str]:
 
 
 def _guarded_lines(tree: ast.AST) -> set[int]:
+    """Lines of ``try: ... except ImportError`` bodies and ``if TYPE_CHECKING:`` blocks."""
     lines: set[int] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for stmt in node.body:
+                lines |= set(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+            continue
         if not isinstance(node, ast.Try):
             continue
         names = set()
