@@ -1,15 +1,11 @@
-"""The interface every loader shares, and the checks every loaded table passes.
+"""The checks every loaded table passes.
 
-A loader turns one input file into validated Arrow tables, each destined for a warehouse table
-described by a :class:`~warehouse.store.TableSpec`. It never writes: the warehouse stores what it
-returns, atomically.
+A loader turns one input file into validated Arrow tables (:class:`warehouse.loading.Prepared`),
+each destined for a warehouse table described by a :class:`~warehouse.store.TableSpec`. It never
+writes: the warehouse stores what it returns, atomically.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -17,22 +13,6 @@ import pyarrow.compute as pc
 
 from loaders.files import SourceTable
 from warehouse.errors import LoadError
-from warehouse.store import TableSpec
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Rows ready for one warehouse table."""
-
-    spec: TableSpec
-    table: pa.Table
-
-
-class Loader(Protocol):
-    name: str
-    description: str
-
-    def prepare(self, path: Path) -> list[Prepared]: ...
 
 
 def require_columns(src: SourceTable, columns: tuple[str, ...], what: str) -> None:

@@ -38,7 +38,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loaders.base import (
-    Prepared,
     check_positions,
     check_unique,
     require_columns,
@@ -48,6 +47,7 @@ from loaders.files import SourceTable, one_line, read_table
 from loaders.image_table import encode_labels, label_field
 from warehouse.errors import LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
+from warehouse.loading import Prepared
 from warehouse.store import TableSpec
 
 __all__ = [

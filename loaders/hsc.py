@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.base import (
-    Prepared,
     check_not_null,
     check_positions,
     check_unique,
@@ -28,6 +27,7 @@ from loaders.hsc_schema import (
     with_archive_metadata,
 )
 from warehouse.errors import LoadError
+from warehouse.loading import Prepared
 from warehouse.store import TableSpec
 
 HSC_FORCED = TableSpec(

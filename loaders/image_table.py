@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from warehouse.errors import CutoutError, LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
+from warehouse.loading import Prepared, PreparedBatch
 
 __all__ = [
     "IMAGE_SUFFIX",
@@ -169,8 +170,6 @@ def stored_bands(wh, table: str, ids: Sequence[int], key: str = "object_id") -> 
 def ingest_image_table(wh, loader_name: str, spec, table: pa.Table, source: Path) -> int:  # type: ignore[no-untyped-def]
     """Commit an image table as the next version of ``spec``'s table, with the small partitions
     of the cutouts table (``[cutouts] max_rows_per_partition``). Returns the rows after."""
-    from loaders.base import Prepared
-    from warehouse.core import PreparedBatch
 
     batch = PreparedBatch(
         str(source),

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from loaders.base import Prepared, check_positions, check_unique, require_rows
+from loaders.base import check_positions, check_unique, require_rows
 from loaders.files import SourceTable, one_line
 from loaders.image_table import (
     already_loaded,
@@ -45,6 +45,7 @@ from loaders.image_table import (
     label_field,
 )
 from warehouse.errors import LoadError
+from warehouse.loading import Prepared
 from warehouse.store import TableSpec
 
 __all__ = [

@@ -36,10 +36,11 @@ import pyarrow.parquet as pq
 
 from loaders.archive_http import RetryPolicy
 from loaders.astroquery_http import mast_base_url, mast_catalogs, with_retries
-from loaders.base import Prepared, check_positions, check_unique
+from loaders.base import check_positions, check_unique
 from loaders.files import SourceTable, one_line
 from warehouse.errors import ArchiveError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash, write_parquet_atomic
+from warehouse.loading import Prepared
 from warehouse.store import TableSpec
 
 __all__ = [

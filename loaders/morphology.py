@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 
 from loaders.base import (
-    Prepared,
     check_positions,
     check_unique,
     require_columns,
@@ -31,6 +30,7 @@ from loaders.base import (
 from loaders.files import SourceTable, read_table
 from warehouse.errors import LoadError
 from warehouse.files import file_sha256
+from warehouse.loading import Prepared, PreparedBatch
 from warehouse.morphology import MORPHOLOGY_FIELDS
 from warehouse.morphology_store import (
     EMPTY_COLUMNS,
@@ -154,7 +154,6 @@ def load_morphology(
 ) -> list:
     """Load morphology files into ``morphology``; each file once (by SHA-256), each on its own
     commit, so a rerun after a failure resumes with the files not yet loaded."""
-    from warehouse.core import PreparedBatch
 
     results = []
     for raw in files:

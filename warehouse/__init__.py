@@ -45,7 +45,7 @@ except metadata.PackageNotFoundError:  # a source tree that was never pip-instal
 # public name -> module that defines it
 _LAZY = {
     "Warehouse": "warehouse.core",
-    "LoadResult": "warehouse.core",
+    "LoadResult": "warehouse.loading",
     "ViewInfo": "warehouse.core",
     "Config": "warehouse.config",
     "ExportOptions": "warehouse.export",
@@ -97,9 +97,10 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load on first use
     from warehouse.api import to_astropy
     from warehouse.config import Config
-    from warehouse.core import LoadResult, ViewInfo, Warehouse
+    from warehouse.core import ViewInfo, Warehouse
     from warehouse.cutouts import read_cutout
     from warehouse.export import ExportOptions, ExportResult, export_all_splits, export_hdf5
+    from warehouse.loading import LoadResult
     from warehouse.plots import PlotError, plot_cmd, plot_cutout, plot_sky
     from warehouse.release import open_release
 

@@ -28,6 +28,7 @@ from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import LoadError, NotAWarehouseError, QueryError, WarehouseError
 from warehouse.files import DB_NAME, Layout, file_sha256
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
+from warehouse.loading import LoadResult, PreparedBatch
 from warehouse.readonly import check_read_only, explain_refusal
 from warehouse.store import CatalogVersion, TableSpec, merge_version, read_version
 
@@ -74,24 +75,6 @@ def loaders() -> dict:
     for module in registered_modules():
         out.update(getattr(module, "LOADERS", {}))
     return out
-
-
-@dataclass(frozen=True)
-class PreparedBatch:
-    """Tables prepared outside a registered loader, committed together as one version."""
-
-    label: str  # names the batch in results and error messages
-    prepared: Sequence  # loaders.base.Prepared: (spec, table)
-    sources: tuple[tuple[str, str, int], ...]  # (file, sha256, rows) recorded in gwh_loads
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    file: str
-    loader: str
-    skipped: bool
-    tables: dict[str, tuple[int, int]]  # table -> (rows in file, rows in table after)
-    note: str = ""
 
 
 @dataclass(frozen=True)

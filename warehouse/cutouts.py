@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 from warehouse import progress
-from warehouse.core import BaseTableDef, PreparedBatch, Warehouse
+from warehouse.core import BaseTableDef, Warehouse
 
 if TYPE_CHECKING:  # astropy is imported only when cutouts are read: `gwh sql` stays quick
     from warehouse.cutout_fits import CutoutImage
@@ -53,6 +53,7 @@ from warehouse.db import quote_ident
 from warehouse.errors import CutoutError, QueryError
 from warehouse.files import Layout, file_sha256
 from warehouse.healpix import angular_separation_deg, shift, spatial_index
+from warehouse.loading import Prepared, PreparedBatch
 from warehouse.scratch import remove_stale, scratch_dir
 from warehouse.store import TableSpec
 
@@ -713,7 +714,6 @@ def _batches(
 ) -> Iterator[PreparedBatch]:
     """Prepared tables of at most ~BATCH_BYTES of pixels; objects in one table carry the same
     new bands (a null column would replace a stored band)."""
-    from loaders.base import Prepared
 
     groups: dict[tuple[str, ...], list[int]] = {}
     for oid in sorted(objects):

@@ -478,7 +478,7 @@ def _batches(
     show_progress: bool,
 ) -> Iterator[PreparedBatch]:
     """Prepared chunks of measured rows, committed one by one by ``ingest_prepared``."""
-    from loaders.base import Prepared
+    from warehouse.loading import Prepared
 
     # Rows replacing a loaded row carry every configured band (the others NULL), so that no
     # row mixes loaded and measured values; the rest carry the measured bands only.
