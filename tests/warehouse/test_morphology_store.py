@@ -8,13 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import sep
 
 from loaders.morphology import load_morphology
 from warehouse.cutout_fits import DEFAULT_BAD_MASK_BITS, HSC_MASK_BITS, mask_bits_value
 from warehouse.cutouts import ingest_arrays
 from warehouse.errors import LoadError, MorphologyError
 from warehouse.morphology import FIELD_UNITS, MORPHOLOGY_FIELDS, DetectionConfig, measure_band
-from warehouse.morphology_store import measure_morphology
+from warehouse.morphology_store import band_key, config_hash, measure_morphology
 
 SIZE = 48
 N = 12
@@ -338,3 +339,23 @@ def test_a_release_without_morphology_keeps_ml_objects(loaded):
     frozen = open_release(loaded.root, "v1")
     n = frozen.query("SELECT count(*) FROM ml_objects").column(0)[0].as_py()
     assert n == loaded.query("SELECT count(*) FROM ml_objects").column(0)[0].as_py()
+
+
+def test_stored_keys_keep_their_values(monkeypatch):
+    """config_hash and band_key are stored in every measured row (morph_config_hash,
+    {b}_morph_key): a refactoring that changed them would measure every object again."""
+    monkeypatch.setattr(sep, "__version__", "1.4.1")  # part of the hash: pin the one measured
+    assert config_hash(DetectionConfig()) == "3240428a68000e2d"
+    assert config_hash(DetectionConfig(detect_thresh=1.5)) == "c240720f7f5c329b"
+    meta = {
+        "source": "hsc",
+        "height": 64,
+        "width": 64,
+        "zeropoint": 27.0,
+        "pixel_scale": 0.168,
+        "masked_fraction": 0.0,
+        "center_offset_arcsec": 0.01,
+        "simulated": False,
+    }
+    assert band_key("0123456789abcdef", "i", meta) == "b07e78f80e2c6d88"
+    assert band_key("0123456789abcdef", "g", None) == "3da71e43ab9b898a"
