@@ -1,8 +1,7 @@
 """Loaders: one module per source, each turning input files into validated Arrow tables.
 
-A loader module that fills warehouse tables lists them in ``TABLES`` (:class:`BaseTableDef`) and its
-loaders in ``LOADERS``; add the module's name to ``MODULES`` below and the warehouse creates a
-view per table and a ``gwh load <name>`` verb per loader.
+A table's contract (name, key, columns shown) is declared once in ``warehouse.store.contracts``;
+a loader module lists its loaders in ``LOADERS`` and its name in ``MODULES`` below.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import importlib
 
 MODULES = (
     "loaders.hsc",
-    "warehouse.cutouts",
     "loaders.mast_hsc",
     "loaders.galaxy_zoo",
     "loaders.morphology",

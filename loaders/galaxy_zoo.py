@@ -48,7 +48,7 @@ from loaders.image_table import encode_labels, label_field
 from warehouse.errors import LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
 from warehouse.loading import Prepared
-from warehouse.store import TableSpec
+from warehouse.store.contracts import GALAXY_ZOO
 
 __all__ = [
     "GALAXY_ZOO",
@@ -58,13 +58,6 @@ __all__ = [
     "match_to_catalog",
 ]
 
-GALAXY_ZOO = TableSpec(
-    "galaxy_zoo",
-    key=("objid",),
-    ra="ra",
-    dec="dec",
-    description="Galaxy Zoo morphology: GZ2 votes with a task-1 label (gz2_label), GZ1 classes",
-)
 GZ2_LABELS = {"smooth": 0, "features_or_disk": 1, "star_or_artifact": 2, "uncertain": -1}
 _TASK1 = {
     "smooth": "t01_smooth_or_features_a01_smooth",
@@ -347,11 +340,4 @@ def load_galaxy_zoo(
     return summary
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    from warehouse.core import BaseTableDef
-
-    return (BaseTableDef(GALAXY_ZOO, "Run `gwh load galaxy-zoo FILE.csv` (or a GZ1 .fits)."),)
-
-
-TABLES = _tables()
 LOADERS = {loader.name: loader for loader in (GalaxyZooLoader(), GalaxyZooMatchLoader())}

@@ -20,30 +20,25 @@ from loaders.base import (
     require_rows,
 )
 from loaders.files import SourceTable, read_table
-from loaders.hsc_schema import (
-    REQUIRED_SPECZ,
+from warehouse.errors import LoadError
+from warehouse.loading import Prepared
+from warehouse.store.contracts import HSC_FORCED, HSC_SPECZ
+from warehouse.store.hsc_columns import (
     declared_type,
     specz_columns,
     with_archive_metadata,
 )
-from warehouse.errors import LoadError
-from warehouse.loading import Prepared
-from warehouse.store import TableSpec
 
-HSC_FORCED = TableSpec(
-    "hsc_forced",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
-    description="HSC-SSP forced photometry (pdr2_wide.forced + forced2)",
+REQUIRED_SPECZ = (
+    "object_id",
+    "specz_name",
+    "specz_ra",
+    "specz_dec",
+    "specz_redshift",
+    "specz_redshift_err",
+    "specz_flag_homogeneous",
 )
-HSC_SPECZ = TableSpec(
-    "hsc_specz",
-    key=("object_id", "specz_name"),
-    ra="specz_ra",
-    dec="specz_dec",
-    description="HSC-SSP spectroscopic redshifts matched to objects (pdr2_wide.specz)",
-)
+"""The columns a specz export must have (the archive's pdr2_wide.specz names)."""
 
 
 def _specz_names() -> set[str]:
@@ -135,14 +130,4 @@ class HscSpeczLoader:
         return [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    from warehouse.core import BaseTableDef
-
-    return (
-        BaseTableDef(HSC_FORCED, "Run `gwh load hsc-forced FILE`."),
-        BaseTableDef(HSC_SPECZ, "Run `gwh load hsc-specz FILE`."),
-    )
-
-
-TABLES = _tables()
 LOADERS = {loader.name: loader for loader in (HscForcedLoader(), HscSpeczLoader())}

@@ -47,19 +47,12 @@ from loaders.image_table import (
 )
 from warehouse.errors import ArchiveError, CutoutError
 from warehouse.files import atomic_write_bytes, parquet_bytes, short_hash, values_hash
-from warehouse.store import TableSpec
+from warehouse.store.contracts import HST_CUTOUTS
 
 __all__ = ["HST_CUTOUTS", "HstResult", "choose_survey", "fetch_hst_cutouts", "pick_filter_hdu"]
 
 log = logging.getLogger(__name__)
 
-HST_CUTOUTS = TableSpec(
-    "hst_cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
-    description="HST drizzled-mosaic cutouts (MAST deep fields) of labelled objects, per filter",
-)
 IR_FILTERS = frozenset({"F098M", "F105W", "F110W", "F125W", "F140W", "F160W"})
 _FILTER = re.compile(r"^F\d{3,4}[A-Z]{1,2}$")
 MARGIN = 4  # extra pixels asked of the service on each side, so the WCS cutout fits
@@ -361,17 +354,4 @@ def _final_table(wh, good: pa.Table, labels: str, filt: str, pixels: int) -> pa.
     return pa.Table.from_arrays([a for _, a in pairs], schema=schema)
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    from warehouse.core import BaseTableDef
-
-    return (
-        BaseTableDef(
-            HST_CUTOUTS,
-            "Run `gwh fetch hst-cutouts --filter F160W --labels galaxy_zoo`.",
-            hidden_suffixes=("_image",),
-        ),
-    )
-
-
-TABLES = _tables()
 LOADERS: dict = {}  # filled by gwh fetch hst-cutouts (ingest_image_table), not from files

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from warehouse.errors import CutoutError, LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
 from warehouse.loading import Prepared, PreparedBatch
+from warehouse.store.contracts import base_tables
 
 __all__ = [
     "IMAGE_SUFFIX",
@@ -310,7 +311,6 @@ def objects_of(wh, table: str, limit: int | None = None) -> tuple[str, pa.Table]
     Label columns are the fields carrying a ``label_mapping`` and their names columns. Rows
     come sorted by key (deterministic).
     """
-    from warehouse.core import base_tables
     from warehouse.db import quote_ident
 
     defs = base_tables()

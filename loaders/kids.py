@@ -46,7 +46,7 @@ from loaders.image_table import (
 )
 from warehouse.errors import LoadError
 from warehouse.loading import Prepared
-from warehouse.store import TableSpec
+from warehouse.store.contracts import KIDS_CUTOUTS
 
 __all__ = [
     "KIDS_BANDS",
@@ -56,13 +56,6 @@ __all__ = [
     "read_kids_hdf5",
 ]
 
-KIDS_CUTOUTS = TableSpec(
-    "kids_cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
-    description='KiDS-DR4 u,g,r,i cutouts (36x36, 0.2"/px) with SPECTYPE labels',
-)
 KIDS_BANDS = ("u", "g", "r", "i")
 KIDS_PIXEL_SCALE = 0.2
 SPECTYPE_LABELS = {"GALAXY": 0, "QSO": 1, "STAR": 2}
@@ -287,15 +280,4 @@ class KidsCutoutsLoader:
         return [Prepared(KIDS_CUTOUTS, table)]
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    from warehouse.core import BaseTableDef
-
-    return (
-        BaseTableDef(
-            KIDS_CUTOUTS, "Run `gwh load kids-cutouts FILE.h5 ...`.", hidden_suffixes=("_image",)
-        ),
-    )
-
-
-TABLES = _tables()
 LOADERS = {loader.name: loader for loader in (KidsCutoutsLoader(),)}

@@ -41,7 +41,7 @@ from loaders.files import SourceTable, one_line
 from warehouse.errors import ArchiveError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash, write_parquet_atomic
 from warehouse.loading import Prepared
-from warehouse.store import TableSpec
+from warehouse.store.contracts import HUBBLE_SOURCE_CATALOG
 
 __all__ = [
     "HUBBLE_SOURCE_CATALOG",
@@ -56,13 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HUBBLE_SOURCE_CATALOG = TableSpec(
-    "hubble_source_catalog",
-    key=("MatchID",),
-    ra="MatchRA",
-    dec="MatchDec",
-    description="Hubble Source Catalog v3 (MAST): one row per match of HST detections",
-)
 SERVICES = {2: "Mast.Hsc.Db.v2", 3: "Mast.Hsc.Db.v3"}
 MAX_PAGESIZE = 50_000
 # Columns that describe the query, not the source: not stored.
@@ -619,16 +612,4 @@ class HubbleSourceCatalogLoader:
         return [Prepared(HUBBLE_SOURCE_CATALOG, table)]
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    from warehouse.core import BaseTableDef
-
-    return (
-        BaseTableDef(
-            HUBBLE_SOURCE_CATALOG,
-            "Run `gwh fetch hubble-source-catalog --target NAME --box-deg 1`.",
-        ),
-    )
-
-
-TABLES = _tables()
 LOADERS = {loader.name: loader for loader in (HubbleSourceCatalogLoader(),)}

@@ -33,14 +33,11 @@ from warehouse.files import file_sha256
 from warehouse.loading import Prepared, PreparedBatch
 from warehouse.morphology import MORPHOLOGY_FIELDS
 from warehouse.morphology_store import (
-    EMPTY_COLUMNS,
-    HIDDEN_SUFFIXES,
-    LOAD_HINT,
     LOADED_PREFIX,
-    MORPHOLOGY,
     field_type,
     morphology_schema,
 )
+from warehouse.store.contracts import MORPHOLOGY
 
 __all__ = ["LOADER_NAME", "load_morphology", "prepare_morphology"]
 
@@ -191,15 +188,4 @@ def load_morphology(
     return results
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    from warehouse.core import BaseTableDef
-
-    return (
-        BaseTableDef(
-            MORPHOLOGY, LOAD_HINT, hidden_suffixes=HIDDEN_SUFFIXES, empty_columns=EMPTY_COLUMNS
-        ),
-    )
-
-
-TABLES = _tables()
 LOADERS: dict = {}  # `gwh load morphology` needs the warehouse (positions): load_morphology

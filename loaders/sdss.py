@@ -57,7 +57,7 @@ from warehouse.files import (
     values_hash,
     write_parquet_atomic,
 )
-from warehouse.store import TableSpec
+from warehouse.store.contracts import SDSS_CUTOUTS
 
 __all__ = [
     "SDSS_BANDS",
@@ -71,13 +71,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SDSS_CUTOUTS = TableSpec(
-    "sdss_cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
-    description="SDSS frame cutouts (nanomaggies) of labelled objects, one column per band",
-)
 SDSS_BANDS = ("u", "g", "r", "i", "z")
 SDSS_PIXEL_SCALE = 0.396
 SDSS_NANOMAGGY_ZEROPOINT = 22.5
@@ -480,17 +473,4 @@ def _final_table(wh, good: pa.Table, labels: str, band: str, pixels: int) -> pa.
     return pa.Table.from_arrays([a for _, a in pairs], schema=schema)
 
 
-def _tables():  # type: ignore[no-untyped-def]
-    from warehouse.core import BaseTableDef
-
-    return (
-        BaseTableDef(
-            SDSS_CUTOUTS,
-            "Run `gwh fetch sdss-cutouts --labels galaxy_zoo --band r --pixels 40`.",
-            hidden_suffixes=("_image",),
-        ),
-    )
-
-
-TABLES = _tables()
 LOADERS: dict = {}  # filled by gwh fetch sdss-cutouts (ingest_image_table), not from files

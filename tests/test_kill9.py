@@ -34,10 +34,11 @@ import pytest
 
 from tests.warehouse.test_cutouts import make_batch_tar
 from warehouse.config import Config
-from warehouse.core import Warehouse, base_tables
+from warehouse.core import Warehouse
 from warehouse.cutouts import ingest_arrays, request_cutouts
 from warehouse.release import create_release, verify_target
 from warehouse.simulate_catalog import simulate_field
+from warehouse.store.contracts import base_tables
 
 CLI = Path(__file__).resolve().parents[1] / "cli.py"
 WITH_IMAGES = "SELECT * FROM ml_objects WHERE object_id IN (SELECT object_id FROM cutouts)"

@@ -30,7 +30,8 @@ from warehouse.files import DB_NAME, Layout, file_sha256
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
 from warehouse.loading import LoadResult, PreparedBatch
 from warehouse.readonly import check_read_only, explain_refusal
-from warehouse.store import CatalogVersion, TableSpec, merge_version, read_version
+from warehouse.store import CatalogVersion, merge_version, read_version
+from warehouse.store.contracts import base_tables
 
 if TYPE_CHECKING:  # return types of query_df, query_table and export
     import astropy.table
@@ -39,33 +40,6 @@ if TYPE_CHECKING:  # return types of query_df, query_table and export
     from warehouse.export import ExportResult
 
 DEFAULT_ROOT = "warehouse"
-
-
-@dataclass(frozen=True)
-class BaseTableDef:
-    """A table loaders fill: its storage spec, what to tell a user who has not loaded it, and
-    columns the SQL view leaves out (e.g. pixel blobs).
-
-    ``empty_columns`` makes the table optional: ``(name, DuckDB type)`` pairs of an empty, typed
-    placeholder view used while it was never loaded, so views that LEFT JOIN it keep working
-    (instead of the error view a required table gets).
-    """
-
-    spec: TableSpec
-    load_hint: str
-    hidden_suffixes: tuple[str, ...] = ()
-    empty_columns: tuple[tuple[str, str], ...] = ()
-
-
-def base_tables() -> dict[str, BaseTableDef]:
-    """Every table a loader can fill, in the order views list them."""
-    from loaders import registered_modules
-
-    out: dict[str, BaseTableDef] = {}
-    for module in registered_modules():
-        for d in getattr(module, "TABLES", ()):
-            out[d.spec.name] = d
-    return out
 
 
 def loaders() -> dict:

@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 
 from warehouse import progress
-from warehouse.core import BaseTableDef, Warehouse
+from warehouse.core import Warehouse
 
 if TYPE_CHECKING:  # astropy is imported only when cutouts are read: `gwh sql` stays quick
     from warehouse.cutout_fits import CutoutImage
@@ -55,23 +55,8 @@ from warehouse.files import Layout, file_sha256
 from warehouse.healpix import angular_separation_deg, shift, spatial_index
 from warehouse.loading import Prepared, PreparedBatch
 from warehouse.scratch import remove_stale, scratch_dir
-from warehouse.store import TableSpec
+from warehouse.store.contracts import CUTOUTS
 
-CUTOUTS = TableSpec(
-    "cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
-    description="HSC image cutouts per object and band (pixels hidden from SQL; metadata shown)",
-)
-TABLES = (
-    BaseTableDef(
-        CUTOUTS,
-        "Run `gwh cutouts ingest FILE`.",
-        hidden_suffixes=("_image", "_variance", "_mask"),
-    ),
-)
-LOADERS: dict = {}
 LOADER_NAME = "cutouts"
 
 MATCH_RADIUS_ARCSEC = 0.5

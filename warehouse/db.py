@@ -26,6 +26,7 @@ import pyarrow as pa
 from warehouse.config import Config
 from warehouse.errors import QueryError
 from warehouse.readonly import restrict
+from warehouse.store.contracts import base_tables
 
 META_TABLES = {
     "gwh_tables": "the current HATS catalog version of each loaded table",
@@ -187,8 +188,6 @@ _SQL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(\[\])?$")
 
 
 def _registered_empty_columns(name: str) -> tuple[tuple[str, str], ...]:
-    from warehouse.core import base_tables
-
     d = base_tables().get(name)
     return d.empty_columns if d is not None else ()
 

@@ -80,7 +80,7 @@ import pyarrow.parquet as pq
 
 from warehouse import __version__, db, progress
 from warehouse.config import SPLIT_NAMES
-from warehouse.core import BaseTableDef, Warehouse, base_tables, explain_error
+from warehouse.core import Warehouse, explain_error
 from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
 from warehouse.cutouts import CUTOUTS, band_column, combine_fit_actions
 from warehouse.errors import ExportError, QueryError
@@ -96,6 +96,7 @@ from warehouse.output import column_metadata
 from warehouse.readonly import check_read_only
 from warehouse.scratch import remove_stale, scratch_dir
 from warehouse.store import CatalogVersion
+from warehouse.store.contracts import BaseTableDef, base_tables
 
 COMPRESSIONS = ("lzf", "gzip")
 NO_DATA = np.int32(1 << HSC_MASK_BITS["NO_DATA"])

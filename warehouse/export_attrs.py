@@ -17,9 +17,10 @@ import h5py
 import numpy as np
 
 from warehouse import __version__
-from warehouse.core import Warehouse, base_tables
+from warehouse.citations import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
+from warehouse.core import Warehouse
 from warehouse.cutouts import CUTOUTS
-from warehouse.release import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
+from warehouse.store.contracts import base_tables
 
 __all__ = [
     "LAYOUT_VERSION",

@@ -21,9 +21,10 @@ import re
 from functools import cache
 from pathlib import Path
 
-from warehouse.core import base_tables
 from warehouse.db import load_models, quote_ident
 from warehouse.errors import QueryError
+from warehouse.store.contracts import base_tables
+from warehouse.store.hsc_columns import unit_of
 
 __all__ = [
     "base_sources",
@@ -79,8 +80,6 @@ def tables_named(sql: str) -> tuple[str, ...]:
 def _hsc_archive_unit(column: str) -> str:
     # The HSC tables were stored without field metadata before units were written there;
     # the archive schema shipped with the loader knows them.
-    from loaders.hsc_schema import unit_of
-
     return unit_of(column)
 
 

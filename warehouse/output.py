@@ -417,7 +417,7 @@ def column_metadata(wh) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped
     so a query column takes what the base column of the same name says; a name whose tables
     disagree gets nothing. Empty values are left out.
     """
-    from warehouse.core import base_tables
+    from warehouse.store.contracts import base_tables
 
     seen: dict[str, dict[str, set[str]]] = {}
     for name, d in base_tables().items():
@@ -445,7 +445,7 @@ def _archive_schema() -> dict[str, dict[str, str]]:
     """Unit and description of each HSC-SSP PDR2 archive column (forced, forced2, specz)."""
     # Catalogs loaded before the HSC loaders stored field metadata have none; the archive
     # schema the loader ships knows each column's unit and description.
-    from loaders.hsc_schema import field_metadata, forced_columns, specz_columns
+    from warehouse.store.hsc_columns import field_metadata, forced_columns, specz_columns
 
     return {n: field_metadata(n) for n in {**specz_columns(), **forced_columns()}}
 

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 
 from warehouse import preview
-from warehouse.core import base_tables
 from warehouse.cutouts import read_cutout
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
 from warehouse.files import atomic_path
 from warehouse.healpix import SPATIAL_INDEX_ORDER
 from warehouse.lineage import column_units, simulated_sources
+from warehouse.store.contracts import base_tables
 
 __all__ = ["PlotResult", "choose_order", "column_units", "plot_cmd", "plot_cutout", "plot_sky"]
 

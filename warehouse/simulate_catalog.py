@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from loaders.hsc_schema import column_type, forced_columns, specz_columns
+from warehouse.store.hsc_columns import column_type, forced_columns, specz_columns
 
 BANDS = ("g", "r", "i", "z", "y")
 DEPTH_5SIGMA = {"g": 26.5, "r": 26.1, "i": 25.9, "z": 25.1, "y": 24.4}

@@ -10,12 +10,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from loaders.hsc import REQUIRED_SPECZ
 from loaders.hsc_fetch import fetch_hsc_cutouts, fetch_hsc_sql, read_sql
-from loaders.hsc_schema import REQUIRED_SPECZ, archive_columns
 from tests.support import replay_server as support
 from tests.support.replay_server import DATA_DIR, install_hsc_ssp
 from warehouse.db import load_models
 from warehouse.errors import CutoutError, QueryError
+from warehouse.store.hsc_columns import archive_columns
 
 replay_server = support.replay_server
 

@@ -562,7 +562,7 @@ def test_cutouts_partition_threshold_is_its_own_setting():
 
 
 def test_cutouts_is_a_registered_table():
-    from warehouse.core import base_tables
+    from warehouse.store.contracts import base_tables
 
     d = base_tables()["cutouts"]
     assert d.spec == CUTOUTS and d.spec.key == ("object_id",)

@@ -1,7 +1,7 @@
 """The HSC-SSP PDR2 archive schemas: which columns exist, their types and units.
 
 Column lists and units come from the archive's own metadata (shipped in
-``loaders/data/hsc_ssp_unagi/``, see its PROVENANCE.md). The archive's SQL types are not in that
+``warehouse/data/hsc_ssp_unagi/``, see its PROVENANCE.md). The archive's SQL types are not in that
 metadata, so the type of each column follows from its name and unit by the rules below, which
 match what the archive returns: identifiers int64, flags boolean, magnitudes float32 (``real``),
 coordinates and fluxes float64.
@@ -18,17 +18,6 @@ import pyarrow as pa
 INT64_COLUMNS = frozenset({"object_id", "parent_id", "skymap_id", "id"})
 INT32_COLUMNS = frozenset({"tract", "patch", "nchild"})
 STRING_COLUMNS = frozenset({"patch_s", "coord", "specz_name", "specz_original_flag"})
-REQUIRED_FORCED = ("object_id",)
-POSITION_FORCED = ("ra", "dec")
-REQUIRED_SPECZ = (
-    "object_id",
-    "specz_name",
-    "specz_ra",
-    "specz_dec",
-    "specz_redshift",
-    "specz_redshift_err",
-    "specz_flag_homogeneous",
-)
 
 
 @dataclass(frozen=True)
@@ -71,7 +60,7 @@ def archive_columns(table: str) -> dict[str, ArchiveColumn]:
     """Columns of ``pdr2_wide.<table>`` for table in forced, forced2, specz, in archive order."""
     from astropy.io import fits
 
-    ref = resources.files("loaders") / "data" / "hsc_ssp_unagi" / f"pdr2_wide_{table}_schema.fits"
+    ref = resources.files("warehouse") / "data" / "hsc_ssp_unagi" / f"pdr2_wide_{table}_schema.fits"
     with resources.as_file(ref) as path, fits.open(path) as hdul:
         rows = hdul[1].data
         out = {}

@@ -1,0 +1,180 @@
+"""Every table loaders fill, declared once: its storage contract (name, key, position columns,
+description: :class:`TableSpec`) and how the warehouse shows it (:class:`BaseTableDef`).
+
+Writers (loaders, cutout ingest, morphology measure) and readers (views, export, releases, plots)
+all read the contract from here, so a table's key or hidden columns cannot drift between them.
+The order of :data:`BASE_TABLES` is the order views list the tables.
+
+>>> base_tables()["hsc_forced"].spec.key
+('object_id',)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warehouse.store.versions import TableSpec
+
+__all__ = [
+    "BASE_TABLES",
+    "CUTOUTS",
+    "GALAXY_ZOO",
+    "HSC_FORCED",
+    "HSC_SPECZ",
+    "HST_CUTOUTS",
+    "HUBBLE_SOURCE_CATALOG",
+    "KIDS_CUTOUTS",
+    "MORPHOLOGY",
+    "MORPHOLOGY_EMPTY_COLUMNS",
+    "MORPHOLOGY_HIDDEN_SUFFIXES",
+    "MORPHOLOGY_LOAD_HINT",
+    "SDSS_CUTOUTS",
+    "BaseTableDef",
+    "base_tables",
+]
+
+
+@dataclass(frozen=True)
+class BaseTableDef:
+    """A table loaders fill: its storage spec, what to tell a user who has not loaded it, and
+    columns the SQL view leaves out (e.g. pixel blobs).
+
+    ``empty_columns`` makes the table optional: ``(name, DuckDB type)`` pairs of an empty, typed
+    placeholder view used while it was never loaded, so views that LEFT JOIN it keep working
+    (instead of the error view a required table gets).
+    """
+
+    spec: TableSpec
+    load_hint: str
+    hidden_suffixes: tuple[str, ...] = ()
+    empty_columns: tuple[tuple[str, str], ...] = ()
+
+
+# ------------------------------------------------------------------------- HSC-SSP catalogs
+
+HSC_FORCED = TableSpec(
+    "hsc_forced",
+    key=("object_id",),
+    ra="ra",
+    dec="dec",
+    description="HSC-SSP forced photometry (pdr2_wide.forced + forced2)",
+)
+HSC_SPECZ = TableSpec(
+    "hsc_specz",
+    key=("object_id", "specz_name"),
+    ra="specz_ra",
+    dec="specz_dec",
+    description="HSC-SSP spectroscopic redshifts matched to objects (pdr2_wide.specz)",
+)
+
+# ---------------------------------------------------------------------------- HSC cutouts
+
+CUTOUTS = TableSpec(
+    "cutouts",
+    key=("object_id",),
+    ra="ra",
+    dec="dec",
+    description="HSC image cutouts per object and band (pixels hidden from SQL; metadata shown)",
+)
+
+# ------------------------------------------------------------------ other catalogs and labels
+
+HUBBLE_SOURCE_CATALOG = TableSpec(
+    "hubble_source_catalog",
+    key=("MatchID",),
+    ra="MatchRA",
+    dec="MatchDec",
+    description="Hubble Source Catalog v3 (MAST): one row per match of HST detections",
+)
+GALAXY_ZOO = TableSpec(
+    "galaxy_zoo",
+    key=("objid",),
+    ra="ra",
+    dec="dec",
+    description="Galaxy Zoo morphology: GZ2 votes with a task-1 label (gz2_label), GZ1 classes",
+)
+
+# ------------------------------------------------------------------------------- morphology
+
+MORPHOLOGY = TableSpec(
+    "morphology",
+    key=("object_id",),
+    ra="ra",
+    dec="dec",
+    description="Per-band galaxy morphology (GalaxiesML Table 1): measured with sep or loaded",
+)
+MORPHOLOGY_LOAD_HINT = (
+    "Run `gwh morphology measure` (on the ingested cutouts) or `gwh load morphology FILE`."
+)
+MORPHOLOGY_EMPTY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("object_id", "BIGINT"),
+    ("ra", "DOUBLE"),
+    ("dec", "DOUBLE"),
+    ("_healpix_29", "BIGINT"),
+    ("morphology_source", "VARCHAR"),
+    ("morph_config_hash", "VARCHAR"),
+)
+"""The placeholder ``morphology`` view while nothing was measured or loaded: ``ml_objects``
+LEFT JOINs it, so its morphology columns are then ``morphology_source`` and
+``morph_config_hash``, both NULL."""
+MORPHOLOGY_HIDDEN_SUFFIXES = ("_morph_key",)
+
+# ------------------------------------------------------------------ image tables of other surveys
+
+KIDS_CUTOUTS = TableSpec(
+    "kids_cutouts",
+    key=("object_id",),
+    ra="ra",
+    dec="dec",
+    description='KiDS-DR4 u,g,r,i cutouts (36x36, 0.2"/px) with SPECTYPE labels',
+)
+SDSS_CUTOUTS = TableSpec(
+    "sdss_cutouts",
+    key=("object_id",),
+    ra="ra",
+    dec="dec",
+    description="SDSS frame cutouts (nanomaggies) of labelled objects, one column per band",
+)
+HST_CUTOUTS = TableSpec(
+    "hst_cutouts",
+    key=("object_id",),
+    ra="ra",
+    dec="dec",
+    description="HST drizzled-mosaic cutouts (MAST deep fields) of labelled objects, per filter",
+)
+
+BASE_TABLES: tuple[BaseTableDef, ...] = (
+    BaseTableDef(HSC_FORCED, "Run `gwh load hsc-forced FILE`."),
+    BaseTableDef(HSC_SPECZ, "Run `gwh load hsc-specz FILE`."),
+    BaseTableDef(
+        CUTOUTS, "Run `gwh cutouts ingest FILE`.", hidden_suffixes=("_image", "_variance", "_mask")
+    ),
+    BaseTableDef(
+        HUBBLE_SOURCE_CATALOG, "Run `gwh fetch hubble-source-catalog --target NAME --box-deg 1`."
+    ),
+    BaseTableDef(GALAXY_ZOO, "Run `gwh load galaxy-zoo FILE.csv` (or a GZ1 .fits)."),
+    BaseTableDef(
+        MORPHOLOGY,
+        MORPHOLOGY_LOAD_HINT,
+        hidden_suffixes=MORPHOLOGY_HIDDEN_SUFFIXES,
+        empty_columns=MORPHOLOGY_EMPTY_COLUMNS,
+    ),
+    BaseTableDef(
+        KIDS_CUTOUTS, "Run `gwh load kids-cutouts FILE.h5 ...`.", hidden_suffixes=("_image",)
+    ),
+    BaseTableDef(
+        SDSS_CUTOUTS,
+        "Run `gwh fetch sdss-cutouts --labels galaxy_zoo --band r --pixels 40`.",
+        hidden_suffixes=("_image",),
+    ),
+    BaseTableDef(
+        HST_CUTOUTS,
+        "Run `gwh fetch hst-cutouts --filter F160W --labels galaxy_zoo`.",
+        hidden_suffixes=("_image",),
+    ),
+)
+
+
+def base_tables() -> dict[str, BaseTableDef]:
+    """Every table a loader can fill, by name, in the order views list them."""
+    return {d.spec.name: d for d in BASE_TABLES}
