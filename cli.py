@@ -540,7 +540,7 @@ def morphology_measure(
 ) -> None:
     """Measure every ingested cutout with sep (the GalaxiesML Source Extractor configuration)
     into the morphology table; objects measured with the same configuration are skipped."""
-    from warehouse.morphology_store import measure_morphology
+    from warehouse.morphology import measure_morphology
 
     try:
         r = measure_morphology(

@@ -31,9 +31,9 @@ from loaders.files import SourceTable, read_table
 from warehouse.errors import LoadError
 from warehouse.files import file_sha256
 from warehouse.loading import Prepared, PreparedBatch
-from warehouse.morphology import MORPHOLOGY_FIELDS
-from warehouse.morphology_store import (
+from warehouse.morphology.fields import (
     LOADED_PREFIX,
+    MORPHOLOGY_FIELDS,
     field_type,
     morphology_schema,
 )

@@ -212,7 +212,7 @@ def _demo_cutouts(wh: Warehouse, root: Path, n_images: int, echo: Callable[[str]
 
 def _demo_morphology(wh: Warehouse, echo: Callable[[str], None]) -> None:
     """``gwh morphology measure`` on every ingested cutout, and what ml_objects then carries."""
-    from warehouse.morphology_store import measure_morphology
+    from warehouse.morphology import measure_morphology
 
     echo("\n== gwh morphology measure   (sep with the GalaxiesML Source Extractor configuration)")
     r = measure_morphology(wh, progress=False)

@@ -26,7 +26,7 @@ from warehouse.morphology import (
     source_extractor_files,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "morphology"
+DATA = Path(__file__).resolve().parents[2] / "data" / "morphology"
 SEX_DIR = DATA / "sextractor"
 SEX_BINARY = shutil.which("source-extractor") or shutil.which("sex")
 needs_sextractor = pytest.mark.skipif(

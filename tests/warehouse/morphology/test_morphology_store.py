@@ -14,8 +14,14 @@ from loaders.morphology import load_morphology
 from warehouse.cutout_fits import DEFAULT_BAD_MASK_BITS, HSC_MASK_BITS, mask_bits_value
 from warehouse.cutouts import ingest_arrays
 from warehouse.errors import LoadError, MorphologyError
-from warehouse.morphology import FIELD_UNITS, MORPHOLOGY_FIELDS, DetectionConfig, measure_band
-from warehouse.morphology_store import band_key, config_hash, measure_morphology
+from warehouse.morphology import (
+    FIELD_UNITS,
+    MORPHOLOGY_FIELDS,
+    DetectionConfig,
+    measure_band,
+    measure_morphology,
+)
+from warehouse.morphology.table import band_key, config_hash
 
 SIZE = 48
 N = 12
@@ -145,7 +151,7 @@ def test_a_rerun_skips_what_is_up_to_date(imaged):
 
 
 def test_a_killed_run_keeps_finished_chunks_and_resumes(imaged, monkeypatch):
-    import warehouse.morphology_store as store
+    import warehouse.morphology.table as store
 
     wh = imaged[0]
     real = store.measure_rows
@@ -190,7 +196,7 @@ def test_no_zeropoint_means_no_peak_surface_brightness(loaded):
 
 
 def test_a_damaged_row_gives_a_reason_not_a_crash():
-    from warehouse.morphology_worker import measure_stored_object
+    from warehouse.morphology.worker import measure_stored_object
 
     row = {"object_id": 7, "i_image": b"\x00" * 12, "i_height": 4, "i_width": 4}
     out = measure_stored_object(row, "i")

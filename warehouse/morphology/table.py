@@ -1,10 +1,10 @@
 """The ``morphology`` table: GalaxiesML Table 1 per band, measured from the stored cutouts.
 
 One row per object, keyed by ``object_id``, at its cutout (= ``hsc_forced``) position, so it sits
-in the same HEALPix pixels as its catalog and cutout rows. Columns (:func:`morphology_schema`, the
-one place they are named):
+in the same HEALPix pixels as its catalog and cutout rows. Columns
+(:func:`~warehouse.morphology.fields.morphology_schema`, the one place they are named):
 
-* per band ``b``: ``{b}_<field>`` for every :data:`~warehouse.morphology.MORPHOLOGY_FIELDS`
+* per band ``b``: ``{b}_<field>`` for every :data:`~warehouse.morphology.fields.MORPHOLOGY_FIELDS`
   (unit and description in each Parquet field's metadata, ``unit`` / ``description``), and
   ``{b}_morph_reason``: NULL when every field was measured, else why some are NULL (no cutout
   in the band, no detection, a fit that failed, no zeropoint ...). Nothing is invented: a value
@@ -24,7 +24,7 @@ columns only, keeping the other bands' values.
 
 Measurement: the pixels of the objects to measure are streamed from each cutouts partition file
 once, in small record batches, and sent to the workers a few objects at a time; each runs
-:func:`~warehouse.morphology.measure_band` per band, with the HSC mask reduced to
+:func:`~warehouse.morphology.measure.measure_band` per band, with the HSC mask reduced to
 :data:`~warehouse.cutout_fits.DEFAULT_BAD_MASK_BITS` and the variance plane. Tasks run in a
 ``ProcessPoolExecutor`` (workers forked from a forkserver); results are committed every
 ``chunk_size`` objects as a new table version, so a killed run keeps every finished chunk and a
@@ -42,85 +42,48 @@ import dataclasses
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sep
 
-from warehouse.core import PreparedBatch, Warehouse
+from warehouse.core import Warehouse
+from warehouse.cutout_fits import DEFAULT_BAD_MASK_BITS, mask_bits_value
+from warehouse.db import quote_ident
 from warehouse.errors import MorphologyError
-from warehouse.morphology import FIELD_UNITS, MORPHOLOGY_FIELDS, DetectionConfig
-from warehouse.morphology_worker import (
-    INT_FIELDS,
-    PIXEL_COLUMNS,
-    Job,
-    measure_rows,
-    measure_stored_object,
-    watch_parent,
+from warehouse.files import short_hash
+from warehouse.loading import Prepared, PreparedBatch
+from warehouse.morphology.detect import DetectionConfig
+from warehouse.morphology.fields import (
+    LOADED_PREFIX,
+    MORPHOLOGY_FIELDS,
+    SOURCE_MEASURED,
+    morphology_schema,
 )
+from warehouse.morphology.worker import PIXEL_COLUMNS, Job, measure_rows, watch_parent
 from warehouse.progress import bar as progress_bar
 from warehouse.progress import enabled as progress_enabled
-from warehouse.store import TableSpec
+from warehouse.store.contracts import MORPHOLOGY
 
 __all__ = [
-    "EMPTY_COLUMNS",
-    "FIELD_DESCRIPTIONS",
-    "MORPHOLOGY",
     "MeasureReport",
     "band_key",
     "config_hash",
     "measure_morphology",
-    "measure_stored_object",
-    "morphology_schema",
 ]
 
-MORPHOLOGY = TableSpec(
-    "morphology",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
-    description="Per-band galaxy morphology (GalaxiesML Table 1): measured with sep or loaded",
-)
-LOAD_HINT = "Run `gwh morphology measure` (on the ingested cutouts) or `gwh load morphology FILE`."
-EMPTY_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("object_id", "BIGINT"),
-    ("ra", "DOUBLE"),
-    ("dec", "DOUBLE"),
-    ("_healpix_29", "BIGINT"),
-    ("morphology_source", "VARCHAR"),
-    ("morph_config_hash", "VARCHAR"),
-)
-"""The placeholder ``morphology`` view while nothing was measured or loaded: ``ml_objects``
-LEFT JOINs it, so its morphology columns are then ``morphology_source`` and
-``morph_config_hash``, both NULL."""
-
-HIDDEN_SUFFIXES = ("_morph_key",)
 LOADER_NAME = "morphology-measure"
-SOURCE_MEASURED = "measured"
-LOADED_PREFIX = "loaded:"
 ALGORITHM_VERSION = 1
 """Bump when warehouse.morphology changes what it measures: every object is measured again."""
-
-FIELD_DESCRIPTIONS: dict[str, str] = {
-    "ellipticity": "1 - B/A of the isophotal second-moment ellipse (ELLIPTICITY)",
-    "half_light_radius": "circular radius holding half of FLUX_AUTO (FLUX_RADIUS 0.5)",
-    "isophotal_area": "pixels above the detection threshold (ISOAREA_IMAGE)",
-    "major_axis": "second-moment semi-major axis A (A_IMAGE)",
-    "minor_axis": "second-moment semi-minor axis B (B_IMAGE)",
-    "peak_surface_brightness": "zp - 2.5 log10(peak / pixel_scale^2) (MU_MAX)",
-    "petro_rad": "Petrosian semi-major axis, eta = 0.2 on elliptical annuli",
-    "pos_angle": "angle of A, counter-clockwise from +x (columns), (-90, 90] (THETA_IMAGE)",
-    "sersic_index": "Sersic n of a fit with centre and shape fixed (PSF not deconvolved)",
-    "total_galaxies": "detections in the cutout",
-    "central_image_pop_15px_rad": "detections within 15 px of the cutout centre",
-    "central_image_pop_10px_rad": "detections within 10 px of the cutout centre",
-    "central_image_pop_5px_rad": "detections within 5 px of the cutout centre",
-}
 
 # Cutout columns a band's key depends on (metadata; the pixels are not read to decide).
 _KEY_COLUMNS = (
@@ -135,64 +98,6 @@ _KEY_COLUMNS = (
 )
 
 
-def field_type(name: str) -> pa.DataType:
-    """Arrow type of a Table 1 field: counts and areas int32, the rest float64."""
-    return pa.int32() if name in INT_FIELDS else pa.float64()
-
-
-def band_fields(band: str) -> list[pa.Field]:
-    """The visible columns of one band, with unit and description metadata."""
-    out = [
-        pa.field(
-            f"{band}_{name}",
-            field_type(name),
-            metadata={"unit": FIELD_UNITS[name], "description": FIELD_DESCRIPTIONS[name]},
-        )
-        for name in MORPHOLOGY_FIELDS
-    ]
-    out.append(
-        pa.field(
-            f"{band}_morph_reason",
-            pa.string(),
-            metadata={"description": "NULL when every field was measured, else why not"},
-        )
-    )
-    return out
-
-
-def morphology_schema(bands: Sequence[str], keys: bool = True) -> pa.Schema:
-    """Columns of the ``morphology`` table for ``bands`` (``keys``: the hidden band keys too)."""
-    fields = [
-        pa.field("object_id", pa.int64()),
-        pa.field("ra", pa.float64(), metadata={"unit": "deg"}),
-        pa.field("dec", pa.float64(), metadata={"unit": "deg"}),
-    ]
-    for b in bands:
-        fields += band_fields(b)
-    fields += [
-        pa.field(
-            "morphology_source",
-            pa.string(),
-            metadata={"description": "measured, or loaded:<file name>"},
-        ),
-        pa.field(
-            "morph_config_hash",
-            pa.string(),
-            metadata={"description": "detection configuration, algorithm and sep version"},
-        ),
-    ]
-    if keys:
-        fields += [
-            pa.field(
-                f"{b}_morph_key",
-                pa.string(),
-                metadata={"description": "hash of configuration and the band's cutout"},
-            )
-            for b in bands
-        ]
-    return pa.schema(fields)
-
-
 def config_hash(config: DetectionConfig) -> str:
     """16 hex digits naming the configuration, algorithm version and ``sep`` version.
 
@@ -201,8 +106,6 @@ def config_hash(config: DetectionConfig) -> str:
     >>> config_hash(DetectionConfig()) == config_hash(DetectionConfig(detect_thresh=1.5))
     False
     """
-    import sep
-
     text = json.dumps(
         {
             "config": dataclasses.asdict(config),
@@ -211,14 +114,14 @@ def config_hash(config: DetectionConfig) -> str:
         },
         sort_keys=True,
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return short_hash(text)
 
 
 def band_key(chash: str, band: str, meta: dict[str, Any] | None) -> str:
     """Hash of the configuration and one band's stored cutout metadata (None: no cutout)."""
     values = None if meta is None else [meta.get(k) for k in _KEY_COLUMNS]
     text = json.dumps([chash, band, values], sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return short_hash(text)
 
 
 # --------------------------------------------------------------------------- the run
@@ -333,8 +236,6 @@ def measure_morphology(
     # pixels read) against the stored keys.
     names = set(cv.schema.names)
     meta_cols = [f"{b}_{k}" for b in measured_bands for k in _KEY_COLUMNS if f"{b}_{k}" in names]
-    from warehouse.db import quote_ident
-
     columns = ["object_id", "ra", "dec", "_healpix_29"] + meta_cols
     select = ", ".join(quote_ident(c) for c in columns)
     cutouts = wh.query(f"SELECT {select} FROM cutouts ORDER BY _healpix_29, object_id").to_pylist()
@@ -366,8 +267,6 @@ def measure_morphology(
     # partition file once, in small record batches, and sent to the workers a few objects at a
     # time (a worker reading its own rows would decode the whole partition file every time).
     by_id = {r["object_id"]: r for r in todo}
-    from warehouse.cutout_fits import DEFAULT_BAD_MASK_BITS, mask_bits_value
-
     h29 = np.array([r["_healpix_29"] for r in todo], dtype=np.int64)
     ids = np.array([r["object_id"] for r in todo], dtype=np.int64)
     plan: list[tuple[str, set[int]]] = []
@@ -428,15 +327,11 @@ def _results(
         for rows in tasks:
             yield measure_rows(rows, job)
         return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
     # forkserver: workers fork from a clean single-threaded server that imported the worker
     # module once (a plain fork would inherit DuckDB's and Arrow's threads and locks mid-flight;
     # spawn would import numpy, scipy and pyarrow again in every worker).
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["warehouse.morphology_worker"])
+    ctx.set_forkserver_preload(["warehouse.morphology.worker"])
     # the workers end themselves when this process ends, even by kill -9 (no orphans)
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=watch_parent, initargs=(os.getpid(),)
@@ -478,8 +373,6 @@ def _batches(
     show_progress: bool,
 ) -> Iterator[PreparedBatch]:
     """Prepared chunks of measured rows, committed one by one by ``ingest_prepared``."""
-    from warehouse.loading import Prepared
-
     # Rows replacing a loaded row carry every configured band (the others NULL), so that no
     # row mixes loaded and measured values; the rest carry the measured bands only.
     bands = report.bands
@@ -502,10 +395,10 @@ def _batches(
                 while len(pending) >= chunk_size:  # commits of exactly chunk_size objects
                     chunk, pending = pending[:chunk_size], pending[chunk_size:]
                     groups[full] = pending
-                    yield _batch(chunk, bands, wh.config.bands, full, chash, report, Prepared)
+                    yield _batch(chunk, bands, wh.config.bands, full, chash, report)
         for full, pending in groups.items():
             if pending:
-                yield _batch(pending, bands, wh.config.bands, full, chash, report, Prepared)
+                yield _batch(pending, bands, wh.config.bands, full, chash, report)
     finally:
         bar.close()
 
@@ -541,7 +434,6 @@ def _batch(
     full: bool,
     chash: str,
     report: MeasureReport,
-    prepared_cls: Any,
 ) -> PreparedBatch:
     schema = morphology_schema(tuple(configured) if full else bands)
     table = pa.Table.from_pylist(rows, schema=schema)
@@ -552,5 +444,5 @@ def _batch(
     digest.update(np.asarray(table.column("object_id"), dtype=np.int64).tobytes())
     what = f"gwh morphology measure --bands {''.join(bands)} (config {chash})"
     return PreparedBatch(
-        label, [prepared_cls(MORPHOLOGY, table)], ((what, digest.hexdigest(), len(rows)),)
+        label, [Prepared(MORPHOLOGY, table)], ((what, digest.hexdigest(), len(rows)),)
     )

@@ -1,14 +1,16 @@
 """The part of ``gwh morphology measure`` that runs in worker processes.
 
-Kept apart from :mod:`warehouse.morphology_store` so that a worker process imports only numpy,
-pyarrow and :mod:`warehouse.morphology` (not DuckDB, healpy or astropy): each task gets its
-objects' stored cutout rows (bytes) and returns small dicts.
+Kept apart from :mod:`warehouse.morphology.table` so that a worker process imports only numpy,
+pyarrow and the measuring modules of :mod:`warehouse.morphology` (not DuckDB, healpy or
+astropy): each task gets its objects' stored cutout rows (bytes) and returns small dicts.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -18,17 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from warehouse.morphology import MORPHOLOGY_FIELDS, DetectionConfig, measure_band
+from warehouse.files import pid_alive
+from warehouse.morphology.detect import DetectionConfig
+from warehouse.morphology.fields import INT_FIELDS, MORPHOLOGY_FIELDS
+from warehouse.morphology.measure import measure_band
 
-INT_FIELDS = frozenset(
-    {
-        "isophotal_area",
-        "total_galaxies",
-        "central_image_pop_15px_rad",
-        "central_image_pop_10px_rad",
-        "central_image_pop_5px_rad",
-    }
-)
 PIXEL_COLUMNS = ("image", "variance", "mask", "height", "width", "zeropoint", "pixel_scale")
 """Cutout columns a measurement reads per band."""
 
@@ -148,22 +144,13 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     except OSError:  # no /proc (macOS): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
 
 
 def _die_with_parent() -> None:
     """Linux: the kernel sends SIGKILL to this process when its parent (the forkserver) ends."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-    import signal
-
     pr_set_pdeathsig = 1
     try:
         libc = ctypes.CDLL(None, use_errno=True)

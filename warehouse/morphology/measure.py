@@ -1,0 +1,480 @@
+"""Table 1 measured on one band's cutout (:func:`measure_band`) or an object's bands.
+
+:func:`measure_object` runs :func:`measure_band` on every band of a cutout cube. The central
+galaxy (the detection nearest the cutout centre) is measured: second-moment shape, isophotal
+area, peak surface brightness, half-light and Petrosian radii, Sersic index and the counts of
+detections near the centre. The definitions, and how neighbours and bad pixels are handled, are
+in the :mod:`warehouse.morphology` package docstring. A measurement that cannot be made is
+``None`` and ``reason`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sep
+from scipy.optimize import least_squares
+from scipy.special import gammaincinv
+
+from warehouse.morphology.detect import (
+    Detection,
+    DetectionConfig,
+    _detect,
+    _Failure,
+    _prepare,
+)
+from warehouse.morphology.fields import CENTRAL_RADII, MORPHOLOGY_FIELDS
+
+__all__ = ["measure_band", "measure_object", "petrosian_radius", "sersic_profile"]
+
+
+def sersic_profile(r: np.ndarray, i_e: float, r_e: float, n: float) -> np.ndarray:
+    """Sersic surface brightness I(r) = I_e exp(-b_n ((r / R_e)^(1/n) - 1)).
+
+    ``b_n`` is exact (``gammaincinv(2n, 0.5)``), so R_e encloses half the light.
+
+    Examples
+    --------
+    >>> float(sersic_profile(np.array(2.0), 3.0, 2.0, 1.0))
+    3.0
+    """
+    b_n = gammaincinv(2.0 * n, 0.5)
+    return i_e * np.exp(-b_n * (np.power(np.asarray(r, float) / r_e, 1.0 / n) - 1.0))
+
+
+def _elliptical_radius(dx, dy, q: float, theta: float) -> np.ndarray:
+    """Semi-major-axis radius of offsets (dx, dy) on ellipses of axis ratio q, angle theta."""
+    c, s = math.cos(theta), math.sin(theta)
+    u = dx * c + dy * s
+    v = -dx * s + dy * c
+    return np.sqrt(u * u + (v / q) ** 2)
+
+
+def petrosian_radius(
+    data: np.ndarray,
+    valid: np.ndarray,
+    x: float,
+    y: float,
+    q: float,
+    theta: float,
+    *,
+    eta: float = 0.2,
+    rmin: float = 1.0,
+) -> float:
+    """Petrosian semi-major axis (pixels) on elliptical annuli.
+
+    eta(r) = mean surface brightness in [0.8 r, 1.25 r] / mean surface brightness inside r;
+    r is scanned in 5 % steps from ``rmin`` and the first crossing of ``eta`` is interpolated.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Background-subtracted image.
+    valid : numpy.ndarray
+        Boolean map of usable pixels.
+    x, y : float
+        Centre (0-based pixels).
+    q, theta : float
+        Axis ratio B/A and angle (radians, counter-clockwise from +x) of the annuli.
+    eta, rmin : float
+        Petrosian ratio and the smallest radius tried.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        If the ratio never falls to ``eta`` inside the image.
+    """
+    h, w = data.shape
+    yy, xx = np.nonzero(valid)
+    r = _elliptical_radius(xx - x, yy - y, q, theta)
+    order = np.argsort(r)
+    r_sorted = r[order]
+    cum_flux = np.concatenate([[0.0], np.cumsum(data[yy, xx][order])])
+    # Largest annulus must stay inside the image along every direction: the ellipse's minor
+    # extent is q * r, its major extent r; require the whole ellipse 1.25 r inside.
+    edge = min(x + 0.5, w - 0.5 - x, y + 0.5, h - 0.5 - y)
+    rmax = edge / 1.25
+    if rmax <= rmin:
+        raise ValueError("cutout too small around the centre for a Petrosian radius")
+    radii = rmin * 1.05 ** np.arange(int(math.log(rmax / rmin) / math.log(1.05)) + 1)
+
+    def enclosed(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = np.searchsorted(r_sorted, rr, side="right")
+        return cum_flux[k], k.astype(float)
+
+    f_in, n_in = enclosed(radii)
+    f_hi, n_hi = enclosed(1.25 * radii)
+    f_lo, n_lo = enclosed(0.8 * radii)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = ((f_hi - f_lo) / (n_hi - n_lo)) / (f_in / n_in)
+    ok = np.isfinite(ratio) & (f_in > 0)
+    below = np.nonzero(ok & (ratio < eta))[0]
+    if below.size == 0:
+        raise ValueError("Petrosian ratio does not fall to the threshold inside the cutout")
+    k = below[0]
+    if k == 0 or not ok[k - 1]:
+        return float(radii[k])
+    r0, r1, e0, e1 = radii[k - 1], radii[k], ratio[k - 1], ratio[k]
+    return float(r0 + (e0 - eta) * (r1 - r0) / (e0 - e1))
+
+
+def _subpixel_offsets(m: int) -> np.ndarray:
+    return (np.arange(m) + 0.5) / m - 0.5
+
+
+def _fit_sersic(
+    data: np.ndarray,
+    sigma: np.ndarray,
+    valid: np.ndarray,
+    x: float,
+    y: float,
+    q: float,
+    theta: float,
+    r_fit: float,
+    r_guess: float,
+) -> float:
+    """Sersic index from a fixed-geometry fit (see the package docstring)."""
+    h, w = data.shape
+    x0, x1 = max(int(math.floor(x - r_fit)), 0), min(int(math.ceil(x + r_fit)) + 1, w)
+    y0, y1 = max(int(math.floor(y - r_fit)), 0), min(int(math.ceil(y + r_fit)) + 1, h)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    dx, dy = xx - x, yy - y
+    with np.errstate(divide="ignore"):
+        inv_sigma = 1.0 / sigma[y0:y1, x0:x1]
+    sel = valid[y0:y1, x0:x1] & (_elliptical_radius(dx, dy, q, theta) <= r_fit)
+    sel &= np.isfinite(inv_sigma) & (inv_sigma > 0)
+    if sel.sum() < 10:
+        raise ValueError("too few pixels for a Sersic fit")
+    dx, dy = dx[sel].astype(float), dy[sel].astype(float)
+    obs = data[y0:y1, x0:x1][sel]
+    wgt = inv_sigma[sel]
+    # Pixel integration: 11x11 sub-samples near the cusp, 3x3 to 6 px, pixel centres beyond.
+    rc = np.hypot(dx, dy)
+    m_sub = np.where(rc <= 2.0, 11, np.where(rc <= 6.0, 3, 1))
+    sizes = m_sub**2
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    r_parts = []
+    for m in (1, 3, 11):
+        idx = np.nonzero(m_sub == m)[0]
+        o = _subpixel_offsets(m)
+        ox, oy = np.meshgrid(o, o)
+        r_parts.append(
+            (
+                idx,
+                _elliptical_radius(
+                    dx[idx, None] + ox.ravel(), dy[idx, None] + oy.ravel(), q, theta
+                ),
+            )
+        )
+    r_all = np.empty(int(sizes.sum()))
+    for idx, r in r_parts:
+        m2 = r.shape[1]
+        r_all[(starts[idx, None] + np.arange(m2)).ravel()] = r.ravel()
+    log_r = np.log(np.maximum(r_all, 1e-6))
+    counts = sizes.astype(float)
+
+    def pixel_mean(v: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(v, starts) / counts
+
+    def db_dn(n: float) -> float:
+        h_ = 1e-5 * max(n, 1.0)
+        return (gammaincinv(2.0 * (n + h_), 0.5) - gammaincinv(2.0 * (n - h_), 0.5)) / (2 * h_)
+
+    cache: dict[str, Any] = {}
+
+    def evaluate(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+        key = p.tobytes()
+        if cache.get("key") != key:
+            log_ie, log_re, n = p
+            b_n = float(gammaincinv(2.0 * n, 0.5))
+            xn = np.exp((log_r - log_re) / n)  # (r / R_e) ** (1 / n)
+            prof = np.exp(log_ie - b_n * (xn - 1.0))
+            cache.update(key=key, value=(prof, xn, b_n, n))
+        return cache["value"]
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        prof = evaluate(p)[0]
+        return (pixel_mean(prof) - obs) * wgt
+
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        prof, xn, b_n, n = evaluate(p)
+        log_x = log_r - p[1]
+        jac = np.empty((len(obs), 3))
+        jac[:, 0] = pixel_mean(prof)
+        jac[:, 1] = pixel_mean(prof * xn) * (b_n / n)
+        jac[:, 2] = pixel_mean(prof * (-db_dn(n) * (xn - 1.0) + b_n * xn * log_x / n**2))
+        return jac * wgt[:, None]
+
+    near = np.abs(pixel_mean(r_all) - max(r_guess, 0.5)) < 0.5 + 0.1 * max(r_guess, 0.5)
+    r_e0 = max(r_guess, 0.5)
+    i_e0 = float(np.median(obs[near])) if near.any() else float(obs.max()) / 10.0
+    if not i_e0 > 0:
+        i_e0 = max(float(obs.max()) / 10.0, 1e-30)
+    n_lo, n_hi = 0.2, 10.0
+    p0 = np.array([math.log(i_e0), math.log(r_e0), 2.0])
+    lo = np.array([p0[0] - 30.0, math.log(0.05), n_lo])
+    hi = np.array([p0[0] + 30.0, math.log(10.0 * r_fit), n_hi])
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        res = least_squares(
+            residuals, p0, jac=jacobian, bounds=(lo, hi), x_scale="jac", max_nfev=200
+        )
+    n = float(res.x[2])
+    if res.status <= 0 or not np.isfinite(res.cost):
+        raise ValueError(f"Sersic fit did not converge ({res.message})")
+    if n - n_lo < 1e-3 or n_hi - n < 1e-3:
+        raise ValueError(f"Sersic fit stopped at the bound n={n:.3g}")
+    if res.x[1] - lo[1] < 1e-3 or hi[1] - res.x[1] < 1e-3:
+        raise ValueError("Sersic fit stopped at a bound of the effective radius")
+    return n
+
+
+def _corrected(det: Detection, index: int, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
+    """MASK_TYPE CORRECT: replace neighbour and bad pixels by their mirror about (x, y)."""
+    data = det.data.copy()
+    unusable = det.bad | ((det.segmap > 0) & (det.segmap != index + 1))
+    yy, xx = np.nonzero(unusable)
+    mx = np.rint(2.0 * x - xx).astype(int)
+    my = np.rint(2.0 * y - yy).astype(int)
+    h, w = data.shape
+    inside = (mx >= 0) & (mx < w) & (my >= 0) & (my < h)
+    ok = inside.copy()
+    ok[inside] = ~unusable[my[inside], mx[inside]]
+    data[yy[ok], xx[ok]] = det.data[my[ok], mx[ok]]
+    still_bad = np.zeros_like(unusable)
+    still_bad[yy[~ok], xx[~ok]] = True
+    data[still_bad] = 0.0
+    return data, still_bad
+
+
+def _empty(reason: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(MORPHOLOGY_FIELDS)
+    out["reason"] = reason
+    return out
+
+
+def measure_band(
+    image: np.ndarray,
+    *,
+    variance: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    zeropoint: float = 27.0,
+    pixel_scale: float = 0.168,
+    config: DetectionConfig = DetectionConfig(),  # noqa: B008 (frozen, immutable)
+) -> dict[str, Any]:
+    """Measure the central galaxy of one band's cutout.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D fluxes (not normalised); NaN/inf pixels are masked.
+    variance : numpy.ndarray, optional
+        Per-pixel variance, used as the error of the Sersic fit (else the background RMS);
+        non-positive or NaN values mask the pixel.
+    mask : numpy.ndarray, optional
+        Non-zero marks a bad pixel.
+    zeropoint : float
+        Magnitude zero point of the pixel values (27.0 for HSC coadds).
+    pixel_scale : float
+        Arcsec per pixel (0.168 for HSC).
+    config : DetectionConfig
+
+    Returns
+    -------
+    dict
+        One entry per :data:`MORPHOLOGY_FIELDS` (``None`` when not measurable) and ``reason``:
+        ``None`` when every field was measured, otherwise ``"; "``-joined short explanations.
+
+    Raises
+    ------
+    ValueError
+        Only for caller errors: a non-2-D image or mismatched shapes.
+
+    Examples
+    --------
+    >>> measure_band(np.zeros((64, 64)))["reason"]
+    'background RMS is zero or undefined (constant image)'
+    """
+    if not (math.isfinite(zeropoint) and math.isfinite(pixel_scale) and pixel_scale > 0):
+        raise ValueError(
+            f"zeropoint must be finite and pixel_scale > 0, got {zeropoint!r}, {pixel_scale!r}"
+        )
+    try:
+        data, bad, var = _prepare(image, variance, mask)
+        det = _detect(data, bad, config)
+    except _Failure as exc:
+        return _empty(str(exc))
+
+    h, w = det.data.shape
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    objs = det.objects
+    dist = np.hypot(objs["x"] - cx, objs["y"] - cy)
+    out = _empty(None)
+    out["total_galaxies"] = len(objs)
+    for rad in CENTRAL_RADII:
+        out[f"central_image_pop_{rad}px_rad"] = int(np.count_nonzero(dist <= rad))
+    if len(objs) == 0:
+        out["reason"] = "no detection"
+        return out
+    i = int(np.argmin(dist))
+    if config.max_center_distance is not None and dist[i] > config.max_center_distance:
+        out["reason"] = f"no detection within {config.max_center_distance:g} px of the centre"
+        return out
+    obj = objs[i]
+    if obj["xmin"] <= 0 or obj["ymin"] <= 0 or obj["xmax"] >= w - 1 or obj["ymax"] >= h - 1:
+        out["reason"] = "central detection touches the image edge"
+        return out
+
+    x, y = float(obj["x"]), float(obj["y"])
+    a, b, theta = float(obj["a"]), float(obj["b"]), float(obj["theta"])
+    reasons: list[str] = []
+    if not (a > 0 and b > 0 and np.isfinite(theta)):
+        out["reason"] = "degenerate central detection (zero second moments)"
+        return out
+    out["major_axis"], out["minor_axis"] = a, b
+    out["ellipticity"] = 1.0 - b / a
+    out["pos_angle"] = math.degrees(theta)
+    out["isophotal_area"] = int(obj["tnpix"])
+    peak = float(obj["peak"])
+    if peak > 0:
+        out["peak_surface_brightness"] = zeropoint - 2.5 * math.log10(peak / pixel_scale**2)
+    else:
+        reasons.append("peak_surface_brightness: non-positive peak")
+
+    corr, still_bad = _corrected(det, i, x, y)
+    q = b / a
+    # FLUX_AUTO (Kron) aperture, with SExtractor's minimum circular radius.
+    xa, ya, aa, ba, ta = (np.array([v]) for v in (x, y, a, b, theta))
+    kronrad, _ = sep.kron_radius(corr, xa, ya, aa, ba, ta, 6.0, mask=still_bad)
+    kronrad = float(kronrad[0])
+    r_min = config.kron_minrad
+    if (
+        not (np.isfinite(kronrad) and kronrad > 0)
+        or config.kron_fact * kronrad * math.sqrt(a * b) < r_min
+    ):
+        flux, _, _ = sep.sum_circle(corr, xa, ya, r_min, mask=still_bad, subpix=5)
+        r_kron = max(r_min, config.kron_fact * kronrad * a if np.isfinite(kronrad) else r_min)
+    else:
+        flux, _, _ = sep.sum_ellipse(
+            corr, xa, ya, aa, ba, ta, config.kron_fact * kronrad, mask=still_bad, subpix=5
+        )
+        r_kron = config.kron_fact * kronrad * a
+    flux = float(flux[0])
+
+    if not (np.isfinite(flux) and flux > 0):
+        reasons.append("half_light_radius: FLUX_AUTO is not positive")
+    else:
+        rmax = max(r_kron, r_min) * 1.5
+        hl, hflag = sep.flux_radius(
+            corr,
+            xa,
+            ya,
+            np.array([rmax]),
+            config.phot_fluxfrac,
+            normflux=np.array([flux]),
+            mask=still_bad,
+            subpix=5,
+        )
+        hl, hflag = float(hl[0]), int(hflag[0])
+        if hflag & sep.APER_ALLMASKED or not (np.isfinite(hl) and 0 < hl < rmax):
+            reasons.append(f"half_light_radius: sep.flux_radius failed (flag {int(hflag)})")
+        else:
+            out["half_light_radius"] = hl
+
+    try:
+        out["petro_rad"] = petrosian_radius(
+            corr, ~still_bad, x, y, q, theta, eta=config.petro_thresh
+        )
+    except ValueError as exc:
+        reasons.append(f"petro_rad: {exc}")
+
+    if config.fit_sersic:
+        valid = ~(det.bad | ((det.segmap > 0) & (det.segmap != i + 1)))
+        sigma = np.sqrt(var) if var is not None else det.rms.astype(np.float64)
+        guess = out["half_light_radius"] or math.sqrt(a * b)
+        try:
+            out["sersic_index"] = _fit_sersic(
+                det.data,
+                sigma,
+                valid,
+                x,
+                y,
+                q,
+                theta,
+                r_fit=max(1.5 * r_kron, 3.0 * r_min),
+                r_guess=guess / math.sqrt(q),
+            )
+        except ValueError as exc:
+            reasons.append(f"sersic_index: {exc}")
+
+    out["reason"] = "; ".join(reasons) or None
+    return out
+
+
+def measure_object(
+    images: np.ndarray,
+    bands: str | Sequence[str],
+    variances: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    zeropoint: float | Sequence[float] = 27.0,
+    pixel_scale: float = 0.168,
+    config: DetectionConfig = DetectionConfig(),  # noqa: B008 (frozen, immutable)
+) -> dict[str, Any]:
+    """Measure every band of one object's cutout cube.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        (B, S, S) fluxes, channels first.
+    bands : str or sequence of str
+        B band names, e.g. ``"grizy"``.
+    variances, masks : numpy.ndarray, optional
+        (B, S, S) planes, as in :func:`measure_band`.
+    zeropoint : float or sequence of float
+        One zero point, or one per band.
+    pixel_scale : float
+    config : DetectionConfig
+
+    Returns
+    -------
+    dict
+        ``{f"{band}_{field}": value}`` for every field, and ``f"{band}_morph_reason"``.
+
+    Examples
+    --------
+    >>> out = measure_object(np.zeros((2, 32, 32)), "gr")
+    >>> out["g_ellipticity"] is None, out["r_morph_reason"]
+    (True, 'background RMS is zero or undefined (constant image)')
+    """
+    images = np.asarray(images)
+    bands = list(bands)
+    if images.ndim != 3 or images.shape[0] != len(bands):
+        raise ValueError(
+            f"images must be (bands, rows, columns) with {len(bands)} bands, got {images.shape}"
+        )
+    if isinstance(zeropoint, Sequence) or np.ndim(zeropoint) > 0:
+        zps = [float(z) for z in np.atleast_1d(np.asarray(zeropoint, dtype=float))]
+    else:
+        zps = [float(zeropoint)] * len(bands)
+    if len(zps) != len(bands):
+        raise ValueError(f"got {len(zps)} zeropoints for {len(bands)} bands")
+    out: dict[str, Any] = {}
+    for k, band in enumerate(bands):
+        res = measure_band(
+            images[k],
+            variance=None if variances is None else variances[k],
+            mask=None if masks is None else masks[k],
+            zeropoint=zps[k],
+            pixel_scale=pixel_scale,
+            config=config,
+        )
+        for field in MORPHOLOGY_FIELDS:
+            out[f"{band}_{field}"] = res[field]
+        out[f"{band}_morph_reason"] = res["reason"]
+    return out
