@@ -14,7 +14,7 @@ from tests.warehouse.test_cutouts import (
     pixel_value,
     write_coded_fits,
 )
-from warehouse.cutout_fits import write_cutout_fits
+from warehouse.images.fits import write_cutout_fits
 
 
 @pytest.fixture(scope="module")

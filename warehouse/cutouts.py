@@ -48,7 +48,7 @@ from warehouse import progress
 from warehouse.core import Warehouse
 
 if TYPE_CHECKING:  # astropy is imported only when cutouts are read: `gwh sql` stays quick
-    from warehouse.cutout_fits import CutoutImage
+    from warehouse.images.fits import CutoutImage
 from warehouse.db import quote_ident
 from warehouse.errors import CutoutError, QueryError
 from warehouse.files import Layout, file_sha256
@@ -126,7 +126,7 @@ def combine_fit_actions(actions: Sequence[str]) -> str:
 
 def fit_action_of(shapes: Sequence[tuple[int, int]], size: int) -> str:
     """What :func:`fit_to_size` does to planes of these (H, W) shapes at ``size``."""
-    from warehouse.cutout_fits import fit_to_size
+    from warehouse.images.fit import fit_to_size
 
     return combine_fit_actions(
         [fit_to_size(np.zeros(shape, np.int8), size).action for shape in shapes]
@@ -272,7 +272,7 @@ def _mapping_for(tar: Path, given: Path | None) -> Path:
 
 def _tar_inputs(tar: Path, mapping: Path, dest: Path, problems: list[str]) -> list[_Input]:
     from loaders.hsc_ssp_cutouts import members_to_objects, safe_extract
-    from warehouse.cutout_fits import band_from_filter
+    from warehouse.images.bands import band_from_filter
 
     extracted = safe_extract(tar, dest)  # refuses links, absolute names and '..' first
     if not extracted:
@@ -322,7 +322,7 @@ def _fluxnorm(path: Path) -> bool:
 
 
 def _read(inp: _Input, keep_pixels: bool) -> None:
-    from warehouse.cutout_fits import read_cutout_fits
+    from warehouse.images.fits import read_cutout_fits
 
     cut = read_cutout_fits(inp.path)
     inp.fluxnorm = _fluxnorm(inp.path)
@@ -462,7 +462,7 @@ def _object_row(
     oid: int, items: dict[str, _Input], stored: dict | None, bands: Sequence[str]
 ) -> dict:
     """Per-object columns, from the new bands and those already stored."""
-    from warehouse.cutout_fits import masked_fraction
+    from warehouse.images.masks import masked_fraction
 
     stored = stored or {}
     first = next(iter(items.values()))
@@ -507,7 +507,7 @@ def _object_row(
 
 
 def _band_values(inp: _Input) -> dict:
-    from warehouse.cutout_fits import masked_fraction
+    from warehouse.images.masks import masked_fraction
 
     cut = inp.cut
     assert cut is not None
@@ -568,7 +568,7 @@ def ingest_cutouts(
 ) -> IngestReport:
     """Ingest cutout FITS files and DAS batch tars into the ``cutouts`` table.
 
-    Each file is read with :func:`~warehouse.cutout_fits.read_cutout_fits` (IMAGE, MASK,
+    Each file is read with :func:`~warehouse.images.fits.read_cutout_fits` (IMAGE, MASK,
     VARIANCE; pixels kept exactly), given its band by ``FILTER`` and its object by its WCS
     centre: the one ``hsc_forced`` object within 0.5 arcsec. A tar's members
     (``<N>-cutout-<FILTER>-<tract>-<rerun>.fits``, list row N-2) are extracted with
@@ -767,7 +767,7 @@ def ingest_arrays(
     """
     import hashlib
 
-    from warehouse.cutout_fits import CutoutImage
+    from warehouse.images.fits import CutoutImage
 
     ids = [int(i) for i in object_ids]
     if len(set(ids)) != len(ids):
@@ -890,7 +890,7 @@ def read_cutout(wh: Warehouse, object_id: int, bands: Sequence[str] | None = Non
     """Read one object's stored cutouts (all planes) back as arrays."""
     import pyarrow.parquet as pq
 
-    from warehouse.cutout_fits import fit_to_size
+    from warehouse.images.fit import fit_to_size
 
     bands = tuple(bands or wh.config.bands)
     cv = wh.current_version(CUTOUTS.name)

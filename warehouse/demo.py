@@ -251,7 +251,8 @@ def _simulated_service(wh: Warehouse, lists: list[Path], k: int) -> tuple[list[P
 
     import numpy as np
 
-    from warehouse.cutout_fits import HSC_PIXEL_SCALE, write_cutout_fits
+    from warehouse.images.bands import HSC_PIXEL_SCALE
+    from warehouse.images.fits import write_cutout_fits
     from warehouse.simulate_images import load_real_noise, load_real_psfs, render_galaxy
 
     firsts = [p for p in lists if p.stem.endswith("-0000")]
@@ -334,8 +335,8 @@ def _real_cosmos(wh: Warehouse, inputs: Path, echo: Callable[[str], None]) -> li
     """Catalog rows (positions only) and cutout FITS files for the real cubes in this field."""
     from astropy.io import fits
 
-    from warehouse.cutout_fits import write_cutout_fits
     from warehouse.cutouts import FLUXNORM_CARD
+    from warehouse.images.fits import write_cutout_fits
     from warehouse.simulate_images import real_cosmos_cutouts
 
     cubes = [c for c in real_cosmos_cutouts() if c["name"] in REAL_COSMOS_IDS]
@@ -379,7 +380,7 @@ def _real_cosmos(wh: Warehouse, inputs: Path, echo: Callable[[str], None]) -> li
 
 
 def _gallery(train: Path, real: Path, out: Path) -> Path:
-    from warehouse.preview import save_gallery_png
+    from warehouse.images.preview import save_gallery_png
 
     items = []
     with _h5(train) as h5:

@@ -81,7 +81,6 @@ import pyarrow.parquet as pq
 from warehouse import __version__, db, progress
 from warehouse.config import SPLIT_NAMES
 from warehouse.core import Warehouse, explain_error
-from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
 from warehouse.cutouts import CUTOUTS, band_column, combine_fit_actions
 from warehouse.errors import ExportError, QueryError
 from warehouse.export_attrs import (
@@ -92,6 +91,8 @@ from warehouse.export_attrs import (
     stored_digest,
 )
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.images.fit import fit_to_size
+from warehouse.images.masks import HSC_MASK_BITS
 from warehouse.output import column_metadata
 from warehouse.readonly import check_read_only
 from warehouse.scratch import remove_stale, scratch_dir

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from warehouse import preview
 from warehouse.cutouts import read_cutout
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
 from warehouse.files import atomic_path
 from warehouse.healpix import SPATIAL_INDEX_ORDER
+from warehouse.images import preview
 from warehouse.lineage import column_units, simulated_sources
 from warehouse.store.contracts import base_tables
 
@@ -420,7 +420,7 @@ def plot_cutout(
     bands: Sequence[str] | None = None,
 ) -> PlotResult:
     """A PNG of one object's stored cutouts a person can read (see
-    :func:`warehouse.preview.cutout_figure`): RGB with a scale bar in arcsec, object id,
+    :func:`warehouse.images.preview.cutout_figure`): RGB with a scale bar in arcsec, object id,
     RA/Dec, redshift when known, each band with its colour bar; SIMULATED when it is.
 
     Raises

@@ -11,7 +11,7 @@ Conventions
 - Bands are ``g r i z y`` (:data:`BANDS`); arrays are channels-first (5, S, S).
 - Flux units follow the HSC coadds: zeropoint 27, ``flux = 10**(-0.4 * (mag - 27))``.
 - The galaxy centre sits on pixel ``S // 2`` (both axes), the centre-pixel
-  convention of :func:`warehouse.cutout_fits.fit_to_size`, shifted by ``offset``.
+  convention of :func:`warehouse.images.fit.fit_to_size`, shifted by ``offset``.
 - Pixel ``j`` covers ``[j - 0.5, j + 0.5)``; images are north up, east left, and
   the position angle is measured from north (+y) through east (-x).
 """
@@ -29,7 +29,8 @@ from astropy.wcs import WCS
 from scipy.signal import fftconvolve
 from scipy.special import gamma, gammaincinv
 
-from warehouse.cutout_fits import BANDS, HSC_MASK_BITS, HSC_PIXEL_SCALE
+from warehouse.images.bands import BANDS, HSC_PIXEL_SCALE
+from warehouse.images.masks import HSC_MASK_BITS
 
 __all__ = [
     "DATA_DIR",

@@ -17,7 +17,6 @@ import pytest
 
 from warehouse.config import Config, parse_config
 from warehouse.core import Warehouse
-from warehouse.cutout_fits import read_cutout_fits, write_cutout_fits
 from warehouse.cutouts import (
     CUTOUTS,
     MATCH_RADIUS_ARCSEC,
@@ -29,6 +28,7 @@ from warehouse.cutouts import (
     show_cutout,
 )
 from warehouse.errors import ConfigError, CutoutError, QueryError
+from warehouse.images.fits import read_cutout_fits, write_cutout_fits
 from warehouse.simulate_catalog import simulate_field
 
 BANDS = ("g", "r", "i", "z", "y")

@@ -23,7 +23,6 @@ from tests.warehouse.test_cutouts import (
     write_coded_fits,
 )
 from warehouse import __version__
-from warehouse.cutout_fits import HSC_MASK_BITS, fit_to_size
 from warehouse.cutouts import ingest_arrays, ingest_cutouts
 from warehouse.errors import ExportError
 from warehouse.export import (
@@ -34,6 +33,8 @@ from warehouse.export import (
     export_release_splits,
     parse_bands,
 )
+from warehouse.images.fit import fit_to_size
+from warehouse.images.masks import HSC_MASK_BITS
 
 REPO = Path(__file__).resolve().parents[2]
 NO_DATA = 1 << HSC_MASK_BITS["NO_DATA"]

@@ -30,7 +30,6 @@ from tests.loaders.test_kids import simulated_kids_file
 from tests.support import replay_server as support
 from tests.support.replay_server import install_mast, install_sdss
 from tests.warehouse.test_cutouts import BANDS, ingest_coded, pixel_value
-from warehouse.cutout_fits import fit_to_size
 from warehouse.errors import ExportError
 from warehouse.export import (
     ExportOptions,
@@ -41,6 +40,7 @@ from warehouse.export import (
     parse_bands,
 )
 from warehouse.healpix import spatial_index
+from warehouse.images.fit import fit_to_size
 
 replay_server = support.replay_server
 

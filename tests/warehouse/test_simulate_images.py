@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from warehouse.cutout_fits import BANDS, HSC_MASK_BITS, read_cutout_fits, write_cutout_fits
+from warehouse.images.bands import BANDS
+from warehouse.images.fits import read_cutout_fits, write_cutout_fits
+from warehouse.images.masks import HSC_MASK_BITS
 from warehouse.simulate_images import (
     DATA_DIR,
     SersicGalaxy,

@@ -25,7 +25,7 @@ columns only, keeping the other bands' values.
 Measurement: the pixels of the objects to measure are streamed from each cutouts partition file
 once, in small record batches, and sent to the workers a few objects at a time; each runs
 :func:`~warehouse.morphology.measure.measure_band` per band, with the HSC mask reduced to
-:data:`~warehouse.cutout_fits.DEFAULT_BAD_MASK_BITS` and the variance plane. Tasks run in a
+:data:`~warehouse.images.masks.DEFAULT_BAD_MASK_BITS` and the variance plane. Tasks run in a
 ``ProcessPoolExecutor`` (workers forked from a forkserver); results are committed every
 ``chunk_size`` objects as a new table version, so a killed run keeps every finished chunk and a
 rerun resumes.
@@ -57,10 +57,10 @@ import pyarrow.parquet as pq
 import sep
 
 from warehouse.core import Warehouse
-from warehouse.cutout_fits import DEFAULT_BAD_MASK_BITS, mask_bits_value
 from warehouse.db import quote_ident
 from warehouse.errors import MorphologyError
 from warehouse.files import short_hash
+from warehouse.images.masks import DEFAULT_BAD_MASK_BITS, mask_bits_value
 from warehouse.loading import Prepared, PreparedBatch
 from warehouse.morphology.detect import DetectionConfig
 from warehouse.morphology.fields import (

@@ -11,9 +11,9 @@ import pytest
 import sep
 
 from loaders.morphology import load_morphology
-from warehouse.cutout_fits import DEFAULT_BAD_MASK_BITS, HSC_MASK_BITS, mask_bits_value
 from warehouse.cutouts import ingest_arrays
 from warehouse.errors import LoadError, MorphologyError
+from warehouse.images.masks import DEFAULT_BAD_MASK_BITS, HSC_MASK_BITS, mask_bits_value
 from warehouse.morphology import (
     FIELD_UNITS,
     MORPHOLOGY_FIELDS,

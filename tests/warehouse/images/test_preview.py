@@ -1,4 +1,4 @@
-"""Tests for warehouse.preview: PNGs decode, have the documented size, and leave data untouched."""
+"""Tests for warehouse.images.preview: PNGs decode, have the documented size, data untouched."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from warehouse.cutout_fits import BANDS, fit_to_size
-from warehouse.preview import lupton_rgb, save_gallery_png, save_preview_png
+from warehouse.images.bands import BANDS
+from warehouse.images.fit import fit_to_size
+from warehouse.images.preview import lupton_rgb, save_gallery_png, save_preview_png
 from warehouse.simulate_images import real_cosmos_cutouts
 
 

@@ -1,4 +1,4 @@
-"""HSC cutout FITS files: read, write, crop/pad and mask statistics.
+"""HSC cutout FITS files: read and write one band of one object.
 
 The HSC-SSP cutout service (DAS) returns one FITS file per object and band:
 
@@ -32,7 +32,6 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from astropy.io import fits
@@ -42,111 +41,15 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_area
 
 from warehouse.errors import CutoutError
+from warehouse.images.bands import BAND_TO_FILTER, FILTER_TO_BAND, HSC_PIXEL_SCALE, band_from_filter
+from warehouse.images.masks import HSC_MASK_BITS, mask_plane
 
-__all__ = [
-    "BANDS",
-    "DEFAULT_BAD_MASK_BITS",
-    "HSC_MASK_BITS",
-    "CutoutImage",
-    "FitResult",
-    "band_from_filter",
-    "fit_to_size",
-    "mask_bits_value",
-    "masked_fraction",
-    "read_cutout_fits",
-    "write_cutout_fits",
-]
-
-BANDS: tuple[str, ...] = ("g", "r", "i", "z", "y")
-"""HSC broad bands in wavelength order; arrays of shape (5, H, W) follow it."""
-
-HSC_PIXEL_SCALE = 0.168
-"""HSC coadd pixel scale in arcsec per pixel."""
-
-HSC_MASK_BITS: dict[str, int] = {
-    "BAD": 0,
-    "SAT": 1,
-    "INTRP": 2,
-    "CR": 3,
-    "EDGE": 4,
-    "DETECTED": 5,
-    "DETECTED_NEGATIVE": 6,
-    "SUSPECT": 7,
-    "NO_DATA": 8,
-    "BRIGHT_OBJECT": 9,
-    "CLIPPED": 10,
-    "CROSSTALK": 11,
-    "NOT_DEBLENDED": 12,
-    "UNMASKEDNAN": 13,
-    "REJECTED": 14,
-    "SENSOR_EDGE": 15,
-    "INEXACT_PSF": 16,
-}
-"""HSC-SSP PDR2 coadd mask planes (plane name -> bit number).
-
-A file may declare its own planes with ``MP_<NAME>`` cards in the MASK header;
-:func:`read_cutout_fits` returns those in :attr:`CutoutImage.mask_planes`.
-"""
-
-DEFAULT_BAD_MASK_BITS: tuple[str, ...] = (
-    "BAD",
-    "SAT",
-    "INTRP",
-    "CR",
-    "EDGE",
-    "SUSPECT",
-    "NO_DATA",
-    "UNMASKEDNAN",
-)
-"""Planes whose pixels hold missing or unreliable flux (the default of :func:`masked_fraction`).
-
-Left out on purpose: ``DETECTED``/``DETECTED_NEGATIVE`` (a source is there, the
-flux is fine), ``BRIGHT_OBJECT`` (a region near a bright star, the pixels are
-valid), and the coadd bookkeeping planes ``CLIPPED``, ``CROSSTALK``,
-``NOT_DEBLENDED``, ``REJECTED``, ``SENSOR_EDGE``, ``INEXACT_PSF``, which mark
-that some input exposures were dropped or the PSF model is approximate.  The
-choice mirrors the GalaxiesML quality cuts (edge, interpolated, saturated,
-cosmic ray, bad).
-"""
-
-_FILTER_TO_BAND = {
-    "HSC-G": "g",
-    "HSC-R": "r",
-    "HSC-R2": "r",
-    "HSC-I": "i",
-    "HSC-I2": "i",
-    "HSC-Z": "z",
-    "HSC-Y": "y",
-}
-_BAND_TO_FILTER = {"g": "HSC-G", "r": "HSC-R", "i": "HSC-I", "z": "HSC-Z", "y": "HSC-Y"}
+__all__ = ["CutoutImage", "read_cutout_fits", "write_cutout_fits"]
 
 # <N>-cutout-<FILTER>-<tract>-<rerun>.fits, the member names of a DAS batch tar.
 _DAS_MEMBER = re.compile(r"^\d+-cutout-(?P<filter>[A-Za-z0-9-]+?)-(?P<tract>\d+)-(?P<rerun>[^/]+)$")
 
 _FITS_BLOCK = 2880
-
-
-def band_from_filter(filter_name: str) -> str:
-    """Normalise an HSC filter name to its band letter.
-
-    ``HSC-R2`` and ``HSC-I2`` are the replacement r and i filters and map to
-    ``'r'`` and ``'i'``; single letters (any case) are accepted as they are.
-
-    Examples
-    --------
-    >>> band_from_filter("HSC-I2"), band_from_filter("r")
-    ('i', 'r')
-    """
-    name = filter_name.strip()
-    if name.lower() in BANDS:
-        return name.lower()
-    band = _FILTER_TO_BAND.get(name.upper())
-    if band is None:
-        raise ValueError(
-            f"unknown HSC filter {filter_name!r}; expected one of "
-            f"{sorted(_FILTER_TO_BAND)} or a band letter {list(BANDS)}"
-        )
-    return band
 
 
 @dataclass(frozen=True)
@@ -243,24 +146,6 @@ def _float_plane(path: Path, hdu: fits.ImageHDU, what: str) -> np.ndarray:
         )
     # Native byte order, same values: '>f4' -> 'float32' is exact.
     return np.array(hdu.data, dtype=np.float32)
-
-
-def _mask_plane(path: Path, hdu: fits.ImageHDU) -> np.ndarray:
-    data = np.asarray(hdu.data)
-    if data.dtype.kind not in "iu":
-        raise _fail(path, f"MASK HDU holds {data.dtype}, expected integer bit planes.")
-    bscale, bzero = hdu.header.get("BSCALE", 1), hdu.header.get("BZERO", 0)
-    values = data.astype(np.int64)
-    if bscale != 1 or bzero not in (0, 2 ** (8 * data.dtype.itemsize - 1)):
-        raise _fail(
-            path,
-            f"MASK HDU has BSCALE={bscale}, BZERO={bzero}; expected plain "
-            "integers (or the FITS unsigned-integer offset).",
-        )
-    values += int(bzero)  # FITS stores unsigned integers as signed + 2**(bits-1)
-    if values.size and (values.min() < np.iinfo(np.int32).min or values.max() > 2**31 - 1):
-        raise _fail(path, "MASK HDU values do not fit in int32.")
-    return values.astype(np.int32)
 
 
 def _wcs_from_header(path: Path, header: fits.Header) -> tuple[WCS, tuple[str, ...]]:
@@ -422,7 +307,7 @@ def read_cutout_fits(path: str | Path) -> CutoutImage:
         mask_planes: dict[str, int] = {}
         mask_hdu = _find_hdu(hdul, "MASK", 2)
         if mask_hdu is not None and mask_hdu.data is not None:
-            mask = _mask_plane(path, mask_hdu)
+            mask = mask_plane(path, mask_hdu)
             mask_planes = {
                 key[3:]: int(value)
                 for key, value in mask_hdu.header.items()
@@ -535,7 +420,7 @@ def write_cutout_fits(
         raise ValueError(f"image must hold numbers, got dtype {img.dtype}")
     img = img.astype(np.float32)
     given = band.strip().upper()
-    filter_name = given if given in _FILTER_TO_BAND else _BAND_TO_FILTER[band_from_filter(band)]
+    filter_name = given if given in FILTER_TO_BAND else BAND_TO_FILTER[band_from_filter(band)]
     if not (math.isfinite(pixel_scale) and pixel_scale > 0):
         raise ValueError(f"pixel_scale must be positive, got {pixel_scale}")
     if not (math.isfinite(ra) and math.isfinite(dec) and -90 <= dec <= 90):
@@ -603,152 +488,3 @@ def write_cutout_fits(
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-# --------------------------------------------------------------------------- crop / pad
-
-
-class FitResult(NamedTuple):
-    """Result of :func:`fit_to_size`.
-
-    ``array`` is the new array, ``action`` one of ``'none'``, ``'cropped'``,
-    ``'padded'``, ``'cropped+padded'``, and ``offset`` the per-axis shift
-    ``(dy, dx)`` of the last two axes: input index ``j`` lands on output index
-    ``j + offset``.
-    """
-
-    array: np.ndarray
-    action: str
-    offset: tuple[int, int]
-
-
-def fit_to_size(array: np.ndarray, size: int, fill: float | int = 0) -> FitResult:
-    """Crop or pad the last two axes to ``size x size`` about the centre pixel.
-
-    Centre convention: on an axis of length ``n`` the object is on index
-    ``n // 2``; it lands on index ``size // 2`` of the output, so the shift per
-    axis is ``offset = size // 2 - n // 2``. Examples: 119 -> 127 pads 4 pixels
-    on each side; 180 -> 127 keeps input rows 27..153; 179 -> 127 keeps 26..152;
-    64 -> 127 pads 31 before and 32 after. Kept pixels are copied unchanged and
-    the dtype is kept; new pixels take ``fill``.
-
-    Parameters
-    ----------
-    array : numpy.ndarray
-        (..., H, W), e.g. one band (H, W) or all bands (B, H, W).
-    size : int
-        Output height and width.
-    fill : scalar
-        Value of padded pixels (0 by default; NaN or a NO_DATA mask bit are
-        alternatives the caller may prefer).
-
-    Returns
-    -------
-    FitResult
-        ``(array, action, offset)``.
-
-    Examples
-    --------
-    >>> out, action, offset = fit_to_size(np.ones((119, 119)), 127)
-    >>> out.shape, action, offset
-    ((127, 127), 'padded', (4, 4))
-    """
-    arr = np.asarray(array)
-    if arr.ndim < 2:
-        raise ValueError(f"array must have at least 2 dimensions, got shape {arr.shape}")
-    if int(size) != size or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    size = int(size)
-    lead = arr.shape[:-2]
-    out = np.full((*lead, size, size), fill, dtype=arr.dtype)
-    src: list[slice] = []
-    dst: list[slice] = []
-    offsets: list[int] = []
-    cropped = padded = False
-    for n in arr.shape[-2:]:
-        off = size // 2 - n // 2
-        lo, hi = max(0, -off), min(n, size - off)  # kept input range
-        src.append(slice(lo, hi))
-        dst.append(slice(lo + off, hi + off))
-        offsets.append(off)
-        cropped |= lo > 0 or hi < n
-        padded |= lo + off > 0 or hi + off < size
-    out[..., dst[0], dst[1]] = arr[..., src[0], src[1]]
-    action = {
-        (False, False): "none",
-        (True, False): "cropped",
-        (False, True): "padded",
-        (True, True): "cropped+padded",
-    }[(cropped, padded)]
-    return FitResult(out, action, (offsets[0], offsets[1]))
-
-
-# --------------------------------------------------------------------------- masks
-
-
-def mask_bits_value(bits: Iterable[str | int], planes: Mapping[str, int] | None = None) -> int:
-    """OR of the given mask planes, by name (``'SAT'``) or bit number (``1``).
-
-    Names are looked up in ``planes`` (e.g. :attr:`CutoutImage.mask_planes`)
-    and then in :data:`HSC_MASK_BITS`.
-
-    Examples
-    --------
-    >>> mask_bits_value(["BAD", "SAT", 4])
-    19
-    """
-    table = {**HSC_MASK_BITS, **(planes or {})}
-    value = 0
-    for bit in bits:
-        if isinstance(bit, str):
-            key = bit.strip().upper()
-            if key not in table:
-                raise ValueError(f"unknown mask plane {bit!r}; known: {sorted(table)}")
-            number = table[key]
-        else:
-            number = int(bit)
-        if not 0 <= number < 31:
-            raise ValueError(f"mask bit {number} outside 0..30")
-        value |= 1 << number
-    return value
-
-
-def masked_fraction(
-    mask: np.ndarray,
-    bits: Iterable[str | int] | str | None = None,
-    planes: Mapping[str, int] | None = None,
-) -> float:
-    """Fraction of pixels with any of the given mask bits set.
-
-    Parameters
-    ----------
-    mask : numpy.ndarray
-        Integer bit mask of any shape.
-    bits : iterable of str or int, or ``'any'``, optional
-        Plane names or bit numbers; default :data:`DEFAULT_BAD_MASK_BITS`
-        (so ``DETECTED`` alone does not count as bad); ``'any'`` counts every
-        nonzero pixel.
-    planes : mapping, optional
-        Plane name -> bit of this file, if it declares its own.
-
-    Returns
-    -------
-    float
-        In [0, 1]; 0.0 for an empty mask.
-
-    Examples
-    --------
-    >>> masked_fraction(np.array([0, 32, 1, 2]))  # DETECTED, BAD, SAT
-    0.5
-    """
-    m = np.asarray(mask)
-    if m.dtype.kind not in "iub":
-        raise ValueError(f"mask must be an integer array, got dtype {m.dtype}")
-    if m.size == 0:
-        return 0.0
-    if isinstance(bits, str):
-        if bits.lower() != "any":
-            raise ValueError(f"bits must be plane names, bit numbers or 'any', got {bits!r}")
-        return float(np.count_nonzero(m) / m.size)
-    value = mask_bits_value(DEFAULT_BAD_MASK_BITS if bits is None else bits, planes)
-    return float(np.count_nonzero(m.astype(np.int64) & value) / m.size)

@@ -1,4 +1,4 @@
-"""Tests for warehouse.cutout_fits against a real HSC cutout and deliberately broken files."""
+"""Tests for warehouse.images: real and broken HSC cutout FITS files, masks, crop/pad."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from warehouse.cutout_fits import (
+from warehouse.errors import CutoutError
+from warehouse.images.bands import band_from_filter
+from warehouse.images.fit import fit_to_size
+from warehouse.images.fits import read_cutout_fits, write_cutout_fits
+from warehouse.images.masks import (
     DEFAULT_BAD_MASK_BITS,
     HSC_MASK_BITS,
-    band_from_filter,
-    fit_to_size,
     mask_bits_value,
     masked_fraction,
-    read_cutout_fits,
-    write_cutout_fits,
 )
-from warehouse.errors import CutoutError
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "cutouts"
+DATA = Path(__file__).resolve().parents[2] / "data" / "cutouts"
 REAL = DATA / "image.fits"
 
 
