@@ -22,7 +22,7 @@ File attributes: ``gwh_version``, ``sql`` (the full SQL text that chose the rows
 ``row_order``, ``data`` (real, simulated or mixed), ``release``, ``data_release``, ``rerun``,
 ``split_fractions``, ``split_salt``, ``split_mode``, ``citation``, ``acknowledgement``,
 ``export_sha256``, ``image_units`` (calibrated flux only where the zeropoints are known) and
-notes on padding (:mod:`warehouse.export_attrs`). Each query column's dataset has the ``unit`` and
+notes on padding (:mod:`warehouse.export.attrs`). Each query column's dataset has the ``unit`` and
 ``description`` the warehouse knows (:func:`warehouse.output.column_metadata`). Rows are
 ordered by ``_healpix_29`` then ``object_id``. Images are chunked one object per chunk;
 compression (lzf or gzip + shuffle) is optional and off by default (it does not pay on noisy
@@ -83,7 +83,7 @@ from warehouse.config import SPLIT_NAMES
 from warehouse.core import Warehouse, explain_error
 from warehouse.cutouts import CUTOUTS, band_column, combine_fit_actions
 from warehouse.errors import ExportError, QueryError
-from warehouse.export_attrs import (
+from warehouse.export.attrs import (
     OWN_DATASETS,
     export_digest,
     image_units,
