@@ -117,7 +117,9 @@ def init(
 def _load(loader: str, files: list[Path], root: Path | None) -> None:
     try:
         wh = _open(root)
-        wh.load(loader, files, echo=typer.echo)
+        from loaders import registry
+
+        wh.load(registry.get(loader), files, echo=typer.echo)
     except WarehouseError as exc:
         _fail(exc)
 

@@ -277,13 +277,14 @@ def _manifest(work: Path) -> dict:
 
 
 def phase_load_forced(cfg: dict, work: Path) -> dict:
+    from loaders import registry
     from warehouse.core import Warehouse
 
     files = _manifest(work)["forced_files"]
     wh = Warehouse.init(work / "wh")
     stamps: list[float] = []
     t0 = time.perf_counter()
-    wh.load("hsc-forced", files, echo=lambda _msg: stamps.append(time.perf_counter()))
+    wh.load(registry.get("hsc-forced"), files, echo=lambda _msg: stamps.append(time.perf_counter()))
     seconds = time.perf_counter() - t0
     per_file = [b - a for a, b in zip([t0, *stamps[:-1]], stamps, strict=True)]
     cv = wh.current_version("hsc_forced")
@@ -302,12 +303,13 @@ def phase_load_forced(cfg: dict, work: Path) -> dict:
 
 
 def phase_load_specz(cfg: dict, work: Path) -> dict:
+    from loaders import registry
     from warehouse.core import Warehouse
 
     files = _manifest(work)["specz_files"]
     wh = Warehouse.open(work / "wh")
     t0 = time.perf_counter()
-    wh.load("hsc-specz", files)
+    wh.load(registry.get("hsc-specz"), files)
     seconds = time.perf_counter() - t0
     cv = wh.current_version("hsc_specz")
     assert cv is not None

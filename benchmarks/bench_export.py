@@ -67,6 +67,7 @@ def _chunk_images(index: int, n: int, all_planes: bool):  # type: ignore[no-unty
 def phase_build(n: int, work: Path, all_planes: bool) -> dict:
     import pyarrow.parquet as pq
 
+    from loaders import registry
     from warehouse.config import Config
     from warehouse.core import Warehouse
     from warehouse.cutouts import ingest_arrays
@@ -80,7 +81,7 @@ def phase_build(n: int, work: Path, all_planes: bool) -> dict:
         forced,
     )
     wh = Warehouse.init(work / "wh", Config())
-    wh.load("hsc-forced", [forced])
+    wh.load(registry.get("hsc-forced"), [forced])
     ids = wh.query("SELECT object_id FROM hsc_forced ORDER BY _healpix_29, object_id")
     ids = ids.column("object_id").to_pylist()
     catalog_s = time.perf_counter() - started

@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +50,9 @@ from warehouse.errors import LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
 from warehouse.loading import Prepared
 from warehouse.store.contracts import GALAXY_ZOO
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 __all__ = [
     "GALAXY_ZOO",
@@ -178,7 +182,7 @@ class GalaxyZooLoader:
         "(FITS: OBJID, RA, DEC, GZ1_MORPHOLOGY, ...)"
     )
 
-    def prepare(self, path: Path) -> list[Prepared]:
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
         if Path(path).suffix.lower() in (".fits", ".fit"):
             src = _read_gz1_fits(Path(path))
         else:
@@ -217,7 +221,7 @@ class GalaxyZooMatchLoader:
     name = "galaxy-zoo-match"
     description = "position matches of galaxy_zoo to a catalog (written by gwh load galaxy-zoo)"
 
-    def prepare(self, path: Path) -> list[Prepared]:
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
         table = pq.read_table(path)
         return [Prepared(GALAXY_ZOO, table)]
 
@@ -316,7 +320,7 @@ def match_to_catalog(
     tmp = atomic_write_bytes(folder / "match.parquet.tmp", buffer.getvalue())
     final = folder / f"match-{catalog}-{file_sha256(tmp)[:16]}.parquet"
     tmp.replace(final)
-    wh.load("galaxy-zoo-match", [final], echo=lambda _m: None)
+    wh.load(GalaxyZooMatchLoader(), [final], echo=lambda _m: None)
     summary = MatchSummary(catalog, radius_arcsec, len(ids), len(by_id))
     echo(
         f"galaxy_zoo: {summary.matched:,} of {summary.galaxies:,} galaxies matched to {catalog} "
@@ -333,11 +337,8 @@ def load_galaxy_zoo(
     echo: Callable[[str], None] = lambda _m: None,
 ) -> MatchSummary | None:
     """Load GZ2 files into ``galaxy_zoo``, then match the table to ``hsc_forced`` if loaded."""
-    wh.load("galaxy-zoo", files, echo=echo)
+    wh.load(GalaxyZooLoader(), files, echo=echo)
     summary = match_to_catalog(wh, radius_arcsec=radius_arcsec, echo=echo)
     if summary is None:
         echo("galaxy_zoo: no hsc_forced table to match positions to (load one, then rerun).")
     return summary
-
-
-LOADERS = {loader.name: loader for loader in (GalaxyZooLoader(), GalaxyZooMatchLoader())}

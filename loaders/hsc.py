@@ -8,6 +8,7 @@ or both; the paper's joined query (forced JOIN specz) is split into both tables.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +30,9 @@ from warehouse.store.hsc_columns import (
     with_archive_metadata,
 )
 
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
 REQUIRED_SPECZ = (
     "object_id",
     "specz_name",
@@ -49,7 +53,7 @@ class HscForcedLoader:
     name = "hsc-forced"
     description = "an export of pdr2_wide.forced, forced2, or the paper's forced JOIN specz query"
 
-    def prepare(self, path: Path) -> list[Prepared]:
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
         src = read_table(path, declared_type, required=HSC_FORCED.key)
         require_columns(src, ("object_id",), "hsc_forced")
         require_rows(src, "hsc_forced")
@@ -121,13 +125,10 @@ class HscSpeczLoader:
     name = "hsc-specz"
     description = "an export of pdr2_wide.specz"
 
-    def prepare(self, path: Path) -> list[Prepared]:
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
         src = read_table(path, declared_type, required=REQUIRED_SPECZ)
         require_columns(src, REQUIRED_SPECZ, "hsc_specz")
         require_rows(src, "hsc_specz")
         check_positions(src, "specz_ra", "specz_dec")
         check_unique(src, src.table, HSC_SPECZ.key)
         return [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]
-
-
-LOADERS = {loader.name: loader for loader in (HscForcedLoader(), HscSpeczLoader())}

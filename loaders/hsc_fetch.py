@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loaders import registry
 from loaders.archive_http import Credentials, RetryPolicy
 from warehouse.errors import CutoutError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash
@@ -87,7 +88,6 @@ def fetch_hsc_sql(
     ``out_format`` defaults to the suffix of ``out`` (``.fits`` or ``.csv``).
     """
     from loaders.hsc_ssp_sql import OUT_FORMATS, result_row_count, run_sql
-    from warehouse.core import loaders
 
     text = read_sql(sql, sql_file)
     out = Path(out)
@@ -97,7 +97,7 @@ def fetch_hsc_sql(
             f"--out {out}: the archive writes {' or '.join(OUT_FORMATS)}; name the file "
             "*.fits or *.csv (FITS keeps 64-bit object_id exact)."
         )
-    if load is not None and load not in loaders():
+    if load is not None and load not in registry.names():
         raise LoadError(f"--load {load!r} is not a loader; use hsc-forced or hsc-specz.")
     try:
         cached = run_sql(
@@ -122,7 +122,7 @@ def fetch_hsc_sql(
     echo(f"wrote {rows:,} rows to {out} (cached as {cached.name})")
     loaded = []
     if load is not None:
-        loaded = wh.load(load, [out], echo=echo)
+        loaded = wh.load(registry.get(load), [out], echo=echo)
     return SqlFetch(cached, out, rows, loaded)
 
 

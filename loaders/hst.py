@@ -352,6 +352,3 @@ def _final_table(wh, good: pa.Table, labels: str, filt: str, pixels: int) -> pa.
             pairs.append((good.schema.field(name), good.column(name)))
     schema = pa.schema([f for f, _ in pairs])
     return pa.Table.from_arrays([a for _, a in pairs], schema=schema)
-
-
-LOADERS: dict = {}  # filled by gwh fetch hst-cutouts (ingest_image_table), not from files

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -47,6 +48,9 @@ from loaders.image_table import (
 from warehouse.errors import LoadError
 from warehouse.loading import Prepared
 from warehouse.store.contracts import KIDS_CUTOUTS
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 __all__ = [
     "KIDS_BANDS",
@@ -271,13 +275,10 @@ class KidsCutoutsLoader:
     name = "kids-cutouts"
     description = "KiDS-DR4 HDF5 cutouts (image (N,36,36,4) u,g,r,i + SPECTYPE, RA, DEC)"
 
-    def prepare(self, path: Path) -> list[Prepared]:
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
         table = read_kids_hdf5(path)
         src = SourceTable(Path(path), table, 1, "row")
         require_rows(src, "kids_cutouts")
         check_positions(src, "ra", "dec")
         check_unique(src, table, KIDS_CUTOUTS.key)
         return [Prepared(KIDS_CUTOUTS, table)]
-
-
-LOADERS = {loader.name: loader for loader in (KidsCutoutsLoader(),)}

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -42,6 +42,9 @@ from warehouse.errors import ArchiveError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash, write_parquet_atomic
 from warehouse.loading import Prepared
 from warehouse.store.contracts import HUBBLE_SOURCE_CATALOG
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 __all__ = [
     "HUBBLE_SOURCE_CATALOG",
@@ -570,7 +573,7 @@ def fetch_into_warehouse(
         f"{result.rows:,} of {result.rows_fetched:,} sources kept "
         f"({result.pages} page(s), {result.pages_fetched} fetched now)"
     )
-    wh.load(HubbleSourceCatalogLoader.name, [result.path], echo=echo)
+    wh.load(HubbleSourceCatalogLoader(), [result.path], echo=echo)
     return result
 
 
@@ -581,7 +584,7 @@ class HubbleSourceCatalogLoader:
     name = "hubble-source-catalog"
     description = "Hubble Source Catalog rows: a MAST Mashup JSON answer or a fetched Parquet"
 
-    def prepare(self, path: Path) -> list[Prepared]:
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
         path = Path(path)
         if path.suffix.lower() == ".json":
             try:
@@ -610,6 +613,3 @@ class HubbleSourceCatalogLoader:
         check_positions(src, "MatchRA", "MatchDec")
         check_unique(src, table, HUBBLE_SOURCE_CATALOG.key)
         return [Prepared(HUBBLE_SOURCE_CATALOG, table)]
-
-
-LOADERS = {loader.name: loader for loader in (HubbleSourceCatalogLoader(),)}

@@ -186,6 +186,3 @@ def load_morphology(
         )
         results.append(result)
     return results
-
-
-LOADERS: dict = {}  # `gwh load morphology` needs the warehouse (positions): load_morphology

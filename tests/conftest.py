@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from loaders import registry
 from warehouse.config import Config
 from warehouse.core import Warehouse
 from warehouse.simulate_catalog import simulate_field
@@ -46,8 +47,8 @@ def make_warehouse(tmp_path):
 def loaded(make_warehouse, field_files):
     """A warehouse with the whole simulated field loaded, partitions split small."""
     wh = make_warehouse(max_rows_per_partition=200)
-    wh.load("hsc-forced", [field_files["forced"], field_files["forced2"]])
-    wh.load("hsc-specz", [field_files["specz"]])
+    wh.load(registry.get("hsc-forced"), [field_files["forced"], field_files["forced2"]])
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]])
     return wh
 
 

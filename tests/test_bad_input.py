@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from tests.conftest import tree_snapshot
 from warehouse.simulate_catalog import write_archive_csv, write_archive_fits
 
@@ -161,8 +162,8 @@ def test_not_a_warehouse(cli, tmp_path):
 
 def test_rule_whose_columns_were_never_loaded(cli, make_warehouse, field_files):
     wh = make_warehouse()
-    wh.load("hsc-forced", [field_files["forced"]])  # no forced2: no sdsscentroid_flag
-    wh.load("hsc-specz", [field_files["specz"]])
+    wh.load(registry.get("hsc-forced"), [field_files["forced"]])  # no forced2: no sdsscentroid_flag
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]])
     result = cli("sql", "select count(*) from quality_flags", "--root", wh.root)
     assert result.exit_code == 1
     assert "g_sdsscentroid_flag" in result.stderr and "never loaded" in result.stderr

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from tests.warehouse.test_cutouts import make_batch_tar
 from warehouse.config import Config
 from warehouse.core import Warehouse
@@ -142,9 +143,10 @@ def base(tmp_path_factory) -> Path:
 
     wh = Warehouse.init(where / "wh", Config(max_rows_per_partition=80))
     wh.load(
-        "hsc-forced", [inputs / "simulated_forced.parquet", inputs / "simulated_forced2.parquet"]
+        registry.get("hsc-forced"),
+        [inputs / "simulated_forced.parquet", inputs / "simulated_forced2.parquet"],
     )
-    wh.load("hsc-specz", [inputs / "simulated_specz.parquet"])
+    wh.load(registry.get("hsc-specz"), [inputs / "simulated_specz.parquet"])
     rows = wh.query("SELECT object_id, ra, dec FROM ml_objects ORDER BY object_id").to_pylist()
     imaged = [r["object_id"] for r in rows[:40]]
     rng = np.random.default_rng(2)

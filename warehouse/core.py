@@ -1,7 +1,7 @@
 """The warehouse: a root folder with ``warehouse.toml``, ``warehouse.duckdb`` and ``catalogs/``.
 
 >>> wh = Warehouse.init(tmp_path / "wh")                       # doctest: +SKIP
->>> wh.load("hsc-forced", ["forced.fits"])                     # doctest: +SKIP
+>>> wh.load(registry.get("hsc-forced"), ["forced.fits"])                     # doctest: +SKIP
 >>> wh.query("select split, count(*) from ml_objects group by 1")  # doctest: +SKIP
 """
 
@@ -28,7 +28,7 @@ from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import LoadError, NotAWarehouseError, QueryError, WarehouseError
 from warehouse.files import DB_NAME, Layout, file_sha256
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
-from warehouse.loading import LoadResult, PreparedBatch
+from warehouse.loading import Loader, LoadResult, PreparedBatch
 from warehouse.readonly import check_read_only, explain_refusal
 from warehouse.store import CatalogVersion, merge_version, read_version
 from warehouse.store.contracts import base_tables
@@ -40,15 +40,6 @@ if TYPE_CHECKING:  # return types of query_df, query_table and export
     from warehouse.export import ExportResult
 
 DEFAULT_ROOT = "warehouse"
-
-
-def loaders() -> dict:
-    from loaders import registered_modules
-
-    out: dict = {}
-    for module in registered_modules():
-        out.update(getattr(module, "LOADERS", {}))
-    return out
 
 
 @dataclass(frozen=True)
@@ -336,20 +327,22 @@ class Warehouse:
 
     def load(
         self,
-        loader_name: str,
+        loader: Loader,
         paths: Sequence[str | os.PathLike],
         echo: Callable[[str], None] = lambda _msg: None,
     ) -> list[LoadResult]:
-        """Load files one by one; each file commits on its own, so a rerun resumes.
+        """Load files one by one with ``loader``; each file commits on its own, so a rerun resumes.
 
-        A file already loaded (same SHA-256, same loader) is skipped: loading twice changes nothing.
+        The one load path: every ``gwh load`` verb comes here (``loaders.registry.get(name)``
+        gives the loader). A file already loaded (same SHA-256, same loader name) is skipped:
+        loading twice changes nothing. ``loader.prepare(path, wh)`` gets this warehouse.
         """
-        all_loaders = loaders()
-        if loader_name not in all_loaders:
+        if isinstance(loader, str):
             raise LoadError(
-                f"unknown loader {loader_name!r}; choose one of {', '.join(sorted(all_loaders))}"
+                f"Warehouse.load takes a loader, not its name {loader!r}: pass "
+                f"registry.get({loader!r}) (from loaders import registry)."
             )
-        loader = all_loaders[loader_name]
+        loader_name = loader.name
         results = []
         with self.writing():
             for raw in paths:
@@ -365,7 +358,7 @@ class Warehouse:
                     when = self.loaded_at(sha, loader_name)
                     if when is None:
                         bar.set_postfix_str("reading")
-                        prepared = loader.prepare(path)
+                        prepared = loader.prepare(path, self)
                         rows = sum(item.table.num_rows for item in prepared)
                         bar.set_postfix_str(f"writing {rows:,} rows")
                         results.append(self._commit_load(path, sha, loader_name, prepared))

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from loaders import registry
 from warehouse.config import Config
 from warehouse.core import Warehouse
 from warehouse.errors import WarehouseError
@@ -68,8 +69,8 @@ def run_demo(
     # A small partition threshold so the demo shows adaptive HEALPix partitioning.
     wh = Warehouse.init(root / "warehouse", Config(max_rows_per_partition=max(500, n_objects // 6)))
     echo("\n== gwh load hsc-forced / hsc-specz")
-    wh.load("hsc-forced", [forced_path, forced2_path], echo=lambda m: echo("   " + m))
-    wh.load("hsc-specz", [specz_path], echo=lambda m: echo("   " + m))
+    wh.load(registry.get("hsc-forced"), [forced_path, forced2_path], echo=lambda m: echo("   " + m))
+    wh.load(registry.get("hsc-specz"), [specz_path], echo=lambda m: echo("   " + m))
     cv = wh.current_version("hsc_forced")
     if cv is not None:
         orders = sorted({p.order for p in cv.partitions})
@@ -351,7 +352,7 @@ def _real_cosmos(wh: Warehouse, inputs: Path, echo: Callable[[str], None]) -> li
     for c in cubes:
         lines.append(f"{REAL_COSMOS_IDS[c['name']]},{c['ra']!r},{c['dec']!r},9813")
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    wh.load("hsc-forced", [csv], echo=lambda m: echo("   " + m))
+    wh.load(registry.get("hsc-forced"), [csv], echo=lambda m: echo("   " + m))
     files = []
     for c in cubes:
         oid = REAL_COSMOS_IDS[c["name"]]

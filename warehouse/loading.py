@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
 from warehouse.store import TableSpec
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 __all__ = ["LoadResult", "Loader", "Prepared", "PreparedBatch"]
 
@@ -34,7 +37,10 @@ class Loader(Protocol):
     name: str  # recorded in gwh_loads.loader: a loader's name never changes
     description: str
 
-    def prepare(self, path: Path) -> list[Prepared]: ...
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
+        """Validated tables from one file; ``wh`` is the warehouse loading it (for loaders that
+        read what it holds, e.g. positions or configured bands)."""
+        ...
 
 
 @dataclass(frozen=True)

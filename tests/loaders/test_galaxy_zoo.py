@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from loaders.galaxy_zoo import GZ2_LABELS, GalaxyZooLoader, load_galaxy_zoo, match_to_catalog
 from loaders.image_table import label_mapping
 from tests.conftest import tree_snapshot
@@ -28,7 +29,7 @@ def read_rows() -> list[dict[str, str]]:
 
 def test_the_real_sample_loads_with_exact_ids_and_types(make_warehouse):
     wh = make_warehouse()
-    wh.load("galaxy-zoo", [SAMPLE])
+    wh.load(registry.get("galaxy-zoo"), [SAMPLE])
     rows = read_rows()
     got = wh.query("SELECT objid FROM galaxy_zoo ORDER BY objid").column(0).to_pylist()
     assert got == sorted(int(r["objid"]) for r in rows)  # int64 straight from the text
@@ -43,7 +44,7 @@ def test_the_real_sample_loads_with_exact_ids_and_types(make_warehouse):
 
 def test_the_task1_label_follows_the_gz2_flags(make_warehouse):
     wh = make_warehouse()
-    wh.load("galaxy-zoo", [SAMPLE])
+    wh.load(registry.get("galaxy-zoo"), [SAMPLE])
     counts = {
         r["gz2_task1_class"]: r["n"]
         for r in wh.query(
@@ -138,7 +139,7 @@ def test_matching_takes_the_nearest_object_within_the_radius(make_warehouse, tmp
             ra, dec = _offset(float(r["ra"]), float(r["dec"]), east, north)
             objects.append((10_000 + 10 * k + j, ra, dec))
     wh = make_warehouse(max_rows_per_partition=25)  # several partitions: borders are crossed
-    wh.load("hsc-forced", [_forced(tmp_path, objects)])
+    wh.load(registry.get("hsc-forced"), [_forced(tmp_path, objects)])
     summary = load_galaxy_zoo(wh, [SAMPLE], radius_arcsec=1.0)
     got = {
         r["objid"]: (r["hsc_object_id"], r["hsc_match_arcsec"])
@@ -169,7 +170,7 @@ def test_matching_again_changes_nothing_and_needs_hsc_forced(make_warehouse, tmp
     wh = make_warehouse()
     assert load_galaxy_zoo(wh, [SAMPLE]) is None  # no hsc_forced yet: loaded, not matched
     r = read_rows()[0]
-    wh.load("hsc-forced", [_forced(tmp_path, [(1, float(r["ra"]), float(r["dec"]))])])
+    wh.load(registry.get("hsc-forced"), [_forced(tmp_path, [(1, float(r["ra"]), float(r["dec"]))])])
     first = match_to_catalog(wh)
     assert first is not None and first.matched == 1
     before = tree_snapshot(wh.root / "catalogs")

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from loaders import registry
 from loaders.hsc import REQUIRED_SPECZ
 from loaders.hsc_fetch import fetch_hsc_cutouts, fetch_hsc_sql, read_sql
 from tests.support import replay_server as support
@@ -200,7 +201,7 @@ def _one_object_forced(tmp_path) -> Path:
 def test_fetch_cutouts_is_resumable_and_ingests_once(archive, make_warehouse, tmp_path):
     server, hsc = archive
     wh = make_warehouse()
-    wh.load("hsc-forced", [_one_object_forced(tmp_path)])
+    wh.load(registry.get("hsc-forced"), [_one_object_forced(tmp_path)])
     report = fetch_hsc_cutouts(wh, bands="r", view="hsc_forced", credentials=hsc.credentials)
     assert (report.objects, report.tars_fetched, report.tars_ingested, report.images) == (
         1,
@@ -224,7 +225,7 @@ def test_fetch_cutouts_is_resumable_and_ingests_once(archive, make_warehouse, tm
 def test_fetch_cutouts_names_the_cutouts_that_do_not_ingest(archive, make_warehouse, tmp_path):
     server, hsc = archive
     wh = make_warehouse()
-    wh.load("hsc-forced", [DATA_DIR / "response_query_region.fits"])
+    wh.load(registry.get("hsc-forced"), [DATA_DIR / "response_query_region.fits"])
     # the replay answers the same recorded image for every row: only one row is really it
     with pytest.raises(CutoutError, match="4 file\\(s\\) not ingested") as info:
         fetch_hsc_cutouts(wh, bands="r", view="hsc_forced", credentials=hsc.credentials)

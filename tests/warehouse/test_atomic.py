@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loaders import registry
 from warehouse.core import Warehouse
 from warehouse.simulate_catalog import simulate_field
 
@@ -37,7 +38,7 @@ def test_failed_file_keeps_earlier_files_and_rerun_resumes(make_warehouse, tmp_p
     later = tmp_path / "later.parquet"
     pq.write_table(field.forced.slice(600), later)
     try:
-        wh.load("hsc-forced", [good, bad, later])
+        wh.load(registry.get("hsc-forced"), [good, bad, later])
     except Exception as exc:  # noqa: BLE001 - the message is checked below
         assert "ra = 999.0" in str(exc)
     else:
@@ -45,7 +46,7 @@ def test_failed_file_keeps_earlier_files_and_rerun_resumes(make_warehouse, tmp_p
     tables, loads, n = state(wh.root)
     assert n == 600 and loads == 1
     bad.write_text("object_id,ra,dec\n1,10,1\n2,11,1\n")  # the user fixes the file
-    results = wh.load("hsc-forced", [good, bad, later])
+    results = wh.load(registry.get("hsc-forced"), [good, bad, later])
     assert [r.skipped for r in results] == [True, False, False]
     assert state(wh.root)[2] == 1202
 
@@ -83,7 +84,7 @@ def _run_load(root: Path, path: Path) -> subprocess.Popen:
 
 def test_killed_load_leaves_old_or_new_state(make_warehouse, tmp_path, field_files):
     wh = make_warehouse(max_rows_per_partition=2000)
-    wh.load("hsc-forced", [field_files["forced"]])
+    wh.load(registry.get("hsc-forced"), [field_files["forced"]])
     old = state(wh.root)
     big = _big_forced(tmp_path)
     t0 = time.monotonic()
@@ -97,7 +98,7 @@ def test_killed_load_leaves_old_or_new_state(make_warehouse, tmp_path, field_fil
     for fraction in (0.2, 0.4, 0.6, 0.8, 0.95):
         root = tmp_path / f"kill{fraction}"
         w = Warehouse.init(root, wh.config)
-        w.load("hsc-forced", [field_files["forced"]])
+        w.load(registry.get("hsc-forced"), [field_files["forced"]])
         proc = _run_load(root, big)
         time.sleep(duration * fraction)
         os.kill(proc.pid, signal.SIGKILL)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from tests.warehouse.test_cutouts import build_warehouse, copy_warehouse, ingest_coded, objects
 from warehouse.export import ExportOptions, export_hdf5
 from warehouse.simulate_catalog import simulate_field
@@ -213,7 +214,7 @@ def test_a_second_writer_fails_at_once_naming_the_first(wh, more_forced, cli, tm
 def test_a_writer_collects_only_when_no_reader_reads(wh, more_forced):
     root = wh.root
     with wh.reading():  # a reader in this very process
-        wh.load("hsc-forced", [more_forced])
+        wh.load(registry.get("hsc-forced"), [more_forced])
         assert len(versions(root, "hsc_forced")) == 2
     wh.refresh()
     assert len(versions(root, "hsc_forced")) == 1

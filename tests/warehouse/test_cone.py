@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from warehouse.healpix import angular_separation_deg
 
 
@@ -33,7 +34,7 @@ def sky(tmp_path_factory):
         pa.table({"object_id": pa.array(ids, pa.int64()), "ra": ra, "dec": dec}), d / "f.parquet"
     )
     wh = Warehouse.init(d / "wh", Config(max_rows_per_partition=40))
-    wh.load("hsc-forced", [d / "f.parquet"])
+    wh.load(registry.get("hsc-forced"), [d / "f.parquet"])
     return wh, ids, ra, dec, centres
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from warehouse.config import Config, parse_config
 from warehouse.core import Warehouse
 from warehouse.cutouts import (
@@ -60,8 +61,8 @@ def build_warehouse(root: Path, n: int = 150, seed: int = 11, cutout_rows: int =
     wh = Warehouse.init(
         root / "wh", Config(max_rows_per_partition=40, cutouts_max_rows_per_partition=cutout_rows)
     )
-    wh.load("hsc-forced", paths)
-    wh.load("hsc-specz", [inputs / "simulated_specz.parquet"])
+    wh.load(registry.get("hsc-forced"), paths)
+    wh.load(registry.get("hsc-specz"), [inputs / "simulated_specz.parquet"])
     return wh
 
 
@@ -416,7 +417,7 @@ def test_real_archive_cutout_matches_a_catalog_row_at_its_centre(tmp_path):
     wh = Warehouse.init(tmp_path / "wh")
     csv = tmp_path / "forced.csv"
     csv.write_text(f"object_id,ra,dec\n1,{cut.center_ra!r},{cut.center_dec!r}\n")
-    wh.load("hsc-forced", [csv])
+    wh.load(registry.get("hsc-forced"), [csv])
     ingest_cutouts(wh, [real])
     row = wh.query(
         "SELECT object_id, bands, simulated, r_height, r_width, r_zeropoint, fit_action_127 "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from loaders import registry
 from warehouse import db
 from warehouse.core import Warehouse
 
@@ -148,7 +149,7 @@ def test_a_reader_sees_a_replaced_file_even_while_this_process_holds_the_old_one
         from warehouse.simulate_catalog import simulate_field
 
         pq.write_table(simulate_field(50, seed=99).specz, specz)
-        loaded.load("hsc-specz", [specz])
+        loaded.load(registry.get("hsc-specz"), [specz])
         # the notebook keeps its consistent old state; gwh sees the new one
         assert held.execute("SELECT count(*) FROM gwh_loads").fetchone()[0] == n_before
         assert loaded.loaded_at(_sha(specz), "hsc-specz") is not None

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from loaders.galaxy_zoo import GZ2_LABELS, load_galaxy_zoo
 from loaders.hst import fetch_hst_cutouts
 from loaders.image_table import decode_image
@@ -33,12 +34,11 @@ from tests.warehouse.test_cutouts import BANDS, ingest_coded, pixel_value
 from warehouse.errors import ExportError
 from warehouse.export import (
     ExportOptions,
-    _Label,
-    _label_of,
     available_bands,
     export_hdf5,
     parse_bands,
 )
+from warehouse.export.columns import _Label, _label_of
 from warehouse.healpix import spatial_index
 from warehouse.images.fit import fit_to_size
 
@@ -344,7 +344,7 @@ def test_hsc_cutouts_with_galaxy_zoo_morphology_labels(make_warehouse, tmp_path)
         forced,
     )
     wh = make_warehouse(cutouts_max_rows_per_partition=8)
-    wh.load("hsc-forced", [forced])
+    wh.load(registry.get("hsc-forced"), [forced])
     summary = load_galaxy_zoo(wh, [GZ_SAMPLE])
     assert summary is not None and summary.matched == 30
     with_cutouts = ids[:24]  # 6 matched objects have no cutout: not exported below

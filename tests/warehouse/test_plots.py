@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from loaders import registry
 from warehouse.plots import DPI, SIZE_INCHES, PlotError, choose_order, plot_cmd, plot_sky
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -24,7 +25,9 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture
 def hubble(make_warehouse):
     wh = make_warehouse()
-    wh.load("hubble-source-catalog", [DATA / "hubble_source_catalog_mast" / "hsc.json"])
+    wh.load(
+        registry.get("hubble-source-catalog"), [DATA / "hubble_source_catalog_mast" / "hsc.json"]
+    )
     return wh
 
 
@@ -68,7 +71,9 @@ def test_sky_map_of_a_small_field_is_zoomed(hubble, tmp_path):
 
 def test_sky_map_of_a_stripe_around_the_sky_is_all_sky(make_warehouse, tmp_path):
     wh = make_warehouse()
-    wh.load("galaxy-zoo", [DATA / "galaxy_zoo2" / "gz2_stripe82_coadd2_sample200.csv"])
+    wh.load(
+        registry.get("galaxy-zoo"), [DATA / "galaxy_zoo2" / "gz2_stripe82_coadd2_sample200.csv"]
+    )
     out = tmp_path / "sky.png"
     r = plot_sky(wh, "galaxy_zoo", out, order=4)
     assert png_size(out) == EXPECTED

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from loaders import registry
 from warehouse.cutouts import ingest_arrays
 from warehouse.errors import CutoutError
 from warehouse.lineage import base_sources, column_units, is_simulated_file, simulated_sources
@@ -94,7 +95,9 @@ def test_sky_map_of_a_view_says_simulated(loaded, tmp_path):
 
 def test_real_data_is_not_marked_simulated(make_warehouse, tmp_path):
     wh = make_warehouse()
-    wh.load("hubble-source-catalog", [DATA / "hubble_source_catalog_mast" / "hsc.json"])
+    wh.load(
+        registry.get("hubble-source-catalog"), [DATA / "hubble_source_catalog_mast" / "hsc.json"]
+    )
     r = plot_cmd(wh, "hubble_source_catalog", "A_F606W - A_F814W", "A_F814W", tmp_path / "c.png")
     assert r.simulated == () and "SIMULATED" not in figure_texts(r.figure)
     assert r.figure.axes[0].yaxis_inverted()  # a base table's magnitudes, as before

@@ -9,6 +9,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from warehouse import db
 from warehouse.errors import ReleaseError
 from warehouse.release import (
@@ -35,8 +36,8 @@ def two_step(make_warehouse, tmp_path, field):
         ("s", field.specz),
     ):
         pq.write_table(table, tmp_path / f"{name}.parquet")
-    wh.load("hsc-forced", [tmp_path / "a.parquet", tmp_path / "f2a.parquet"])
-    wh.load("hsc-specz", [tmp_path / "s.parquet"])
+    wh.load(registry.get("hsc-forced"), [tmp_path / "a.parquet", tmp_path / "f2a.parquet"])
+    wh.load(registry.get("hsc-specz"), [tmp_path / "s.parquet"])
     return wh, tmp_path
 
 
@@ -87,7 +88,7 @@ def test_later_loads_never_change_a_release(two_step):
     frozen_before = open_release(wh.root, "v1")
     counts_before = frozen_before.query("SELECT count(*) AS n FROM hsc_forced").to_pylist()
     ml_before = _ml(frozen_before)
-    wh.load("hsc-forced", [d / "b.parquet", d / "f2.parquet"])
+    wh.load(registry.get("hsc-forced"), [d / "b.parquet", d / "f2.parquet"])
     assert wh.query("SELECT count(*) AS n FROM hsc_forced").to_pylist() == [{"n": 1200}]
     frozen = open_release(wh.root, "v1")
     assert frozen.query("SELECT count(*) AS n FROM hsc_forced").to_pylist() == counts_before
@@ -100,10 +101,10 @@ def test_later_loads_never_change_a_release(two_step):
 def test_unchanged_partitions_are_shared(two_step):
     wh, d = two_step
     create_release(wh, "v1")
-    wh.load("hsc-specz", [d / "s.parquet"])  # already loaded: nothing changes
+    wh.load(registry.get("hsc-specz"), [d / "s.parquet"])  # already loaded: nothing changes
     extra = pq.read_table(d / "b.parquet").slice(0, 3)
     pq.write_table(extra, d / "three.parquet")
-    wh.load("hsc-forced", [d / "three.parquet"])
+    wh.load(registry.get("hsc-forced"), [d / "three.parquet"])
     create_release(wh, "v2")
     m1 = open_release(wh.root, "v1").manifest["tables"]
     m2 = open_release(wh.root, "v2").manifest["tables"]
@@ -179,7 +180,7 @@ def test_pack_verifies_and_queries_without_the_warehouse(loaded, tmp_path, cli):
 def test_diff_rows_and_split_moves(two_step, cli):
     wh, d = two_step
     create_release(wh, "v1")
-    wh.load("hsc-forced", [d / "b.parquet", d / "f2.parquet"])
+    wh.load(registry.get("hsc-forced"), [d / "b.parquet", d / "f2.parquet"])
     create_release(wh, "v2")
     out = diff(wh.root, "v1", "v2")
     f = out["tables"]["hsc_forced"]

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from warehouse.config import Config, SplitConfig
 from warehouse.core import Warehouse
 
@@ -122,8 +123,8 @@ def _tiny_warehouse(make_warehouse, tmp_path, forced_rows, specz_rows, **config)
     spec["object_id"] = pa.array(spec["object_id"], pa.int64())
     spec["specz_flag_homogeneous"] = [True] * len(specz_rows)
     pq.write_table(pa.table(spec), tmp_path / "s.parquet")
-    wh.load("hsc-forced", [tmp_path / "f.parquet"])
-    wh.load("hsc-specz", [tmp_path / "s.parquet"])
+    wh.load(registry.get("hsc-forced"), [tmp_path / "f.parquet"])
+    wh.load(registry.get("hsc-specz"), [tmp_path / "s.parquet"])
     return wh
 
 
@@ -169,8 +170,8 @@ def test_splits_are_the_documented_pure_function(loaded):
 def test_split_fractions_close_to_configuration(make_warehouse, field_files):
     # many objects: the observed fractions approach 0.7/0.15/0.15
     wh = make_warehouse()
-    wh.load("hsc-forced", [field_files["forced"], field_files["forced2"]])
-    wh.load("hsc-specz", [field_files["specz"]])
+    wh.load(registry.get("hsc-forced"), [field_files["forced"], field_files["forced2"]])
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]])
     counts = {
         r["split"]: r["n"]
         for r in wh.query("SELECT split, count(*) AS n FROM ml_objects GROUP BY 1").to_pylist()
@@ -200,12 +201,12 @@ def test_split_is_stable_when_rows_are_added(make_warehouse, tmp_path, field):
         }
 
     stepwise = make_warehouse("stepwise")
-    stepwise.load("hsc-forced", [p["forced_a"]])
-    stepwise.load("hsc-specz", [p["specz"]])
-    stepwise.load("hsc-forced", [p["forced_b"], p["forced2"]])
+    stepwise.load(registry.get("hsc-forced"), [p["forced_a"]])
+    stepwise.load(registry.get("hsc-specz"), [p["specz"]])
+    stepwise.load(registry.get("hsc-forced"), [p["forced_b"], p["forced2"]])
     at_once = make_warehouse("at_once")
-    at_once.load("hsc-specz", [p["specz"]])
-    at_once.load("hsc-forced", [p["forced_b"], p["forced_a"], p["forced2"]])
+    at_once.load(registry.get("hsc-specz"), [p["specz"]])
+    at_once.load(registry.get("hsc-forced"), [p["forced_b"], p["forced_a"], p["forced2"]])
     assert splits(stepwise) == splits(at_once)
     assert len(splits(at_once)) > 100
 
@@ -234,8 +235,8 @@ def test_changing_salt_or_fractions_follows_config(loaded):
 
 def test_healpix_mode_keeps_cells_whole(make_warehouse, field_files):
     wh = make_warehouse(splits=SplitConfig(mode="healpix", healpix_order=10))
-    wh.load("hsc-forced", [field_files["forced"], field_files["forced2"]])
-    wh.load("hsc-specz", [field_files["specz"]])
+    wh.load(registry.get("hsc-forced"), [field_files["forced"], field_files["forced2"]])
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]])
     rows = wh.query(
         "SELECT _healpix_29 >> 38 AS cell, count(DISTINCT split) AS n, "
         "any_value(split) AS split FROM ml_objects GROUP BY 1"
@@ -279,7 +280,7 @@ def test_warehouse_db_opens_in_plain_duckdb(loaded):
 
 def test_config_partition_threshold(make_warehouse, field_files):
     wh = make_warehouse(max_rows_per_partition=100)
-    wh.load("hsc-forced", [field_files["forced"]])
+    wh.load(registry.get("hsc-forced"), [field_files["forced"]])
     cv = wh.current_version("hsc_forced")
     counts = [pq.read_metadata(cv.path / p.relpath).num_rows for p in cv.partitions]
     assert max(counts) <= 100 and sum(counts) == 1200
