@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.warehouse.test_cutouts import (
+from tests.warehouse.cutouts.test_cutouts import (
     BANDS,
     build_warehouse,
     code,
@@ -36,7 +36,7 @@ from warehouse.export import (
 from warehouse.images.fit import fit_to_size
 from warehouse.images.masks import HSC_MASK_BITS
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NO_DATA = 1 << HSC_MASK_BITS["NO_DATA"]
 
 
@@ -348,7 +348,7 @@ def test_existing_target_needs_overwrite(populated, tmp_path):
 
 
 def test_an_interrupted_export_leaves_nothing_and_releases_the_lock(fresh, tmp_path, monkeypatch):
-    from warehouse import export as export_module
+    from warehouse.export import writer as export_module
 
     calls = []
     real = export_module._Writer.write_partition
@@ -369,7 +369,7 @@ def test_an_interrupted_export_leaves_nothing_and_releases_the_lock(fresh, tmp_p
 
 
 def test_streams_one_cutouts_partition_at_a_time(populated, tmp_path, monkeypatch):
-    from warehouse import export as export_module
+    from warehouse.export import writer as export_module
 
     seen = []
     real = export_module._Writer.write_partition
@@ -405,7 +405,7 @@ def test_all_splits(populated, tmp_path):
 
 
 def test_progress_bar_only_on_a_terminal(monkeypatch):
-    from warehouse import export as export_module
+    from warehouse.export import writer as export_module
 
     def disabled(enabled):  # type: ignore[no-untyped-def]
         bar = export_module._progress(10, "x", enabled)

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.warehouse.test_cutouts import build_warehouse, ingest_coded, objects
+from tests.warehouse.cutouts.test_cutouts import build_warehouse, ingest_coded, objects
 from warehouse.cutouts import ingest_arrays
 from warehouse.errors import ExportError
 from warehouse.export import (
@@ -28,7 +28,7 @@ from warehouse.export import (
 )
 from warehouse.files import host_tag
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SPLITS = ("train", "validation", "test")
 # NULLs only in train: an integer, a boolean and a text column
 NULLS_IN_TRAIN = (
@@ -161,8 +161,9 @@ import sys, time
 from pathlib import Path
 from warehouse.core import Warehouse
 from warehouse import export as ex
+from warehouse.export.writer import _Writer
 
-real = ex._Writer.write_partition
+real = _Writer.write_partition
 
 def slow(self, k, rows, ids):
     if self.plan.params == ["validation"]:
@@ -170,7 +171,7 @@ def slow(self, k, rows, ids):
         time.sleep(120)
     return real(self, k, rows, ids)
 
-ex._Writer.write_partition = slow
+_Writer.write_partition = slow
 ex.export_all_splits(Warehouse.open(sys.argv[1]), sys.argv[2],
                      options=ex.ExportOptions(size=8), progress=False)
 """

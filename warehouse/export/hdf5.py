@@ -1,0 +1,361 @@
+"""The export entry points: :func:`export_hdf5` (one file, built in a temporary folder
+beside the target and renamed at the end), :func:`export_all_splits` (train,
+validation and test, resuming files the same export already finished) and
+:func:`export_release_splits` (a release pack)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from warehouse import __version__
+from warehouse.config import SPLIT_NAMES
+from warehouse.core import Warehouse
+from warehouse.cutouts import CUTOUTS, band_column
+from warehouse.errors import ExportError, QueryError
+from warehouse.export.attrs import export_digest, image_units, provenance, stored_digest
+from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_columns
+from warehouse.export.options import ExportOptions, ExportResult
+from warehouse.export.plan import _Plan, _plan, base_query
+from warehouse.export.writer import _progress, _Writer
+from warehouse.images.masks import HSC_MASK_BITS
+from warehouse.output import column_metadata
+from warehouse.scratch import remove_stale, scratch_dir
+
+ROW_ORDER = "_healpix_29, object_id"
+CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
+DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
+_TMP_MARK = ".gwh-tmp-"
+
+
+def clean_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary folders that exports killed on this machine left in ``folder``.
+
+    An export builds its file in ``.<name>.gwh-tmp-<host>-<pid>-<random>`` beside the target;
+    one whose writer is no longer running is stale (:func:`warehouse.scratch.remove_stale`).
+    Live exports' folders, other machines' and other files are never touched.
+    """
+    return remove_stale(folder, _TMP_MARK)
+
+
+@contextlib.contextmanager
+def _temporary_beside(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` (same file system, so the rename is atomic), named with
+    this host and PID so that a later export can tell it is stale if this one is killed;
+    removed on any other exit, including Ctrl-C. Stale ones of killed exports go first."""
+    clean_stale_temporaries(out.parent)
+    with scratch_dir(out.parent, f".{out.name}{_TMP_MARK}") as tmp:
+        yield tmp
+
+
+def export_hdf5(
+    wh: Warehouse,
+    out: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    view: str | None = None,
+    sql: str | None = None,
+    options: ExportOptions | None = None,
+    progress: bool | None = None,
+    resume: bool = False,
+) -> ExportResult:
+    """Write the rows of ``view`` (default ``ml_objects``) or of ``sql``, restricted to
+    ``split`` when given, with their cutouts, to the HDF5 file ``out``.
+
+    With ``resume``, an existing ``out`` written by the same export (its ``export_sha256``
+    attribute matches) is kept and reported with ``kept=True``; one that does not match still
+    needs ``overwrite``.
+
+    Raises
+    ------
+    ExportError
+        The target exists (pass ``overwrite``), the query is invalid or returns no, duplicated or
+        unplaced objects, a band is missing (pass ``allow_missing_bands``), a requested mask or
+        variance plane is absent, or pixel scales differ. Nothing is written then.
+    """
+    started = time.perf_counter()
+    opts = options or ExportOptions()
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"{out} is a folder; give a file name such as {out / 'train.h5'}.")
+    if out.exists() and not opts.overwrite and not resume:
+        raise ExportError(f"{out} already exists. Use --overwrite to replace it.")
+    if opts.images == CUTOUTS.name:
+        bands = opts.bands or tuple(wh.config.bands)
+        unknown = [b for b in bands if b not in wh.config.bands]
+        if unknown:
+            raise ExportError(
+                f"band(s) {', '.join(unknown)} are not configured; the warehouse has "
+                f"{', '.join(wh.config.bands)}."
+            )
+    base, params = base_query(view if sql is None else None, sql, split)
+    # One committed state for the whole export (catalog views, image table and labels agree),
+    # whose versions no load removes until it ends; loads still commit meanwhile.
+    with wh.reading():
+        cv = _image_table(wh, opts.images)
+        if opts.images != CUTOUTS.name:
+            held = _bands_of(cv.schema)
+            bands = opts.bands or held
+            unknown = [b for b in bands if b not in held]
+            if unknown:
+                raise ExportError(
+                    f"band(s) {', '.join(unknown)} are not in {opts.images}; it holds "
+                    f"{', '.join(held)}."
+                )
+        labels = label_columns(wh)
+        with (
+            _temporary_beside(out) as tmp,
+            wh.connect(
+                settings={
+                    "memory_limit": DUCKDB_MEMORY_LIMIT,
+                    "enable_progress_bar": False,  # ours is on stderr when a terminal
+                    "temp_directory": str(tmp / "duckdb"),
+                }
+            ) as con,
+        ):
+            digest = export_digest(wh, base, params, bands, dataclasses.asdict(opts))
+            if out.exists() and not opts.overwrite:
+                if stored_digest(out) == digest:
+                    return _kept(out, split, bands, opts, started)
+                raise ExportError(
+                    f"{out} already exists and was written by a different export (another "
+                    "query, options, gwh version or warehouse state). Use --overwrite to "
+                    "replace it."
+                )
+            full = base_query(view if sql is None else None, sql, None)
+            plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full)
+            plan.column_info = column_metadata(wh)
+            extra = provenance(wh, plan.images, plan.base, plan.reruns)
+            extra["export_sha256"] = digest
+            for b in bands:
+                name = band_column(b, "image")
+                if name in cv.schema.names:
+                    meta = cv.schema.field(name).metadata or {}
+                    plan.units[b] = meta.get(b"unit", b"").decode()
+            target = tmp / out.name
+            bar = _progress(plan.rows, out.name, progress)
+            try:
+                fit_counts = _write(con, target, plan, cv, opts, split, bar, extra)
+            finally:
+                bar.close()
+            os.replace(target, out)
+    return ExportResult(
+        path=out,
+        rows=plan.rows,
+        split=split,
+        bands=bands,
+        size=opts.size,
+        data=plan.data,
+        bytes=out.stat().st_size,
+        seconds=time.perf_counter() - started,
+        fit_actions=fit_counts,
+        missing={b: n for b, n in plan.missing.items() if n},
+    )
+
+
+def _kept(out: Path, split: str | None, bands, opts: ExportOptions, started: float):
+    with h5py.File(out, "r") as h5:
+        rows = int(h5.attrs["row_count"])
+        data = str(h5.attrs.get("data", ""))
+        fit = h5["fit_action"].asstr()[:] if "fit_action" in h5 else np.array([], dtype=object)
+        missing = {b: int(h5[f"missing_{b}"][:].sum()) for b in bands if f"missing_{b}" in h5}
+    actions, counts = np.unique(fit, return_counts=True)
+    return ExportResult(
+        path=out,
+        rows=rows,
+        split=split,
+        bands=tuple(bands),
+        size=opts.size,
+        data=data,
+        bytes=out.stat().st_size,
+        seconds=time.perf_counter() - started,
+        fit_actions={str(a): int(c) for a, c in zip(actions, counts, strict=True)},
+        missing={b: n for b, n in missing.items() if n},
+        kept=True,
+    )
+
+
+def _write(
+    con, target: Path, plan: _Plan, cv, opts: ExportOptions, split, bar, extra: dict
+) -> dict:
+    # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
+    with h5py.File(target, "w", libver=("v108", "v108"), track_order=False) as h5:
+        writer = _Writer(h5, plan, cv, opts, bar)
+        stream = con.sql(
+            f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
+            params=plan.params or None,
+        ).to_arrow_reader(CATALOG_BATCH_ROWS)
+        start = 0
+        current = -1
+        pending_rows: list[np.ndarray] = []
+        pending_ids: list[np.ndarray] = []
+
+        def flush() -> None:
+            if current >= 0 and pending_rows:
+                writer.write_partition(
+                    current, np.concatenate(pending_rows), np.concatenate(pending_ids)
+                )
+            pending_rows.clear()
+            pending_ids.clear()
+
+        for batch in stream:
+            n = batch.num_rows
+            if n == 0:
+                continue
+            writer.write_batch(batch, start)
+            has = batch.column(_PREFIX + "has_cutout").to_numpy(zero_copy_only=False)
+            h29 = batch.column(_PREFIX + "h29").to_numpy(zero_copy_only=False)
+            ids = batch.column("object_id").to_numpy(zero_copy_only=False)
+            part = writer.partition_of(h29.astype(np.int64))
+            rows = np.arange(start, start + n)
+            sel = np.flatnonzero(has)
+            for k in np.unique(part[sel]).tolist():
+                if k < 0:  # pragma: no cover - a cutout row always sits in a partition
+                    raise ExportError("a cutout lies outside every partition of its table")
+                if k != current:
+                    flush()
+                    current = k
+                in_k = sel[part[sel] == k]
+                pending_rows.append(rows[in_k])
+                pending_ids.append(ids[in_k])
+            start += n
+            bar.update(n)
+        flush()
+        if start != plan.rows:
+            raise ExportError(
+                f"the query returned {start} rows while writing but {plan.rows} when counted; "
+                "did the warehouse change meanwhile? Export again."
+            )
+        _attributes(h5, plan, opts, split, extra)
+    return dict(sorted(writer.fit_counts.items()))
+
+
+def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: dict) -> None:
+    strings = h5py.string_dtype("utf-8")
+    attrs = {
+        "gwh_version": __version__,
+        "sql": plan.base,
+        "sql_params": json.dumps(plan.params),
+        "split": split or "all",
+        "bands": np.array(list(plan.bands), dtype=strings),
+        "size": np.int64(opts.size),
+        "pixel_scale": np.float64(plan.pixel_scale),
+        "row_count": np.int64(plan.rows),
+        "row_order": ROW_ORDER,
+        "data": plan.data,
+        "image_table": plan.images,
+        "image_units": image_units(plan.images, plan.bands, plan.units, plan.zeropoints),
+        "fit": f"centred crop or zero padding to {opts.size}x{opts.size} (fit_action per row); "
+        "padded variance is inf and padded mask pixels have NO_DATA set",
+        "missing_bands": "NaN image and variance, NO_DATA mask; missing_<band> datasets"
+        if opts.allow_missing_bands
+        else "none allowed",
+        "planes": np.array(list(plan.planes), dtype=strings),
+    }
+    if plan.images == CUTOUTS.name or "mask" in plan.planes:
+        attrs["mask_planes"] = json.dumps(HSC_MASK_BITS)
+    if plan.labels:
+        attrs["label_columns"] = np.array(sorted(plan.labels), dtype=strings)
+    for name, label in plan.labels.items():
+        attrs[f"label_mapping/{name}"] = json.dumps(label.mapping)
+    attrs.update(extra)
+    for key in sorted(attrs):
+        h5.attrs[key] = attrs[key]
+
+
+def export_all_splits(
+    wh: Warehouse,
+    out_dir: str | os.PathLike[str],
+    *,
+    view: str | None = None,
+    sql: str | None = None,
+    options: ExportOptions | None = None,
+    progress: bool | None = None,
+) -> list[ExportResult]:
+    """``train.h5``, ``validation.h5`` and ``test.h5`` in ``out_dir``, one export per split.
+
+    A rerun resumes: a split file already written by the same export (same query, options,
+    gwh version and warehouse state: its ``export_sha256`` attribute) is kept, and only the
+    missing ones are written. A file that does not match needs ``overwrite``; that is checked
+    for all three before anything is written. The three come from one committed state.
+    """
+    with wh.reading():
+        return _all_splits(wh, Path(out_dir), view, sql, options or ExportOptions(), progress)
+
+
+def _all_splits(
+    wh: Warehouse,
+    out_dir: Path,
+    view: str | None,
+    sql: str | None,
+    opts: ExportOptions,
+    progress: bool | None,
+) -> list[ExportResult]:
+    targets = [out_dir / f"{s}.h5" for s in SPLIT_NAMES]
+    if not opts.overwrite:
+        bands = _bands_for_digest(wh, opts)
+        stale = []
+        for s, t in zip(SPLIT_NAMES, targets, strict=True):
+            if t.exists():
+                b, p = base_query(view if sql is None else None, sql, s)
+                options = dataclasses.asdict(opts)
+                digest = None if bands is None else export_digest(wh, b, p, bands, options)
+                if digest is None or stored_digest(t) != digest:
+                    stale.append(str(t))
+        if stale:
+            raise ExportError(
+                f"{', '.join(stale)} already exist(s) and were not written by this export "
+                "(another query, options, gwh version or warehouse state). Use --overwrite "
+                "to replace."
+            )
+    base, params = base_query(view if sql is None else None, sql, None)
+    try:
+        counts = wh.query(f"SELECT split, count(*) AS n FROM (\n{base}\n) AS q GROUP BY 1", params)
+    except QueryError as exc:
+        raise ExportError(f"--all-splits needs a split column in the query: {exc}") from None
+    found = dict(
+        zip(counts.column("split").to_pylist(), counts.column("n").to_pylist(), strict=True)
+    )
+    empty = [s for s in SPLIT_NAMES if not found.get(s)]
+    if empty:  # found before any file is written
+        raise ExportError(
+            f"split(s) {', '.join(empty)} have no rows, so there is nothing to export for them; "
+            "export the others one by one with --split."
+        )
+    return [
+        export_hdf5(
+            wh, t, split=s, view=view, sql=sql, options=opts, progress=progress, resume=True
+        )
+        for s, t in zip(SPLIT_NAMES, targets, strict=True)
+    ]
+
+
+def _bands_for_digest(wh: Warehouse, opts: ExportOptions) -> tuple[str, ...] | None:
+    """The bands ``export_hdf5`` will use (None when the image table is not there yet)."""
+    if opts.bands is not None:
+        return tuple(opts.bands)
+    if opts.images == CUTOUTS.name:
+        return tuple(wh.config.bands)
+    try:
+        return _bands_of(_image_table(wh, opts.images).schema)
+    except ExportError:
+        return None
+
+
+def export_release_splits(wh: Warehouse, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """The HDF5 splits of a release pack (``gwh release pack``): train, validation and test of
+    ``ml_objects`` at the default size, bands and planes. Objects without a cutout in some band
+    get NaN images and ``missing_<band>`` flags rather than failing the pack; a release with no
+    cutouts at all has no images to export and gets no split files."""
+    if wh.current_version(CUTOUTS.name) is None:
+        return []
+    options = ExportOptions(allow_missing_bands=True)
+    return [r.path for r in export_all_splits(wh, out_dir, options=options, progress=False)]
