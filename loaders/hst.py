@@ -36,11 +36,10 @@ import pyarrow.compute as pc
 from loaders.archive_http import RetryPolicy
 from loaders.astroquery_http import mast_base_url, mast_zcut, with_retries
 from loaders.image_table import (
+    FetchedTable,
     PartStore,
-    already_loaded,
     band_fields,
     encode_image,
-    ingest_image_table,
     objects_of,
     stored_bands,
     wcs_cutout,
@@ -226,10 +225,11 @@ def fetch_hst_cutouts(
         out = cache / f"hst_cutouts-{labels}-{filt.lower()}-{pixels}px-{short_hash(data)}.parquet"
         atomic_write_bytes(out, data)
         if load:
-            if already_loaded(wh, "hst-cutouts", out):
+            (result,) = wh.load(FetchedTable("hst-cutouts", HST_CUTOUTS, table), [out])
+            if result.skipped:
                 echo(f"hst_cutouts: {out.name} is loaded already; nothing to do.")
             else:
-                after = ingest_image_table(wh, "hst-cutouts", HST_CUTOUTS, table, out)
+                after = result.tables[HST_CUTOUTS.name][1]
                 echo(f"hst_cutouts: {table.num_rows:,} {filt} cutout(s) stored; {after:,} rows")
         return HstResult(len(ids), table.num_rows, len(todo), n_cov, bad.num_rows, out)
     finally:

@@ -29,6 +29,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.errors import CutoutError, LoadError
-from warehouse.files import atomic_write_bytes, file_sha256
-from warehouse.loading import Prepared, PreparedBatch
+from warehouse.files import atomic_write_bytes
+from warehouse.loading import Prepared
+from warehouse.store import TableSpec
 from warehouse.store.contracts import base_tables
 
 __all__ = [
@@ -168,30 +170,19 @@ def stored_bands(wh, table: str, ids: Sequence[int], key: str = "object_id") -> 
     }
 
 
-def ingest_image_table(wh, loader_name: str, spec, table: pa.Table, source: Path) -> int:  # type: ignore[no-untyped-def]
-    """Commit an image table as the next version of ``spec``'s table, with the small partitions
-    of the cutouts table (``[cutouts] max_rows_per_partition``). Returns the rows after."""
+@dataclass(frozen=True)
+class FetchedTable:
+    """A table a ``gwh fetch`` command built and wrote to a file, loaded through
+    :meth:`Warehouse.load <warehouse.core.Warehouse.load>` like any file: recorded as loaded by
+    ``name`` with the file's SHA-256, skipped when those bytes were loaded before."""
 
-    batch = PreparedBatch(
-        str(source),
-        [Prepared(spec, table)],
-        ((str(Path(source).resolve()), file_sha256(Path(source)), table.num_rows),),
-    )
-    max_rows = getattr(wh.config, "cutouts_max_rows_per_partition", None)
-    results = wh.ingest_prepared(loader_name, [batch], max_rows=max_rows)
-    return results[-1].tables[spec.name][1]
+    name: str
+    spec: TableSpec
+    table: pa.Table
+    description: str = "a table written by gwh fetch"
 
-
-def already_loaded(wh, loader_name: str, path: Path) -> bool:  # type: ignore[no-untyped-def]
-    """True when a file with these bytes was committed by ``loader_name`` before."""
-    from warehouse import db
-
-    with db.connect(wh.db_path, read_only=True) as con:
-        row = con.execute(
-            "SELECT count(*) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
-            [file_sha256(Path(path)), loader_name],
-        ).fetchone()
-    return bool(row and row[0])
+    def prepare(self, path: Path, wh: object = None) -> list[Prepared]:
+        return [Prepared(self.spec, self.table)]
 
 
 def label_field(name: str, mapping: Mapping[str, int], names_column: str) -> pa.Field:

@@ -38,15 +38,13 @@ import pyarrow as pa
 from loaders.base import check_positions, check_unique, require_rows
 from loaders.files import SourceTable, one_line
 from loaders.image_table import (
-    already_loaded,
     band_fields,
     encode_image,
     encode_labels,
-    ingest_image_table,
     label_field,
 )
 from warehouse.errors import LoadError
-from warehouse.loading import Prepared
+from warehouse.loading import LoadResult, Prepared
 from warehouse.store.contracts import KIDS_CUTOUTS
 
 if TYPE_CHECKING:
@@ -247,28 +245,9 @@ def load_kids_cutouts(
     Files are stacked: each adds its rows (an object loaded again, same ``kids_id``, is replaced).
     Returns the rows of the table after the last file.
     """
-    rows = 0
-    for raw in files:
-        path = Path(raw)
-        if not path.is_file():
-            raise LoadError(f"{path}: no such file. Check the path.")
-        if already_loaded(wh, KidsCutoutsLoader.name, path):
-            echo(f"{path}: already loaded; nothing to do.")
-            cv = wh.current_version(KIDS_CUTOUTS.name)
-            rows = cv.nrows if cv is not None else rows
-            continue
-        (prepared,) = KidsCutoutsLoader().prepare(path)
-        rows = ingest_image_table(wh, KidsCutoutsLoader.name, KIDS_CUTOUTS, prepared.table, path)
-        counts = prepared.table.group_by("spectype").aggregate([([], "count_all")]).to_pylist()
-        text = ", ".join(
-            f"{c['spectype']} {c['count_all']:,}"
-            for c in sorted(counts, key=lambda c: SPECTYPE_LABELS[c["spectype"]])
-        )
-        echo(
-            f"{path}: loaded {prepared.table.num_rows:,} cutouts ({text}); "
-            f"kids_cutouts now holds {rows:,}"
-        )
-    return rows
+    wh.load(KidsCutoutsLoader(), files, echo=echo)
+    cv = wh.current_version(KIDS_CUTOUTS.name)
+    return cv.nrows if cv is not None else 0
 
 
 class KidsCutoutsLoader:
@@ -282,3 +261,16 @@ class KidsCutoutsLoader:
         check_positions(src, "ra", "dec")
         check_unique(src, table, KIDS_CUTOUTS.key)
         return [Prepared(KIDS_CUTOUTS, table)]
+
+    def describe(self, path: Path, prepared: list[Prepared], result: LoadResult) -> str:
+        (loaded,) = prepared
+        counts = loaded.table.group_by("spectype").aggregate([([], "count_all")]).to_pylist()
+        text = ", ".join(
+            f"{c['spectype']} {c['count_all']:,}"
+            for c in sorted(counts, key=lambda c: SPECTYPE_LABELS[c["spectype"]])
+        )
+        rows = result.tables[KIDS_CUTOUTS.name][1]
+        return (
+            f"{path}: loaded {loaded.table.num_rows:,} cutouts ({text}); "
+            f"kids_cutouts now holds {rows:,}"
+        )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -29,8 +30,7 @@ from loaders.base import (
 )
 from loaders.files import SourceTable, read_table
 from warehouse.errors import LoadError
-from warehouse.files import file_sha256
-from warehouse.loading import Prepared, PreparedBatch
+from warehouse.loading import LoadResult, Prepared
 from warehouse.morphology.fields import (
     LOADED_PREFIX,
     MORPHOLOGY_FIELDS,
@@ -39,7 +39,10 @@ from warehouse.morphology.fields import (
 )
 from warehouse.store.contracts import MORPHOLOGY
 
-__all__ = ["LOADER_NAME", "load_morphology", "prepare_morphology"]
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+__all__ = ["LOADER_NAME", "MorphologyLoader", "load_morphology", "prepare_morphology"]
 
 LOADER_NAME = "morphology"
 _FIELD = re.compile(r"^([a-z][a-z0-9]*)_(" + "|".join(MORPHOLOGY_FIELDS + ("morph_reason",)) + ")$")
@@ -143,33 +146,20 @@ def _full_rows(table: pa.Table, bands: Sequence[str], source: str) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def load_morphology(
-    wh,  # type: ignore[no-untyped-def]
-    files: Sequence[str | Path],
-    *,
-    echo: Callable[[str], None] = lambda _m: None,
-) -> list:
-    """Load morphology files into ``morphology``; each file once (by SHA-256), each on its own
-    commit, so a rerun after a failure resumes with the files not yet loaded."""
+class MorphologyLoader:
+    name = LOADER_NAME
+    description = "per-band morphology (GalaxiesML Table 1 columns) for objects by object_id"
 
-    results = []
-    for raw in files:
-        path = Path(raw)
-        if not path.is_file():
-            raise LoadError(f"{path}: no such file. Check the path.")
-        sha = file_sha256(path)
-        when = wh.loaded_at(sha, LOADER_NAME)
-        if when is not None:
-            echo(f"{path}: already loaded ({when:%Y-%m-%d %H:%M} UTC); nothing to do.")
-            continue
+    def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
+        if wh is None:
+            raise LoadError(f"{path}: morphology loads into a warehouse (bands, positions).")
         src = prepare_morphology(path, wh.config.bands)
         table = _full_rows(_with_positions(wh, src), wh.config.bands, LOADED_PREFIX + path.name)
-        batch = PreparedBatch(
-            str(path),
-            [Prepared(MORPHOLOGY, table)],
-            ((str(path.resolve()), sha, table.num_rows),),
-        )
-        result = wh.ingest_prepared(LOADER_NAME, [batch])[-1]
+        return [Prepared(MORPHOLOGY, table)]
+
+    def describe(self, path: Path, prepared: list[Prepared], result: LoadResult) -> str:
+        (loaded,) = prepared
+        table = loaded.table
         n, total = result.tables[MORPHOLOGY.name]
         measured = int(
             np.sum(
@@ -180,9 +170,19 @@ def load_morphology(
                 ]
             )
         )
-        echo(
+        return (
             f"{path}: loaded ({MORPHOLOGY.name}: {n:,} rows, {measured} morphology column(s) "
             f"with values → {total:,} rows)"
         )
-        results.append(result)
-    return results
+
+
+def load_morphology(
+    wh: Warehouse,
+    files: Sequence[str | Path],
+    *,
+    echo: Callable[[str], None] = lambda _m: None,
+) -> list[LoadResult]:
+    """Load morphology files into ``morphology``; each file once (by SHA-256), each on its own
+    commit, so a rerun after a failure resumes with the files not yet loaded. Returns the results
+    of the files loaded now."""
+    return [r for r in wh.load(MorphologyLoader(), files, echo=echo) if not r.skipped]

@@ -32,6 +32,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("galaxy-zoo", "loaders.galaxy_zoo:GalaxyZooLoader"),
     Entry("galaxy-zoo-match", "loaders.galaxy_zoo:GalaxyZooMatchLoader", hidden=True),
     Entry("kids-cutouts", "loaders.kids:KidsCutoutsLoader"),
+    Entry("morphology", "loaders.morphology:MorphologyLoader"),
 )
 _BY_NAME = {e.name: e for e in ENTRIES}
 

@@ -39,11 +39,10 @@ from loaders import archive_http
 from loaders.archive_http import RetryPolicy
 from loaders.astroquery_http import sdss_urls, with_retries
 from loaders.image_table import (
+    FetchedTable,
     PartStore,
-    already_loaded,
     band_fields,
     encode_image,
-    ingest_image_table,
     objects_of,
     stored_bands,
     wcs_cutout,
@@ -357,10 +356,11 @@ def fetch_sdss_cutouts(
         out = cache / f"sdss_cutouts-{labels}-{band}-{pixels}px-{content}.parquet"
         write_parquet_atomic(table, out)
         if load:
-            if already_loaded(wh, "sdss-cutouts", out):
+            (result,) = wh.load(FetchedTable("sdss-cutouts", SDSS_CUTOUTS, table), [out])
+            if result.skipped:
                 echo(f"sdss_cutouts: {out.name} is loaded already; nothing to do.")
             else:
-                rows_after = ingest_image_table(wh, "sdss-cutouts", SDSS_CUTOUTS, table, out)
+                rows_after = result.tables[SDSS_CUTOUTS.name][1]
                 echo(
                     f"sdss_cutouts: {table.num_rows:,} {band} cutout(s) stored; {rows_after:,} rows"
                 )

@@ -282,7 +282,6 @@ def _bookkeeping_tables() -> set[str]:
     return names
 
 
-@pending("S5 (image_table.already_loaded goes; Warehouse.load skips loaded files)")
 def test_loaders_send_no_sql_to_bookkeeping_tables() -> None:
     tables = _bookkeeping_tables()
     word = re.compile(r"\b(" + "|".join(sorted(tables)) + r")\b")

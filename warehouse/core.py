@@ -42,6 +42,14 @@ if TYPE_CHECKING:  # return types of query_df, query_table and export
 DEFAULT_ROOT = "warehouse"
 
 
+def _max_rows(wh: Warehouse, prepared: Sequence) -> int | None:
+    """Image tables (the contract says so) use the small partitions of ``[cutouts]``."""
+    defs = base_tables()
+    if any(d.image_table for p in prepared if (d := defs.get(p.spec.name)) is not None):
+        return wh.config.cutouts_max_rows_per_partition
+    return None
+
+
 @dataclass(frozen=True)
 class ViewInfo:
     name: str
@@ -361,10 +369,18 @@ class Warehouse:
                         prepared = loader.prepare(path, self)
                         rows = sum(item.table.num_rows for item in prepared)
                         bar.set_postfix_str(f"writing {rows:,} rows")
-                        results.append(self._commit_load(path, sha, loader_name, prepared))
+                        results.append(
+                            self._commit_load(
+                                path, sha, loader_name, prepared, max_rows=_max_rows(self, prepared)
+                            )
+                        )
                 if when is not None:
                     echo(f"{path}: already loaded ({when:%Y-%m-%d %H:%M} UTC); nothing to do.")
                     results.append(LoadResult(str(path), loader_name, True, {}))
+                    continue
+                describe = getattr(loader, "describe", None)
+                if describe is not None:  # a loader may say more (e.g. the labels it loaded)
+                    echo(describe(path, prepared, results[-1]))
                     continue
                 summary = ", ".join(
                     f"{t}: +{n:,} rows → {total:,}" for t, (n, total) in results[-1].tables.items()

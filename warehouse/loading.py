@@ -43,6 +43,10 @@ class Loader(Protocol):
         ...
 
 
+# Optional, looked up with getattr by Warehouse.load:
+#   describe(path, prepared, result) -> str   the line printed for a loaded file
+
+
 @dataclass(frozen=True)
 class PreparedBatch:
     """Tables prepared outside a registered loader, committed together as one version."""

@@ -48,6 +48,7 @@ class BaseTableDef:
     load_hint: str
     hidden_suffixes: tuple[str, ...] = ()
     empty_columns: tuple[tuple[str, str], ...] = ()
+    image_table: bool = False  # pixels per row: partitions of [cutouts] max_rows_per_partition
 
 
 # ------------------------------------------------------------------------- HSC-SSP catalogs
@@ -147,7 +148,10 @@ BASE_TABLES: tuple[BaseTableDef, ...] = (
     BaseTableDef(HSC_FORCED, "Run `gwh load hsc-forced FILE`."),
     BaseTableDef(HSC_SPECZ, "Run `gwh load hsc-specz FILE`."),
     BaseTableDef(
-        CUTOUTS, "Run `gwh cutouts ingest FILE`.", hidden_suffixes=("_image", "_variance", "_mask")
+        CUTOUTS,
+        "Run `gwh cutouts ingest FILE`.",
+        hidden_suffixes=("_image", "_variance", "_mask"),
+        image_table=True,
     ),
     BaseTableDef(
         HUBBLE_SOURCE_CATALOG, "Run `gwh fetch hubble-source-catalog --target NAME --box-deg 1`."
@@ -160,17 +164,22 @@ BASE_TABLES: tuple[BaseTableDef, ...] = (
         empty_columns=MORPHOLOGY_EMPTY_COLUMNS,
     ),
     BaseTableDef(
-        KIDS_CUTOUTS, "Run `gwh load kids-cutouts FILE.h5 ...`.", hidden_suffixes=("_image",)
+        KIDS_CUTOUTS,
+        "Run `gwh load kids-cutouts FILE.h5 ...`.",
+        hidden_suffixes=("_image",),
+        image_table=True,
     ),
     BaseTableDef(
         SDSS_CUTOUTS,
         "Run `gwh fetch sdss-cutouts --labels galaxy_zoo --band r --pixels 40`.",
         hidden_suffixes=("_image",),
+        image_table=True,
     ),
     BaseTableDef(
         HST_CUTOUTS,
         "Run `gwh fetch hst-cutouts --filter F160W --labels galaxy_zoo`.",
         hidden_suffixes=("_image",),
+        image_table=True,
     ),
 )
 
