@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import difflib
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -24,12 +22,13 @@ import duckdb
 import pyarrow as pa
 
 from warehouse import db, locks, progress
+from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import LoadError, NotAWarehouseError, QueryError, WarehouseError
+from warehouse.explain import explain_error, scalar
 from warehouse.files import DB_NAME, Layout, file_sha256
-from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
 from warehouse.loading import Loader, LoadResult, PreparedBatch
-from warehouse.readonly import check_read_only, explain_refusal
+from warehouse.readonly import check_read_only
 from warehouse.store import CatalogVersion, merge_version, read_version
 from warehouse.store.contracts import base_tables
 
@@ -643,110 +642,6 @@ class Warehouse:
     def cone(
         self, ra: float, dec: float, radius_arcsec: float, table: str = "hsc_forced"
     ) -> pa.Table:
-        """Rows of ``table`` within ``radius_arcsec`` of (ra, dec), nearest first.
-
-        Exact at partition borders: the HEALPix pixels touching the cone are chosen on the whole
-        sky, whatever partition holds them, and every candidate is tested on the sphere.
-        """
-        if not (0.0 <= ra <= 360.0):
-            raise QueryError(f"RA {ra} is outside [0, 360] degrees.")
-        if not (-90.0 <= dec <= 90.0):
-            raise QueryError(f"Dec {dec} is outside [-90, 90] degrees.")
-        if not (0.0 < radius_arcsec <= 180 * 3600):
-            raise QueryError(
-                f"radius {radius_arcsec} arcsec must be positive and at most 180 degrees."
-            )
-        defs = base_tables()
-        if table in defs:
-            ra_col, dec_col = defs[table].spec.ra, defs[table].spec.dec
-        elif table == "ml_objects":
-            ra_col, dec_col = "ra", "dec"
-        else:
-            raise QueryError(
-                f"cone searches run on {', '.join(list(defs) + ['ml_objects'])}; got {table!r}."
-            )
-        ranges = cone_pixel_ranges(ra, dec, radius_arcsec)
-        where = " OR ".join(
-            f"({SPATIAL_INDEX_COLUMN} >= ? AND {SPATIAL_INDEX_COLUMN} < ?)" for _ in ranges
-        )
-        params: list = [v for r in ranges for v in r]
-        with self.reading():  # the files listed stay the ones the view reads, and on disk
-            source = self._cone_source(table, ranges)
-            q = (
-                "SELECT *, angular_distance_arcsec("
-                f"{db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, "
-                f"?, ?) AS distance_arcsec FROM {source} WHERE ({where}) "
-                f"AND cone_search({db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, ?, ?, ?) "
-                "ORDER BY distance_arcsec, 1"
-            )
-            return self.query(q, [ra, dec] + params + [ra, dec, radius_arcsec])
-
-    def _cone_source(self, table: str, ranges: list[tuple[int, int]]) -> str:
-        """The table, or only the partitions of its current version the cone touches."""
-        defs = base_tables()
-        source = db.quote_ident(table)
-        cv = self.current_version(table) if table in defs else None
-        if cv is not None:
-            # Read only the partitions the cone touches, as hats/lsdb prune: the view's glob would
-            # open every partition's footer on each search.
-            files = [
-                str(cv.path / p.relpath)
-                for p in cv.partitions
-                if any(lo < p.h29_range()[1] and p.h29_range()[0] < hi for lo, hi in ranges)
-            ]
-            hidden = [
-                c
-                for c in cv.schema.names
-                if defs[table].hidden_suffixes and c.endswith(defs[table].hidden_suffixes)
-            ]
-            exclude = f" EXCLUDE ({', '.join(db.quote_ident(c) for c in hidden)})" if hidden else ""
-            if files:
-                listed = ", ".join(db.quote_literal(f) for f in files)
-                source = (
-                    f"(SELECT *{exclude} FROM read_parquet([{listed}], hive_partitioning = false))"
-                )
-            else:
-                source = f"(SELECT * FROM {db.quote_ident(table)} LIMIT 0)"
-        return source
-
-
-def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> int:
-    """The single integer a query such as ``SELECT count(*) ...`` returns."""
-    row = con.execute(sql, list(params) if params else []).fetchone()
-    if row is None:
-        raise QueryError(f"query returned no row: {sql}")
-    return int(row[0])
-
-
-def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = "") -> str:
-    """DuckDB's message, with what to do where the warehouse knows better.
-
-    An unknown table or column names the closest existing one (``ml_object`` → ``did you mean
-    ml_objects?``); a file outside the warehouse says what read paths may read.
-    """
-    refusal = explain_refusal(exc)
-    if refusal is not None:
-        return refusal
-    msg = str(exc).strip()
-    first = msg.splitlines()[0] if msg else type(exc).__name__
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
-    models = con.execute("SELECT name, available, reason FROM gwh_models ORDER BY name").fetchall()
-    unavailable = [(name, reason) for name, ok, reason in models if not ok and name in words]
-    if unavailable and not isinstance(exc, duckdb.ParserException):
-        name, reason = unavailable[0]
-        return f"{name} is unavailable: {reason}"
-    if isinstance(exc, duckdb.CatalogException) and "does not exist" in first:
-        missing = re.search(r"with name (\S+) does not exist", first)
-        known = [name for name, _ok, _r in models] + list(db.META_TABLES)
-        close = difflib.get_close_matches(missing.group(1), known, n=1) if missing else []
-        hint = f" Did you mean {close[0]}?" if close else ""
-        return f"{first}{hint} `gwh views` lists every table and view of this warehouse."
-    column = re.search(r'Referenced column "?([^"\s]+)"? not found', first)
-    if isinstance(exc, duckdb.BinderException) and column:
-        candidates = re.findall(r'"([^"]+)"', msg.split("Candidate bindings:", 1)[-1])
-        names = [c.rsplit(".", 1)[-1] for c in candidates]
-        close = difflib.get_close_matches(column.group(1), names, n=1, cutoff=0.5)
-        pick = close[0] if close else (names[0] if names else None)
-        hint = f" Did you mean {pick}?" if pick else ""
-        return f'{first}{hint} `gwh sql "DESCRIBE <view>"` lists a view\'s columns.'
-    return msg
+        """Rows of ``table`` within ``radius_arcsec`` of (ra, dec), nearest first (see
+        :func:`warehouse.cone.cone`)."""
+        return cone_search(self, ra, dec, radius_arcsec, table)

@@ -26,6 +26,7 @@ import pyarrow as pa
 from warehouse import output
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
+from warehouse.explain import explain_error
 from warehouse.readonly import check_read_only
 
 if TYPE_CHECKING:
@@ -95,8 +96,6 @@ def interrupt_on_ctrl_c(con: duckdb.DuckDBPyConnection) -> Iterator[threading.Ev
 
 def run_query(wh: Warehouse, sql: str) -> pa.Table:
     """Run one guarded statement; Ctrl-C interrupts it and raises :class:`Cancelled`."""
-    from warehouse.core import explain_error
-
     statement = check_read_only(sql)
     with wh.connect() as con, interrupt_on_ctrl_c(con) as hit:
         try:

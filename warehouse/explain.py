@@ -1,0 +1,57 @@
+"""DuckDB errors explained in the warehouse's terms, and the one-integer query helper."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+import duckdb
+
+from warehouse import db
+from warehouse.errors import QueryError
+from warehouse.readonly import explain_refusal
+
+__all__ = ["explain_error", "scalar"]
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> int:
+    """The single integer a query such as ``SELECT count(*) ...`` returns."""
+    row = con.execute(sql, list(params) if params else []).fetchone()
+    if row is None:
+        raise QueryError(f"query returned no row: {sql}")
+    return int(row[0])
+
+
+def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = "") -> str:
+    """DuckDB's message, with what to do where the warehouse knows better.
+
+    An unknown table or column names the closest existing one (``ml_object`` → ``did you mean
+    ml_objects?``); a file outside the warehouse says what read paths may read.
+    """
+    refusal = explain_refusal(exc)
+    if refusal is not None:
+        return refusal
+    msg = str(exc).strip()
+    first = msg.splitlines()[0] if msg else type(exc).__name__
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    models = con.execute("SELECT name, available, reason FROM gwh_models ORDER BY name").fetchall()
+    unavailable = [(name, reason) for name, ok, reason in models if not ok and name in words]
+    if unavailable and not isinstance(exc, duckdb.ParserException):
+        name, reason = unavailable[0]
+        return f"{name} is unavailable: {reason}"
+    if isinstance(exc, duckdb.CatalogException) and "does not exist" in first:
+        missing = re.search(r"with name (\S+) does not exist", first)
+        known = [name for name, _ok, _r in models] + list(db.META_TABLES)
+        close = difflib.get_close_matches(missing.group(1), known, n=1) if missing else []
+        hint = f" Did you mean {close[0]}?" if close else ""
+        return f"{first}{hint} `gwh views` lists every table and view of this warehouse."
+    column = re.search(r'Referenced column "?([^"\s]+)"? not found', first)
+    if isinstance(exc, duckdb.BinderException) and column:
+        candidates = re.findall(r'"([^"]+)"', msg.split("Candidate bindings:", 1)[-1])
+        names = [c.rsplit(".", 1)[-1] for c in candidates]
+        close = difflib.get_close_matches(column.group(1), names, n=1, cutoff=0.5)
+        pick = close[0] if close else (names[0] if names else None)
+        hint = f" Did you mean {pick}?" if pick else ""
+        return f'{first}{hint} `gwh sql "DESCRIBE <view>"` lists a view\'s columns.'
+    return msg
