@@ -1,0 +1,174 @@
+"""Checking releases: re-hashing every file a release names (:func:`verify`), and what
+changed between two releases (:func:`diff`)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from warehouse import db
+from warehouse.errors import ReleaseError
+from warehouse.files import file_sha256 as sha256_file
+from warehouse.files import sha256_hex
+from warehouse.release.frozen import MANIFEST, PACK_MANIFEST, open_release
+from warehouse.store import read_version
+from warehouse.store.contracts import base_tables
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    path: str
+    problem: str
+
+
+def verify(base: Path, release_dir: Path) -> list[Mismatch]:
+    """Re-hash every file the release names. ``base`` resolves the manifest's paths."""
+    problems: list[Mismatch] = []
+    manifest_path = release_dir / MANIFEST
+    text = manifest_path.read_text(encoding="utf-8") if manifest_path.exists() else None
+    if text is None:
+        return [Mismatch(str(manifest_path), "missing")]
+    side = release_dir / (MANIFEST + ".sha256")
+    if side.exists() and side.read_text(encoding="utf-8").split()[0] != sha256_hex(text):
+        problems.append(Mismatch(str(manifest_path), "changed since the release was made"))
+    manifest = json.loads(text)
+    for tname, info in manifest["tables"].items():
+        root = base / info["path"]
+        listed = set()
+        for f in info["files"]:
+            p = root / f["path"]
+            listed.add(f["path"])
+            if not p.exists():
+                problems.append(Mismatch(str(p), f"missing (table {tname})"))
+            elif p.stat().st_size != f["bytes"] or sha256_file(p) != f["sha256"]:
+                problems.append(Mismatch(str(p), f"changed (table {tname}): SHA-256 differs"))
+        if root.exists():
+            for p in sorted(root.rglob("*")):
+                if p.is_file() and str(p.relative_to(root)) not in listed:
+                    problems.append(Mismatch(str(p), f"not part of the release (table {tname})"))
+    for m in manifest["sql"]["models"] + manifest["sql"].get("assertions", []):
+        if sha256_hex(m["text"]) != m["sha256"]:
+            problems.append(Mismatch(f"{manifest_path}: sql/{m['path']}", "SQL text changed"))
+    if sha256_hex(manifest["config_toml"]) != manifest["config_sha256"]:
+        problems.append(Mismatch(f"{manifest_path}: config", "configuration changed"))
+    pack = release_dir / PACK_MANIFEST
+    if pack.exists():
+        for f in json.loads(pack.read_text(encoding="utf-8")).get("files", []):
+            p = release_dir / f["path"]
+            if not p.exists():
+                problems.append(Mismatch(str(p), "missing (packed file)"))
+            elif sha256_file(p) != f["sha256"]:
+                problems.append(Mismatch(str(p), "changed (packed file): SHA-256 differs"))
+    return problems
+
+
+def verify_target(root: Path | None, target: str) -> tuple[Path, list[Mismatch]]:
+    """``target`` is a release name in ``root``, or the folder of a packed copy."""
+    path = Path(target)
+    if (path / MANIFEST).exists():
+        return path, verify(path, path)
+    if root is None:
+        raise ReleaseError(f"{target} is neither a packed release folder nor a release name.")
+    frozen = open_release(root, target)
+    return frozen.release_dir, verify(Path(root), frozen.release_dir)
+
+
+def diff(root: Path, a: str, b: str) -> dict:
+    """What changed from release ``a`` to ``b``: rows per table, split moves, SQL, config."""
+    ra, rb = open_release(root, a), open_release(root, b)
+    ma, mb = ra.manifest, rb.manifest
+    out: dict = {"from": a, "to": b, "tables": {}, "split_moves": [], "sql": {}, "config": {}}
+    defs = base_tables()
+    con = duckdb.connect()
+    for tname in sorted(set(ma["tables"]) | set(mb["tables"])):
+        ta, tb = ma["tables"].get(tname), mb["tables"].get(tname)
+        if ta is None or tb is None:
+            out["tables"][tname] = {
+                "table": "added" if ta is None else "removed",
+                "rows": (tb or ta)["rows"],
+            }
+            continue
+        key = list(defs[tname].spec.key) if tname in defs else ["object_id"]
+        ga = read_version(Path(root) / ta["path"]).glob
+        gb = read_version(Path(root) / tb["path"]).glob
+        cols_a = con.sql(f"SELECT * FROM {db.parquet_source(ga)} LIMIT 0").columns
+        cols_b = con.sql(f"SELECT * FROM {db.parquet_source(gb)} LIMIT 0").columns
+        common = [c for c in cols_a if c in cols_b and c not in key]
+        on = " AND ".join(f"a.{db.quote_ident(k)} = b.{db.quote_ident(k)}" for k in key)
+        differs = (
+            " OR ".join(
+                f"a.{db.quote_ident(c)} IS DISTINCT FROM b.{db.quote_ident(c)}" for c in common
+            )
+            or "false"
+        )
+        src = (
+            f"(SELECT * FROM {db.parquet_source(ga)}) a "
+            f"FULL OUTER JOIN (SELECT * FROM {db.parquet_source(gb)}) b ON {on}"
+        )
+        k0 = db.quote_ident(key[0])
+        counted = con.execute(
+            f"SELECT count(*) FILTER (WHERE a.{k0} IS NULL),"
+            f" count(*) FILTER (WHERE b.{k0} IS NULL),"
+            f" count(*) FILTER (WHERE a.{k0} IS NOT NULL AND b.{k0} IS NOT NULL AND ({differs}))"
+            f" FROM {src}"
+        ).fetchall()
+        added, removed, changed = counted[0]
+        out["tables"][tname] = {
+            "rows_from": ta["rows"],
+            "rows_to": tb["rows"],
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+            "columns_added": [c for c in cols_b if c not in cols_a],
+            "columns_removed": [c for c in cols_a if c not in cols_b],
+            "same_version": ta["path"] == tb["path"],
+        }
+    try:
+        sa = {
+            r["object_id"]: r["split"]
+            for r in ra.query("SELECT object_id, split FROM ml_objects").to_pylist()
+        }
+        sb = {
+            r["object_id"]: r["split"]
+            for r in rb.query("SELECT object_id, split FROM ml_objects").to_pylist()
+        }
+        out["split_moves"] = [
+            {"object_id": oid, "from": sa[oid], "to": sb[oid]}
+            for oid in sorted(sa.keys() & sb.keys())
+            if sa[oid] != sb[oid]
+        ]
+        out["split_counts"] = {
+            "from": ma["counts"]["splits"],
+            "to": mb["counts"]["splits"],
+            "entered": len(sb.keys() - sa.keys()),
+            "left": len(sa.keys() - sb.keys()),
+        }
+    except Exception as exc:  # noqa: BLE001 - a release without ml_objects has no splits
+        out["split_moves_error"] = str(exc).splitlines()[0]
+    models_a = {m["path"]: m["text"] for m in ma["sql"]["models"]}
+    models_b = {m["path"]: m["text"] for m in mb["sql"]["models"]}
+    for path in sorted(models_a.keys() | models_b.keys()):
+        ta_, tb_ = models_a.get(path, ""), models_b.get(path, "")
+        if ta_ != tb_:
+            out["sql"][path] = "".join(
+                difflib.unified_diff(
+                    ta_.splitlines(True), tb_.splitlines(True), f"{a}/sql/{path}", f"{b}/sql/{path}"
+                )
+            )
+    out["config"] = _dict_diff(ma["config"], mb["config"])
+    return out
+
+
+def _dict_diff(a: dict, b: dict, prefix: str = "") -> dict:
+    out = {}
+    for k in sorted(a.keys() | b.keys()):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.update(_dict_diff(va, vb, f"{prefix}{k}."))
+        elif va != vb:
+            out[f"{prefix}{k}"] = {"from": va, "to": vb}
+    return out

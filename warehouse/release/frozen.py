@@ -1,0 +1,170 @@
+"""Opening a release: its folder and manifest, and the warehouse read-only over the frozen
+files and SQL (a release name of the warehouse, or a packed copy on its own)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+
+from warehouse import db
+from warehouse.config import parse_config
+from warehouse.core import Snapshot, Warehouse
+from warehouse.errors import ReleaseError
+from warehouse.files import Layout
+from warehouse.store import CatalogVersion, read_version
+from warehouse.store.contracts import base_tables
+
+MANIFEST = "manifest.json"
+PACK_MANIFEST = "pack.json"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _check_name(name: str) -> None:
+    if not _NAME_RE.match(name):
+        raise ReleaseError(
+            f"{name!r} is not a release name: use letters, digits, '.', '_' or '-' "
+            "(e.g. v1, 2026-11-paper)."
+        )
+
+
+class FrozenWarehouse(Warehouse):
+    """A release opened for reading: the warehouse API over the frozen files and SQL.
+
+    ``base`` is where the manifest's relative paths resolve: the warehouse root, or a packed copy.
+    Its readers are the live warehouse's (:meth:`Warehouse.connect`, the same in-memory builder
+    and sandbox); only the state they read differs: the manifest instead of the registry. Its
+    table versions never change and are never removed, so it takes no readers' lock.
+    """
+
+    def __init__(self, base: Path, manifest: dict, release_dir: Path):
+        super().__init__(Path(base), parse_config(manifest["config_toml"], "release configuration"))
+        self.manifest = manifest
+        self.release_dir = release_dir
+        self.name = manifest["name"]
+
+    def _readers_lock(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def _read_snapshot(self) -> Snapshot:
+        registry = {
+            name: (int(info.get("version", 0)), info["path"])
+            for name, info in self.manifest["tables"].items()
+        }
+        return Snapshot(registry, {})
+
+    def _reader_tables(self, snapshot: Snapshot) -> list[db.BaseTable]:
+        tables = []
+        defs = base_tables()
+        for name, info in self.manifest["tables"].items():
+            cv = read_version(self.root.resolve() / info["path"])
+            hidden = tuple(info.get("hidden_columns", ()))
+            columns = tuple(c for c in cv.schema.names if c not in hidden)
+            hint = defs[name].load_hint if name in defs else ""
+            tables.append(
+                db.BaseTable(name, info.get("description", ""), cv.glob, columns, hint, hidden)
+            )
+        for name, d in defs.items():
+            if name not in self.manifest["tables"]:
+                tables.append(db.BaseTable(name, d.spec.description, None, (), d.load_hint))
+        return tables
+
+    def current_version(self, name: str) -> CatalogVersion | None:
+        table = self.manifest["tables"].get(name)
+        return read_version(self.root.resolve() / table["path"]) if table else None
+
+    def models(self) -> list[db.Model]:
+        return [db.model_from_text(m["path"], m["text"]) for m in self.manifest["sql"]["models"]]
+
+    def assertion_texts(self) -> dict[str, str] | None:
+        return {m["path"]: m["text"] for m in self.manifest["sql"].get("assertions", [])}
+
+    def writing(self, command: str | None = None):  # type: ignore[no-untyped-def]
+        raise ReleaseError(f"release {self.name} is immutable; write to the live warehouse.")
+
+
+def releases_dir(root: Path) -> Path:
+    return Layout(Path(root)).releases
+
+
+def read_manifest(release_dir: Path) -> dict:
+    path = Path(release_dir) / MANIFEST
+    if not path.exists():
+        raise ReleaseError(f"{path} is missing: {release_dir} is not a release.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ReleaseError(f"{path} is not valid JSON ({exc}): the release is damaged.") from None
+
+
+def open_release(root: Path, name: str) -> FrozenWarehouse:
+    """The release ``name`` of the warehouse at ``root``."""
+    _check_name(name)
+    rdir = releases_dir(root) / name
+    if not rdir.exists():
+        known = list_releases(root)
+        raise ReleaseError(
+            f"no release {name!r} in {root}"
+            + (f"; releases: {', '.join(r['name'] for r in known)}" if known else "; none yet")
+            + ". Create one with `gwh release create NAME`."
+        )
+    return FrozenWarehouse(Path(root), read_manifest(rdir), rdir)
+
+
+def open_pack(pack: Path) -> FrozenWarehouse:
+    """A packed copy (``gwh release pack``) opened on its own, without the warehouse."""
+    return FrozenWarehouse(Path(pack), read_manifest(pack), Path(pack))
+
+
+def list_releases(root: Path) -> list[dict]:
+    out = []
+    rd = releases_dir(root)
+    for m in sorted(rd.glob(f"*/{MANIFEST}")) if rd.exists() else []:
+        if m.parent.name.startswith("."):
+            continue
+        data = json.loads(m.read_text(encoding="utf-8"))
+        out.append(
+            {
+                "name": data["name"],
+                "created_utc": data["created_utc"],
+                "notes": data.get("notes", ""),
+                "splits": data["counts"].get("splits", {}),
+            }
+        )
+    return sorted(out, key=lambda r: r["created_utc"])
+
+
+def resolve(root: Path | None, release: str) -> FrozenWarehouse:
+    """``--release`` value: a release name of the warehouse, or a packed copy's folder."""
+    path = Path(release)
+    if (path / MANIFEST).exists():
+        return open_pack(path)
+    if root is None:
+        raise ReleaseError(f"{release} is not a packed release folder.")
+    return open_release(root, release)
+
+
+def describe(frozen: FrozenWarehouse) -> dict:
+    m = frozen.manifest
+    return {
+        k: m[k]
+        for k in (
+            "name",
+            "created_utc",
+            "notes",
+            "gwh_version",
+            "git_revision",
+            "python",
+            "libraries",
+            "config",
+            "counts",
+            "citations",
+        )
+    } | {
+        "tables": {
+            k: {kk: v[kk] for kk in ("path", "version", "rows")} | {"files": len(v["files"])}
+            for k, v in m["tables"].items()
+        },
+        "inputs": m["inputs"],
+    }
