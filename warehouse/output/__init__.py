@@ -31,7 +31,7 @@ from warehouse.output.formats import (
     terminal_width,
 )
 from warehouse.output.formats import MAX_CELL as MAX_CELL
-from warehouse.output.save import column_metadata, save, with_metadata
+from warehouse.output.saving import column_metadata, save, with_metadata
 
 __all__ = [
     "FORMATS",
