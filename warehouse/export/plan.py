@@ -12,9 +12,9 @@ import pyarrow as pa
 
 from warehouse import db
 from warehouse.config import SPLIT_NAMES
-from warehouse.core import explain_error
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
+from warehouse.explain import explain_error
 from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of
 from warehouse.export.options import PLANES
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
