@@ -7,15 +7,49 @@ Run ``python cli.py --help`` or ``gwh --help``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from loaders import registry
 from warehouse.errors import WarehouseError
 
-app = typer.Typer(
+
+def _handled(command: Callable[..., None]) -> Callable[..., None]:
+    """The one place a :class:`WarehouseError` becomes its message on stderr and its exit code."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except WarehouseError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return run
+
+
+class _Typer(typer.Typer):
+    """A Typer whose every command runs inside :func:`_handled`."""
+
+    def command(
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[Callable[..., None]], Callable[..., None]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(f: Callable[..., None]) -> Callable[..., None]:
+            register(_handled(f))
+            return f
+
+        return decorator
+
+
+app = _Typer(
     name="gwh",
     help="galaxy-warehouse: survey catalogs and cutouts into reproducible, versioned ML datasets.",
     no_args_is_help=True,
@@ -45,7 +79,7 @@ def _main(
     """galaxy-warehouse: survey catalogs and cutouts into reproducible, versioned ML datasets."""
 
 
-load_app = typer.Typer(
+load_app = _Typer(
     help="Load catalog exports into the warehouse (each file once; a rerun resumes).",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -61,11 +95,6 @@ RootOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _fail(exc: WarehouseError) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code)
 
 
 def _open(root: Path | None):  # type: ignore[no-untyped-def]
@@ -107,99 +136,47 @@ def init(
     from warehouse.core import Warehouse, resolve_root
 
     target = resolve_root(root_arg if root_arg is not None else root)
-    try:
-        Warehouse.init(target)
-    except WarehouseError as exc:
-        _fail(exc)
+    Warehouse.init(target)
     typer.echo(f"created warehouse {target} (edit {target / 'warehouse.toml'} to configure)")
 
 
-def _load(loader: str, files: list[Path], root: Path | None) -> None:
-    try:
+def _load_verb(entry: registry.Entry) -> Callable[..., None]:
+    """``gwh load <entry.name>``: files (and the entry's options) into the warehouse."""
+
+    def run(files: list[Path], root: Path | None = None, **options: Any) -> None:
         wh = _open(root)
-        from loaders import registry
+        loader = registry.get(entry.name, **options)
+        wh.load(loader, files, echo=typer.echo)
+        after_load = getattr(loader, "after_load", None)
+        if after_load is not None:  # e.g. galaxy-zoo matches positions to hsc_forced
+            after_load(wh, typer.echo)
 
-        wh.load(registry.get(loader), files, echo=typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
-
-
-FilesArg = Annotated[list[Path], typer.Argument(help="Export files (.fits, .csv, .parquet).")]
-
-
-@load_app.command("hsc-forced")
-def load_hsc_forced(files: FilesArg, root: RootOption = None) -> None:
-    """An export of pdr2_wide.forced, forced2, or the paper's forced JOIN specz query."""
-    _load("hsc-forced", files, root)
-
-
-@load_app.command("hsc-specz")
-def load_hsc_specz(files: FilesArg, root: RootOption = None) -> None:
-    """An export of pdr2_wide.specz."""
-    _load("hsc-specz", files, root)
-
-
-@load_app.command("kids-cutouts")
-def load_kids_cutouts(
-    files: Annotated[
-        list[Path],
-        typer.Argument(help="KiDS-DR4 HDF5 files (image, SPECTYPE, RA, DEC); stacked in order."),
-    ],
-    root: RootOption = None,
-) -> None:
-    """KiDS-DR4 cutouts (N, 36, 36, 4; u,g,r,i) into kids_cutouts, SPECTYPE as labels
-    GALAXY=0, QSO=1, STAR=2."""
-    from loaders.kids import load_kids_cutouts as load
-
-    try:
-        load(_open(root), files, echo=typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
+    files = Annotated[list[Path], typer.Argument(help=entry.files_help)]
+    params = [inspect.Parameter("files", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=files)]
+    for o in entry.options:
+        option = Annotated[o.type, typer.Option(o.flag, help=o.help)]  # type: ignore[valid-type]
+        params.append(
+            inspect.Parameter(
+                o.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                annotation=option,
+                default=o.default,
+            )
+        )
+    params.append(
+        inspect.Parameter(
+            "root", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=RootOption, default=None
+        )
+    )
+    run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    run.__doc__ = entry.help
+    run.__name__ = "load_" + entry.name.replace("-", "_")
+    return run
 
 
-@load_app.command("galaxy-zoo")
-def load_galaxy_zoo(
-    files: Annotated[
-        list[Path],
-        typer.Argument(help="Galaxy Zoo 2 tables (.csv, .csv.gz) or GZ1 catalogues (.fits)."),
-    ],
-    match_radius: Annotated[
-        float, typer.Option("--match-radius", help="Arcsec to match galaxies to hsc_forced.")
-    ] = 1.0,
-    root: RootOption = None,
-) -> None:
-    """Galaxy Zoo 2 votes (task-1 label gz2_label) or a GZ1 catalogue (gz1_morphology) into
-    galaxy_zoo (key objid), matched by position to hsc_forced when it is loaded."""
-    from loaders.galaxy_zoo import load_galaxy_zoo as load
-
-    try:
-        load(_open(root), files, radius_arcsec=match_radius, echo=typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
-
-
-@load_app.command("morphology")
-def load_morphology(
-    files: Annotated[
-        list[Path],
-        typer.Argument(help="Tables keyed by object_id (.csv, .fits, .parquet)."),
-    ],
-    root: RootOption = None,
-) -> None:
-    """An external morphology table (object_id, {b}_<GalaxiesML field> columns, optional
-    ra/dec) into morphology; each row replaces its object's row (morphology_source loaded:FILE)."""
-    from loaders.morphology import load_morphology as load
-
-    try:
-        load(_open(root), files, echo=typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
-
-
-@load_app.command("hubble-source-catalog")
-def load_hubble_source_catalog(files: FilesArg, root: RootOption = None) -> None:
-    """MAST Hubble Source Catalog answers (Mashup .json) or fetched .parquet files."""
-    _load("hubble-source-catalog", files, root)
+for _entry in registry.ENTRIES:
+    if not _entry.hidden:
+        load_app.command(_entry.name)(_load_verb(_entry))
 
 
 @app.command()
@@ -208,12 +185,9 @@ def views(
     no_counts: Annotated[bool, typer.Option("--no-counts", help="Skip counting rows.")] = False,
 ) -> None:
     """Every table and view: row count and a one-line description."""
-    try:
-        wh = _open(root)
-        infos = wh.views(count_rows=not no_counts)
-        points_at = wh.file_points_at()
-    except WarehouseError as exc:
-        _fail(exc)
+    wh = _open(root)
+    infos = wh.views(count_rows=not no_counts)
+    points_at = wh.file_points_at()
     width = max(len(v.name) for v in infos)
     for v in infos:
         rows = "-" if v.rows is None else f"{v.rows:,}"
@@ -271,15 +245,12 @@ def sql(
     """Run read-only SQL, e.g. gwh sql "select split, count(*) from ml_objects group by 1"."""
     from warehouse import output
 
-    try:
-        result = _open_at(root, release).query(query)
-        if out is not None:
-            output.save(result, out, output.column_metadata(_open_at(root, release)))
-            typer.echo(f"wrote {result.num_rows:,} rows to {out}")
-        else:
-            typer.echo(output.render(result, fmt, max_rows))
-    except WarehouseError as exc:
-        _fail(exc)
+    result = _open_at(root, release).query(query)
+    if out is not None:
+        output.save(result, out, output.column_metadata(_open_at(root, release)))
+        typer.echo(f"wrote {result.num_rows:,} rows to {out}")
+    else:
+        typer.echo(output.render(result, fmt, max_rows))
 
 
 @app.command()
@@ -287,10 +258,7 @@ def shell(root: RootOption = None) -> None:
     """Interactive SQL on the warehouse (statements end with ';', .help for commands)."""
     from warehouse.shell import run_shell
 
-    try:
-        run_shell(_open(root), sys.stdin, typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
+    run_shell(_open(root), sys.stdin, typer.echo)
 
 
 @app.command()
@@ -308,26 +276,20 @@ def cone(
     """Rows within RADIUS_ARCSEC of (RA, DEC), nearest first; exact at partition borders."""
     from warehouse import output
 
-    try:
-        result = _open(root).cone(ra, dec, radius_arcsec, table)
-        if columns:
-            wanted = [c.strip() for c in columns.split(",") if c.strip()]
-            unknown = [c for c in wanted if c not in result.column_names]
-            if unknown:
-                raise typer.BadParameter(f"no column(s) {', '.join(unknown)} in {table}")
-            result = result.select(wanted)
-        typer.echo(output.render(result, fmt))
-    except WarehouseError as exc:
-        _fail(exc)
+    result = _open(root).cone(ra, dec, radius_arcsec, table)
+    if columns:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in result.column_names]
+        if unknown:
+            raise typer.BadParameter(f"no column(s) {', '.join(unknown)} in {table}")
+        result = result.select(wanted)
+    typer.echo(output.render(result, fmt))
 
 
 @app.command()
 def check(root: RootOption = None) -> None:
     """Run every view contract in sql/tests (each assertion must return no rows)."""
-    try:
-        results = _open(root).check()
-    except WarehouseError as exc:
-        _fail(exc)
+    results = _open(root).check()
     failed = 0
     for name, n, error in results:
         status = "ok" if n == 0 else ("unavailable" if error else f"FAILED ({n} rows)")
@@ -341,11 +303,8 @@ def check(root: RootOption = None) -> None:
 def refresh(root: RootOption = None) -> None:
     """Re-point warehouse.duckdb at the folder's current location (after moving or copying it),
     for plain DuckDB clients; gwh itself never needs it."""
-    try:
-        wh = _open(root)
-        wh.refresh()
-    except WarehouseError as exc:
-        _fail(exc)
+    wh = _open(root)
+    wh.refresh()
     typer.echo(f"{wh.db_path}: views now read {wh.catalogs_dir.resolve()}")
 
 
@@ -363,15 +322,10 @@ def demo(
     """The embedded default, offline: a simulated HSC-like field through every view."""
     from warehouse.demo import run_demo
 
-    try:
-        run_demo(
-            root_arg or Path("gwh-demo"), n_objects=n_objects, echo=typer.echo, n_images=n_images
-        )
-    except WarehouseError as exc:
-        _fail(exc)
+    run_demo(root_arg or Path("gwh-demo"), n_objects=n_objects, echo=typer.echo, n_images=n_images)
 
 
-release_app = typer.Typer(
+release_app = _Typer(
     help="Immutable, verifiable releases: create, list, show, verify, diff, pack.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -388,10 +342,7 @@ def release_create(
     """Freeze tables, cutouts, SQL and configuration as release NAME (immutable)."""
     from warehouse.release import create_release
 
-    try:
-        path = create_release(_open(root), name, notes, echo=typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
+    path = create_release(_open(root), name, notes, echo=typer.echo)
     typer.echo(f"created release {name}: {path / 'manifest.json'}")
 
 
@@ -401,11 +352,8 @@ def release_list(root: RootOption = None) -> None:
     from warehouse.core import resolve_root
     from warehouse.release import list_releases
 
-    try:
-        _open(root)
-        rows = list_releases(resolve_root(root))
-    except WarehouseError as exc:
-        _fail(exc)
+    _open(root)
+    rows = list_releases(resolve_root(root))
     if not rows:
         typer.echo("no releases yet (gwh release create NAME)")
     for r in rows:
@@ -423,10 +371,7 @@ def release_show(
 
     from warehouse.release import describe
 
-    try:
-        typer.echo(json.dumps(describe(_open_at(root, name)), indent=2))
-    except WarehouseError as exc:
-        _fail(exc)
+    typer.echo(json.dumps(describe(_open_at(root, name)), indent=2))
 
 
 @release_app.command("verify")
@@ -438,10 +383,7 @@ def release_verify(
     from warehouse.core import resolve_root
     from warehouse.release import verify_target
 
-    try:
-        where, problems = verify_target(resolve_root(root), target)
-    except WarehouseError as exc:
-        _fail(exc)
+    where, problems = verify_target(resolve_root(root), target)
     for p in problems:
         typer.echo(f"MISMATCH {p.path}: {p.problem}", err=True)
     if problems:
@@ -465,11 +407,8 @@ def release_diff(
     from warehouse.core import resolve_root
     from warehouse.release import diff
 
-    try:
-        _open(root)
-        d = diff(resolve_root(root), a, b)
-    except WarehouseError as exc:
-        _fail(exc)
+    _open(root)
+    d = diff(resolve_root(root), a, b)
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
@@ -506,15 +445,12 @@ def release_pack(
     from warehouse.core import resolve_root
     from warehouse.release import pack
 
-    try:
-        _open(root)
-        path = pack(resolve_root(root), name, dest, echo=typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
+    _open(root)
+    path = pack(resolve_root(root), name, dest, echo=typer.echo)
     typer.echo(f"packed release {name} at {path}; check it with: gwh release verify {path}")
 
 
-morphology_app = typer.Typer(
+morphology_app = _Typer(
     help="Galaxy morphology (GalaxiesML Table 1 per band) measured on the ingested cutouts.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -544,17 +480,14 @@ def morphology_measure(
     into the morphology table; objects measured with the same configuration are skipped."""
     from warehouse.morphology import measure_morphology
 
-    try:
-        r = measure_morphology(
-            _open(root),
-            bands=bands,
-            workers=workers,
-            chunk_size=chunk,
-            replace_loaded=replace_loaded,
-            echo=typer.echo,
-        )
-    except WarehouseError as exc:
-        _fail(exc)
+    r = measure_morphology(
+        _open(root),
+        bands=bands,
+        workers=workers,
+        chunk_size=chunk,
+        replace_loaded=replace_loaded,
+        echo=typer.echo,
+    )
     rate = r.measured / r.seconds if r.seconds else 0.0
     typer.echo(
         f"morphology: measured {r.measured:,} of {r.objects:,} object(s) with cutouts "
@@ -567,7 +500,7 @@ def morphology_measure(
         typer.echo(f"  {n:>7,}  {reason}")
 
 
-cutouts_app = typer.Typer(
+cutouts_app = _Typer(
     help="HSC image cutouts: batch lists for the archive, ingest FITS and tar files, previews.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -588,10 +521,7 @@ def cutouts_request(
     object_id mapping (<list>.json) beside each."""
     from warehouse.cutouts import request_cutouts
 
-    try:
-        lists = request_cutouts(_open(root), out, bands=bands, size=size, view=view, rerun=rerun)
-    except WarehouseError as exc:
-        _fail(exc)
+    lists = request_cutouts(_open(root), out, bands=bands, size=size, view=view, rerun=rerun)
     for path in lists:
         typer.echo(f"wrote {path} (+ {path.with_suffix('.json').name})")
     typer.echo(
@@ -615,10 +545,7 @@ def cutouts_ingest(
     that do not match are listed and the exit code is 1, after the others are ingested."""
     from warehouse.cutouts import ingest_cutouts
 
-    try:
-        ingest_cutouts(_open(root), paths, lists=lists or (), echo=typer.echo)
-    except WarehouseError as exc:
-        _fail(exc)
+    ingest_cutouts(_open(root), paths, lists=lists or (), echo=typer.echo)
 
 
 @cutouts_app.command("show")
@@ -631,10 +558,7 @@ def cutouts_show(
     object id, RA/Dec and redshift, and one panel per band; SIMULATED images say so."""
     from warehouse.plots import plot_cutout
 
-    try:
-        r = plot_cutout(_open(root), object_id, png)
-    except WarehouseError as exc:
-        _fail(exc)
+    r = plot_cutout(_open(root), object_id, png)
     typer.echo(f"wrote {r.path} ({r.pixels[0]}x{r.pixels[1]} px, {r.title})")
 
 
@@ -715,26 +639,23 @@ def export(
         raise typer.BadParameter("--all-splits takes --out-dir DIR (and no --split or --out)")
     if not all_splits and (out is None or out_dir is not None):
         raise typer.BadParameter("give --out FILE.h5 (or --all-splits --out-dir DIR)")
-    try:
-        wh = _open_at(root, release)
-        options = ExportOptions(
-            size=size,
-            bands=parse_bands(bands, available_bands(wh, images), images) if bands else None,
-            allow_missing_bands=allow_missing_bands,
-            mask=not no_mask,
-            variance=not no_variance,
-            compression=compression,
-            overwrite=overwrite,
-            images=images,
-        )
-        if all_splits:
-            assert out_dir is not None
-            results = export_all_splits(wh, out_dir, view=view, sql=sql_text, options=options)
-        else:
-            assert out is not None
-            results = [export_hdf5(wh, out, split=split, view=view, sql=sql_text, options=options)]
-    except WarehouseError as exc:
-        _fail(exc)
+    wh = _open_at(root, release)
+    options = ExportOptions(
+        size=size,
+        bands=parse_bands(bands, available_bands(wh, images), images) if bands else None,
+        allow_missing_bands=allow_missing_bands,
+        mask=not no_mask,
+        variance=not no_variance,
+        compression=compression,
+        overwrite=overwrite,
+        images=images,
+    )
+    if all_splits:
+        assert out_dir is not None
+        results = export_all_splits(wh, out_dir, view=view, sql=sql_text, options=options)
+    else:
+        assert out is not None
+        results = [export_hdf5(wh, out, split=split, view=view, sql=sql_text, options=options)]
     for r in results:
         if r.kept:
             typer.echo(f"kept {r.path}: {r.rows:,} galaxies, already written by this export")
@@ -748,7 +669,7 @@ def export(
         )
 
 
-fetch_app = typer.Typer(
+fetch_app = _Typer(
     help="Fetch from the archives (HSC-SSP, MAST, SDSS) into the warehouse; a rerun resumes.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -780,20 +701,17 @@ def fetch_hsc_sql(
     $HSC_SSP_CAS_PASSWORD, else a prompt); results are cached by SQL and release."""
     from loaders.hsc_fetch import fetch_hsc_sql as fetch
 
-    try:
-        fetch(
-            _open(root),
-            release=release,
-            out=out,
-            sql=sql,
-            sql_file=sql_file,
-            load=load,
-            poll_timeout=poll_timeout,
-            allow_empty=allow_empty,
-            echo=typer.echo,
-        )
-    except WarehouseError as exc:
-        _fail(exc)
+    fetch(
+        _open(root),
+        release=release,
+        out=out,
+        sql=sql,
+        sql_file=sql_file,
+        load=load,
+        poll_timeout=poll_timeout,
+        allow_empty=allow_empty,
+        echo=typer.echo,
+    )
 
 
 @fetch_app.command("hsc-cutouts")
@@ -809,18 +727,15 @@ def fetch_hsc_cutouts(
     ROOT/cache/hsc_cutouts (a rerun fetches only what is missing), then ingested into cutouts."""
     from loaders.hsc_fetch import fetch_hsc_cutouts as fetch
 
-    try:
-        r = fetch(
-            _open(root),
-            bands=bands,
-            size=size,
-            view=view,
-            rerun=rerun,
-            ingest=not no_ingest,
-            echo=typer.echo,
-        )
-    except WarehouseError as exc:
-        _fail(exc)
+    r = fetch(
+        _open(root),
+        bands=bands,
+        size=size,
+        view=view,
+        rerun=rerun,
+        ingest=not no_ingest,
+        echo=typer.echo,
+    )
     typer.echo(
         f"{r.objects:,} objects: {r.tars_fetched} tar(s) fetched, {r.tars_ingested} ingested "
         f"({r.images:,} band images) in {r.folder}"
@@ -850,20 +765,17 @@ def fetch_hubble_source_catalog(
     hubble_source_catalog; pages are cached, so a rerun fetches only the missing ones."""
     from loaders.mast_hsc import fetch_into_warehouse
 
-    try:
-        fetch_into_warehouse(
-            _open(root),
-            target,
-            box_deg=box_deg,
-            radius_deg=radius_deg,
-            where=where,
-            version=version,
-            max_records=max_records,
-            pagesize=pagesize,
-            echo=typer.echo,
-        )
-    except WarehouseError as exc:
-        _fail(exc)
+    fetch_into_warehouse(
+        _open(root),
+        target,
+        box_deg=box_deg,
+        radius_deg=radius_deg,
+        where=where,
+        version=version,
+        max_records=max_records,
+        pagesize=pagesize,
+        echo=typer.echo,
+    )
 
 
 @fetch_app.command("hubble-source-matches")
@@ -877,13 +789,8 @@ def fetch_hubble_source_matches(
     from loaders.mast_hsc import match_sources
     from warehouse import output
 
-    try:
-        table = match_sources(
-            match_id, version=version, base_url=_open(root).config.archives.mast_url
-        )
-        output.save(table, out)
-    except WarehouseError as exc:
-        _fail(exc)
+    table = match_sources(match_id, version=version, base_url=_open(root).config.archives.mast_url)
+    output.save(table, out)
     typer.echo(f"wrote {table.num_rows:,} detections of MatchID {match_id} to {out}")
 
 
@@ -905,19 +812,16 @@ def fetch_sdss_cutouts(
     into sdss_cutouts with the labels; work is kept frame by frame, a rerun resumes."""
     from loaders.sdss import fetch_sdss_cutouts as fetch
 
-    try:
-        r = fetch(
-            _open(root),
-            labels=labels,
-            band=band,
-            pixels=pixels,
-            match_radius_arcsec=match_radius,
-            data_release=data_release,
-            limit=limit,
-            echo=typer.echo,
-        )
-    except WarehouseError as exc:
-        _fail(exc)
+    r = fetch(
+        _open(root),
+        labels=labels,
+        band=band,
+        pixels=pixels,
+        match_radius_arcsec=match_radius,
+        data_release=data_release,
+        limit=limit,
+        echo=typer.echo,
+    )
     typer.echo(
         f"{r.cutouts:,} of {r.objects:,} objects have a {pixels}x{pixels} {band} cutout "
         f"({r.frames_fetched} frame(s) fetched now; {r.no_photoobj:,} not in SDSS, "
@@ -942,25 +846,22 @@ def fetch_hst_cutouts(
     table, into hst_cutouts with the labels; a rerun fetches only what is missing."""
     from loaders.hst import fetch_hst_cutouts as fetch
 
-    try:
-        r = fetch(
-            _open(root),
-            filter=filter_,
-            labels=labels,
-            pixels=pixels,
-            survey=survey,
-            limit=limit,
-            echo=typer.echo,
-        )
-    except WarehouseError as exc:
-        _fail(exc)
+    r = fetch(
+        _open(root),
+        filter=filter_,
+        labels=labels,
+        pixels=pixels,
+        survey=survey,
+        limit=limit,
+        echo=typer.echo,
+    )
     typer.echo(
         f"{r.cutouts:,} of {r.objects:,} objects have a {pixels}x{pixels} {filter_} cutout "
         f"({r.no_coverage:,} outside the surveys, {r.no_filter:,} without {filter_})"
     )
 
 
-plot_app = typer.Typer(
+plot_app = _Typer(
     help="PNG plots of warehouse tables: colour-magnitude diagrams and sky maps.",
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -982,10 +883,7 @@ def plot_cmd(
     """A colour-magnitude diagram, points coloured by the density of sources."""
     from warehouse.plots import plot_cmd as plot
 
-    try:
-        r = plot(_open(root), table, x, y, out, where=where, x_label=x_label, y_label=y_label)
-    except WarehouseError as exc:
-        _fail(exc)
+    r = plot(_open(root), table, x, y, out, where=where, x_label=x_label, y_label=y_label)
     typer.echo(f"wrote {r.path} ({r.pixels[0]}x{r.pixels[1]} px, {r.points:,} sources)")
 
 
@@ -1002,10 +900,7 @@ def plot_sky(
     """A HEALPix density map (objects per arcmin²) of a table."""
     from warehouse.plots import plot_sky as plot
 
-    try:
-        r = plot(_open(root), table, out, where=where, order=order)
-    except WarehouseError as exc:
-        _fail(exc)
+    r = plot(_open(root), table, out, where=where, order=order)
     typer.echo(f"wrote {r.path} ({r.pixels[0]}x{r.pixels[1]} px, {r.points:,} objects, {r.detail})")
 
 

@@ -182,6 +182,18 @@ class GalaxyZooLoader:
         "(FITS: OBJID, RA, DEC, GZ1_MORPHOLOGY, ...)"
     )
 
+    def __init__(self, radius_arcsec: float = 1.0) -> None:
+        self.radius_arcsec = radius_arcsec
+
+    def after_load(
+        self, wh: Warehouse, echo: Callable[[str], None] = lambda _m: None
+    ) -> MatchSummary | None:
+        """Match ``galaxy_zoo`` to ``hsc_forced`` by position (when it is loaded)."""
+        summary = match_to_catalog(wh, radius_arcsec=self.radius_arcsec, echo=echo)
+        if summary is None:
+            echo("galaxy_zoo: no hsc_forced table to match positions to (load one, then rerun).")
+        return summary
+
     def prepare(self, path: Path, wh: Warehouse | None = None) -> list[Prepared]:
         if Path(path).suffix.lower() in (".fits", ".fit"):
             src = _read_gz1_fits(Path(path))
@@ -337,8 +349,6 @@ def load_galaxy_zoo(
     echo: Callable[[str], None] = lambda _m: None,
 ) -> MatchSummary | None:
     """Load GZ2 files into ``galaxy_zoo``, then match the table to ``hsc_forced`` if loaded."""
-    wh.load(GalaxyZooLoader(), files, echo=echo)
-    summary = match_to_catalog(wh, radius_arcsec=radius_arcsec, echo=echo)
-    if summary is None:
-        echo("galaxy_zoo: no hsc_forced table to match positions to (load one, then rerun).")
-    return summary
+    loader = GalaxyZooLoader(radius_arcsec)
+    wh.load(loader, files, echo=echo)
+    return loader.after_load(wh, echo)

@@ -439,7 +439,6 @@ def _commands() -> list[ast.FunctionDef]:
     ]
 
 
-@pending("S6 (thin CLI)")
 def test_cli_has_one_warehouse_error_wrapper() -> None:
     tree = modules()["cli"].tree
     handlers = [
@@ -472,7 +471,6 @@ def test_cli_command_bodies_are_short() -> None:
     )
 
 
-@pending("S6 (load verbs from loaders/registry.py)")
 def test_load_verbs_are_generated_from_the_registry() -> None:
     """No hand-written ``@load_app.command("x")``: ``gwh load <name>`` comes from the registry."""
     written = [

@@ -45,6 +45,8 @@ class Loader(Protocol):
 
 # Optional, looked up with getattr by Warehouse.load:
 #   describe(path, prepared, result) -> str   the line printed for a loaded file
+# and, called by `gwh load` after Warehouse.load returns:
+#   after_load(wh, echo)                      e.g. galaxy-zoo's position match
 
 
 @dataclass(frozen=True)
