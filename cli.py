@@ -519,7 +519,7 @@ def cutouts_request(
 ) -> None:
     """Batch list files (<=1000 rows each) for the HSC-SSP cutout service, with the row ->
     object_id mapping (<list>.json) beside each."""
-    from warehouse.cutouts import request_cutouts
+    from loaders.hsc_ssp_cutouts import request_cutouts
 
     lists = request_cutouts(_open(root), out, bands=bands, size=size, view=view, rerun=rerun)
     for path in lists:
@@ -543,7 +543,7 @@ def cutouts_ingest(
 ) -> None:
     """Match each cutout to its hsc_forced object (WCS centre within 0.5") and store it; files
     that do not match are listed and the exit code is 1, after the others are ingested."""
-    from warehouse.cutouts import ingest_cutouts
+    from loaders.hsc_ssp_cutouts import ingest_cutouts
 
     ingest_cutouts(_open(root), paths, lists=lists or (), echo=typer.echo)
 

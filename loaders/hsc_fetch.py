@@ -248,7 +248,7 @@ def fetch_hsc_cutouts(
     if not ingest:
         return report
     try:
-        from warehouse.cutouts import ingest_cutouts
+        from loaders.hsc_ssp_cutouts import ingest_cutouts
     except ImportError:
         report.ingest_available = False
         echo("cutouts fetched; warehouse.cutouts.ingest_cutouts is not available to ingest them")

@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from loaders.hsc_ssp_cutouts import request_cutouts
 from tests.loaders.test_kids import simulated_kids_file
-from tests.warehouse.test_cutouts import build_warehouse, make_batch_tar
+from tests.warehouse.cutouts.test_cutouts import build_warehouse, make_batch_tar
 from warehouse.core import Warehouse
-from warehouse.cutouts import request_cutouts
 from warehouse.simulate_catalog import simulate_field, write_archive_csv, write_archive_fits
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.warehouse.test_cutouts import (
+from tests.warehouse.cutouts.test_cutouts import (
     build_warehouse,
     copy_warehouse,
     make_batch_tar,

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from loaders.galaxy_zoo import GalaxyZooLoader
 from loaders.hsc import HscForcedLoader
-from tests.warehouse.test_cutouts import build_warehouse, make_batch_tar
-from warehouse.cutouts import ingest_cutouts, request_cutouts
+from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
+from tests.warehouse.cutouts.test_cutouts import build_warehouse, make_batch_tar
 from warehouse.errors import WarehouseError
 from warehouse.simulate_catalog import simulate_field, write_archive_csv, write_archive_fits
 

@@ -33,10 +33,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
-from tests.warehouse.test_cutouts import make_batch_tar
+from loaders.hsc_ssp_cutouts import request_cutouts
+from tests.warehouse.cutouts.test_cutouts import make_batch_tar
 from warehouse.config import Config
 from warehouse.core import Warehouse
-from warehouse.cutouts import ingest_arrays, request_cutouts
+from warehouse.cutouts import ingest_arrays
 from warehouse.release import create_release, verify_target
 from warehouse.simulate_catalog import simulate_field
 from warehouse.store.contracts import base_tables

@@ -137,7 +137,7 @@ REAL_COSMOS_IDS = {"Cut_HSC": -1, "hsc_ra150.24071_dec2.06514": -2}
 def _demo_cutouts(wh: Warehouse, root: Path, n_images: int, echo: Callable[[str], None]) -> None:
     """Request lists, a SIMULATED cutout service answering them as batch tars, the real ingest
     path, the two real COSMOS cutouts in this field, the HDF5 splits and a gallery."""
-    from warehouse.cutouts import ingest_cutouts, request_cutouts
+    from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
     from warehouse.export import ExportOptions, export_hdf5
 
     requests = root / "requests"

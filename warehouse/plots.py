@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from warehouse.core import Warehouse
 from warehouse.cutouts import read_cutout
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
@@ -33,7 +34,15 @@ from warehouse.images import preview
 from warehouse.lineage import column_units, simulated_sources
 from warehouse.store.contracts import base_tables
 
-__all__ = ["PlotResult", "choose_order", "column_units", "plot_cmd", "plot_cutout", "plot_sky"]
+__all__ = [
+    "PlotResult",
+    "choose_order",
+    "column_units",
+    "plot_cmd",
+    "plot_cutout",
+    "plot_sky",
+    "show_cutout",
+]
 
 DPI = 150
 SIZE_INCHES = (7.0, 6.0)
@@ -472,3 +481,13 @@ def plot_cutout(
         simulated=("cutouts: simulated pixels",) if cut.simulated else (),
         figure=fig,
     )
+
+
+def show_cutout(
+    wh: Warehouse, object_id: int, png: str | os.PathLike[str], bands: Sequence[str] | None = None
+) -> Path:
+    """Save a preview PNG of one object (:func:`plot_cutout`): a Lupton RGB composite (i, r, g)
+    with a scale bar, the object's id, position and redshift, one panel per band with a colour
+    bar in the stored pixel units. Missing bands are drawn blank and named; simulated images say
+    SIMULATED."""
+    return plot_cutout(wh, object_id, png, bands).path

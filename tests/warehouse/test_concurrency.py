@@ -20,7 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
-from tests.warehouse.test_cutouts import build_warehouse, copy_warehouse, ingest_coded, objects
+from tests.warehouse.cutouts.test_cutouts import (
+    build_warehouse,
+    copy_warehouse,
+    ingest_coded,
+    objects,
+)
 from warehouse.export import ExportOptions, export_hdf5
 from warehouse.simulate_catalog import simulate_field
 

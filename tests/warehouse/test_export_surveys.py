@@ -30,7 +30,7 @@ from tests.loaders import test_hst, test_sdss
 from tests.loaders.test_kids import simulated_kids_file
 from tests.support import replay_server as support
 from tests.support.replay_server import install_mast, install_sdss
-from tests.warehouse.test_cutouts import BANDS, ingest_coded, pixel_value
+from tests.warehouse.cutouts.test_cutouts import BANDS, ingest_coded, pixel_value
 from warehouse.errors import ExportError
 from warehouse.export import (
     ExportOptions,

@@ -15,7 +15,7 @@ import pytest
 from loaders.hsc_ssp_sql import run_sql
 from tests.support import replay_server as support
 from tests.support.replay_server import install_hsc_ssp
-from tests.warehouse.test_cutouts import objects, write_coded_fits
+from tests.warehouse.cutouts.test_cutouts import objects, write_coded_fits
 from warehouse import progress
 from warehouse.cutouts import ingest_cutouts
 

@@ -12,7 +12,12 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.warehouse.test_cutouts import build_warehouse, copy_warehouse, ingest_coded, objects
+from tests.warehouse.cutouts.test_cutouts import (
+    build_warehouse,
+    copy_warehouse,
+    ingest_coded,
+    objects,
+)
 from warehouse.core import Warehouse
 from warehouse.export import export_hdf5
 from warehouse.release import create_release, pack, verify

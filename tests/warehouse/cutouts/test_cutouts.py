@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
+from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
 from warehouse.config import Config, parse_config
 from warehouse.core import Warehouse
 from warehouse.cutouts import (
@@ -23,17 +24,15 @@ from warehouse.cutouts import (
     MATCH_RADIUS_ARCSEC,
     fit_action_of,
     ingest_arrays,
-    ingest_cutouts,
     read_cutout,
-    request_cutouts,
-    show_cutout,
 )
 from warehouse.errors import ConfigError, CutoutError, QueryError
 from warehouse.images.fits import read_cutout_fits, write_cutout_fits
+from warehouse.plots import show_cutout
 from warehouse.simulate_catalog import simulate_field
 
 BANDS = ("g", "r", "i", "z", "y")
-DATA = Path(__file__).resolve().parents[1] / "data" / "cutouts"
+DATA = Path(__file__).resolve().parents[2] / "data" / "cutouts"
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -596,7 +595,7 @@ def test_a_killed_ingest_leaves_its_folder_in_the_warehouse_and_the_rerun_remove
     import sys
     import time
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     lists = request_cutouts(wh, tmp_path / "req", bands="g")
     rows = set(range(len(json.loads(lists[0].with_suffix(".json").read_text())["rows"])))
     tar = make_batch_tar(lists[:1], rows)

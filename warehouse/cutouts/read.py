@@ -1,0 +1,84 @@
+"""Reading one object's stored cutouts back as arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from warehouse.core import Warehouse
+from warehouse.errors import CutoutError
+from warehouse.images.columns import band_column, decode_plane
+from warehouse.images.fit import fit_to_size
+from warehouse.store.contracts import CUTOUTS
+
+
+@dataclass(frozen=True)
+class StoredCutout:
+    """One object's cutouts read back from the store: (B, H, W) planes in ``bands`` order,
+    NaN (image, variance) or None where a band is missing."""
+
+    object_id: int
+    bands: tuple[str, ...]
+    images: np.ndarray
+    variance: np.ndarray | None
+    mask: np.ndarray | None
+    present: tuple[bool, ...]
+    zeropoints: tuple[float | None, ...]
+    simulated: bool
+    metadata: dict
+
+
+def read_cutout(wh: Warehouse, object_id: int, bands: Sequence[str] | None = None) -> StoredCutout:
+    """Read one object's stored cutouts (all planes) back as arrays."""
+    bands = tuple(bands or wh.config.bands)
+    cv = wh.current_version(CUTOUTS.name)
+    if cv is None:
+        raise CutoutError("no cutouts have been ingested yet. Run `gwh cutouts ingest FILE`.")
+    found = wh.query("SELECT _healpix_29 FROM cutouts WHERE object_id = ?", [int(object_id)])
+    if found.num_rows == 0:
+        raise CutoutError(
+            f'object_id {object_id} has no cutouts. `gwh sql "select object_id, bands from '
+            f'cutouts limit 10"` lists some that have; ingest its files with gwh cutouts ingest.'
+        )
+    h29 = found.column(0)[0].as_py()
+    part = next(p for p in cv.partitions if p.h29_range()[0] <= h29 < p.h29_range()[1])
+    table = pq.read_table(cv.path / part.relpath, filters=[("object_id", "=", int(object_id))])
+    row = table.slice(0, 1).to_pylist()[0]
+    present = tuple(row.get(band_column(b, "image")) is not None for b in bands)
+    if not any(present):  # pragma: no cover - a stored row always has a band
+        raise CutoutError(f"object_id {object_id} has none of the bands {', '.join(bands)}")
+    shown = [b for b, ok in zip(bands, present, strict=True) if ok]
+    shapes = {(row[band_column(b, "height")], row[band_column(b, "width")]) for b in shown}
+    # one shape: the planes as stored; several: each centred on the largest side (fit_to_size)
+    shape = shapes.pop() if len(shapes) == 1 else (max(max(s) for s in shapes),) * 2
+    planes: dict[str, list] = {"image": [], "variance": [], "mask": []}
+    for b, ok in zip(bands, present, strict=True):
+        for what, fill in (("image", np.nan), ("variance", np.nan), ("mask", 0)):
+            blob = row.get(band_column(b, what)) if ok else None
+            if blob is None:
+                dtype = np.int32 if what == "mask" else np.float32
+                planes[what].append(np.full(shape, fill, dtype))
+                continue
+            plane = decode_plane(
+                blob, row[band_column(b, "height")], row[band_column(b, "width")], what
+            )
+            if plane.shape != shape:
+                plane = fit_to_size(plane, shape[0], fill=fill).array
+            planes[what].append(plane)
+    has_var = any(row.get(band_column(b, "variance")) is not None for b in bands)
+    has_mask = any(row.get(band_column(b, "mask")) is not None for b in bands)
+    metadata = {k: v for k, v in row.items() if not k.endswith(("_image", "_variance", "_mask"))}
+    return StoredCutout(
+        object_id=int(object_id),
+        bands=bands,
+        images=np.stack(planes["image"]),
+        variance=np.stack(planes["variance"]) if has_var else None,
+        mask=np.stack(planes["mask"]) if has_mask else None,
+        present=present,
+        zeropoints=tuple(row.get(band_column(b, "zeropoint")) for b in bands),
+        simulated=bool(row.get("simulated")),
+        metadata=metadata,
+    )
