@@ -22,7 +22,7 @@ from warehouse.core import Warehouse
 from warehouse.export import export_hdf5
 from warehouse.release import create_release, pack, verify
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def sha256(path: Path) -> str:

@@ -44,7 +44,7 @@ from warehouse.images.fit import fit_to_size
 
 replay_server = support.replay_server
 
-GZ_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "galaxy_zoo2"
+GZ_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "galaxy_zoo2"
 GZ_SAMPLE = GZ_SAMPLE / "gz2_stripe82_coadd2_sample200.csv"
 
 
