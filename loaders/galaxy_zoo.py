@@ -44,7 +44,7 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.files import SourceTable, one_line, read_table
+from loaders.files import SourceTable, _check_names, cast_declared, one_line, read_table
 from loaders.image_table import encode_labels, label_field
 from warehouse.errors import LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
@@ -124,8 +124,6 @@ def _read_gz1_fits(path: Path) -> SourceTable:
     """A GZ1 FITS catalogue. ``schawinski_GZ_2010_catalogue.fits`` stores ONE row whose every
     column is an array over the galaxies; a table with one galaxy per row reads as well."""
     from astropy.io import fits
-
-    from loaders.files import _check_names, cast_declared
 
     try:
         # our own handle: astropy leaves its file open when a damaged header aborts fits.open

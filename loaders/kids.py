@@ -44,6 +44,7 @@ from loaders.image_table import (
     label_field,
 )
 from warehouse.errors import LoadError
+from warehouse.healpix import spatial_index
 from warehouse.loading import LoadResult, Prepared
 from warehouse.store.contracts import KIDS_CUTOUTS
 
@@ -192,8 +193,6 @@ def _convert(raw: _RawTable, path: Path) -> pa.Table:
         kids_id = _text(ids)
     else:
         kids_id = [f"J{r:010.6f}{d:+010.6f}" for r, d in zip(ra, dec, strict=True)]
-    from warehouse.healpix import spatial_index
-
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

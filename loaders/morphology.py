@@ -29,7 +29,7 @@ from loaders.base import (
     require_rows,
 )
 from loaders.files import SourceTable, read_table
-from warehouse.errors import LoadError
+from warehouse.errors import LoadError, QueryError
 from warehouse.loading import LoadResult, Prepared
 from warehouse.morphology.fields import (
     LOADED_PREFIX,
@@ -105,8 +105,6 @@ def _with_positions(wh, src: SourceTable) -> pa.Table:  # type: ignore[no-untype
     table = src.table
     if "ra" in table.column_names:
         return table
-    from warehouse.errors import QueryError
-
     ids = table.column("object_id").to_pylist()
     try:
         found = wh.query(
