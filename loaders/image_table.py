@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 from warehouse.db import quote_ident
 from warehouse.errors import CutoutError, LoadError
 from warehouse.files import atomic_write_bytes
+from warehouse.images.columns import BAND_FIELDS, band_column
 from warehouse.loading import Prepared
 from warehouse.store import TableSpec
 from warehouse.store.contracts import base_tables
@@ -56,7 +57,8 @@ __all__ = [
     "wcs_cutout",
 ]
 
-IMAGE_SUFFIX = "_image"
+IMAGE_SUFFIX = band_column("", "image")
+_TYPES = dict(BAND_FIELDS)  # per-band columns are named and typed once, in warehouse.images
 IMAGE_DTYPE = "<f4"
 _PART_NAME = re.compile(r"^[A-Za-z0-9_.=+-]+$")
 
@@ -96,8 +98,8 @@ def decode_image(data: bytes, shape: Sequence[int]) -> np.ndarray:
 def image_field(band: str, size: int, pixel_scale_arcsec: float, unit: str = "") -> pa.Field:
     """The ``<band>_image`` binary field with its shape, dtype, band, unit and scale."""
     return pa.field(
-        f"{band}{IMAGE_SUFFIX}",
-        pa.binary(),
+        band_column(band, "image"),
+        _TYPES["image"],
         metadata={
             "shape": f"{size},{size}",
             "dtype": IMAGE_DTYPE,
@@ -128,29 +130,24 @@ def band_fields(
     has = [b is not None for b in images]
     sims = [bool(simulated)] * len(images) if isinstance(simulated, bool) else list(simulated)
 
-    def where(value, typ):  # type: ignore[no-untyped-def]
-        return pa.array([value if h else None for h in has], typ)
+    def where(value):  # type: ignore[no-untyped-def]
+        return [value if h else None for h in has]
+
+    def column(what, values, metadata=None):  # type: ignore[no-untyped-def]
+        typ = _TYPES[what]
+        return pa.field(band_column(band, what), typ, metadata=metadata), pa.array(values, typ)
 
     return [
-        (image_field(band, size, pixel_scale, unit), pa.array(list(images), pa.binary())),
-        (pa.field(f"{band}_height", pa.int32()), where(size, pa.int32())),
-        (pa.field(f"{band}_width", pa.int32()), where(size, pa.int32())),
-        (pa.field(f"{band}_zeropoint", pa.float64()), where(zeropoint, pa.float64())),
-        (
-            pa.field(f"{band}_pixel_scale", pa.float64(), metadata={"unit": "arcsec"}),
-            where(float(pixel_scale), pa.float64()),
-        ),
-        (pa.field(f"{band}_filter", pa.string()), where(filter_name, pa.string())),
-        (pa.field(f"{band}_variance_present", pa.bool_()), where(False, pa.bool_())),
-        (pa.field(f"{band}_mask_present", pa.bool_()), where(False, pa.bool_())),
-        (
-            pa.field(f"{band}_simulated", pa.bool_()),
-            pa.array([s if h else None for s, h in zip(sims, has, strict=True)], pa.bool_()),
-        ),
-        (
-            pa.field(f"{band}_source", pa.string()),
-            pa.array([s if h else None for s, h in zip(sources, has, strict=True)], pa.string()),
-        ),
+        (image_field(band, size, pixel_scale, unit), pa.array(list(images), _TYPES["image"])),
+        column("height", where(size)),
+        column("width", where(size)),
+        column("zeropoint", where(zeropoint)),
+        column("pixel_scale", where(float(pixel_scale)), {"unit": "arcsec"}),
+        column("filter", where(filter_name)),
+        column("variance_present", where(False)),
+        column("mask_present", where(False)),
+        column("simulated", [s if h else None for s, h in zip(sims, has, strict=True)]),
+        column("source", [s if h else None for s, h in zip(sources, has, strict=True)]),
     ]
 
 
