@@ -320,7 +320,7 @@ def demo(
     ] = None,
 ) -> None:
     """The embedded default, offline: a simulated HSC-like field through every view."""
-    from warehouse.demo import run_demo
+    from loaders.simulated.demo import run_demo
 
     run_demo(root_arg or Path("gwh-demo"), n_objects=n_objects, echo=typer.echo, n_images=n_images)
 

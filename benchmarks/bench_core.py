@@ -1,6 +1,6 @@
 """Core warehouse benchmark: ingest, ``ml_objects``, cone searches, with hats-import and pyarrow.
 
-Every figure is measured on a SIMULATED HSC-like catalog (``warehouse.simulate_catalog``, the
+Every figure is measured on a SIMULATED HSC-like catalog (``loaders.simulated.catalog``, the
 116-column ``forced`` + ``forced2`` table and a spec-z table), never on real data. The script prints
 figures; it asserts no timing.
 
@@ -116,7 +116,7 @@ def _simulate_tile(job: tuple[int, float, float, int, int, float]):  # type: ign
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from warehouse.simulate_catalog import simulate_field
+    from loaders.simulated.catalog import simulate_field
 
     index, ra_c, dec_c, n, seed, specz_fraction = job
     if n * 5000 >= ID_STRIDE:

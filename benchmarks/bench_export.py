@@ -2,7 +2,7 @@
 
 Every image is SIMULATED: a seeded N(0, 1) float32 noise cube per galaxy (5 x 127 x 127, bands
 g r i z y), stored in the warehouse's ``cutouts`` table through ``ingest_arrays`` (labelled
-``simulated``) for the objects of a SIMULATED HSC-like catalog (``warehouse.simulate_catalog``).
+``simulated``) for the objects of a SIMULATED HSC-like catalog (``loaders.simulated.catalog``).
 The figures are throughputs and memory, never properties of real data. The script asserts no
 timing.
 
@@ -68,10 +68,10 @@ def phase_build(n: int, work: Path, all_planes: bool) -> dict:
     import pyarrow.parquet as pq
 
     from loaders import registry
+    from loaders.simulated.catalog import simulate_field
     from warehouse.config import Config
     from warehouse.core import Warehouse
     from warehouse.cutouts import ingest_arrays
-    from warehouse.simulate_catalog import simulate_field
 
     started = time.perf_counter()
     field = simulate_field(n, seed=SEED)

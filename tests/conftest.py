@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from loaders import registry
+from loaders.simulated.catalog import simulate_field
 from warehouse.config import Config
 from warehouse.core import Warehouse
-from warehouse.simulate_catalog import simulate_field
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
+from loaders.simulated.catalog import write_archive_csv, write_archive_fits
 from tests.conftest import tree_snapshot
-from warehouse.simulate_catalog import write_archive_csv, write_archive_fits
 
 BIG = 43158172147386355
 HEADER = "object_id,ra,dec,g_cmodel_mag,g_cmodel_flag\n"

@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders.hsc_ssp_cutouts import request_cutouts
+from loaders.simulated.catalog import simulate_field, write_archive_csv, write_archive_fits
 from tests.loaders.test_kids import simulated_kids_file
 from tests.warehouse.cutouts.test_cutouts import build_warehouse, make_batch_tar
 from warehouse.core import Warehouse
-from warehouse.simulate_catalog import simulate_field, write_archive_csv, write_archive_fits
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from loaders.galaxy_zoo import GalaxyZooLoader
 from loaders.hsc import HscForcedLoader
 from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
+from loaders.simulated.catalog import simulate_field, write_archive_csv, write_archive_fits
 from tests.warehouse.cutouts.test_cutouts import build_warehouse, make_batch_tar
 from warehouse.errors import WarehouseError
-from warehouse.simulate_catalog import simulate_field, write_archive_csv, write_archive_fits
 
 GZ2_SAMPLE = (
     Path(__file__).resolve().parent / "data" / "galaxy_zoo2" / "gz2_stripe82_coadd2_sample200.csv"

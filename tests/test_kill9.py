@@ -34,12 +34,12 @@ import pytest
 
 from loaders import registry
 from loaders.hsc_ssp_cutouts import request_cutouts
+from loaders.simulated.catalog import simulate_field
 from tests.warehouse.cutouts.test_cutouts import make_batch_tar
 from warehouse.config import Config
 from warehouse.core import Warehouse
 from warehouse.cutouts import ingest_arrays
 from warehouse.release import create_release, verify_target
-from warehouse.simulate_catalog import simulate_field
 from warehouse.store.contracts import base_tables
 
 CLI = Path(__file__).resolve().parents[1] / "cli.py"

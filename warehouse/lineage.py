@@ -126,7 +126,7 @@ def one_unit(units: set[str]) -> bool:
 def is_simulated_file(path: str | Path) -> bool:
     """Whether an input file says it is simulated: its name starts with ``simulated``, or it is a
     FITS file with ``SIMULATE``/``SIMULATED`` true in a header, or a text file whose first line
-    says SIMULATED (as :mod:`warehouse.simulate_catalog` writes them)."""
+    says SIMULATED (as :mod:`loaders.simulated.catalog` writes them)."""
     path = Path(path)
     if path.name.lower().startswith(SIMULATED_PREFIX):
         return True

@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 
 from loaders.hsc import HscForcedLoader, HscSpeczLoader
-from warehouse.simulate_catalog import write_archive_csv, write_archive_fits
+from loaders.simulated.catalog import write_archive_csv, write_archive_fits
 from warehouse.store.hsc_columns import archive_columns, column_type
 
 BIG = 43158172147386355

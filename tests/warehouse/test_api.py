@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 import warehouse
+from loaders.simulated.demo import run_demo
 from warehouse.api import to_astropy
-from warehouse.demo import run_demo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loaders import registry
+from loaders.simulated.catalog import simulate_field
 from warehouse.core import Warehouse
-from warehouse.simulate_catalog import simulate_field
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
+from loaders.simulated.catalog import simulate_field
 from tests.warehouse.cutouts.test_cutouts import (
     build_warehouse,
     copy_warehouse,
@@ -27,7 +28,6 @@ from tests.warehouse.cutouts.test_cutouts import (
     objects,
 )
 from warehouse.export import ExportOptions, export_hdf5
-from warehouse.simulate_catalog import simulate_field
 
 REPO = Path(__file__).resolve().parents[2]
 

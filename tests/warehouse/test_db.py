@@ -146,7 +146,7 @@ def test_a_reader_sees_a_replaced_file_even_while_this_process_holds_the_old_one
         specz = tmp_path / "more_specz.parquet"
         import pyarrow.parquet as pq
 
-        from warehouse.simulate_catalog import simulate_field
+        from loaders.simulated.catalog import simulate_field
 
         pq.write_table(simulate_field(50, seed=99).specz, specz)
         loaded.load(registry.get("hsc-specz"), [specz])

@@ -105,7 +105,7 @@ def test_real_data_is_not_marked_simulated(make_warehouse, tmp_path):
 
 
 def test_simulated_files_are_recognised_by_name_and_header(tmp_path):
-    from warehouse.simulate_catalog import simulate_field, write_archive_csv, write_archive_fits
+    from loaders.simulated.catalog import simulate_field, write_archive_csv, write_archive_fits
 
     field = simulate_field(100, seed=1)
     fits_path, csv_path = tmp_path / "forced.fits", tmp_path / "specz.csv"

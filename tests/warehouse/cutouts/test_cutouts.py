@@ -17,6 +17,7 @@ import pytest
 
 from loaders import registry
 from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
+from loaders.simulated.catalog import simulate_field
 from warehouse.config import Config, parse_config
 from warehouse.core import Warehouse
 from warehouse.cutouts import (
@@ -29,7 +30,6 @@ from warehouse.cutouts import (
 from warehouse.errors import ConfigError, CutoutError, QueryError
 from warehouse.images.fits import read_cutout_fits, write_cutout_fits
 from warehouse.plots import show_cutout
-from warehouse.simulate_catalog import simulate_field
 
 BANDS = ("g", "r", "i", "z", "y")
 DATA = Path(__file__).resolve().parents[2] / "data" / "cutouts"

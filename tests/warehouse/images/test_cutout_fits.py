@@ -322,7 +322,7 @@ def test_masked_fraction_default_ignores_detected():
 
 def test_masked_fraction_on_real_hsc_mask_planes():
     """Real masks (hsc_cosmos_35) set INTRP|CR on 4.1% of pixels and DETECTED on 79%."""
-    from warehouse.simulate_images import DATA_DIR
+    from loaders.simulated.images import DATA_DIR
 
     with np.load(DATA_DIR / "hsc_cosmos_35.npz") as data:
         mask = data["mask"].astype(np.int64)

@@ -6,10 +6,10 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from loaders.simulated.images import real_cosmos_cutouts
 from warehouse.images.bands import BANDS
 from warehouse.images.fit import fit_to_size
 from warehouse.images.preview import lupton_rgb, save_gallery_png, save_preview_png
-from warehouse.simulate_images import real_cosmos_cutouts
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """``gwh demo``: the embedded default, offline.
 
-Builds a warehouse from a SIMULATED HSC-like field (see :mod:`warehouse.simulate_catalog`),
+Builds a warehouse from a SIMULATED HSC-like field (see :mod:`loaders.simulated.catalog`),
 written first as the archive would export it (forced as FITS with ``_isnull`` columns, forced2
 and specz as CSV), then loaded through the real loaders, and prints every view with its count,
 what each quality rule removes, the splits and a cone search.
@@ -13,11 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loaders import registry
+from loaders.simulated.catalog import simulate_field, write_archive_csv, write_archive_fits
 from warehouse.config import Config
 from warehouse.core import Warehouse
 from warehouse.errors import WarehouseError
 from warehouse.output import format_table
-from warehouse.simulate_catalog import simulate_field, write_archive_csv, write_archive_fits
 
 _BANDS = ("g", "r", "i", "z", "y")
 
@@ -252,9 +252,9 @@ def _simulated_service(wh: Warehouse, lists: list[Path], k: int) -> tuple[list[P
 
     import numpy as np
 
+    from loaders.simulated.images import load_real_noise, load_real_psfs, render_galaxy
     from warehouse.images.bands import HSC_PIXEL_SCALE
     from warehouse.images.fits import write_cutout_fits
-    from warehouse.simulate_images import load_real_noise, load_real_psfs, render_galaxy
 
     firsts = [p for p in lists if p.stem.endswith("-0000")]
     mapping = json.loads(firsts[0].with_suffix(".json").read_text(encoding="utf-8"))
@@ -336,9 +336,9 @@ def _real_cosmos(wh: Warehouse, inputs: Path, echo: Callable[[str], None]) -> li
     """Catalog rows (positions only) and cutout FITS files for the real cubes in this field."""
     from astropy.io import fits
 
+    from loaders.simulated.images import real_cosmos_cutouts
     from warehouse.cutouts import FLUXNORM_CARD
     from warehouse.images.fits import write_cutout_fits
-    from warehouse.simulate_images import real_cosmos_cutouts
 
     cubes = [c for c in real_cosmos_cutouts() if c["name"] in REAL_COSMOS_IDS]
     csv = inputs / "real_hsc_cosmos_positions_forced.csv"

@@ -3,7 +3,7 @@
 Everything :func:`render_galaxy` returns is synthetic: Sérsic profiles integrated
 over sub-pixels, convolved with *real* HSC PSFs and given Gaussian noise at the
 *real* HSC per-band background variance, both read from the packaged copy of
-scarlet's HSC COSMOS data (``warehouse/data/hsc_ssp_scarlet/``, see its
+scarlet's HSC COSMOS data (``loaders/data/hsc_ssp_scarlet/``, see its
 PROVENANCE.md). Files written from these arrays must say ``SIMULATED=T``.
 
 Conventions
@@ -44,7 +44,7 @@ __all__ = [
     "sersic_image",
 ]
 
-DATA_DIR = Path(__file__).parent / "data" / "hsc_ssp_scarlet"
+DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "hsc_ssp_scarlet"
 """Packaged real HSC data (scarlet, MIT; HSC-SSP)."""
 
 ZEROPOINT = 27.0
@@ -374,7 +374,7 @@ def _fits_cube(name: str) -> tuple[np.ndarray, float, float]:
 
 
 def real_cosmos_cutouts() -> list[dict]:
-    """The real HSC COSMOS 5-band cutouts shipped in ``warehouse/data/hsc_ssp_scarlet/``.
+    """The real HSC COSMOS 5-band cutouts shipped in ``loaders/data/hsc_ssp_scarlet/``.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Tests for warehouse.simulate_images: SIMULATED Sérsic stamps with real HSC PSFs and noise."""
+"""Tests for loaders.simulated.images: SIMULATED Sérsic stamps with real HSC PSFs and noise."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from warehouse.images.bands import BANDS
-from warehouse.images.fits import read_cutout_fits, write_cutout_fits
-from warehouse.images.masks import HSC_MASK_BITS
-from warehouse.simulate_images import (
+from loaders.simulated.images import (
     DATA_DIR,
     SersicGalaxy,
     load_real_noise,
@@ -21,6 +18,9 @@ from warehouse.simulate_images import (
     sersic_b,
     sersic_image,
 )
+from warehouse.images.bands import BANDS
+from warehouse.images.fits import read_cutout_fits, write_cutout_fits
+from warehouse.images.masks import HSC_MASK_BITS
 
 MAGS = {"g": 22.4, "r": 21.9, "i": 21.5, "z": 21.3, "y": 21.2}
 
