@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -75,6 +75,21 @@ class Snapshot:
     bookkeeping: dict[str, pa.Table]
 
 
+class ReadSource(Protocol):
+    """A committed state that never changes (a release's manifest), read instead of the registry
+    in ``warehouse.duckdb``: a warehouse opened on one takes no readers' lock and refuses writes."""
+
+    def snapshot(self) -> Snapshot: ...
+
+    def tables(self, root: Path) -> list[db.BaseTable]: ...
+
+    def models(self) -> list[db.Model]: ...
+
+    def assertion_texts(self) -> dict[str, str] | None: ...
+
+    def refuse_writes(self) -> WarehouseError: ...
+
+
 class Warehouse:
     """A warehouse folder. Readers and writers never get in each other's way:
 
@@ -87,9 +102,10 @@ class Warehouse:
       clients holding the old file open keep a consistent old state.
     """
 
-    def __init__(self, root: Path, config: Config):
+    def __init__(self, root: Path, config: Config, source: ReadSource | None = None):
         self.root = Path(root)
         self.config = config
+        self.source = source  # None: the live committed state; else read-only (a release)
         self._local = threading.local()
 
     # ------------------------------------------------------------------ opening
@@ -166,9 +182,13 @@ class Warehouse:
                 self._local.snapshot = None
 
     def _readers_lock(self) -> contextlib.AbstractContextManager:
+        if self.source is not None:  # its versions never change and are never removed
+            return contextlib.nullcontext()
         return locks.readers_lock(self.root)
 
     def _read_snapshot(self) -> Snapshot:
+        if self.source is not None:
+            return self.source.snapshot()
         with db.connect(self.db_path) as con:
             registry = self._registry(con)
             bookkeeping = {
@@ -183,9 +203,11 @@ class Warehouse:
 
     def models(self) -> list[db.Model]:
         """The SQL models the views are built from: ``sql/`` (a release: the SQL it froze)."""
-        return db.load_models()
+        return db.load_models() if self.source is None else self.source.models()
 
     def _reader_tables(self, snapshot: Snapshot) -> list[db.BaseTable]:
+        if self.source is not None:
+            return self.source.tables(self.root.resolve())
         return self._base_tables(snapshot.registry)
 
     @contextlib.contextmanager
@@ -230,6 +252,8 @@ class Warehouse:
 
         On entry it removes what killed writers left and the superseded versions no reader uses.
         """
+        if self.source is not None:
+            raise self.source.refuse_writes()
         if getattr(self._local, "writing", 0):
             self._local.writing += 1
             try:
@@ -293,6 +317,8 @@ class Warehouse:
         pinned = getattr(self._local, "snapshot", None)
         if pinned is not None:
             return pinned.registry
+        if self.source is not None:
+            return self.source.snapshot().registry
         if not self.db_path.exists():  # being created by init
             return {}
         with db.connect(self.db_path) as con:
@@ -626,7 +652,7 @@ class Warehouse:
 
     def assertion_texts(self) -> dict[str, str] | None:
         """The contract assertions to run: None for the live ``sql/tests``."""
-        return None
+        return None if self.source is None else self.source.assertion_texts()
 
     def check(self) -> list[tuple[str, int, str | None]]:
         """Run every contract assertion; (name, failing rows, error or None)."""

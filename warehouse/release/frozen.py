@@ -3,7 +3,6 @@ files and SQL (a release name of the warehouse, or a packed copy on its own)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from pathlib import Path
@@ -13,7 +12,7 @@ from warehouse.config import parse_config
 from warehouse.core import Snapshot, Warehouse
 from warehouse.errors import ReleaseError
 from warehouse.files import Layout
-from warehouse.store import CatalogVersion, read_version
+from warehouse.store import read_version
 from warehouse.store.contracts import base_tables
 
 MANIFEST = "manifest.json"
@@ -29,36 +28,28 @@ def _check_name(name: str) -> None:
         )
 
 
-class FrozenWarehouse(Warehouse):
-    """A release opened for reading: the warehouse API over the frozen files and SQL.
+class ReleaseSource:
+    """The frozen state of a release, as a :class:`~warehouse.core.ReadSource`: the manifest's
+    table versions and SQL instead of the registry. It never changes, so no lock is needed, and
+    every write is refused."""
 
-    ``base`` is where the manifest's relative paths resolve: the warehouse root, or a packed copy.
-    Its readers are the live warehouse's (:meth:`Warehouse.connect`, the same in-memory builder
-    and sandbox); only the state they read differs: the manifest instead of the registry. Its
-    table versions never change and are never removed, so it takes no readers' lock.
-    """
-
-    def __init__(self, base: Path, manifest: dict, release_dir: Path):
-        super().__init__(Path(base), parse_config(manifest["config_toml"], "release configuration"))
+    def __init__(self, manifest: dict, release_dir: Path):
         self.manifest = manifest
         self.release_dir = release_dir
-        self.name = manifest["name"]
+        self.name: str = manifest["name"]
 
-    def _readers_lock(self) -> contextlib.AbstractContextManager:
-        return contextlib.nullcontext()
-
-    def _read_snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot:
         registry = {
             name: (int(info.get("version", 0)), info["path"])
             for name, info in self.manifest["tables"].items()
         }
         return Snapshot(registry, {})
 
-    def _reader_tables(self, snapshot: Snapshot) -> list[db.BaseTable]:
+    def tables(self, root: Path) -> list[db.BaseTable]:
         tables = []
         defs = base_tables()
         for name, info in self.manifest["tables"].items():
-            cv = read_version(self.root.resolve() / info["path"])
+            cv = read_version(root / info["path"])
             hidden = tuple(info.get("hidden_columns", ()))
             columns = tuple(c for c in cv.schema.names if c not in hidden)
             hint = defs[name].load_hint if name in defs else ""
@@ -70,18 +61,29 @@ class FrozenWarehouse(Warehouse):
                 tables.append(db.BaseTable(name, d.spec.description, None, (), d.load_hint))
         return tables
 
-    def current_version(self, name: str) -> CatalogVersion | None:
-        table = self.manifest["tables"].get(name)
-        return read_version(self.root.resolve() / table["path"]) if table else None
-
     def models(self) -> list[db.Model]:
         return [db.model_from_text(m["path"], m["text"]) for m in self.manifest["sql"]["models"]]
 
     def assertion_texts(self) -> dict[str, str] | None:
         return {m["path"]: m["text"] for m in self.manifest["sql"].get("assertions", [])}
 
-    def writing(self, command: str | None = None):  # type: ignore[no-untyped-def]
-        raise ReleaseError(f"release {self.name} is immutable; write to the live warehouse.")
+    def refuse_writes(self) -> ReleaseError:
+        return ReleaseError(f"release {self.name} is immutable; write to the live warehouse.")
+
+
+class FrozenWarehouse(Warehouse):
+    """A release opened for reading: a :class:`Warehouse` opened read-only on the release's
+    :class:`ReleaseSource` (``base`` resolves the manifest's relative paths: the warehouse root,
+    or a packed copy). It overrides nothing: its readers are the live warehouse's; the state
+    they read, the absent lock and the refused writes all come from the source. The class only
+    names the release (``manifest``, ``release_dir``, ``name``)."""
+
+    def __init__(self, base: Path, manifest: dict, release_dir: Path):
+        config = parse_config(manifest["config_toml"], "release configuration")
+        super().__init__(Path(base), config, source=ReleaseSource(manifest, release_dir))
+        self.manifest = manifest
+        self.release_dir = release_dir
+        self.name = manifest["name"]
 
 
 def releases_dir(root: Path) -> Path:
