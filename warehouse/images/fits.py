@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.io.fits.verify import VerifyWarning
+from astropy.io.fits.verify import VerifyError, VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_area
@@ -261,6 +261,16 @@ def read_cutout_fits(path: str | Path) -> CutoutImage:
     ('r', 27.0, (180, 179))
     """
     path = Path(path)
+    try:
+        return _read_cutout_fits(path)
+    except (VerifyError, AttributeError, KeyError, IndexError, ValueError, TypeError) as exc:
+        # astropy's own errors on a header or HDU damaged past what _open_checked catches
+        # (an unparsable card, an HDU of no known kind): one line, never a traceback
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(path, f"damaged FITS file ({reason}). Fetch the cutout again.") from None
+
+
+def _read_cutout_fits(path: Path) -> CutoutImage:
     with _open_checked(path) as hdul:
         primary = hdul[0].header
         image_hdu = _find_hdu(hdul, "IMAGE", 1)

@@ -341,3 +341,21 @@ def test_mask_bits_value_and_errors():
     assert mask_bits_value(["MYPLANE"], planes={"MYPLANE": 20}) == 1 << 20
     with pytest.raises(ValueError, match="unknown mask plane 'NOPE'"):
         mask_bits_value(["NOPE"])
+
+
+
+@pytest.mark.parametrize(
+    ("offset", "chunk", "what"),
+    [  # found by fuzzing batch tars: astropy raised these past the reader's own checks
+        (1570, b"M", "VerifyError: an unparsable FLUXMAG0 card"),
+        (3046, b"\x84\xca\xfd\x97\t%\xe1", "AttributeError: an HDU of no known kind"),
+        (3121, b"\xacu", "KeyError: NAXIS1 unreadable"),
+    ],
+)
+def test_a_damaged_header_is_a_cutout_error_not_an_astropy_one(tmp_path, offset, chunk, what):
+    data = REAL.read_bytes()
+    path = tmp_path / "damaged.fits"
+    path.write_bytes(data[:offset] + chunk + data[offset + len(chunk) :])
+    with pytest.raises(CutoutError) as info:
+        read_cutout_fits(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value), what
