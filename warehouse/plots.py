@@ -76,18 +76,7 @@ def _mark_simulated(fig, wh, table: str) -> list[str]:  # type: ignore[no-untype
     """A SIMULATED watermark across the figure when any input of ``table`` is simulated."""
     sources = simulated_sources(wh, table)
     if sources:
-        fig.text(
-            0.5,
-            0.5,
-            "SIMULATED",
-            fontsize=64,
-            color="tab:red",
-            alpha=0.18,
-            rotation=30,
-            ha="center",
-            va="center",
-            zorder=10,
-        )
+        preview.watermark_simulated(fig, fontsize=64, alpha=0.18, rotation=30)
     return sources
 
 

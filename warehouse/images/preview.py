@@ -345,18 +345,7 @@ def cutout_figure(images: np.ndarray, bands: Sequence[str], info: CutoutInfo) ->
             bar.locator = _few_ticks()
             bar.update_ticks()
     if info.simulated:
-        fig.text(
-            0.5,
-            0.5,
-            "SIMULATED",
-            fontsize=90,
-            color="tab:red",
-            alpha=0.15,
-            rotation=25,
-            ha="center",
-            va="center",
-            zorder=10,
-        )
+        watermark_simulated(fig, fontsize=90, alpha=0.15, rotation=25)
     kind = "SIMULATED" if info.simulated else "HSC"
     fig.suptitle(f"{kind} cutout of object_id {info.object_id}", fontsize=15)
     return fig
@@ -385,3 +374,19 @@ def save_figure_png(fig: Figure, path: str | Path) -> Path:
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=FIGURE_DPI, format="png")
     return path
+
+
+def watermark_simulated(fig: Figure, fontsize: float, alpha: float, rotation: float) -> None:
+    """Write SIMULATED across a figure: the one mark every plot of simulated data carries."""
+    fig.text(
+        0.5,
+        0.5,
+        "SIMULATED",
+        fontsize=fontsize,
+        color="tab:red",
+        alpha=alpha,
+        rotation=rotation,
+        ha="center",
+        va="center",
+        zorder=10,
+    )
