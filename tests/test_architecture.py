@@ -342,7 +342,6 @@ def test_no_import_cycles_at_module_level() -> None:
     assert not found, "import cycles (module level):\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
-@pending("S2-S8 (cycles hidden by in-function imports)")
 def test_no_import_cycles_even_through_function_imports() -> None:
     """An import moved into a function does not remove a cycle, it hides it."""
     edges: dict[str, set[str]] = {}

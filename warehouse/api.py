@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from warehouse.export import ExportOptions, ExportResult, export_hdf5
 from warehouse.lineage import column_units, one_unit, tables_named
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from astropy.table import Table
 
     from warehouse.core import Warehouse
-    from warehouse.export import ExportResult
 
 __all__ = ["export", "query_df", "query_table", "to_astropy", "units_of"]
 
@@ -132,8 +132,6 @@ def export(
     """Write HDF5 in the GalaxiesML layout (:func:`warehouse.export.export_hdf5`); ``options``
     are the fields of :class:`~warehouse.export.ExportOptions` (``size``, ``bands``,
     ``overwrite``, ...)."""
-    from warehouse.export import ExportOptions, export_hdf5
-
     return export_hdf5(
         wh,
         out,

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from warehouse import __version__
 from warehouse.config import Config
 from warehouse.errors import QueryError
 from warehouse.readonly import restrict
@@ -203,8 +204,6 @@ def _placeholder_view(name: str, columns: tuple[tuple[str, str], ...]) -> str:
 
 
 def fingerprint(config_text: str, root: Path, tables: list[BaseTable]) -> str:
-    from warehouse import __version__
-
     h = hashlib.sha256()
     h.update(__version__.encode())
     h.update(str(root.resolve()).encode())

@@ -29,7 +29,7 @@ from warehouse.cutouts import read_cutout
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
 from warehouse.files import atomic_path
-from warehouse.healpix import SPATIAL_INDEX_ORDER
+from warehouse.healpix import SPATIAL_INDEX_ORDER, spatial_index
 from warehouse.images import preview
 from warehouse.lineage import column_units, simulated_sources
 from warehouse.store.contracts import base_tables
@@ -280,8 +280,6 @@ def plot_sky(
             f"nothing to plot: {table} has no rows with positions"
             f"{' where ' + where if where else ''}."
         )
-    from warehouse.healpix import spatial_index
-
     h29 = spatial_index(ra, dec)
     center = _circular_center(ra)
     offset = (ra - center + 180.0) % 360.0 - 180.0

@@ -9,11 +9,11 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from warehouse import progress
-from warehouse.core import Warehouse
 from warehouse.cutouts.inputs import (
     READ_CACHE_BYTES,
     CutoutInput,
@@ -29,6 +29,9 @@ from warehouse.files import Layout
 from warehouse.images.fits import CutoutImage
 from warehouse.scratch import remove_stale, scratch_dir
 from warehouse.store.contracts import CUTOUTS
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 Expand = Callable[[Path, Path, list[str]], list[CutoutInput]]
 """``expand(container, scratch_folder, problems)``: the cutout files inside a container the caller

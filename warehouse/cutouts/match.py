@@ -3,13 +3,17 @@ centre, searched in the HEALPix cells around it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
-from warehouse.core import Warehouse
 from warehouse.cutouts.inputs import CutoutInput
 from warehouse.errors import CutoutError, QueryError
 from warehouse.healpix import angular_separation_deg, shift, spatial_index
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 MATCH_RADIUS_ARCSEC = 0.5
 """A cutout belongs to the hsc_forced object within this distance of its WCS centre."""

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from warehouse.core import Warehouse
 from warehouse.errors import CutoutError
 from warehouse.images.columns import band_column, decode_plane
 from warehouse.images.fit import fit_to_size
 from warehouse.store.contracts import CUTOUTS
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 
 @dataclass(frozen=True)

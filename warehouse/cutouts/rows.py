@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from warehouse.core import Warehouse
 from warehouse.cutouts.inputs import (
     BATCH_BYTES,
     CutoutInput,
@@ -29,6 +29,9 @@ from warehouse.images.columns import (
 from warehouse.images.masks import masked_fraction
 from warehouse.loading import Prepared, PreparedBatch
 from warehouse.store.contracts import CUTOUTS
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 LOADER_NAME = "cutouts"
 

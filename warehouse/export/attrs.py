@@ -12,15 +12,18 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from warehouse import __version__
 from warehouse.citations import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
-from warehouse.core import Warehouse
 from warehouse.cutouts import CUTOUTS
 from warehouse.store.contracts import base_tables
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 __all__ = [
     "LAYOUT_VERSION",

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from warehouse.core import Warehouse
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
 from warehouse.store import CatalogVersion
 from warehouse.store.contracts import BaseTableDef, base_tables
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 _PREFIX = "__gwh_"
 

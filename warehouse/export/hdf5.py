@@ -12,13 +12,13 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from warehouse import __version__
 from warehouse.config import SPLIT_NAMES
-from warehouse.core import Warehouse
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError, QueryError
 from warehouse.export.attrs import export_digest, image_units, provenance, stored_digest
@@ -29,6 +29,9 @@ from warehouse.export.writer import _progress, _Writer
 from warehouse.images.masks import HSC_MASK_BITS
 from warehouse.output import column_metadata
 from warehouse.scratch import remove_stale, scratch_dir
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
 
 ROW_ORDER = "_healpix_29, object_id"
 CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch

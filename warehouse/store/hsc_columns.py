@@ -55,12 +55,16 @@ def column_type(name: str, unit: str = "") -> pa.DataType:
     return pa.float64()
 
 
+_SCHEMAS = resources.files("warehouse") / "data" / "hsc_ssp_unagi"
+"""The archive's own schema tables (real, from unagi; see PROVENANCE.md there)."""
+
+
 @cache
 def archive_columns(table: str) -> dict[str, ArchiveColumn]:
     """Columns of ``pdr2_wide.<table>`` for table in forced, forced2, specz, in archive order."""
     from astropy.io import fits
 
-    ref = resources.files("warehouse") / "data" / "hsc_ssp_unagi" / f"pdr2_wide_{table}_schema.fits"
+    ref = _SCHEMAS / f"pdr2_wide_{table}_schema.fits"
     with resources.as_file(ref) as path, fits.open(path) as hdul:
         rows = hdul[1].data
         out = {}
