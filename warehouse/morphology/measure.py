@@ -10,14 +10,13 @@ in the :mod:`warehouse.morphology` package docstring. A measurement that cannot 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import sep
-from scipy.optimize import least_squares
-from scipy.special import gammaincinv
 
 from warehouse.morphology.detect import (
     Detection,
@@ -27,30 +26,10 @@ from warehouse.morphology.detect import (
     _prepare,
 )
 from warehouse.morphology.fields import CENTRAL_RADII, MORPHOLOGY_FIELDS
+from warehouse.morphology.sersic import elliptical_radius as _elliptical_radius
+from warehouse.morphology.sersic import fit_sersic, sersic_profile
 
 __all__ = ["measure_band", "measure_object", "petrosian_radius", "sersic_profile"]
-
-
-def sersic_profile(r: np.ndarray, i_e: float, r_e: float, n: float) -> np.ndarray:
-    """Sersic surface brightness I(r) = I_e exp(-b_n ((r / R_e)^(1/n) - 1)).
-
-    ``b_n`` is exact (``gammaincinv(2n, 0.5)``), so R_e encloses half the light.
-
-    Examples
-    --------
-    >>> float(sersic_profile(np.array(2.0), 3.0, 2.0, 1.0))
-    3.0
-    """
-    b_n = gammaincinv(2.0 * n, 0.5)
-    return i_e * np.exp(-b_n * (np.power(np.asarray(r, float) / r_e, 1.0 / n) - 1.0))
-
-
-def _elliptical_radius(dx, dy, q: float, theta: float) -> np.ndarray:
-    """Semi-major-axis radius of offsets (dx, dy) on ellipses of axis ratio q, angle theta."""
-    c, s = math.cos(theta), math.sin(theta)
-    u = dx * c + dy * s
-    v = -dx * s + dy * c
-    return np.sqrt(u * u + (v / q) ** 2)
 
 
 def petrosian_radius(
@@ -68,6 +47,8 @@ def petrosian_radius(
 
     eta(r) = mean surface brightness in [0.8 r, 1.25 r] / mean surface brightness inside r;
     r is scanned in 5 % steps from ``rmin`` and the first crossing of ``eta`` is interpolated.
+    The flux and pixel count inside each radius are sums over the valid pixels whose elliptical
+    radius is at most that radius (pixels are binned between consecutive radii, not sorted).
 
     Parameters
     ----------
@@ -92,11 +73,6 @@ def petrosian_radius(
         If the ratio never falls to ``eta`` inside the image.
     """
     h, w = data.shape
-    yy, xx = np.nonzero(valid)
-    r = _elliptical_radius(xx - x, yy - y, q, theta)
-    order = np.argsort(r)
-    r_sorted = r[order]
-    cum_flux = np.concatenate([[0.0], np.cumsum(data[yy, xx][order])])
     # Largest annulus must stay inside the image along every direction: the ellipse's minor
     # extent is q * r, its major extent r; require the whole ellipse 1.25 r inside.
     edge = min(x + 0.5, w - 0.5 - x, y + 0.5, h - 0.5 - y)
@@ -104,135 +80,39 @@ def petrosian_radius(
     if rmax <= rmin:
         raise ValueError("cutout too small around the centre for a Petrosian radius")
     radii = rmin * 1.05 ** np.arange(int(math.log(rmax / rmin) / math.log(1.05)) + 1)
-
-    def enclosed(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = np.searchsorted(r_sorted, rr, side="right")
-        return cum_flux[k], k.astype(float)
-
-    f_in, n_in = enclosed(radii)
-    f_hi, n_hi = enclosed(1.25 * radii)
-    f_lo, n_lo = enclosed(0.8 * radii)
+    scaled = (radii, 1.25 * radii, 0.8 * radii)
+    edges, where = np.unique(np.concatenate(scaled), return_inverse=True)
+    yy, xx = _pixel_grid(h, w)
+    r = _elliptical_radius(xx - x, yy - y, q, theta)
+    # bin k holds the pixels with edges[k-1] < r <= edges[k]; beyond the last edge: dropped
+    k = np.searchsorted(edges, r[valid], side="left")
+    inside = k < edges.size
+    k = k[inside]
+    cum_flux = np.cumsum(np.bincount(k, weights=data[valid][inside], minlength=edges.size))
+    cum_n = np.cumsum(np.bincount(k, minlength=edges.size)).astype(float)
+    m = radii.size
+    f_in, f_hi, f_lo = (cum_flux[where[j * m : (j + 1) * m]] for j in range(3))
+    n_in, n_hi, n_lo = (cum_n[where[j * m : (j + 1) * m]] for j in range(3))
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = ((f_hi - f_lo) / (n_hi - n_lo)) / (f_in / n_in)
     ok = np.isfinite(ratio) & (f_in > 0)
     below = np.nonzero(ok & (ratio < eta))[0]
     if below.size == 0:
         raise ValueError("Petrosian ratio does not fall to the threshold inside the cutout")
-    k = below[0]
-    if k == 0 or not ok[k - 1]:
-        return float(radii[k])
-    r0, r1, e0, e1 = radii[k - 1], radii[k], ratio[k - 1], ratio[k]
+    k0 = below[0]
+    if k0 == 0 or not ok[k0 - 1]:
+        return float(radii[k0])
+    r0, r1, e0, e1 = radii[k0 - 1], radii[k0], ratio[k0 - 1], ratio[k0]
     return float(r0 + (e0 - eta) * (r1 - r0) / (e0 - e1))
 
 
-def _subpixel_offsets(m: int) -> np.ndarray:
-    return (np.arange(m) + 0.5) / m - 0.5
-
-
-def _fit_sersic(
-    data: np.ndarray,
-    sigma: np.ndarray,
-    valid: np.ndarray,
-    x: float,
-    y: float,
-    q: float,
-    theta: float,
-    r_fit: float,
-    r_guess: float,
-) -> float:
-    """Sersic index from a fixed-geometry fit (see the package docstring)."""
-    h, w = data.shape
-    x0, x1 = max(int(math.floor(x - r_fit)), 0), min(int(math.ceil(x + r_fit)) + 1, w)
-    y0, y1 = max(int(math.floor(y - r_fit)), 0), min(int(math.ceil(y + r_fit)) + 1, h)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    dx, dy = xx - x, yy - y
-    with np.errstate(divide="ignore"):
-        inv_sigma = 1.0 / sigma[y0:y1, x0:x1]
-    sel = valid[y0:y1, x0:x1] & (_elliptical_radius(dx, dy, q, theta) <= r_fit)
-    sel &= np.isfinite(inv_sigma) & (inv_sigma > 0)
-    if sel.sum() < 10:
-        raise ValueError("too few pixels for a Sersic fit")
-    dx, dy = dx[sel].astype(float), dy[sel].astype(float)
-    obs = data[y0:y1, x0:x1][sel]
-    wgt = inv_sigma[sel]
-    # Pixel integration: 11x11 sub-samples near the cusp, 3x3 to 6 px, pixel centres beyond.
-    rc = np.hypot(dx, dy)
-    m_sub = np.where(rc <= 2.0, 11, np.where(rc <= 6.0, 3, 1))
-    sizes = m_sub**2
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    r_parts = []
-    for m in (1, 3, 11):
-        idx = np.nonzero(m_sub == m)[0]
-        o = _subpixel_offsets(m)
-        ox, oy = np.meshgrid(o, o)
-        r_parts.append(
-            (
-                idx,
-                _elliptical_radius(
-                    dx[idx, None] + ox.ravel(), dy[idx, None] + oy.ravel(), q, theta
-                ),
-            )
-        )
-    r_all = np.empty(int(sizes.sum()))
-    for idx, r in r_parts:
-        m2 = r.shape[1]
-        r_all[(starts[idx, None] + np.arange(m2)).ravel()] = r.ravel()
-    log_r = np.log(np.maximum(r_all, 1e-6))
-    counts = sizes.astype(float)
-
-    def pixel_mean(v: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(v, starts) / counts
-
-    def db_dn(n: float) -> float:
-        h_ = 1e-5 * max(n, 1.0)
-        return (gammaincinv(2.0 * (n + h_), 0.5) - gammaincinv(2.0 * (n - h_), 0.5)) / (2 * h_)
-
-    cache: dict[str, Any] = {}
-
-    def evaluate(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-        key = p.tobytes()
-        if cache.get("key") != key:
-            log_ie, log_re, n = p
-            b_n = float(gammaincinv(2.0 * n, 0.5))
-            xn = np.exp((log_r - log_re) / n)  # (r / R_e) ** (1 / n)
-            prof = np.exp(log_ie - b_n * (xn - 1.0))
-            cache.update(key=key, value=(prof, xn, b_n, n))
-        return cache["value"]
-
-    def residuals(p: np.ndarray) -> np.ndarray:
-        prof = evaluate(p)[0]
-        return (pixel_mean(prof) - obs) * wgt
-
-    def jacobian(p: np.ndarray) -> np.ndarray:
-        prof, xn, b_n, n = evaluate(p)
-        log_x = log_r - p[1]
-        jac = np.empty((len(obs), 3))
-        jac[:, 0] = pixel_mean(prof)
-        jac[:, 1] = pixel_mean(prof * xn) * (b_n / n)
-        jac[:, 2] = pixel_mean(prof * (-db_dn(n) * (xn - 1.0) + b_n * xn * log_x / n**2))
-        return jac * wgt[:, None]
-
-    near = np.abs(pixel_mean(r_all) - max(r_guess, 0.5)) < 0.5 + 0.1 * max(r_guess, 0.5)
-    r_e0 = max(r_guess, 0.5)
-    i_e0 = float(np.median(obs[near])) if near.any() else float(obs.max()) / 10.0
-    if not i_e0 > 0:
-        i_e0 = max(float(obs.max()) / 10.0, 1e-30)
-    n_lo, n_hi = 0.2, 10.0
-    p0 = np.array([math.log(i_e0), math.log(r_e0), 2.0])
-    lo = np.array([p0[0] - 30.0, math.log(0.05), n_lo])
-    hi = np.array([p0[0] + 30.0, math.log(10.0 * r_fit), n_hi])
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        res = least_squares(
-            residuals, p0, jac=jacobian, bounds=(lo, hi), x_scale="jac", max_nfev=200
-        )
-    n = float(res.x[2])
-    if res.status <= 0 or not np.isfinite(res.cost):
-        raise ValueError(f"Sersic fit did not converge ({res.message})")
-    if n - n_lo < 1e-3 or n_hi - n < 1e-3:
-        raise ValueError(f"Sersic fit stopped at the bound n={n:.3g}")
-    if res.x[1] - lo[1] < 1e-3 or hi[1] - res.x[1] < 1e-3:
-        raise ValueError("Sersic fit stopped at a bound of the effective radius")
-    return n
+@functools.lru_cache(maxsize=8)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column index of every pixel of an (h, w) image (shared, read-only)."""
+    yy, xx = np.indices((h, w))
+    yy.flags.writeable = False
+    xx.flags.writeable = False
+    return yy, xx
 
 
 def _corrected(det: Detection, index: int, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
@@ -399,7 +279,7 @@ def measure_band(
         sigma = np.sqrt(var) if var is not None else det.rms.astype(np.float64)
         guess = out["half_light_radius"] or math.sqrt(a * b)
         try:
-            out["sersic_index"] = _fit_sersic(
+            out["sersic_index"] = fit_sersic(
                 det.data,
                 sigma,
                 valid,

@@ -82,8 +82,10 @@ __all__ = [
 ]
 
 LOADER_NAME = "morphology-measure"
-ALGORITHM_VERSION = 1
-"""Bump when warehouse.morphology changes what it measures: every object is measured again."""
+ALGORITHM_VERSION = 2
+"""Bump when warehouse.morphology changes what it measures: every object is measured again.
+
+2: the Sersic fit converges tighter with its own Levenberg-Marquardt loop (n changes < 1e-4)."""
 
 # Cutout columns a band's key depends on (metadata; the pixels are not read to decide).
 _KEY_COLUMNS = (
@@ -143,6 +145,19 @@ class MeasureReport:
     seconds: float = 0.0
     table_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # most common reasons
+
+    def summary_lines(self) -> list[str]:
+        """What ``gwh morphology measure`` prints: the totals, then the five commonest reasons."""
+        rate = self.measured / self.seconds if self.seconds else 0.0
+        head = (
+            f"morphology: measured {self.measured:,} of {self.objects:,} object(s) with cutouts "
+            f"(bands {''.join(self.bands)}, config {self.config_hash}) in {self.seconds:.1f} s "
+            f"({rate:.1f} galaxies/s, {self.workers} worker(s), {self.commits} commit(s)); "
+            f"{self.up_to_date:,} up to date, {self.loaded_kept:,} loaded kept; "
+            f"{self.band_failures:,} band measurement(s) with NULLs and a reason"
+        )
+        common = sorted(self.reasons.items(), key=lambda kv: -kv[1])[:5]
+        return [head] + [f"  {n:>7,}  {reason}" for reason, n in common]
 
 
 def _parse_bands(bands: str | Sequence[str] | None, configured: Sequence[str]) -> tuple[str, ...]:

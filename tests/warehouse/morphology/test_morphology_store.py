@@ -351,8 +351,8 @@ def test_stored_keys_keep_their_values(monkeypatch):
     """config_hash and band_key are stored in every measured row (morph_config_hash,
     {b}_morph_key): a refactoring that changed them would measure every object again."""
     monkeypatch.setattr(sep, "__version__", "1.4.1")  # part of the hash: pin the one measured
-    assert config_hash(DetectionConfig()) == "3240428a68000e2d"
-    assert config_hash(DetectionConfig(detect_thresh=1.5)) == "c240720f7f5c329b"
+    assert config_hash(DetectionConfig()) == "520b74a2cf22b71e"
+    assert config_hash(DetectionConfig(detect_thresh=1.5)) == "7d8650149161153d"
     meta = {
         "source": "hsc",
         "height": 64,
