@@ -64,3 +64,12 @@ class AuthenticationError(ArchiveError):
 
 class MorphologyError(WarehouseError):
     """Morphology cannot be measured (no cutouts, unknown band, a worker died)."""
+
+
+class QueryTimeoutError(QueryError):
+    """A read query ran longer than its time limit and was cancelled."""
+
+
+class ServeError(WarehouseError):
+    """``gwh serve`` cannot start (port taken, bad address) or a page was asked for something
+    that does not exist (an unknown object, view or release)."""

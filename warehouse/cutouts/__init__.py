@@ -52,7 +52,7 @@ from warehouse.cutouts.inputs import (
     file_kind,
 )
 from warehouse.cutouts.match import MATCH_RADIUS_ARCSEC
-from warehouse.cutouts.read import StoredCutout, read_cutout
+from warehouse.cutouts.read import StoredCutout, read_cutout, read_cutouts
 from warehouse.cutouts.rows import LOADER_NAME
 from warehouse.images.columns import (
     BAND_FIELDS,
@@ -88,4 +88,5 @@ __all__ = [
     "ingest_cutouts",
     "ingest_workdir",
     "read_cutout",
+    "read_cutouts",
 ]

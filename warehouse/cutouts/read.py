@@ -50,6 +50,40 @@ def read_cutout(wh: Warehouse, object_id: int, bands: Sequence[str] | None = Non
     part = next(p for p in cv.partitions if p.h29_range()[0] <= h29 < p.h29_range()[1])
     table = pq.read_table(cv.path / part.relpath, filters=[("object_id", "=", int(object_id))])
     row = table.slice(0, 1).to_pylist()[0]
+    return _stored(int(object_id), row, bands)
+
+
+def read_cutouts(
+    wh: Warehouse, object_ids: Sequence[int], bands: Sequence[str] | None = None
+) -> dict[int, StoredCutout]:
+    """Several objects' stored cutouts at once, each partition file read once (a gallery page):
+    ``{object_id: StoredCutout}`` for the ids that have cutouts; the others are left out."""
+    bands = tuple(bands or wh.config.bands)
+    ids = sorted({int(i) for i in object_ids})
+    with wh.reading():  # the row lookup and the files read from one committed state
+        cv = wh.current_version(CUTOUTS.name)
+        if cv is None or not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        found = wh.query(
+            f"SELECT object_id, _healpix_29 FROM cutouts WHERE object_id IN ({marks})", ids
+        ).to_pylist()
+        by_part: dict[str, list[int]] = {}
+        for r in found:
+            part = next(
+                p for p in cv.partitions if p.h29_range()[0] <= r["_healpix_29"] < p.h29_range()[1]
+            )
+            by_part.setdefault(part.relpath, []).append(r["object_id"])
+        out: dict[int, StoredCutout] = {}
+        for relpath, part_ids in by_part.items():
+            table = pq.read_table(cv.path / relpath, filters=[("object_id", "in", part_ids)])
+            for row in table.to_pylist():
+                out[int(row["object_id"])] = _stored(int(row["object_id"]), row, bands)
+    return out
+
+
+def _stored(object_id: int, row: dict, bands: tuple[str, ...]) -> StoredCutout:
+    """One stored row as arrays (see :class:`StoredCutout`)."""
     present = tuple(row.get(band_column(b, "image")) is not None for b in bands)
     if not any(present):  # pragma: no cover - a stored row always has a band
         raise CutoutError(f"object_id {object_id} has none of the bands {', '.join(bands)}")

@@ -12,11 +12,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval, make_lupton_rgb
+from astropy.visualization import (
+    AsinhStretch,
+    ImageNormalize,
+    LinearStretch,
+    PercentileInterval,
+    make_lupton_rgb,
+)
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["CutoutInfo", "cutout_figure", "lupton_rgb", "save_gallery_png", "save_preview_png"]
+__all__ = [
+    "STRETCHES",
+    "CutoutInfo",
+    "cutout_figure",
+    "display_plane",
+    "display_rgb",
+    "lupton_rgb",
+    "overlay_mask",
+    "save_gallery_png",
+    "save_preview_png",
+]
 
 PANEL_INCHES = 2.4
 DPI = 100
@@ -44,20 +60,66 @@ def lupton_rgb(images: np.ndarray, bands: Sequence[str], q: float = 8.0) -> np.n
     percentile of the three channels so faint and bright stamps both show.
     """
     cube = _as_cube(images, bands)
-    names = [b.lower() for b in bands]
-    if all(b in names for b in ("i", "r", "g")):
-        idx = [names.index("i"), names.index("r"), names.index("g")]
-    elif len(names) >= 3:
-        idx = [len(names) - 1, len(names) - 2, len(names) - 3]
-    else:
-        idx = [0, 0, 0]
-    red, green, blue = (cube[k] for k in idx)
+    red, green, blue = (cube[k] for k in _rgb_index(bands))
     top = float(np.percentile(np.stack([red, green, blue]), 99.5))
     stretch = max(top, 1e-12) / 4.0
     # astropy evaluates fI / I before masking I <= 0: zero-padded pixels give a 0/0
     # that it then discards, so only that floating-point warning is silenced.
     with np.errstate(invalid="ignore", divide="ignore"):
         return make_lupton_rgb(red, green, blue, minimum=0.0, stretch=stretch, Q=q)
+
+
+def _rgb_index(bands: Sequence[str]) -> list[int]:
+    """The planes drawn as red, green, blue: i, r, g, else the reddest three, else grey."""
+    names = [b.lower() for b in bands]
+    if all(b in names for b in ("i", "r", "g")):
+        return [names.index("i"), names.index("r"), names.index("g")]
+    if len(names) >= 3:
+        return [len(names) - 1, len(names) - 2, len(names) - 3]
+    return [0, 0, 0]
+
+
+STRETCHES = ("asinh", "linear")
+"""Display stretches of :func:`display_plane` and :func:`display_rgb`."""
+
+
+def _check_stretch(stretch: str) -> None:
+    if stretch not in STRETCHES:
+        raise ValueError(f"stretch must be one of {', '.join(STRETCHES)}, got {stretch!r}")
+
+
+def display_plane(plane: np.ndarray, stretch: str = "asinh") -> np.ndarray:
+    """uint8 (H, W) grey levels of one band: ``asinh`` as the band panels of
+    :func:`cutout_figure` draw it, or ``linear``, both over the central 99% of the values.
+    Non-finite pixels show black; ``plane`` is not modified."""
+    _check_stretch(stretch)
+    cube = _as_cube(plane, ["band"])[0]
+    shape = AsinhStretch() if stretch == "asinh" else LinearStretch()
+    norm = ImageNormalize(cube, interval=PercentileInterval(99.0), stretch=shape, clip=True)
+    return np.round(np.asarray(norm(cube), dtype=np.float64) * 255.0).astype(np.uint8)
+
+
+def display_rgb(images: np.ndarray, bands: Sequence[str], stretch: str = "asinh") -> np.ndarray:
+    """uint8 (H, W, 3) composite of i, r, g: ``asinh`` is :func:`lupton_rgb`; ``linear`` maps
+    0 .. the 99.5th percentile of the three planes linearly to 0 .. 255."""
+    _check_stretch(stretch)
+    if stretch == "asinh":
+        return lupton_rgb(images, bands)
+    cube = _as_cube(images, bands)
+    rgb = np.stack([cube[k] for k in _rgb_index(bands)], axis=-1)
+    top = max(float(np.percentile(rgb, 99.5)), 1e-12)
+    return np.round(np.clip(rgb / top, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def overlay_mask(grey_or_rgb: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3): the image with the ``masked`` pixels (a boolean (H, W)) tinted red, half
+    opaque, so the pixels under the mask stay visible."""
+    rgb = np.asarray(grey_or_rgb, dtype=np.float64)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=-1)
+    red = np.array([255.0, 0.0, 0.0])
+    rgb[masked] = 0.5 * rgb[masked] + 0.5 * red
+    return np.round(rgb).astype(np.uint8)
 
 
 def _save(fig: Figure, path: str | Path) -> Path:

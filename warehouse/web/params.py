@@ -1,0 +1,72 @@
+"""Query-string parameters of the pages and endpoints, checked with one-line messages."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from warehouse.errors import ServeError
+from warehouse.web.gallery import PER_PAGE, GalleryQuery
+from warehouse.web.images import RGB, check_stretch
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ServeError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "") in ("1", "on", "true", "yes")
+
+
+def page_of(request: Request) -> int:
+    page = _int(request, "page", 1)
+    if page < 1:
+        raise ServeError(f"page must be 1 or more, got {page}")
+    return page
+
+
+def sql_of(request: Request) -> str:
+    sql = request.query_params.get("q", "")
+    if not sql.strip():
+        raise ServeError("no SQL given: pass it as ?q=SELECT ...")
+    return sql
+
+
+def object_id_of(request: Request) -> int:
+    raw = request.path_params["object_id"]
+    try:
+        return int(raw)
+    except ValueError:
+        raise ServeError(f"{raw!r} is not an object_id (a whole number)") from None
+
+
+def stretch_of(request: Request) -> str:
+    return check_stretch(request.query_params.get("stretch", "asinh"))
+
+
+def mask_of(request: Request) -> bool:
+    return _flag(request, "mask")
+
+
+def kind_of(request: Request) -> str:
+    """``rgb`` or a band name, from ``/cutout/<id>/<kind>.png``."""
+    kind = request.path_params["kind"]
+    return RGB if kind == RGB else kind
+
+
+def gallery_query(request: Request) -> GalleryQuery:
+    p = request.query_params
+    return GalleryQuery(
+        view=p.get("view", "ml_objects") or "ml_objects",
+        split=p.get("split", ""),
+        where=p.get("where", ""),
+        order=p.get("order", "object_id") or "object_id",
+        descending=_flag(request, "desc"),
+        page=page_of(request),
+        per_page=_int(request, "per_page", PER_PAGE),
+    )

@@ -1,0 +1,125 @@
+"""Running the app: one uvicorn process bound to 127.0.0.1 unless told otherwise.
+
+>>> serve(Path("gwh-demo/warehouse"))  # doctest: +SKIP
+serving gwh-demo/warehouse at http://127.0.0.1:8765/ (Ctrl-C stops)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from warehouse.errors import ServeError
+from warehouse.web.app import create_app
+from warehouse.web.site import QUERY_TIMEOUT_S, Site, open_site
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a one-line error saying what to change."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ServeError(
+            f"--host {host}: not an address of this machine ({exc.strerror})"
+        ) from None
+    family, _type, _proto, _name, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = "another program (a gwh serve?) uses it; pass --port N" if port else ""
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; {hint}".rstrip("; ")
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Running:
+    """A server started by :func:`start` (tests, benchmarks): its URL and how to stop it."""
+
+    url: str
+    site: Site
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.site.close()
+
+
+def _server(site: Site) -> uvicorn.Server:
+    config = uvicorn.Config(create_app(site), log_level="warning", access_log=False, lifespan="off")
+    return uvicorn.Server(config)
+
+
+def _url(host: str, sock: socket.socket) -> str:
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def start(site: Site, host: str = DEFAULT_HOST, port: int = 0) -> Running:
+    """Serve ``site`` from a background thread (port 0: any free port); returns when it listens."""
+    sock = bind(host, port)
+    server = _server(site)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="gwh-serve", daemon=True
+    )
+    thread.start()
+    while not server.started and thread.is_alive():
+        threading.Event().wait(0.02)
+    if not server.started:
+        raise ServeError(f"the server on {host}:{port} did not start")
+    return Running(_url(host, sock), site, server, thread)
+
+
+def serve(
+    root: Path,
+    release: str | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    query_timeout: float = QUERY_TIMEOUT_S,
+    echo: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+) -> None:
+    """``gwh serve``: open the warehouse (or its release) read-only and serve it until Ctrl-C."""
+    site = open_site(root, release, query_timeout)
+    sock = bind(host, port)
+    if not is_loopback(host):
+        warn(
+            f"warning: --host {host} lets anyone who can reach this machine on port "
+            f"{sock.getsockname()[1]} read the warehouse (gwh serve has no login); the default "
+            f"{DEFAULT_HOST} keeps it on this machine."
+        )
+    what = f"release {site.release} of {root}" if site.release else str(root)
+    echo(f"serving {what} read-only at {_url(host, sock)} (Ctrl-C stops)")
+    try:
+        _server(site).run(sockets=[sock])
+    finally:
+        site.close()
+        sock.close()
