@@ -113,8 +113,13 @@ def compare(before: list[dict], after: list[dict], bands: list[str]) -> list[dic
                 if old != 0:
                     rel_d = max(rel_d, d / abs(float(old)))
         rows.append(
-            {"field": field, "measured": measured, "max_abs": abs_d, "max_rel": rel_d,
-             "null_differs": null_diff}
+            {
+                "field": field,
+                "measured": measured,
+                "max_abs": abs_d,
+                "max_rel": rel_d,
+                "null_differs": null_diff,
+            }
         )
     return rows
 
@@ -138,11 +143,15 @@ def main(argv: list[str] | None = None) -> int:
             results["after"].append(run(ROOT, inputs, core))
     base_rev = subprocess.run(
         ["git", "-C", str(args.base), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     head_rev = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     n_real = sum(len(c["bands"]) for c in todo if not c["timed"])
     print(
@@ -160,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['null_differs']} |"
         )
     speed = {
-        side: {k: max(run_[k] for run_ in (r["speed"] for r in results[side])) for k in
-               ("fit", "no_fit")}
+        side: {
+            k: max(run_[k] for run_ in (r["speed"] for r in results[side]))
+            for k in ("fit", "no_fit")
+        }
         for side in ("before", "after")
     }
     print(f"galaxies/s on one core (core {core}), best of {args.repeat} alternating rounds:")

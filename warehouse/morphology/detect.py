@@ -195,11 +195,13 @@ def _prepare(image, variance, mask) -> tuple[np.ndarray, np.ndarray, np.ndarray 
 def _detect(data: np.ndarray, bad: np.ndarray, config: DetectionConfig) -> Detection:
     rms = np.ones(data.shape, dtype=np.float32)
     sigma = 1.0
+    any_bad = bool(bad.any())
+    sep_mask = bad if any_bad else None  # the same results; sep skips the mask
     if config.subtract_background or config.thresh_type == "relative":
         try:
             bkg = sep.Background(
                 data,
-                mask=bad,
+                mask=sep_mask,
                 bw=config.back_size,
                 bh=config.back_size,
                 fw=config.back_filtersize,
@@ -210,10 +212,12 @@ def _detect(data: np.ndarray, bad: np.ndarray, config: DetectionConfig) -> Detec
         rms = bkg.rms()
         if config.subtract_background:
             data = data - bkg.back()
-            data[bad] = 0.0
+            if any_bad:
+                data[bad] = 0.0
         sigma = float(bkg.globalrms)
         # sep reports globalrms = 1 for a constant image; its RMS map is then all zero.
-        constant = not (np.isfinite(sigma) and sigma > 0 and rms[~bad].max() > 0)
+        usable_rms = rms[~bad] if any_bad else rms
+        constant = not (np.isfinite(sigma) and sigma > 0 and usable_rms.max() > 0)
         if config.thresh_type == "relative" and constant:
             raise _Failure("background RMS is zero or undefined (constant image)")
     # SExtractor without a weight map thresholds at DETECT_THRESH x the global background RMS.
@@ -222,7 +226,7 @@ def _detect(data: np.ndarray, bad: np.ndarray, config: DetectionConfig) -> Detec
         objects, segmap = sep.extract(
             data,
             thresh,
-            mask=bad,
+            mask=sep_mask,
             minarea=config.detect_minarea,
             filter_kernel=config.filter_kernel,
             filter_type="conv",

@@ -10,7 +10,6 @@ in the :mod:`warehouse.morphology` package docstring. A measurement that cannot 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,6 @@ from warehouse.morphology.detect import (
     _prepare,
 )
 from warehouse.morphology.fields import CENTRAL_RADII, MORPHOLOGY_FIELDS
-from warehouse.morphology.sersic import elliptical_radius as _elliptical_radius
 from warehouse.morphology.sersic import fit_sersic, sersic_profile
 
 __all__ = ["measure_band", "measure_object", "petrosian_radius", "sersic_profile"]
@@ -34,7 +32,7 @@ __all__ = ["measure_band", "measure_object", "petrosian_radius", "sersic_profile
 
 def petrosian_radius(
     data: np.ndarray,
-    valid: np.ndarray,
+    valid: np.ndarray | None,
     x: float,
     y: float,
     q: float,
@@ -54,8 +52,8 @@ def petrosian_radius(
     ----------
     data : numpy.ndarray
         Background-subtracted image.
-    valid : numpy.ndarray
-        Boolean map of usable pixels.
+    valid : numpy.ndarray or None
+        Boolean map of usable pixels (``None``: all are).
     x, y : float
         Centre (0-based pixels).
     q, theta : float
@@ -80,16 +78,16 @@ def petrosian_radius(
     if rmax <= rmin:
         raise ValueError("cutout too small around the centre for a Petrosian radius")
     radii = rmin * 1.05 ** np.arange(int(math.log(rmax / rmin) / math.log(1.05)) + 1)
-    scaled = (radii, 1.25 * radii, 0.8 * radii)
-    edges, where = np.unique(np.concatenate(scaled), return_inverse=True)
-    yy, xx = _pixel_grid(h, w)
-    r = _elliptical_radius(xx - x, yy - y, q, theta)
-    # bin k holds the pixels with edges[k-1] < r <= edges[k]; beyond the last edge: dropped
-    k = np.searchsorted(edges, r[valid], side="left")
-    inside = k < edges.size
-    k = k[inside]
-    cum_flux = np.cumsum(np.bincount(k, weights=data[valid][inside], minlength=edges.size))
-    cum_n = np.cumsum(np.bincount(k, minlength=edges.size)).astype(float)
+    thresholds = np.concatenate((radii, 1.25 * radii, 0.8 * radii))
+    edges = np.sort(thresholds)
+    where = np.searchsorted(edges, thresholds)
+    r = _radius_map(h, w, x, y, q, theta)
+    if valid is not None:
+        np.copyto(r, np.inf, where=~valid)
+    # bin k holds the pixels with edges[k-1] < r <= edges[k]; bin edges.size the rest
+    k = np.searchsorted(edges, r.ravel(), side="left")
+    cum_flux = np.cumsum(np.bincount(k, weights=data.ravel(), minlength=edges.size + 1))
+    cum_n = np.cumsum(np.bincount(k, minlength=edges.size + 1)).astype(float)
     m = radii.size
     f_in, f_hi, f_lo = (cum_flux[where[j * m : (j + 1) * m]] for j in range(3))
     n_in, n_hi, n_lo = (cum_n[where[j * m : (j + 1) * m]] for j in range(3))
@@ -106,20 +104,37 @@ def petrosian_radius(
     return float(r0 + (e0 - eta) * (r1 - r0) / (e0 - e1))
 
 
-@functools.lru_cache(maxsize=8)
-def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column index of every pixel of an (h, w) image (shared, read-only)."""
-    yy, xx = np.indices((h, w))
-    yy.flags.writeable = False
-    xx.flags.writeable = False
-    return yy, xx
+def _radius_map(h: int, w: int, x: float, y: float, q: float, theta: float) -> np.ndarray:
+    """Elliptical (semi-major) radius of every pixel of an (h, w) image about (x, y).
+
+    The same arithmetic as :func:`~warehouse.morphology.sersic.elliptical_radius` on the pixel
+    offsets, broadcast from a row and a column of offsets.
+    """
+    c, s = math.cos(theta), math.sin(theta)
+    dx = np.arange(w) - x
+    dy = (np.arange(h) - y)[:, None]
+    u = dx * c + dy * s
+    v = dy * c - dx * s  # = -dx s + dy c
+    v /= q
+    np.square(v, out=v)
+    np.multiply(u, u, out=u)
+    u += v
+    return np.sqrt(u, out=u)
 
 
-def _corrected(det: Detection, index: int, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
-    """MASK_TYPE CORRECT: replace neighbour and bad pixels by their mirror about (x, y)."""
-    data = det.data.copy()
+def _corrected(
+    det: Detection, index: int, x: float, y: float
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """MASK_TYPE CORRECT: replace neighbour and bad pixels by their mirror about (x, y).
+
+    Returns the corrected image, the pixels still unusable (``None`` when there are none) and
+    the neighbour-or-bad map. With nothing to correct the image is ``det.data`` itself.
+    """
     unusable = det.bad | ((det.segmap > 0) & (det.segmap != index + 1))
     yy, xx = np.nonzero(unusable)
+    if yy.size == 0:
+        return det.data, None, unusable
+    data = det.data.copy()
     mx = np.rint(2.0 * x - xx).astype(int)
     my = np.rint(2.0 * y - yy).astype(int)
     h, w = data.shape
@@ -130,7 +145,7 @@ def _corrected(det: Detection, index: int, x: float, y: float) -> tuple[np.ndarr
     still_bad = np.zeros_like(unusable)
     still_bad[yy[~ok], xx[~ok]] = True
     data[still_bad] = 0.0
-    return data, still_bad
+    return data, still_bad, unusable
 
 
 def _empty(reason: str | None) -> dict[str, Any]:
@@ -227,7 +242,7 @@ def measure_band(
     else:
         reasons.append("peak_surface_brightness: non-positive peak")
 
-    corr, still_bad = _corrected(det, i, x, y)
+    corr, still_bad, unusable = _corrected(det, i, x, y)
     q = b / a
     # FLUX_AUTO (Kron) aperture, with SExtractor's minimum circular radius.
     xa, ya, aa, ba, ta = (np.array([v]) for v in (x, y, a, b, theta))
@@ -269,14 +284,14 @@ def measure_band(
 
     try:
         out["petro_rad"] = petrosian_radius(
-            corr, ~still_bad, x, y, q, theta, eta=config.petro_thresh
+            corr, None if still_bad is None else ~still_bad, x, y, q, theta, eta=config.petro_thresh
         )
     except ValueError as exc:
         reasons.append(f"petro_rad: {exc}")
 
     if config.fit_sersic:
-        valid = ~(det.bad | ((det.segmap > 0) & (det.segmap != i + 1)))
-        sigma = np.sqrt(var) if var is not None else det.rms.astype(np.float64)
+        valid = ~unusable
+        sigma = np.sqrt(var) if var is not None else det.rms
         guess = out["half_light_radius"] or math.sqrt(a * b)
         try:
             out["sersic_index"] = fit_sersic(

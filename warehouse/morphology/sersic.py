@@ -70,18 +70,24 @@ class _Model:
     centre, then the 3x3 ones, then the 11x11 ones; ``order`` maps this order to the input's.
     """
 
-    def __init__(self, dx: np.ndarray, dy: np.ndarray, q: float, theta: float) -> None:
+    def __init__(
+        self, dx: np.ndarray, dy: np.ndarray, r_centre: np.ndarray, q: float, theta: float
+    ) -> None:
         rc = np.hypot(dx, dy)
         (inner, m_inner), (middle, m_middle) = _SAMPLING
-        groups = [rc > middle, (rc > inner) & (rc <= middle), rc <= inner]
-        self.order = np.concatenate([np.nonzero(g)[0] for g in groups])
-        radii = [elliptical_radius(dx[groups[0]], dy[groups[0]], q, theta)]
-        for g, m in ((groups[1], m_middle), (groups[2], m_inner)):
+        group = (rc <= middle).astype(np.intp) + (rc <= inner)  # 0: centre, 1: 3x3, 2: 11x11
+        self.order = np.argsort(group, kind="stable")
+        counts = np.bincount(group, minlength=3)
+        radii = [r_centre[self.order[: counts[0]]]]
+        offset = counts[0]
+        for k, m in ((1, m_middle), (2, m_inner)):
+            idx = self.order[offset : offset + counts[k]]
+            offset += counts[k]
             ox, oy = _GRIDS[m]
             radii.append(
-                elliptical_radius(dx[g, None] + ox, dy[g, None] + oy, q, theta).ravel()
+                elliptical_radius(dx[idx, None] + ox, dy[idx, None] + oy, q, theta).ravel()
             )
-        sizes = np.repeat([1, m_middle**2, m_inner**2], [np.count_nonzero(g) for g in groups])
+        sizes = np.repeat([1, m_middle**2, m_inner**2], counts)
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self.inv_counts = 1.0 / sizes
         self.r_all = np.concatenate(radii)
@@ -93,22 +99,53 @@ class _Model:
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
-    """Solution of the small dense system a x = b (Gaussian elimination), None if singular."""
-    k = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
-    for col in range(k):
-        piv = max(range(col, k), key=lambda r: abs(m[r][col]))
-        if not abs(m[piv][col]) > 0.0:
+    """Solution of a x = b for a small symmetric positive definite ``a`` (Cholesky); None if
+    ``a`` is not positive definite to working precision."""
+    if len(b) == 3:  # the usual case, written out
+        (a00, a01, a02), (_, a11, a12), (_, _, a22) = a
+        if not a00 > 0.0:
             return None
-        m[col], m[piv] = m[piv], m[col]
-        for r in range(col + 1, k):
-            f = m[r][col] / m[col][col]
-            for c in range(col, k + 1):
-                m[r][c] -= f * m[col][c]
+        l00 = math.sqrt(a00)
+        l10, l20 = a01 / l00, a02 / l00
+        d1 = a11 - l10 * l10
+        if not d1 > 0.0:
+            return None
+        l11 = math.sqrt(d1)
+        l21 = (a12 - l20 * l10) / l11
+        d2 = a22 - l20 * l20 - l21 * l21
+        if not d2 > 0.0:
+            return None
+        l22 = math.sqrt(d2)
+        z0 = b[0] / l00
+        z1 = (b[1] - l10 * z0) / l11
+        z2 = (b[2] - l20 * z0 - l21 * z1) / l22
+        x2 = z2 / l22
+        x1 = (z1 - l21 * x2) / l11
+        return [(z0 - l10 * x1 - l20 * x2) / l00, x1, x2]
+    k = len(b)
+    low = [[0.0] * k for _ in range(k)]
+    for i in range(k):
+        for j in range(i + 1):
+            acc = a[i][j] - sum(low[i][m] * low[j][m] for m in range(j))
+            if i == j:
+                if not acc > 0.0:
+                    return None
+                low[i][i] = math.sqrt(acc)
+            else:
+                low[i][j] = acc / low[j][j]
+    z = [0.0] * k
+    for i in range(k):
+        z[i] = (b[i] - sum(low[i][m] * z[m] for m in range(i))) / low[i][i]
     x = [0.0] * k
-    for r in range(k - 1, -1, -1):
-        x[r] = (m[r][k] - sum(m[r][c] * x[c] for c in range(r + 1, k))) / m[r][r]
+    for i in range(k - 1, -1, -1):
+        x[i] = (z[i] - sum(low[m][i] * x[m] for m in range(i + 1, k))) / low[i][i]
     return x
+
+
+def _rescale(rows: np.ndarray, scale: float, obs_w: np.ndarray) -> None:
+    """Multiply the model (and its derivatives) in ``rows`` by ``scale``; update residuals."""
+    rows[:3] *= scale
+    np.subtract(rows[0], obs_w, out=rows[3])
 
 
 def fit_sersic(
@@ -149,17 +186,20 @@ def fit_sersic(
     h, w = data.shape
     x0, x1 = max(int(math.floor(x - r_fit)), 0), min(int(math.ceil(x + r_fit)) + 1, w)
     y0, y1 = max(int(math.floor(y - r_fit)), 0), min(int(math.ceil(y + r_fit)) + 1, h)
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    dx, dy = xx - x, yy - y
+    dx = np.arange(x0, x1) - x
+    dy = np.arange(y0, y1) - y
+    r_ell = elliptical_radius(dx, dy[:, None], q, theta)  # of the window's pixel centres
     with np.errstate(divide="ignore"):
-        inv_sigma = 1.0 / sigma[y0:y1, x0:x1]
-    sel = valid[y0:y1, x0:x1] & (elliptical_radius(dx, dy, q, theta) <= r_fit)
+        inv_sigma = 1.0 / sigma[y0:y1, x0:x1].astype(np.float64)
+    sel = valid[y0:y1, x0:x1] & (r_ell <= r_fit)
     sel &= np.isfinite(inv_sigma) & (inv_sigma > 0)
-    if np.count_nonzero(sel) < 10:
+    iy, ix = np.nonzero(sel)
+    if iy.size < 10:
         raise ValueError("too few pixels for a Sersic fit")
-    model = _Model(dx[sel].astype(float), dy[sel].astype(float), q, theta)
-    wgt = inv_sigma[sel][model.order]
-    obs_w = data[y0:y1, x0:x1][sel][model.order] * wgt
+    model = _Model(dx[ix], dy[iy], r_ell[iy, ix], q, theta)
+    iy, ix = iy[model.order], ix[model.order]
+    wgt = inv_sigma[iy, ix]
+    obs_w = data[y0:y1, x0:x1][iy, ix] * wgt
     w_mean = wgt * model.inv_counts  # weighted pixel mean = reduceat sum * w_mean
     log_r = model.log_r
 
@@ -167,15 +207,24 @@ def fit_sersic(
         """Rows 0-2: d(weighted model)/d(ln I_e, ln R_e, n); row 3: weighted residuals."""
         log_ie, log_re, n = p
         h_ = 1e-5 * max(n, 1.0)
-        b_n, b_up, b_down = gammaincinv(np.array([2.0 * n, 2.0 * (n + h_), 2.0 * (n - h_)]), 0.5)
+        two_n = np.array([2.0 * n, 2.0 * (n + h_), 2.0 * (n - h_)])
+        b_n, b_up, b_down = gammaincinv(two_n, 0.5).tolist()
         db_dn = (b_up - b_down) / (2.0 * h_)
         log_x = log_r - log_re
-        xn = np.exp(log_x / n)  # (r / R_e) ** (1 / n)
+        xn = log_x / n
+        np.exp(xn, out=xn)  # (r / R_e) ** (1 / n)
         terms = np.empty((3, xn.size))
-        prof = terms[0]
-        np.exp(log_ie - b_n * (xn - 1.0), out=prof)
-        np.multiply(prof, xn, out=terms[1])
-        terms[2] = terms[1] * log_x * (b_n / n**2) - prof * (db_dn * (xn - 1.0))
+        prof, d_re, d_n = terms
+        np.multiply(xn, -b_n, out=prof)
+        prof += log_ie + b_n
+        np.exp(prof, out=prof)  # I_e exp(-b_n (xn - 1))
+        np.multiply(prof, xn, out=d_re)  # d prof / d ln R_e, up to the factor b_n / n
+        # d prof / d n = prof (xn (b_n ln(r / R_e) / n^2 - db_n/dn) + db_n/dn)
+        np.multiply(log_x, b_n / n**2, out=d_n)
+        d_n -= db_dn
+        d_n *= xn
+        d_n += db_dn
+        d_n *= prof
         out = np.empty((4, w_mean.size))
         np.multiply(np.add.reduceat(terms, model.starts, axis=1), w_mean, out=out[:3])
         out[1] *= b_n / n
@@ -191,8 +240,7 @@ def fit_sersic(
         scale = float(rows[0] @ obs_w) / float(rows[0] @ rows[0])
         if np.isfinite(scale) and scale > 0:
             p[0] = math.log(scale)
-            rows[:3] *= scale
-            np.subtract(rows[0], obs_w, out=rows[3])
+            _rescale(rows, scale, obs_w)
         else:  # no positive scale fits (a negative galaxy?): the surface brightness near R_e
             near = np.abs(model.pixel_mean(model.r_all) - r_e0) < 0.5 + 0.1 * r_e0
             obs = obs_w / wgt
@@ -229,9 +277,9 @@ def fit_sersic(
             trial = [p[k] + step[k] for k in range(3)]
             if all(lo[k] <= trial[k] <= hi[k] for k in range(3)):
                 # decrease of the cost that the linearised model promises for this step
-                predicted = -sum(
-                    step[i] * (2.0 * g[i] + sum(mat[i][j] * step[j] for j in range(3)))
-                    for i in range(3)
+                # (A + lam diag A) step = -g, so -(2 g.step + step.A.step) is:
+                predicted = lam * sum(mat[k][k] * step[k] ** 2 for k in range(3)) - sum(
+                    g[k] * step[k] for k in range(3)
                 )
                 if 0.0 <= predicted <= _FTOL * cost:
                     break
