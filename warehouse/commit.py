@@ -167,12 +167,13 @@ def commit_load(
                 max_rows=max_rows or wh.config.max_rows_per_partition,
                 max_order=wh.config.max_order,
                 source=str(path),
+                margin_arcsec=wh.config.margin_arcsec,
             )
             final = table_dir / f"v{version:06d}"
             if final.exists():  # left by a run killed before it committed: no reader saw it
                 shutil.rmtree(final)
             os.rename(tmp, final)
-            cv.path = final
+            cv = read_version(final)
             created.append((name, version, final, cv))
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # stored as UTC
 

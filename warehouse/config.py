@@ -34,6 +34,10 @@ bands = ["g", "r", "i", "z", "y"]
 # default is 1,000,000). Partitions never go deeper than max_order.
 max_rows_per_partition = {max_rows}
 max_order = 19
+# Every table gets a HATS margin catalog: the rows within this many arcsec of each partition's
+# border, so lsdb cross-matches and cone searches are complete at partition edges. lsdb refuses
+# a cross-match radius larger than the margin (the spec-z match radius is 0.5").
+margin_arcsec = {margin_arcsec}
 
 [cutouts]
 # Image cutouts are ~1 MB per object (5 bands x image, variance, mask), so their table splits a
@@ -138,6 +142,7 @@ class Config:
     bands: tuple[str, ...] = ("g", "r", "i", "z", "y")
     max_rows_per_partition: int = 1_000_000
     max_order: int = 19
+    margin_arcsec: float = 10.0
     splits: SplitConfig = field(default_factory=SplitConfig)
     archives: ArchivesConfig = field(default_factory=ArchivesConfig)
     cutouts_max_rows_per_partition: int = 1000
@@ -163,6 +168,16 @@ class Config:
             raise ConfigError(
                 f"[partitioning] max_order must be an integer in 0..29, got {order!r}"
             )
+        margin = self.margin_arcsec
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, (int, float))
+            or not 0 < float(margin) <= 3600
+        ):
+            raise ConfigError(
+                f"[partitioning] margin_arcsec must be a number of arcsec in (0, 3600], "
+                f"got {margin!r}"
+            )
         rows = self.cutouts_max_rows_per_partition
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
             raise ConfigError(
@@ -177,6 +192,7 @@ class Config:
         s = self.splits
         text = DEFAULT_TOML.format(
             max_rows=self.max_rows_per_partition,
+            margin_arcsec=self.margin_arcsec,
             train=s.train,
             validation=s.validation,
             test=s.test,
@@ -199,6 +215,7 @@ class Config:
             "bands": list(self.bands),
             "max_rows_per_partition": self.max_rows_per_partition,
             "max_order": self.max_order,
+            "margin_arcsec": self.margin_arcsec,
             "splits": {
                 "train": s.train,
                 "validation": s.validation,
@@ -214,7 +231,7 @@ class Config:
 
 _KNOWN = {
     "warehouse": {"bands"},
-    "partitioning": {"max_rows_per_partition", "max_order"},
+    "partitioning": {"max_rows_per_partition", "max_order", "margin_arcsec"},
     "cutouts": {"max_rows_per_partition"},
     "splits": {"train", "validation", "test", "salt", "mode", "healpix_order"},
     "archives": set(ARCHIVE_DEFAULTS),
@@ -257,6 +274,7 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
             bands=tuple(bands),
             max_rows_per_partition=part.get("max_rows_per_partition", 1_000_000),
             max_order=part.get("max_order", 19),
+            margin_arcsec=part.get("margin_arcsec", 10.0),
             splits=splits,
             archives=ArchivesConfig(**ar),
             cutouts_max_rows_per_partition=cu.get("max_rows_per_partition", 1000),
