@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.files import SourceTable
+from loaders.readers import SourceTable
 from warehouse.errors import LoadError
 
 

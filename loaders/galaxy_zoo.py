@@ -44,8 +44,8 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.files import SourceTable, _check_names, cast_declared, one_line, read_table
-from loaders.image_table import encode_labels, label_field
+from loaders.images import encode_labels, label_field
+from loaders.readers import SourceTable, _check_names, cast_declared, one_line, read_table
 from warehouse.errors import LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
 from warehouse.loading import Prepared

@@ -19,7 +19,7 @@ or dataset marks the rows ``simulated``.
 
 Pixel values are kept exactly: the images become channels-first per-band columns ``u_image``,
 ``g_image``, ``r_image``, ``i_image`` (float32 bytes, with ``{b}_height``, ``{b}_width``,
-``{b}_pixel_scale``, ... as :mod:`loaders.image_table` describes); a float64
+``{b}_pixel_scale``, ... as :mod:`loaders.images` describes); a float64
 image that float32 cannot hold exactly is refused rather than rounded (the KiDS README warns that
 flux information matters). ``SPECTYPE`` becomes ``spectype`` and the integer ``spectype_label``
 with the stable mapping GALAXY=0, QSO=1, STAR=2, stored in the field's metadata.
@@ -36,13 +36,13 @@ import numpy as np
 import pyarrow as pa
 
 from loaders.base import check_positions, check_unique, require_rows
-from loaders.files import SourceTable, one_line
-from loaders.image_table import (
+from loaders.images import (
     band_fields,
     encode_image,
     encode_labels,
     label_field,
 )
+from loaders.readers import SourceTable, one_line
 from warehouse.errors import LoadError
 from warehouse.healpix import spatial_index
 from warehouse.loading import LoadResult, Prepared

@@ -28,7 +28,7 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.files import SourceTable, read_table
+from loaders.readers import SourceTable, read_table
 from warehouse.errors import LoadError, QueryError
 from warehouse.loading import LoadResult, Prepared
 from warehouse.morphology.fields import (

@@ -8,7 +8,7 @@ For every object of a labels table (``galaxy_zoo`` by default: key, ra, dec, lab
    match radius (ties: the smaller objid). The answer of each batch is cached.
 2. **The frame.** ``SDSS.get_images`` downloads the corrected frame
    (``frame-<band>-<run>-<camcol>-<field>.fits.bz2`` from the Science Archive Server).
-3. **The cutout.** A ``pixels`` x ``pixels`` WCS cutout (:func:`loaders.image_table.wcs_cutout`):
+3. **The cutout.** A ``pixels`` x ``pixels`` WCS cutout (:func:`loaders.images.wcs_cutout`):
    the object's pixel on index ``pixels // 2``, pixel values (nanomaggies) copied unchanged,
    NaN outside the frame.
 
@@ -35,10 +35,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders import archive_http
-from loaders.archive_http import RetryPolicy
-from loaders.astroquery_http import sdss_urls, with_retries
-from loaders.image_table import (
+from loaders.http import session as http
+from loaders.http.astroquery import sdss_urls, with_retries
+from loaders.http.session import RetryPolicy
+from loaders.images import (
     FetchedTable,
     PartStore,
     band_fields,
@@ -200,6 +200,15 @@ class SdssResult:
     no_photoobj: int
     off_frame: int
     path: Path | None
+    band: str = "r"
+    pixels: int = 40
+
+    def summary(self) -> str:
+        return (
+            f"{self.cutouts:,} of {self.objects:,} objects have a {self.pixels}x{self.pixels} "
+            f"{self.band} cutout ({self.frames_fetched} frame(s) fetched now; "
+            f"{self.no_photoobj:,} not in SDSS, {self.off_frame:,} off their frame)"
+        )
 
 
 def fetch_sdss_cutouts(
@@ -239,7 +248,7 @@ def fetch_sdss_cutouts(
     if objects.num_rows == 0:
         raise CutoutError(f"{labels} has no rows: nothing to cut out.")
     cfg = wh.config.archives
-    skyserver = archive_http.base_url("sdss", cfg.sdss_url)
+    skyserver = http.base_url("sdss", cfg.sdss_url)
     sas = sas_base_url(skyserver, cfg.sdss_sas_url)
     cache = wh.layout.cache("sdss")
     parts = PartStore(cache / f"{labels}-{band}-{pixels}px-dr{data_release}")
@@ -364,7 +373,9 @@ def fetch_sdss_cutouts(
                 echo(
                     f"sdss_cutouts: {table.num_rows:,} {band} cutout(s) stored; {rows_after:,} rows"
                 )
-        return SdssResult(len(ids), table.num_rows, frames_fetched, n_nomatch, n_off, out)
+        return SdssResult(
+            len(ids), table.num_rows, frames_fetched, n_nomatch, n_off, out, band, pixels
+        )
     finally:
         client._session.close()
 

@@ -364,13 +364,21 @@ def _source(name: str) -> str | None:
     return None if unit in LOADER_INFRA else unit
 
 
-@pending("hsc_ssp/ and mast/ packages, loaders.images infra")
+# Modules that compose sources the way cli.py composes commands (not sources themselves),
+# each with its reason.
+COMPOSITIONS: dict[str, str] = {
+    "loaders.simulated.demo": "`gwh demo` walks through the commands a user runs, in order: "
+    "load, cutouts request/ingest (the HSC-SSP path, answered by a simulated service), measure, "
+    "export",
+}
+
+
 def test_no_loader_source_imports_another_source() -> None:
     bad = sorted(
         {
             f"{_rel(m)}:{line} ({_source(m.name)}) imports {target} ({_source(target)})"
             for m in modules().values()
-            if _source(m.name)
+            if _source(m.name) and m.name not in COMPOSITIONS
             for target, line, _fn, _tc, _names in m.imports
             if _source(target) and _source(target) != _source(m.name)
         }
@@ -381,7 +389,6 @@ def test_no_loader_source_imports_another_source() -> None:
     )
 
 
-@pending("concept splits of the large modules")
 def test_no_module_over_500_lines() -> None:
     big = sorted(
         (f"{_rel(m)}: {m.lines} lines" for m in modules().values() if m.lines > MAX_LINES),
@@ -393,7 +400,6 @@ def _allowed(importer: str, target: str) -> bool:
     return (importer, target) in IN_FUNCTION_ALLOWED or (importer, "*") in IN_FUNCTION_ALLOWED
 
 
-@pending("S8 (hoist once the cycles are gone)")
 def test_no_project_import_inside_a_function() -> None:
     bad = sorted(
         {
@@ -452,7 +458,6 @@ def test_cli_has_one_warehouse_error_wrapper() -> None:
     )
 
 
-@pending("S6 (long command bodies into the library)")
 def test_cli_command_bodies_are_short() -> None:
     long = []
     for fn in _commands():

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loaders.hsc_ssp_cutouts import request_cutouts
+from loaders.hsc_ssp.cutouts import request_cutouts
 from loaders.simulated.catalog import simulate_field, write_archive_csv, write_archive_fits
 from tests.loaders.test_kids import simulated_kids_file
 from tests.warehouse.cutouts.test_cutouts import build_warehouse, make_batch_tar

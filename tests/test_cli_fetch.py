@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from loaders import hsc_fetch
-from tests.loaders.test_hsc_fetch import CUTOUT_OBJECT, SQL_FILE, _one_object_forced
-from tests.loaders.test_hst import OBJECTS as HST_OBJECTS
-from tests.loaders.test_hst import simulated_labels as hst_labels
+from loaders.hsc_ssp import fetch as hsc_fetch
+from tests.loaders.hsc_ssp.test_fetch import CUTOUT_OBJECT, SQL_FILE, _one_object_forced
+from tests.loaders.mast.test_hst import OBJECTS as HST_OBJECTS
+from tests.loaders.mast.test_hst import simulated_labels as hst_labels
 from tests.loaders.test_kids import simulated_kids_file
 from tests.loaders.test_sdss import OBJECTS as SDSS_OBJECTS
 from tests.loaders.test_sdss import simulated_labels as sdss_labels

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loaders.galaxy_zoo import GalaxyZooLoader
-from loaders.hsc import HscForcedLoader
-from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
+from loaders.hsc_ssp.catalog import HscForcedLoader
+from loaders.hsc_ssp.cutouts import ingest_cutouts, request_cutouts
 from loaders.simulated.catalog import simulate_field, write_archive_csv, write_archive_fits
 from tests.warehouse.cutouts.test_cutouts import build_warehouse, make_batch_tar
 from warehouse.errors import WarehouseError

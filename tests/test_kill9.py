@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
-from loaders.hsc_ssp_cutouts import request_cutouts
+from loaders.hsc_ssp.cutouts import request_cutouts
 from loaders.simulated.catalog import simulate_field
 from tests.warehouse.cutouts.test_cutouts import make_batch_tar
 from warehouse.config import Config

@@ -13,6 +13,12 @@ class WarehouseError(Exception):
     exit_code = 1
 
 
+class UsageError(WarehouseError):
+    """Options that cannot go together, or a missing one (exit code 2, as for a usage error)."""
+
+    exit_code = 2
+
+
 class WarehouseBusyError(WarehouseError):
     """Another process holds the warehouse's writer lock (its command and PID are named)."""
 

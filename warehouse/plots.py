@@ -65,6 +65,10 @@ class PlotResult:
     y_label: str = ""
     simulated: tuple[str, ...] = ()  # the simulated inputs behind the plot (empty: real data)
     figure: Any = field(default=None, repr=False, compare=False)  # the matplotlib Figure
+    note: str = ""  # what ``gwh plot`` says of it after the size
+
+    def summary(self) -> str:
+        return f"wrote {self.path} ({self.pixels[0]}x{self.pixels[1]} px, {self.note})"
 
 
 def _table_spec(table: str):  # type: ignore[no-untyped-def]
@@ -208,7 +212,17 @@ def plot_cmd(
     ax.grid(True, alpha=0.25)
     pixels = _save_png(fig, Path(out))
     return PlotResult(
-        Path(out), int(xs.size), dropped, pixels, "", title, xl, yl, tuple(simulated), fig
+        Path(out),
+        int(xs.size),
+        dropped,
+        pixels,
+        "",
+        title,
+        xl,
+        yl,
+        tuple(simulated),
+        fig,
+        note=f"{int(xs.size):,} sources",
     )
 
 
@@ -383,6 +397,7 @@ def plot_sky(
         ax.get_ylabel(),
         tuple(simulated),
         fig,
+        note=f"{int(ra.size):,} objects, order {order}",
     )
 
 
@@ -467,6 +482,7 @@ def plot_cutout(
         fig.get_suptitle(),
         simulated=("cutouts: simulated pixels",) if cut.simulated else (),
         figure=fig,
+        note=fig.get_suptitle(),
     )
 
 

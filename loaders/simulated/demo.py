@@ -13,10 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loaders import registry
+from loaders.hsc_ssp.cutouts import ingest_cutouts, request_cutouts
 from loaders.simulated.catalog import simulate_field, write_archive_csv, write_archive_fits
+from loaders.simulated.images import (
+    load_real_noise,
+    load_real_psfs,
+    real_cosmos_cutouts,
+    render_galaxy,
+)
 from warehouse.config import Config
 from warehouse.core import Warehouse
+from warehouse.cutouts import FLUXNORM_CARD
 from warehouse.errors import WarehouseError
+from warehouse.export import ExportOptions, export_hdf5
+from warehouse.images.bands import HSC_PIXEL_SCALE
+from warehouse.images.fits import write_cutout_fits
+from warehouse.images.preview import save_gallery_png
+from warehouse.morphology import measure_morphology
 from warehouse.output import format_table
 
 _BANDS = ("g", "r", "i", "z", "y")
@@ -137,8 +150,6 @@ REAL_COSMOS_IDS = {"Cut_HSC": -1, "hsc_ra150.24071_dec2.06514": -2}
 def _demo_cutouts(wh: Warehouse, root: Path, n_images: int, echo: Callable[[str], None]) -> None:
     """Request lists, a SIMULATED cutout service answering them as batch tars, the real ingest
     path, the two real COSMOS cutouts in this field, the HDF5 splits and a gallery."""
-    from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
-    from warehouse.export import ExportOptions, export_hdf5
 
     requests = root / "requests"
     echo("\n== gwh cutouts request --bands grizy --size 20arcsec --out requests/")
@@ -213,7 +224,6 @@ def _demo_cutouts(wh: Warehouse, root: Path, n_images: int, echo: Callable[[str]
 
 def _demo_morphology(wh: Warehouse, echo: Callable[[str], None]) -> None:
     """``gwh morphology measure`` on every ingested cutout, and what ml_objects then carries."""
-    from warehouse.morphology import measure_morphology
 
     echo("\n== gwh morphology measure   (sep with the GalaxiesML Source Extractor configuration)")
     r = measure_morphology(wh, progress=False)
@@ -251,10 +261,6 @@ def _simulated_service(wh: Warehouse, lists: list[Path], k: int) -> tuple[list[P
     import tempfile
 
     import numpy as np
-
-    from loaders.simulated.images import load_real_noise, load_real_psfs, render_galaxy
-    from warehouse.images.bands import HSC_PIXEL_SCALE
-    from warehouse.images.fits import write_cutout_fits
 
     firsts = [p for p in lists if p.stem.endswith("-0000")]
     mapping = json.loads(firsts[0].with_suffix(".json").read_text(encoding="utf-8"))
@@ -336,10 +342,6 @@ def _real_cosmos(wh: Warehouse, inputs: Path, echo: Callable[[str], None]) -> li
     """Catalog rows (positions only) and cutout FITS files for the real cubes in this field."""
     from astropy.io import fits
 
-    from loaders.simulated.images import real_cosmos_cutouts
-    from warehouse.cutouts import FLUXNORM_CARD
-    from warehouse.images.fits import write_cutout_fits
-
     cubes = [c for c in real_cosmos_cutouts() if c["name"] in REAL_COSMOS_IDS]
     csv = inputs / "real_hsc_cosmos_positions_forced.csv"
     lines = [
@@ -381,7 +383,6 @@ def _real_cosmos(wh: Warehouse, inputs: Path, echo: Callable[[str], None]) -> li
 
 
 def _gallery(train: Path, real: Path, out: Path) -> Path:
-    from warehouse.images.preview import save_gallery_png
 
     items = []
     with _h5(train) as h5:

@@ -14,7 +14,7 @@ import pytest
 
 from loaders import registry
 from loaders.galaxy_zoo import GZ2_LABELS, GalaxyZooLoader, load_galaxy_zoo, match_to_catalog
-from loaders.image_table import label_mapping
+from loaders.images import label_mapping
 from tests.conftest import tree_snapshot
 from warehouse.errors import LoadError
 

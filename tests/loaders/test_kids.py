@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from loaders.image_table import decode_image, label_mapping
+from loaders.images import decode_image, label_mapping
 from loaders.kids import KIDS_BANDS, SPECTYPE_LABELS, load_kids_cutouts, read_kids_hdf5
 from warehouse.errors import LoadError
 from warehouse.healpix import spatial_index

@@ -19,9 +19,9 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from loaders import sdss
-from loaders.archive_http import RetryPolicy
 from loaders.galaxy_zoo import load_galaxy_zoo
-from loaders.image_table import decode_image, label_mapping
+from loaders.http.session import RetryPolicy
+from loaders.images import decode_image, label_mapping
 from loaders.sdss import (
     decode_objid,
     fetch_sdss_cutouts,

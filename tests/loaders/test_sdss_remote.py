@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders.galaxy_zoo import load_galaxy_zoo
-from loaders.image_table import decode_image
+from loaders.images import decode_image
 from loaders.sdss import fetch_sdss_cutouts
 
 pytestmark = pytest.mark.remote_data

@@ -451,8 +451,8 @@ class HscSspArchive:
 
     @property
     def credentials(self) -> Any:
-        """The accepted account as :class:`loaders.archive_http.Credentials`."""
-        from loaders.archive_http import Credentials
+        """The accepted account as :class:`loaders.http.session.Credentials`."""
+        from loaders.http.session import Credentials
 
         return Credentials(self.user, self.password)
 

@@ -1,7 +1,7 @@
 """warehouse.files: the digests are stored on disk (gwh_loads, manifests, cache names), so each kind
-is pinned to the value the helpers it replaced produced (loaders.files.file_sha256,
-release._sha256_text, sdss._table_digest, image_table.digest, hsc_fetch._digest,
-mast_hsc._query_key, scratch.host_tag)."""
+is pinned to the value the helpers it replaced produced (loaders.readers.file_sha256,
+release._sha256_text, sdss._table_digest, images.digest, hsc_ssp.fetch._digest,
+mast.hubble_source_catalog._query_key, scratch.host_tag)."""
 
 from __future__ import annotations
 

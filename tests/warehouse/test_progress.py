@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders.hsc_ssp_sql import run_sql
+from loaders.hsc_ssp.sql_cache import run_sql
 from tests.support import replay_server as support
 from tests.support.replay_server import install_hsc_ssp
 from tests.warehouse.cutouts.test_cutouts import objects, write_coded_fits

@@ -34,7 +34,7 @@ Examples
 Modules: :mod:`.inputs` (the files of one ingest and how each is read), :mod:`.match` (which
 ``hsc_forced`` object a cutout is), :mod:`.rows` (the table rows and their batches),
 :mod:`.ingest` (files and arrays in), :mod:`.read` (one object's planes back). DAS batch tars and
-the request lists are the archive's side: ``loaders.hsc_ssp_cutouts``.
+the request lists are the archive's side: ``loaders.hsc_ssp.das``.
 """
 
 from warehouse.cutouts.ingest import (

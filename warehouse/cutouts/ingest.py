@@ -51,7 +51,7 @@ def ingest_cutouts(
     Each file is read with :func:`~warehouse.images.fits.read_cutout_fits` (IMAGE, MASK,
     VARIANCE; pixels kept exactly), given its band by ``FILTER`` and its object by its WCS
     centre: the one ``hsc_forced`` object within 0.5 arcsec. A container (a DAS batch tar) is
-    opened by ``expand`` (see :data:`Expand`; ``loaders.hsc_ssp_cutouts.ingest_cutouts`` passes
+    opened by ``expand`` (see :data:`Expand`; ``loaders.hsc_ssp.cutouts.ingest_cutouts`` passes
     the one for DAS tars), which extracts its members into a scratch folder of this ingest and
     says which object and band each one is: the row's object_id must be the WCS match and its
     band the file's FILTER.

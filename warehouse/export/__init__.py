@@ -30,7 +30,7 @@ float images).
 
 Images of any survey: ``images`` names the image table (default ``cutouts``, the HSC cutouts;
 also ``kids_cutouts`` u,g,r,i 36x36, ``sdss_cutouts``, ``hst_cutouts``), any registered table
-with per-band ``{b}_image`` columns (:mod:`loaders.image_table`). Its bands are the ones it holds
+with per-band ``{b}_image`` columns (:mod:`loaders.images`). Its bands are the ones it holds
 (``--bands`` chooses some, in the order given; for ``cutouts`` the configured bands), its pixel
 scale is the ``pixel_scale`` attribute, and a plane (mask, variance) the table does not hold is
 left out. Rows are placed by the image table's ``_healpix_29`` (for ``cutouts``, rows without a

@@ -146,7 +146,7 @@ class MeasureReport:
     table_rows: int = 0
     reasons: dict[str, int] = field(default_factory=dict)  # most common reasons
 
-    def summary_lines(self) -> list[str]:
+    def summary(self) -> str:
         """What ``gwh morphology measure`` prints: the totals, then the five commonest reasons."""
         rate = self.measured / self.seconds if self.seconds else 0.0
         head = (
@@ -157,7 +157,7 @@ class MeasureReport:
             f"{self.band_failures:,} band measurement(s) with NULLs and a reason"
         )
         common = sorted(self.reasons.items(), key=lambda kv: -kv[1])[:5]
-        return [head] + [f"  {n:>7,}  {reason}" for reason, n in common]
+        return "\n".join([head] + [f"  {n:>7,}  {reason}" for reason, n in common])
 
 
 def _parse_bands(bands: str | Sequence[str] | None, configured: Sequence[str]) -> tuple[str, ...]:

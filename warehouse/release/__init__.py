@@ -12,7 +12,7 @@ Querying a release builds its views in memory from the frozen SQL over the froze
 ``gwh sql --release v1`` answers as the warehouse did when the release was made.
 """
 
-from warehouse.release.audit import Mismatch, diff, verify, verify_target
+from warehouse.release.audit import Mismatch, diff, diff_lines, verify, verify_target
 from warehouse.release.frozen import (
     MANIFEST,
     PACK_MANIFEST,
@@ -36,6 +36,7 @@ __all__ = [
     "create_release",
     "describe",
     "diff",
+    "diff_lines",
     "list_releases",
     "open_pack",
     "open_release",

@@ -172,3 +172,29 @@ def _dict_diff(a: dict, b: dict, prefix: str = "") -> dict:
         elif va != vb:
             out[f"{prefix}{k}"] = {"from": va, "to": vb}
     return out
+
+
+def diff_lines(d: dict) -> list[str]:
+    """:func:`diff` as the lines ``gwh release diff`` prints (the first 50 split moves)."""
+    lines = [f"release diff {d['from']} -> {d['to']}"]
+    for table, t in d["tables"].items():
+        if "table" in t:
+            lines.append(f"  {table}: table {t['table']} ({t['rows']:,} rows)")
+            continue
+        lines.append(
+            f"  {table}: {t['rows_from']:,} -> {t['rows_to']:,} rows; +{t['added']:,} "
+            f"added, -{t['removed']:,} removed, {t['changed']:,} changed"
+            + (f"; columns added: {', '.join(t['columns_added'])}" if t["columns_added"] else "")
+        )
+    moves = d.get("split_moves", [])
+    lines.append(f"  split moves: {len(moves)}")
+    lines += [f"    object_id {m['object_id']}: {m['from']} -> {m['to']}" for m in moves[:50]]
+    if "split_counts" in d:
+        c = d["split_counts"]
+        lines.append(f"  ml_objects: {c['entered']:,} entered, {c['left']:,} left")
+    lines += [f"  sql/{path} changed:\n{text}" for path, text in d["sql"].items()]
+    lines += [
+        f"  config {key}: {change['from']!r} -> {change['to']!r}"
+        for key, change in d["config"].items()
+    ]
+    return lines

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
-from loaders.hsc_ssp_cutouts import ingest_cutouts, request_cutouts
+from loaders.hsc_ssp.cutouts import ingest_cutouts, request_cutouts
 from loaders.simulated.catalog import simulate_field
 from warehouse.config import Config, parse_config
 from warehouse.core import Warehouse

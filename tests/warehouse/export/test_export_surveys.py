@@ -22,9 +22,9 @@ import pytest
 
 from loaders import registry
 from loaders.galaxy_zoo import GZ2_LABELS, load_galaxy_zoo
-from loaders.hst import fetch_hst_cutouts
-from loaders.image_table import decode_image
+from loaders.images import decode_image
 from loaders.kids import KIDS_BANDS, SPECTYPE_LABELS, load_kids_cutouts
+from loaders.mast.hst import fetch_hst_cutouts
 from loaders.sdss import fetch_sdss_cutouts
 from tests.loaders import test_hst, test_sdss
 from tests.loaders.test_kids import simulated_kids_file

@@ -11,11 +11,11 @@ products). For every object of a labels table (``galaxy_zoo`` by default):
    asked; the one whose header (``FILTER``, ``FILTER1``/``FILTER2``, or ``ORIG_FLE``) names the
    filter is kept;
 3. a ``pixels`` x ``pixels`` WCS cutout centres the object on pixel ``pixels // 2``
-   (:func:`loaders.image_table.wcs_cutout`), pixel values unchanged.
+   (:func:`loaders.images.wcs_cutout`), pixel values unchanged.
 
 Objects are done in batches, each batch kept under ``ROOT/cache/hst/``: a rerun fetches only
 the objects not done. The table ``hst_cutouts`` (key ``object_id``) holds the filter's columns
-(``f160w_image``, ``f160w_height``, ... as :mod:`loaders.image_table` describes; the band name is
+(``f160w_image``, ``f160w_height``, ... as :mod:`loaders.images` describes; the band name is
 the filter in lower case) and the label columns of the labels table.
 """
 
@@ -33,9 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.archive_http import RetryPolicy
-from loaders.astroquery_http import mast_base_url, mast_zcut, with_retries
-from loaders.image_table import (
+from loaders.http.astroquery import mast_base_url, mast_zcut, with_retries
+from loaders.http.session import RetryPolicy
+from loaders.images import (
     FetchedTable,
     PartStore,
     band_fields,
@@ -103,6 +103,15 @@ class HstResult:
     no_coverage: int
     no_filter: int
     path: Path | None
+    filter: str = "F160W"
+    pixels: int = 64
+
+    def summary(self) -> str:
+        return (
+            f"{self.cutouts:,} of {self.objects:,} objects have a {self.pixels}x{self.pixels} "
+            f"{self.filter} cutout ({self.no_coverage:,} outside the surveys, "
+            f"{self.no_filter:,} without {self.filter})"
+        )
 
 
 def fetch_hst_cutouts(
@@ -231,7 +240,9 @@ def fetch_hst_cutouts(
             else:
                 after = result.tables[HST_CUTOUTS.name][1]
                 echo(f"hst_cutouts: {table.num_rows:,} {filt} cutout(s) stored; {after:,} rows")
-        return HstResult(len(ids), table.num_rows, len(todo), n_cov, bad.num_rows, out)
+        return HstResult(
+            len(ids), table.num_rows, len(todo), n_cov, bad.num_rows, out, filter, pixels
+        )
     finally:
         zcut._session.close()
 

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from loaders import registry
-from loaders.hsc import REQUIRED_SPECZ
-from loaders.hsc_fetch import fetch_hsc_cutouts, fetch_hsc_sql, read_sql
+from loaders.hsc_ssp.catalog import REQUIRED_SPECZ
+from loaders.hsc_ssp.fetch import fetch_hsc_cutouts, fetch_hsc_sql, read_sql
 from tests.support import replay_server as support
 from tests.support.replay_server import DATA_DIR, install_hsc_ssp
 from warehouse.db import load_models
@@ -21,7 +21,7 @@ from warehouse.store.hsc_columns import archive_columns
 
 replay_server = support.replay_server
 
-SQL_FILE = Path(__file__).resolve().parents[2] / "sql" / "sources" / "galaxiesml_pdr2.sql"
+SQL_FILE = Path(__file__).resolve().parents[3] / "sql" / "sources" / "galaxiesml_pdr2.sql"
 BANDS = ("g", "r", "i", "z", "y")
 # the recorded cutout (image.fits) is centred 0.40" from this object of the recorded result
 CUTOUT_OBJECT = 37485259083766168

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders.galaxy_zoo import load_galaxy_zoo
-from loaders.hst import fetch_hst_cutouts
-from loaders.image_table import decode_image
+from loaders.images import decode_image
+from loaders.mast.hst import fetch_hst_cutouts
 
 pytestmark = pytest.mark.remote_data
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "galaxy_zoo2"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "galaxy_zoo2"
 
 
 def test_an_f160w_cutout_in_goods_north(make_warehouse, tmp_path):

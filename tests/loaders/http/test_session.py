@@ -1,11 +1,11 @@
-"""loaders/archive_http.py against a real local HTTP server with injected faults."""
+"""loaders/http/session.py against a real local HTTP server with injected faults."""
 
 from __future__ import annotations
 
 import pytest
 import requests
 
-from loaders.archive_http import (
+from loaders.http.session import (
     ArchiveSession,
     Credentials,
     RetryPolicy,
@@ -251,7 +251,7 @@ def _echo_everything(req) -> Response:
 @pytest.mark.parametrize("password", HARD_PASSWORDS)
 @pytest.mark.parametrize("how", ["json", "form", "params", "basic-auth"])
 def test_a_password_echoed_back_in_any_encoding_is_masked(replay_server, sleeps, password, how):
-    from loaders.archive_http import basic_auth_forms, secret_forms
+    from loaders.http.session import basic_auth_forms, secret_forms
 
     server = replay_server()
     server.add_route("POST", "/echo-all", _echo_everything)
@@ -276,8 +276,8 @@ def test_a_password_echoed_back_in_any_encoding_is_masked(replay_server, sleeps,
 def test_the_catalog_job_client_masks_a_json_escaped_password_in_the_archive_error(
     replay_server, sleeps
 ):
-    from loaders.archive_http import secret_forms
-    from loaders.hsc_ssp_sql import CatalogJobClient
+    from loaders.hsc_ssp.sql_jobs import CatalogJobClient
+    from loaders.http.session import secret_forms
 
     password = 'p"w\\ü+ /&'
     server = replay_server()

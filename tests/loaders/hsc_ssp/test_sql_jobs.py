@@ -1,4 +1,4 @@
-"""loaders/hsc_ssp_sql.py: the CAS catalog-job cycle against the replayed HSC-SSP archive."""
+"""loaders/hsc_ssp/sql_jobs.py: the CAS catalog-job cycle against the replayed HSC-SSP archive."""
 
 from __future__ import annotations
 
@@ -13,16 +13,14 @@ from astropy.table import Table
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loaders import hsc_ssp_sql
-from loaders.archive_http import Credentials, RetryPolicy
-from loaders.hsc_ssp_sql import (
+from loaders.hsc_ssp import sql_jobs
+from loaders.hsc_ssp.sql_cache import preview_sql, result_row_count, run_sql
+from loaders.hsc_ssp.sql_jobs import (
     CatalogJobClient,
     cache_key,
     normalize_sql,
-    preview_sql,
-    result_row_count,
-    run_sql,
 )
+from loaders.http.session import Credentials, RetryPolicy
 from tests.support import replay_server as support
 from tests.support.replay_server import DATA_DIR, install_hsc_ssp
 from warehouse.errors import ArchiveError, AuthenticationError
@@ -361,5 +359,5 @@ def test_csv_row_count(tmp_path):
 
 
 def test_module_exports_exist():
-    for name in hsc_ssp_sql.__all__:
-        assert hasattr(hsc_ssp_sql, name), name
+    for name in sql_jobs.__all__:
+        assert hasattr(sql_jobs, name), name

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-from loaders.hsc import HscForcedLoader, HscSpeczLoader
+from loaders.hsc_ssp.catalog import HscForcedLoader, HscSpeczLoader
 from loaders.simulated.catalog import write_archive_csv, write_archive_fits
 from warehouse.store.hsc_columns import archive_columns, column_type
 
@@ -70,7 +70,7 @@ def test_real_preview_rows_load_with_exact_ids(tmp_path):
     src = "../shared/data/real/hsc_ssp_unagi/pdr2_dud_forced_preview_10rows.csv"
     from pathlib import Path
 
-    real = Path(__file__).resolve().parents[2] / src
+    real = Path(__file__).resolve().parents[3] / src
     if not real.exists():
         pytest.skip("shared real data not beside the checkout")
     (prep,) = HscForcedLoader().prepare(real)

@@ -20,7 +20,7 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.files import SourceTable, read_table
+from loaders.readers import SourceTable, read_table
 from warehouse.errors import LoadError
 from warehouse.loading import Prepared
 from warehouse.store.contracts import HSC_FORCED, HSC_SPECZ

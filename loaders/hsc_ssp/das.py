@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import logging
 import math
@@ -27,31 +26,24 @@ import numbers
 import os
 import re
 import secrets
-import shutil
 import tarfile
-import tempfile
 import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loaders import archive_http
-from loaders.archive_http import (
+from loaders.hsc_ssp.sql_jobs import AUTH_HINT, hsc_ssp_credentials
+from loaders.http import session as http
+from loaders.http.session import (
     ArchiveSession,
     Credentials,
     RetryPolicy,
 )
-from loaders.hsc_ssp_sql import AUTH_HINT, hsc_ssp_credentials
-from warehouse.cutouts import CutoutInput, IngestReport, expand_paths, file_kind
-from warehouse.cutouts import ingest_cutouts as warehouse_ingest
-from warehouse.db import quote_ident
-from warehouse.errors import CutoutError, QueryError
+from warehouse.errors import CutoutError
 from warehouse.files import atomic_write_bytes
-from warehouse.images.bands import band_from_filter
 
 if TYPE_CHECKING:
-    from warehouse.core import Warehouse
+    pass
 
 __all__ = [
     "FILTERS",
@@ -62,10 +54,7 @@ __all__ = [
     "fetch_cutout",
     "filter_name",
     "mapping_path",
-    "members_to_objects",
-    "parse_member_name",
     "read_mapping",
-    "safe_extract",
     "write_batch_lists",
 ]
 
@@ -82,7 +71,6 @@ FILTERS: Mapping[str, str] = {
 }
 RELEASE_OF_RERUN = re.compile(r"^(pdr\d+)_")
 _SIZE = re.compile(r"^\d+(\.\d+)?(arcsec|asec|arcmin|amin|deg)?$")
-_MEMBER = re.compile(r"^(?P<line>\d+)-cutout-(?P<filter>.+?)-(?P<tract>\d+)-(?P<rerun>.+)\.fits$")
 _LIST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -148,7 +136,7 @@ def cutout_url(release: str = "pdr2", base_url: str | None = None) -> str:
     """
     if not re.fullmatch(r"pdr\d+", release):
         raise ValueError(f"release must look like 'pdr2' or 'pdr3', got {release!r}")
-    host = archive_http.base_url("hsc_ssp", base_url)
+    host = http.base_url("hsc_ssp", base_url)
     return f"{host}/das_cutout/{release}/cgi-bin/cutout"
 
 
@@ -457,290 +445,3 @@ def fetch_batch(
             with contextlib.suppress(FileNotFoundError):
                 staging.unlink()
     return dest
-
-
-# -- tar handling --------------------------------------------------------------------------------
-
-
-def parse_member_name(name: str) -> tuple[int, str, int, str]:
-    """``(row_index, filter, tract, rerun)`` from a batch tar member name.
-
-    >>> parse_member_name("arch-181021-121648/2-cutout-HSC-I-8523-pdr2_wide.fits")
-    (0, 'HSC-I', 8523, 'pdr2_wide')
-    """
-    base = PurePosixPath(name).name
-    match = _MEMBER.match(base)
-    if not match:
-        raise CutoutError(
-            f"tar member {name!r} is not named '<N>-cutout-<FILTER>-<tract>-<rerun>.fits'"
-        )
-    line = int(match["line"])
-    if line < 2:
-        raise CutoutError(f"tar member {name!r} names list line {line}; data lines start at 2")
-    return line - 2, match["filter"], int(match["tract"]), match["rerun"]
-
-
-def _check_member(member: tarfile.TarInfo, root: Path) -> Path | None:
-    name = member.name
-    if member.issym() or member.islnk():
-        raise CutoutError(f"refusing tar member {name!r}: it is a link (to {member.linkname!r})")
-    if not (member.isfile() or member.isdir()):
-        raise CutoutError(
-            f"refusing tar member {name!r}: not a regular file or directory "
-            "(device, FIFO or other special file)"
-        )
-    posix = PurePosixPath(name)
-    if not name or posix.is_absolute() or name.startswith("\\") or re.match(r"^[A-Za-z]:", name):
-        raise CutoutError(f"refusing tar member {name!r}: absolute path")
-    if ".." in posix.parts or "\\" in name or "\x00" in name:
-        raise CutoutError(f"refusing tar member {name!r}: it climbs out of the destination")
-    target = (root / Path(*posix.parts)).resolve()
-    if root not in target.parents and not (member.isdir() and target == root):
-        raise CutoutError(f"refusing tar member {name!r}: it resolves outside {root}")
-    return None if member.isdir() else target
-
-
-def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str]) -> list[Path]:
-    """Extract the regular files of a tar under ``dest``; nothing is written elsewhere.
-
-    Every member is checked before anything is written: absolute names, ``..``, links
-    (symbolic or hard), devices and FIFOs are refused with a :class:`CutoutError` naming the
-    member. Files are written atomically, with no permission bits or owners from the tar.
-
-    Returns
-    -------
-    list of Path
-        The extracted files, in tar order.
-    """
-    root = Path(dest)
-    root.mkdir(parents=True, exist_ok=True)
-    root = root.resolve()
-    try:
-        tar = tarfile.open(tar_path, "r:*")
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError: gzip cut short
-        raise _unreadable_tar(tar_path, exc) from None
-    with tar, _damaged_tar(tar_path):
-        members = tar.getmembers()
-        plan = [(m, t) for m in members if (t := _check_member(m, root)) is not None]
-        written: list[Path] = []
-        for member, target in plan:
-            source = tar.extractfile(member)
-            if source is None:  # pragma: no cover - regular files always have data
-                raise CutoutError(f"tar member {member.name!r} has no data")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # re-check after creating parents: a directory may have been swapped for a link
-            if root not in target.resolve().parents:
-                raise CutoutError(
-                    f"refusing tar member {member.name!r}: it resolves outside {root}"
-                )
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            try:
-                with os.fdopen(fd, "wb") as out, source:
-                    shutil.copyfileobj(source, out, 1 << 20)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            written.append(target)
-    return written
-
-
-def _unreadable_tar(tar_path: str | os.PathLike[str], exc: BaseException) -> CutoutError:
-    """A tar that does not open: the archive's error page, another format, or a damaged file."""
-    reason = str(exc).replace("\n", " ").strip() or type(exc).__name__
-    if "could not be opened successfully" in reason:  # tarfile lists every method it tried
-        reason = "not a tar, .tar.gz, .tar.bz2 or .tar.xz file"
-    return CutoutError(
-        f"cannot open cutout tar {tar_path}: {reason}. It may be an error page or a damaged "
-        "download; fetch it again."
-    )
-
-
-@contextlib.contextmanager
-def _damaged_tar(tar_path: str | os.PathLike[str]) -> Iterator[None]:
-    """Reading errors of a truncated or corrupt tar (or its gzip stream) as one message."""
-    try:
-        yield
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise CutoutError(
-            f"{tar_path}: the tar is truncated or damaged ({exc or type(exc).__name__}); "
-            "nothing was ingested from it. Download it again."
-        ) from None
-
-
-def members_to_objects(
-    tar_path: str | os.PathLike[str],
-    mapping: str | os.PathLike[str] | Mapping[str, Any],
-) -> list[tuple[str, int, str]]:
-    """``(member name, object_id, band)`` for every cutout FITS in a batch tar.
-
-    ``mapping`` is the list's mapping file (or its loaded dict). Members that are not
-    ``.fits`` files are skipped with a log message; a ``.fits`` member whose row is not in
-    the mapping, or whose filter or rerun differs from the list's, is a :class:`CutoutError`.
-    """
-    data = read_mapping(mapping)
-    rows = data["rows"]
-    result: list[tuple[str, int, str]] = []
-    try:
-        tar = tarfile.open(tar_path, "r:*")
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError: gzip cut short
-        raise _unreadable_tar(tar_path, exc) from None
-    with tar, _damaged_tar(tar_path):
-        members = tar.getmembers()
-    for member in members:
-        if member.isdir():
-            continue
-        if not member.name.endswith(".fits"):
-            log.info("HSC-SSP cutouts: skipping tar member %s", member.name)
-            continue
-        row, filt, _tract, rerun = parse_member_name(member.name)
-        if row >= len(rows):
-            raise CutoutError(
-                f"tar member {member.name!r} names list row {row}, but the "
-                f"list has {len(rows)} rows; wrong mapping file?"
-            )
-        if filt != data["filter"] or rerun != data.get("rerun", rerun):
-            raise CutoutError(
-                f"tar member {member.name!r} is {filt}/{rerun}, but the list "
-                f"was {data['filter']}/{data.get('rerun')}; wrong mapping?"
-            )
-        result.append((member.name, int(rows[row]["object_id"]), str(data["band"])))
-    return result
-
-
-# --------------------------------------------------------------------------- warehouse side
-
-
-def request_cutouts(
-    wh: Warehouse,
-    out_dir: str | os.PathLike[str],
-    *,
-    bands: str | Sequence[str] = "grizy",
-    size: str | float = "20arcsec",
-    view: str = "ml_objects",
-    rerun: str = "pdr2_wide",
-    max_rows: int = 1000,
-) -> list[Path]:
-    """Write the archive's batch list files (at most ``max_rows`` rows each, one filter each)
-    for every object of ``view``, ordered by object_id, each with its row -> object_id mapping
-    (``<list>.json``) beside it.
-
-    Upload each list to the DAS cutout service (or ``fetch_batch``) and give the tar back to
-    :func:`ingest_cutouts`; the mapping is found beside the tar or passed with ``lists=``.
-    """
-    try:
-        rows = wh.query(f"SELECT object_id, ra, dec FROM {quote_ident(view)} ORDER BY object_id")
-    except QueryError as exc:
-        raise CutoutError(f"cannot list the objects of {view}: {exc}") from None
-    for name in ("object_id", "ra", "dec"):
-        if name not in rows.column_names:  # pragma: no cover - the SELECT names them
-            raise CutoutError(f"{view} has no column {name}")
-    if rows.num_rows == 0:
-        raise CutoutError(f"{view} has no rows: nothing to request.")
-    triples = zip(
-        rows.column("object_id").to_pylist(),
-        rows.column("ra").to_pylist(),
-        rows.column("dec").to_pylist(),
-        strict=True,
-    )
-    try:
-        return write_batch_lists(
-            triples, bands=bands, size=size, rerun=rerun, out_dir=out_dir, max_rows=max_rows
-        )
-    except ValueError as exc:
-        raise CutoutError(f"cannot write cutout lists: {exc}") from None
-
-
-def ingest_cutouts(
-    wh: Warehouse,
-    paths: Sequence[str | os.PathLike[str]],
-    *,
-    lists: Sequence[str | os.PathLike[str]] = (),
-    echo: Callable[[str], None] = lambda _msg: None,
-) -> IngestReport:
-    """Ingest cutout FITS files and DAS batch tars (:func:`warehouse.cutouts.ingest_cutouts`).
-
-    A tar's members (``<N>-cutout-<FILTER>-<tract>-<rerun>.fits``, list row N-2) are extracted
-    with :func:`safe_extract` (nothing is written outside the ingest's scratch folder) and checked
-    against the list mapping (``lists``, paired with the tars in order, else ``<tar stem>.json``
-    beside the tar): the row's object_id must be the WCS match and its band the file's FILTER.
-    A tar without its list mapping, a wrong mapping or an unsafe tar stop everything before any
-    ingest.
-    """
-    tars = [p for p in expand_paths(paths) if file_kind(p) == "tar"]
-    if lists and len(lists) != len(tars):
-        raise CutoutError(
-            f"{len(lists)} --list file(s) for {len(tars)} tar(s): give one list per tar, in the "
-            "same order, or none (then each tar's <stem>.json beside it is used)."
-        )
-    given = dict(zip(tars, [Path(p) for p in lists], strict=True)) if lists else {}
-
-    def expand(tar: Path, dest: Path, problems: list[str]) -> list[CutoutInput]:
-        return tar_inputs(tar, mapping_for(tar, given.get(tar)), dest, problems)
-
-    return warehouse_ingest(wh, paths, expand=expand, echo=echo)
-
-
-def tar_stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".tar.gz", ".tgz", ".tar"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-def mapping_for(tar: Path, given: Path | None) -> Path:
-    """The mapping JSON of a batch tar: the one given (list .txt or its .json), else
-    ``<tar stem>.json`` beside the tar (``fetch_batch`` names a tar after its list)."""
-    if given is not None:
-        candidate = given if given.suffix.lower() == ".json" else mapping_path(given)
-        if not candidate.is_file():
-            raise CutoutError(
-                f"{given}: no mapping file {candidate.name} beside the list; it is written by "
-                "`gwh cutouts request` next to each list."
-            )
-        return candidate
-    candidate = tar.with_name(tar_stem(tar) + ".json")
-    if not candidate.is_file():
-        raise CutoutError(
-            f"{tar}: cannot tell which objects its cutouts are: no list mapping {candidate.name} "
-            "beside it. Pass the list that requested it with --list LIST (the .txt or its "
-            ".json), or put the mapping beside the tar."
-        )
-    return candidate
-
-
-def tar_inputs(tar: Path, mapping: Path, dest: Path, problems: list[str]) -> list[CutoutInput]:
-    """The cutout members of a batch tar, extracted under ``dest``, each with the object and band
-    its list row requested; members that are not cutouts go to ``problems``."""
-    extracted = safe_extract(tar, dest)  # refuses links, absolute names and '..' first
-    if not extracted:
-        problems.append(f"{tar}: the tar holds no files (an empty batch); nothing to ingest.")
-        return []
-    expected = {
-        str(PurePosixPath(m)): (oid, band) for m, oid, band in members_to_objects(tar, mapping)
-    }
-    root = dest.resolve()
-    inputs: list[CutoutInput] = []
-    for path in extracted:
-        member = path.resolve().relative_to(root).as_posix()
-        if member not in expected:
-            problems.append(f"{tar}:{member}: not a cutout FITS member; not ingested.")
-            continue
-        oid, band = expected[member]
-        try:
-            band = band_from_filter(band)
-        except ValueError:
-            pass
-        inputs.append(
-            CutoutInput(
-                name=f"{tar}:{member}",
-                path=path,
-                source=f"{tar.name}:{member}",
-                container=tar,
-                expected_id=oid,
-                expected_band=band,
-            )
-        )
-    return inputs

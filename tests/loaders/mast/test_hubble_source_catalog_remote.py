@@ -6,7 +6,11 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from loaders.mast_hsc import fetch_hubble_source_catalog, match_sources, resolve_target
+from loaders.mast.hubble_source_catalog import (
+    fetch_hubble_source_catalog,
+    match_sources,
+)
+from loaders.mast.mashup import resolve_target
 
 pytestmark = pytest.mark.remote_data
 

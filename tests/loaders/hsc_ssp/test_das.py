@@ -1,4 +1,4 @@
-"""loaders/hsc_ssp_cutouts.py: batch lists, uploads, tar members -> objects, safe extraction."""
+"""loaders/hsc_ssp/das.py: batch lists, uploads, tar members -> objects, safe extraction."""
 
 from __future__ import annotations
 
@@ -11,18 +11,16 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from loaders.archive_http import Credentials
-from loaders.hsc_ssp_cutouts import (
+from loaders.hsc_ssp.das import (
     fetch_batch,
     fetch_cutout,
     filter_name,
     mapping_path,
-    members_to_objects,
-    parse_member_name,
     read_mapping,
-    safe_extract,
     write_batch_lists,
 )
+from loaders.hsc_ssp.tars import members_to_objects, parse_member_name, safe_extract
+from loaders.http.session import Credentials
 from tests.support import replay_server as support
 from tests.support.replay_server import DATA_DIR, install_hsc_ssp
 from warehouse.errors import ArchiveError, AuthenticationError, CutoutError

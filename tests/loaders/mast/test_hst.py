@@ -15,15 +15,15 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from loaders.galaxy_zoo import load_galaxy_zoo
-from loaders.hst import ab_zeropoint, choose_survey, fetch_hst_cutouts, pick_filter_hdu
-from loaders.image_table import decode_image
+from loaders.images import decode_image
+from loaders.mast.hst import ab_zeropoint, choose_survey, fetch_hst_cutouts, pick_filter_hdu
 from tests.support import replay_server as support
 from tests.support.replay_server import HST_FILE, install_mast
 from warehouse.errors import ArchiveError, CutoutError
 
 replay_server = support.replay_server
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 GZ_SAMPLE = DATA / "galaxy_zoo2" / "gz2_stripe82_coadd2_sample200.csv"
 # inside the recorded 100 x 100 px (3") cutout: its centre, and 0.4" to the north-east
 OBJECTS = [(1, 189.49206, 62.20615), (2, 189.4922, 62.2062)]

@@ -14,16 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loaders.archive_http import RetryPolicy
-from loaders.mast_hsc import (
-    Box,
+from loaders.http.session import RetryPolicy
+from loaders.mast.hubble_source_catalog import (
     HubbleSourceCatalogLoader,
     fetch_hubble_source_catalog,
-    mashup_to_arrow,
     match_sources,
-    resolve_target,
-    unit_of,
 )
+from loaders.mast.mashup import Box, mashup_to_arrow, resolve_target, unit_of
 from tests.support import replay_server as support
 from tests.support.replay_server import MAST_DIR, Response, install_mast
 from warehouse.errors import ArchiveError, LoadError, QueryError

@@ -1,7 +1,7 @@
 """``gwh fetch hsc-sql`` and ``gwh fetch hsc-cutouts``: the HSC-SSP archive clients wired to a
 warehouse (its cache folder, its ``[archives]`` URL, its tables).
 
-* :func:`fetch_hsc_sql` runs a catalog job with :func:`loaders.hsc_ssp_sql.run_sql` (results
+* :func:`fetch_hsc_sql` runs a catalog job with :func:`loaders.hsc_ssp.sql_cache.run_sql` (results
   cached under ``ROOT/cache/hsc_sql`` by the SHA-256 of the SQL, release and format), copies the
   result to ``out`` and optionally loads it (``hsc-forced`` or ``hsc-specz``).
 * :func:`fetch_hsc_cutouts` asks the DAS cutout service for every object of a view in batch
@@ -26,7 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loaders import registry
-from loaders.archive_http import Credentials, RetryPolicy
+from loaders.hsc_ssp.cutouts import ingest_cutouts
+from loaders.hsc_ssp.das import (
+    FILTERS,
+    _size_text,
+    fetch_batch,
+    filter_name,
+    read_mapping,
+    write_batch_lists,
+)
+from loaders.hsc_ssp.sql_cache import result_row_count, run_sql
+from loaders.hsc_ssp.sql_jobs import OUT_FORMATS, hsc_ssp_credentials
+from loaders.http.session import Credentials, RetryPolicy
+from warehouse.db import quote_ident
 from warehouse.errors import CutoutError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash
 
@@ -87,7 +99,6 @@ def fetch_hsc_sql(
 
     ``out_format`` defaults to the suffix of ``out`` (``.fits`` or ``.csv``).
     """
-    from loaders.hsc_ssp_sql import OUT_FORMATS, result_row_count, run_sql
 
     text = read_sql(sql, sql_file)
     out = Path(out)
@@ -136,13 +147,17 @@ class CutoutFetch:
     tars_fetched: int = 0
     tars_ingested: int = 0
     images: int = 0
-    ingest_available: bool = True
     folder: Path | None = None
+
+    def summary(self) -> str:
+        return (
+            f"{self.objects:,} objects: {self.tars_fetched} tar(s) fetched, {self.tars_ingested} "
+            f"ingested ({self.images:,} band images) in {self.folder}"
+        )
 
 
 def _done_objects(folder: Path, band: str, size: str, rerun: str) -> set[int]:
     """Objects of this band, size and rerun whose tar is already here."""
-    from loaders.hsc_ssp_cutouts import read_mapping
 
     done: set[int] = set()
     for mapping in folder.glob("c*-*.json"):
@@ -180,15 +195,6 @@ def fetch_hsc_cutouts(
     CutoutError
         Bad bands or size, an empty view, or cutouts that did not ingest (each named).
     """
-    from loaders.hsc_ssp_cutouts import (
-        FILTERS,
-        _size_text,
-        fetch_batch,
-        filter_name,
-        write_batch_lists,
-    )
-    from loaders.hsc_ssp_sql import hsc_ssp_credentials
-    from warehouse.db import quote_ident
 
     if isinstance(bands, str):  # 'grizy' is five bands, 'HSC-I2' one
         band_list = list(bands) if all(b in FILTERS for b in bands) else [bands]
@@ -246,12 +252,6 @@ def fetch_hsc_cutouts(
             report.tars_fetched += 1
             echo(f"  {tar.name}: {len(chunk):,} rows")
     if not ingest:
-        return report
-    try:
-        from loaders.hsc_ssp_cutouts import ingest_cutouts
-    except ImportError:
-        report.ingest_available = False
-        echo("cutouts fetched; warehouse.cutouts.ingest_cutouts is not available to ingest them")
         return report
     pending = sorted(t for t in folder.glob("c*.tar") if not t.with_suffix(".ingested").is_file())
     if not pending:

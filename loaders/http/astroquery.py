@@ -1,7 +1,7 @@
 """astroquery clients pointed at a configurable host, with timeouts and retries.
 
 astroquery is the client of MAST and SDSS here; this module adds what the warehouse needs
-around it, the same guarantees :mod:`loaders.archive_http` gives the HSC-SSP clients:
+around it, the same guarantees :mod:`loaders.http.session` gives the HSC-SSP clients:
 
 * **Base URLs.** astroquery's MAST classes compute their endpoints once, at import, from
   ``astroquery.mast.conf.server`` (class attributes such as ``PortalAPI.MAST_REQUEST_URL``), so
@@ -12,7 +12,7 @@ around it, the same guarantees :mod:`loaders.archive_http` gives the HSC-SSP cli
 * **Timeouts.** astroquery's MAST portal sends requests with no socket timeout; the session
   built here gives every request one (:class:`TimeoutSession`).
 * **Retries.** :func:`with_retries` retries transient failures (HTTP 5xx, connection resets,
-  timeouts) with exponential back-off per :class:`~loaders.archive_http.RetryPolicy`; a 4xx or a
+  timeouts) with exponential back-off per :class:`~loaders.http.session.RetryPolicy`; a 4xx or a
   service error is an :class:`~warehouse.errors.ArchiveError` at once.
 """
 
@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 
 import requests
 
-from loaders import archive_http
-from loaders.archive_http import RetryPolicy
+from loaders.http import session as http
+from loaders.http.session import RetryPolicy
 from warehouse.errors import ArchiveError
 
 __all__ = [
@@ -148,7 +148,7 @@ def with_retries(
 
 def mast_base_url(config_value: str | None = None) -> str:
     """``$GWH_MAST_URL``, else ``warehouse.toml``'s ``mast_url``, else https://mast.stsci.edu."""
-    return archive_http.base_url("mast", config_value)
+    return http.base_url("mast", config_value)
 
 
 def _share_session(query: Any, timeout: float | tuple[float, float]) -> TimeoutSession:

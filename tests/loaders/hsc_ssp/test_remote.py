@@ -13,15 +13,14 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from loaders.hsc_ssp_cutouts import (
+from loaders.hsc_ssp.das import (
     fetch_batch,
     fetch_cutout,
     mapping_path,
-    members_to_objects,
-    safe_extract,
     write_batch_lists,
 )
-from loaders.hsc_ssp_sql import preview_sql, run_sql
+from loaders.hsc_ssp.sql_cache import preview_sql, run_sql
+from loaders.hsc_ssp.tars import members_to_objects, safe_extract
 
 pytestmark = [
     pytest.mark.remote_data,

@@ -1,0 +1,63 @@
+"""``gwh export``: the options as the command line gives them, checked, then
+:func:`~warehouse.export.hdf5.export_hdf5` or :func:`~warehouse.export.hdf5.export_all_splits`,
+and a line per file written or kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from warehouse.errors import UsageError
+from warehouse.export.columns import available_bands
+from warehouse.export.hdf5 import export_all_splits, export_hdf5
+from warehouse.export.options import ExportOptions, ExportResult, parse_bands
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+
+def export_command(
+    wh: Warehouse,
+    *,
+    split: str | None = None,
+    out: Path | None = None,
+    all_splits: bool = False,
+    out_dir: Path | None = None,
+    view: str | None = None,
+    sql: str | None = None,
+    bands: str | None = None,
+    images: str = "cutouts",
+    echo: Callable[[str], None],
+    **options: object,
+) -> list[ExportResult]:
+    """``options``: the other fields of :class:`ExportOptions` (size, mask, variance, ...)."""
+    if view is not None and sql is not None:
+        raise UsageError("give --view or --sql, not both")
+    if all_splits and (split is not None or out is not None or out_dir is None):
+        raise UsageError("--all-splits takes --out-dir DIR (and no --split or --out)")
+    if not all_splits and (out is None or out_dir is not None):
+        raise UsageError("give --out FILE.h5 (or --all-splits --out-dir DIR)")
+    chosen = parse_bands(bands, available_bands(wh, images), images) if bands else None
+    settings = ExportOptions(bands=chosen, images=images, **options)  # type: ignore[arg-type]
+    if out_dir is not None:
+        results = export_all_splits(wh, out_dir, view=view, sql=sql, options=settings)
+    else:
+        assert out is not None
+        results = [export_hdf5(wh, out, split=split, view=view, sql=sql, options=settings)]
+    for r in results:
+        echo(describe(r))
+    return results
+
+
+def describe(r: ExportResult) -> str:
+    """One line on a file written (or kept, when ``--all-splits`` resumes)."""
+    if r.kept:
+        return f"kept {r.path}: {r.rows:,} galaxies, already written by this export"
+    actions = ", ".join(f"{a} {n:,}" for a, n in r.fit_actions.items())
+    missing = "".join(f"; missing {b}: {n:,}" for b, n in r.missing.items())
+    return (
+        f"wrote {r.path}: {r.rows:,} galaxies x {len(r.bands)} bands ({','.join(r.bands)}) x "
+        f"{r.size}x{r.size} px, {r.data} images, {r.bytes / 2**20:,.1f} MiB in "
+        f"{r.seconds:.1f} s ({actions}{missing})"
+    )
