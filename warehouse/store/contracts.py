@@ -55,9 +55,6 @@ class BaseTableDef:
 
 HSC_FORCED = TableSpec(
     "hsc_forced",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
     description="HSC-SSP forced photometry (pdr2_wide.forced + forced2)",
 )
 HSC_SPECZ = TableSpec(
@@ -72,9 +69,6 @@ HSC_SPECZ = TableSpec(
 
 CUTOUTS = TableSpec(
     "cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
     description="HSC image cutouts per object and band (pixels hidden from SQL; metadata shown)",
 )
 
@@ -90,8 +84,6 @@ HUBBLE_SOURCE_CATALOG = TableSpec(
 GALAXY_ZOO = TableSpec(
     "galaxy_zoo",
     key=("objid",),
-    ra="ra",
-    dec="dec",
     description="Galaxy Zoo morphology: GZ2 votes with a task-1 label (gz2_label), GZ1 classes",
 )
 
@@ -99,9 +91,6 @@ GALAXY_ZOO = TableSpec(
 
 MORPHOLOGY = TableSpec(
     "morphology",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
     description="Per-band galaxy morphology (GalaxiesML Table 1): measured with sep or loaded",
 )
 MORPHOLOGY_LOAD_HINT = (
@@ -124,23 +113,14 @@ MORPHOLOGY_HIDDEN_SUFFIXES = ("_morph_key",)
 
 KIDS_CUTOUTS = TableSpec(
     "kids_cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
     description='KiDS-DR4 u,g,r,i cutouts (36x36, 0.2"/px) with SPECTYPE labels',
 )
 SDSS_CUTOUTS = TableSpec(
     "sdss_cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
     description="SDSS frame cutouts (nanomaggies) of labelled objects, one column per band",
 )
 HST_CUTOUTS = TableSpec(
     "hst_cutouts",
-    key=("object_id",),
-    ra="ra",
-    dec="dec",
     description="HST drizzled-mosaic cutouts (MAST deep fields) of labelled objects, per filter",
 )
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse import __version__
@@ -37,9 +38,9 @@ class TableSpec:
     """What the store needs to know of a table: its key and its position columns."""
 
     name: str
-    key: tuple[str, ...]
-    ra: str
-    dec: str
+    key: tuple[str, ...] = ("object_id",)
+    ra: str = "ra"
+    dec: str = "dec"
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -194,6 +195,14 @@ def conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
         else:
             arrays.append(pa.nulls(table.num_rows, f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def key_values(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
+    """One comparable value per row for a (possibly composite) key."""
+    if len(key) == 1:
+        return table.column(key[0]).combine_chunks()
+    parts = [pc.cast(table.column(k), pa.string()) for k in key]
+    return pc.binary_join_element_wise(*parts, "\x1f")
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
