@@ -55,6 +55,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters["cell"] = _cell
     env.filters["fixed"] = lambda v, n=4: _cell(v) if not isinstance(v, float) else f"{v:.{n}f}"
+    env.filters["short"] = lambda v: f"{v:.4g}" if isinstance(v, float) else _cell(v)
     env.filters["num"] = lambda n: "-" if n is None else f"{n:,}"
     env.globals["urlencode"] = urlencode
     env.globals["split_colour"] = charts.split_colour

@@ -1,0 +1,96 @@
+"""Readers only: a slow query is cancelled with a message and never holds up another browser,
+the server answers while a writer holds the warehouse, and a load's commit shows on the next
+request while the old state stays readable until its requests end."""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow.parquet as pq
+import pytest
+
+from loaders import registry
+from loaders.simulated.catalog import simulate_field
+from warehouse.errors import QueryTimeoutError, ServeError
+from warehouse.web import open_site, start
+from warehouse.web.server import bind
+
+from .conftest import fetch
+
+SLOW = "SELECT max(md5(range::VARCHAR)) FROM range(100000000000)"
+
+
+@pytest.fixture
+def served(loaded):
+    running = start(open_site(loaded.root, query_timeout=4.0))
+    yield loaded, running
+    running.stop()
+
+
+def test_a_long_query_is_cancelled_and_blocks_nobody(served):
+    wh, running = served
+    fetch(running.url, "/api/overview")  # computed once, cached for this state
+    slow: dict = {}
+    thread = threading.Thread(
+        target=lambda: slow.setdefault("reply", fetch(running.url, "/api/sql", q=SLOW))
+    )
+    thread.start()
+    quick = fetch(running.url, "/api/sql", q="SELECT count(*) AS n FROM hsc_forced")
+    other = fetch(running.url, "/")
+    assert thread.is_alive()  # the slow one still runs while two other requests were answered
+    assert quick.status == 200 and quick.json()["rows"] == [{"n": 1200}]
+    assert other.status == 200
+    thread.join(timeout=120)
+    reply = slow["reply"]
+    assert reply.status == 400 and "ran longer than 4 s and was cancelled" in reply.json()["error"]
+    page = fetch(running.url, "/sql", q=SLOW)
+    assert page.status == 400 and "was cancelled" in page.text
+
+
+def test_site_query_timeout_is_a_query_error(loaded):
+    site = open_site(loaded.root, query_timeout=0.5)
+    try:
+        with pytest.raises(QueryTimeoutError, match="ran longer than 0.5 s"):
+            site.query(SLOW)
+        assert site.query("SELECT 1 AS x").to_pylist() == [{"x": 1}]  # the site still works
+    finally:
+        site.close()
+
+
+def test_readers_never_wait_for_a_writer_and_see_its_commit(served, tmp_path):
+    wh, running = served
+    assert _forced_rows(running) == 1200
+    with wh.writing("gwh load hsc-forced (test)"):  # a writer holds the warehouse
+        assert _forced_rows(running) == 1200
+        assert fetch(running.url, "/").status == 200
+    extra = tmp_path / "more.parquet"
+    pq.write_table(simulate_field(40, seed=777).forced, extra)
+    done = threading.Event()
+
+    def load() -> None:
+        wh.load(registry.get("hsc-forced"), [extra])
+        done.set()
+
+    loader = threading.Thread(target=load)
+    loader.start()  # the server holds its state open meanwhile: the load must not wait for it
+    loader.join(timeout=300)
+    assert done.is_set()
+    after = _forced_rows(running)
+    assert after == wh.query("SELECT count(*) FROM hsc_forced").column(0)[0].as_py() > 1200
+    overview = fetch(running.url, "/api/overview").json()
+    assert {v["name"]: v["rows"] for v in overview["views"]}["hsc_forced"] == after
+
+
+def _forced_rows(running) -> int:
+    return fetch(running.url, "/api/sql", q="SELECT count(*) AS n FROM hsc_forced").json()["rows"][
+        0
+    ]["n"]
+
+
+def test_port_in_use_and_bad_host_are_one_line_errors(served):
+    _wh, running = served
+    port = int(running.url.rsplit(":", 1)[1].strip("/"))
+    with pytest.raises(ServeError, match=rf"cannot listen on 127.0.0.1:{port}: .*pass --port N"):
+        bind("127.0.0.1", port)
+    with pytest.raises(ServeError, match="--host no-such-host.invalid: not an address"):
+        bind("no-such-host.invalid", 0)
