@@ -40,6 +40,7 @@ def petrosian_radius(
     *,
     eta: float = 0.2,
     rmin: float = 1.0,
+    r_hint: float | None = None,
 ) -> float:
     """Petrosian semi-major axis (pixels) on elliptical annuli.
 
@@ -60,6 +61,9 @@ def petrosian_radius(
         Axis ratio B/A and angle (radians, counter-clockwise from +x) of the annuli.
     eta, rmin : float
         Petrosian ratio and the smallest radius tried.
+    r_hint : float, optional
+        A size of the galaxy (pixels, e.g. its Kron radius): the radii up to a few times it
+        are scanned first, on fewer pixels. The result does not depend on it.
 
     Returns
     -------
@@ -80,23 +84,64 @@ def petrosian_radius(
     radii = rmin * 1.05 ** np.arange(int(math.log(rmax / rmin) / math.log(1.05)) + 1)
     thresholds = np.concatenate((radii, 1.25 * radii, 0.8 * radii))
     edges = np.sort(thresholds)
-    where = np.searchsorted(edges, thresholds)
-    r = _radius_map(h, w, x, y, q, theta)
-    if valid is not None:
-        np.copyto(r, np.inf, where=~valid)
-    # bin k holds the pixels with edges[k-1] < r <= edges[k]; bin edges.size the rest
-    k = np.searchsorted(edges, r.ravel(), side="left")
-    cum_flux = np.cumsum(np.bincount(k, weights=data.ravel(), minlength=edges.size + 1))
-    cum_n = np.cumsum(np.bincount(k, minlength=edges.size + 1)).astype(float)
     m = radii.size
-    f_in, f_hi, f_lo = (cum_flux[where[j * m : (j + 1) * m]] for j in range(3))
-    n_in, n_hi, n_lo = (cum_n[where[j * m : (j + 1) * m]] for j in range(3))
+    where = np.searchsorted(edges, thresholds).reshape(3, m)  # rows: r, 1.25 r, 0.8 r
+    outer = float(edges[-1])
+    # eta(r_i) depends on the pixels within 1.25 r_i only: try the radii up to about
+    # 2.5 r_hint first (on a smaller box), then, if eta has not fallen by then, all of them.
+    limit = outer if r_hint is None else min(2.5 * 1.25 * max(r_hint, rmin), outer)
+    while True:
+        found = _petrosian_scan(data, valid, x, y, q, theta, eta, radii, edges, where, limit)
+        if found is not None or limit >= outer:
+            break
+        limit = outer
+    if found is None:
+        raise ValueError("Petrosian ratio does not fall to the threshold inside the cutout")
+    return found
+
+
+def _petrosian_scan(
+    data: np.ndarray,
+    valid: np.ndarray | None,
+    x: float,
+    y: float,
+    q: float,
+    theta: float,
+    eta: float,
+    radii: np.ndarray,
+    edges: np.ndarray,
+    where: np.ndarray,
+    limit: float,
+) -> float | None:
+    """The interpolated first crossing of ``eta`` among the radii whose outer annulus edge
+    (1.25 r) is at most ``limit``, or None. ``edges``: every annulus edge, sorted; ``where``:
+    the position in ``edges`` of r, 1.25 r and 0.8 r for each radius."""
+    h, w = data.shape
+    n_edges = int(np.searchsorted(edges, limit, side="right"))
+    usable = int(np.searchsorted(where[1], n_edges))  # radii with 1.25 r among those edges
+    if usable == 0:
+        return None
+    # only pixels within the ellipse of semi-major axis `limit` count: its bounding box (+1 px)
+    big, c, s = float(edges[n_edges - 1]), math.cos(theta), math.sin(theta)
+    half_x, half_y = big * math.hypot(c, q * s) + 1.0, big * math.hypot(s, q * c) + 1.0
+    x0, x1 = max(int(x - half_x), 0), min(int(math.ceil(x + half_x)) + 1, w)
+    y0, y1 = max(int(y - half_y), 0), min(int(math.ceil(y + half_y)) + 1, h)
+    r = _radius_map(x0, x1, y0, y1, x, y, q, theta)
+    if valid is not None:
+        np.copyto(r, np.inf, where=~valid[y0:y1, x0:x1])
+    # bin k holds the pixels with edges[k-1] < r <= edges[k]; bin n_edges the rest
+    k = np.searchsorted(edges[:n_edges], r.ravel(), side="left")
+    box = data[y0:y1, x0:x1].ravel()
+    cum_flux = np.cumsum(np.bincount(k, weights=box, minlength=n_edges + 1))
+    cum_n = np.cumsum(np.bincount(k, minlength=n_edges + 1)).astype(float)
+    f_in, f_hi, f_lo = cum_flux[where[:, :usable]]
+    n_in, n_hi, n_lo = cum_n[where[:, :usable]]
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = ((f_hi - f_lo) / (n_hi - n_lo)) / (f_in / n_in)
     ok = np.isfinite(ratio) & (f_in > 0)
     below = np.nonzero(ok & (ratio < eta))[0]
     if below.size == 0:
-        raise ValueError("Petrosian ratio does not fall to the threshold inside the cutout")
+        return None
     k0 = below[0]
     if k0 == 0 or not ok[k0 - 1]:
         return float(radii[k0])
@@ -104,15 +149,17 @@ def petrosian_radius(
     return float(r0 + (e0 - eta) * (r1 - r0) / (e0 - e1))
 
 
-def _radius_map(h: int, w: int, x: float, y: float, q: float, theta: float) -> np.ndarray:
-    """Elliptical (semi-major) radius of every pixel of an (h, w) image about (x, y).
+def _radius_map(
+    x0: int, x1: int, y0: int, y1: int, x: float, y: float, q: float, theta: float
+) -> np.ndarray:
+    """Elliptical (semi-major) radius about (x, y) of the pixels [y0:y1, x0:x1].
 
     The same arithmetic as :func:`~warehouse.morphology.sersic.elliptical_radius` on the pixel
     offsets, broadcast from a row and a column of offsets.
     """
     c, s = math.cos(theta), math.sin(theta)
-    dx = np.arange(w) - x
-    dy = (np.arange(h) - y)[:, None]
+    dx = np.arange(x0, x1) - x
+    dy = (np.arange(y0, y1) - y)[:, None]
     u = dx * c + dy * s
     v = dy * c - dx * s  # = -dx s + dy c
     v /= q
@@ -284,7 +331,14 @@ def measure_band(
 
     try:
         out["petro_rad"] = petrosian_radius(
-            corr, None if still_bad is None else ~still_bad, x, y, q, theta, eta=config.petro_thresh
+            corr,
+            None if still_bad is None else ~still_bad,
+            x,
+            y,
+            q,
+            theta,
+            eta=config.petro_thresh,
+            r_hint=r_kron,
         )
     except ValueError as exc:
         reasons.append(f"petro_rad: {exc}")
