@@ -95,6 +95,27 @@ def _options(*specs: tuple[Any, ...]) -> tuple[Option, ...]:
 
 COMMANDS: tuple[Command, ...] = (
     Command(
+        "serve",
+        "warehouse.web.server:serve_command",
+        "Look at the warehouse in a browser, read-only: open http://127.0.0.1:8765/ for the\n"
+        "overview (counts, quality cuts, dedup, splits, sky maps), SQL with paged results and\n"
+        "downloads, each object's rules and cutouts, a cutout gallery for any query, releases;\n"
+        "the JSON behind the pages is under /api/. Ctrl-C stops it.",
+        _options(
+            ("port", int, 8765, "--port", "Port to listen on (0: any free port).", 0),
+            (
+                "host",
+                str,
+                "127.0.0.1",
+                "--host",
+                "Address to listen on; 0.0.0.0 lets other machines read the warehouse (a warning "
+                "says so: there is no login).",
+            ),
+            ("timeout", float, 30.0, "--timeout", "Seconds a query may run before it stops."),
+        ),
+        opens="release",
+    ),
+    Command(
         "export",
         "warehouse.export.command:export_command",
         "Write HDF5 in the GalaxiesML layout: images (N, bands, S, S) and every query column.\n\n"

@@ -19,8 +19,8 @@ Modules: :mod:`.site` (the committed state held open, query time limit, caches),
 """
 
 from warehouse.web.app import create_app
-from warehouse.web.server import DEFAULT_HOST, DEFAULT_PORT, Running, serve, start
-from warehouse.web.site import QUERY_TIMEOUT_S, Site, open_site
+from warehouse.web.server import DEFAULT_HOST, DEFAULT_PORT, Running, run, serve, start
+from warehouse.web.site import QUERY_TIMEOUT_S, Site, open_site, site_for
 
 __all__ = [
     "DEFAULT_HOST",
@@ -30,6 +30,8 @@ __all__ = [
     "Site",
     "create_app",
     "open_site",
+    "run",
     "serve",
+    "site_for",
     "start",
 ]

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import uvicorn
 
+from warehouse.core import Warehouse
 from warehouse.errors import ServeError
 from warehouse.web.app import create_app
-from warehouse.web.site import QUERY_TIMEOUT_S, Site, open_site
+from warehouse.web.site import QUERY_TIMEOUT_S, Site, open_site, site_for
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -97,6 +98,33 @@ def start(site: Site, host: str = DEFAULT_HOST, port: int = 0) -> Running:
     return Running(_url(host, sock), site, server, thread)
 
 
+def run(
+    site: Site,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    echo: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+) -> None:
+    """Serve ``site`` in this thread until Ctrl-C; a host other than loopback is warned about."""
+    sock = bind(host, port)
+    if not is_loopback(host):
+        warn(
+            f"warning: --host {host} lets anyone who can reach this machine on port "
+            f"{sock.getsockname()[1]} read the warehouse (gwh serve has no login); the default "
+            f"{DEFAULT_HOST} keeps it on this machine."
+        )
+    what = f"release {site.release} of {site.wh.root}" if site.release else str(site.wh.root)
+    echo(f"serving {what} read-only at {_url(host, sock)} (Ctrl-C stops)")
+    try:
+        _server(site).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: a normal stop
+        echo("stopped")
+    finally:
+        site.close()
+        sock.close()
+
+
 def serve(
     root: Path,
     release: str | None = None,
@@ -107,19 +135,19 @@ def serve(
     echo: Callable[[str], None] = print,
     warn: Callable[[str], None] = print,
 ) -> None:
-    """``gwh serve``: open the warehouse (or its release) read-only and serve it until Ctrl-C."""
-    site = open_site(root, release, query_timeout)
-    sock = bind(host, port)
-    if not is_loopback(host):
-        warn(
-            f"warning: --host {host} lets anyone who can reach this machine on port "
-            f"{sock.getsockname()[1]} read the warehouse (gwh serve has no login); the default "
-            f"{DEFAULT_HOST} keeps it on this machine."
-        )
-    what = f"release {site.release} of {root}" if site.release else str(root)
-    echo(f"serving {what} read-only at {_url(host, sock)} (Ctrl-C stops)")
-    try:
-        _server(site).run(sockets=[sock])
-    finally:
-        site.close()
-        sock.close()
+    """Open the warehouse at ``root`` (or its release) read-only and serve it until Ctrl-C."""
+    run(open_site(root, release, query_timeout), host, port, echo=echo, warn=warn)
+
+
+def serve_command(
+    wh: Warehouse,
+    port: int = DEFAULT_PORT,
+    host: str = DEFAULT_HOST,
+    timeout: float = QUERY_TIMEOUT_S,
+    echo: Callable[[str], None] = print,
+    warn: Callable[[str], None] = print,
+) -> None:
+    """``gwh serve``: ``wh`` is the warehouse at --root, or its --release."""
+    if timeout <= 0:
+        raise ServeError(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    run(site_for(wh, timeout), host, port, echo=echo, warn=warn)

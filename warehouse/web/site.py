@@ -259,16 +259,24 @@ class Site:
                 self._thumbs.popitem(last=False)
 
 
+def site_for(wh: Warehouse, query_timeout: float = QUERY_TIMEOUT_S) -> Site:
+    """The site of an opened warehouse: the live one, a release of it (its releases stay
+    browsable) or a packed release (on its own)."""
+    frozen = getattr(wh, "release_dir", None)
+    if frozen is None:
+        return Site(wh, Path(wh.root), None, query_timeout)
+    packed = Path(frozen).resolve() == Path(wh.root).resolve()
+    return Site(wh, None if packed else Path(wh.root), getattr(wh, "name", None), query_timeout)
+
+
 def open_site(
     root: Path, release: str | None = None, query_timeout: float = QUERY_TIMEOUT_S
 ) -> Site:
     """The site of the warehouse at ``root``, or of its release ``release`` (a name of the
     warehouse's releases, or the folder of a packed copy)."""
     if release is None:
-        return Site(Warehouse.open(root), Path(root), None, query_timeout)
+        return site_for(Warehouse.open(root), query_timeout)
     if (Path(release) / MANIFEST).exists():
-        frozen = open_pack(Path(release))
-        return Site(frozen, None, frozen.name, query_timeout)
+        return site_for(open_pack(Path(release)), query_timeout)
     Warehouse.open(root)  # a missing warehouse says so before the release lookup
-    frozen = open_release(Path(root), release)
-    return Site(frozen, Path(root), frozen.name, query_timeout)
+    return site_for(open_release(Path(root), release), query_timeout)
