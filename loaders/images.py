@@ -339,3 +339,55 @@ def objects_of(wh, table: str, limit: int | None = None) -> tuple[str, pa.Table]
     if rows.num_rows and pc.any(pc.is_null(rows.column("ra"))).as_py():
         raise CutoutError(f"{table} has rows without positions; cutouts need ra and dec.")
     return key, rows
+
+
+def work_rows(objects: pa.Table, key: str, columns: Mapping[str, pa.Array]) -> pa.Table:
+    """A batch of finished work of a labelled-cutout fetch: ``object_id`` (from ``key``), ``ra``,
+    ``dec``, then ``columns`` (what the archive gave, or why nothing), then every other column of
+    ``objects`` (the labels), with their own types."""
+    arrays: dict[str, pa.Array] = {
+        "object_id": pa.array(objects.column(key).to_pylist(), pa.int64()),
+        "ra": objects.column("ra"),
+        "dec": objects.column("dec"),
+        **columns,
+    }
+    fields = [pa.field(name, arr.type) for name, arr in arrays.items()]
+    for name in objects.column_names:
+        if name not in (key, "ra", "dec"):
+            arrays[name] = objects.column(name)
+            fields.append(objects.schema.field(name))
+    schema = pa.schema(fields)
+    return pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema)
+
+
+def image_rows(
+    good: pa.Table,
+    *,
+    bands: Sequence[str],
+    labels: str,
+    band: str,
+    columns: Sequence[tuple[pa.Field, pa.Array]],
+    internal: set[str],
+) -> pa.Table:
+    """The rows of a labelled image table: ``object_id``, ``ra``, ``dec`` (deg), ``bands``,
+    ``simulated``, ``labels_table``; then ``columns`` (the survey's own and the band's, from
+    :func:`band_fields`), ``{band}_coverage``; then the label columns (every column of ``good``
+    that is not ``internal`` work)."""
+    ids = good.column("object_id").to_pylist()
+    pairs: list[tuple[pa.Field, pa.Array]] = [
+        (pa.field("object_id", pa.int64()), good.column("object_id")),
+        (pa.field("ra", pa.float64(), metadata={"unit": "deg"}), good.column("ra")),
+        (pa.field("dec", pa.float64(), metadata={"unit": "deg"}), good.column("dec")),
+        (pa.field("bands", pa.string()), pa.array(list(bands), pa.string())),
+        (pa.field("simulated", pa.bool_()), good.column("simulated")),
+        (pa.field("labels_table", pa.string()), pa.array([labels] * len(ids), pa.string())),
+        *columns,
+        (pa.field(f"{band}_coverage", pa.float64()), good.column("coverage").combine_chunks()),
+    ]
+    internal = internal | {"object_id", "ra", "dec", "image", "coverage", "unit", "source"}
+    internal |= {"status", "simulated"}
+    pairs += [
+        (good.schema.field(n), good.column(n)) for n in good.column_names if n not in internal
+    ]
+    schema = pa.schema([f for f, _ in pairs])
+    return pa.Table.from_arrays([a for _, a in pairs], schema=schema)

@@ -43,9 +43,11 @@ from loaders.images import (
     PartStore,
     band_fields,
     encode_image,
+    image_rows,
     objects_of,
     stored_bands,
     wcs_cutout,
+    work_rows,
 )
 from warehouse.config import ARCHIVE_DEFAULTS
 from warehouse.errors import ArchiveError, CutoutError
@@ -412,13 +414,9 @@ def _get_frame(client, skyserver, sas, run, rerun, camcol, field, band, dr, time
 
 def _part(objects, key, rows, matches, cuts, status) -> pa.Table:  # type: ignore[no-untyped-def]
     """One piece of finished work: per object its match, its cutout (or why none)."""
-    sub = objects.take(pa.array(rows, pa.int64()))
     m = [matches.get(i, {}) for i in rows]
     c = [cuts.get(i, {}) for i in rows]
-    cols: dict[str, pa.Array] = {
-        "object_id": pa.array(sub.column(key).to_pylist(), pa.int64()),
-        "ra": sub.column("ra"),
-        "dec": sub.column("dec"),
+    columns = {
         "sdss_objid": pa.array([x.get("objid") for x in m], pa.int64()),
         "run": pa.array([x.get("run") for x in m], pa.int32()),
         "rerun": pa.array([x.get("rerun") for x in m], pa.int32()),
@@ -432,13 +430,7 @@ def _part(objects, key, rows, matches, cuts, status) -> pa.Table:  # type: ignor
         "simulated": pa.array([bool(x.get("simulated")) for x in c], pa.bool_()),
         "status": pa.array([status] * len(rows), pa.string()),
     }
-    fields = [pa.field(name, arr.type) for name, arr in cols.items()]
-    for name in sub.column_names:
-        if name not in (key, "ra", "dec"):
-            cols[name] = sub.column(name)
-            fields.append(sub.schema.field(name))
-    schema = pa.schema(fields)
-    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
+    return work_rows(objects.take(pa.array(rows, pa.int64())), key, columns)
 
 
 def _final_table(wh, good: pa.Table, labels: str, band: str, pixels: int) -> pa.Table:  # type: ignore[no-untyped-def]
@@ -449,17 +441,9 @@ def _final_table(wh, good: pa.Table, labels: str, band: str, pixels: int) -> pa.
         ",".join(b for b in SDSS_BANDS if b == band or b in stored.get(oid, ())) for oid in ids
     ]
     unit = next((u for u in good.column("unit").to_pylist() if u), "nanomaggy")
-    pairs: list[tuple[pa.Field, pa.Array]] = [
-        (pa.field("object_id", pa.int64()), good.column("object_id")),
-        (pa.field("ra", pa.float64(), metadata={"unit": "deg"}), good.column("ra")),
-        (pa.field("dec", pa.float64(), metadata={"unit": "deg"}), good.column("dec")),
-        (pa.field("bands", pa.string()), pa.array(bands, pa.string())),
-        (pa.field("simulated", pa.bool_()), good.column("simulated")),
-        (pa.field("labels_table", pa.string()), pa.array([labels] * len(ids), pa.string())),
-    ]
-    for name in ("sdss_objid", "run", "rerun", "camcol", "field", "match_arcsec"):
-        pairs.append((good.schema.field(name), good.column(name)))
-    pairs += band_fields(
+    match = ("sdss_objid", "run", "rerun", "camcol", "field", "match_arcsec")
+    columns = [(good.schema.field(name), good.column(name)) for name in match]
+    columns += band_fields(
         band,
         good.column("image").to_pylist(),
         pixels,
@@ -471,14 +455,6 @@ def _final_table(wh, good: pa.Table, labels: str, band: str, pixels: int) -> pa.
         zeropoint=SDSS_NANOMAGGY_ZEROPOINT if unit == "nanomaggy" else None,
         simulated=good.column("simulated").to_pylist(),
     )
-    pairs.append(
-        (pa.field(f"{band}_coverage", pa.float64()), good.column("coverage").combine_chunks())
+    return image_rows(
+        good, bands=bands, labels=labels, band=band, columns=columns, internal=set(match)
     )
-    internal = {"object_id", "ra", "dec", "image", "coverage", "unit", "source", "status"}
-    internal |= {"simulated"}
-    internal |= {"sdss_objid", "run", "rerun", "camcol", "field", "match_arcsec"}
-    for name in good.column_names:
-        if name not in internal:
-            pairs.append((good.schema.field(name), good.column(name)))
-    schema = pa.schema([f for f, _ in pairs])
-    return pa.Table.from_arrays([a for _, a in pairs], schema=schema)

@@ -40,9 +40,11 @@ from loaders.images import (
     PartStore,
     band_fields,
     encode_image,
+    image_rows,
     objects_of,
     stored_bands,
     wcs_cutout,
+    work_rows,
 )
 from warehouse.errors import ArchiveError, CutoutError
 from warehouse.files import atomic_write_bytes, parquet_bytes, short_hash, values_hash
@@ -287,12 +289,8 @@ def ab_zeropoint(header) -> float | None:  # type: ignore[no-untyped-def]
 
 def _part(objects, key, rows, results) -> pa.Table:  # type: ignore[no-untyped-def]
     """One batch of finished work: per object its cutout, or why there is none."""
-    sub = objects.take(pa.array(rows, pa.int64()))
     r = [results[i] for i in rows]
-    cols: dict[str, pa.Array] = {
-        "object_id": pa.array(sub.column(key).to_pylist(), pa.int64()),
-        "ra": sub.column("ra"),
-        "dec": sub.column("dec"),
+    columns = {
         "survey": pa.array([x.get("survey") for x in r], pa.string()),
         "surveys": pa.array([x.get("surveys") for x in r], pa.string()),
         "filters_seen": pa.array([x.get("filters_seen") for x in r], pa.string()),
@@ -305,13 +303,7 @@ def _part(objects, key, rows, results) -> pa.Table:  # type: ignore[no-untyped-d
         "simulated": pa.array([bool(x.get("simulated")) for x in r], pa.bool_()),
         "status": pa.array([x["status"] for x in r], pa.string()),
     }
-    fields = [pa.field(name, arr.type) for name, arr in cols.items()]
-    for name in sub.column_names:
-        if name not in (key, "ra", "dec"):
-            cols[name] = sub.column(name)
-            fields.append(sub.schema.field(name))
-    schema = pa.schema(fields)
-    return pa.Table.from_arrays([cols[f.name] for f in schema], schema=schema)
+    return work_rows(objects.take(pa.array(rows, pa.int64())), key, columns)
 
 
 def filter_order(name: str) -> tuple[bool, int]:
@@ -327,15 +319,6 @@ def _final_table(wh, good: pa.Table, labels: str, filt: str, pixels: int) -> pa.
     bands = [",".join(sorted(set(stored.get(oid, ())) | {band}, key=filter_order)) for oid in ids]
     unit = next((u for u in good.column("unit").to_pylist() if u), "")
     scale = float(np.median(good.column("scale").to_numpy(zero_copy_only=False)))
-    pairs: list[tuple[pa.Field, pa.Array]] = [
-        (pa.field("object_id", pa.int64()), good.column("object_id")),
-        (pa.field("ra", pa.float64(), metadata={"unit": "deg"}), good.column("ra")),
-        (pa.field("dec", pa.float64(), metadata={"unit": "deg"}), good.column("dec")),
-        (pa.field("bands", pa.string()), pa.array(bands, pa.string())),
-        (pa.field("simulated", pa.bool_()), good.column("simulated")),
-        (pa.field("labels_table", pa.string()), pa.array([labels] * len(ids), pa.string())),
-        (pa.field(f"{band}_survey", pa.string()), good.column("survey")),
-    ]
     band_pairs = band_fields(
         band,
         good.column("image").to_pylist(),
@@ -352,14 +335,9 @@ def _final_table(wh, good: pa.Table, labels: str, filt: str, pixels: int) -> pa.
         f"{band}_zeropoint": good.column("zeropoint").combine_chunks(),
     }
     band_pairs = [(f, per_row.get(f.name, a)) for f, a in band_pairs]
-    pairs += band_pairs
-    pairs.append(
-        (pa.field(f"{band}_coverage", pa.float64()), good.column("coverage").combine_chunks())
+    survey = (pa.field(f"{band}_survey", pa.string()), good.column("survey"))
+    internal = {"survey", "surveys", "filters_seen", "scale", "zeropoint"}
+    columns = [survey, *band_pairs]
+    return image_rows(
+        good, bands=bands, labels=labels, band=band, columns=columns, internal=internal
     )
-    internal = {"object_id", "ra", "dec", "survey", "surveys", "filters_seen", "image"}
-    internal |= {"coverage", "scale", "unit", "source", "status", "zeropoint", "simulated"}
-    for name in good.column_names:
-        if name not in internal:
-            pairs.append((good.schema.field(name), good.column(name)))
-    schema = pa.schema([f for f, _ in pairs])
-    return pa.Table.from_arrays([a for _, a in pairs], schema=schema)

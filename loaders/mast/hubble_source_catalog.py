@@ -330,7 +330,7 @@ def save_match_sources(
     version: int = 3,
     echo: Callable[[str], None] = lambda _m: None,
 ) -> Path:
-    """:func:`match_sources` with the warehouse's MAST URL, written to ``out`` (.csv or .parquet)."""
+    """:func:`match_sources` with the warehouse's MAST URL, written to ``out`` (.csv, .parquet)."""
     table = match_sources(match_id, version=version, base_url=wh.config.archives.mast_url)
     save(table, out)
     echo(f"wrote {table.num_rows:,} detections of MatchID {match_id} to {out}")

@@ -26,7 +26,8 @@ from loaders.images import decode_image
 from loaders.kids import KIDS_BANDS, SPECTYPE_LABELS, load_kids_cutouts
 from loaders.mast.hst import fetch_hst_cutouts
 from loaders.sdss import fetch_sdss_cutouts
-from tests.loaders import test_hst, test_sdss
+from tests.loaders import test_sdss
+from tests.loaders.mast import test_hst
 from tests.loaders.test_kids import simulated_kids_file
 from tests.support import replay_server as support
 from tests.support.replay_server import install_mast, install_sdss
