@@ -22,6 +22,7 @@ from warehouse.morphology import (
     detect_sources,
     measure_band,
     measure_object,
+    petrosian_radius,
     run_source_extractor,
     source_extractor_files,
 )
@@ -254,6 +255,56 @@ def test_peak_surface_brightness_uses_zeropoint_and_pixel_scale():
     m2 = measure_band(img, zeropoint=28.0, pixel_scale=0.336)
     shift = 1.0 + 2.5 * math.log10(4.0)
     assert m2["peak_surface_brightness"] == pytest.approx(m["peak_surface_brightness"] + shift)
+
+
+def sorted_petrosian(data, valid, x, y, q, theta, eta=0.2, rmin=1.0):
+    """Petrosian radius from the growth curve of the valid pixels sorted by elliptical radius
+    (the definition of petrosian_radius written out the slow way)."""
+    h, w = data.shape
+    yy, xx = np.nonzero(valid)
+    c, s = math.cos(theta), math.sin(theta)
+    r = np.sqrt(((xx - x) * c + (yy - y) * s) ** 2 + ((-(xx - x) * s + (yy - y) * c) / q) ** 2)
+    order = np.argsort(r)
+    r_sorted, cum = r[order], np.concatenate([[0.0], np.cumsum(data[yy, xx][order])])
+    rmax = min(x + 0.5, w - 0.5 - x, y + 0.5, h - 0.5 - y) / 1.25
+    radii = rmin * 1.05 ** np.arange(int(math.log(rmax / rmin) / math.log(1.05)) + 1)
+
+    def inside(rr):
+        k = np.searchsorted(r_sorted, rr, side="right")
+        return cum[k], k.astype(float)
+
+    (f_in, n_in), (f_hi, n_hi), (f_lo, n_lo) = (inside(f * radii) for f in (1.0, 1.25, 0.8))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = ((f_hi - f_lo) / (n_hi - n_lo)) / (f_in / n_in)
+    ok = np.isfinite(ratio) & (f_in > 0)
+    k = np.nonzero(ok & (ratio < eta))[0][0]
+    if k == 0 or not ok[k - 1]:
+        return float(radii[k])
+    return float(
+        radii[k - 1] + (ratio[k - 1] - eta) * (radii[k] - radii[k - 1]) / (ratio[k - 1] - ratio[k])
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_petrosian_radius_is_the_growth_curve_crossing_whatever_the_hint(seed):
+    rng = np.random.default_rng(seed)
+    n, r_e, q, theta = (
+        rng.choice([1.0, 4.0]),
+        rng.uniform(2, 8),
+        rng.uniform(0.3, 1),
+        rng.uniform(-90, 90),
+    )
+    img = galaxy(n=n, r_e=r_e, q=q, theta=theta, seed=seed, dx=rng.uniform(-1, 1), dy=0.4)
+    valid = rng.random(img.shape) > 0.05  # scattered bad pixels
+    x, y, t = 63.0 + rng.uniform(-1, 1), 62.6, math.radians(theta)
+    want = sorted_petrosian(img, valid, x, y, q, t)
+    got = {h: petrosian_radius(img, valid, x, y, q, t, r_hint=h) for h in (None, 0.5, 3.0, 40.0)}
+    assert got[None] == pytest.approx(want, rel=1e-12)
+    assert len(set(got.values())) == 1  # the hint only saves work
+    assert got[None] == pytest.approx(true_petrosian(r_e, n), rel=0.06 if n == 1 else 0.25)
+    assert petrosian_radius(img, None, x, y, q, t) == pytest.approx(
+        sorted_petrosian(img, np.ones(img.shape, bool), x, y, q, t), rel=1e-12
+    )
 
 
 def test_fluxes_are_not_normalised():
