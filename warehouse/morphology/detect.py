@@ -8,6 +8,7 @@ segmentation map (:class:`Detection`). Pure functions over arrays, no I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -130,11 +131,20 @@ class DetectionConfig:
         """The normalised detection filter (``None`` when filtering is off)."""
         if self.filter_fwhm is None:
             return None
-        half = self.filter_size // 2
-        u = np.arange(-half, half + 1, dtype=float)
-        g = np.exp(-4.0 * math.log(2.0) * u**2 / self.filter_fwhm**2)
-        kernel = np.outer(g, g)
-        return kernel / kernel.sum()
+        return _gaussian_kernel(float(self.filter_fwhm), int(self.filter_size)).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _gaussian_kernel(fwhm: float, size: int) -> np.ndarray:
+    """Normalised ``size`` x ``size`` Gaussian of FWHM ``fwhm`` px sampled at pixel centres
+    (read-only: shared by every detection with these settings)."""
+    half = size // 2
+    u = np.arange(-half, half + 1, dtype=float)
+    g = np.exp(-4.0 * math.log(2.0) * u**2 / fwhm**2)
+    kernel = np.outer(g, g)
+    kernel /= kernel.sum()
+    kernel.flags.writeable = False
+    return kernel
 
 
 @dataclass(frozen=True)
@@ -224,11 +234,13 @@ def _detect(data: np.ndarray, bad: np.ndarray, config: DetectionConfig) -> Detec
     thresh = config.detect_thresh * (sigma if config.thresh_type == "relative" else 1.0)
     try:
         objects, segmap = sep.extract(
-            data,
+            data.astype(np.float32),  # sep detects in float32: the same, without its copy
             thresh,
             mask=sep_mask,
             minarea=config.detect_minarea,
-            filter_kernel=config.filter_kernel,
+            filter_kernel=None
+            if config.filter_fwhm is None
+            else _gaussian_kernel(float(config.filter_fwhm), int(config.filter_size)),
             filter_type="conv",
             deblend_nthresh=config.deblend_nthresh,
             deblend_cont=config.deblend_mincont,

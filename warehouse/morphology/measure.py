@@ -62,7 +62,7 @@ def petrosian_radius(
     eta, rmin : float
         Petrosian ratio and the smallest radius tried.
     r_hint : float, optional
-        A size of the galaxy (pixels, e.g. its Kron radius): the radii up to a few times it
+        A size of the galaxy (pixels, e.g. its Kron radius): the radii up to 1.5 times it
         are scanned first, on fewer pixels. The result does not depend on it.
 
     Returns
@@ -88,8 +88,8 @@ def petrosian_radius(
     where = np.searchsorted(edges, thresholds).reshape(3, m)  # rows: r, 1.25 r, 0.8 r
     outer = float(edges[-1])
     # eta(r_i) depends on the pixels within 1.25 r_i only: try the radii up to about
-    # 2.5 r_hint first (on a smaller box), then, if eta has not fallen by then, all of them.
-    limit = outer if r_hint is None else min(2.5 * 1.25 * max(r_hint, rmin), outer)
+    # 1.5 r_hint first (on a smaller box), then, if eta has not fallen by then, all of them.
+    limit = outer if r_hint is None else min(1.5 * 1.25 * max(r_hint, rmin), outer)
     while True:
         found = _petrosian_scan(data, valid, x, y, q, theta, eta, radii, edges, where, limit)
         if found is not None or limit >= outer:

@@ -90,12 +90,27 @@ class _Model:
         sizes = np.repeat([1, m_middle**2, m_inner**2], counts)
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self.inv_counts = 1.0 / sizes
+        # (first pixel, end pixel, first sample, end sample, samples per pixel) per sub-sampling
+        self.blocks = []
+        pix = sample = int(counts[0])
+        for k, m in ((1, m_middle), (2, m_inner)):
+            n_k = int(counts[k])
+            self.blocks.append((pix, pix + n_k, sample, sample + n_k * m * m, np.ones(m * m)))
+            pix, sample = pix + n_k, sample + n_k * m * m
         self.r_all = np.concatenate(radii)
         self.log_r = np.log(np.maximum(self.r_all, 1e-6))
 
     def pixel_mean(self, v: np.ndarray) -> np.ndarray:
         """Mean over each pixel's sub-samples (last axis), in the model's pixel order."""
         return np.add.reduceat(v, self.starts, axis=-1) * self.inv_counts
+
+    def pixel_sums(self, v: np.ndarray, out: np.ndarray) -> None:
+        """Sums over each pixel's sub-samples of the rows of ``v`` (rows, samples) into ``out``
+        (rows, pixels): a copy for the pixels sampled once, a product with ones for the rest."""
+        n_centre = self.blocks[0][0]
+        out[:, :n_centre] = v[:, :n_centre]
+        for p0, p1, s0, s1, ones in self.blocks:
+            np.matmul(v[:, s0:s1].reshape(v.shape[0], p1 - p0, ones.size), ones, out=out[:, p0:p1])
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
@@ -200,7 +215,7 @@ def fit_sersic(
     iy, ix = iy[model.order], ix[model.order]
     wgt = inv_sigma[iy, ix]
     obs_w = data[y0:y1, x0:x1][iy, ix] * wgt
-    w_mean = wgt * model.inv_counts  # weighted pixel mean = reduceat sum * w_mean
+    w_mean = wgt * model.inv_counts  # weighted pixel mean = pixel sum * w_mean
     log_r = model.log_r
 
     def evaluate(p: list[float]) -> np.ndarray:
@@ -226,7 +241,8 @@ def fit_sersic(
         d_n += db_dn
         d_n *= prof
         out = np.empty((4, w_mean.size))
-        np.multiply(np.add.reduceat(terms, model.starts, axis=1), w_mean, out=out[:3])
+        model.pixel_sums(terms, out[:3])
+        out[:3] *= w_mean
         out[1] *= b_n / n
         np.subtract(out[0], obs_w, out=out[3])
         return out
