@@ -6,6 +6,7 @@ serving gwh-demo/warehouse at http://127.0.0.1:8765/ (Ctrl-C stops)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import threading
@@ -16,8 +17,11 @@ from pathlib import Path
 import uvicorn
 
 from warehouse.core import Warehouse
-from warehouse.errors import ServeError
+from warehouse.errors import ServeError, WarehouseError
+from warehouse.web import data
 from warehouse.web.app import create_app
+from warehouse.web.gallery import GalleryQuery, gallery
+from warehouse.web.images import RGB, cutout_pngs, sky_png
 from warehouse.web.site import QUERY_TIMEOUT_S, Site, open_site, site_for
 
 DEFAULT_HOST = "127.0.0.1"
@@ -98,6 +102,36 @@ def start(site: Site, host: str = DEFAULT_HOST, port: int = 0) -> Running:
     return Running(_url(host, sock), site, server, thread)
 
 
+def prewarm(site: Site) -> threading.Thread:
+    """Compute in the background what the first visitor would wait for: the overview, the
+    units, the first gallery page's source and thumbnails, the sky maps. Errors are left for
+    the pages to show."""
+
+    def work() -> None:
+        steps: list[Callable[[], object]] = [
+            lambda: data.overview(site),
+            lambda: data.units(site),
+            lambda: _first_gallery_page(site),
+        ]
+        steps += [functools.partial(sky_png, site, s) for s in data.splits(site)]
+        for step in steps:
+            if site.closed:
+                return
+            try:
+                step()
+            except WarehouseError:
+                continue
+
+    thread = threading.Thread(target=work, name="gwh-serve-prewarm", daemon=True)
+    thread.start()
+    return thread
+
+
+def _first_gallery_page(site: Site) -> None:
+    page = gallery(site, GalleryQuery())
+    cutout_pngs(site, [o["object_id"] for o in page["objects"]], RGB, "asinh", False)
+
+
 def run(
     site: Site,
     host: str = DEFAULT_HOST,
@@ -116,12 +150,14 @@ def run(
         )
     what = f"release {site.release} of {site.wh.root}" if site.release else str(site.wh.root)
     echo(f"serving {what} read-only at {_url(host, sock)} (Ctrl-C stops)")
+    warming = prewarm(site)
     try:
         _server(site).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on: a normal stop
         echo("stopped")
     finally:
         site.close()
+        warming.join()  # its step ends (DuckDB must not run while the interpreter exits)
         sock.close()
 
 

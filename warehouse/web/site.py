@@ -25,7 +25,8 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.core import Warehouse
-from warehouse.errors import QueryError, QueryTimeoutError
+from warehouse.db import quote_ident
+from warehouse.errors import QueryError, QueryTimeoutError, ServeError
 from warehouse.explain import explain_error
 from warehouse.files import DB_NAME
 from warehouse.output import format_json
@@ -45,6 +46,9 @@ class _Held:
         self.key = key
         self.users = 0
         self.retired = False
+        self.tables: set[str] = set()  # kept by Reading.materialized
+        self.active: set[duckdb.DuckDBPyConnection] = set()  # cursors in use
+        self.building = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
@@ -84,7 +88,23 @@ class Reading:
 
     site: Site
     cur: duckdb.DuckDBPyConnection
-    key: str
+    held: _Held
+
+    @property
+    def key(self) -> str:
+        return self.held.key
+
+    def materialized(self, name: str, select: str) -> str:
+        """``select`` (our own SQL, not a user's) kept as table ``name`` in this state's private
+        in-memory database, built once per committed state: e.g. the rows of ml_objects that
+        have cutouts, so each gallery page reads those instead of recomputing the view. Nothing
+        is written to disk."""
+        with self.held.building:
+            if name not in self.held.tables:
+                sql = f"CREATE TABLE {quote_ident(name)} AS {select}"
+                self.site._timed(self.cur, lambda: self.cur.execute(sql), sql)
+                self.held.tables.add(name)
+        return name
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         statement = check_read_only(sql)
@@ -126,9 +146,11 @@ class Site:
     release: str | None = None
     query_timeout: float = QUERY_TIMEOUT_S
     thumbnail_capacity: int = 4000
+    closed: bool = False
     _held: _Held | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _computing: dict[tuple[str, str], threading.Lock] = field(default_factory=dict, repr=False)
     _thumbs: OrderedDict[tuple, bytes] = field(default_factory=OrderedDict, repr=False)
 
     # ------------------------------------------------------------------ committed state
@@ -142,11 +164,13 @@ class Site:
         return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
 
     @contextlib.contextmanager
-    def cursor(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
-        """A DuckDB cursor on the current committed state, and that state's key."""
+    def cursor(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, _Held]]:
+        """A DuckDB cursor on the current committed state, and that state held."""
         key = self.snapshot_key()
         retire: list[_Held] = []
         with self._lock:
+            if self.closed:
+                raise ServeError("the server is stopping")
             held = self._held
             if held is None or held.key != key:
                 if held is not None:
@@ -160,20 +184,31 @@ class Site:
         for old in retire:
             old.close()
         cur = held.cursor()
+        with self._lock:
+            held.active.add(cur)
         try:
-            yield cur, held.key
+            yield cur, held
         finally:
-            cur.close()
             with self._lock:
+                held.active.discard(cur)
                 held.users -= 1
                 done = held.retired and held.users == 0
+            cur.close()
             if done:
                 held.close()
 
     def close(self) -> None:
+        """Stop: running statements are interrupted, the state is released when they end."""
         with self._lock:
+            self.closed = True
             held, self._held = self._held, None
-        if held is not None:
+            if held is None:
+                return
+            held.retired = True
+            running, idle = list(held.active), held.users == 0
+        for cur in running:
+            cur.interrupt()
+        if idle:
             held.close()
 
     # ------------------------------------------------------------------ queries
@@ -181,8 +216,8 @@ class Site:
     @contextlib.contextmanager
     def reading(self) -> Iterator[Reading]:
         """Several queries on one committed state (an object's page)."""
-        with self.cursor() as (cur, key):
-            yield Reading(self, cur, key)
+        with self.cursor() as (cur, held):
+            yield Reading(self, cur, held)
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """All rows of one statement that passes the read-only guard, as Arrow."""
@@ -194,7 +229,7 @@ class Site:
         ``gwh sql``), streamed: the rest of the result is never fetched."""
         statement = check_read_only(sql)
         start = time.perf_counter()
-        with self.cursor() as (cur, _key):
+        with self.cursor() as (cur, _held):
             values = list(params) if params else None
 
             def fetch() -> tuple[pa.Table, bool]:
@@ -234,14 +269,21 @@ class Site:
     # ------------------------------------------------------------------ caches
 
     def cached(self, name: str, compute: Callable[[], Any]) -> Any:
-        """``compute()`` once per committed state (the overview, units, the views' columns)."""
+        """``compute()`` once per committed state (the overview, units, the views' columns);
+        concurrent requests for the same value wait for the one computing it."""
         key = (self.snapshot_key(), name)
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        value = compute()
-        with self._lock:
-            self._cache[key] = value
+            computing = self._computing.setdefault(key, threading.Lock())
+        with computing:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            value = compute()
+            with self._lock:
+                self._cache[key] = value
+                self._computing.pop(key, None)
         return value
 
     def thumbnail(self, key: tuple) -> bytes | None:
