@@ -26,8 +26,9 @@ Per band the measured quantities are:
   [0.8 r, 1.25 r] over the mean surface brightness inside r falls to ``petro_thresh`` (0.2),
   linearly interpolated between radii 5 % apart (the SDSS definition). Source Extractor reports
   PETRO_RADIUS = 2 x (its own r_P, on a coarser grid) in units of A; r_P = PETRO_RADIUS * A / 2.
-* ``sersic_index``: weighted least-squares fit (``scipy.optimize.least_squares``) of a Sersic
-  profile I(r) = I_e exp(-b_n ((r/R_e)**(1/n) - 1)) to the pixels within 1.5 Kron radii, with
+* ``sersic_index``: weighted least-squares fit (:mod:`~warehouse.morphology.sersic`, a
+  Levenberg-Marquardt loop with the analytic Jacobian) of a Sersic profile
+  I(r) = I_e exp(-b_n ((r/R_e)**(1/n) - 1)) to the pixels within 1.5 Kron radii, with
   centre, axis ratio and angle fixed to the detection's moments and I_e, R_e, n free
   (b_n from ``gammaincinv(2n, 1/2)``). The model is integrated over each pixel (11x11
   sub-samples within 2 px of the centre, 3x3 to 6 px, pixel centres beyond). On rendered
@@ -58,7 +59,8 @@ Examples
 
 Modules: :mod:`~warehouse.morphology.fields` (the Table 1 fields and the table's columns, named
 once), :mod:`~warehouse.morphology.detect` (detection), :mod:`~warehouse.morphology.measure`
-(per band and per object), :mod:`~warehouse.morphology.sextractor` (the Source Extractor
+(per band and per object), :mod:`~warehouse.morphology.sersic` (the Sersic profile and fit),
+:mod:`~warehouse.morphology.sextractor` (the Source Extractor
 cross-check), :mod:`~warehouse.morphology.table` (``gwh morphology measure``: the ``morphology``
 table, tasks, batches, commits) and :mod:`~warehouse.morphology.worker` (what a worker process
 runs). :func:`measure_morphology` loads on first use, so a worker process, which imports this
@@ -72,12 +74,8 @@ from typing import TYPE_CHECKING, Any
 
 from warehouse.morphology.detect import Detection, DetectionConfig, detect_sources
 from warehouse.morphology.fields import CENTRAL_RADII, FIELD_UNITS, MORPHOLOGY_FIELDS
-from warehouse.morphology.measure import (
-    measure_band,
-    measure_object,
-    petrosian_radius,
-    sersic_profile,
-)
+from warehouse.morphology.measure import measure_band, measure_object, petrosian_radius
+from warehouse.morphology.sersic import sersic_profile
 from warehouse.morphology.sextractor import run_source_extractor, source_extractor_files
 
 if TYPE_CHECKING:  # at run time measure_morphology loads on first use (see above)
