@@ -140,6 +140,9 @@ def export_digest(
     bands and split settings and the SQL of the views. Stored as the file attribute
     ``export_sha256``; ``export --all-splits`` keeps an existing file only when it matches."""
     options = {k: v for k, v in options.items() if k != "overwrite"}
+    for key in ("limit", "subset"):  # absent when unset: earlier exports keep their digest
+        if options.get(key) is None:
+            options.pop(key, None)
     options["bands"] = list(bands)
     tables = {}
     for name in base_tables():

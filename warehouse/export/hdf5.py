@@ -25,6 +25,7 @@ from warehouse.export.attrs import export_digest, image_units, provenance, store
 from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_columns
 from warehouse.export.options import ExportOptions, ExportResult
 from warehouse.export.plan import _Plan, _plan, base_query
+from warehouse.export.subsets import SUBSET_ORDER, limited_query
 from warehouse.export.writer import _progress, _Writer
 from warehouse.images.masks import HSC_MASK_BITS
 from warehouse.output import column_metadata
@@ -99,7 +100,7 @@ def export_hdf5(
                 f"band(s) {', '.join(unknown)} are not configured; the warehouse has "
                 f"{', '.join(wh.config.bands)}."
             )
-    base, params = base_query(view if sql is None else None, sql, split)
+    base, params = _rows_query(wh, view, sql, split, opts)
     # One committed state for the whole export (catalog views, image table and labels agree),
     # whose versions no load removes until it ends; loads still commit meanwhile.
     with wh.reading():
@@ -138,6 +139,10 @@ def export_hdf5(
             plan.column_info = column_metadata(wh)
             extra = provenance(wh, plan.images, plan.base, plan.reruns)
             extra["export_sha256"] = digest
+            if opts.limit is not None:
+                extra["subset"] = opts.subset or "none (--limit)"
+                extra["subset_limit"] = np.int64(opts.limit)
+                extra["subset_order"] = f"{SUBSET_ORDER} (salt {wh.config.splits.salt!r})"
             for b in bands:
                 name = band_column(b, "image")
                 if name in cv.schema.names:
@@ -162,6 +167,17 @@ def export_hdf5(
         fit_actions=fit_counts,
         missing={b: n for b, n in plan.missing.items() if n},
     )
+
+
+def _rows_query(
+    wh: Warehouse, view: str | None, sql: str | None, split: str | None, opts: ExportOptions
+) -> tuple[str, list]:
+    """The SQL choosing the exported rows: one split of the view or query, cut to the options'
+    limit in the split hash order (:mod:`warehouse.export.subsets`)."""
+    base, params = base_query(view if sql is None else None, sql, split)
+    if opts.limit is None:
+        return base, params
+    return limited_query(base, params, wh.config.splits.salt, opts.limit)
 
 
 def _kept(out: Path, split: str | None, bands, opts: ExportOptions, started: float):
@@ -308,7 +324,7 @@ def _all_splits(
         stale = []
         for s, t in zip(SPLIT_NAMES, targets, strict=True):
             if t.exists():
-                b, p = base_query(view if sql is None else None, sql, s)
+                b, p = _rows_query(wh, view, sql, s, opts)
                 options = dataclasses.asdict(opts)
                 digest = None if bands is None else export_digest(wh, b, p, bands, options)
                 if digest is None or stored_digest(t) != digest:

@@ -13,6 +13,7 @@ import numpy as np
 
 from warehouse.cutouts import CUTOUTS
 from warehouse.errors import ExportError
+from warehouse.export.subsets import SUBSETS
 from warehouse.images.masks import HSC_MASK_BITS
 
 COMPRESSIONS = ("lzf", "gzip")
@@ -39,8 +40,24 @@ class ExportOptions:
     compression: str | None = None
     overwrite: bool = False
     images: str = "cutouts"  # the image table: cutouts, kids_cutouts, sdss_cutouts, ...
+    limit: int | None = None  # objects per split, first in the split hash order (subsets.py)
+    subset: str | None = None  # a named limit: tiny, small or medium
 
     def __post_init__(self) -> None:
+        if self.subset is not None:
+            if self.subset not in SUBSETS:
+                known = ", ".join(f"{k} ({v:,})" for k, v in SUBSETS.items())
+                raise ExportError(f"--subset must be one of {known}, got {self.subset!r}")
+            if self.limit is not None and self.limit != SUBSETS[self.subset]:
+                raise ExportError(
+                    f"--subset {self.subset} is --limit {SUBSETS[self.subset]:,}; give one of "
+                    "--subset and --limit."
+                )
+            object.__setattr__(self, "limit", SUBSETS[self.subset])
+        if self.limit is not None and (
+            isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
+        ):
+            raise ExportError(f"--limit must be a positive number of objects, got {self.limit!r}")
         if not isinstance(self.images, str) or not _TABLE_NAME.match(self.images):
             raise ExportError(
                 f"--images must name an image table such as cutouts or kids_cutouts, "
