@@ -6,11 +6,14 @@ weighted least squares in (ln I_e, ln R_e, n). The model is integrated over each
 sub-samples within 2 px of the centre, 3x3 to 6 px, pixel centres beyond.
 
 The minimisation is a small Levenberg-Marquardt loop on the 3x3 normal equations with the
-analytic Jacobian and box bounds (a step leaving the box is clipped to it). With three
-parameters and a few hundred pixels, the generic ``scipy.optimize.least_squares`` spends most of
-its time in its own bookkeeping; this loop converges to the same minimum (it stops on a
-relative cost change of 1e-12, tighter than ``least_squares``' default 1e-8) in a tenth of the
-time.
+analytic Jacobian and box bounds (a parameter on a bound that the gradient pushes outwards is
+held there; a step leaving the box is clipped to it). It starts from the best I_e for the first
+guesses of R_e and n = 2 (the model is linear in I_e), and ends when a step lowers the cost by
+less than 1e-9 of it, or when the linearised model promises less than 1e-7 (that last,
+Newton-sized step is taken without evaluating it). With three parameters and a few hundred
+pixels, the generic ``scipy.optimize.least_squares`` spends most of its time in its own
+bookkeeping; this loop reaches its minimum (to ~1e-4 in n at worst, ~1e-7 typically; the tests
+compare with ``least_squares`` run to 1e-14) several times faster.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ N_BOUNDS = (0.2, 10.0)
 """Range of the Sersic index; a fit that ends on either bound is reported as a failure."""
 
 _MAX_ITERATIONS = 200
-_FTOL = 1e-9  # relative decrease of the cost (actual or predicted) that ends the fit
+_FTOL = 1e-9  # relative decrease of the cost below which the fit has converged
+_LAST_STEP = 1e-7  # a step promising a smaller relative decrease is taken unchecked, and ends it
 _XTOL = 1e-10  # step size (in the parameters) below which the fit has converged
 
 
@@ -297,7 +301,8 @@ def fit_sersic(
                 predicted = lam * sum(mat[k][k] * step[k] ** 2 for k in range(3)) - sum(
                     g[k] * step[k] for k in range(3)
                 )
-                if 0.0 <= predicted <= _FTOL * cost:
+                if 0.0 <= predicted <= _LAST_STEP * cost:
+                    p = trial  # so close that the quadratic model holds: n is off by ~step^2
                     break
             else:
                 trial = [min(max(trial[k], lo[k]), hi[k]) for k in range(3)]
