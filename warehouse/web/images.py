@@ -11,6 +11,7 @@ gallery page renders all its missing thumbnails in one pass over the partition f
 from __future__ import annotations
 
 import io
+import math
 import re
 import tempfile
 from collections.abc import Sequence
@@ -20,13 +21,13 @@ import numpy as np
 from PIL import Image
 
 from warehouse.cutouts import StoredCutout, read_cutouts
-from warehouse.db import quote_literal
+from warehouse.db import quote_ident, quote_literal
 from warehouse.errors import ServeError
+from warehouse.healpix import SPATIAL_INDEX_ORDER
 from warehouse.images.masks import DEFAULT_BAD_MASK_BITS, mask_bits_value
 from warehouse.images.preview import STRETCHES, display_plane, display_rgb, overlay_mask
-from warehouse.plots import plot_sky
+from warehouse.plots import choose_order, plot_sky
 from warehouse.store.contracts import CUTOUTS
-from warehouse.web.data import splits
 from warehouse.web.site import Site
 
 RGB = "rgb"
@@ -97,7 +98,8 @@ def cutout_pngs(
         else:
             out[int(oid)] = png
     if missing and version:
-        for oid, cut in read_cutouts(site.wh, missing).items():
+        planes = ("image", "mask") if mask else ("image",)
+        for oid, cut in read_cutouts(site.wh, missing, planes=planes).items():
             png = render(cut, kind, stretch, mask)
             site.keep_thumbnail((version, oid, kind, stretch, mask), png)
             out[oid] = png
@@ -130,6 +132,35 @@ def _sky(site: Site, split: str | None, order: int | None) -> tuple[bytes, int |
 
 
 def _common_order(site: Site) -> int | None:
-    orders = [_sky(site, s, None)[1] for s in splits(site)]
-    known = [k for k in orders if k is not None]
-    return min(known) if known else None
+    """The order :func:`~warehouse.plots.plot_sky` would choose for the smallest split (so the
+    coarsest any split needs), from one pass over ml_objects' positions."""
+    with site.reading() as r:
+        pos = quote_ident(
+            r.materialized(
+                "gwh_serve_positions",
+                "SELECT split, ra, dec, _healpix_29 FROM ml_objects "
+                "WHERE isfinite(ra) AND isfinite(dec)",
+            )
+        )
+        smallest = r.rows(
+            f"SELECT split, count(*) AS n FROM {pos} GROUP BY 1 ORDER BY 2, 1 LIMIT 1"
+        )
+        if not smallest:
+            return None
+        t = r.query(
+            f"SELECT ra, dec, _healpix_29 FROM {pos} WHERE split = ?", [smallest[0]["split"]]
+        )
+    ra = t.column("ra").to_numpy() % 360.0
+    dec = t.column("dec").to_numpy()
+    h29 = t.column("_healpix_29").to_numpy()
+    a = np.radians(ra)  # the extent as plot_sky measures it: around the circular mean RA
+    center = float(np.degrees(np.arctan2(np.sin(a).mean(), np.cos(a).mean())) % 360.0)
+    offset = (ra - center + 180.0) % 360.0 - 180.0
+    span = max(
+        float(np.ptp(offset)) * math.cos(math.radians(float(np.median(dec)))), float(np.ptp(dec))
+    )
+
+    def counts_at(k: int) -> np.ndarray:
+        return np.unique(h29 >> (2 * (SPATIAL_INDEX_ORDER - k)), return_counts=True)[1]
+
+    return choose_order(span, counts_at)

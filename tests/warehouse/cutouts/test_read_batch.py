@@ -29,3 +29,17 @@ def test_batch_equals_one_by_one(demo):
         assert one.present == got.present and one.simulated == got.simulated
         assert one.metadata == got.metadata and one.zeropoints == got.zeropoints
     assert read_cutouts(demo, []) == {}
+
+
+def test_only_the_planes_asked_for(demo):
+    ids = demo.query("SELECT object_id FROM cutouts ORDER BY object_id").column(0).to_pylist()
+    full = read_cutouts(demo, ids)
+    images_only = read_cutouts(demo, ids, planes=("image",))
+    with_mask = read_cutouts(demo, ids, planes=("image", "mask"))
+    for oid in ids:
+        assert np.array_equal(full[oid].images, images_only[oid].images, equal_nan=True)
+        assert images_only[oid].variance is None and images_only[oid].mask is None
+        assert with_mask[oid].variance is None
+        if full[oid].mask is not None:
+            assert np.array_equal(full[oid].mask, with_mask[oid].mask)
+        assert images_only[oid].metadata == full[oid].metadata

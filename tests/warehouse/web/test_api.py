@@ -14,7 +14,9 @@ def test_overview_counts_match_the_warehouse(get, demo_root):
     assert reply.status == 200 and reply.headers["content-type"] == "application/json"
     info = reply.json()
     rows = {v["name"]: v["rows"] for v in info["views"]}
-    for name in ("hsc_forced", "ml_objects", "quality_flags", "cutouts"):
+    every = ("hsc_forced", "hsc_forced_bands", "photometry_flags", "quality_flags")
+    every += ("quality_passed", "deduplicated", "ml_objects", "split_summary", "cutouts")
+    for name in every:
         n = wh.query(f"SELECT count(*) AS n FROM {name}").column(0)[0].as_py()
         assert rows[name] == n, name
     assert info["views"][[v["name"] for v in info["views"]].index("galaxy_zoo")]["unavailable"]

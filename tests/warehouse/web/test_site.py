@@ -11,7 +11,9 @@ import pytest
 
 from loaders import registry
 from loaders.simulated.catalog import simulate_field
+from tests.conftest import tree_snapshot
 from warehouse.errors import QueryTimeoutError, ServeError
+from warehouse.release import create_release, pack
 from warehouse.web import open_site, start
 from warehouse.web.server import bind
 
@@ -94,3 +96,39 @@ def test_port_in_use_and_bad_host_are_one_line_errors(served):
         bind("127.0.0.1", port)
     with pytest.raises(ServeError, match="--host no-such-host.invalid: not an address"):
         bind("no-such-host.invalid", 0)
+
+
+def test_serving_writes_nothing_in_the_warehouse(served):
+    wh, running = served
+    before = tree_snapshot(wh.root)
+    for path, params in (
+        ("/", {}),
+        ("/api/overview", {}),
+        ("/sql", {"q": "SELECT * FROM ml_objects LIMIT 5"}),
+        ("/sql/download.parquet", {"q": "SELECT object_id FROM ml_objects"}),
+        ("/sql/download.csv", {"q": "SELECT object_id FROM ml_objects"}),
+        ("/plot/sky.png", {"split": "train"}),
+        ("/gallery", {}),
+        ("/release", {}),
+        ("/api/sql", {"q": "COPY ml_objects TO 'inside.csv'"}),
+    ):
+        assert fetch(running.url, path, **params).status in (200, 400), path
+    oid = wh.query("SELECT object_id FROM ml_objects LIMIT 1").column(0)[0].as_py()
+    assert fetch(running.url, f"/object/{oid}").status == 200
+    assert tree_snapshot(wh.root) == before
+
+
+def test_a_packed_release_is_served_on_its_own(loaded, tmp_path):
+    create_release(loaded, "v1", "first")
+    packed = pack(loaded.root, "v1", tmp_path / "v1-packed")
+    running = start(open_site(tmp_path / "nowhere", release=str(packed)))
+    try:
+        assert fetch(running.url, "/api/overview").json()["release"] == "v1"
+        assert [r["name"] for r in fetch(running.url, "/api/releases").json()] == ["v1"]
+        info = fetch(running.url, "/api/release/v1").json()
+        assert info["verified"] and info["diff"] is None
+        assert fetch(running.url, "/api/release/v2").status == 404
+        rows = fetch(running.url, "/api/sql", q="SELECT count(*) AS n FROM hsc_forced").json()
+        assert rows["rows"] == [{"n": 1200}]
+    finally:
+        running.stop()
