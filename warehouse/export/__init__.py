@@ -69,6 +69,7 @@ from warehouse.export.hdf5 import (
     export_hdf5,
     export_release_splits,
 )
+from warehouse.export.hf import HfResult, export_hf, hf_features
 from warehouse.export.options import (
     COMPRESSIONS,
     NO_DATA,
@@ -78,6 +79,7 @@ from warehouse.export.options import (
     parse_bands,
 )
 from warehouse.export.plan import EXACT_IN_FLOAT64, base_query
+from warehouse.export.subsets import SUBSETS, limited_query, subset_limit
 from warehouse.export.writer import WRITE_BLOCK_ROWS
 
 __all__ = [
@@ -91,13 +93,19 @@ __all__ = [
     "WRITE_BLOCK_ROWS",
     "ExportOptions",
     "ExportResult",
+    "HfResult",
+    "SUBSETS",
     "available_bands",
     "base_query",
     "clean_stale_temporaries",
     "export_all_splits",
     "export_hdf5",
+    "export_hf",
     "export_release_splits",
+    "hf_features",
     "image_tables",
     "label_columns",
+    "limited_query",
     "parse_bands",
+    "subset_limit",
 ]
