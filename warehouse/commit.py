@@ -24,19 +24,20 @@ from warehouse import db, locks, progress
 from warehouse.errors import LoadError
 from warehouse.files import DB_NAME, file_sha256
 from warehouse.loading import Loader, LoadResult, PreparedBatch
-from warehouse.store import CatalogVersion, merge_version, read_version
+from warehouse.store import CatalogVersion, TableSpec, read_version
+from warehouse.store.batch import UpsertBatch
 from warehouse.store.contracts import base_tables
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
 
-def _max_rows(wh: Warehouse, prepared: Sequence) -> int | None:
+def _max_rows(wh: Warehouse, spec: TableSpec) -> int:
     """Image tables (the contract says so) use the small partitions of ``[cutouts]``."""
-    defs = base_tables()
-    if any(d.image_table for p in prepared if (d := defs.get(p.spec.name)) is not None):
+    d = base_tables().get(spec.name)
+    if d is not None and d.image_table:
         return wh.config.cutouts_max_rows_per_partition
-    return None
+    return wh.config.max_rows_per_partition
 
 
 def load(
@@ -45,11 +46,18 @@ def load(
     paths: Sequence[str | os.PathLike],
     echo: Callable[[str], None] = lambda _msg: None,
 ) -> list[LoadResult]:
-    """Load files one by one with ``loader``; each file commits on its own, so a rerun resumes.
+    """Load files with ``loader``, all of them into one new version of each table they fill.
 
     The one load path: every ``gwh load`` verb comes here (``loaders.registry.get(name)``
     gives the loader). A file already loaded (same SHA-256, same loader name) is skipped:
-    loading twice changes nothing. ``loader.prepare(path, wh)`` gets this warehouse.
+    loading twice changes nothing, and a rerun after a failure loads what is missing.
+    ``loader.prepare(path, wh)`` gets this warehouse. The files are read one at a time and
+    their rows spilled to sorted runs, so each partition is written once whatever the number
+    of files; a key in several files keeps the row of the last one, as loading them one after
+    the other would. Nothing is committed until every file is read: a killed load leaves the
+    warehouse as it was; a file refused as bad input (:class:`LoadError`) stops the load after
+    committing the files before it, so a rerun resumes with it. A loader with a ``describe``
+    hook commits file by file.
     """
     if isinstance(loader, str):
         raise LoadError(
@@ -57,42 +65,106 @@ def load(
             f"registry.get({loader!r}) (from loaders import registry)."
         )
     loader_name = loader.name
-    results = []
+    results: list[LoadResult] = []
+    todo: list[tuple[Path, str]] = []
     with wh.writing():
+        seen: set[str] = set()
         for raw in paths:
             path = Path(raw)
             if not path.is_file():
                 raise LoadError(f"{path}: no such file. Check the path.")
-            # a bar (on a terminal): bytes hashed, then the step a large file is in
             with progress.bar(
                 path.stat().st_size, desc=path.name, unit="B", unit_scale=True
             ) as bar:
                 bar.set_postfix_str("checksum")
                 sha = file_sha256(path, on_bytes=bar.update)
-                when = loaded_at(wh, sha, loader_name)
-                if when is None:
-                    bar.set_postfix_str("reading")
-                    prepared = loader.prepare(path, wh)
-                    rows = sum(item.table.num_rows for item in prepared)
-                    bar.set_postfix_str(f"writing {rows:,} rows")
-                    results.append(
-                        commit_load(
-                            wh, path, sha, loader_name, prepared, max_rows=_max_rows(wh, prepared)
-                        )
-                    )
-            if when is not None:
-                echo(f"{path}: already loaded ({when:%Y-%m-%d %H:%M} UTC); nothing to do.")
+            when = loaded_at(wh, sha, loader_name)
+            if when is not None or sha in seen:
+                what = f"already loaded ({when:%Y-%m-%d %H:%M} UTC)" if when else "given twice"
+                echo(f"{path}: {what}; nothing to do.")
                 results.append(LoadResult(str(path), loader_name, True, {}))
                 continue
-            describe = getattr(loader, "describe", None)
-            if describe is not None:  # a loader may say more (e.g. the labels it loaded)
+            seen.add(sha)
+            todo.append((path, sha))
+        describe = getattr(loader, "describe", None)
+        if describe is not None:  # a loader may say more (e.g. the labels it loaded)
+            for path, sha in todo:
+                prepared = loader.prepare(path, wh)
+                results.append(commit_load(wh, path, sha, loader_name, prepared))
                 echo(describe(path, prepared, results[-1]))
-                continue
-            summary = ", ".join(
-                f"{t}: +{n:,} rows → {total:,}" for t, (n, total) in results[-1].tables.items()
-            )
-            echo(f"{path}: loaded ({summary})")
+            return results
+        if todo:
+            results.extend(_load_together(wh, loader, todo, echo))
     return results
+
+
+def _load_together(
+    wh: Warehouse, loader: Loader, todo: list[tuple[Path, str]], echo: Callable[[str], None]
+) -> list[LoadResult]:
+    """Prepare every file, spill its rows, then commit one version per table."""
+    with db.connect(wh.db_path) as con:
+        registry = wh._registry(con)
+    batches: dict[str, UpsertBatch] = {}
+    per_file: list[dict[str, int]] = []
+    failure: LoadError | None = None
+    try:
+        for path, _sha in todo:
+            with progress.bar(
+                path.stat().st_size, desc=path.name, unit="B", unit_scale=True
+            ) as bar:
+                bar.set_postfix_str("reading")
+                try:
+                    prepared = loader.prepare(path, wh)
+                    for item in prepared:
+                        name = item.spec.name
+                        if name not in batches:
+                            previous = _previous(wh, registry, name)
+                            batches[name] = UpsertBatch(item.spec, previous, _scratch(wh, name))
+                    checked = [batches[i.spec.name].check(i.table, str(path)) for i in prepared]
+                except LoadError as exc:  # commit the files before it, then report it
+                    failure = exc
+                    break
+                counts: dict[str, int] = {}
+                for item, table in zip(prepared, checked, strict=True):
+                    batches[item.spec.name].add(table, str(path), checked=True)
+                    counts[item.spec.name] = counts.get(item.spec.name, 0) + table.num_rows
+                per_file.append(counts)
+                del prepared, checked
+        todo = todo[: len(per_file)]
+        records = [
+            (str(path.resolve()), sha, name, n)
+            for (path, sha), counts in zip(todo, per_file, strict=True)
+            for name, n in counts.items()
+        ]
+        used = {name: b for name, b in batches.items() if b.sources}
+        created = _commit_versions(wh, registry, used, loader.name, records) if used else []
+    finally:
+        for batch in batches.values():
+            batch.close()
+    totals = {name: cv.nrows for name, _v, _f, cv in created}
+    results = []
+    for (path, _sha), counts in zip(todo, per_file, strict=True):
+        result = LoadResult(
+            str(path), loader.name, False, {t: (n, totals[t]) for t, n in counts.items()}
+        )
+        summary = ", ".join(
+            f"{t}: +{n:,} rows → {total:,}" for t, (n, total) in result.tables.items()
+        )
+        echo(f"{path}: loaded ({summary})")
+        results.append(result)
+    if failure is not None:
+        raise failure
+    return results
+
+
+def _previous(wh: Warehouse, registry: dict, name: str) -> CatalogVersion | None:
+    return read_version(wh.root / registry[name][1]) if name in registry else None
+
+
+def _scratch(wh: Warehouse, name: str) -> Path:
+    """Spilled runs of a load, beside the table's versions: a killed load's are removed by the
+    next writer with the other ``.tmp-*`` leftovers."""
+    return wh.catalogs_dir / name / f".tmp-{uuid.uuid4().hex}-spill"
 
 
 def ingest_prepared(
@@ -145,40 +217,76 @@ def commit_load(
     sources: Sequence[tuple[str, str, int]] | None = None,
     max_rows: int | None = None,
 ) -> LoadResult:
-    """``sources``: (file, sha256, rows) for gwh_loads, instead of ``path`` and ``sha``."""
+    """Commit the tables one file (or one prepared batch) gives, as one version each.
+
+    ``sources``: (file, sha256, rows) for gwh_loads, instead of ``path`` and ``sha``.
+    """
+    with db.connect(wh.db_path) as con:
+        registry = wh._registry(con)
+    batches: dict[str, UpsertBatch] = {}
+    records = []
+    try:
+        for item in prepared:
+            name = item.spec.name
+            if name not in batches:
+                batches[name] = UpsertBatch(
+                    item.spec, _previous(wh, registry, name), _scratch(wh, name)
+                )
+            batches[name].add(item.table, str(path))
+            for file, file_sha, nrows in sources or [
+                (str(path.resolve()), sha, item.table.num_rows)
+            ]:
+                records.append((file, file_sha, name, nrows))
+        created = _commit_versions(wh, registry, batches, loader_name, records, max_rows)
+    finally:
+        for batch in batches.values():
+            batch.close()
+    totals = {name: cv.nrows for name, _v, _f, cv in created}
+    return LoadResult(
+        str(path),
+        loader_name,
+        False,
+        {item.spec.name: (item.table.num_rows, totals[item.spec.name]) for item in prepared},
+    )
+
+
+def _commit_versions(
+    wh: Warehouse,
+    registry: dict,
+    batches: dict[str, UpsertBatch],
+    loader_name: str,
+    records: list[tuple[str, str, str, int]],
+    max_rows: int | None = None,
+) -> list[tuple[str, int, Path, CatalogVersion]]:
+    """Write each batch as its table's next version, then commit them all with one rename.
+
+    ``records``: (file, sha256, table, rows) rows of gwh_loads.
+    """
     created: list[tuple[str, int, Path, CatalogVersion]] = []
     tmp_dirs: list[Path] = []
     try:
-        with db.connect(wh.db_path) as con:
-            registry = wh._registry(con)
-        for item in prepared:
-            name = item.spec.name
-            previous = read_version(wh.root / registry[name][1]) if name in registry else None
+        for name, batch in batches.items():
             version = registry[name][0] + 1 if name in registry else 1
             table_dir = wh.catalogs_dir / name
             table_dir.mkdir(parents=True, exist_ok=True)
             tmp = table_dir / f".tmp-{uuid.uuid4().hex}"
             tmp_dirs.append(tmp)
-            cv = merge_version(
-                previous,
-                item.table,
-                item.spec,
+            batch.commit(
                 tmp,
-                max_rows=max_rows or wh.config.max_rows_per_partition,
+                max_rows=max_rows or _max_rows(wh, batch.spec),
                 max_order=wh.config.max_order,
-                source=str(path),
                 margin_arcsec=wh.config.margin_arcsec,
             )
             final = table_dir / f"v{version:06d}"
             if final.exists():  # left by a run killed before it committed: no reader saw it
                 shutil.rmtree(final)
             os.rename(tmp, final)
-            cv = read_version(final)
-            created.append((name, version, final, cv))
+            created.append((name, version, final, read_version(final)))
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # stored as UTC
+        versions = {name: version for name, version, _f, _cv in created}
 
         def record(con: duckdb.DuckDBPyConnection) -> None:
-            for (name, version, final, cv), item in zip(created, prepared, strict=True):
+            for name, version, final, cv in created:
                 con.execute(
                     "INSERT OR REPLACE INTO gwh_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
@@ -187,16 +295,15 @@ def commit_load(
                         final.relative_to(wh.root).as_posix(),
                         cv.nrows,
                         len(cv.schema),
-                        item.spec.description,
+                        batches[name].spec.description,
                         now,
                     ],
                 )
-                rows = sources or [(str(path.resolve()), sha, item.table.num_rows)]
-                for file, file_sha, nrows in rows:
-                    con.execute(
-                        "INSERT INTO gwh_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [file_sha, loader_name, file, name, nrows, version, now],
-                    )
+            for file, file_sha, name, nrows in records:
+                con.execute(
+                    "INSERT INTO gwh_loads VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [file_sha, loader_name, file, name, nrows, versions[name], now],
+                )
 
         wh._write_file(record)  # the commit: one rename
     except BaseException:
@@ -208,15 +315,7 @@ def commit_load(
     for _name, _version, final, _cv in created:
         point_current(final)
     collect_garbage(wh)
-    return LoadResult(
-        str(path),
-        loader_name,
-        False,
-        {
-            name: (item.table.num_rows, cv.nrows)
-            for (name, _v, _f, cv), item in zip(created, prepared, strict=True)
-        },
-    )
+    return created
 
 
 def point_current(final: Path) -> None:

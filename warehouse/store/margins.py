@@ -2,11 +2,11 @@
 near its border, so cross-matches and cone searches are complete at partition edges.
 
 The margin of a partition P (order k, pixel p) is found with HEALPix pixels of one *margin
-order* M, the finest order whose pixels are at least ``threshold`` across on average
+order* M, the finest order whose pixels are at least twice ``threshold`` on average
 (:func:`margin_order`). Seen at order M, P is a block of pixels; every row within ``threshold``
-of P lies in P or in the first :func:`ring_count` rings of order-M neighbours around it (a pixel
-is at least half its average size across, and a ring's neighbours include the diagonal ones).
-The margin holds every row of those rings: all rows within ``threshold`` of P and some a little
+of P lies in P or in the ring of order-M neighbours around it (a pixel is at least half its
+average size across, and the ring includes the diagonal neighbours; :func:`ring_count`).
+The margin holds every row of that ring: all rows within ``threshold`` of P and some a little
 farther (up to about four times the threshold), which never changes a cross-match result: the
 extra rows are real neighbours, and each row of the other catalog is matched from one partition.
 
@@ -62,15 +62,16 @@ def _resolution_arcsec(order: int) -> float:
 
 
 def margin_order(threshold_arcsec: float) -> int:
-    """The finest order whose pixels are at least ``threshold_arcsec`` on average (max 29).
+    """The finest order whose pixels are at least twice ``threshold_arcsec`` on average (so at
+    least the threshold across, and one ring of neighbours holds the margin; max 29).
 
     >>> margin_order(10.0), margin_order(5.0)
-    (14, 15)
+    (13, 14)
     """
     if not threshold_arcsec > 0:
         raise ValueError(f"margin threshold must be > 0 arcsec, got {threshold_arcsec}")
     order = 0
-    while order < SPATIAL_INDEX_ORDER and _resolution_arcsec(order + 1) >= threshold_arcsec:
+    while order < SPATIAL_INDEX_ORDER and _resolution_arcsec(order + 1) >= 2 * threshold_arcsec:
         order += 1
     return order
 
@@ -78,7 +79,11 @@ def margin_order(threshold_arcsec: float) -> int:
 def ring_count(order: int, threshold_arcsec: float) -> int:
     """Rings of order-``order`` neighbours that hold every point within the threshold: a pixel
     is at least half its average size across (HEALPix pixels are at worst ~1.6x longer than
-    wide; 2 leaves room)."""
+    wide; 2 leaves room). One at :func:`margin_order`.
+
+    >>> ring_count(margin_order(10.0), 10.0)
+    1
+    """
     return max(1, math.ceil(threshold_arcsec / (_resolution_arcsec(order) / 2)))
 
 

@@ -20,22 +20,15 @@ import pyarrow.parquet as pq
 
 from warehouse.errors import LoadError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, spatial_index
-from warehouse.store.margins import DEFAULT_MARGIN_ARCSEC, MarginBuilder, margin_name
+from warehouse.store.margins import DEFAULT_MARGIN_ARCSEC
 from warehouse.store.versions import (
     CatalogVersion,
-    Partition,
     TableSpec,
     _unify_schema,
-    compute_partitions,
     conform,
-    link_or_copy,
-    read_properties,
-    read_version,
-    write_collection,
-    write_metadata_files,
-    write_partition,
-    write_properties,
+    key_values,
 )
+from warehouse.store.write import VersionPlan, write_version
 
 __all__ = ["combine_upserts", "merge_version"]
 
@@ -45,14 +38,6 @@ def _read_rows(files: Iterable[Path], columns: list[str] | None = None) -> pa.Ta
     if not tables:
         return None
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-
-
-def _key_strings(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
-    """One comparable value per row for a (possibly composite) key."""
-    if len(key) == 1:
-        return table.column(key[0]).combine_chunks()
-    parts = [pc.cast(table.column(k), pa.string()) for k in key]
-    return pc.binary_join_element_wise(*parts, "\x1f")
 
 
 def _checked_rows(
@@ -97,28 +82,27 @@ def combine_upserts(
     old_schema: pa.Schema | None,
     sources: Sequence[str],
 ) -> pa.Table:
-    """One table of upserts equal to applying ``tables`` one after the other: for a key in
-    several, the columns of the latest one that carries them win. Each table is checked first
+    """One table of upserts equal to applying ``tables`` (inputs with the same columns) one
+    after the other: for a key in several, the latest row wins. Each table is checked first
     (:func:`_checked_rows`, naming its source)."""
     checked = [
         _checked_rows(t, old_schema, spec, src) for t, src in zip(tables, sources, strict=True)
     ]
     if len(checked) == 1:
         return checked[0]
-    names = [set(t.column_names) for t in checked]
-    if all(n == names[0] for n in names):
-        schema = checked[0].schema
-        for t in checked[1:]:
-            schema = _unify_schema(schema, t.schema)
-        schema = pa.schema([f for f in schema if f.name in names[0]])
-        stacked = pa.concat_tables(
-            [conform(t, schema, src) for t, src in zip(checked, sources, strict=True)]
+    names = sorted(checked[0].column_names)
+    if any(sorted(t.column_names) != names for t in checked):
+        raise ValueError(
+            "combine_upserts takes inputs with the same columns; upsert the others one by one"
         )
-        return _keep_last(stacked, spec.key)
-    combined = checked[0]
-    for t, src in zip(checked[1:], sources[1:], strict=True):
-        combined = _upsert_in_memory(combined, t, spec, src)
-    return combined
+    schema = checked[0].schema
+    for t in checked[1:]:
+        schema = _unify_schema(schema, t.schema)
+    schema = pa.schema([f for f in schema if f.name in names])
+    stacked = pa.concat_tables(
+        [conform(t, schema, src) for t, src in zip(checked, sources, strict=True)]
+    )
+    return _keep_last(stacked, spec.key)
 
 
 def _keep_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
@@ -130,30 +114,6 @@ def _keep_last(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
     if rows.size == table.num_rows:
         return table
     return table.take(pa.array(rows))
-
-
-def _upsert_in_memory(base: pa.Table, new: pa.Table, spec: TableSpec, source: str) -> pa.Table:
-    """``base`` upserted with ``new``: ``new``'s columns win, ``base``'s others are kept."""
-    schema = _unify_schema(base.schema, new.schema)
-    schema = pa.schema(
-        [f for f in schema if f.name in base.column_names or f.name in new.column_names]
-    )
-    base_keys, new_keys = _key_strings(base, spec.key), _key_strings(new, spec.key)
-    replaced = pc.is_in(base_keys, value_set=new_keys)
-    keep_cols = [c for c in base.column_names if c not in new.column_names or c in spec.key]
-    joined = new.join(
-        base.filter(replaced).select(keep_cols),
-        keys=list(spec.key),
-        join_type="left outer",
-        use_threads=True,
-        coalesce_keys=True,
-    )
-    return pa.concat_tables(
-        [
-            conform(base.filter(pc.invert(replaced)), schema, source),
-            conform(joined, schema, source),
-        ]
-    )
 
 
 def merge_version(
@@ -169,11 +129,12 @@ def merge_version(
 ) -> CatalogVersion:
     """Write into ``dest`` the catalog ``previous`` upserted with ``new_rows``.
 
-    ``new_rows`` is one table or several (one per input file, in load order, with ``source``
-    naming each); every partition is written once. Each table must carry the key columns; it
-    carries ``spec.ra``/``spec.dec`` unless every key already exists (then the stored position
-    is kept). With ``margin_arcsec`` (the default), ``dest`` is a HATS collection of the
-    table's catalog ``dest/<name>`` and its margin catalog; with None, ``dest`` is the catalog.
+    ``new_rows`` is one table or several with the same columns (one per input file, in load
+    order, with ``source`` naming each); every partition is written once. Each table must
+    carry the key columns; it carries ``spec.ra``/``spec.dec`` unless every key already exists
+    (then the stored position is kept). With ``margin_arcsec`` (the default), ``dest`` is a
+    HATS collection of the table's catalog ``dest/<name>`` and its margin catalog; with None,
+    ``dest`` is the catalog.
     """
     old_schema = previous.schema if previous else None
     tables = [new_rows] if isinstance(new_rows, pa.Table) else list(new_rows)
@@ -185,11 +146,11 @@ def merge_version(
     schema = _unify_schema(old_schema, new_rows.schema)
     schema_changed = old_schema is None or not old_schema.equals(schema)
     # 1. Where every stored row sits, to find the rows the new ones replace.
-    new_keys = _key_strings(new_rows, spec.key)
+    new_keys = key_values(new_rows, spec.key)
     if previous is not None and previous.nrows:
         stored = _read_rows(previous.files(), list(spec.key) + [SPATIAL_INDEX_COLUMN])
         assert stored is not None
-        stored_keys = _key_strings(stored, spec.key)
+        stored_keys = key_values(stored, spec.key)
         stored_h29 = stored.column(SPATIAL_INDEX_COLUMN).to_numpy()
         is_touched = pc.is_in(stored_keys, value_set=new_keys).to_numpy(zero_copy_only=False)
     else:
@@ -213,9 +174,7 @@ def merge_version(
             ]
         )
         assert old_rows is not None
-        old_rows = old_rows.filter(
-            pc.is_in(_key_strings(old_rows, spec.key), value_set=touched_keys)
-        )
+        old_rows = old_rows.filter(pc.is_in(key_values(old_rows, spec.key), value_set=touched_keys))
         keep_old = [
             c for c in old_rows.column_names if c not in new_rows.column_names or c in spec.key
         ]
@@ -260,139 +219,30 @@ def merge_version(
 
     # 3. The new partitioning over all rows, then each partition: link if untouched, else write.
     all_h29 = np.sort(np.concatenate([stored_h29[~is_touched], merged_h29]))
-    layout = compute_partitions(all_h29, max_rows, max_order)
-    old_parts = set(previous.partitions) if previous else set()
-    touched_sorted = np.sort(touched_h29)
-    catalog = dest / spec.name if margin_arcsec is not None else dest
-    catalog.mkdir(parents=True, exist_ok=True)
-    margins = MarginBuilder([p for p, _ in layout], margin_arcsec) if margin_arcsec else None
-    written: list[tuple[Partition, Path]] = []
-    linked: list[Partition] = []
-    for part, count in layout:
-        lo, hi = part.h29_range()
-        target = catalog / part.relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        changed = (
-            schema_changed
-            or part not in old_parts
-            or _any_in_sorted(merged_h29, lo, hi)
-            or _any_in_sorted(touched_sorted, lo, hi)
-        )
-        if not changed:
-            assert previous is not None
-            link_or_copy(previous.path / part.relpath, target)
-            written.append((part, target))
-            linked.append(part)
-            continue
-        pieces = []
-        if previous is not None:
-            for op in previous.partitions:
-                olo, ohi = op.h29_range()
-                if olo < hi and lo < ohi:
-                    t = pq.read_table(
-                        previous.path / op.relpath,
-                        filters=[(SPATIAL_INDEX_COLUMN, ">=", lo), (SPATIAL_INDEX_COLUMN, "<", hi)],
-                    )
-                    if is_touched.any():
-                        t = t.filter(
-                            pc.invert(pc.is_in(_key_strings(t, spec.key), value_set=new_keys))
-                        )
-                    if t.num_rows:
-                        pieces.append(conform(t, schema, source))
+
+    def new_rows_in(lo: int, hi: int) -> list[pa.Table]:
         a = int(np.searchsorted(merged_h29, lo, "left"))
         b = int(np.searchsorted(merged_h29, hi, "left"))
-        if b > a:
-            pieces.append(merged.slice(a, b - a))
-        if len(pieces) == 1 and b > a:
-            table = pieces[0]  # a slice of ``merged``, already in order
-        else:
-            table = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
-            table = table.sort_by(
-                [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in spec.key]
-            )
-        if table.num_rows != count:
-            raise AssertionError(f"partition {part} has {table.num_rows} rows, expected {count}")
-        write_partition(table, target)
-        written.append((part, target))
-        if margins is not None:
-            margins.add(table)
-        del table, pieces
+        return [merged.slice(a, b - a)] if b > a else []
 
-    nrows = int(all_h29.size)
-    parts = [p for p, _ in written]
-    write_metadata_files(catalog, schema, written)
-    write_properties(catalog, spec, nrows, parts, max_rows)
-    margin_dir = None
-    if margins is not None and margin_arcsec is not None:
-        _margins_of_linked(margins, previous, linked, margin_arcsec)
-        margin_dir = dest / margin_name(spec.name, margin_arcsec)
-        margins.write(margin_dir, spec, schema, spec.name, max_rows)
-        write_collection(dest, spec, spec.name, margin_dir.name)
-    return CatalogVersion(
-        catalog,
-        parts,
-        schema,
-        nrows,
-        read_properties(catalog / "hats.properties"),
-        dest if margin_dir is not None else None,
-        margin_dir,
+    def without_replaced(t: pa.Table, lo: int, hi: int) -> pa.Table:
+        if not is_touched.any():
+            return t
+        return t.filter(pc.invert(pc.is_in(key_values(t, spec.key), value_set=new_keys)))
+
+    return write_version(
+        previous,
+        spec,
+        dest,
+        VersionPlan(schema, schema_changed, all_h29, merged_h29, np.sort(touched_h29)),
+        new_rows_in,
+        without_replaced,
+        max_rows=max_rows,
+        max_order=max_order,
+        margin_arcsec=margin_arcsec,
+        source=source,
     )
-
-
-def _margins_of_linked(
-    margins: MarginBuilder,
-    previous: CatalogVersion | None,
-    linked: list[Partition],
-    threshold: float,
-) -> None:
-    """Add to ``margins`` the rows that partitions linked unchanged from ``previous`` give to the
-    margins of the new layout.
-
-    A partition that existed before with a margin of the same threshold finds them in its old
-    margin file (the rows there whose ``_healpix_29`` lies in a linked partition: those files,
-    and so their rows near its border, did not change). Any other partition's margin reads the
-    linked partitions themselves.
-    """
-    if not linked or previous is None:
-        return
-    old_margin = None
-    if previous.margin is not None and previous.margin_threshold == threshold:
-        old_margin = read_version(previous.margin)
-    old_parts = set(previous.partitions)
-    bounds = np.array(sorted(p.h29_range() for p in linked), np.int64)
-
-    def in_linked(h29: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(bounds[:, 0], h29, "right") - 1
-        return (i >= 0) & (h29 < bounds[np.clip(i, 0, None), 1])
-
-    rescan: set[int] = set()
-    old_margin_parts = set(old_margin.partitions) if old_margin is not None else set()
-    for i, part in enumerate(margins.index.partitions):
-        if old_margin is None or part not in old_parts:
-            rescan.add(i)
-            continue
-        if part not in old_margin_parts:
-            continue  # its old margin was empty: the linked partitions gave it no rows
-        old_file = old_margin.path / part.relpath
-        margins.previous(i, old_file)
-        h29 = pq.read_table(old_file, columns=[SPATIAL_INDEX_COLUMN]).column(0).to_numpy()
-        keep = in_linked(h29)
-        if keep.all() and i not in margins.fresh:
-            margins.link(i, old_file)  # every row from unchanged partitions, none new
-        elif keep.any():
-            margins.add_to(i, pq.read_table(old_file).filter(pa.array(keep)))
-    if not rescan:
-        return
-    for part in linked:
-        h29 = pq.read_table(previous.path / part.relpath, columns=[SPATIAL_INDEX_COLUMN])
-        _rows, targets = margins.index.route(h29.column(0).to_numpy())
-        if np.isin(targets, list(rescan)).any():
-            margins.add(pq.read_table(previous.path / part.relpath), only=rescan)
 
 
 def _any_in_range(values: np.ndarray, lo: int, hi: int) -> bool:
     return bool(values.size) and bool(np.any((values >= lo) & (values < hi)))
-
-
-def _any_in_sorted(values: np.ndarray, lo: int, hi: int) -> bool:
-    return bool(np.searchsorted(values, hi, "left") > np.searchsorted(values, lo, "left"))

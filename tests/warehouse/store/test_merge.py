@@ -1,4 +1,5 @@
-"""The HATS store: adaptive partitions, keyed upserts, shared files, validity for hats and lsdb."""
+"""The HATS store: adaptive partitions, keyed upserts, shared files, validity for hats and lsdb
+(merge_version)."""
 
 from __future__ import annotations
 

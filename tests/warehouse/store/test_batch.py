@@ -1,0 +1,144 @@
+"""One version from many inputs (UpsertBatch): the same table as loading them one by one,
+each partition written once, spilled runs removed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from warehouse.store import TableSpec, merge_version, read_version
+from warehouse.store.batch import UpsertBatch
+from warehouse.store.spill import Spill
+
+SPEC = TableSpec("things", key=("object_id",), ra="ra", dec="dec")
+BIG_ID = 43158172147386355
+
+
+def _inputs(n_files=4, n=3000, overlap=400, seed=3):
+    """Files over the same sky whose keys overlap: a later file moves and changes some rows."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_files):
+        ids = BIG_ID + np.concatenate(
+            [np.arange(i * n, (i + 1) * n), rng.choice(i * n + n, overlap, replace=False)]
+        )
+        ids = np.unique(ids)
+        out.append(
+            pa.table(
+                {
+                    "object_id": pa.array(ids, pa.int64()),
+                    "ra": rng.uniform(149.0, 151.0, ids.size),
+                    "dec": rng.uniform(1.0, 3.0, ids.size),
+                    "mag": pa.array(rng.normal(22, 1, ids.size), pa.float32()),
+                    "file": pa.array(np.full(ids.size, i), pa.int32()),
+                }
+            )
+        )
+    return out
+
+
+def _content(cv) -> pa.Table:
+    return pq.read_table(cv.files()).sort_by("object_id")
+
+
+def _margin(cv) -> pa.Table:
+    margin = read_version(cv.margin)
+    return pq.read_table([margin.path / p.relpath for p in margin.partitions]).sort_by(
+        [("object_id", "ascending"), ("_healpix_29", "ascending")]
+    )
+
+
+def _one_by_one(previous, tables, dest):
+    for i, t in enumerate(tables):
+        previous = merge_version(
+            previous, t, SPEC, dest / f"s{i}", max_rows=800, max_order=10, source=f"f{i}"
+        )
+    return previous
+
+
+def _batch(previous, tables, dest, scratch):
+    batch = UpsertBatch(SPEC, previous, scratch)
+    for i, t in enumerate(tables):
+        batch.add(t, f"f{i}")
+    return batch.commit(dest, max_rows=800, max_order=10, margin_arcsec=10.0)
+
+
+def test_batch_equals_loading_one_by_one_and_spills_nothing_behind(tmp_path):
+    tables = _inputs()
+    want = _one_by_one(None, tables, tmp_path / "seq")
+    got = _batch(None, tables, tmp_path / "b", tmp_path / "scratch")
+    assert _content(got).equals(_content(want))
+    assert got.partitions == want.partitions
+    assert _margin(got).equals(_margin(want))
+    assert not (tmp_path / "scratch").exists()
+    # a key in several files keeps the last file's row (and its position)
+    t = _content(got)
+    last = {}
+    for i, table in enumerate(tables):
+        for oid in table.column("object_id").to_pylist():
+            last[oid] = i
+    assert t.column("file").to_pylist() == [last[o] for o in t.column("object_id").to_pylist()]
+
+
+def test_batch_onto_a_previous_version_keeps_columns_the_inputs_lack(tmp_path):
+    base = _inputs(n_files=1, seed=5)[0].append_column(
+        "extra", pa.array(np.arange(3000 + 0, dtype=np.float64)[: _inputs(1, seed=5)[0].num_rows])
+    )
+    v1 = merge_version(None, base, SPEC, tmp_path / "v1", max_rows=800, max_order=10, source="b")
+    tables = _inputs(seed=9)  # overlaps base's ids: those rows keep their `extra`
+    want = _one_by_one(v1, tables, tmp_path / "seq")
+    got = _batch(v1, tables, tmp_path / "b", tmp_path / "scratch")
+    assert _content(got).equals(_content(want))
+    assert _content(got).column("extra").null_count < got.nrows  # some kept their value
+    assert _margin(got).equals(_margin(want))
+
+
+def test_inputs_without_positions_or_other_columns_are_combined_in_memory(tmp_path):
+    tables = _inputs(n_files=2)
+    v1 = merge_version(
+        None, tables[0], SPEC, tmp_path / "v1", max_rows=800, max_order=10, source="a"
+    )
+    no_pos = pa.table(
+        {
+            "object_id": tables[0].column("object_id").slice(0, 50),
+            "flag": pa.array([True] * 50),
+        }
+    )
+    more = [tables[1], no_pos, tables[1].select(["object_id", "ra", "dec"]).slice(0, 20)]
+    want = _one_by_one(v1, more, tmp_path / "seq")
+    got = _batch(v1, more, tmp_path / "b", tmp_path / "scratch")
+    assert _content(got).equals(_content(want))
+    assert _content(got).column("flag").to_pylist().count(True) == 50
+
+
+def test_spill_reads_back_ranges_across_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr("warehouse.store.spill.RUN_ROWS", 700)
+    monkeypatch.setattr("warehouse.store.spill.BATCH_ROWS", 64)
+    t = _inputs(n_files=1)[0]
+    spill = Spill(tmp_path / "s", SPEC.key, "ra", "dec")
+    schema = t.schema.insert(0, pa.field("_healpix_29", pa.int64()))
+    spill.add(t, schema)
+    assert len(spill.runs) == -(-t.num_rows // 700)
+    spill.finish()
+    lo, hi = int(spill.new_h29[100]), int(spill.new_h29[2500])
+    rows = pa.concat_tables(spill.rows_in(lo, hi))
+    assert rows.num_rows == 2400
+    h = rows.column("_healpix_29").to_numpy()
+    assert ((h >= lo) & (h < hi)).all()
+    spill.close()
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("n_files", [1, 3])
+def test_batch_refuses_null_keys_naming_the_input(tmp_path, n_files):
+    tables = _inputs(n_files=n_files)
+    bad = tables[-1].set_column(0, "object_id", pa.array([None] * tables[-1].num_rows, pa.int64()))
+    batch = UpsertBatch(SPEC, None, tmp_path / "scratch")
+    for i, t in enumerate(tables[:-1]):
+        batch.add(t, f"f{i}")
+    with pytest.raises(Exception, match=f"f{n_files - 1}: .* NULL object_id"):
+        batch.add(bad, f"f{n_files - 1}")
+    batch.close()
+    assert not (tmp_path / "scratch").exists()

@@ -1,0 +1,269 @@
+"""One load, one version: the rows of every file a command loads into a table, upserted into the
+next version together, so each partition is written once however many files there are.
+
+>>> batch = UpsertBatch(spec, previous, scratch)                 # doctest: +SKIP
+>>> for path in paths:                                           # doctest: +SKIP
+...     batch.add(read(path), source=str(path))
+>>> cv = batch.commit(dest, max_rows=1_000_000, max_order=19, margin_arcsec=10.0)  # doctest: +SKIP
+
+Inputs with positions and the same columns are spilled to sorted runs on disk
+(:class:`~warehouse.store.spill.Spill`): memory holds one input and one partition, not the load.
+Anything else (an export without ra/dec, whose rows take their stored positions, or inputs with
+different columns for the same keys) is combined in memory exactly as loading the files one
+after the other would (:func:`~warehouse.store.merge.merge_version`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.store.merge import _checked_rows, merge_version
+from warehouse.store.spill import Spill
+from warehouse.store.versions import (
+    CatalogVersion,
+    TableSpec,
+    _unify_schema,
+    conform,
+    key_values,
+)
+from warehouse.store.write import VersionPlan, write_version
+
+__all__ = ["UpsertBatch"]
+
+
+class UpsertBatch:
+    """New rows for one table from one or more inputs, committed as one version."""
+
+    def __init__(self, spec: TableSpec, previous: CatalogVersion | None, scratch: Path):
+        self.spec = spec
+        self.previous = previous
+        self.scratch = Path(scratch)
+        self.sources: list[str] = []
+        self.rows = 0  # rows added (before upserts across inputs)
+        self._spill: Spill | None = None
+        self._names: list[str] | None = None
+        self._schema: pa.Schema | None = None  # of the new rows, over all inputs
+        self._memory: list[pa.Table] = []
+        self._memory_sources: list[str] = []
+
+    def check(self, table: pa.Table, source: str) -> pa.Table:
+        """``table`` ready to add: NULL keys and empty inputs refused (naming ``source``), columns
+        without values dropped or typed as stored. Adds nothing."""
+        old_schema = self.previous.schema if self.previous else None
+        return _checked_rows(table, old_schema, self.spec, source)
+
+    def add(self, table: pa.Table, source: str, checked: bool = False) -> None:
+        """Add one input's rows (later inputs win for a key in several); ``checked``: it came
+        from :meth:`check` already."""
+        if not checked:
+            table = self.check(table, source)
+        self.sources.append(source)
+        self.rows += table.num_rows
+        positioned = self.spec.ra in table.column_names and self.spec.dec in table.column_names
+        same = self._names is None or sorted(table.column_names) == self._names
+        if positioned and same and not self._memory:
+            self._names = sorted(table.column_names)
+            schema = _unify_schema(self._schema, table.schema)
+            self._schema = schema
+            if self._spill is None:
+                self._spill = Spill(self.scratch, self.spec.key, self.spec.ra, self.spec.dec)
+            self._spill.add(conform(table, schema, source), schema)
+            return
+        if self._spill is not None:  # from now on in memory: read back what was spilled
+            self._memory.extend(self._spill.read_inputs())
+            self._memory_sources.extend(self.sources[: len(self._memory)])
+            self._spill.close()
+            self._spill = None
+        self._memory.append(table)
+        self._memory_sources.append(source)
+
+    def commit(
+        self, dest: Path, *, max_rows: int, max_order: int, margin_arcsec: float | None
+    ) -> CatalogVersion:
+        """Write the next version into ``dest``."""
+        try:
+            if self._spill is None:
+                return self._merge_in_memory(
+                    dest, max_rows=max_rows, max_order=max_order, margin_arcsec=margin_arcsec
+                )
+            return _merge_spilled(
+                self.previous,
+                self._spill,
+                self.spec,
+                dest,
+                self._label(),
+                max_rows=max_rows,
+                max_order=max_order,
+                margin_arcsec=margin_arcsec,
+            )
+        finally:
+            self.close()
+
+    def _merge_in_memory(
+        self, dest: Path, *, max_rows: int, max_order: int, margin_arcsec: float | None
+    ) -> CatalogVersion:
+        """Consecutive inputs with the same columns are combined (the latest row of a key wins);
+        groups with other columns are upserted one after the other through versions in the
+        scratch folder, as loading them one by one would (a row keeps what it does not carry)."""
+        groups: list[tuple[list[pa.Table], list[str]]] = []
+        for table, source in zip(self._memory, self._memory_sources, strict=True):
+            if groups and sorted(groups[-1][0][0].column_names) == sorted(table.column_names):
+                groups[-1][0].append(table)
+                groups[-1][1].append(source)
+            else:
+                groups.append(([table], [source]))
+        previous = self.previous
+        for i, (tables, sources) in enumerate(groups):
+            last = i == len(groups) - 1
+            previous = merge_version(
+                previous,
+                tables,
+                self.spec,
+                dest if last else self.scratch / f"step-{i}",
+                max_rows=max_rows,
+                max_order=max_order,
+                source=sources,
+                margin_arcsec=margin_arcsec if last else None,
+            )
+        assert previous is not None
+        return previous
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self._memory, self._memory_sources = [], []
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _label(self) -> str:
+        n = len(self.sources)
+        return self.sources[0] if n == 1 else f"{self.sources[0]} (and {n - 1} more)"
+
+
+def _stored_index(previous: CatalogVersion | None, key: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """(keys, _healpix_29) of every stored row, read from two columns of each partition."""
+    if previous is None or not previous.nrows:
+        return None, np.zeros(0, np.int64)
+    tables = [
+        pq.read_table(f, columns=list(key) + [SPATIAL_INDEX_COLUMN]) for f in previous.files()
+    ]
+    stored = pa.concat_tables(tables)
+    return key_values(stored, key), stored.column(SPATIAL_INDEX_COLUMN).to_numpy()
+
+
+def _merge_spilled(
+    previous: CatalogVersion | None,
+    spill: Spill,
+    spec: TableSpec,
+    dest: Path,
+    source: str,
+    *,
+    max_rows: int,
+    max_order: int,
+    margin_arcsec: float | None,
+) -> CatalogVersion:
+    new_keys = spill.finish()
+    assert spill.schema is not None and spill.new_h29 is not None
+    old_schema = previous.schema if previous else None
+    schema = _unify_schema(old_schema, spill.schema)
+    schema_changed = old_schema is None or not old_schema.equals(schema)
+    stored_keys, stored_h29 = _stored_index(previous, spec.key)
+    if stored_keys is not None:
+        touched = pc.is_in(stored_keys, value_set=new_keys).to_numpy(zero_copy_only=False)
+    else:
+        touched = np.zeros(0, bool)
+    order = np.argsort(stored_h29[touched], kind="stable")
+    replaced_h29 = stored_h29[touched][order]
+    replaced_keys = (
+        stored_keys.filter(pa.array(touched)).take(pa.array(order)) if touched.any() else None
+    )
+    all_h29 = np.sort(np.concatenate([stored_h29[~touched], spill.new_h29]))
+    del stored_keys, stored_h29
+    missing = [
+        f.name
+        for f in (old_schema or [])
+        if f.name not in spill.schema.names and f.name != SPATIAL_INDEX_COLUMN
+    ]
+
+    def new_rows_in(lo: int, hi: int) -> list[pa.Table]:
+        pieces = [conform(p, schema, source) for p in spill.rows_in(lo, hi)]
+        if not missing or replaced_keys is None or not pieces:
+            return pieces
+        assert previous is not None
+        return [
+            _fill_from_stored(
+                pa.concat_tables(pieces),
+                previous,
+                replaced_keys,
+                replaced_h29,
+                missing,
+                spec,
+                schema,
+                source,
+            )
+        ]
+
+    def without_replaced(t: pa.Table, lo: int, hi: int) -> pa.Table:
+        if replaced_keys is None:
+            return t
+        a = int(np.searchsorted(replaced_h29, lo, "left"))
+        b = int(np.searchsorted(replaced_h29, hi, "left"))
+        if b <= a:
+            return t
+        gone = replaced_keys.slice(a, b - a)
+        return t.filter(pc.invert(pc.is_in(key_values(t, spec.key), value_set=gone)))
+
+    plan = VersionPlan(schema, schema_changed, all_h29, spill.new_h29, replaced_h29)
+    return write_version(
+        previous,
+        spec,
+        dest,
+        plan,
+        new_rows_in,
+        without_replaced,
+        max_rows=max_rows,
+        max_order=max_order,
+        margin_arcsec=margin_arcsec,
+        source=source,
+    )
+
+
+def _fill_from_stored(
+    new: pa.Table,
+    previous: CatalogVersion,
+    replaced_keys: pa.Array,
+    replaced_h29: np.ndarray,
+    missing: list[str],
+    spec: TableSpec,
+    schema: pa.Schema,
+    source: str,
+) -> pa.Table:
+    """``new`` with the stored values of the columns it does not carry (upsert: a row replaces
+    the columns it has and keeps the others), looked up where each key is stored."""
+    idx = pc.index_in(key_values(new, spec.key), value_set=replaced_keys)
+    idx = idx.fill_null(-1).to_numpy(zero_copy_only=False)
+    hit = idx >= 0
+    if not hit.any():
+        return new
+    h = replaced_h29[idx[hit]]
+    files = [
+        previous.path / p.relpath
+        for p in previous.partitions
+        if np.any((h >= p.h29_range()[0]) & (h < p.h29_range()[1]))
+    ]
+    old = pa.concat_tables(pq.read_table(f, columns=list(spec.key) + missing) for f in files)
+    wanted = pc.is_in(key_values(old, spec.key), value_set=key_values(new, spec.key))
+    old = old.filter(wanted)
+    joined = new.drop_columns(missing).join(
+        old, keys=list(spec.key), join_type="left outer", use_threads=True, coalesce_keys=True
+    )
+    joined = conform(joined, schema, source)
+    sort_keys = [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in spec.key]
+    return joined.sort_by(sort_keys)

@@ -1,0 +1,146 @@
+"""Rows of many input files on their way to one version: sorted runs on disk, read back partition
+by partition, so a load holds one input file (not the whole load) in memory and writes every
+partition once however many files it loads.
+
+Each input table (one file's rows for one table, with positions) is cut into runs of at most
+:data:`RUN_ROWS` rows; each run is sorted by ``_healpix_29`` and key and written to an Arrow IPC
+file in the load's scratch folder. :meth:`Spill.rows_in` reads back the rows of one HEALPix range
+from every run. A key in several inputs keeps the row of the latest (:meth:`Spill.finish` marks
+the winners): the same result as loading the files one after the other, each replacing the last.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from warehouse.healpix import SPATIAL_INDEX_COLUMN, spatial_index
+from warehouse.store.versions import key_values
+
+__all__ = ["RUN_ROWS", "Spill"]
+
+RUN_ROWS = 500_000
+"""Rows sorted at once: a run's sorted copy is the only copy a spill makes in memory."""
+BATCH_ROWS = 65_536
+"""Rows per IPC record batch: the granularity of reading a HEALPix range back."""
+
+
+@dataclass
+class _Run:
+    path: Path
+    seq: int  # input order: a later input's row wins
+    h29: np.ndarray  # sorted
+    keys: pa.Array  # in the run's (sorted) order
+    keep: np.ndarray | None = None  # rows that win across inputs (None: all)
+
+
+class Spill:
+    """Sorted runs of the new rows of one table, in ``folder`` (removed by :meth:`close`)."""
+
+    def __init__(self, folder: Path, key: tuple[str, ...], ra: str, dec: str):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.key, self.ra, self.dec = key, ra, dec
+        self.runs: list[_Run] = []
+        self.schema: pa.Schema | None = None
+        self.inputs = 0
+        self.new_h29: np.ndarray | None = None  # sorted h29 of the winning rows (finish)
+        self.nrows = 0
+
+    def add(self, table: pa.Table, schema: pa.Schema) -> None:
+        """Spill one input's rows (already checked, with ra/dec), cast to ``schema``."""
+        seq = self.inputs
+        self.inputs += 1
+        self.schema = schema
+        h29 = spatial_index(
+            table.column(self.ra).to_numpy(zero_copy_only=False),
+            table.column(self.dec).to_numpy(zero_copy_only=False),
+        )
+        if SPATIAL_INDEX_COLUMN in table.column_names:
+            table = table.drop_columns([SPATIAL_INDEX_COLUMN])
+        table = table.append_column(SPATIAL_INDEX_COLUMN, pa.array(h29, pa.int64()))
+        for start in range(0, table.num_rows, RUN_ROWS):
+            part = table.slice(start, RUN_ROWS)
+            order = _sort_order(part, self.key)
+            part = part.take(pa.array(order)).select(schema.names)
+            path = self.folder / f"run-{len(self.runs):05d}.arrow"
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                writer.write_table(part.cast(schema), max_chunksize=BATCH_ROWS)
+            keys = key_values(part, self.key)
+            self.runs.append(_Run(path, seq, part.column(SPATIAL_INDEX_COLUMN).to_numpy(), keys))
+            del part
+
+    def finish(self) -> pa.Array:
+        """Mark the rows that win across inputs; returns every new key once."""
+        keys = pa.chunked_array([r.keys for r in self.runs]).combine_chunks()
+        if self.inputs > 1 and pc.count_distinct(keys).as_py() < len(keys):
+            # unique per row, larger for later inputs (inputs never repeat a key within)
+            sizes = [len(r.keys) for r in self.runs]
+            rank = np.arange(len(keys), dtype=np.int64) + np.repeat(
+                np.array([r.seq for r in self.runs], np.int64) << np.int64(40), sizes
+            )
+            ids = pa.table({"k": keys, "r": pa.array(rank)})
+            best = ids.group_by("k", use_threads=False).aggregate([("r", "max")])
+            winners = pc.is_in(pa.array(rank), value_set=best.column("r_max")).to_numpy(
+                zero_copy_only=False
+            )
+            offset = 0
+            for r in self.runs:
+                r.keep = winners[offset : offset + len(r.keys)]
+                offset += len(r.keys)
+            keys = best.column("k").combine_chunks()
+        h = [r.h29 if r.keep is None else r.h29[r.keep] for r in self.runs]
+        self.new_h29 = np.sort(np.concatenate(h)) if h else np.zeros(0, np.int64)
+        self.nrows = int(self.new_h29.size)
+        return keys
+
+    def rows_in(self, lo: int, hi: int) -> list[pa.Table]:
+        """The winning new rows with ``lo <= _healpix_29 < hi``, one sorted piece per run."""
+        out = []
+        for r in self.runs:
+            a = int(np.searchsorted(r.h29, lo, "left"))
+            b = int(np.searchsorted(r.h29, hi, "left"))
+            if b <= a:
+                continue
+            piece = _read_rows(r.path, a, b)
+            if r.keep is not None:
+                piece = piece.filter(pa.array(r.keep[a:b]))
+            if piece.num_rows:
+                out.append(piece)
+        return out
+
+    def read_inputs(self) -> list[pa.Table]:
+        """Every input back, in input order (rows sorted by position within each run)."""
+        out: dict[int, list[pa.Table]] = {}
+        for r in self.runs:
+            with pa.OSFile(str(r.path), "rb") as source:
+                out.setdefault(r.seq, []).append(pa.ipc.open_file(source).read_all())
+        return [pa.concat_tables(out[k], promote_options="permissive") for k in sorted(out)]
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _read_rows(path: Path, a: int, b: int) -> pa.Table:
+    """Rows ``a:b`` of an IPC file written in batches of :data:`BATCH_ROWS` (read, not mapped:
+    a load's memory holds one partition's rows, not the whole spill)."""
+    first, last = a // BATCH_ROWS, (b - 1) // BATCH_ROWS
+    with pa.OSFile(str(path), "rb") as source:
+        reader = pa.ipc.open_file(source)
+        batches = [reader.get_batch(i) for i in range(first, last + 1)]
+        table = pa.Table.from_batches(batches, reader.schema)
+    return table.slice(a - first * BATCH_ROWS, b - a)
+
+
+def _sort_order(table: pa.Table, key: tuple[str, ...]) -> np.ndarray:
+    h29 = table.column(SPATIAL_INDEX_COLUMN).to_numpy()
+    if len(key) == 1 and pa.types.is_integer(table.schema.field(key[0]).type):
+        k = table.column(key[0]).to_numpy(zero_copy_only=False)
+        return np.lexsort((k, h29))
+    sort_keys = [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in key]
+    return pc.sort_indices(table, sort_keys=sort_keys).to_numpy()
