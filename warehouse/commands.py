@@ -170,6 +170,29 @@ COMMANDS: tuple[Command, ...] = (
                 "Replace existing output files (--all-splits without it resumes: it keeps split "
                 "files this same export already wrote and writes the missing ones).",
             ),
+            (
+                "format",
+                str,
+                "hdf5",
+                "--format",
+                "hdf5 (GalaxiesML files) or hf (a HuggingFace datasets folder in --out-dir).",
+            ),
+            (
+                "limit",
+                int | None,
+                None,
+                "--limit",
+                "At most N objects per split, the first in the split hash order (nested, stable).",
+                1,
+            ),
+            (
+                "subset",
+                str | None,
+                None,
+                "--subset",
+                "tiny (1,000), small (10,000) or medium "
+                "(100,000) objects per split: a named --limit.",
+            ),
         ),
         opens="release",
     ),

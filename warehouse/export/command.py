@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from warehouse.errors import UsageError
 from warehouse.export.columns import available_bands
 from warehouse.export.hdf5 import export_all_splits, export_hdf5
+from warehouse.export.hf import HfResult, export_hf
 from warehouse.export.options import ExportOptions, ExportResult, parse_bands
 
 if TYPE_CHECKING:
@@ -28,18 +29,31 @@ def export_command(
     sql: str | None = None,
     bands: str | None = None,
     images: str = "cutouts",
+    format: str = "hdf5",
     echo: Callable[[str], None],
     **options: object,
 ) -> list[ExportResult]:
-    """``options``: the other fields of :class:`ExportOptions` (size, mask, variance, ...)."""
+    """``options``: the other fields of :class:`ExportOptions` (size, mask, variance, limit,
+    subset, ...). ``format``: ``hdf5`` (files) or ``hf`` (a HuggingFace datasets folder)."""
     if view is not None and sql is not None:
         raise UsageError("give --view or --sql, not both")
-    if all_splits and (split is not None or out is not None or out_dir is None):
+    if format != "hf" and all_splits and (split is not None or out is not None or out_dir is None):
         raise UsageError("--all-splits takes --out-dir DIR (and no --split or --out)")
-    if not all_splits and (out is None or out_dir is not None):
+    if format == "hf" and (out is not None or (all_splits and split is not None)):
+        raise UsageError("--format hf takes --out-dir DIR (--all-splits, or one --split)")
+    if format != "hf" and not all_splits and (out is None or out_dir is not None):
         raise UsageError("give --out FILE.h5 (or --all-splits --out-dir DIR)")
     chosen = parse_bands(bands, available_bands(wh, images), images) if bands else None
     settings = ExportOptions(bands=chosen, images=images, **options)  # type: ignore[arg-type]
+    if format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if format == "hf":
+        if out_dir is None:
+            raise UsageError("--format hf writes a folder: give --out-dir DIR")
+        splits = (split,) if split else None
+        result = export_hf(wh, out_dir, splits=splits, view=view, sql=sql, options=settings)
+        echo(describe_hf(result))
+        return []
     if out_dir is not None:
         results = export_all_splits(wh, out_dir, view=view, sql=sql, options=settings)
     else:
@@ -48,6 +62,20 @@ def export_command(
     for r in results:
         echo(describe(r))
     return results
+
+
+FORMATS = ("hdf5", "hf")
+
+
+def describe_hf(r: HfResult) -> str:
+    """One line on an hf folder written."""
+    splits = ", ".join(f"{s} {n:,}" for s, n in r.rows.items())
+    return (
+        f"wrote {r.path} (HuggingFace datasets: {splits} galaxies x {len(r.bands)} bands x "
+        f"{r.size}x{r.size} px, {r.data} images, {len(r.files)} Parquet files, "
+        f"{r.bytes / 2**20:,.1f} MiB in {r.seconds:.1f} s); open it with "
+        f"datasets.load_dataset({str(r.path)!r})"
+    )
 
 
 def describe(r: ExportResult) -> str:
