@@ -68,6 +68,12 @@ mast_url = "{mast_url}"
 # another host and sdss_sas_url is left at its default, frames are read from <sdss_url>/sas.
 sdss_url = "{sdss_url}"
 sdss_sas_url = "{sdss_sas_url}"
+
+[compute]
+# The Dask scheduler that gwh load, gwh morphology measure and gwh export use: "local:N" (a local
+# cluster of N worker processes) or an address such as "tcp://scheduler:8786". --dask and
+# $GWH_DASK_SCHEDULER win over it; leave it out to run on this machine alone.
+# dask = "local:2"
 """
 
 
@@ -146,6 +152,7 @@ class Config:
     splits: SplitConfig = field(default_factory=SplitConfig)
     archives: ArchivesConfig = field(default_factory=ArchivesConfig)
     cutouts_max_rows_per_partition: int = 1000
+    dask: str | None = None  # [compute] dask: the default Dask scheduler (None: no Dask)
 
     def __post_init__(self) -> None:
         if not self.bands:
@@ -183,6 +190,10 @@ class Config:
             raise ConfigError(
                 f"[cutouts] max_rows_per_partition must be a positive integer, got {rows!r}"
             )
+        if self.dask is not None and (not isinstance(self.dask, str) or not self.dask.strip()):
+            raise ConfigError(
+                f'[compute] dask must be "local:N" or a scheduler address, got {self.dask!r}'
+            )
 
     @classmethod
     def default(cls) -> Config:
@@ -207,6 +218,8 @@ class Config:
         )
         bands = ", ".join(f'"{b}"' for b in self.bands)
         text = text.replace('bands = ["g", "r", "i", "z", "y"]', f"bands = [{bands}]")
+        if self.dask is not None:
+            text = text.replace('# dask = "local:2"', f"dask = {_toml_string(self.dask)}")
         return text.replace("max_order = 19", f"max_order = {self.max_order}")
 
     def as_dict(self) -> dict:
@@ -229,12 +242,17 @@ class Config:
         }
 
 
+def _toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 _KNOWN = {
     "warehouse": {"bands"},
     "partitioning": {"max_rows_per_partition", "max_order", "margin_arcsec"},
     "cutouts": {"max_rows_per_partition"},
     "splits": {"train", "validation", "test", "salt", "mode", "healpix_order"},
     "archives": set(ARCHIVE_DEFAULTS),
+    "compute": {"dask"},
 }
 
 
@@ -278,6 +296,7 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
             splits=splits,
             archives=ArchivesConfig(**ar),
             cutouts_max_rows_per_partition=cu.get("max_rows_per_partition", 1000),
+            dask=raw.get("compute", {}).get("dask"),
         )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -156,10 +156,14 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def parquet_source(glob: str) -> str:
-    """``read_parquet`` over a HATS catalog's files. DuckDB would otherwise read the
-    ``Norder=``/``Dir=`` folders as Hive partition columns and add them to every row."""
-    return f"read_parquet({quote_literal(glob)}, hive_partitioning = false)"
+def parquet_source(glob: str | Sequence[str]) -> str:
+    """``read_parquet`` over a HATS catalog's files (a glob, or a list of files). DuckDB would
+    otherwise read the ``Norder=``/``Dir=`` folders as Hive partition columns and add them to
+    every row."""
+    if isinstance(glob, str):
+        return f"read_parquet({quote_literal(glob)}, hive_partitioning = false)"
+    files = ", ".join(quote_literal(f) for f in glob)
+    return f"read_parquet([{files}], hive_partitioning = false)"
 
 
 def _error_view(name: str, message: str) -> str:
@@ -183,6 +187,9 @@ class BaseTable:
     # Optional tables: (column, DuckDB type) of the empty placeholder view used while the table
     # was never loaded. None: the registered definition's (a release builds BaseTables itself).
     empty_columns: tuple[tuple[str, str], ...] | None = None
+    # Read these Parquet files instead of ``glob`` (a subset of the version's files and of its
+    # margin's: a Dask worker's view of one partition, :mod:`warehouse.compute.partitions`).
+    files: tuple[str, ...] = ()
 
 
 _SQL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(\[\])?$")
@@ -262,7 +269,7 @@ def build(
             )
             con.execute(
                 f"CREATE OR REPLACE VIEW {quote_ident(t.name)} AS "
-                f"SELECT *{exclude} FROM {parquet_source(t.glob)}"
+                f"SELECT *{exclude} FROM {parquet_source(t.files or t.glob)}"
             )
             columns_of[t.name] = set(t.columns)
         placeholder = t.glob is None and t.name not in unavailable

@@ -56,6 +56,10 @@ class ExportError(WarehouseError):
     """An export cannot be written."""
 
 
+class DatasetError(WarehouseError):
+    """An export cannot be read for training (warehouse.ml), or PyTorch is not installed."""
+
+
 class ReleaseError(WarehouseError):
     """A release cannot be created, found or verified."""
 
@@ -79,3 +83,8 @@ class QueryTimeoutError(QueryError):
 class ServeError(WarehouseError):
     """``gwh serve`` cannot start (port taken, bad address) or a page was asked for something
     that does not exist (an unknown object, view or release)."""
+
+
+class ComputeError(WarehouseError):
+    """A Dask cluster cannot be used: distributed missing, a bad address, no scheduler there, or
+    a computation that would not be exact per partition."""

@@ -1,0 +1,69 @@
+"""Choosing the scheduler, and the one-line errors of a bad or unreachable one."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from warehouse.compute import ENV_VAR, dask_client, map_in_order, resolve_address
+from warehouse.config import Config, parse_config
+from warehouse.errors import ComputeError, ConfigError
+
+
+def test_option_beats_environment_beats_config():
+    env = {ENV_VAR: "tcp://env:8786"}
+    assert resolve_address("local:3", "tcp://cfg:1", env) == "local:3"
+    assert resolve_address(None, "tcp://cfg:1", env) == "tcp://env:8786"
+    assert resolve_address(None, "tcp://cfg:1", {}) == "tcp://cfg:1"
+    assert resolve_address("", None, {ENV_VAR: " "}) is None
+
+
+def test_compute_section_of_warehouse_toml():
+    text = Config(dask="tcp://scheduler:8786").to_toml()
+    assert parse_config(text).dask == "tcp://scheduler:8786"
+    assert parse_config(Config().to_toml()).dask is None  # the default leaves it commented out
+    with pytest.raises(ConfigError, match=r"\[compute\] dask"):
+        parse_config('[compute]\ndask = ""\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_config('[compute]\nscheduler = "x"\n')
+
+
+@pytest.mark.parametrize("address", ["local:0", "local:two", "local"])
+def test_bad_local_worker_count(address):
+    with pytest.raises(ComputeError, match="local:N with N >= 1"), dask_client(address):
+        pass
+
+
+def test_unreachable_scheduler_is_one_line():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ComputeError) as err, dask_client(f"tcp://127.0.0.1:{port}"):
+        pass
+    message = str(err.value)
+    assert f"tcp://127.0.0.1:{port}" in message and "\n" not in message
+    assert "--dask local:N" in message
+
+
+def test_results_come_back_in_input_order_with_few_in_flight():
+    with dask_client("local:2") as client:
+        got = list(map_in_order(client, _slow_square, [5, 1, 4, 0, 3, 2], in_flight=2))
+    assert got == [25, 1, 16, 0, 9, 4]
+
+
+def test_a_worker_error_reaches_the_caller():
+    with dask_client("local:1") as client, pytest.raises(ComputeError, match="bad item 3"):
+        list(map_in_order(client, _fails_on_three, [1, 2, 3, 4]))
+
+
+def _slow_square(x: int) -> int:
+    time.sleep(0.05 * x)  # later items finish first when run two at a time
+    return x * x
+
+
+def _fails_on_three(x: int) -> int:
+    if x == 3:
+        raise ComputeError(f"bad item {x}")
+    return x

@@ -1,0 +1,116 @@
+"""Which Dask scheduler a command uses, and a client connected to it for the command's length.
+
+The scheduler comes from ``--dask ADDRESS``, else ``$GWH_DASK_SCHEDULER``, else ``[compute] dask``
+in ``warehouse.toml``, else none (the command runs on this machine alone). ``local:N`` starts a
+:class:`distributed.LocalCluster` of N single-threaded worker processes, closed when the command
+ends; anything else is a scheduler address as :class:`distributed.Client` takes it
+(``tcp://host:8786``), e.g. of a SLURM (dask-jobqueue) or Kubernetes (dask-kubernetes) cluster
+whose workers see the warehouse on a shared filesystem.
+
+>>> resolve_address("local:2", None)
+'local:2'
+>>> resolve_address(None, None, environ={})  # nothing configured: single machine
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from warehouse.errors import ComputeError
+
+try:  # an optional dependency: pip install -e '.[dask]'
+    import distributed
+except ImportError:  # pragma: no cover - depends on the installation
+    distributed = None  # type: ignore[assignment]
+
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "ENV_VAR",
+    "dask_client",
+    "n_workers",
+    "resolve_address",
+]
+
+ENV_VAR = "GWH_DASK_SCHEDULER"
+CONNECT_TIMEOUT_S = 5.0
+"""How long a client waits for a scheduler before the command fails with a one-line error."""
+
+_LOCAL = re.compile(r"^local:(\d+)$")
+_INSTALL = "pip install -e '.[dask]' (or pip install distributed)"
+
+
+def resolve_address(
+    option: str | None, configured: str | None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The scheduler to use: ``option`` (``--dask``) > ``$GWH_DASK_SCHEDULER`` > ``configured``
+    (``[compute] dask``) > None (no Dask). Blank values count as not given."""
+    env = os.environ if environ is None else environ
+    for value in (option, env.get(ENV_VAR), configured):
+        if value is not None and value.strip():
+            return value.strip()
+    return None
+
+
+def _local_workers(address: str) -> int | None:
+    if not address.startswith("local"):
+        return None
+    m = _LOCAL.match(address)
+    if m is None or int(m.group(1)) < 1:
+        raise ComputeError(
+            f"--dask {address}: write local:N with N >= 1 worker processes (e.g. local:2), "
+            "or a scheduler address such as tcp://host:8786"
+        )
+    return int(m.group(1))
+
+
+def _require_distributed() -> Any:
+    if distributed is None:
+        raise ComputeError(f"--dask needs the distributed package: {_INSTALL}")
+    return distributed
+
+
+@contextlib.contextmanager
+def dask_client(address: str) -> Iterator[Any]:
+    """A :class:`distributed.Client` on ``address`` for the ``with`` block.
+
+    ``local:N`` starts (and afterwards closes) a local cluster of N worker processes with one
+    thread each; any other value must name a running scheduler, reached within
+    :data:`CONNECT_TIMEOUT_S` seconds, or a :class:`ComputeError` says so in one line.
+    """
+    dist = _require_distributed()
+    workers = _local_workers(address)
+    if workers is not None:
+        cluster = dist.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+        try:
+            with dist.Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+        return
+    try:
+        client = dist.Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ComputeError(
+            f"cannot reach a Dask scheduler at {address!r} ({first}). Start one (`dask scheduler`"
+            " and `dask worker ADDRESS` on the nodes), check the address, or use --dask local:N "
+            "to run a cluster on this machine."
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def n_workers(client: Any) -> int:
+    """Worker threads the scheduler has now (at least 1)."""
+    return max(1, sum(client.nthreads().values()))
