@@ -60,12 +60,12 @@ def gallery(site: Site, q: GalleryQuery) -> dict[str, Any]:
     """One page of object ids (with the ``order`` value of each) and the total count."""
     columns = view_columns(site)
     if q.view not in columns:
+        with site.reading() as r:
+            why = r.rows("SELECT reason FROM gwh_models WHERE name = ?", [q.view])
+        if why:
+            raise ServeError(f"{q.view} is unavailable: {why[0]['reason']}")
         with_ids = sorted(v for v, cols in columns.items() if "object_id" in cols)
-        raise ServeError(
-            f"no table or view {q.view!r} to show; one of: {', '.join(with_ids)}"
-            if q.view
-            else "give a view"
-        )
+        raise ServeError(f"no table or view {q.view!r} to show; one of: {', '.join(with_ids)}")
     cols = columns[q.view]
     if "object_id" not in cols:
         raise ServeError(f"{q.view} has no object_id column: the gallery shows objects")

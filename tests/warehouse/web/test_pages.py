@@ -9,6 +9,9 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from warehouse.core import Warehouse
+from warehouse.web import open_site, start
+
+from .conftest import fetch
 
 
 def _first_imaged(demo_root) -> int:
@@ -120,3 +123,17 @@ def test_release_pages(get):
     assert 'id="diff-title">v1 → v2' in v2.text
     assert "This is the first release" in get("/release/v1").text
     assert get("/release/../../etc").status == 404
+
+
+def test_an_empty_warehouse_says_what_to_load(make_warehouse):
+    wh = make_warehouse()
+    running = start(open_site(wh.root))
+    try:
+        page = fetch(running.url, "/")
+        assert page.status == 200 and "unavailable: hsc_forced has not been loaded yet" in page.text
+        gallery = fetch(running.url, "/gallery")
+        assert gallery.status == 400 and "ml_objects is unavailable" in gallery.text
+        assert fetch(running.url, "/sql", q="SELECT 42 AS x").status == 200
+        assert fetch(running.url, "/plot/sky.png").status == 400
+    finally:
+        running.stop()
