@@ -1,0 +1,129 @@
+"""GalaxyDataset over HDF5 and hf exports: items equal the files, DataLoader workers (fork and
+spawn) see every object once, pickling, reproducible shuffles, the README's training loop."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from tests.warehouse.cutouts.test_cutouts import build_warehouse, ingest_coded, objects
+from warehouse.errors import DatasetError
+from warehouse.export import ExportOptions, export_all_splits, export_hf
+from warehouse.ml import GalaxyDataset, SeededSampler
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ml")
+    wh = build_warehouse(base / "w", n=150)
+    ingest_coded(wh, [r[0] for r in objects(wh)])
+    opts = ExportOptions(size=12)
+    export_all_splits(wh, base / "h5", options=opts, progress=False)
+    export_hf(wh, base / "hf", options=opts, progress=False)
+    return base
+
+
+@pytest.mark.parametrize("fmt", ["h5", "hf"])
+def test_items_are_the_exported_rows(exports, fmt):
+    ds = GalaxyDataset(exports / fmt, split="train", columns=["object_id", "specz_redshift"])
+    with h5py.File(exports / "h5" / "train.h5") as h5:
+        assert len(ds) == h5["object_id"].shape[0] > 20
+        for i in (0, 7, len(ds) - 1):
+            item = ds[i]
+            assert item["image"].dtype == torch.float32 and item["image"].shape == (5, 12, 12)
+            assert torch.equal(item["image"], torch.from_numpy(h5["image"][i]))
+            assert item["object_id"].dtype == torch.int64
+            assert int(item["object_id"]) == int(h5["object_id"][i])  # exact, 64-bit
+            assert float(item["specz_redshift"]) == float(h5["specz_redshift"][i])
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+@pytest.mark.parametrize("fmt", ["h5", "hf"])
+def test_two_workers_see_every_object_once_per_epoch(exports, fmt, context):
+    ds = GalaxyDataset(exports / fmt, split="validation")
+    ds[0]  # a handle open in the parent must not leak into the workers
+    sampler = SeededSampler(len(ds), seed=3, block=ds.block_size)
+    loader = DataLoader(
+        ds, batch_size=4, num_workers=2, sampler=sampler, multiprocessing_context=context
+    )
+    with h5py.File(exports / "h5" / "validation.h5") as h5:
+        expected = Counter(h5["object_id"][:].tolist())
+    for _epoch in range(2):
+        seen = Counter()
+        for batch in loader:
+            assert batch["image"].shape[1:] == (5, 12, 12)
+            seen.update(batch["object_id"].tolist())
+        assert seen == expected  # every id exactly once
+
+
+def test_pickles_without_handles_and_reopens(exports):
+    ds = GalaxyDataset(exports / "hf", split="test", columns=["object_id", "split"])
+    first = ds[0]
+    blob = pickle.dumps(ds)
+    assert len(blob) < 20_000  # paths and sizes, not data or handles
+    again = pickle.loads(blob)
+    assert torch.equal(again[0]["image"], first["image"]) and again[0]["split"] == "test"
+
+
+def test_seeded_sampler_is_reproducible_and_complete():
+    a, b = SeededSampler(100, seed=5), SeededSampler(100, seed=5)
+    first, second = list(a), list(a)
+    assert first == list(b) and second == list(b)  # epoch by epoch
+    assert first != second and sorted(first) == list(range(100))
+    a.set_epoch(0)
+    assert list(a) == first
+    blocks = list(SeededSampler(103, seed=1, block=10))
+    assert sorted(blocks) == list(range(103))
+    assert all(len({i // 10 for i in blocks[k : k + 10]}) <= 2 for k in range(0, 100, 10))
+
+
+def test_unknown_column_and_split_are_one_line(exports):
+    with pytest.raises(DatasetError, match="no column nope; it has"):
+        GalaxyDataset(exports / "hf", split="train", columns=["nope"])
+    with pytest.raises(DatasetError, match="holds no train split"):
+        GalaxyDataset(exports, split="train")
+    with pytest.raises(DatasetError, match="split must be one of"):
+        GalaxyDataset(exports / "h5", split="dev")
+
+
+def test_without_torch_the_error_says_what_to_install():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import warehouse.ml as ml\n"
+        "try:\n    ml.GalaxyDataset('x')\n"
+        "except Exception as e:\n    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert out.stdout.strip().startswith("DatasetError PyTorch is not installed: pip install -e")
+    assert "'.[ml]'" in out.stdout
+
+
+def test_the_readme_training_loop_runs(exports, tmp_path):
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- training-loop -->\n```python\n(.*?)```", readme, re.S)
+    assert block is not None, "README has the training-loop example"
+    code = block.group(1)
+    assert len(code.strip().splitlines()) <= 15
+    (tmp_path / "galaxies").symlink_to(exports / "hf")  # the example reads galaxies/
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"epoch 1 loss \d", out.stdout), out.stdout

@@ -1,0 +1,235 @@
+""":class:`GalaxyDataset`: a map-style PyTorch ``Dataset`` over a ``gwh export``, HDF5 (a
+``<split>.h5`` file or a folder of them) or an ``hf`` folder (Parquet shards), read directly.
+
+Item ``i`` is row ``i`` of the split (rows in ``_healpix_29``, ``object_id`` order): a dict with
+``image`` (bands, S, S) float32 and the chosen ``columns``, numbers as tensors (64-bit ids as
+int64, exactly; a nullable integer or boolean column as float64 with NaN for NULL, in both
+formats) and text as ``str``. ``transform`` is applied to that dict.
+
+The object holds paths and sizes only: it pickles small, and each process (the main one, or a
+``DataLoader`` worker, forked or spawned) opens its own file handles on first use. Every row is
+an index, so a sampler that yields each index once (the default ones, or
+:class:`~warehouse.ml.sampler.SeededSampler`) shows every object exactly once per epoch.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.config import SPLIT_NAMES
+from warehouse.errors import DatasetError
+
+try:  # optional: pip install -e '.[ml]'
+    import torch
+    from torch.utils.data import Dataset
+except ImportError:  # pragma: no cover - exercised without torch installed
+    torch = None  # type: ignore[assignment]
+    Dataset = object  # type: ignore[assignment,misc]
+
+__all__ = ["GalaxyDataset", "require_torch"]
+
+INSTALL_HINT = "PyTorch is not installed: pip install -e '.[ml]' (the CPU wheel torch==2.13.0)"
+_PLANES = ("image", "mask", "variance")
+
+
+def require_torch() -> None:
+    if torch is None:
+        raise DatasetError(INSTALL_HINT)
+
+
+def _locate(path: Path, split: str) -> tuple[str, list[Path]]:
+    """("hdf5" | "hf", files) of ``split`` under ``path``."""
+    if path.is_file():
+        return "hdf5", [path]
+    if not path.is_dir():
+        raise DatasetError(f"{path} does not exist; give an export file or folder.")
+    if (path / f"{split}.h5").is_file():
+        return "hdf5", [path / f"{split}.h5"]
+    shards = sorted((path / "data").glob(f"{split}-*.parquet"))
+    if shards:
+        return "hf", shards
+    raise DatasetError(
+        f"{path} holds no {split} split: neither {split}.h5 nor data/{split}-*.parquet "
+        "(write one with gwh export --all-splits --out-dir DIR [--format hf])."
+    )
+
+
+class GalaxyDataset(Dataset):  # type: ignore[misc]
+    """One split of an export as a map-style ``torch.utils.data.Dataset``.
+
+    Parameters
+    ----------
+    path
+        An HDF5 export file, a folder of ``train.h5``/``validation.h5``/``test.h5``, or a folder
+        written by ``gwh export --format hf``.
+    split
+        ``train``, ``validation`` or ``test`` (ignored for a single HDF5 file).
+    columns
+        Catalog columns to return besides ``image`` (default: ``object_id``); ``mask`` and
+        ``variance`` may be named too.
+    transform
+        A function of the item dict returning the item (e.g. normalising ``image``).
+
+    Examples
+    --------
+    >>> ds = GalaxyDataset("galaxies/", split="train", columns=["specz_redshift"])  # doctest: +SKIP
+    >>> loader = DataLoader(ds, batch_size=64, num_workers=2,
+    ...                     sampler=SeededSampler(len(ds), seed=0))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        split: str = "train",
+        columns: Sequence[str] = ("object_id",),
+        transform: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        require_torch()
+        if split not in SPLIT_NAMES:
+            raise DatasetError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+        self.path = Path(path)
+        self.split = split
+        self.columns = tuple(dict.fromkeys(["image", *columns]))
+        self.transform = transform
+        self.format, self.files = _locate(self.path, split)
+        if self.format == "hdf5":
+            self.offsets, self.nullable = self._scan_hdf5()
+        else:
+            self.offsets, self.nullable = self._scan_parquet()
+        self._handles: dict[int, Any] = {}
+        self._pid = -1
+        self._cache: tuple[int, dict[str, np.ndarray]] | None = None
+
+    # -- what the files hold (read once, in the constructing process, then closed)
+
+    def _scan_hdf5(self) -> tuple[list[int], frozenset[str]]:
+        with h5py.File(self.files[0], "r") as h5:
+            missing = [c for c in self.columns if c not in h5]
+            if missing:
+                self._unknown(missing, sorted(k for k in h5 if not k.endswith("_isnull")))
+            n = int(h5["image"].shape[0])
+        return [0, n], frozenset()
+
+    def _scan_parquet(self) -> tuple[list[int], frozenset[str]]:
+        offsets = [0]
+        nullable: set[str] = set()
+        self.groups: list[tuple[int, int]] = []  # (file, row group) of each block
+        for k, f in enumerate(self.files):
+            meta = pq.ParquetFile(f).metadata
+            schema = meta.schema.to_arrow_schema()
+            missing = [c for c in self.columns if c not in schema.names]
+            if missing:
+                self._unknown(missing, schema.names)
+            for g in range(meta.num_row_groups):
+                rg = meta.row_group(g)
+                self.groups.append((k, g))
+                offsets.append(offsets[-1] + rg.num_rows)
+                for i in range(rg.num_columns):
+                    col = rg.column(i)
+                    name = col.path_in_schema.split(".")[0]
+                    stats = col.statistics
+                    if name in self.columns and (stats is None or stats.null_count):
+                        nullable.add(name)
+        return offsets, frozenset(nullable)
+
+    def _unknown(self, missing: list[str], names: Sequence[str]) -> None:
+        raise DatasetError(
+            f"{self.files[0]}: no column {', '.join(missing)}; it has "
+            f"{', '.join(list(names)[:15])}{', ...' if len(names) > 15 else ''}."
+        )
+
+    @property
+    def block_size(self) -> int:
+        """Rows read together (an hf row group; 1 for HDF5, which reads a row at a time)."""
+        if self.format == "hdf5":
+            return 1
+        return max(b - a for a, b in zip(self.offsets, self.offsets[1:], strict=False))
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    # -- pickling: paths only; handles are per process
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"], state["_pid"], state["_cache"] = {}, -1, None
+        return state
+
+    def _handle(self, k: int) -> Any:
+        if self._pid != os.getpid():  # a new worker (fork copies the parent's, never reused)
+            self._handles, self._pid, self._cache = {}, os.getpid(), None
+        if k not in self._handles:
+            f = self.files[k]
+            self._handles[k] = h5py.File(f, "r") if self.format == "hdf5" else pq.ParquetFile(f)
+        return self._handles[k]
+
+    # -- items
+
+    def __getitem__(self, index: int) -> Any:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} rows")
+        index %= n
+        item = self._hdf5_item(index) if self.format == "hdf5" else self._parquet_item(index)
+        return self.transform(item) if self.transform is not None else item
+
+    def _hdf5_item(self, i: int) -> dict[str, Any]:
+        h5 = self._handle(0)
+        out: dict[str, Any] = {}
+        for c in self.columns:
+            value = h5[c][i]
+            out[c] = _tensor(value, h5[c].dtype)
+        return out
+
+    def _parquet_item(self, i: int) -> dict[str, Any]:
+        block = bisect.bisect_right(self.offsets, i) - 1
+        if self._cache is None or self._cache[0] != block or self._pid != os.getpid():
+            k, g = self.groups[block]
+            table = self._handle(k).read_row_group(g, columns=list(self.columns))
+            self._cache = (block, {c: self._block(table.column(c), c) for c in self.columns})
+        j = i - self.offsets[block]
+        out: dict[str, Any] = {}
+        for c, values in self._cache[1].items():
+            out[c] = _tensor(values[j], values.dtype)
+        return out
+
+    def _block(self, col: pa.ChunkedArray, name: str) -> np.ndarray:
+        arr = col.combine_chunks()
+        t = arr.type
+        if pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+            shape = [len(arr)]
+            while pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+                arr = arr.flatten()
+                t = t.value_type
+            values = arr.to_numpy(zero_copy_only=False)
+            return values.reshape(*shape, *_inner_shape(col.type))
+        if name in self.nullable and (pa.types.is_integer(t) or pa.types.is_boolean(t)):
+            return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)  # NULL -> NaN
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return np.array(arr.to_pylist(), dtype=object)
+        return arr.to_numpy(zero_copy_only=False)
+
+
+def _inner_shape(t: pa.DataType) -> list[int]:
+    shape = []
+    while pa.types.is_fixed_size_list(t):
+        shape.append(t.list_size)
+        t = t.value_type
+    return shape
+
+
+def _tensor(value: Any, dtype: np.dtype) -> Any:
+    if dtype.kind in ("O", "S", "U"):
+        return value.decode() if isinstance(value, bytes) else value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))  # a copy the tensor owns
+    return torch.tensor(value)
