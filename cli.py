@@ -352,8 +352,9 @@ fetch_app = _group(
     "fetch", "Fetch from the archives (HSC-SSP, MAST, SDSS) into the warehouse; a rerun resumes."
 )
 plot_app = _group("plot", "PNG plots of warehouse tables: colour-magnitude diagrams and sky maps.")
+splits_app = _group("splits", "Checks on the train/validation/test splits: leakage on the sky.")
 _GROUPS = {"release": release_app, "morphology": morphology_app, "cutouts": cutouts_app}
-_GROUPS |= {"fetch": fetch_app, "plot": plot_app, "": app}
+_GROUPS |= {"fetch": fetch_app, "plot": plot_app, "splits": splits_app, "": app}
 
 
 def _command_verb(command: commands.Command) -> Callable[..., None]:

@@ -197,6 +197,19 @@ COMMANDS: tuple[Command, ...] = (
         opens="release",
     ),
     Command(
+        "splits check",
+        "warehouse.splits.check:check_command",
+        "Objects in different splits that leak: sky neighbours closer than --radius (counts per\n"
+        "split pair, the closest pairs), cutout footprints overlapping another split's, identical\n"
+        "pixel arrays. Exit 1 when the healpix split mode should have prevented what it found.",
+        _options(
+            ("radius", str, "5arcsec", "--radius", "Neighbour radius, e.g. 5arcsec or 0.1arcmin."),
+            ("examples", int, 10, "--examples", "Closest pairs shown per check.", 0),
+            ("as_json", bool, False, "--json", "Print the whole report as JSON."),
+        ),
+        opens="release",
+    ),
+    Command(
         "release create",
         f"{_RELEASE}:create_command",
         "Freeze tables, cutouts, SQL and configuration as release NAME (immutable).",

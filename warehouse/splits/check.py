@@ -1,0 +1,310 @@
+"""``gwh splits check``: does the sky leak between train, validation and test?
+
+Three checks over ``ml_objects`` (the live warehouse or a release):
+
+* **neighbours**: pairs of objects in different splits closer than ``radius`` on the sky
+  (counts per split pair and the closest pairs), found with a KD-tree (scipy ``cKDTree``) on
+  unit vectors: the chord ``2 sin(radius / 2)`` bounds the angle exactly, and the work grows as
+  N log N, so 300,000 objects take seconds;
+* **footprints**: objects whose cutout (its height x width pixels times the pixel scale,
+  centred on the cutout's position) overlaps the cutout of an object in another split;
+* **identical pixels**: cutouts in different splits whose pixel arrays (all bands) are
+  byte-identical, by a SHA-256 of each cutout's pixels read partition by partition.
+
+In ``healpix`` split mode whole HEALPix cells go to one split, meant to keep sky neighbours
+together; a leak found there is reported as unexpected and ``gwh splits check`` exits 1 (cells
+still touch at their borders: raise ``healpix_order``'s cell size or accept the border pairs).
+In ``object`` mode each object is drawn on its own, so neighbours across splits are expected:
+the report counts them and the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from scipy.spatial import cKDTree
+
+from warehouse.config import SPLIT_NAMES
+from warehouse.cutouts import CUTOUTS, band_column
+from warehouse.db import quote_ident
+from warehouse.errors import UsageError
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+__all__ = ["LeakageReport", "check_command", "check_splits", "parse_radius"]
+
+_UNITS = {"arcsec": 1.0, '"': 1.0, "arcmin": 60.0, "'": 60.0, "deg": 3600.0}
+_RADIUS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(arcsec|arcmin|deg|\"|')?\s*$")
+
+
+def parse_radius(text: str | float) -> float:
+    """``"5arcsec"``, ``"0.1arcmin"``, ``"5"`` (arcsec) -> arcseconds.
+
+    >>> parse_radius("0.5arcmin")
+    30.0
+    """
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        m = _RADIUS.match(text)
+        if m is None:
+            raise UsageError(
+                f"--radius {text!r}: give a number and a unit, e.g. 5arcsec or 0.1arcmin"
+            )
+        value = float(m[1]) * _UNITS[m[2] or "arcsec"]
+    if not 0 < value <= 3600:
+        raise UsageError(f"--radius must be above 0 and at most 1 deg, got {text!r}")
+    return value
+
+
+@dataclass
+class LeakageReport:
+    """What :func:`check_splits` found; :meth:`as_dict` is what a release manifest stores."""
+
+    radius_arcsec: float
+    mode: str
+    objects: int
+    neighbours: dict[str, int] = field(default_factory=dict)  # "train/test" -> pairs
+    closest: list[dict[str, Any]] = field(default_factory=list)
+    footprint_objects: int = 0  # objects whose cutout overlaps another split's cutout
+    footprint_pairs: dict[str, int] = field(default_factory=dict)
+    footprint_examples: list[dict[str, Any]] = field(default_factory=list)
+    cutouts: int = 0  # objects with a cutout (footprint and pixel checks)
+    identical_groups: int = 0  # pixel arrays found in more than one split
+    identical_pairs: dict[str, int] = field(default_factory=dict)
+    identical_examples: list[list[int]] = field(default_factory=list)
+
+    @property
+    def leaks(self) -> int:
+        return (
+            sum(self.neighbours.values())
+            + sum(self.footprint_pairs.values())
+            + sum(self.identical_pairs.values())
+        )
+
+    @property
+    def unexpected(self) -> bool:
+        """Leaks that the healpix split mode should have prevented."""
+        return self.mode.startswith("healpix") and self.leaks > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["leaks"], out["unexpected"] = self.leaks, self.unexpected
+        return out
+
+    def summary(self) -> str:
+        lines = [
+            f"splits check: {self.objects:,} objects of ml_objects, split mode {self.mode}, "
+            f"radius {self.radius_arcsec:g} arcsec"
+        ]
+        pairs = ", ".join(f"{k} {v:,}" for k, v in self.neighbours.items() if v) or "none"
+        lines.append(f"  neighbours in different splits: {pairs}")
+        for c in self.closest:
+            lines.append(
+                f"    {c['object_id_a']} ({c['split_a']}) - {c['object_id_b']} ({c['split_b']}): "
+                f"{c['separation_arcsec']:.3f} arcsec"
+            )
+        fp = ", ".join(f"{k} {v:,}" for k, v in self.footprint_pairs.items() if v) or "none"
+        lines.append(
+            f"  cutout footprints overlapping another split: {self.footprint_objects:,} of "
+            f"{self.cutouts:,} objects with cutouts (pairs: {fp})"
+        )
+        for c in self.footprint_examples:
+            lines.append(
+                f"    {c['object_id_a']} ({c['split_a']}) - {c['object_id_b']} ({c['split_b']}): "
+                f"{c['separation_arcsec']:.2f} arcsec apart"
+            )
+        same = ", ".join(f"{k} {v:,}" for k, v in self.identical_pairs.items() if v) or "none"
+        lines.append(f"  identical pixel arrays across splits: {self.identical_groups:,} ({same})")
+        for group in self.identical_examples:
+            lines.append(f"    object_ids {', '.join(str(i) for i in group)}")
+        if self.unexpected:
+            lines.append(
+                "  LEAK: healpix split mode should keep sky neighbours in one split; these cross "
+                "cell borders or are duplicates. Raise the cell size (lower [splits] "
+                "healpix_order) or deduplicate."
+            )
+        elif self.leaks:
+            lines.append(
+                "  (object mode draws each object on its own, so neighbours across splits are "
+                'expected; [splits] mode = "healpix" keeps cells together)'
+            )
+        return "\n".join(lines)
+
+
+def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    r, d = np.radians(ra), np.radians(dec)
+    return np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
+
+
+def _chord(arcsec: float) -> float:
+    return 2.0 * math.sin(math.radians(arcsec / 3600.0) / 2.0)
+
+
+def _separation(v: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Angular separation in arcsec of the unit vectors ``v[i]`` and ``v[j]``."""
+    chord = np.linalg.norm(v[i] - v[j], axis=1)
+    return np.degrees(2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))) * 3600.0
+
+
+def _pair_key(a: str, b: str) -> str:
+    order = {s: k for k, s in enumerate(SPLIT_NAMES)}
+    x, y = sorted((a, b), key=lambda s: order.get(s, 99))
+    return f"{x}/{y}"
+
+
+def _cross_pairs(v: np.ndarray, splits: np.ndarray, arcsec: float) -> np.ndarray:
+    if len(v) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = cKDTree(v).query_pairs(_chord(arcsec) * (1 + 1e-12), output_type="ndarray")
+    return pairs[splits[pairs[:, 0]] != splits[pairs[:, 1]]]
+
+
+def _count(splits: np.ndarray, pairs: np.ndarray) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a, b in zip(splits[pairs[:, 0]].tolist(), splits[pairs[:, 1]].tolist(), strict=True):
+        k = _pair_key(a, b)
+        out[k] = out.get(k, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _examples(ids, splits, pairs, sep, examples: int) -> list[dict[str, Any]]:
+    order = np.lexsort((ids[pairs[:, 1]], ids[pairs[:, 0]], sep))[:examples]
+    return [
+        {
+            "object_id_a": int(ids[pairs[k, 0]]),
+            "split_a": str(splits[pairs[k, 0]]),
+            "object_id_b": int(ids[pairs[k, 1]]),
+            "split_b": str(splits[pairs[k, 1]]),
+            "separation_arcsec": round(float(sep[k]), 6),
+        }
+        for k in order.tolist()
+    ]
+
+
+def check_splits(
+    wh: Warehouse, radius_arcsec: float = 5.0, examples: int = 10, pixels: bool = True
+) -> LeakageReport:
+    """The leakage report of ``wh``'s ``ml_objects`` (see the module doc)."""
+    splits_cfg = wh.config.splits
+    mode = splits_cfg.mode + (
+        f" (HEALPix order {splits_cfg.healpix_order})" if splits_cfg.mode == "healpix" else ""
+    )
+    with wh.reading():
+        t = wh.query("SELECT object_id, ra, dec, split FROM ml_objects ORDER BY object_id")
+        ids = t.column("object_id").to_numpy()
+        splits = np.array(t.column("split").to_pylist(), dtype=object)
+        report = LeakageReport(round(float(radius_arcsec), 6), mode, len(ids))
+        v = _unit_vectors(
+            t.column("ra").to_numpy(zero_copy_only=False),
+            t.column("dec").to_numpy(zero_copy_only=False),
+        )
+        pairs = _cross_pairs(v, splits, radius_arcsec)
+        report.neighbours = _count(splits, pairs)
+        report.closest = _examples(ids, splits, pairs, _separation(v, *pairs.T), examples)
+        if wh.current_version(CUTOUTS.name) is not None:
+            _footprints(wh, report, examples)
+            if pixels:
+                _identical(wh, report, dict(zip(ids.tolist(), splits.tolist(), strict=True)))
+    return report
+
+
+def _footprints(wh: Warehouse, report: LeakageReport, examples: int) -> None:
+    cv = wh.current_version(CUTOUTS.name)
+    assert cv is not None
+    names = set(cv.schema.names)
+    widths, heights = [], []
+    for b in wh.config.bands:
+        h, w, s = (band_column(b, k) for k in ("height", "width", "pixel_scale"))
+        if {h, w, s} <= names:
+            widths.append(f"c.{quote_ident(w)} * c.{quote_ident(s)}")
+            heights.append(f"c.{quote_ident(h)} * c.{quote_ident(s)}")
+    if not widths:
+        return
+    t = wh.query(
+        "SELECT m.object_id, m.split, c.ra, c.dec, "
+        f"greatest({', '.join(widths)}) AS w, greatest({', '.join(heights)}) AS h "
+        "FROM ml_objects AS m JOIN cutouts AS c ON m.object_id = c.object_id "
+        "ORDER BY m.object_id"
+    )
+    ids = t.column("object_id").to_numpy()
+    splits = np.array(t.column("split").to_pylist(), dtype=object)
+    w = np.nan_to_num(t.column("w").to_numpy(zero_copy_only=False).astype(float))
+    h = np.nan_to_num(t.column("h").to_numpy(zero_copy_only=False).astype(float))
+    ra = t.column("ra").to_numpy(zero_copy_only=False)
+    dec = t.column("dec").to_numpy(zero_copy_only=False)
+    report.cutouts = len(ids)
+    if len(ids) < 2:
+        return
+    v = _unit_vectors(ra, dec)
+    reach = float(np.hypot(w, h).max())  # two footprints farther apart than this cannot touch
+    pairs = _cross_pairs(v, splits, reach)
+    i, j = pairs[:, 0], pairs[:, 1]
+    dx = ((ra[i] - ra[j] + 180.0) % 360.0 - 180.0) * np.cos(np.radians((dec[i] + dec[j]) / 2))
+    dy = dec[i] - dec[j]
+    overlap = (np.abs(dx) * 3600 < (w[i] + w[j]) / 2) & (np.abs(dy) * 3600 < (h[i] + h[j]) / 2)
+    pairs = pairs[overlap]
+    report.footprint_pairs = _count(splits, pairs)
+    report.footprint_objects = int(np.unique(pairs).size)
+    report.footprint_examples = _examples(ids, splits, pairs, _separation(v, *pairs.T), examples)
+
+
+def _identical(wh: Warehouse, report: LeakageReport, split_of: dict[int, str]) -> None:
+    """Hash every cutout's pixels (all bands, in band order), one partition at a time."""
+    cv = wh.current_version(CUTOUTS.name)
+    assert cv is not None
+    names = set(cv.schema.names)
+    cols = [band_column(b, "image") for b in wh.config.bands if band_column(b, "image") in names]
+    groups: dict[bytes, list[int]] = {}
+    for path in cv.files():
+        table = pq.read_table(path, columns=["object_id", *cols])
+        oids = table.column("object_id").to_pylist()
+        bands = [table.column(c).to_pylist() for c in cols]
+        for k, oid in enumerate(oids):
+            if oid not in split_of:
+                continue
+            digest = hashlib.sha256()
+            for band in bands:
+                px = band[k]
+                digest.update(b"\x00" if px is None else b"\x01" + len(px).to_bytes(8, "big") + px)
+            groups.setdefault(digest.digest(), []).append(oid)
+        del table, bands
+    found: dict[str, int] = {}
+    shown = []
+    for oids in groups.values():
+        in_splits = {split_of[o] for o in oids}
+        if len(in_splits) < 2:
+            continue
+        report.identical_groups += 1
+        for a in sorted(in_splits):
+            for b in sorted(in_splits):
+                if a < b:
+                    key = _pair_key(a, b)
+                    found[key] = found.get(key, 0) + 1
+        shown.append(sorted(oids))
+    report.identical_pairs = dict(sorted(found.items()))
+    report.identical_examples = sorted(shown)[:10]
+
+
+def check_command(
+    wh: Warehouse,
+    *,
+    radius: str = "5arcsec",
+    examples: int = 10,
+    as_json: bool = False,
+    echo: Callable[[str], None],
+) -> int:
+    """``gwh splits check``: print the report; exit 1 when healpix mode should have prevented a
+    leak it found."""
+    report = check_splits(wh, parse_radius(radius), examples)
+    echo(json.dumps(report.as_dict(), indent=2) if as_json else report.summary())
+    return 1 if report.unexpected else 0
