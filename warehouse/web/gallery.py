@@ -98,13 +98,27 @@ def gallery(site: Site, q: GalleryQuery) -> dict[str, Any]:
             "LIMIT ? OFFSET ?",
             [*params, q.per_page, (q.page - 1) * q.per_page],
         ).to_pylist()
+        ids = [x["object_id"] for x in rows]
+        simulated = {
+            x["object_id"]: bool(x["simulated"])
+            for x in r.rows(
+                "SELECT object_id, simulated FROM cutouts "
+                "WHERE object_id IN (SELECT unnest(?::BIGINT[]))",
+                [ids],
+            )
+        }
     n = int(total.column(0)[0].as_py())
     return {
         "query": asdict(q),
         "total": n,
         "pages": max(1, -(-n // q.per_page)),
         "objects": [
-            {"object_id": x["object_id"], "sort_value": _plain(x["sort_value"])} for x in rows
+            {
+                "object_id": x["object_id"],
+                "sort_value": _plain(x["sort_value"]),
+                "simulated": simulated.get(x["object_id"], False),
+            }
+            for x in rows
         ],
     }
 

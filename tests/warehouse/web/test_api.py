@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from warehouse.core import Warehouse
+from warehouse.web import open_site, start
 from warehouse.web.api import SQL_PAGE_ROWS
+
+from .conftest import fetch
 
 
 def test_overview_counts_match_the_warehouse(get, demo_root):
@@ -177,3 +180,45 @@ def test_releases_json(get):
     assert forced["rows_to"] - forced["rows_from"] == forced["added"] - forced["removed"]
     assert forced["added"] + forced["changed"] > 0
     assert get("/api/release/v1").json()["diff"] is None
+
+
+def test_a_dropped_duplicate_names_the_candidate_kept_instead(get, demo_root):
+    wh = Warehouse.open(demo_root)
+    dropped = wh.query(
+        "SELECT object_id, specz_name, duplicate_rule FROM deduplicated WHERE NOT kept "
+        "AND duplicate_rule = 'same_specz_name' ORDER BY object_id LIMIT 1"
+    ).to_pylist()
+    assert dropped, "the demo has a same_specz_name duplicate"
+    d = dropped[0]
+    info = get(f"/api/object/{d['object_id']}").json()
+    assert info["dedup"]["kept"] is False and info["dedup"]["status"].startswith("dropped: ")
+    assert "same spec-z entry was closer" in info["dedup"]["status"]
+    winners = [
+        c for c in info["dedup"]["competitors"] if c["specz_name"] == d["specz_name"] and c["kept"]
+    ]
+    assert len(winners) == 1 and winners[0]["object_id"] != d["object_id"]
+
+
+def test_gallery_marks_simulated_cutouts(get):
+    objects = get("/api/gallery", view="cutouts", per_page=500).json()["objects"]
+    marks = {o["object_id"]: o["simulated"] for o in objects}
+    assert marks[-1] is False and marks[-2] is False  # the real COSMOS cutouts
+    assert sum(marks.values()) == len(marks) - 2  # every demo galaxy is simulated
+
+
+def test_a_release_is_served_as_it_was(demo_root):
+    wh = Warehouse.open(demo_root)
+    running = start(open_site(demo_root, release="v1"))
+    try:
+        v1 = fetch(running.url, "/api/overview").json()
+        rows = {v["name"]: v["rows"] for v in v1["views"]}
+        live = wh.query("SELECT count(*) FROM hsc_forced").column(0)[0].as_py()
+        assert v1["release"] == "v1" and rows["hsc_forced"] == live - 60  # before the 60 more
+        oid = wh.query("SELECT object_id FROM cutouts WHERE object_id > 0 LIMIT 1").column(0)
+        oid = oid[0].as_py()
+        assert fetch(running.url, f"/object/{oid}").status == 200
+        png = fetch(running.url, f"/cutout/{oid}/i.png")
+        assert png.status == 200 and png.body[:4] == b"\x89PNG"
+        assert [r["name"] for r in fetch(running.url, "/api/releases").json()] == ["v1", "v2"]
+    finally:
+        running.stop()
