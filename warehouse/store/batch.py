@@ -6,8 +6,9 @@ next version together, so each partition is written once however many files ther
 ...     batch.add(read(path), source=str(path))
 >>> cv = batch.commit(dest, max_rows=1_000_000, max_order=19, margin_arcsec=10.0)  # doctest: +SKIP
 
-Inputs with positions and the same columns are spilled to sorted runs on disk
-(:class:`~warehouse.store.spill.Spill`): memory holds one input and one partition, not the load.
+Up to :data:`MEMORY_BUDGET` the rows stay in memory. Beyond, inputs with positions and the same
+columns are spilled to sorted runs on disk (:class:`~warehouse.store.spill.Spill`): memory holds
+one input and one partition, not the load.
 Anything else (an export without ra/dec, whose rows take their stored positions, or inputs with
 different columns for the same keys) is combined in memory exactly as loading the files one
 after the other would (:func:`~warehouse.store.merge.merge_version`).
@@ -35,7 +36,10 @@ from warehouse.store.versions import (
 )
 from warehouse.store.write import VersionPlan, write_version
 
-__all__ = ["UpsertBatch"]
+__all__ = ["MEMORY_BUDGET", "UpsertBatch"]
+
+MEMORY_BUDGET = 1 << 30
+"""Bytes of new rows (Arrow) a load keeps in memory before it spills them to sorted runs."""
 
 
 class UpsertBatch:
@@ -52,6 +56,8 @@ class UpsertBatch:
         self._schema: pa.Schema | None = None  # of the new rows, over all inputs
         self._memory: list[pa.Table] = []
         self._memory_sources: list[str] = []
+        self._memory_bytes = 0
+        self._spilled_sources: list[str] = []
 
     def check(self, table: pa.Table, source: str) -> pa.Table:
         """``table`` ready to add: NULL keys and empty inputs refused (naming ``source``), columns
@@ -61,28 +67,45 @@ class UpsertBatch:
 
     def add(self, table: pa.Table, source: str, checked: bool = False) -> None:
         """Add one input's rows (later inputs win for a key in several); ``checked``: it came
-        from :meth:`check` already."""
+        from :meth:`check` already. Inputs stay in memory up to :data:`MEMORY_BUDGET` bytes,
+        then go to sorted runs on disk."""
         if not checked:
             table = self.check(table, source)
         self.sources.append(source)
         self.rows += table.num_rows
-        positioned = self.spec.ra in table.column_names and self.spec.dec in table.column_names
-        same = self._names is None or sorted(table.column_names) == self._names
-        if positioned and same and not self._memory:
-            self._names = sorted(table.column_names)
-            schema = _unify_schema(self._schema, table.schema)
-            self._schema = schema
-            if self._spill is None:
-                self._spill = Spill(self.scratch, self.spec.key, self.spec.ra, self.spec.dec)
-            self._spill.add(conform(table, schema, source), schema)
-            return
-        if self._spill is not None:  # from now on in memory: read back what was spilled
-            self._memory.extend(self._spill.read_inputs())
-            self._memory_sources.extend(self.sources[: len(self._memory)])
-            self._spill.close()
-            self._spill = None
         self._memory.append(table)
         self._memory_sources.append(source)
+        self._memory_bytes += table.nbytes
+        if self._spill is None and self._memory_bytes <= MEMORY_BUDGET:
+            return
+        if self._spillable(self._memory):
+            self._spill_memory()
+        elif self._spill is not None:  # this input cannot be spilled: all of it in memory
+            self._memory = self._spill.read_inputs() + self._memory
+            self._memory_sources = self._spilled_sources + self._memory_sources
+            self._spilled_sources = []
+            self._spill.close()
+            self._spill = None
+
+    def _spillable(self, tables: list[pa.Table]) -> bool:
+        """Inputs with positions and the same columns as those spilled already."""
+        names = self._names or sorted(tables[0].column_names)
+        return all(
+            self.spec.ra in t.column_names
+            and self.spec.dec in t.column_names
+            and sorted(t.column_names) == names
+            for t in tables
+        )
+
+    def _spill_memory(self) -> None:
+        if self._spill is None:
+            self._spill = Spill(self.scratch, self.spec.key, self.spec.ra, self.spec.dec)
+        self._names = sorted(self._memory[0].column_names)
+        for table, source in zip(self._memory, self._memory_sources, strict=True):
+            self._schema = _unify_schema(self._schema, table.schema)
+            self._spill.add(conform(table, self._schema, source), self._schema)
+            self._spilled_sources.append(source)
+        self._memory, self._memory_sources, self._memory_bytes = [], [], 0
 
     def commit(
         self, dest: Path, *, max_rows: int, max_order: int, margin_arcsec: float | None

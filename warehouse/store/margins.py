@@ -41,7 +41,11 @@ from warehouse.store.versions import (
     write_properties,
 )
 
+COARSE_STEP = 4
+"""Orders between the margin order and the coarse pixels that rule out most rows at once."""
+
 __all__ = [
+    "COARSE_STEP",
     "DEFAULT_MARGIN_ARCSEC",
     "MarginBuilder",
     "MarginIndex",
@@ -155,45 +159,73 @@ def candidate_pixels(part: Partition, order: int, rings: int) -> np.ndarray:
 
 
 class MarginIndex:
-    """Routes rows to the margins of ``partitions``: which partitions' margins each row feeds."""
+    """Routes rows to the margins of ``partitions``: which partitions' margins each row feeds.
+
+    A row feeds the margin of every other partition that its order-M pixel or one of that
+    pixel's eight neighbours touches (M = :func:`margin_order`; the same as "its pixel is in
+    the ring around the partition", seen from the row). Most rows are far from any border: a
+    row whose coarse pixel (order M - :data:`COARSE_STEP`) and that pixel's neighbours all lie
+    in the row's own partition feeds no margin, and only the others are looked at closely.
+    """
 
     def __init__(self, partitions: Sequence[Partition], threshold_arcsec: float):
         self.partitions = list(partitions)
         self.threshold = float(threshold_arcsec)
         self.order = margin_order(self.threshold)
-        rings = ring_count(self.order, self.threshold)
-        pix, target = [], []
-        for i, part in enumerate(self.partitions):
-            c = candidate_pixels(part, self.order, rings)
-            pix.append(c)
-            target.append(np.full(c.size, i, np.int64))
-        all_pix = np.concatenate(pix) if pix else np.zeros(0, np.int64)
-        all_target = np.concatenate(target) if target else np.zeros(0, np.int64)
-        order_ = np.argsort(all_pix, kind="stable")
-        self._pix = all_pix[order_]
-        self._target = all_target[order_]
-        bounds = [pixel_range(p.order, p.pixel) for p in self.partitions]
+        if ring_count(self.order, self.threshold) != 1:  # margin_order guarantees one ring
+            raise AssertionError("the margin order must need one ring of neighbours")
+        bounds = sorted((*pixel_range(p.order, p.pixel), i) for i, p in enumerate(self.partitions))
         self._lo = np.array([b[0] for b in bounds], np.int64)
         self._hi = np.array([b[1] for b in bounds], np.int64)
+        self._index = np.array([b[2] for b in bounds], np.int64)  # sorted position -> partition
+
+    def _touching(self, order: int, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First and last (sorted) partition overlapping each pixel; last < first: none."""
+        s = np.int64(shift(order))
+        first = np.searchsorted(self._hi, pixels << s, "right")
+        last = np.searchsorted(self._lo, (pixels + 1) << s, "left") - 1
+        return first, last
 
     def route(self, h29: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row index, partition index) pairs: row ``i`` of ``h29`` belongs to the margin of
         partition ``j`` (never to that of the partition that holds it)."""
         h29 = np.asarray(h29, np.int64)
-        pix = h29 >> np.int64(shift(self.order))
-        a = np.searchsorted(self._pix, pix, "left")
-        b = np.searchsorted(self._pix, pix, "right")
-        counts = b - a
-        hit = np.flatnonzero(counts)
-        if hit.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        rows = np.repeat(hit, counts[hit])
-        starts = np.repeat(a[hit], counts[hit])
-        within = np.arange(rows.size) - np.repeat(np.cumsum(counts[hit]) - counts[hit], counts[hit])
-        targets = self._target[starts + within]
-        h = h29[rows]
-        outside = (h < self._lo[targets]) | (h >= self._hi[targets])
-        return rows[outside].astype(np.int64), targets[outside]
+        none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if h29.size == 0 or not self.partitions:
+            return none
+        own = np.searchsorted(self._lo, h29, "right") - 1  # sorted position of its partition
+        # 1. coarse pixels whose neighbourhood lies in one partition hold no margin rows
+        coarse = max(0, self.order - COARSE_STEP)
+        cpix, inverse = np.unique(h29 >> np.int64(shift(coarse)), return_inverse=True)
+        near = np.zeros(cpix.size, bool)
+        cown = own[np.unique(inverse, return_index=True)[1]]
+        first, last = self._touching(coarse, cpix)
+        near |= (first != cown) | (last != cown)
+        nb = hp.get_all_neighbours(2**coarse, cpix, nest=True)
+        for k in range(nb.shape[0]):
+            valid = nb[k] >= 0
+            f, la = self._touching(coarse, np.where(valid, nb[k], 0))
+            near |= valid & (la >= f) & ((f != cown) | (la != cown))
+        rows = np.flatnonzero(near[inverse])
+        if rows.size == 0:
+            return none
+        # 2. the rows there: every partition their order-M pixel and its neighbours touch
+        pix = h29[rows] >> np.int64(shift(self.order))
+        fine = hp.get_all_neighbours(2**self.order, pix, nest=True)
+        cand_rows, cand_pos = [], []
+        for column in [pix, *fine]:
+            valid = column >= 0
+            f, la = self._touching(self.order, np.where(valid, column, 0))
+            span = np.where(valid, la - f + 1, 0).clip(0)
+            for step in range(int(span.max(initial=0))):
+                take = span > step
+                cand_rows.append(np.flatnonzero(take))
+                cand_pos.append(f[take] + step)
+        r = np.concatenate(cand_rows)
+        pos = np.concatenate(cand_pos)
+        keep = pos != own[rows][r]
+        pairs = np.unique(np.stack([r[keep], pos[keep]]), axis=1)
+        return rows[pairs[0]].astype(np.int64), self._index[pairs[1]]
 
 
 def margin_name(table: str, threshold_arcsec: float) -> str:

@@ -27,6 +27,7 @@ from warehouse.store.versions import (
     _unify_schema,
     conform,
     key_values,
+    sort_order,
 )
 from warehouse.store.write import VersionPlan, write_version
 
@@ -212,10 +213,10 @@ def merge_version(
                 f"{spec.dec} to this export."
             )
     merged = conform(merged, schema, source)
-    merged = merged.sort_by(
-        [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in spec.key]
-    )
-    merged_h29 = merged.column(SPATIAL_INDEX_COLUMN).to_numpy()
+    # sorted by position and key, one partition at a time (the take of one overlaps the write
+    # of the one before)
+    order = sort_order(merged, spec.key)
+    merged_h29 = merged.column(SPATIAL_INDEX_COLUMN).to_numpy()[order]
 
     # 3. The new partitioning over all rows, then each partition: link if untouched, else write.
     all_h29 = np.sort(np.concatenate([stored_h29[~is_touched], merged_h29]))
@@ -223,7 +224,7 @@ def merge_version(
     def new_rows_in(lo: int, hi: int) -> list[pa.Table]:
         a = int(np.searchsorted(merged_h29, lo, "left"))
         b = int(np.searchsorted(merged_h29, hi, "left"))
-        return [merged.slice(a, b - a)] if b > a else []
+        return [merged.take(pa.array(order[a:b]))] if b > a else []
 
     def without_replaced(t: pa.Table, lo: int, hi: int) -> pa.Table:
         if not is_touched.any():

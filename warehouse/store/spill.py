@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, spatial_index
-from warehouse.store.versions import key_values
+from warehouse.store.versions import key_values, sort_order
 
 __all__ = ["RUN_ROWS", "Spill"]
 
@@ -66,7 +66,7 @@ class Spill:
         table = table.append_column(SPATIAL_INDEX_COLUMN, pa.array(h29, pa.int64()))
         for start in range(0, table.num_rows, RUN_ROWS):
             part = table.slice(start, RUN_ROWS)
-            order = _sort_order(part, self.key)
+            order = sort_order(part, self.key)
             part = part.take(pa.array(order)).select(schema.names)
             path = self.folder / f"run-{len(self.runs):05d}.arrow"
             with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
@@ -135,12 +135,3 @@ def _read_rows(path: Path, a: int, b: int) -> pa.Table:
         batches = [reader.get_batch(i) for i in range(first, last + 1)]
         table = pa.Table.from_batches(batches, reader.schema)
     return table.slice(a - first * BATCH_ROWS, b - a)
-
-
-def _sort_order(table: pa.Table, key: tuple[str, ...]) -> np.ndarray:
-    h29 = table.column(SPATIAL_INDEX_COLUMN).to_numpy()
-    if len(key) == 1 and pa.types.is_integer(table.schema.field(key[0]).type):
-        k = table.column(key[0]).to_numpy(zero_copy_only=False)
-        return np.lexsort((k, h29))
-    sort_keys = [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in key]
-    return pc.sort_indices(table, sort_keys=sort_keys).to_numpy()

@@ -205,6 +205,16 @@ def key_values(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "\x1f")
 
 
+def sort_order(table: pa.Table, key: tuple[str, ...]) -> np.ndarray:
+    """Row order by ``_healpix_29`` then key: the order of rows in every partition file."""
+    h29 = table.column(SPATIAL_INDEX_COLUMN).to_numpy()
+    if len(key) == 1 and pa.types.is_integer(table.schema.field(key[0]).type):
+        k = table.column(key[0]).to_numpy(zero_copy_only=False)
+        return np.lexsort((k, h29))
+    sort_keys = [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in key]
+    return pc.sort_indices(table, sort_keys=sort_keys).to_numpy()
+
+
 def link_or_copy(src: Path, dst: Path) -> None:
     """A hard link (versions share unchanged files), else a copy (e.g. across file systems)."""
     try:

@@ -65,7 +65,15 @@ def _batch(previous, tables, dest, scratch):
     return batch.commit(dest, max_rows=800, max_order=10, margin_arcsec=10.0)
 
 
-def test_batch_equals_loading_one_by_one_and_spills_nothing_behind(tmp_path):
+@pytest.fixture(params=["spilled", "in memory"])
+def budget(request, monkeypatch):
+    """Both ways to hold a load's rows: sorted runs on disk, or memory (under the budget)."""
+    if request.param == "spilled":
+        monkeypatch.setattr("warehouse.store.batch.MEMORY_BUDGET", 0)
+    return request.param
+
+
+def test_batch_equals_loading_one_by_one_and_spills_nothing_behind(tmp_path, budget):
     tables = _inputs()
     want = _one_by_one(None, tables, tmp_path / "seq")
     got = _batch(None, tables, tmp_path / "b", tmp_path / "scratch")
@@ -82,7 +90,7 @@ def test_batch_equals_loading_one_by_one_and_spills_nothing_behind(tmp_path):
     assert t.column("file").to_pylist() == [last[o] for o in t.column("object_id").to_pylist()]
 
 
-def test_batch_onto_a_previous_version_keeps_columns_the_inputs_lack(tmp_path):
+def test_batch_onto_a_previous_version_keeps_columns_the_inputs_lack(tmp_path, budget):
     base = _inputs(n_files=1, seed=5)[0].append_column(
         "extra", pa.array(np.arange(3000 + 0, dtype=np.float64)[: _inputs(1, seed=5)[0].num_rows])
     )
@@ -95,7 +103,7 @@ def test_batch_onto_a_previous_version_keeps_columns_the_inputs_lack(tmp_path):
     assert _margin(got).equals(_margin(want))
 
 
-def test_inputs_without_positions_or_other_columns_are_combined_in_memory(tmp_path):
+def test_inputs_without_positions_or_other_columns_are_combined_in_memory(tmp_path, budget):
     tables = _inputs(n_files=2)
     v1 = merge_version(
         None, tables[0], SPEC, tmp_path / "v1", max_rows=800, max_order=10, source="a"
