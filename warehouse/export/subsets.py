@@ -18,9 +18,23 @@ Example
 
 from __future__ import annotations
 
-from warehouse.errors import ExportError
+from typing import TYPE_CHECKING
 
-__all__ = ["SUBSET_ORDER", "SUBSETS", "limited_query", "subset_limit"]
+from warehouse.config import SPLIT_NAMES
+from warehouse.errors import ExportError
+from warehouse.files import sha256_hex
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+__all__ = [
+    "SUBSETS",
+    "SUBSET_ORDER",
+    "ids_sha256",
+    "limited_query",
+    "subset_limit",
+    "subset_record",
+]
 
 SUBSETS = {"tiny": 1_000, "small": 10_000, "medium": 100_000}  # objects per split
 SUBSET_ORDER = "split_unit(salt, 'object:' || object_id), object_id"
@@ -45,3 +59,31 @@ def limited_query(base: str, params: list, salt: str, limit: int) -> tuple[str, 
         "ORDER BY split_unit(?, 'object:' || q.object_id::VARCHAR), q.object_id\nLIMIT ?"
     )
     return sql, [*params, salt, int(limit)]
+
+
+def ids_sha256(ids: list[int]) -> str:
+    """SHA-256 of a set of object_ids: their decimal text, sorted, one per line."""
+    return sha256_hex("\n".join(str(i) for i in sorted(int(x) for x in ids)))
+
+
+def subset_record(wh: Warehouse) -> dict:
+    """What each named subset of ``wh``'s ``ml_objects`` holds: per split its rows and the
+    :func:`ids_sha256` of its object_ids (a release manifest's ``subsets``)."""
+    salt = wh.config.splits.salt
+    first: dict[str, list[int]] = {}
+    for s in SPLIT_NAMES:
+        sql, params = limited_query(
+            "SELECT object_id FROM ml_objects WHERE split = ?", [s], salt, max(SUBSETS.values())
+        )
+        first[s] = wh.query(sql, params).column("object_id").to_pylist()
+    return {
+        name: {
+            "limit": limit,
+            "order": f"{SUBSET_ORDER} (salt {salt!r})",
+            "splits": {
+                s: {"rows": len(ids[:limit]), "object_ids_sha256": ids_sha256(ids[:limit])}
+                for s, ids in first.items()
+            },
+        }
+        for name, limit in SUBSETS.items()
+    }

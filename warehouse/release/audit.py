@@ -160,7 +160,78 @@ def diff(root: Path, a: str, b: str) -> dict:
                 )
             )
     out["config"] = _dict_diff(ma["config"], mb["config"])
+    if "leakage" in ma or "leakage" in mb:
+        out["leakage"] = _leakage_diff(ma.get("leakage"), mb.get("leakage"))
+    if "subsets" in ma or "subsets" in mb:
+        out["subsets"] = _subsets_diff(ma.get("subsets") or {}, mb.get("subsets") or {})
     return out
+
+
+_LEAK_COUNTS = {
+    "neighbours": "neighbours in different splits",
+    "footprint_pairs": "overlapping cutout footprints",
+    "identical_pairs": "identical pixel arrays",
+}
+
+
+def _leakage_diff(a: dict | None, b: dict | None) -> dict:
+    """The leakage reports' counts (per split pair) in ``a`` and ``b``; None where a release
+    was made before releases stored one."""
+    out: dict = {
+        "radius_arcsec": {
+            "from": (a or {}).get("radius_arcsec"),
+            "to": (b or {}).get("radius_arcsec"),
+        }
+    }
+    for key in (*_LEAK_COUNTS, "leaks", "unexpected"):
+        out[key] = {
+            "from": None if a is None else a.get(key),
+            "to": None if b is None else b.get(key),
+        }
+    return out
+
+
+def _subsets_diff(a: dict, b: dict) -> dict:
+    """Per named subset and split: rows in each release and whether they are the same objects."""
+    out: dict = {}
+    for name in sorted(a.keys() | b.keys()):
+        sa, sb = a.get(name, {}).get("splits", {}), b.get(name, {}).get("splits", {})
+        out[name] = {
+            s: {
+                "rows_from": sa.get(s, {}).get("rows"),
+                "rows_to": sb.get(s, {}).get("rows"),
+                "same_objects": sa.get(s, {}).get("object_ids_sha256")
+                == sb.get(s, {}).get("object_ids_sha256"),
+            }
+            for s in sorted(sa.keys() | sb.keys())
+        }
+    return out
+
+
+def _leakage_lines(d: dict) -> list[str]:
+    lines = []
+    leak = d.get("leakage")
+    if leak is not None:
+        r = leak["radius_arcsec"]
+        lines.append(f"  leakage (gwh splits check, radius {r['from']} -> {r['to']} arcsec):")
+        for key, label in _LEAK_COUNTS.items():
+            lines.append(f"    {label}: {_counts(leak[key]['from'])} -> {_counts(leak[key]['to'])}")
+        u = leak["unexpected"]
+        lines.append(f"    unexpected (healpix mode): {u['from']} -> {u['to']}")
+    for name, per_split in (d.get("subsets") or {}).items():
+        parts = [
+            f"{s} {v['rows_from']} -> {v['rows_to']}"
+            + ("" if v["same_objects"] else " (other objects)")
+            for s, v in per_split.items()
+        ]
+        lines.append(f"  subset {name}: {', '.join(parts)}")
+    return lines
+
+
+def _counts(value: dict | None) -> str:
+    if value is None:
+        return "not recorded"
+    return ", ".join(f"{k} {n:,}" for k, n in value.items() if n) or "none"
 
 
 def _dict_diff(a: dict, b: dict, prefix: str = "") -> dict:
@@ -197,4 +268,5 @@ def diff_lines(d: dict) -> list[str]:
         f"  config {key}: {change['from']!r} -> {change['to']!r}"
         for key, change in d["config"].items()
     ]
+    lines += _leakage_lines(d)
     return lines

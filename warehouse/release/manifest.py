@@ -23,9 +23,11 @@ from warehouse.citations import (
 )
 from warehouse.core import Warehouse
 from warehouse.errors import ReleaseError
+from warehouse.export.subsets import subset_record
 from warehouse.files import file_sha256 as sha256_file
 from warehouse.files import sha256_hex
 from warehouse.release.frozen import MANIFEST, FrozenWarehouse, _check_name, releases_dir
+from warehouse.splits import check_splits
 from warehouse.store import read_version
 from warehouse.store.contracts import base_tables
 
@@ -183,6 +185,10 @@ def _build_manifest(wh: Warehouse, name: str, notes: str, echo: Callable[[str], 
             ).to_pylist()
         }
     manifest["counts"] = {"views": counts, "splits": splits}
+    if splits:  # the named subsets an export of this release selects, and its leakage report
+        echo("recording subsets and checking the splits for leakage")
+        manifest["subsets"] = subset_record(frozen)
+        manifest["leakage"] = check_splits(frozen).as_dict()
     manifest["citations"] = _citations(frozen, tables)
     manifest["acknowledgements"] = (
         [HSC_ACKNOWLEDGEMENT] if any(t.startswith("hsc_") for t in tables) else []
