@@ -87,6 +87,10 @@ def run(
 # -- the commands ----------------------------------------------------------------------------------
 
 _RELEASE = "warehouse.release.commands"
+_DASK_HELP = (
+    "Run on a Dask cluster: local:N (N worker processes here) or a scheduler address such as "
+    "tcp://host:8786 (default $GWH_DASK_SCHEDULER, else [compute] dask in warehouse.toml)."
+)
 
 
 def _options(*specs: tuple[Any, ...]) -> tuple[Option, ...]:
@@ -277,6 +281,7 @@ COMMANDS: tuple[Command, ...] = (
                 "--replace-loaded",
                 "Measure objects loaded by gwh load morphology.",
             ),
+            ("dask", str | None, None, "--dask", _DASK_HELP),
         ),
     ),
     Command(

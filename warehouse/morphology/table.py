@@ -38,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -56,6 +57,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sep
 
+from warehouse.compute.cluster import dask_client, n_workers, resolve_address
+from warehouse.compute.morphology import measure_on_dask
 from warehouse.core import Warehouse
 from warehouse.db import quote_ident
 from warehouse.errors import MorphologyError
@@ -205,6 +208,7 @@ def measure_morphology(
     chunk_size: int = 1000,
     replace_loaded: bool = False,
     progress: bool | None = None,
+    dask: str | None = None,
     echo: Callable[[str], None] = lambda _m: None,
 ) -> MeasureReport:
     """Measure every ingested cutout into the ``morphology`` table; resumable.
@@ -225,6 +229,10 @@ def measure_morphology(
         Measure objects whose row was loaded by ``gwh load morphology`` too (default: keep them).
     progress : bool, optional
         A tqdm bar on stderr; default when stderr is a terminal.
+    dask : str, optional
+        Measure on a Dask cluster (``local:N`` or a scheduler address; default
+        ``$GWH_DASK_SCHEDULER``, else ``[compute] dask``): each worker reads and measures whole
+        cutouts partitions (:mod:`warehouse.compute.morphology`); ``workers`` is then unused.
 
     Returns
     -------
@@ -299,11 +307,18 @@ def measure_morphology(
         f"({''.join(measured_bands)}) with {workers} worker(s); {report.up_to_date:,} up to date"
         + (f", {report.loaded_kept:,} loaded rows kept" if report.loaded_kept else "")
     )
-    tasks = _tasks(plan, measured_bands, per_task)
     job = Job(measured_bands, config, mask_bits_value(DEFAULT_BAD_MASK_BITS))
-    results = _results(tasks, job, workers)
-    batches = _batches(wh, results, len(todo), by_id, chash, chunk_size, report, show)
-    committed = wh.ingest_prepared(LOADER_NAME, batches)
+    address = resolve_address(dask, wh.config.dask)
+    with contextlib.ExitStack() as stack:
+        if address is None:
+            results = _results(_tasks(plan, measured_bands, per_task), job, workers)
+        else:
+            client = stack.enter_context(dask_client(address))
+            report.workers = n_workers(client)
+            echo(f"on the Dask cluster {address} ({report.workers} worker thread(s))")
+            results = measure_on_dask(client, plan, job)
+        batches = _batches(wh, results, len(todo), by_id, chash, chunk_size, report, show)
+        committed = wh.ingest_prepared(LOADER_NAME, batches)
     report.commits = len(committed)
     if committed:
         report.table_rows = committed[-1].tables[MORPHOLOGY.name][1]

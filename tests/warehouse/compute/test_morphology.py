@@ -32,17 +32,19 @@ def _galaxies(n: int, seed: int) -> np.ndarray:
     return out
 
 
-@pytest.fixture
-def imaged(tmp_path, field_files):
+def _imaged(root, field_files) -> Warehouse:
     """SIMULATED g, r cutouts of N objects, in cutouts partitions of at most 3 rows."""
-    wh = Warehouse.init(
-        tmp_path / "wh", Config(max_rows_per_partition=200, cutouts_max_rows_per_partition=3)
-    )
+    wh = Warehouse.init(root, Config(max_rows_per_partition=200, cutouts_max_rows_per_partition=3))
     wh.load(registry.get("hsc-forced"), [field_files["forced"], field_files["forced2"]])
     ids = wh.query(f"SELECT object_id FROM hsc_forced ORDER BY ra LIMIT {N}").column(0)
     images = {b: _galaxies(N, seed=k) for k, b in enumerate("gr")}
     ingest_arrays(wh, ids.to_pylist(), images, simulated=True, source="test")
     return wh
+
+
+@pytest.fixture
+def imaged(tmp_path, field_files):
+    return _imaged(tmp_path / "wh", field_files)
 
 
 def _plan(wh):
@@ -80,3 +82,17 @@ def test_two_worker_processes_measure_the_local_values(imaged):
             for name in MORPHOLOGY_FIELDS:
                 assert row[f"{b}_{name}"] == stored[f"{b}_{name}"], (row["object_id"], b, name)
             assert row[f"{b}_morph_reason"] == stored[f"{b}_morph_reason"]
+
+
+def test_measure_morphology_on_dask_commits_the_local_rows(tmp_path, field_files):
+    here = _imaged(tmp_path / "here", field_files)
+    there = _imaged(tmp_path / "there", field_files)
+    local = measure_morphology(here, workers=1, bands="gr", chunk_size=4)
+    lines = []
+    remote = measure_morphology(there, bands="gr", chunk_size=4, dask="local:2", echo=lines.append)
+    assert remote.measured == local.measured == N
+    assert remote.workers == 2 and any("local:2" in line for line in lines)
+    sql = "select * from morphology order by object_id"
+    assert there.query(sql).equals(here.query(sql))
+    again = measure_morphology(there, bands="gr", dask="local:1")  # a rerun: nothing to do
+    assert again.up_to_date == N and again.measured == 0
