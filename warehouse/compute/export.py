@@ -18,12 +18,12 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.compute.mapping import map_in_order
-from warehouse.compute.partitions import PartitionPlan, open_partition
+from warehouse.compute.partitions import PartitionPlan, open_partition, plan_partitions
 from warehouse.errors import ComputeError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store import Partition
 
-__all__ = ["keyed_batches", "partition_query", "rebatch"]
+__all__ = ["export_batches", "keyed_batches", "partition_query", "rebatch"]
 
 
 def partition_query(
@@ -104,3 +104,13 @@ def keyed_batches(
     computed on ``client``'s workers (None: here), as batches of ``batch_rows`` rows."""
     run = functools.partial(partition_query, plan, sql, list(params), key, order_by)
     yield from rebatch(map_in_order(client, run, plan.partitions), batch_rows)
+
+
+def export_batches(
+    wh: Any, client: Any, keyed: str, params: list, key: str, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The export's keyed rows (``keyed``: its SQL, ordered by ``key`` then ``object_id``)
+    computed per partition of ``wh``'s committed state (call inside ``wh.reading()``)."""
+    plan = plan_partitions(wh)
+    order_by = f"{key}, object_id"
+    yield from keyed_batches(client, plan, keyed, params, key, order_by, batch_rows)
