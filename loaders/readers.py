@@ -15,7 +15,7 @@ import io
 import re
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -451,3 +451,46 @@ def to_csv_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pcsv.write_csv(table, buf)
     return buf.getvalue()
+
+
+def parquet_rows(path: Path) -> int | None:
+    """Rows of a Parquet file from its footer (None: not a readable Parquet file)."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def read_parquet_chunks(path: Path, type_for: TypeFor, rows: int) -> Iterator[SourceTable]:
+    """A Parquet file ``rows`` rows at a time, as :func:`read_table` reads it whole (names
+    normalised, declared types, rows numbered in the file), so a load holds one chunk."""
+    path = Path(path)
+    try:
+        pf = pq.ParquetFile(path)
+        names = _check_names(pf.schema_arrow.names, path)
+        offset = 0
+        for batch in pf.iter_batches(batch_size=rows):
+            table = pa.Table.from_batches([batch]).rename_columns(names)
+            table = cast_declared(table, type_for, path, row_offset=offset + 1, row_word="row")
+            yield SourceTable(path, table, offset + 1, "row")
+            offset += batch.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LoadError(
+            f"{path} is unreadable or truncated as Parquet ({one_line(exc)}). Write it again."
+        ) from None
+
+
+def read_parquet_column(path: Path, name: str, type_for: TypeFor) -> SourceTable:
+    """One column of a Parquet file (by its normalised name), with its declared type: e.g. the
+    key alone, to check it over the whole file before reading the rest in chunks."""
+    path = Path(path)
+    try:
+        pf = pq.ParquetFile(path)
+        names = _check_names(pf.schema_arrow.names, path)
+        raw = pf.schema_arrow.names[names.index(name)]
+        table = pf.read(columns=[raw]).rename_columns([name])
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LoadError(
+            f"{path} is unreadable or truncated as Parquet ({one_line(exc)}). Write it again."
+        ) from None
+    return SourceTable(path, cast_declared(table, type_for, path, 1, "row"), 1, "row")

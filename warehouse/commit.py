@@ -107,29 +107,35 @@ def _load_together(
     batches: dict[str, UpsertBatch] = {}
     per_file: list[dict[str, int]] = []
     failure: LoadError | None = None
+    chunks = getattr(loader, "prepare_chunks", None)  # large files, a part at a time
     try:
         for path, _sha in todo:
             with progress.bar(
                 path.stat().st_size, desc=path.name, unit="B", unit_scale=True
             ) as bar:
                 bar.set_postfix_str("reading")
+                marks = {name: b.checkpoint() for name, b in batches.items()}
+                counts: dict[str, int] = {}
                 try:
-                    prepared = loader.prepare(path, wh)
-                    for item in prepared:
-                        name = item.spec.name
-                        if name not in batches:
-                            previous = _previous(wh, registry, name)
-                            batches[name] = UpsertBatch(item.spec, previous, _scratch(wh, name))
-                    checked = [batches[i.spec.name].check(i.table, str(path)) for i in prepared]
+                    parts = chunks(path, wh) if chunks else [loader.prepare(path, wh)]
+                    for prepared in parts:
+                        for item in prepared:
+                            name = item.spec.name
+                            if name not in batches:
+                                previous = _previous(wh, registry, name)
+                                batches[name] = UpsertBatch(item.spec, previous, _scratch(wh, name))
+                                marks[name] = 0
+                        checked = [batches[i.spec.name].check(i.table, str(path)) for i in prepared]
+                        for item, table in zip(prepared, checked, strict=True):
+                            batches[item.spec.name].add(table, str(path), checked=True)
+                            counts[item.spec.name] = counts.get(item.spec.name, 0) + table.num_rows
+                        del prepared, checked
                 except LoadError as exc:  # commit the files before it, then report it
+                    for name, mark in marks.items():
+                        batches[name].rollback(mark)
                     failure = exc
                     break
-                counts: dict[str, int] = {}
-                for item, table in zip(prepared, checked, strict=True):
-                    batches[item.spec.name].add(table, str(path), checked=True)
-                    counts[item.spec.name] = counts.get(item.spec.name, 0) + table.num_rows
                 per_file.append(counts)
-                del prepared, checked
         todo = todo[: len(per_file)]
         records = [
             (str(path.resolve()), sha, name, n)

@@ -7,11 +7,13 @@ or both; the paper's joined query (forced JOIN specz) is split into both tables.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from loaders.base import (
     check_not_null,
@@ -20,7 +22,14 @@ from loaders.base import (
     require_columns,
     require_rows,
 )
-from loaders.readers import SourceTable, read_table
+from loaders.readers import (
+    SourceTable,
+    normalise_name,
+    parquet_rows,
+    read_parquet_chunks,
+    read_parquet_column,
+    read_table,
+)
 from warehouse.errors import LoadError
 from warehouse.loading import Prepared
 from warehouse.store.contracts import HSC_FORCED, HSC_SPECZ
@@ -43,6 +52,10 @@ REQUIRED_SPECZ = (
     "specz_flag_homogeneous",
 )
 """The columns a specz export must have (the archive's pdr2_wide.specz names)."""
+
+CHUNK_ROWS = 1_000_000
+"""Rows of a large Parquet forced export read at once (:meth:`HscForcedLoader.prepare_chunks`):
+a load's memory holds one chunk, not the file."""
 
 
 def _specz_names() -> set[str]:
@@ -94,6 +107,44 @@ class HscForcedLoader:
             check_unique(src, src.table, HSC_FORCED.key)
             out.append(Prepared(HSC_FORCED, with_archive_metadata(src.table)))
         return out
+
+    def prepare_chunks(self, path: Path, wh: Warehouse | None = None) -> Iterator[list[Prepared]]:
+        """:meth:`prepare` a part at a time: a Parquet export of forced columns only, with more
+        than :data:`CHUNK_ROWS` rows, is read that many rows at a time with the same checks
+        (rows numbered in the file; ``object_id`` unique over the whole file, checked first
+        from that column alone). Anything else is prepared whole."""
+        path = Path(path)
+        rows = parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else None
+        names = (
+            {normalise_name(n) for n in pq.ParquetFile(path).schema_arrow.names}
+            if rows is not None
+            else set()
+        )
+        if rows is None or rows <= CHUNK_ROWS or "object_id" not in names or names & _specz_names():
+            yield self.prepare(path, wh)
+            return
+        ids = read_parquet_column(path, "object_id", declared_type)
+        check_unique(ids, ids.table, HSC_FORCED.key)
+        del ids
+        for src in read_parquet_chunks(path, declared_type, CHUNK_ROWS):
+            yield [Prepared(HSC_FORCED, with_archive_metadata(_checked_forced(src)))]
+
+
+def _checked_forced(src: SourceTable) -> pa.Table:
+    """The checks :meth:`HscForcedLoader.prepare` makes of a forced-only export."""
+    require_columns(src, ("object_id",), "hsc_forced")
+    check_not_null(src, src.table, HSC_FORCED.key)
+    names = src.table.column_names
+    if ("ra" in names) != ("dec" in names):
+        raise LoadError(f"{src.path}: has one of ra and dec. Export both or neither.")
+    if "ra" in names:
+        check_positions(src, "ra", "dec")
+    if len(names) == 1:
+        raise LoadError(
+            f"{src.path}: has object_id but no forced-photometry columns. "
+            "Use `gwh load hsc-specz` for a spec-z table."
+        )
+    return src.table
 
 
 def _collapse_join_duplicates(src: SourceTable, forced_names: list[str]) -> pa.Table:

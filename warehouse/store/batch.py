@@ -34,7 +34,7 @@ from warehouse.store.versions import (
     conform,
     key_values,
 )
-from warehouse.store.write import VersionPlan, write_version
+from warehouse.store.write import Ordered, VersionPlan, write_version
 
 __all__ = ["MEMORY_BUDGET", "UpsertBatch"]
 
@@ -87,6 +87,30 @@ class UpsertBatch:
             self._spill.close()
             self._spill = None
 
+    def checkpoint(self) -> int:
+        """Where the batch stands: :meth:`rollback` to it drops every input added since (e.g.
+        the first parts of a file whose later part is refused)."""
+        return len(self.sources)
+
+    def rollback(self, mark: int) -> None:
+        dropped = set(self.sources[mark:])
+        if not dropped:
+            return
+        self.sources = self.sources[:mark]
+        kept = [
+            (t, s)
+            for t, s in zip(self._memory, self._memory_sources, strict=True)
+            if s not in dropped
+        ]
+        self._memory = [t for t, _ in kept]
+        self._memory_sources = [s for _, s in kept]
+        self._memory_bytes = sum(t.nbytes for t in self._memory)
+        self.rows = sum(t.num_rows for t in self._memory)
+        if self._spill is not None:
+            self._spill.drop(dropped)
+            self._spilled_sources = [s for s in self._spilled_sources if s not in dropped]
+            self.rows += sum(len(r.keys) for r in self._spill.runs)
+
     def _spillable(self, tables: list[pa.Table]) -> bool:
         """Inputs with positions and the same columns as those spilled already."""
         names = self._names or sorted(tables[0].column_names)
@@ -103,7 +127,7 @@ class UpsertBatch:
         self._names = sorted(self._memory[0].column_names)
         for table, source in zip(self._memory, self._memory_sources, strict=True):
             self._schema = _unify_schema(self._schema, table.schema)
-            self._spill.add(conform(table, self._schema, source), self._schema)
+            self._spill.add(conform(table, self._schema, source), self._schema, source)
             self._spilled_sources.append(source)
         self._memory, self._memory_sources, self._memory_bytes = [], [], 0
 
@@ -215,7 +239,7 @@ def _merge_spilled(
         if f.name not in spill.schema.names and f.name != SPATIAL_INDEX_COLUMN
     ]
 
-    def new_rows_in(lo: int, hi: int) -> list[pa.Table]:
+    def new_rows_in(lo: int, hi: int) -> list[pa.Table | Ordered]:
         pieces = [conform(p, schema, source) for p in spill.rows_in(lo, hi)]
         if not missing or replaced_keys is None or not pieces:
             return pieces

@@ -29,7 +29,7 @@ from warehouse.store.versions import (
     key_values,
     sort_order,
 )
-from warehouse.store.write import VersionPlan, write_version
+from warehouse.store.write import Ordered, VersionPlan, write_version
 
 __all__ = ["combine_upserts", "merge_version"]
 
@@ -221,10 +221,10 @@ def merge_version(
     # 3. The new partitioning over all rows, then each partition: link if untouched, else write.
     all_h29 = np.sort(np.concatenate([stored_h29[~is_touched], merged_h29]))
 
-    def new_rows_in(lo: int, hi: int) -> list[pa.Table]:
+    def new_rows_in(lo: int, hi: int) -> list[pa.Table | Ordered]:
         a = int(np.searchsorted(merged_h29, lo, "left"))
         b = int(np.searchsorted(merged_h29, hi, "left"))
-        return [merged.take(pa.array(order[a:b]))] if b > a else []
+        return [Ordered(merged, order[a:b])] if b > a else []
 
     def without_replaced(t: pa.Table, lo: int, hi: int) -> pa.Table:
         if not is_touched.any():

@@ -36,6 +36,7 @@ class _Run:
     seq: int  # input order: a later input's row wins
     h29: np.ndarray  # sorted
     keys: pa.Array  # in the run's (sorted) order
+    source: str = ""  # the input it came from
     keep: np.ndarray | None = None  # rows that win across inputs (None: all)
 
 
@@ -52,7 +53,7 @@ class Spill:
         self.new_h29: np.ndarray | None = None  # sorted h29 of the winning rows (finish)
         self.nrows = 0
 
-    def add(self, table: pa.Table, schema: pa.Schema) -> None:
+    def add(self, table: pa.Table, schema: pa.Schema, source: str = "") -> None:
         """Spill one input's rows (already checked, with ra/dec), cast to ``schema``."""
         seq = self.inputs
         self.inputs += 1
@@ -72,7 +73,8 @@ class Spill:
             with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
                 writer.write_table(part.cast(schema), max_chunksize=BATCH_ROWS)
             keys = key_values(part, self.key)
-            self.runs.append(_Run(path, seq, part.column(SPATIAL_INDEX_COLUMN).to_numpy(), keys))
+            h29 = part.column(SPATIAL_INDEX_COLUMN).to_numpy()
+            self.runs.append(_Run(path, seq, h29, keys, source))
             del part
 
     def finish(self) -> pa.Array:
@@ -121,6 +123,13 @@ class Spill:
             with pa.OSFile(str(r.path), "rb") as source:
                 out.setdefault(r.seq, []).append(pa.ipc.open_file(source).read_all())
         return [pa.concat_tables(out[k], promote_options="permissive") for k in sorted(out)]
+
+    def drop(self, sources: set[str]) -> None:
+        """Forget the runs of these inputs (see UpsertBatch.rollback)."""
+        for r in self.runs:
+            if r.source in sources:
+                r.path.unlink(missing_ok=True)
+        self.runs = [r for r in self.runs if r.source not in sources]
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -23,21 +23,59 @@ import pyarrow.parquet as pq
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store.margins import MarginBuilder, margin_name
 from warehouse.store.versions import (
+    ROW_GROUP_SIZE,
     CatalogVersion,
     Partition,
     TableSpec,
     compute_partitions,
     conform,
     link_or_copy,
+    partition_writer,
     read_properties,
     read_version,
+    sort_order,
     write_collection,
     write_metadata_files,
-    write_partition,
     write_properties,
 )
 
-__all__ = ["VersionPlan", "write_version"]
+__all__ = ["Ordered", "VersionPlan", "write_version"]
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """The rows of ``table`` in the order ``indices``: taken a row group at a time while the
+    row group before is written (two cores: one takes, one encodes and compresses)."""
+
+    table: pa.Table
+    indices: np.ndarray
+
+
+def _taken(rows: pa.Table | Ordered) -> pa.Table:
+    return rows.table.take(pa.array(rows.indices)) if isinstance(rows, Ordered) else rows
+
+
+def _write_ordered(
+    pool: ThreadPoolExecutor,
+    pending: Future | None,
+    rows: Ordered,
+    schema: pa.Schema,
+    target: Path,
+    margins: MarginBuilder | None,
+) -> Future:
+    """Queue the partition file of ``rows``: one row group in the writer thread at a time."""
+    writer = partition_writer(target, schema)
+    n = rows.indices.size
+    for start in range(0, n, ROW_GROUP_SIZE):
+        chunk = rows.table.take(pa.array(rows.indices[start : start + ROW_GROUP_SIZE]))
+        if margins is not None:
+            margins.add(chunk)
+        if pending is not None:
+            pending.result()
+        pending = pool.submit(writer.write_table, chunk, row_group_size=ROW_GROUP_SIZE)
+    if pending is not None:
+        pending.result()
+    return pool.submit(writer.close)
 
 
 @dataclass(frozen=True)
@@ -57,7 +95,7 @@ def write_version(
     spec: TableSpec,
     dest: Path,
     plan: VersionPlan,
-    new_rows_in: Callable[[int, int], list[pa.Table]],
+    new_rows_in: Callable[[int, int], list[pa.Table | Ordered]],
     without_replaced: Callable[[pa.Table, int, int], pa.Table],
     *,
     max_rows: int,
@@ -72,7 +110,6 @@ def write_version(
     catalog = dest / spec.name if margin_arcsec is not None else dest
     catalog.mkdir(parents=True, exist_ok=True)
     margins = MarginBuilder([p for p, _ in layout], margin_arcsec) if margin_arcsec else None
-    sort_keys = [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in spec.key]
     written: list[tuple[Partition, Path]] = []
     linked: list[Partition] = []
     pending: Future | None = None
@@ -109,22 +146,19 @@ def write_version(
                         if t.num_rows:
                             pieces.append(conform(t, schema, source))
             new = new_rows_in(lo, hi)
-            if len(pieces) == 0 and len(new) == 1:
-                table = new[0]  # one sorted piece
+            if not pieces and len(new) == 1 and isinstance(new[0], Ordered):
+                rows = new[0]
             else:
-                table = pa.concat_tables(pieces + new).sort_by(sort_keys)
+                table = pa.concat_tables(pieces + [_taken(n) for n in new])
+                rows = Ordered(table, sort_order(table, spec.key))
             del pieces, new
-            if table.num_rows != count:
+            if rows.indices.size != count:
                 raise AssertionError(
-                    f"partition {part} has {table.num_rows} rows, expected {count}"
+                    f"partition {part} has {rows.indices.size} rows, expected {count}"
                 )
-            if pending is not None:
-                pending.result()  # at most one partition waits to be written
-            pending = pool.submit(write_partition, table, target)
+            pending = _write_ordered(pool, pending, rows, schema, target, margins)
             written.append((part, target))
-            if margins is not None:
-                margins.add(table)
-            del table
+            del rows
         if pending is not None:
             pending.result()
 

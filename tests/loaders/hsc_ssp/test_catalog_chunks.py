@@ -1,0 +1,73 @@
+"""Large Parquet forced exports load a chunk at a time: the same table as a whole-file load,
+the same checks (keys unique over the whole file, rows numbered in the file), and a file
+refused half-way leaves nothing of itself behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from loaders import registry
+from warehouse.errors import LoadError
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr("loaders.hsc_ssp.catalog.CHUNK_ROWS", 250)
+
+
+def _content(wh):
+    """The table as pandas (its equals counts NaN in the same place as equal; Arrow's not)."""
+    return wh.query("SELECT * FROM hsc_forced ORDER BY object_id").to_pandas()
+
+
+def test_chunked_load_equals_a_whole_file_load(make_warehouse, field_files, monkeypatch):
+    whole = make_warehouse("b", max_rows_per_partition=300)
+    whole.load(registry.get("hsc-forced"), [field_files["forced"]])
+    monkeypatch.setattr("loaders.hsc_ssp.catalog.CHUNK_ROWS", 250)
+    chunked = make_warehouse("a", max_rows_per_partition=300)
+    chunked.load(registry.get("hsc-forced"), [field_files["forced"]])
+    loader = registry.get("hsc-forced")
+    parts = list(loader.prepare_chunks(field_files["forced"]))
+    assert len(parts) == -(-pq.read_metadata(field_files["forced"]).num_rows // 250)
+    assert _content(chunked).equals(_content(whole))
+
+
+def test_a_key_repeated_in_two_chunks_is_refused_with_its_rows(
+    make_warehouse, field, tmp_path, small_chunks
+):
+    t = field.forced
+    ids = t.column("object_id").to_numpy().copy()
+    ids[900] = ids[10]  # rows 11 and 901 (counted from 1), in different chunks
+    bad = t.set_column(t.schema.get_field_index("object_id"), "object_id", pa.array(ids))
+    pq.write_table(bad, tmp_path / "dup.parquet")
+    wh = make_warehouse()
+    with pytest.raises(LoadError, match=r"appears more than once \(row 11, row 901"):
+        wh.load(registry.get("hsc-forced"), [tmp_path / "dup.parquet"])
+
+
+def test_a_file_refused_half_way_leaves_nothing_of_itself(
+    make_warehouse, field, tmp_path, small_chunks
+):
+    t = field.forced
+    pq.write_table(t.slice(0, 600), tmp_path / "first.parquet")
+    ra = t.column("ra").to_numpy().copy()
+    ra[1000] = 999.0  # in the 5th chunk of the second file
+    bad = t.set_column(t.schema.get_field_index("ra"), "ra", pa.array(ra))
+    bad = bad.set_column(
+        0, "object_id", pa.array(t.column("object_id").to_numpy() + 10**12, pa.int64())
+    )
+    pq.write_table(bad, tmp_path / "second.parquet")
+    wh = make_warehouse()
+    with pytest.raises(LoadError, match=r"second.parquet, row 1001: ra = 999.0"):
+        wh.load(
+            registry.get("hsc-forced"), [tmp_path / "first.parquet", tmp_path / "second.parquet"]
+        )
+    n = wh.query("SELECT count(*) AS n FROM hsc_forced").column("n")[0].as_py()
+    assert n == 600  # the first file is committed, nothing of the second
+    loads = wh.query("SELECT file FROM gwh_loads").column("file").to_pylist()
+    assert [p.rsplit("/", 1)[-1] for p in loads] == ["first.parquet"]
+    assert not list((wh.root / "catalogs" / "hsc_forced").glob(".tmp-*"))
+    assert np.isfinite(_content(wh)["ra"].to_numpy()).all()
