@@ -88,7 +88,7 @@ LOADER_NAME = "morphology-measure"
 ALGORITHM_VERSION = 2
 """Bump when warehouse.morphology changes what it measures: every object is measured again.
 
-2: the Sersic fit by its own Levenberg-Marquardt loop (n differs from version 1 by < 3e-4)."""
+2: the Sersic fit by its own Levenberg-Marquardt loop (n differs from version 1 by < 1e-3)."""
 
 # Cutout columns a band's key depends on (metadata; the pixels are not read to decide).
 _KEY_COLUMNS = (
