@@ -40,6 +40,13 @@ def _max_rows(wh: Warehouse, spec: TableSpec) -> int:
     return wh.config.max_rows_per_partition
 
 
+def _margin_arcsec(wh: Warehouse, spec: TableSpec) -> float | None:
+    """Catalogs get a margin; image tables (pixels in every row, partitions of a thousand rows)
+    do not: their margin would copy most images, and cross-matches use the catalogs."""
+    d = base_tables().get(spec.name)
+    return None if d is not None and d.image_table else wh.config.margin_arcsec
+
+
 def load(
     wh: Warehouse,
     loader: Loader,
@@ -281,7 +288,7 @@ def _commit_versions(
                 tmp,
                 max_rows=max_rows or _max_rows(wh, batch.spec),
                 max_order=wh.config.max_order,
-                margin_arcsec=wh.config.margin_arcsec,
+                margin_arcsec=_margin_arcsec(wh, batch.spec),
             )
             final = table_dir / f"v{version:06d}"
             if final.exists():  # left by a run killed before it committed: no reader saw it
