@@ -59,6 +59,7 @@ def test_create_manifest(loaded):
     assert any(f["path"].endswith(".parquet") for f in files)
     assert all(len(f["sha256"]) == 64 for f in files)
     assert {"collection.properties", "hsc_forced/hats.properties"} <= {f["path"] for f in files}
+    assert any(f["path"].startswith("hsc_forced_10arcs/dataset/") for f in files)  # its margin
     paths = [mm["path"] for mm in m["sql"]["models"]]
     assert "marts/ml_objects.sql" in paths and "macros/split_unit.sql" in paths
     assert all(mm["text"] for mm in m["sql"]["models"])
