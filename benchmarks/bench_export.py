@@ -21,6 +21,7 @@ Usage::
     python benchmarks/bench_export.py                       # 5,000 and 20,000 galaxies
     python benchmarks/bench_export.py --sizes 2000 --keep   # a quick look; keep the files
     python benchmarks/bench_export.py --all-planes          # image + variance + mask
+    python benchmarks/bench_export.py --sizes 2000,5000 --hf  # also --format hf vs raw pyarrow
 
 Disk: about 3 x 0.32 MB per galaxy for the largest size (store, export, raw), under ``--tmp``.
 """
@@ -49,6 +50,7 @@ BANDS = ("g", "r", "i", "z", "y")
 CHUNK = 500  # galaxies generated and ingested per commit (sky-sorted: few partitions each)
 SEED = 2024
 SQL = "SELECT * FROM hsc_forced"
+HF_SQL = "SELECT *, 'train' AS split FROM hsc_forced"  # hf folders hold splits: one, here
 
 
 def _chunk_images(index: int, n: int, all_planes: bool):  # type: ignore[no-untyped-def]
@@ -163,7 +165,70 @@ def phase_raw(n: int, work: Path, all_planes: bool) -> dict:
     return {"seconds": seconds, "bytes": out.stat().st_size, "same_arrays": same}
 
 
-PHASES = {"build": phase_build, "export": phase_export, "raw": phase_raw}
+def phase_hf(n: int, work: Path, all_planes: bool) -> dict:
+    from warehouse.core import Warehouse
+    from warehouse.export import ExportOptions, export_hf
+
+    wh = Warehouse.open(work / "wh")
+    opts = ExportOptions(size=SIZE, mask=all_planes, variance=all_planes, overwrite=True)
+    started = time.perf_counter()
+    result = export_hf(wh, work / "hf", sql=HF_SQL, splits=["train"], options=opts, progress=False)
+    seconds = time.perf_counter() - started
+    assert result.rows["train"] == n, (result.rows, n)
+    return {"seconds": seconds, "bytes": result.bytes, "rows": n}
+
+
+def phase_raw_arrow(n: int, work: Path, all_planes: bool) -> dict:
+    """pyarrow writing the same arrays as the hf export's image columns (nested fixed-size
+    lists, same row groups, uncompressed, no dictionary, no statistics): the hf ceiling. Only
+    the writes are timed."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from warehouse.export.hf import HF_ROW_GROUP_BYTES
+
+    planes = ["image", "variance", "mask"] if all_planes else ["image"]
+    group = max(1, min(1000, HF_ROW_GROUP_BYTES // (len(planes) * len(BANDS) * SIZE * SIZE * 4)))
+
+    def cube(a):  # type: ignore[no-untyped-def]
+        flat = pa.array(a.reshape(-1))
+        inner = pa.FixedSizeListArray.from_arrays(flat, SIZE)
+        return pa.FixedSizeListArray.from_arrays(
+            pa.FixedSizeListArray.from_arrays(inner, SIZE), len(BANDS)
+        )
+
+    out = work / "raw.parquet"
+    seconds = 0.0
+    writer = None
+    for index, start in enumerate(range(0, n, CHUNK)):
+        arrays = _chunk_images(index, min(CHUNK, n - start), all_planes)
+        table = pa.table(
+            {p: cube(np.ascontiguousarray(a)) for p, a in zip(planes, arrays, strict=False)}
+        )
+        t = time.perf_counter()
+        if writer is None:
+            writer = pq.ParquetWriter(
+                out, table.schema, compression="none", use_dictionary=False, write_statistics=False
+            )
+        for a in range(0, table.num_rows, group):
+            writer.write_table(table.slice(a, group), group)
+        seconds += time.perf_counter() - t
+        del arrays, table
+    t = time.perf_counter()
+    assert writer is not None
+    writer.close()
+    seconds += time.perf_counter() - t
+    return {"seconds": seconds, "bytes": out.stat().st_size, "rows_per_group": group}
+
+
+PHASES = {
+    "build": phase_build,
+    "export": phase_export,
+    "raw": phase_raw,
+    "hf": phase_hf,
+    "raw_arrow": phase_raw_arrow,
+}
 
 
 def run_phase(name: str, n: int, work: Path, all_planes: bool) -> dict:
@@ -203,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where files go")
     parser.add_argument("--keep", action="store_true", help="keep the work folders")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--hf", action="store_true", help="also the hf format vs raw pyarrow")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -223,8 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             r = {"build": run_phase("build", n, work, args.all_planes)}
             r["export"] = run_phase("export", n, work, args.all_planes)
-            if n == sizes[-1]:
-                r["raw"] = run_phase("raw", n, work, args.all_planes)
+            r["raw"] = run_phase("raw", n, work, args.all_planes)
+            if args.hf:
+                (work / "export.h5").unlink(missing_ok=True)
+                (work / "raw.h5").unlink(missing_ok=True)
+                r["hf"] = run_phase("hf", n, work, args.all_planes)
+                r["raw_arrow"] = run_phase("raw_arrow", n, work, args.all_planes)
             results[n] = r
         finally:
             if not args.keep:
@@ -260,7 +330,21 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 f"{n:>9,} {'raw h5py (ceiling)':<22} {w['seconds']:>8.1f} "
                 f"{n / w['seconds']:>11,.0f} {n * per_galaxy / 1e6 / w['seconds']:>8,.0f} "
-                f"{w['peak_rss_mib']:>13,.0f}   same arrays as the export: {w['same_arrays']}"
+                f"{w['peak_rss_mib']:>13,.0f}   same arrays as the export: {w['same_arrays']}; "
+                f"export at {w['seconds'] / e['seconds']:.0%} of it"
+            )
+        if "hf" in r:
+            h, w = r["hf"], r["raw_arrow"]
+            lines.append(
+                f"{n:>9,} {'gwh export --format hf':<22} {h['seconds']:>8.1f} "
+                f"{n / h['seconds']:>11,.0f} {n * per_galaxy / 1e6 / h['seconds']:>8,.0f} "
+                f"{h['peak_rss_mib']:>13,.0f}   folder {h['bytes'] / 1e9:.2f} GB"
+            )
+            lines.append(
+                f"{n:>9,} {'raw pyarrow (ceiling)':<22} {w['seconds']:>8.1f} "
+                f"{n / w['seconds']:>11,.0f} {n * per_galaxy / 1e6 / w['seconds']:>8,.0f} "
+                f"{w['peak_rss_mib']:>13,.0f}   {w['rows_per_group']} rows per row group; "
+                f"hf export at {w['seconds'] / h['seconds']:.0%} of it"
             )
     lines += [
         "",

@@ -208,53 +208,62 @@ def _write(
     # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
     with h5py.File(target, "w", libver=("v108", "v108"), track_order=False) as h5:
         writer = _Writer(h5, plan, cv, opts, bar)
-        stream = con.sql(
-            f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
-            params=plan.params or None,
-        ).to_arrow_reader(CATALOG_BATCH_ROWS)
-        start = 0
-        current = -1
-        pending_rows: list[np.ndarray] = []
-        pending_ids: list[np.ndarray] = []
-
-        def flush() -> None:
-            if current >= 0 and pending_rows:
-                writer.write_partition(
-                    current, np.concatenate(pending_rows), np.concatenate(pending_ids)
-                )
-            pending_rows.clear()
-            pending_ids.clear()
-
-        for batch in stream:
-            n = batch.num_rows
-            if n == 0:
-                continue
-            writer.write_batch(batch, start)
-            has = batch.column(_PREFIX + "has_cutout").to_numpy(zero_copy_only=False)
-            h29 = batch.column(_PREFIX + "h29").to_numpy(zero_copy_only=False)
-            ids = batch.column("object_id").to_numpy(zero_copy_only=False)
-            part = writer.partition_of(h29.astype(np.int64))
-            rows = np.arange(start, start + n)
-            sel = np.flatnonzero(has)
-            for k in np.unique(part[sel]).tolist():
-                if k < 0:  # pragma: no cover - a cutout row always sits in a partition
-                    raise ExportError("a cutout lies outside every partition of its table")
-                if k != current:
-                    flush()
-                    current = k
-                in_k = sel[part[sel] == k]
-                pending_rows.append(rows[in_k])
-                pending_ids.append(ids[in_k])
-            start += n
-            bar.update(n)
-        flush()
-        if start != plan.rows:
-            raise ExportError(
-                f"the query returned {start} rows while writing but {plan.rows} when counted; "
-                "did the warehouse change meanwhile? Export again."
-            )
+        try:
+            _stream(con, writer, plan, bar)
+        finally:
+            writer.close()
         _attributes(h5, plan, opts, split, extra)
     return dict(sorted(writer.fit_counts.items()))
+
+
+def _stream(con, writer: _Writer, plan: _Plan, bar) -> None:
+    """Catalog rows in order, batch by batch; each image partition's pixels once its rows are
+    all known."""
+    stream = con.sql(
+        f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
+        params=plan.params or None,
+    ).to_arrow_reader(CATALOG_BATCH_ROWS)
+    start = 0
+    current = -1
+    pending_rows: list[np.ndarray] = []
+    pending_ids: list[np.ndarray] = []
+
+    def flush() -> None:
+        if current >= 0 and pending_rows:
+            writer.write_partition(
+                current, np.concatenate(pending_rows), np.concatenate(pending_ids)
+            )
+        pending_rows.clear()
+        pending_ids.clear()
+
+    for batch in stream:
+        n = batch.num_rows
+        if n == 0:
+            continue
+        writer.write_batch(batch, start)
+        has = batch.column(_PREFIX + "has_cutout").to_numpy(zero_copy_only=False)
+        h29 = batch.column(_PREFIX + "h29").to_numpy(zero_copy_only=False)
+        ids = batch.column("object_id").to_numpy(zero_copy_only=False)
+        part = writer.partition_of(h29.astype(np.int64))
+        rows = np.arange(start, start + n)
+        sel = np.flatnonzero(has)
+        for k in np.unique(part[sel]).tolist():
+            if k < 0:  # pragma: no cover - a cutout row always sits in a partition
+                raise ExportError("a cutout lies outside every partition of its table")
+            if k != current:
+                flush()
+                current = k
+            in_k = sel[part[sel] == k]
+            pending_rows.append(rows[in_k])
+            pending_ids.append(ids[in_k])
+        start += n
+        bar.update(n)
+    flush()
+    if start != plan.rows:
+        raise ExportError(
+            f"the query returned {start} rows while writing but {plan.rows} when counted; "
+            "did the warehouse change meanwhile? Export again."
+        )
 
 
 def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: dict) -> None:

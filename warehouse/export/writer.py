@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import h5py
 import numpy as np
@@ -118,6 +119,8 @@ class _Writer:
         self.part_lo = np.array([r[0] for r, _ in bounds], dtype=np.int64)
         self.part_hi = np.array([r[1] for r, _ in bounds], dtype=np.int64)
         self.part_paths = [cv.path / p.relpath for _, p in bounds]
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-read")
+        self.ahead: dict[tuple[int, str], Future] = {}
 
     # -- catalog rows
 
@@ -172,6 +175,35 @@ class _Writer:
             self.buffers[plane] = np.empty(shape, dtype)
         return self.buffers[plane]
 
+    def _read_plane(self, k: int, plane: str) -> pa.Table | None:
+        """The ``plane`` columns of partition ``k``'s bands, every row (None: none here)."""
+        pf = pq.ParquetFile(self.part_paths[k], memory_map=True, pre_buffer=False)
+        names = set(pf.schema_arrow.names)
+        cols = [band_column(b, plane) for b in self.plan.bands if band_column(b, plane) in names]
+        return pf.read(columns=cols) if cols else None
+
+    def _plane(self, k: int, plane: str) -> pa.Table | None:
+        """Partition ``k``'s ``plane``, read ahead in a thread while the previous one was being
+        written (pyarrow reads without the GIL), and the next one's read started: partitions
+        come in order, so the next is this partition's next plane, else partition k + 1's
+        first. At most two planes are in memory."""
+        key = (k, plane)
+        ahead = self.ahead.pop(key, None)
+        for stale in list(self.ahead):  # read ahead for a partition this export skipped
+            self.ahead.pop(stale).result()
+        table = ahead.result() if ahead is not None else self._read_plane(k, plane)
+        i = self.planes.index(plane)
+        nxt = (k, self.planes[i + 1]) if i + 1 < len(self.planes) else (k + 1, self.planes[0])
+        if nxt[0] < len(self.part_paths):
+            self.ahead[nxt] = self.pool.submit(self._read_plane, *nxt)
+        return table
+
+    def close(self) -> None:
+        for future in self.ahead.values():
+            future.cancel()
+        self.ahead.clear()
+        self.pool.shutdown(wait=True)
+
     def partition_of(self, h29: np.ndarray) -> np.ndarray:
         k = np.searchsorted(self.part_lo, h29, side="right") - 1
         inside = (k >= 0) & (h29 < self.part_hi[np.clip(k, 0, None)])
@@ -180,6 +212,7 @@ class _Writer:
     # -- images of one cutouts partition
 
     def write_partition(self, k: int, rows: np.ndarray, ids: np.ndarray) -> None:
+        part = k  # k names a row of the file below
         path = self.part_paths[k]
         # Memory-mapped: the pixel bytes are read straight from the page cache (~3x faster).
         pf = pq.ParquetFile(path, memory_map=True, pre_buffer=False)
@@ -211,10 +244,9 @@ class _Writer:
         del meta
         for plane in self.planes:
             dtype, missing_value, pad = PLANES[plane]
-            cols = [band_column(b, plane) for b in bands if band_column(b, plane) in names]
-            if not cols:  # no band of this plane here: the fill value stands
+            table = self._plane(part, plane)  # all rows; those exported are picked by pos, uncopied
+            if table is None:  # no band of this plane here: the fill value stands
                 continue
-            table = pf.read(columns=cols)  # all rows; those exported are picked by pos, uncopied
             views = {}
             view = "<i4" if plane == "mask" else "<f4"
             for b in bands:
@@ -229,8 +261,16 @@ class _Writer:
                 for b in bands
             )
             buffer = self._buffer(plane, dtype)
+            cubes = _cubes(views, bands, self.size, view) if full else None
             for a, b_ in _runs(rows, WRITE_BLOCK_ROWS):
                 block = buffer[: b_ - a]
+                if cubes is not None:  # every band S x S in this file: whole-band copies
+                    p0, p1 = int(pos[a]), int(pos[b_ - 1]) + 1
+                    consecutive = p1 - p0 == b_ - a and bool((np.diff(pos[a:b_]) == 1).all())
+                    for bi, cube in enumerate(cubes):
+                        block[:, bi] = cube[p0:p1] if consecutive else cube[pos[a:b_]]
+                    self.images[plane][rows[a] : rows[a] + (b_ - a)] = block
+                    continue
                 if not full:  # else every pixel is written below
                     block.fill(missing_value)
                 for j in range(a, b_):
@@ -250,6 +290,20 @@ class _Writer:
                         out[dst] = px[src]  # = fit_to_size(px, size, fill=pad), no temporaries
                 self.images[plane][rows[a] : rows[a] + (b_ - a)] = block
             del table, views
+
+
+def _cubes(views: dict, bands, size: int, view: str) -> list[np.ndarray] | None:
+    """Each band's pixels as one (rows, S, S) array over the file's bytes (no copy), when every
+    row of the file holds an S x S image of every band; else None (the per-row path)."""
+    nbytes = size * size * 4
+    cubes = []
+    for b in bands:
+        offsets, data, valid = views[b]
+        if not valid.all() or not (np.diff(offsets) == nbytes).all():
+            return None
+        raw = data[offsets[0] : offsets[-1]]
+        cubes.append(raw.view(view).reshape(len(offsets) - 1, size, size))
+    return cubes
 
 
 def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
