@@ -141,6 +141,15 @@ class _Column:
         return f"{fill} (not a value: the row is NULL where {self.name}_isnull is true)"
 
 
+def _numpy_dtype(t: pa.DataType) -> np.dtype:
+    """The NumPy dtype of an Arrow integer or float type (``to_pandas_dtype`` would import
+    pandas, a third of a second, for the same answer)."""
+    size = t.bit_width // 8
+    if pa.types.is_floating(t):
+        return np.dtype(f"<f{size}")
+    return np.dtype(f"<{'i' if pa.types.is_signed_integer(t) else 'u'}{size}")
+
+
 def _columns_of(schema: pa.Schema) -> list[_Column]:
     out = []
     for f in schema:
@@ -148,9 +157,9 @@ def _columns_of(schema: pa.Schema) -> list[_Column]:
         if pa.types.is_boolean(t):
             out.append(_Column(f.name, "bool", np.dtype(bool), sql_type="BOOLEAN"))
         elif pa.types.is_integer(t):
-            out.append(_Column(f.name, "int", np.dtype(t.to_pandas_dtype()), sql_type=str(t)))
+            out.append(_Column(f.name, "int", _numpy_dtype(t), sql_type=str(t)))
         elif pa.types.is_floating(t):
-            out.append(_Column(f.name, "float", np.dtype(t.to_pandas_dtype())))
+            out.append(_Column(f.name, "float", _numpy_dtype(t)))
         elif pa.types.is_decimal(t) and t.scale == 0:  # HUGEINT, DECIMAL(p, 0): integers
             out.append(_Column(f.name, "int", np.dtype(np.int64), sql_type=str(t)))
         elif pa.types.is_decimal(t):  # the nearest float64, as any reader of it would get
