@@ -469,15 +469,35 @@ def read_parquet_chunks(path: Path, type_for: TypeFor, rows: int) -> Iterator[So
         pf = pq.ParquetFile(path)
         names = _check_names(pf.schema_arrow.names, path)
         offset = 0
-        for batch in pf.iter_batches(batch_size=rows):
-            table = pa.Table.from_batches([batch]).rename_columns(names)
+        for raw in _parquet_parts(pf, rows):
+            table = raw.rename_columns(names)
             table = cast_declared(table, type_for, path, row_offset=offset + 1, row_word="row")
             yield SourceTable(path, table, offset + 1, "row")
-            offset += batch.num_rows
+            offset += table.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise LoadError(
             f"{path} is unreadable or truncated as Parquet ({one_line(exc)}). Write it again."
         ) from None
+
+
+def _parquet_parts(pf: pq.ParquetFile, rows: int) -> Iterator[pa.Table]:
+    """Whole row groups up to ``rows`` rows at a time (read_row_groups holds far less memory
+    than iter_batches); a row group larger than that in slices of ``rows``."""
+    group: list[int] = []
+    size = 0
+    for i in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(i).num_rows
+        if group and size + n > rows:
+            yield pf.read_row_groups(group)
+            group, size = [], 0
+        if n > rows:
+            for batch in pf.iter_batches(batch_size=rows, row_groups=[i]):
+                yield pa.Table.from_batches([batch])
+            continue
+        group.append(i)
+        size += n
+    if group:
+        yield pf.read_row_groups(group)
 
 
 def read_parquet_column(path: Path, name: str, type_for: TypeFor) -> SourceTable:

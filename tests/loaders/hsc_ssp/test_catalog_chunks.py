@@ -23,15 +23,20 @@ def _content(wh):
     return wh.query("SELECT * FROM hsc_forced ORDER BY object_id").to_pandas()
 
 
-def test_chunked_load_equals_a_whole_file_load(make_warehouse, field_files, monkeypatch):
+@pytest.mark.parametrize("row_group", [None, 100])  # one row group, or several per chunk
+def test_chunked_load_equals_a_whole_file_load(
+    make_warehouse, field, tmp_path, monkeypatch, row_group
+):
+    path = tmp_path / "forced.parquet"
+    pq.write_table(field.forced, path, row_group_size=row_group)
     whole = make_warehouse("b", max_rows_per_partition=300)
-    whole.load(registry.get("hsc-forced"), [field_files["forced"]])
+    whole.load(registry.get("hsc-forced"), [path])
     monkeypatch.setattr("loaders.hsc_ssp.catalog.CHUNK_ROWS", 250)
     chunked = make_warehouse("a", max_rows_per_partition=300)
-    chunked.load(registry.get("hsc-forced"), [field_files["forced"]])
-    loader = registry.get("hsc-forced")
-    parts = list(loader.prepare_chunks(field_files["forced"]))
-    assert len(parts) == -(-pq.read_metadata(field_files["forced"]).num_rows // 250)
+    chunked.load(registry.get("hsc-forced"), [path])
+    parts = list(registry.get("hsc-forced").prepare_chunks(path))
+    sizes = [p[0].table.num_rows for p in parts]
+    assert sum(sizes) == field.forced.num_rows and max(sizes) <= 250 and len(parts) > 4
     assert _content(chunked).equals(_content(whole))
 
 
