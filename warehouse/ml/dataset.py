@@ -105,7 +105,7 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
             self.offsets, self.nullable = self._scan_hdf5()
         else:
             self.offsets, self.nullable = self._scan_parquet()
-        self._handles: dict[int, Any] = {}
+        self._handles: dict[Any, Any] = {}
         self._pid = -1
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
 
@@ -182,13 +182,14 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         item = self._hdf5_item(index) if self.format == "hdf5" else self._parquet_item(index)
         return self.transform(item) if self.transform is not None else item
 
-    def _hdf5_item(self, i: int) -> dict[str, Any]:
+    def _datasets(self) -> dict[str, Any]:
         h5 = self._handle(0)
-        out: dict[str, Any] = {}
-        for c in self.columns:
-            value = h5[c][i]
-            out[c] = _tensor(value, h5[c].dtype)
-        return out
+        if "datasets" not in self._handles:
+            self._handles["datasets"] = {c: h5[c] for c in self.columns}
+        return self._handles["datasets"]
+
+    def _hdf5_item(self, i: int) -> dict[str, Any]:
+        return {c: _tensor(d[i], d.dtype) for c, d in self._datasets().items()}
 
     def _parquet_item(self, i: int) -> dict[str, Any]:
         block = bisect.bisect_right(self.offsets, i) - 1
