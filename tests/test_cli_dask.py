@@ -46,3 +46,19 @@ def test_bad_local_count_is_a_message(cli, imaged):
     result = cli("morphology", "measure", "--dask", "local:0", "--root", imaged.root)
     assert result.exit_code == 1
     assert "local:N with N >= 1" in result.output
+
+
+def test_export_dask_takes_a_view_not_sql(cli, loaded, tmp_path):
+    result = cli(
+        "export",
+        "--out",
+        tmp_path / "x.h5",
+        "--sql",
+        "select * from ml_objects",
+        "--dask",
+        "local:1",
+        "--root",
+        loaded.root,
+    )
+    assert result.exit_code == 2
+    assert "--dask splits the rows by partition" in result.output

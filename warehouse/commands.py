@@ -174,6 +174,7 @@ COMMANDS: tuple[Command, ...] = (
                 "Replace existing output files (--all-splits without it resumes: it keeps split "
                 "files this same export already wrote and writes the missing ones).",
             ),
+            ("dask", str | None, None, "--dask", _DASK_HELP),
             (
                 "format",
                 str,

@@ -4,10 +4,12 @@ and a line per file written or kept."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from warehouse.compute.cluster import dask_client, resolve_address
 from warehouse.errors import UsageError
 from warehouse.export.columns import available_bands
 from warehouse.export.hdf5 import export_all_splits, export_hdf5
@@ -30,6 +32,7 @@ def export_command(
     bands: str | None = None,
     images: str = "cutouts",
     format: str = "hdf5",
+    dask: str | None = None,
     echo: Callable[[str], None],
     **options: object,
 ) -> list[ExportResult]:
@@ -48,17 +51,34 @@ def export_command(
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     if format == "hf":
+        if dask is not None:
+            raise UsageError("--format hf runs on this machine; --dask writes HDF5")
         if out_dir is None:
             raise UsageError("--format hf writes a folder: give --out-dir DIR")
         splits = (split,) if split else None
         result = export_hf(wh, out_dir, splits=splits, view=view, sql=sql, options=settings)
         echo(describe_hf(result))
         return []
-    if out_dir is not None:
-        results = export_all_splits(wh, out_dir, view=view, sql=sql, options=settings)
-    else:
-        assert out is not None
-        results = [export_hdf5(wh, out, split=split, view=view, sql=sql, options=settings)]
+    address = resolve_address(dask, wh.config.dask)
+    if sql is not None or settings.limit is not None:  # not split by partition: one machine
+        if dask is not None:
+            raise UsageError(
+                "--dask splits the rows by partition: it takes --view, not --sql or --limit"
+            )
+        address = None
+    with contextlib.ExitStack() as stack:
+        client = None if address is None else stack.enter_context(dask_client(address))
+        if out_dir is not None:
+            results = export_all_splits(
+                wh, out_dir, view=view, sql=sql, options=settings, client=client
+            )
+        else:
+            assert out is not None
+            results = [
+                export_hdf5(
+                    wh, out, split=split, view=view, sql=sql, options=settings, client=client
+                )
+            ]
     for r in results:
         echo(describe(r))
     return results

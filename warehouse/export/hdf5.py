@@ -12,12 +12,14 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
+import pyarrow as pa
 
 from warehouse import __version__
+from warehouse.compute.export import export_batches
 from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError, QueryError
@@ -70,6 +72,7 @@ def export_hdf5(
     options: ExportOptions | None = None,
     progress: bool | None = None,
     resume: bool = False,
+    client: Any = None,
 ) -> ExportResult:
     """Write the rows of ``view`` (default ``ml_objects``) or of ``sql``, restricted to
     ``split`` when given, with their cutouts, to the HDF5 file ``out``.
@@ -77,6 +80,10 @@ def export_hdf5(
     With ``resume``, an existing ``out`` written by the same export (its ``export_sha256``
     attribute matches) is kept and reported with ``kept=True``; one that does not match still
     needs ``overwrite``.
+
+    ``client``: a Dask client (:mod:`warehouse.compute`): the catalog rows are computed per
+    HEALPix partition on its workers (:func:`warehouse.compute.export.export_batches`) and
+    written here in the same order and batches, so the file has the same bytes.
 
     Raises
     ------
@@ -151,7 +158,13 @@ def export_hdf5(
             target = tmp / out.name
             bar = _progress(plan.rows, out.name, progress)
             try:
-                fit_counts = _write(con, target, plan, cv, opts, split, bar, extra)
+                batches = None
+                if client is not None:
+                    key = f"{_PREFIX}h29"
+                    batches = export_batches(
+                        wh, client, plan.keyed, plan.params, key, CATALOG_BATCH_ROWS
+                    )
+                fit_counts = _write(con, target, plan, cv, opts, split, bar, extra, batches)
             finally:
                 bar.close()
             os.replace(target, out)
@@ -203,26 +216,38 @@ def _kept(out: Path, split: str | None, bands, opts: ExportOptions, started: flo
 
 
 def _write(
-    con, target: Path, plan: _Plan, cv, opts: ExportOptions, split, bar, extra: dict
+    con,
+    target: Path,
+    plan: _Plan,
+    cv,
+    opts: ExportOptions,
+    split,
+    bar,
+    extra: dict,
+    batches: Iterator[pa.RecordBatch] | None = None,
 ) -> dict:
     # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
     with h5py.File(target, "w", libver=("v108", "v108"), track_order=False) as h5:
         writer = _Writer(h5, plan, cv, opts, bar)
         try:
-            _stream(con, writer, plan, bar)
+            _stream(con, writer, plan, bar, batches)
         finally:
             writer.close()
         _attributes(h5, plan, opts, split, extra)
     return dict(sorted(writer.fit_counts.items()))
 
 
-def _stream(con, writer: _Writer, plan: _Plan, bar) -> None:
+def _stream(
+    con, writer: _Writer, plan: _Plan, bar, batches: Iterator[pa.RecordBatch] | None = None
+) -> None:
     """Catalog rows in order, batch by batch; each image partition's pixels once its rows are
-    all known."""
-    stream = con.sql(
-        f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
-        params=plan.params or None,
-    ).to_arrow_reader(CATALOG_BATCH_ROWS)
+    all known. ``batches``: the same rows in the same batches, computed on Dask."""
+    stream = batches
+    if stream is None:
+        stream = con.sql(
+            f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
+            params=plan.params or None,
+        ).to_arrow_reader(CATALOG_BATCH_ROWS)
     start = 0
     current = -1
     pending_rows: list[np.ndarray] = []
@@ -307,8 +332,10 @@ def export_all_splits(
     sql: str | None = None,
     options: ExportOptions | None = None,
     progress: bool | None = None,
+    client: Any = None,
 ) -> list[ExportResult]:
     """``train.h5``, ``validation.h5`` and ``test.h5`` in ``out_dir``, one export per split.
+    ``client``: rows computed on Dask (see :func:`export_hdf5`).
 
     A rerun resumes: a split file already written by the same export (same query, options,
     gwh version and warehouse state: its ``export_sha256`` attribute) is kept, and only the
@@ -316,7 +343,8 @@ def export_all_splits(
     for all three before anything is written. The three come from one committed state.
     """
     with wh.reading():
-        return _all_splits(wh, Path(out_dir), view, sql, options or ExportOptions(), progress)
+        opts = options or ExportOptions()
+        return _all_splits(wh, Path(out_dir), view, sql, opts, progress, client)
 
 
 def _all_splits(
@@ -326,6 +354,7 @@ def _all_splits(
     sql: str | None,
     opts: ExportOptions,
     progress: bool | None,
+    client: Any = None,
 ) -> list[ExportResult]:
     targets = [out_dir / f"{s}.h5" for s in SPLIT_NAMES]
     if not opts.overwrite:
@@ -360,7 +389,15 @@ def _all_splits(
         )
     return [
         export_hdf5(
-            wh, t, split=s, view=view, sql=sql, options=opts, progress=progress, resume=True
+            wh,
+            t,
+            split=s,
+            view=view,
+            sql=sql,
+            options=opts,
+            progress=progress,
+            resume=True,
+            client=client,
         )
         for s, t in zip(SPLIT_NAMES, targets, strict=True)
     ]
