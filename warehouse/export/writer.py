@@ -19,7 +19,7 @@ from warehouse import progress
 from warehouse.cutouts import band_column, combine_fit_actions
 from warehouse.errors import ExportError
 from warehouse.export.attrs import OWN_DATASETS
-from warehouse.export.columns import _PREFIX, _Label, _values
+from warehouse.export.columns import _PREFIX, _Label, _values, to_numpy
 from warehouse.export.options import PLANES, ExportOptions
 from warehouse.export.plan import _Plan
 from warehouse.images.fit import fit_to_size
@@ -144,9 +144,9 @@ class _Writer:
             )
             for b in bands
         ]
-        heights = [h.fill_null(0).to_numpy(zero_copy_only=False) for h, _ in cols]
-        widths = [w.fill_null(0).to_numpy(zero_copy_only=False) for _, w in cols]
-        valid = [h.is_valid().to_numpy(zero_copy_only=False) for h, _ in cols]
+        heights = [to_numpy(h.fill_null(0)) for h, _ in cols]
+        widths = [to_numpy(w.fill_null(0)) for _, w in cols]
+        valid = [to_numpy(h.is_valid()) for h, _ in cols]
         actions = []
         for i in range(n):
             shapes = tuple(
@@ -161,12 +161,12 @@ class _Writer:
         zp = np.full((n, len(bands)), np.nan)
         for k, b in enumerate(bands):
             col = batch.column(_PREFIX + band_column(b, "zeropoint"))
-            zp[:, k] = col.to_numpy(zero_copy_only=False).astype(np.float64)
+            zp[:, k] = to_numpy(col).astype(np.float64)
         self.zp[start:stop] = zp
-        self.sim[start:stop] = batch.column(_PREFIX + "simulated").to_numpy(zero_copy_only=False)
+        self.sim[start:stop] = to_numpy(batch.column(_PREFIX + "simulated"))
         for b, dset in self.missing.items():
             col = batch.column(_PREFIX + band_column(b, "height"))
-            dset[start:stop] = col.is_null().to_numpy(zero_copy_only=False)
+            dset[start:stop] = to_numpy(col.is_null())
 
     def _buffer(self, plane: str, dtype) -> np.ndarray:
         """One reused block per plane: fresh 20 MB arrays would cost a page fault per 4 KB."""
@@ -237,9 +237,9 @@ class _Writer:
                 h = meta.column(band_column(b, "height")).take(pa.array(pos))
                 w = meta.column(band_column(b, "width")).take(pa.array(pos))
                 shapes[b] = (
-                    h.to_numpy(zero_copy_only=False),
-                    w.to_numpy(zero_copy_only=False),
-                    h.is_valid().to_numpy(zero_copy_only=False),
+                    to_numpy(h),
+                    to_numpy(w),
+                    to_numpy(h.is_valid()),
                 )
         del meta
         for plane in self.planes:
@@ -329,7 +329,7 @@ def _binary_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     validity, offsets, data = arr.buffers()
     off = np.frombuffer(offsets, dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    valid = to_numpy(arr.is_valid())
     del validity
     return off, raw, valid
 
