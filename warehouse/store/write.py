@@ -150,6 +150,9 @@ def write_version(
                 rows = new[0]
             else:
                 table = pa.concat_tables(pieces + [_taken(n) for n in new])
+                if table.num_columns and table.column(0).num_chunks > 1:
+                    # one copy of the partition: takes from many chunks (runs) are slow
+                    table = table.combine_chunks()
                 rows = Ordered(table, sort_order(table, spec.key))
             del pieces, new
             if rows.indices.size != count:
