@@ -272,6 +272,8 @@ def _stream(
         part = writer.partition_of(h29.astype(np.int64))
         rows = np.arange(start, start + n)
         sel = np.flatnonzero(has)
+        if sel.size:
+            writer.read_ahead(int(part[sel[0]]) if current < 0 else current)
         for k in np.unique(part[sel]).tolist():
             if k < 0:  # pragma: no cover - a cutout row always sits in a partition
                 raise ExportError("a cutout lies outside every partition of its table")

@@ -198,6 +198,12 @@ class _Writer:
             self.ahead[nxt] = self.pool.submit(self._read_plane, *nxt)
         return table
 
+    def read_ahead(self, k: int) -> None:
+        """Start reading partition ``k``'s first plane, unless a read is already under way (the
+        catalog rows of a batch tell which partition comes next before its pixels are due)."""
+        if not self.ahead and 0 <= k < len(self.part_paths):
+            self.ahead[(k, self.planes[0])] = self.pool.submit(self._read_plane, k, self.planes[0])
+
     def close(self) -> None:
         for future in self.ahead.values():
             future.cancel()
