@@ -49,6 +49,10 @@ def test_items_are_the_exported_rows(exports, fmt):
             assert float(item["specz_redshift"]) == float(h5["specz_redshift"][i])
     with pytest.raises(IndexError):
         ds[len(ds)]
+    doubled = GalaxyDataset(
+        exports / fmt, split="train", transform=lambda d: {**d, "image": d["image"] * 2}
+    )
+    assert torch.equal(doubled[3]["image"], ds[3]["image"] * 2)
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
