@@ -1,7 +1,7 @@
-"""``--dask local:1`` vs ``local:2``: the views per partition and ``gwh morphology measure``.
+"""``--dask local:1`` vs ``local:2``: views per partition, gwh export, gwh morphology measure.
 
 Data are SIMULATED: a field of ``--objects`` HSC-like objects (loaders.simulated) loaded with
-partitions of ``--objects / 16`` rows, and ``--galaxies`` rendered Sersic galaxies (5 bands,
+partitions of ``--objects / 4`` rows, and ``--galaxies`` rendered Sersic galaxies (5 bands,
 127x127, HSC-level noise) ingested as cutouts in partitions of ``--galaxies / 8`` rows.
 
 Figures printed, nothing asserted:
@@ -9,6 +9,9 @@ Figures printed, nothing asserted:
 * views: every row of ``ml_objects`` into Arrow, on one machine (one DuckDB query: the peer) and
   split by partition on ``local:1`` and ``local:2`` (plan + spec-z group check + rows; cluster
   start-up reported apart); the ceiling is ``local:1`` x workers;
+* export: ``gwh export`` of ``ml_objects`` (64x64 images, missing bands allowed) on one machine (the
+  peer) and with ``--dask local:1`` / ``local:2`` (rows per partition on the workers, pixels and
+  writing here), with the SHA-256 of each file against the single-machine one;
 * morphology: ``gwh morphology measure`` with ``--workers 1`` and ``--workers 2`` (the peers)
   and with ``--dask local:1`` / ``local:2`` on copies of the same warehouse, galaxies per second
   end to end (cluster start-up included, it is part of a run); the ceiling is the in-process
@@ -23,6 +26,7 @@ On a shared 2-core machine expect modest speed-ups. Run under the benchmark lock
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -44,6 +48,7 @@ from warehouse.compute import dask_client, plan_partitions, view_rows  # noqa: E
 from warehouse.config import Config  # noqa: E402
 from warehouse.core import Warehouse  # noqa: E402
 from warehouse.cutouts import ingest_arrays  # noqa: E402
+from warehouse.export import ExportOptions, export_hdf5  # noqa: E402
 from warehouse.images.masks import DEFAULT_BAD_MASK_BITS, mask_bits_value  # noqa: E402
 from warehouse.morphology import DetectionConfig, measure_morphology  # noqa: E402
 from warehouse.morphology.worker import Job, measure_rows  # noqa: E402
@@ -58,7 +63,7 @@ def build(folder: Path, objects: int, galaxies: int) -> Warehouse:
     specz = folder / "simulated_specz.parquet"
     pq.write_table(field.specz, specz)
     config = Config(
-        max_rows_per_partition=max(100, objects // 16),
+        max_rows_per_partition=max(100, objects // 4),
         cutouts_max_rows_per_partition=max(8, galaxies // 8),
     )
     wh = Warehouse.init(folder / "wh", config)
@@ -98,6 +103,37 @@ def bench_views(wh: Warehouse, workers: list[int]) -> None:
             f"  --dask local:{k}  plan+check {planned:5.2f} s, total {took:7.2f} s "
             f"{n / took:10,.0f} rows/s  speed-up {base / took:4.2f} (ceiling {k}.00); "
             f"cluster start {started:.1f} s"
+        )
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def bench_export(wh: Warehouse, workers: list[int], scratch: Path) -> None:
+    opts = ExportOptions(allow_missing_bands=True, size=64, mask=False, variance=False)
+    t0 = time.perf_counter()
+    one = export_hdf5(wh, scratch / "one.h5", options=opts, progress=False)
+    single = time.perf_counter() - t0
+    want = _sha(scratch / "one.h5")
+    print(f"export: ml_objects, {one.rows:,} rows (size 64, missing bands allowed)")
+    print(
+        f"  one machine                         {single:7.2f} s  {one.rows / single:10,.0f} rows/s"
+    )
+    base = None
+    for k in workers:
+        t0 = time.perf_counter()
+        with dask_client(f"local:{k}") as client:
+            started = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            out = scratch / f"dask{k}.h5"
+            export_hdf5(wh, out, options=opts, progress=False, client=client)
+            took = time.perf_counter() - t1
+        base = base or took
+        same = "same bytes" if _sha(out) == want else "DIFFERENT BYTES"
+        print(
+            f"  --dask local:{k}  {took:7.2f} s {one.rows / took:10,.0f} rows/s  speed-up "
+            f"{base / took:4.2f} (ceiling {k}.00); cluster start {started:.1f} s; {same}"
         )
 
 
@@ -142,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         wh = build(Path(tmp), args.objects, args.galaxies)
         print(f"built a SIMULATED warehouse in {time.perf_counter() - t0:.1f} s")
         bench_views(wh, workers)
+        bench_export(wh, workers, Path(tmp))
         bench_morphology(wh, workers, Path(tmp))
     return 0
 

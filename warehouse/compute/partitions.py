@@ -57,6 +57,9 @@ __all__ = [
 ]
 
 SPINE = "hsc_forced"
+WORKER_THREADS = 1
+"""DuckDB threads of a partition reader: a Dask worker runs one task per thread it has
+(``local:N`` gives each one thread), so the cluster's parallelism is its workers'."""
 
 # Every spec-z group the deduplication forms (candidates sharing a specz_name), with its width:
 # the largest distance between any two of its photometric and spec-z positions.
@@ -228,6 +231,7 @@ def open_partition(plan: PartitionPlan, part: Partition) -> duckdb.DuckDBPyConne
         {},
         plan.allowed,
         models=list(plan.models),
+        settings={"threads": WORKER_THREADS},
     )
 
 

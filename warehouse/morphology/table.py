@@ -302,13 +302,14 @@ def measure_morphology(
     workers = min(workers, math.ceil(len(todo) / per_task))
     report.workers = workers
     show = progress_enabled(progress)
+    address = resolve_address(dask, wh.config.dask)
+    where = f"with {workers} worker(s)" if address is None else "on Dask"
     echo(
         f"measuring {len(todo):,} object(s) x {len(measured_bands)} band(s) "
-        f"({''.join(measured_bands)}) with {workers} worker(s); {report.up_to_date:,} up to date"
+        f"({''.join(measured_bands)}) {where}; {report.up_to_date:,} up to date"
         + (f", {report.loaded_kept:,} loaded rows kept" if report.loaded_kept else "")
     )
     job = Job(measured_bands, config, mask_bits_value(DEFAULT_BAD_MASK_BITS))
-    address = resolve_address(dask, wh.config.dask)
     with contextlib.ExitStack() as stack:
         if address is None:
             results = _results(_tasks(plan, measured_bands, per_task), job, workers)
