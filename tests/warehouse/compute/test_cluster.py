@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
+import distributed
 import pytest
 
 from warehouse.compute import ENV_VAR, dask_client, map_in_order, resolve_address
@@ -67,3 +68,14 @@ def _fails_on_three(x: int) -> int:
     if x == 3:
         raise ComputeError(f"bad item {x}")
     return x
+
+
+def test_a_scheduler_address_is_used_as_given():
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        with dask_client(address) as client:
+            assert client.scheduler.address == address
+            assert list(map_in_order(client, _slow_square, [3, 1])) == [9, 1]
