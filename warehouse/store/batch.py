@@ -38,7 +38,7 @@ from warehouse.store.write import Ordered, VersionPlan, write_version
 
 __all__ = ["MEMORY_BUDGET", "UpsertBatch"]
 
-MEMORY_BUDGET = 3 << 29  # 1.5 GiB: a 3M-row, 116-column table (1.2 GB) stays in memory
+MEMORY_BUDGET = 1 << 30
 """Bytes of new rows (Arrow) a load keeps in memory before it spills them to sorted runs."""
 
 
@@ -125,11 +125,13 @@ class UpsertBatch:
         if self._spill is None:
             self._spill = Spill(self.scratch, self.spec.key, self.spec.ra, self.spec.dec)
         self._names = sorted(self._memory[0].column_names)
-        for table, source in zip(self._memory, self._memory_sources, strict=True):
+        while self._memory:  # each input leaves memory as soon as it is on disk
+            table, source = self._memory.pop(0), self._memory_sources.pop(0)
             self._schema = _unify_schema(self._schema, table.schema)
             self._spill.add(conform(table, self._schema, source), self._schema, source)
             self._spilled_sources.append(source)
-        self._memory, self._memory_sources, self._memory_bytes = [], [], 0
+            del table
+        self._memory_bytes = 0
 
     def commit(
         self, dest: Path, *, max_rows: int, max_order: int, margin_arcsec: float | None
