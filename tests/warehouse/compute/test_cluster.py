@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 
-import distributed
 import pytest
 
 from warehouse.compute import ENV_VAR, dask_client, map_in_order, resolve_address
@@ -71,10 +70,8 @@ def _fails_on_three(x: int) -> int:
 
 
 def test_a_scheduler_address_is_used_as_given():
-    with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        address = cluster.scheduler_address
+    with dask_client("local:1") as running:  # a scheduler to point at
+        address = running.scheduler.address
         assert address.startswith("tcp://")
         with dask_client(address) as client:
             assert client.scheduler.address == address
