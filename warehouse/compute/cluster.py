@@ -88,7 +88,9 @@ def dask_client(address: str) -> Iterator[Any]:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # any free port: the scheduler's HTTP server would otherwise take 8787 and warn
+            # when another cluster on this machine already has it
+            dashboard_address=":0",
         )
         try:
             with dist.Client(cluster) as client:
