@@ -45,7 +45,7 @@ from loaders.base import (
     require_rows,
 )
 from loaders.images import encode_labels, label_field
-from loaders.readers import SourceTable, _check_names, cast_declared, one_line, read_table
+from loaders.readers import SourceTable, cast_declared, check_names, one_line, read_table
 from warehouse.errors import LoadError
 from warehouse.files import atomic_write_bytes, file_sha256
 from warehouse.loading import Prepared
@@ -131,7 +131,7 @@ def _read_gz1_fits(path: Path) -> SourceTable:
             hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
             if hdu is None:
                 raise LoadError(f"{path} has no binary table HDU; give the GZ1 catalogue FITS.")
-            names = _check_names(hdu.columns.names, path)
+            names = check_names(hdu.columns.names, path)
             raw = [np.asarray(hdu.data[n]) for n in hdu.columns.names]
     except LoadError:
         raise
