@@ -195,7 +195,8 @@ class Warehouse:
         """The SQL models the views are built from: ``sql/`` (a release: the SQL it froze)."""
         return db.load_models() if self.source is None else self.source.models()
 
-    def _reader_tables(self, snapshot: Snapshot) -> list[db.BaseTable]:
+    def reader_tables(self, snapshot: Snapshot) -> list[db.BaseTable]:
+        """The base tables a reader of ``snapshot`` sees (their files, columns and hints)."""
         if self.source is not None:
             return self.source.tables(self.root.resolve())
         return self._base_tables(snapshot.registry)
@@ -221,7 +222,7 @@ class Warehouse:
             )
         with self.reading() as snapshot:
             con = db.reader(
-                self._reader_tables(snapshot),
+                self.reader_tables(snapshot),
                 self.config,
                 snapshot.bookkeeping,
                 self.allowed_directories(),

@@ -124,7 +124,7 @@ def plan_partitions(wh: Warehouse, spine: str = SPINE, check: bool = True) -> Pa
             )
         plan = PartitionPlan(
             config=wh.config,
-            tables=tuple(wh._reader_tables(snapshot)),
+            tables=tuple(wh.reader_tables(snapshot)),
             versions=present,
             models=tuple(wh.models()),
             allowed=tuple(Path(p).resolve() for p in wh.allowed_directories()),
