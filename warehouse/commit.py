@@ -150,7 +150,11 @@ def _load_together(
             for name, n in counts.items()
         ]
         used = {name: b for name, b in batches.items() if b.sources}
-        created = _commit_versions(wh, registry, used, loader.name, records) if used else []
+        rows = sum(n for *_key, n in records)
+        with progress.bar(rows, desc="commit", unit="rows", unit_scale=True) as bar:
+            bar.set_postfix_str(f"writing {rows:,} rows")  # every partition written once
+            created = _commit_versions(wh, registry, used, loader.name, records) if used else []
+            bar.update(rows)
     finally:
         for batch in batches.values():
             batch.close()
