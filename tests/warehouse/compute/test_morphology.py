@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from loaders import registry
+from tests.warehouse.morphology.test_morphology_store import galaxies
 from warehouse.compute import dask_client
 from warehouse.compute.morphology import measure_on_dask
 from warehouse.config import Config
@@ -19,25 +19,12 @@ SIZE = 40
 N = 10
 
 
-def _galaxies(n: int, seed: int) -> np.ndarray:
-    """SIMULATED elliptical Gaussian galaxies with unit noise, (n, SIZE, SIZE) float32."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    c = (SIZE - 1) / 2
-    out = np.empty((n, SIZE, SIZE), np.float32)
-    for k in range(n):
-        sx, sy = rng.uniform(2.0, 3.5), rng.uniform(1.2, 2.0)
-        g = np.exp(-((xx - c) ** 2 / (2 * sx**2) + (yy - c) ** 2 / (2 * sy**2)))
-        out[k] = rng.uniform(30, 80) * g + rng.normal(0, 1, (SIZE, SIZE))
-    return out
-
-
 def _imaged(root, field_files) -> Warehouse:
     """SIMULATED g, r cutouts of N objects, in cutouts partitions of at most 3 rows."""
     wh = Warehouse.init(root, Config(max_rows_per_partition=200, cutouts_max_rows_per_partition=3))
     wh.load(registry.get("hsc-forced"), [field_files["forced"], field_files["forced2"]])
     ids = wh.query(f"SELECT object_id FROM hsc_forced ORDER BY ra LIMIT {N}").column(0)
-    images = {b: _galaxies(N, seed=k) for k, b in enumerate("gr")}
+    images = {b: galaxies(N, seed=k, size=SIZE) for k, b in enumerate("gr")}
     ingest_arrays(wh, ids.to_pylist(), images, simulated=True, source="test")
     return wh
 

@@ -27,16 +27,16 @@ SIZE = 48
 N = 12
 
 
-def galaxies(n: int, seed: int = 0) -> np.ndarray:
-    """SIMULATED elliptical Gaussian galaxies with unit noise, (n, SIZE, SIZE) float32."""
+def galaxies(n: int, seed: int = 0, size: int = SIZE) -> np.ndarray:
+    """SIMULATED elliptical Gaussian galaxies with unit noise, (n, size, size) float32."""
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    c = (SIZE - 1) / 2
-    out = np.empty((n, SIZE, SIZE), np.float32)
+    yy, xx = np.mgrid[:size, :size]
+    c = (size - 1) / 2
+    out = np.empty((n, size, size), np.float32)
     for k in range(n):
         sx, sy = rng.uniform(2.0, 3.5), rng.uniform(1.2, 2.0)
         g = np.exp(-((xx - c) ** 2 / (2 * sx**2) + (yy - c) ** 2 / (2 * sy**2)))
-        out[k] = rng.uniform(30, 80) * g + rng.normal(0, 1, (SIZE, SIZE))
+        out[k] = rng.uniform(30, 80) * g + rng.normal(0, 1, (size, size))
     return out
 
 
