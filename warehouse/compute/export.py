@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.compute.mapping import map_in_order
-from warehouse.compute.partitions import PartitionPlan, open_partition, plan_partitions
+from warehouse.compute.partitions import PartitionPlan, partition_reader, plan_partitions
 from warehouse.errors import ComputeError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store import Partition
@@ -42,16 +42,14 @@ def partition_query(
     row placed in ``part`` by ``key`` whose spine position lies elsewhere is refused.
     """
     lo, hi = part.h29_range()
-    con = open_partition(plan, part)
     try:
-        table = con.sql(
-            f"SELECT * FROM ({sql}) AS k WHERE {key} >= ? AND {key} < ? ORDER BY {order_by}",
-            params=[*params, lo, hi],
-        ).to_arrow_table()
+        with partition_reader(plan, part) as con:
+            table = con.sql(
+                f"SELECT * FROM ({sql}) AS k WHERE {key} >= ? AND {key} < ? ORDER BY {order_by}",
+                params=[*params, lo, hi],
+            ).to_arrow_table()
     except duckdb.Error as exc:
         raise QueryError(f"partition {part.order}/{part.pixel}: {exc}") from None
-    finally:
-        con.close()
     if SPATIAL_INDEX_COLUMN in table.column_names:
         h29 = table.column(SPATIAL_INDEX_COLUMN).to_numpy(zero_copy_only=False)
         outside = (h29 < lo) | (h29 >= hi)

@@ -13,6 +13,10 @@ read only what P needs, then the same ``sql/`` views over them (:func:`warehouse
 Either way every row within the margin threshold of P is read, and no row twice. The worker
 keeps the rows whose spine ``_healpix_29`` lies in P (:func:`partition_rows`).
 
+A worker thread builds the views once per plan (:func:`partition_reader`): for each further
+partition only the base-table views are pointed at that partition's files (the ``sql/`` views
+above them are bound when queried), which halves the cost of a small partition.
+
 Exactness. A view row of an object in P is exact when every row it depends on is read. The
 deduplication (``sql/intermediate/deduplicated.sql``) ranks the candidates sharing a
 ``specz_name``, and ranks each object's spec-z entries, so an object's row depends on every
@@ -24,8 +28,11 @@ error, since an incorrect result at a partition edge is worse than an error.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +58,7 @@ __all__ = [
     "check_groups",
     "open_partition",
     "partition_files",
+    "partition_reader",
     "partition_rows",
     "plan_partitions",
     "view_rows",
@@ -100,6 +108,11 @@ class PartitionPlan:
     partitions: tuple[Partition, ...]
     threshold_arcsec: float
     spine: str = SPINE
+    # Names this plan in a worker's reader cache (:func:`partition_reader`): pickled copies keep
+    # it, a new or replaced plan gets a new one.
+    token: str = dataclasses.field(
+        default_factory=lambda: uuid.uuid4().hex, init=False, compare=False
+    )
 
 
 def _threshold(versions: dict[str, CatalogVersion], config: Config) -> float:
@@ -235,20 +248,68 @@ def open_partition(plan: PartitionPlan, part: Partition) -> duckdb.DuckDBPyConne
     )
 
 
+_CACHE = threading.local()  # per worker thread: (plan token, connection, files of each view)
+
+
+def _base_view(t: db.BaseTable) -> str:
+    """The statement :func:`warehouse.db.build` creates a loaded table's view with."""
+    exclude = f" EXCLUDE ({', '.join(db.quote_ident(c) for c in t.hidden)})" if t.hidden else ""
+    return (
+        f"CREATE OR REPLACE VIEW {db.quote_ident(t.name)} AS "
+        f"SELECT *{exclude} FROM {db.parquet_source(t.files)}"
+    )
+
+
+@contextlib.contextmanager
+def partition_reader(plan: PartitionPlan, part: Partition) -> Iterator[duckdb.DuckDBPyConnection]:
+    """What :func:`open_partition` gives, reusing this thread's reader of the same plan: its
+    base-table views are pointed at ``part``'s files, the other views stay (do not close it).
+
+    A thread keeps the reader of one plan (the previous plan's is closed when another comes);
+    a failed query drops it, so the next partition starts from a fresh one.
+    """
+    tables = _partition_tables(plan, part)
+    models = {m.name for m in plan.models}
+    pointed = {t.name: t.files for t in tables if t.files and t.name not in models}
+    cached = getattr(_CACHE, "reader", None)
+    if cached is not None and cached[0] != plan.token:
+        cached[1].close()
+        cached = _CACHE.reader = None
+    if cached is None:
+        con = db.reader(
+            tables,
+            plan.config,
+            {},
+            plan.allowed,
+            models=list(plan.models),
+            settings={"threads": WORKER_THREADS},
+        )
+        cached = _CACHE.reader = (plan.token, con, dict(pointed))
+    token, con, current = cached
+    try:
+        for t in tables:
+            if t.name in pointed and current.get(t.name) != t.files:
+                con.execute(_base_view(t))
+                current[t.name] = t.files
+        yield con
+    except BaseException:
+        _CACHE.reader = None
+        con.close()
+        raise
+
+
 def partition_rows(plan: PartitionPlan, view: str, part: Partition) -> pa.Table:
     """The rows of ``view`` whose spine ``_healpix_29`` lies in ``part`` (run on a worker)."""
     lo, hi = part.h29_range()
-    con = open_partition(plan, part)
+    col = db.quote_ident(SPATIAL_INDEX_COLUMN)
     try:
-        col = db.quote_ident(SPATIAL_INDEX_COLUMN)
-        return con.sql(
-            f"SELECT * FROM {db.quote_ident(view)} WHERE {col} >= ? AND {col} < ?",
-            params=[lo, hi],
-        ).to_arrow_table()
+        with partition_reader(plan, part) as con:
+            return con.sql(
+                f"SELECT * FROM {db.quote_ident(view)} WHERE {col} >= ? AND {col} < ?",
+                params=[lo, hi],
+            ).to_arrow_table()
     except duckdb.Error as exc:
         raise QueryError(f"{view} over partition {part.order}/{part.pixel}: {exc}") from None
-    finally:
-        con.close()
 
 
 def view_rows(plan: PartitionPlan, view: str, client: Any) -> Iterator[tuple[Partition, pa.Table]]:
