@@ -25,16 +25,27 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.store.margins import MarginBuilder
 from warehouse.store.merge import _checked_rows, merge_version
 from warehouse.store.spill import Spill
+from warehouse.store.tasks import (
+    MARGIN_TARGET,
+    Mapper,
+    PartitionTask,
+    local_map,
+    write_partition_task,
+)
 from warehouse.store.versions import (
     CatalogVersion,
+    Partition,
     TableSpec,
     _unify_schema,
+    compute_partitions,
     conform,
     key_values,
+    link_or_copy,
 )
-from warehouse.store.write import Ordered, VersionPlan, write_version
+from warehouse.store.write import finish_version
 
 __all__ = ["MEMORY_BUDGET", "UpsertBatch"]
 
@@ -134,10 +145,25 @@ class UpsertBatch:
         self._memory_bytes = 0
 
     def commit(
-        self, dest: Path, *, max_rows: int, max_order: int, margin_arcsec: float | None
+        self,
+        dest: Path,
+        *,
+        max_rows: int,
+        max_order: int,
+        margin_arcsec: float | None,
+        mapper: Mapper | None = None,
     ) -> CatalogVersion:
-        """Write the next version into ``dest``."""
+        """Write the next version into ``dest``.
+
+        ``mapper(write_partition_task, tasks)`` runs the partition tasks and returns their
+        results in task order (default :func:`~warehouse.store.tasks.local_map`, here). With a
+        mapper, every input that can be is spilled first, so the tasks find their rows on disk
+        (another process may run them); inputs that cannot (no positions, other columns) are
+        combined here in memory."""
         try:
+            if mapper is not None and self._spill is None and self._memory:
+                if self._spillable(self._memory):
+                    self._spill_memory()
             if self._spill is None:
                 return self._merge_in_memory(
                     dest, max_rows=max_rows, max_order=max_order, margin_arcsec=margin_arcsec
@@ -151,6 +177,7 @@ class UpsertBatch:
                 max_rows=max_rows,
                 max_order=max_order,
                 margin_arcsec=margin_arcsec,
+                mapper=mapper or local_map,
             )
         finally:
             self.close()
@@ -217,7 +244,10 @@ def _merge_spilled(
     max_rows: int,
     max_order: int,
     margin_arcsec: float | None,
+    mapper: Mapper,
 ) -> CatalogVersion:
+    """The next version from spilled runs: one :class:`PartitionTask` per partition that
+    changes, run by ``mapper``; unchanged partitions are linked."""
     new_keys = spill.finish()
     assert spill.schema is not None and spill.new_h29 is not None
     old_schema = previous.schema if previous else None
@@ -240,79 +270,81 @@ def _merge_spilled(
         for f in (old_schema or [])
         if f.name not in spill.schema.names and f.name != SPATIAL_INDEX_COLUMN
     ]
-
-    def new_rows_in(lo: int, hi: int) -> list[pa.Table | Ordered]:
-        pieces = [conform(p, schema, source) for p in spill.rows_in(lo, hi)]
-        if not missing or replaced_keys is None or not pieces:
-            return pieces
+    folder = spill.folder
+    fill = None
+    if missing and replaced_keys is not None:
         assert previous is not None
-        return [
-            _fill_from_stored(
-                pa.concat_tables(pieces),
-                previous,
-                replaced_keys,
-                replaced_h29,
-                missing,
-                spec,
-                schema,
-                source,
-            )
-        ]
-
-    def without_replaced(t: pa.Table, lo: int, hi: int) -> pa.Table:
-        if replaced_keys is None:
-            return t
+        index = folder / "replaced.arrow"
+        _write_ipc(pa.table({"k": replaced_keys, "h29": replaced_h29}), index)
+        fill = (str(previous.path), str(index), tuple(missing))
+    layout = compute_partitions(all_h29, max_rows, max_order)
+    catalog = dest / spec.name if margin_arcsec is not None else dest
+    catalog.mkdir(parents=True, exist_ok=True)
+    old_parts = set(previous.partitions) if previous else set()
+    serialized = schema.serialize().to_pybytes()
+    every = tuple((p.order, p.pixel) for p, _ in layout)
+    written: list[tuple[Partition, Path]] = []
+    linked: list[Partition] = []
+    tasks: list[PartitionTask] = []
+    for i, (part, count) in enumerate(layout):
+        lo, hi = part.h29_range()
+        target = catalog / part.relpath
+        written.append((part, target))
         a = int(np.searchsorted(replaced_h29, lo, "left"))
         b = int(np.searchsorted(replaced_h29, hi, "left"))
-        if b <= a:
-            return t
-        gone = replaced_keys.slice(a, b - a)
-        return t.filter(pc.invert(pc.is_in(key_values(t, spec.key), value_set=gone)))
+        new = spill.slices(lo, hi)
+        if not (schema_changed or part not in old_parts or new or b > a):
+            assert previous is not None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(previous.path / part.relpath, target)
+            linked.append(part)
+            continue
+        drop = None
+        if b > a and replaced_keys is not None:
+            drop = folder / f"drop-{i:06d}.arrow"
+            _write_ipc(pa.table({"k": replaced_keys.slice(a, b - a)}), drop)
+        olds: tuple[str, ...] = ()
+        if previous is not None:
+            olds = tuple(
+                str(previous.path / op.relpath)
+                for op in previous.partitions
+                if op.h29_range()[0] < hi and lo < op.h29_range()[1]
+            )
+        tasks.append(
+            PartitionTask(
+                part.order,
+                part.pixel,
+                count,
+                str(target),
+                serialized,
+                spec.key,
+                source,
+                tuple(new),
+                olds,
+                str(drop) if drop else None,
+                fill,
+                margin_arcsec,
+                every if margin_arcsec else (),
+                str(folder / f"margin-{i:06d}.arrow") if margin_arcsec else None,
+            )
+        )
+    margins = MarginBuilder([p for p, _ in layout], margin_arcsec) if margin_arcsec else None
+    for result in mapper(write_partition_task, tasks):
+        if margins is not None and result.margin is not None:
+            rows = _read_ipc(result.margin)
+            targets = rows.column(MARGIN_TARGET).to_numpy()
+            margins.add_routed(rows.drop_columns([MARGIN_TARGET]), targets)
+    return finish_version(
+        previous, spec, dest, catalog, schema, written, linked, margins,
+        nrows=int(all_h29.size), max_rows=max_rows, margin_arcsec=margin_arcsec,
+    )  # fmt: skip
 
-    plan = VersionPlan(schema, schema_changed, all_h29, spill.new_h29, replaced_h29)
-    return write_version(
-        previous,
-        spec,
-        dest,
-        plan,
-        new_rows_in,
-        without_replaced,
-        max_rows=max_rows,
-        max_order=max_order,
-        margin_arcsec=margin_arcsec,
-        source=source,
-    )
+
+def _write_ipc(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
-def _fill_from_stored(
-    new: pa.Table,
-    previous: CatalogVersion,
-    replaced_keys: pa.Array,
-    replaced_h29: np.ndarray,
-    missing: list[str],
-    spec: TableSpec,
-    schema: pa.Schema,
-    source: str,
-) -> pa.Table:
-    """``new`` with the stored values of the columns it does not carry (upsert: a row replaces
-    the columns it has and keeps the others), looked up where each key is stored."""
-    idx = pc.index_in(key_values(new, spec.key), value_set=replaced_keys)
-    idx = idx.fill_null(-1).to_numpy(zero_copy_only=False)
-    hit = idx >= 0
-    if not hit.any():
-        return new
-    h = replaced_h29[idx[hit]]
-    files = [
-        previous.path / p.relpath
-        for p in previous.partitions
-        if np.any((h >= p.h29_range()[0]) & (h < p.h29_range()[1]))
-    ]
-    old = pa.concat_tables(pq.read_table(f, columns=list(spec.key) + missing) for f in files)
-    wanted = pc.is_in(key_values(old, spec.key), value_set=key_values(new, spec.key))
-    old = old.filter(wanted)
-    joined = new.drop_columns(missing).join(
-        old, keys=list(spec.key), join_type="left outer", use_threads=True, coalesce_keys=True
-    )
-    joined = conform(joined, schema, source)
-    sort_keys = [(SPATIAL_INDEX_COLUMN, "ascending")] + [(k, "ascending") for k in spec.key]
-    return joined.sort_by(sort_keys)
+def _read_ipc(path: str) -> pa.Table:
+    with pa.OSFile(path, "rb") as source:
+        return pa.ipc.open_file(source).read_all()

@@ -269,7 +269,13 @@ class MarginBuilder:
             return
         order_ = np.argsort(targets, kind="stable")
         rows, targets = rows[order_], targets[order_]
-        taken = table.take(pa.array(rows))
+        self.add_routed(table.take(pa.array(rows)), targets)
+
+    def add_routed(self, taken: pa.Table, targets: np.ndarray) -> None:
+        """Rows already routed: row ``i`` of ``taken`` feeds the margin of partition
+        ``targets[i]`` (``targets`` sorted, e.g. from a partition task's margin file)."""
+        if targets.size == 0:
+            return
         cuts = np.flatnonzero(np.diff(targets)) + 1
         for start, end in zip(
             np.concatenate([[0], cuts]), np.concatenate([cuts, [targets.size]]), strict=True

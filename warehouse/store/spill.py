@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, spatial_index
+from warehouse.store.tasks import RunSlice
 from warehouse.store.versions import key_values, sort_order
 
 __all__ = ["RUN_ROWS", "Spill"]
@@ -114,6 +115,24 @@ class Spill:
                 piece = piece.filter(pa.array(r.keep[a:b]))
             if piece.num_rows:
                 out.append(piece)
+        return out
+
+    def slices(self, lo: int, hi: int) -> list[RunSlice]:
+        """Where :meth:`rows_in` finds its rows: a slice of each run (for a partition task,
+        which reads them in any process); the winners across inputs saved beside the runs."""
+        out = []
+        for r in self.runs:
+            a = int(np.searchsorted(r.h29, lo, "left"))
+            b = int(np.searchsorted(r.h29, hi, "left"))
+            if b <= a or (r.keep is not None and not r.keep[a:b].any()):
+                continue
+            keep = None
+            if r.keep is not None and not r.keep[a:b].all():
+                keep_file = r.path.with_suffix(".keep.npy")
+                if not keep_file.exists():
+                    np.save(keep_file, r.keep)
+                keep = str(keep_file)
+            out.append(RunSlice(str(r.path), a, b, keep))
         return out
 
     def read_inputs(self) -> list[pa.Table]:

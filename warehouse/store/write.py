@@ -39,7 +39,7 @@ from warehouse.store.versions import (
     write_properties,
 )
 
-__all__ = ["Ordered", "VersionPlan", "write_version"]
+__all__ = ["Ordered", "VersionPlan", "finish_version", "write_version"]
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,28 @@ def write_version(
         if pending is not None:
             pending.result()
 
-    nrows = int(plan.all_h29.size)
+    return finish_version(
+        previous, spec, dest, catalog, schema, written, linked, margins,
+        nrows=int(plan.all_h29.size), max_rows=max_rows, margin_arcsec=margin_arcsec,
+    )  # fmt: skip
+
+
+def finish_version(
+    previous: CatalogVersion | None,
+    spec: TableSpec,
+    dest: Path,
+    catalog: Path,
+    schema: pa.Schema,
+    written: list[tuple[Partition, Path]],
+    linked: list[Partition],
+    margins: MarginBuilder | None,
+    *,
+    nrows: int,
+    max_rows: int,
+    margin_arcsec: float | None,
+) -> CatalogVersion:
+    """The catalog's metadata once every partition is in place (``written``, in layout order;
+    ``linked`` those unchanged from ``previous``), its margin catalog and the collection."""
     parts = [p for p, _ in written]
     write_metadata_files(catalog, schema, written)
     write_properties(catalog, spec, nrows, parts, max_rows)

@@ -1,0 +1,239 @@
+"""Writing one partition of a new version as a task that holds only paths and plain values, so
+any process on a shared file system can run it (this one, or a Dask worker).
+
+A :class:`PartitionTask` names where the partition's rows are: slices of the load's sorted runs
+on disk (:mod:`warehouse.store.spill`, with the file of the rows that win across inputs), the
+previous version's partition files overlapping it (with the file of the stored keys the new
+rows replace), and what the margin needs. :func:`write_partition_task` reads them, writes the
+partition file (rows in ``_healpix_29`` then key order, one row group taken while the one
+before is encoded) and the rows it gives to other partitions' margins, and returns a
+:class:`PartitionResult`. The same task gives the same bytes wherever it runs.
+
+A *mapper* runs tasks: ``mapper(write_partition_task, tasks)`` returns the results in task
+order; :func:`local_map` (the default) runs them here, one after the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.store.margins import MarginIndex
+from warehouse.store.versions import (
+    ROW_GROUP_SIZE,
+    Partition,
+    conform,
+    key_values,
+    partition_writer,
+    read_version,
+    sort_order,
+)
+
+__all__ = [
+    "MARGIN_TARGET",
+    "Mapper",
+    "PartitionResult",
+    "PartitionTask",
+    "RunSlice",
+    "local_map",
+    "write_partition_task",
+]
+
+MARGIN_TARGET = "__margin_partition"
+"""Column of a task's margin file: the index (in the layout) of the partition a row's margin
+serves."""
+
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
+
+
+def local_map(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    """The default mapper: every task in this process, results in task order."""
+    for item in items:
+        yield function(item)
+
+
+@dataclass(frozen=True)
+class RunSlice:
+    """Rows ``start:stop`` of a sorted run (an Arrow IPC file); ``keep``: a ``.npy`` boolean
+    array over the whole run of the rows that win across inputs (None: all)."""
+
+    path: str
+    start: int
+    stop: int
+    keep: str | None = None
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """Everything needed to write one partition of the next version; paths and plain values."""
+
+    order: int
+    pixel: int
+    rows: int  # rows the partition must hold
+    target: str  # the partition file to write
+    schema: bytes  # the version's Arrow schema, serialized
+    key: tuple[str, ...]
+    source: str  # names the load in error messages
+    new: tuple[RunSlice, ...]
+    previous: tuple[str, ...] = ()  # previous partition files overlapping this one
+    drop: str | None = None  # Arrow IPC file, column "k": stored keys the new rows replace
+    # upserts that lack stored columns: (previous catalog, Arrow IPC file of every replaced
+    # stored row's key "k" and "h29" sorted by h29, the columns to fill)
+    fill: tuple[str, str, tuple[str, ...]] | None = None
+    margin_threshold: float | None = None
+    layout: tuple[tuple[int, int], ...] = ()  # every partition of the version (for margins)
+    margin_out: str | None = None  # Arrow IPC file of this partition's rows for other margins
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    order: int
+    pixel: int
+    path: str
+    rows: int
+    margin: str | None  # the task's margin_out, when some rows feed other partitions' margins
+
+
+def write_partition_task(task: PartitionTask) -> PartitionResult:
+    """Write the partition ``task`` describes (see the module doc)."""
+    schema = pa.ipc.read_schema(pa.py_buffer(task.schema))
+    lo, hi = Partition(task.order, task.pixel).h29_range()
+    pieces = []
+    drop = _read_ipc(task.drop).column("k").combine_chunks() if task.drop else None
+    for path in task.previous:
+        t = pq.read_table(
+            path, filters=[(SPATIAL_INDEX_COLUMN, ">=", lo), (SPATIAL_INDEX_COLUMN, "<", hi)]
+        )
+        if drop is not None and len(drop) and t.num_rows:
+            t = t.filter(pc.invert(pc.is_in(key_values(t, task.key), value_set=drop)))
+        if t.num_rows:
+            pieces.append(conform(t, schema, task.source))
+    new = [read_run_slice(s) for s in task.new]
+    new = [t for t in new if t.num_rows]
+    if new and task.fill is not None:
+        new = [_fill_from_stored(pa.concat_tables(new), task, schema)]
+    pieces += [conform(t, schema, task.source) for t in new]
+    del new
+    table = pa.concat_tables(pieces) if pieces else schema.empty_table()
+    del pieces
+    if table.num_columns and table.column(0).num_chunks > 1:
+        table = table.combine_chunks()  # takes from many chunks are slow
+    order = sort_order(table, task.key)
+    if order.size != task.rows:
+        raise AssertionError(
+            f"partition {task.order}/{task.pixel} has {order.size} rows, expected {task.rows}"
+        )
+    Path(task.target).parent.mkdir(parents=True, exist_ok=True)
+    margin = None
+    if task.margin_threshold is not None and task.margin_out is not None:
+        margin = _margin_rows(table, order, task)
+    _write_sorted(table, order, schema, Path(task.target))
+    if margin is not None and margin.num_rows:
+        _write_ipc(margin, Path(task.margin_out))  # type: ignore[arg-type]
+        out = task.margin_out
+    else:
+        out = None
+    return PartitionResult(task.order, task.pixel, task.target, int(order.size), out)
+
+
+def read_run_slice(piece: RunSlice) -> pa.Table:
+    """The rows of ``piece`` (memory-mapped: only its pages are read), winners only."""
+    with pa.memory_map(piece.path, "r") as source:
+        reader = pa.ipc.open_file(source)
+        batches, offset = [], 0
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            end = offset + batch.num_rows
+            if end > piece.start and offset < piece.stop:
+                a, b = max(piece.start - offset, 0), min(piece.stop, end) - offset
+                batches.append(batch.slice(a, b - a))
+            offset = end
+            if offset >= piece.stop:
+                break
+        table = pa.Table.from_batches(batches, reader.schema)
+    if piece.keep is not None:
+        keep = np.load(piece.keep, mmap_mode="r")[piece.start : piece.stop]
+        table = table.filter(pa.array(np.asarray(keep)))
+    # a copy: the partition must not keep the run's pages mapped
+    return table.combine_chunks() if table.num_rows else table
+
+
+def _write_sorted(table: pa.Table, order: np.ndarray, schema: pa.Schema, target: Path) -> None:
+    """The rows of ``table`` in ``order`` as one partition file: a row group is taken while the
+    writer thread encodes and compresses the one before (two cores)."""
+    writer = partition_writer(target, schema)
+    pending: Future | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-write") as pool:
+        try:
+            for start in range(0, order.size, ROW_GROUP_SIZE):
+                chunk = table.take(pa.array(order[start : start + ROW_GROUP_SIZE]))
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_table, chunk, row_group_size=ROW_GROUP_SIZE)
+            if pending is not None:
+                pending.result()
+        finally:
+            writer.close()
+
+
+def _margin_rows(table: pa.Table, order: np.ndarray, task: PartitionTask) -> pa.Table:
+    """The rows of this partition that other partitions' margins hold, each with the index of
+    the partition it serves (:data:`MARGIN_TARGET`), in the partition's row order."""
+    assert task.margin_threshold is not None
+    index = MarginIndex([Partition(o, p) for o, p in task.layout], task.margin_threshold)
+    h29 = table.column(SPATIAL_INDEX_COLUMN).to_numpy()[order]
+    rows, targets = index.route(h29)
+    if rows.size == 0:
+        return table.schema.empty_table().append_column(MARGIN_TARGET, pa.array([], pa.int64()))
+    by = np.lexsort((rows, targets))
+    taken = table.take(pa.array(order[rows[by]]))
+    return taken.append_column(MARGIN_TARGET, pa.array(targets[by], pa.int64()))
+
+
+def _fill_from_stored(new: pa.Table, task: PartitionTask, schema: pa.Schema) -> pa.Table:
+    """``new`` with the stored values of the columns it does not carry (upsert: a row replaces
+    the columns it has and keeps the others), looked up where each key is stored."""
+    assert task.fill is not None
+    catalog, index_file, missing = task.fill
+    index = _read_ipc(index_file)
+    replaced_keys = index.column("k").combine_chunks()
+    replaced_h29 = index.column("h29").to_numpy()
+    idx = pc.index_in(key_values(new, task.key), value_set=replaced_keys)
+    idx = idx.fill_null(-1).to_numpy(zero_copy_only=False)
+    hit = idx >= 0
+    if not hit.any():
+        return new
+    h = replaced_h29[idx[hit]]
+    previous = read_version(Path(catalog))
+    files = [
+        previous.path / p.relpath
+        for p in previous.partitions
+        if np.any((h >= p.h29_range()[0]) & (h < p.h29_range()[1]))
+    ]
+    columns = list(task.key) + list(missing)
+    old = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+    old = old.filter(pc.is_in(key_values(old, task.key), value_set=key_values(new, task.key)))
+    present = [c for c in missing if c in new.column_names]
+    joined = new.drop_columns(present).join(
+        old, keys=list(task.key), join_type="left outer", use_threads=True, coalesce_keys=True
+    )
+    return conform(joined, schema, task.source)
+
+
+def _read_ipc(path: str) -> pa.Table:
+    with pa.OSFile(path, "rb") as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def _write_ipc(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
