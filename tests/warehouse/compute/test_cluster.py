@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
 import pytest
 
 from warehouse.compute import ENV_VAR, dask_client, map_in_order, resolve_address
+from warehouse.compute.mapping import cluster_mapper
 from warehouse.config import Config, parse_config
 from warehouse.errors import ComputeError, ConfigError
 
@@ -76,3 +78,45 @@ def test_a_scheduler_address_is_used_as_given():
         with dask_client(address) as client:
             assert client.scheduler.address == address
             assert list(map_in_order(client, _slow_square, [3, 1])) == [9, 1]
+
+
+def test_cluster_mapper_connects_only_when_it_runs_tasks():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    said: list[str] = []
+    with cluster_mapper(address, said.append) as mapper:  # nothing to run: no connection
+        assert mapper is not None and said == []
+    with cluster_mapper(address) as mapper, pytest.raises(ComputeError, match="cannot reach"):
+        assert mapper is not None
+        list(mapper(_slow_square, [1]))
+    with cluster_mapper("local:2", said.append) as mapper:
+        assert mapper is not None
+        assert list(mapper(_slow_square, [4, 0, 2])) == [16, 0, 4]
+    assert said == ["on the Dask cluster local:2 (2 worker thread(s))"]
+
+
+def test_a_worker_missing_a_file_names_the_shared_filesystem(tmp_path):
+    gone = tmp_path / "not-on-the-workers.parquet"
+    with dask_client("local:1") as client, pytest.raises(ComputeError) as err:
+        list(map_in_order(client, _read, [str(gone)]))
+    message = str(err.value)
+    assert str(gone) in message and "shared filesystem" in message and "\n" not in message
+
+
+def test_workers_dying_is_a_one_line_error():
+    with dask_client("local:1") as client, pytest.raises(ComputeError) as err:
+        list(map_in_order(client, _die, [1]))
+    message = str(err.value)
+    assert "the Dask cluster failed" in message and "KilledWorker" in message
+    assert "\n" not in message
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _die(_x: int) -> None:
+    os._exit(1)  # the worker process ends, as when the system kills it for memory
