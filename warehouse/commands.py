@@ -286,6 +286,15 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "materialise",
+        "warehouse.marts.command:materialise_command",
+        "Materialise ml_objects as a HATS table (catalogs/ml_objects) for the current tables,\n"
+        "SQL and warehouse.toml, so queries of it read the copy. A load does it by itself once\n"
+        "hsc_forced is large; run this after editing warehouse.toml (until then the view is\n"
+        "computed from the tables, never stale).",
+        _options(("dask", str | None, None, "--dask", _DASK_HELP)),
+    ),
+    Command(
         "cutouts show",
         "warehouse.plots:plot_cutout",
         "Save a readable preview (150 dpi): Lupton RGB (i, r, g) with a scale bar in arcsec,\n"

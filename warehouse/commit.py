@@ -24,6 +24,7 @@ from warehouse import db, locks, progress
 from warehouse.errors import LoadError
 from warehouse.files import DB_NAME, file_sha256
 from warehouse.loading import Loader, LoadResult, PreparedBatch
+from warehouse.marts.build import materialise
 from warehouse.store import CatalogVersion, TableSpec, read_version
 from warehouse.store.batch import UpsertBatch
 from warehouse.store.contracts import base_tables
@@ -99,10 +100,17 @@ def load(
                 prepared = loader.prepare(path, wh)
                 results.append(commit_load(wh, path, sha, loader_name, prepared))
                 echo(describe(path, prepared, results[-1]))
-            return results
-        if todo:
+        elif todo:
             results.extend(_load_together(wh, loader, todo, echo))
+        _materialise(wh, echo)
     return results
+
+
+def _materialise(wh: Warehouse, echo: Callable[[str], None] = lambda _msg: None) -> None:
+    """Rebuild ml_objects as a table if its inputs changed (:mod:`warehouse.marts`), then
+    remove the copy it supersedes."""
+    if materialise(wh, echo=echo) is not None:
+        collect_garbage(wh)
 
 
 def _load_together(
@@ -211,6 +219,7 @@ def ingest_prepared(
                     max_rows=max_rows,
                 )
             )
+        _materialise(wh)
     return results
 
 

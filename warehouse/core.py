@@ -26,6 +26,7 @@ from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
 from warehouse.explain import explain_error, scalar
 from warehouse.files import DB_NAME, Layout
 from warehouse.loading import Loader, LoadResult, PreparedBatch
+from warehouse.marts.tables import mart_tables
 from warehouse.readonly import check_read_only
 from warehouse.store import CatalogVersion, read_version
 from warehouse.store.contracts import base_tables
@@ -335,7 +336,7 @@ class Warehouse:
                         name, d.spec.description, None, (), d.load_hint, (), d.empty_columns
                     )
                 )
-        return out
+        return out + mart_tables(root, registry)  # materialised views (warehouse.marts)
 
     def _config_text(self) -> str:
         return (self.root / CONFIG_NAME).read_text(encoding="utf-8")

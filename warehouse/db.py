@@ -26,6 +26,7 @@ import pyarrow as pa
 from warehouse import __version__
 from warehouse.config import Config
 from warehouse.errors import QueryError
+from warehouse.marts import key as mart_key
 from warehouse.readonly import restrict
 from warehouse.store.contracts import base_tables
 
@@ -190,6 +191,9 @@ class BaseTable:
     # Read these Parquet files instead of ``glob`` (a subset of the version's files and of its
     # margin's: a Dask worker's view of one partition, :mod:`warehouse.compute.partitions`).
     files: tuple[str, ...] = ()
+    # A materialised copy of the view of the same name (:mod:`warehouse.marts`): the fingerprint
+    # it was computed from. The view reads it only while that is the current fingerprint.
+    mart: str | None = None
 
 
 _SQL_TYPE = re.compile(r"^[A-Z][A-Z0-9_]*(\[\])?$")
@@ -237,6 +241,8 @@ def build(
     """
     models = load_models() if models is None else models
     model_names = {m.name for m in models if m.kind == "view"}
+    marts = {t.name: t for t in tables if t.name in model_names}
+    tables = [t for t in tables if t.name not in model_names]
     unavailable: dict[str, str] = {}
     records = []
     con.execute(BOOKKEEPING_DDL)
@@ -297,6 +303,11 @@ def build(
         if reason is not None:
             unavailable[model.name] = reason
             con.execute(_error_view(model.name, reason))
+        elif (copy := _valid_mart(marts.get(model.name), config, tables, models)) is not None:
+            con.execute(f"CREATE OR REPLACE VIEW {quote_ident(model.name)} AS SELECT * FROM {copy}")
+            con.execute(
+                "INSERT OR REPLACE INTO gwh_meta VALUES (?, ?)", [f"mart:{model.name}", copy]
+            )
         else:
             try:
                 con.execute(f"CREATE OR REPLACE VIEW {quote_ident(model.name)} AS {sql}")
@@ -319,6 +330,17 @@ def build(
     )
     con.executemany("INSERT INTO gwh_models VALUES (?, ?, ?, ?, ?, ?, ?)", records)
     con.execute("INSERT OR REPLACE INTO gwh_meta VALUES ('fingerprint', ?)", [fp])
+
+
+def _valid_mart(
+    mart: BaseTable | None, config: Config, tables: list[BaseTable], models: list[Model]
+) -> str | None:
+    """The Parquet source of a materialised view, if it was computed from the current state."""
+    if mart is None or mart.glob is None or mart.mart is None:
+        return None
+    if mart.mart != mart_key.fingerprint(mart.name, config, tables, models):
+        return None
+    return parquet_source(mart.files or mart.glob)
 
 
 def _why_unavailable(

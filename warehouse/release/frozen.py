@@ -12,6 +12,8 @@ from warehouse.config import parse_config
 from warehouse.core import Snapshot, Warehouse
 from warehouse.errors import ReleaseError
 from warehouse.files import Layout
+from warehouse.marts.key import MARTS
+from warehouse.marts.tables import mart_table
 from warehouse.store import read_version
 from warehouse.store.contracts import base_tables
 
@@ -49,6 +51,9 @@ class ReleaseSource:
         tables = []
         defs = base_tables()
         for name, info in self.manifest["tables"].items():
+            if name in MARTS:  # a materialised view, frozen with the tables it was made from
+                tables.append(mart_table(root / info["path"], name, info.get("description", "")))
+                continue
             cv = read_version(root / info["path"])
             hidden = tuple(info.get("hidden_columns", ()))
             columns = tuple(c for c in cv.schema.names if c not in hidden)

@@ -1,0 +1,248 @@
+"""ml_objects materialised as a HATS table: the same rows, column order and types as the SQL view
+(the demo field, a spec-z group straddling a partition border, morphology present); read only
+while its fingerprint is the current one; rebuilt by loads; the same bytes on a LocalCluster of
+two worker processes. SIMULATED data."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from loaders import registry
+from loaders.morphology import load_morphology
+from tests.warehouse.compute.conftest import load_field, straddling_field
+from warehouse import db
+from warehouse.commit import collect_garbage
+from warehouse.compute import dask_client, plan_partitions
+from warehouse.compute.mapping import map_in_order
+from warehouse.config import CONFIG_NAME
+from warehouse.core import Warehouse
+from warehouse.marts import build
+from warehouse.marts.build import MartTask, materialise, materialise_partition
+from warehouse.marts.key import MART_FILE, MARTS, fingerprint
+
+
+def sql_view(wh: Warehouse) -> pa.Table:
+    """ml_objects computed by the SQL view, whatever copy exists."""
+    with wh.reading() as snapshot:
+        tables = [t for t in wh.reader_tables(snapshot) if t.name not in MARTS]
+        con = db.reader(tables, wh.config, {}, wh.allowed_directories(), models=wh.models())
+        try:
+            return con.sql("SELECT * FROM ml_objects").to_arrow_table()
+        finally:
+            con.close()
+
+
+def read(wh: Warehouse) -> tuple[pa.Table, str | None]:
+    """What a reader of ml_objects gets, and the copy it read (None: the SQL view)."""
+    with wh.connect() as con:
+        rows = con.sql("SELECT * FROM ml_objects").to_arrow_table()
+        found = con.execute("SELECT value FROM gwh_meta WHERE key = 'mart:ml_objects'").fetchone()
+    return rows, found[0] if found else None
+
+
+def assert_same(got: pa.Table, want: pa.Table) -> None:
+    """Same column names, order and types; the same rows (EXCEPT ALL both ways empty)."""
+    assert got.schema.remove_metadata() == want.schema.remove_metadata()
+    assert got.num_rows == want.num_rows
+    con = duckdb.connect()
+    con.register("got", got)
+    con.register("want", want)
+    for a, b in (("got", "want"), ("want", "got")):
+        n = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})")
+        assert n.fetchone()[0] == 0
+
+
+def test_the_copy_has_the_views_rows_columns_and_units(loaded):
+    want = sql_view(loaded)
+    assert read(loaded)[1] is None  # nothing materialised yet: the SQL view
+    result = materialise(loaded, force=True)
+    assert result is not None and result.version == 1 and result.nrows == want.num_rows > 500
+    got, source = read(loaded)
+    assert source is not None and "catalogs/ml_objects/v000001/" in source
+    assert_same(got, want)
+    version = loaded.root / "catalogs" / "ml_objects" / "v000001"
+    assert (loaded.root / "catalogs" / "ml_objects" / "current").resolve() == version.resolve()
+    cv = loaded.current_version("ml_objects")
+    assert cv is not None and cv.nrows == want.num_rows
+    assert cv.schema.names[:3] == ["split", "_healpix_29", "object_id"]
+    assert cv.schema.field("ra").metadata[b"unit"] == b"deg"
+    assert cv.schema.field("specz_match_distance_arcsec").metadata[b"unit"] == b"arcsec"
+    # partitioned like hsc_forced: each file inside one of its partitions
+    spine = {(p.order, p.pixel) for p in loaded.current_version("hsc_forced").partitions}
+    assert {(p.order, p.pixel) for p in cv.partitions} <= spine
+    # up to date: a second call writes nothing
+    assert materialise(loaded, force=True) is None
+
+
+def test_the_copy_is_a_valid_hats_catalog_lsdb_opens(loaded):
+    validation = pytest.importorskip("hats.io.validation")
+    lsdb = pytest.importorskip("lsdb")
+    materialise(loaded, force=True)
+    current = loaded.root / "catalogs" / "ml_objects" / "current"
+    assert validation.is_valid_catalog(str(current / "ml_objects"), strict=True)
+    frame = lsdb.open_catalog(current).compute()
+    assert len(frame) == loaded.current_version("ml_objects").nrows
+
+
+def test_a_changed_setting_gives_the_sql_view_until_rebuilt(loaded):
+    materialise(loaded, force=True)
+    old, _ = read(loaded)
+    toml = loaded.root / CONFIG_NAME
+    toml.write_text(toml.read_text().replace('salt = "', 'salt = "changed-'), encoding="utf-8")
+    wh = Warehouse.open(loaded.root)
+    got, source = read(wh)
+    assert source is None  # the copy's fingerprint is not the current one
+    assert_same(got, sql_view(wh))
+    assert got.column("split").to_pylist() != old.column("split").to_pylist()
+    result = materialise(wh, force=True)
+    assert result is not None and result.version == 2
+    got, source = read(wh)
+    assert source is not None and "v000002" in source
+    assert_same(got, sql_view(wh))
+    with wh.writing():
+        collect_garbage(wh)
+    assert sorted(p.name for p in (wh.catalogs_dir / "ml_objects").glob("v*")) == ["v000002"]
+
+
+def test_fingerprint_follows_what_the_view_reads(loaded):
+    with loaded.reading() as snapshot:
+        tables = loaded.reader_tables(snapshot)
+    models = loaded.models()
+    key = fingerprint("ml_objects", loaded.config, tables, models)
+    # a table ml_objects does not read (cutouts) keeps it; one it reads changes it
+    cutouts = next(t for t in tables if t.name == "cutouts")
+    moved = [
+        t if t is not cutouts else db.BaseTable("cutouts", "", "/x/v000009/d/*.parquet", (), "")
+        for t in tables
+    ]
+    assert fingerprint("ml_objects", loaded.config, moved, models) == key
+    forced = next(t for t in tables if t.name == "hsc_forced")
+    newer = [
+        t
+        if t is not forced
+        else db.BaseTable("hsc_forced", "", t.glob.replace("v000001", "v000002"), t.columns, "")
+        for t in tables
+    ]
+    assert fingerprint("ml_objects", loaded.config, newer, models) != key
+
+
+def test_a_straddling_spec_z_group_is_resolved_as_in_the_view(tmp_path):
+    planted = straddling_field(tmp_path)
+    wh = load_field(tmp_path / "wh", planted["paths"])
+    want = sql_view(wh)
+    assert materialise(wh, force=True) is not None
+    got, source = read(wh)
+    assert source is not None
+    assert_same(got, want)
+    ids = got.column("object_id").to_pylist()
+    assert planted["ids"]["A"] in ids and planted["ids"]["B"] not in ids
+
+
+def test_a_group_wider_than_the_margin_keeps_the_sql_view(tmp_path):
+    planted = straddling_field(tmp_path)
+    wh = load_field(tmp_path / "wh", planted["paths"], margin_arcsec=0.5)
+    said: list[str] = []
+    assert materialise(wh, force=True, echo=said.append) is None
+    assert "not materialised" in said[0] and "margin" in said[0]
+    assert read(wh)[1] is None
+    assert not (wh.catalogs_dir / "ml_objects").exists() or not list(
+        (wh.catalogs_dir / "ml_objects").glob("v*")
+    )
+
+
+def test_loads_rebuild_the_copy_and_morphology_joins_it(make_warehouse, field_files, monkeypatch):
+    monkeypatch.setattr(build, "MIN_ROWS", 0)  # the demo field is small
+    wh = make_warehouse(max_rows_per_partition=200)
+    said: list[str] = []
+    wh.load(registry.get("hsc-forced"), [field_files["forced"], field_files["forced2"]])
+    assert not (wh.catalogs_dir / "ml_objects").exists()  # no spec-z, no ml_objects to copy
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]], echo=said.append)
+    assert any("ml_objects: materialised as version 1" in m for m in said)
+    got, source = read(wh)
+    assert source is not None and "v000001" in source
+    assert_same(got, sql_view(wh))
+    assert got.column("morphology_source").null_count == got.num_rows  # no morphology yet
+    ids = got.column("object_id").to_pylist()[:3]
+    path = field_files["forced"].parent / "morph.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["object_id", "i_ellipticity"])
+        w.writerows([[i, 0.1 * n] for n, i in enumerate(ids)])
+    load_morphology(wh, [path])
+    got, source = read(wh)
+    assert source is not None and "v000002" in source
+    assert_same(got, sql_view(wh))
+    assert got.column("morphology_source").null_count == got.num_rows - 3
+    # the superseded copy is gone; nothing changed, nothing rebuilt
+    assert sorted(p.name for p in (wh.catalogs_dir / "ml_objects").glob("v*")) == ["v000002"]
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]])
+    assert "v000002" in (read(wh)[1] or "")
+
+
+def test_small_loads_keep_the_sql_view(loaded):
+    assert loaded.current_version("hsc_forced").nrows < build.MIN_ROWS
+    assert read(loaded)[1] is None
+    assert not (loaded.catalogs_dir / "ml_objects").exists()
+
+
+def test_a_release_freezes_the_copy_and_reads_it(loaded):
+    from warehouse.release import create_release, open_release, verify
+
+    materialise(loaded, force=True)
+    want, _ = read(loaded)
+    create_release(loaded, "v1")
+    frozen = open_release(loaded.root, "v1")
+    files = frozen.manifest["tables"]["ml_objects"]["files"]
+    assert MART_FILE in {f["path"] for f in files}
+    assert verify(loaded.root, loaded.layout.releases / "v1") == []
+    # the live copy moves on (a new salt); the release keeps reading its own
+    toml = loaded.root / CONFIG_NAME
+    toml.write_text(toml.read_text().replace('salt = "', 'salt = "later-'), encoding="utf-8")
+    wh = Warehouse.open(loaded.root)
+    materialise(wh, force=True)
+    with wh.writing():
+        collect_garbage(wh)
+    assert (wh.catalogs_dir / "ml_objects" / "v000001").is_dir()  # the release holds it
+    with frozen.connect() as con:
+        got = con.sql("SELECT * FROM ml_objects").to_arrow_table()
+        source = con.execute("SELECT value FROM gwh_meta WHERE key = 'mart:ml_objects'").fetchone()
+    assert source is not None and "v000001" in source[0]
+    assert_same(got, want)
+    assert frozen.manifest["counts"]["views"]["ml_objects"] == want.num_rows
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {os.path.relpath(p, folder): p.read_bytes() for p in sorted(folder.rglob("*.parquet"))}
+
+
+def test_a_local_cluster_of_two_processes_writes_the_same_bytes(tmp_path):
+    planted = straddling_field(tmp_path)
+    wh = load_field(tmp_path / "wh", planted["paths"])
+    with wh.reading():
+        plan = plan_partitions(wh)
+        here = [
+            materialise_partition(MartTask(plan, p, str(tmp_path / "here")))
+            for p in plan.partitions
+        ]
+        with dask_client("local:2") as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+            mapper = functools.partial(map_in_order, client)
+            tasks = [MartTask(plan, p, str(tmp_path / "dask")) for p in plan.partitions]
+            there = list(mapper(materialise_partition, tasks))
+    assert here == there and sum(p.nrows for p in here) > 500
+    assert _files(tmp_path / "here") == _files(tmp_path / "dask") != {}
+
+
+def test_gwh_materialise(cli, loaded):
+    result = cli("materialise", "--root", loaded.root)
+    assert result.exit_code == 0, result.output
+    assert "ml_objects: materialised as version 1" in result.output
+    assert read(loaded)[1] is not None
+    again = cli("materialise", "--root", loaded.root)
+    assert again.exit_code == 0 and "nothing to do" in again.output

@@ -1,0 +1,266 @@
+"""Materialising a mart: the rows of a view written as the next version of a HATS table.
+
+``ml_objects`` is computed one ``hsc_forced`` partition at a time by
+:func:`materialise_partition` (module level, its task pickles), which opens that partition's
+views with :func:`warehouse.compute.partitions.open_partition` (the partition plus every row
+within the margin threshold, spec-z groups checked to fit) and writes the partition's rows,
+ordered by ``(_healpix_29, object_id)``, to its own Parquet file. A ``mapper`` runs the tasks:
+``map`` in this process by default, or Dask workers on a shared filesystem
+(``functools.partial(warehouse.compute.mapping.map_in_order, client)``); the files are the same
+bytes either way. The driver then writes the HATS metadata and the fingerprint (``mart.json``),
+renames the version into place and commits it in ``warehouse.duckdb`` like a load.
+
+>>> materialise(wh, force=True)                                    # doctest: +SKIP
+MartResult(view='ml_objects', version=1, nrows=..., partitions=..., seconds=...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse import db
+from warehouse.compute.partitions import PartitionPlan, open_partition, plan_partitions
+from warehouse.errors import ComputeError, QueryError
+from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.marts.key import MART_FILE, MARTS, fingerprint
+from warehouse.store import (
+    Partition,
+    TableSpec,
+    write_collection,
+    write_metadata_files,
+    write_partition,
+    write_properties,
+)
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+__all__ = [
+    "MIN_ROWS",
+    "MartPart",
+    "MartResult",
+    "MartTask",
+    "materialise",
+    "materialise_partition",
+]
+
+MIN_ROWS = 200_000
+"""A load materialises the marts only when ``hsc_forced`` has at least this many rows: below,
+the views answer in well under a second and a copy would only cost disk and load time.
+``gwh materialise`` materialises at any size."""
+
+VIEW = "ml_objects"
+SPEC = TableSpec(VIEW, ("object_id",), description="ml_objects, materialised (warehouse.marts)")
+_UNITS = {"specz_match_distance_arcsec": {b"unit": b"arcsec"}}
+
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
+
+
+@dataclass(frozen=True)
+class MartTask:
+    """One partition of a mart to write (pickles: paths are absolute, on the shared filesystem)."""
+
+    plan: PartitionPlan
+    partition: Partition
+    dest: str  # the catalog folder being written
+    view: str = VIEW
+
+
+@dataclass(frozen=True)
+class MartPart:
+    partition: Partition
+    nrows: int  # 0: no file written
+
+
+@dataclass(frozen=True)
+class MartResult:
+    view: str
+    version: int
+    nrows: int
+    partitions: int
+    seconds: float
+
+    def summary(self) -> str:
+        return (
+            f"{self.view}: materialised as version {self.version} ({self.nrows:,} rows in "
+            f"{self.partitions} partitions, {self.seconds:.1f} s)"
+        )
+
+
+def _with_units(table: pa.Table, plan: PartitionPlan) -> pa.Table:
+    """Each column's unit and description from the base table it comes from."""
+    meta: dict[str, dict] = dict(_UNITS)
+    for name in ("hsc_forced", "hsc_specz", "morphology"):
+        cv = plan.versions.get(name)
+        for f in cv.schema if cv is not None else ():
+            if f.metadata and f.name not in meta:
+                meta[f.name] = dict(f.metadata)
+    fields = [f.with_metadata(meta[f.name]) if f.name in meta else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata={b"gwh_view": VIEW.encode()}))
+
+
+def materialise_partition(task: MartTask) -> MartPart:
+    """Write the rows of ``task.view`` whose ``_healpix_29`` lies in ``task.partition`` to its
+    file under ``task.dest`` (run on a worker; deterministic bytes)."""
+    part = task.partition
+    lo, hi = part.h29_range()
+    col = db.quote_ident(SPATIAL_INDEX_COLUMN)
+    con = open_partition(task.plan, part)
+    try:
+        rows = con.sql(
+            f"SELECT * FROM {db.quote_ident(task.view)} WHERE {col} >= ? AND {col} < ? "
+            f"ORDER BY {col}, object_id",
+            params=[lo, hi],
+        ).to_arrow_table()
+    except duckdb.Error as exc:
+        raise QueryError(f"{task.view} over partition {part.order}/{part.pixel}: {exc}") from None
+    finally:
+        con.close()
+    if rows.num_rows:
+        path = Path(task.dest) / part.relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_partition(_with_units(rows, task.plan), path)
+    return MartPart(part, rows.num_rows)
+
+
+def _current(wh: Warehouse, view: str) -> tuple[str, db.BaseTable | None, bool, int]:
+    """(fingerprint now, the committed mart or None, view available, spine rows)."""
+    with wh.reading() as snapshot:
+        tables = wh.reader_tables(snapshot)
+        key = fingerprint(view, wh.config, tables, wh.models())
+        mart = next((t for t in tables if t.name == view), None)
+        with wh.connect() as con:
+            row = con.execute("SELECT available FROM gwh_models WHERE name = ?", [view]).fetchone()
+        spine = wh.current_version("hsc_forced")
+    return key, mart, bool(row and row[0]), spine.nrows if spine is not None else 0
+
+
+def materialise(
+    wh: Warehouse,
+    mapper: Mapper | None = None,
+    *,
+    force: bool = False,
+    echo: Callable[[str], None] = lambda _m: None,
+) -> MartResult | None:
+    """Materialise ``ml_objects`` for the committed state, unless its copy is up to date.
+
+    None when nothing was written: the copy is current, the view is unavailable (its tables
+    were never loaded), ``hsc_forced`` is smaller than :data:`MIN_ROWS` (unless ``force``), or
+    a spec-z group is wider than the margin (the view stays the SQL view, exact; said on
+    ``echo``). ``mapper(function, tasks)`` runs the partitions (default: here, in order).
+    """
+    started = time.perf_counter()
+    with wh.writing():
+        key, mart, available, spine_rows = _current(wh, VIEW)
+        if not available or (mart is not None and mart.mart == key):
+            return None
+        if spine_rows < MIN_ROWS and not force:
+            return None
+        with wh.reading():
+            try:
+                plan = plan_partitions(wh)
+            except ComputeError as exc:
+                echo(f"{VIEW} not materialised (queries use the SQL view): {exc}")
+                return None
+            # the partitions compute the SQL view, never an older copy
+            plan = dataclasses.replace(
+                plan, tables=tuple(t for t in plan.tables if t.name not in MARTS)
+            )
+            version = wh._committed_registry().get(VIEW, (0, ""))[0] + 1
+            inputs = {
+                n: os.path.relpath(v.path, wh.root.resolve())
+                for n, v in sorted(plan.versions.items())
+                if n not in MARTS
+            }
+            table_dir = wh.catalogs_dir / VIEW
+            table_dir.mkdir(parents=True, exist_ok=True)
+            tmp = table_dir / f".tmp-{uuid.uuid4().hex}"
+            try:
+                parts = _run(mapper, plan, tmp / VIEW)
+                if not any(p.nrows for p in parts):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return None
+                nrows = _finish(wh, tmp, parts, key, inputs)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        final = _commit(
+            wh,
+            tmp,
+            version,
+            nrows,
+            len(pq.read_schema(tmp / VIEW / "dataset" / "_common_metadata")),
+        )
+    result = MartResult(
+        VIEW, version, nrows, sum(1 for p in parts if p.nrows), time.perf_counter() - started
+    )
+    echo(result.summary() + f" at {final.relative_to(wh.root)}")
+    return result
+
+
+def _run(mapper: Mapper | None, plan: PartitionPlan, dest: Path) -> list[MartPart]:
+    tasks = [MartTask(plan, p, str(dest)) for p in plan.partitions]
+    run: Mapper = mapper if mapper is not None else map
+    return list(run(materialise_partition, tasks))
+
+
+def _finish(wh: Warehouse, tmp: Path, parts: list[MartPart], key: str, inputs: dict) -> int:
+    """The HATS metadata, properties and ``mart.json`` of a written mart; its row count."""
+    dest = tmp / VIEW
+    written = [(p.partition, dest / p.partition.relpath) for p in parts if p.nrows]
+    schema = pq.read_schema(written[0][1])
+    write_metadata_files(dest, schema, written)
+    nrows = sum(p.nrows for p in parts)
+    write_properties(dest, SPEC, nrows, [p for p, _ in written], wh.config.max_rows_per_partition)
+    write_collection(tmp, SPEC, VIEW, None)
+    record = {"view": VIEW, "fingerprint": key, "inputs": inputs, "rows": nrows}
+    (tmp / MART_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return nrows
+
+
+def _commit(wh: Warehouse, tmp: Path, version: int, nrows: int, ncolumns: int) -> Path:
+    """Rename the version into place and record it in ``warehouse.duckdb`` (the commit)."""
+    final = tmp.parent / f"v{version:06d}"
+    if final.exists():  # left by a run killed before it committed: no reader saw it
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def record(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO gwh_tables VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                VIEW,
+                version,
+                final.relative_to(wh.root).as_posix(),
+                nrows,
+                ncolumns,
+                SPEC.description,
+                now,
+            ],
+        )
+
+    try:
+        wh._write_file(record)
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    link = final.parent / "current"
+    tmp_link = final.parent / f".current-{uuid.uuid4().hex}"
+    os.symlink(final.name, tmp_link)
+    os.replace(tmp_link, link)
+    return final

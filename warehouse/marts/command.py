@@ -1,0 +1,34 @@
+"""``gwh materialise``: the marts rebuilt now, at any size, here or on a Dask cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from warehouse.commit import collect_garbage
+from warehouse.compute.cluster import dask_client, resolve_address
+from warehouse.compute.mapping import map_in_order
+from warehouse.marts.build import VIEW, MartResult, materialise
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+
+def materialise_command(
+    wh: Warehouse, dask: str | None = None, echo: Callable[[str], None] = print
+) -> MartResult | None:
+    """Materialise ``ml_objects`` for the committed state (e.g. after editing
+    ``warehouse.toml``), whatever the size of ``hsc_forced``; ``dask``: the partitions run on that
+    cluster (``local:N`` or a scheduler address)."""
+    address = resolve_address(dask, wh.config.dask)
+    with wh.writing(), contextlib.ExitStack() as stack:
+        client = None if address is None else stack.enter_context(dask_client(address))
+        mapper = None if client is None else functools.partial(map_in_order, client)
+        result = materialise(wh, mapper, force=True, echo=echo)
+        if result is None:
+            echo(f"{VIEW}: nothing to do (its copy is current, or its tables are not loaded)")
+        else:
+            collect_garbage(wh)  # the copy it supersedes, if no reader holds it
+    return None

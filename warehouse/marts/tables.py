@@ -1,0 +1,30 @@
+"""A committed mart version as the readers see it: a :class:`~warehouse.db.BaseTable` named like
+its view, carrying the fingerprint it was computed from (:func:`warehouse.db.build` decides
+whether the view reads it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from warehouse import db
+from warehouse.marts.key import MARTS, recorded
+from warehouse.store import read_version
+
+
+def mart_table(version_dir: Path, name: str, description: str = "") -> db.BaseTable:
+    """The mart version at ``version_dir`` (absolute) for the readers' views."""
+    cv = read_version(version_dir)
+    return db.BaseTable(
+        name,
+        description or f"{name}, materialised",
+        cv.glob,
+        tuple(cv.schema.names),
+        "",
+        mart=str(recorded(version_dir).get("fingerprint") or "") or None,
+    )
+
+
+def mart_tables(root: Path, registry: Mapping[str, tuple[int, str]]) -> list[db.BaseTable]:
+    """The committed mart versions of a registry (name → (version, path under ``root``))."""
+    return [mart_table(Path(root) / registry[n][1], n) for n in MARTS if n in registry]
