@@ -49,7 +49,7 @@ from warehouse.store.write import finish_version
 
 __all__ = ["MEMORY_BUDGET", "UpsertBatch"]
 
-MEMORY_BUDGET = 3 << 29  # 1.5 GiB: a 3M-row, 116-column load (1.2 GB) stays in memory
+MEMORY_BUDGET = 1 << 28  # 256 MiB: larger loads are faster spilled (partitions written in parallel)
 """Bytes of new rows (Arrow) a load keeps in memory before it spills them to sorted runs."""
 
 

@@ -11,7 +11,9 @@ the winners): the same result as loading the files one after the other, each rep
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +55,30 @@ class Spill:
         self.inputs = 0
         self.new_h29: np.ndarray | None = None  # sorted h29 of the winning rows (finish)
         self.nrows = 0
+        self._last_source: str | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-spill")
+        self._pending: Future | None = None
 
     def add(self, table: pa.Table, schema: pa.Schema, source: str = "") -> None:
-        """Spill one input's rows (already checked, with ra/dec), cast to ``schema``."""
-        seq = self.inputs
-        self.inputs += 1
+        """Spill one input's rows (already checked, with ra/dec), cast to ``schema``.
+
+        Consecutive parts of one ``source`` (a file read in chunks) are one input: a source
+        never repeats a key (loaders check that over the whole file)."""
+        self.wait()
+        if self._last_source is None or self._last_source != source or not source:
+            self.inputs += 1
+        self._last_source = source
         self.schema = schema
+        # sorted and written by a thread while the caller reads the next input
+        self._pending = self._pool.submit(self._add, table, schema, source, self.inputs - 1)
+
+    def wait(self) -> None:
+        """Until the last :meth:`add` is on disk (raises what it raised)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _add(self, table: pa.Table, schema: pa.Schema, source: str, seq: int) -> None:
         h29 = spatial_index(
             table.column(self.ra).to_numpy(zero_copy_only=False),
             table.column(self.dec).to_numpy(zero_copy_only=False),
@@ -80,8 +100,11 @@ class Spill:
 
     def finish(self) -> pa.Array:
         """Mark the rows that win across inputs; returns every new key once."""
+        self.wait()
         keys = pa.chunked_array([r.keys for r in self.runs]).combine_chunks()
-        if self.inputs > 1 and pc.count_distinct(keys).as_py() < len(keys):
+        if self.inputs > 1 and pa.types.is_integer(keys.type):
+            keys = self._winners_by_sorting(keys)
+        elif self.inputs > 1 and pc.count_distinct(keys).as_py() < len(keys):
             # unique per row, larger for later inputs (inputs never repeat a key within)
             sizes = [len(r.keys) for r in self.runs]
             rank = np.arange(len(keys), dtype=np.int64) + np.repeat(
@@ -101,6 +124,23 @@ class Spill:
         self.new_h29 = np.sort(np.concatenate(h)) if h else np.zeros(0, np.int64)
         self.nrows = int(self.new_h29.size)
         return keys
+
+    def _winners_by_sorting(self, keys: pa.Array) -> pa.Array:
+        """:meth:`finish` for an integer key: a stable sort puts a key's rows in input order,
+        the last one wins. Returns every key once."""
+        values = keys.to_numpy(zero_copy_only=False)
+        order = np.argsort(values, kind="stable")
+        ordered = values[order]
+        repeated = ordered[1:] == ordered[:-1]  # row i is followed by a later row of its key
+        if not repeated.any():
+            return keys
+        winners = np.ones(values.size, bool)
+        winners[order[:-1][repeated]] = False
+        offset = 0
+        for r in self.runs:
+            r.keep = winners[offset : offset + len(r.keys)]
+            offset += len(r.keys)
+        return pa.array(ordered[np.append(~repeated, True)], keys.type)
 
     def rows_in(self, lo: int, hi: int) -> list[pa.Table]:
         """The winning new rows with ``lo <= _healpix_29 < hi``, one sorted piece per run."""
@@ -137,6 +177,7 @@ class Spill:
 
     def read_inputs(self) -> list[pa.Table]:
         """Every input back, in input order (rows sorted by position within each run)."""
+        self.wait()
         out: dict[int, list[pa.Table]] = {}
         for r in self.runs:
             with pa.OSFile(str(r.path), "rb") as source:
@@ -145,12 +186,19 @@ class Spill:
 
     def drop(self, sources: set[str]) -> None:
         """Forget the runs of these inputs (see UpsertBatch.rollback)."""
+        self.wait()
         for r in self.runs:
             if r.source in sources:
                 r.path.unlink(missing_ok=True)
         self.runs = [r for r in self.runs if r.source not in sources]
 
     def close(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                pending.result()
+        self._pool.shutdown(wait=True)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -15,6 +15,7 @@ order; :func:`local_map` (the default) runs them here, one after the other.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from warehouse.store.versions import (
 
 __all__ = [
     "MARGIN_TARGET",
+    "LOCAL_WORKERS",
     "Mapper",
     "PartitionResult",
     "PartitionTask",
@@ -55,10 +57,26 @@ serves."""
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 
+LOCAL_WORKERS = 2
+"""Tasks :func:`local_map` runs at once: while one partition is encoded and compressed, the
+next is assembled (and two compress at once on two cores)."""
+
+
 def local_map(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-    """The default mapper: every task in this process, results in task order."""
-    for item in items:
-        yield function(item)
+    """The default mapper: the tasks in this process, :data:`LOCAL_WORKERS` at a time in
+    threads (Arrow and Parquet release the GIL), results in task order."""
+    with ThreadPoolExecutor(LOCAL_WORKERS, thread_name_prefix="gwh-task") as pool:
+        pending: deque[Future] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= LOCAL_WORKERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 @dataclass(frozen=True)
@@ -121,13 +139,17 @@ def write_partition_task(task: PartitionTask) -> PartitionResult:
     new = [t for t in new if t.num_rows]
     if new and task.fill is not None:
         new = [_fill_from_stored(pa.concat_tables(new), task, schema)]
+    presorted = not pieces and len(new) == 1  # a run's rows are sorted already
     pieces += [conform(t, schema, task.source) for t in new]
     del new
     table = pa.concat_tables(pieces) if pieces else schema.empty_table()
     del pieces
-    if table.num_columns and table.column(0).num_chunks > 1:
-        table = table.combine_chunks()  # takes from many chunks are slow
-    order = sort_order(table, task.key)
+    if presorted:
+        order = np.arange(table.num_rows, dtype=np.int64)
+    else:
+        if table.num_columns and table.column(0).num_chunks > 1:
+            table = table.combine_chunks()  # takes from many chunks are slow
+        order = sort_order(table, task.key)
     if order.size != task.rows:
         raise AssertionError(
             f"partition {task.order}/{task.pixel} has {order.size} rows, expected {task.rows}"
@@ -136,7 +158,7 @@ def write_partition_task(task: PartitionTask) -> PartitionResult:
     margin = None
     if task.margin_threshold is not None and task.margin_out is not None:
         margin = _margin_rows(table, order, task)
-    _write_sorted(table, order, schema, Path(task.target))
+    _write_sorted(table, None if presorted else order, schema, Path(task.target))
     if margin is not None and margin.num_rows:
         _write_ipc(margin, Path(task.margin_out))  # type: ignore[arg-type]
         out = task.margin_out
@@ -146,7 +168,8 @@ def write_partition_task(task: PartitionTask) -> PartitionResult:
 
 
 def read_run_slice(piece: RunSlice) -> pa.Table:
-    """The rows of ``piece`` (memory-mapped: only its pages are read), winners only."""
+    """The rows of ``piece``, winners only: memory-mapped, so only its pages are read, and
+    unmapped when the table is dropped."""
     with pa.memory_map(piece.path, "r") as source:
         reader = pa.ipc.open_file(source)
         batches, offset = [], 0
@@ -163,19 +186,23 @@ def read_run_slice(piece: RunSlice) -> pa.Table:
     if piece.keep is not None:
         keep = np.load(piece.keep, mmap_mode="r")[piece.start : piece.stop]
         table = table.filter(pa.array(np.asarray(keep)))
-    # a copy: the partition must not keep the run's pages mapped
-    return table.combine_chunks() if table.num_rows else table
+    return table
 
 
-def _write_sorted(table: pa.Table, order: np.ndarray, schema: pa.Schema, target: Path) -> None:
-    """The rows of ``table`` in ``order`` as one partition file: a row group is taken while the
-    writer thread encodes and compresses the one before (two cores)."""
+def _write_sorted(
+    table: pa.Table, order: np.ndarray | None, schema: pa.Schema, target: Path
+) -> None:
+    """The rows of ``table`` in ``order`` (None: as they are) as one partition file: a row
+    group is taken while the writer thread encodes and compresses the one before."""
     writer = partition_writer(target, schema)
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-write") as pool:
         try:
-            for start in range(0, order.size, ROW_GROUP_SIZE):
-                chunk = table.take(pa.array(order[start : start + ROW_GROUP_SIZE]))
+            for start in range(0, table.num_rows, ROW_GROUP_SIZE):
+                if order is None:
+                    chunk = table.slice(start, ROW_GROUP_SIZE)
+                else:
+                    chunk = table.take(pa.array(order[start : start + ROW_GROUP_SIZE]))
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write_table, chunk, row_group_size=ROW_GROUP_SIZE)

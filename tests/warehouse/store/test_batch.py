@@ -128,8 +128,8 @@ def test_spill_reads_back_ranges_across_batches(tmp_path, monkeypatch):
     spill = Spill(tmp_path / "s", SPEC.key, "ra", "dec")
     schema = t.schema.insert(0, pa.field("_healpix_29", pa.int64()))
     spill.add(t, schema)
-    assert len(spill.runs) == -(-t.num_rows // 700)
     spill.finish()
+    assert len(spill.runs) == -(-t.num_rows // 700)
     lo, hi = int(spill.new_h29[100]), int(spill.new_h29[2500])
     rows = pa.concat_tables(spill.rows_in(lo, hi))
     assert rows.num_rows == 2400
