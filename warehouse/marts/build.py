@@ -1,17 +1,16 @@
 """Materialising a mart: the rows of a view written as the next version of a HATS table.
 
-``ml_objects`` is computed one ``hsc_forced`` partition at a time by
+``ml_objects`` is written one ``hsc_forced`` partition per file, its rows ordered by
+``(_healpix_29, object_id)``. Given a ``mapper(function, tasks)`` (Dask workers on a shared
+filesystem: ``functools.partial(warehouse.compute.mapping.map_in_order, client)``), each task runs
 :func:`materialise_partition` (module level, its task pickles), which opens that partition's
 views with :func:`warehouse.compute.partitions.open_partition` (the partition plus every row
-within the margin threshold, spec-z groups checked to fit) and writes the partition's rows,
-ordered by ``(_healpix_29, object_id)``, to its own Parquet file. A ``mapper`` runs the tasks:
-``map`` in this process by default, or Dask workers on a shared filesystem
-(``functools.partial(warehouse.compute.mapping.map_in_order, client)``); the files are the same
-bytes either way. The driver then writes the HATS metadata and the fingerprint (``mart.json``),
-renames the version into place and commits it in ``warehouse.duckdb`` like a load.
-
->>> materialise(wh, force=True)                                    # doctest: +SKIP
-MartResult(view='ml_objects', version=1, nrows=..., partitions=..., seconds=...)
+within the margin threshold; spec-z groups are checked to fit, else nothing is materialised) and
+writes the partition's file. Without one, this process runs one query of the whole view, streamed
+in ``_healpix_29`` order and cut at the partitions' borders: the same files, byte for byte,
+about twice as fast on one machine as a partition reader per partition. The driver then writes
+the HATS metadata and the fingerprint (``mart.json``), renames the version into place and
+commits it in ``warehouse.duckdb`` like a load.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,6 +38,7 @@ from warehouse.errors import ComputeError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.marts.key import MART_FILE, MARTS, fingerprint
 from warehouse.store import (
+    ROW_GROUP_SIZE,
     Partition,
     TableSpec,
     write_collection,
@@ -130,10 +131,16 @@ def materialise_partition(task: MartTask) -> MartPart:
         raise QueryError(f"{task.view} over partition {part.order}/{part.pixel}: {exc}") from None
     finally:
         con.close()
+    return _write(rows, task.plan, part, task.dest)
+
+
+def _write(rows: pa.Table, plan: PartitionPlan, part: Partition, dest: str) -> MartPart:
+    """One partition's file (none when it has no rows). One chunk per column, so the bytes do
+    not depend on how the rows arrived."""
     if rows.num_rows:
-        path = Path(task.dest) / part.relpath
+        path = Path(dest) / part.relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_partition(_with_units(rows, task.plan), path)
+        write_partition(_with_units(rows, plan).combine_chunks(), path)
     return MartPart(part, rows.num_rows)
 
 
@@ -159,9 +166,9 @@ def materialise(
     """Materialise ``ml_objects`` for the committed state, unless its copy is up to date.
 
     None when nothing was written: the copy is current, the view is unavailable (its tables
-    were never loaded), ``hsc_forced`` is smaller than :data:`MIN_ROWS` (unless ``force``), or
-    a spec-z group is wider than the margin (the view stays the SQL view, exact; said on
-    ``echo``). ``mapper(function, tasks)`` runs the partitions (default: here, in order).
+    were never loaded), ``hsc_forced`` is smaller than :data:`MIN_ROWS` (unless ``force``), or,
+    per partition on a ``mapper(function, tasks)``, a spec-z group is wider than the margin (the
+    view stays the SQL view, exact; said on ``echo``). No mapper: one query here.
     """
     started = time.perf_counter()
     with wh.writing():
@@ -172,7 +179,8 @@ def materialise(
             return None
         with wh.reading():
             try:
-                plan = plan_partitions(wh)
+                # per partition (a mapper) spec-z groups must fit in the margin; one query: no need
+                plan = plan_partitions(wh, check=mapper is not None)
             except ComputeError as exc:
                 echo(f"{VIEW} not materialised (queries use the SQL view): {exc}")
                 return None
@@ -190,7 +198,7 @@ def materialise(
             table_dir.mkdir(parents=True, exist_ok=True)
             tmp = table_dir / f".tmp-{uuid.uuid4().hex}"
             try:
-                parts = _run(mapper, plan, tmp / VIEW)
+                parts = _run(mapper, plan, tmp / VIEW) if mapper else _run_here(plan, tmp / VIEW)
                 if not any(p.nrows for p in parts):
                     shutil.rmtree(tmp, ignore_errors=True)
                     return None
@@ -212,10 +220,50 @@ def materialise(
     return result
 
 
-def _run(mapper: Mapper | None, plan: PartitionPlan, dest: Path) -> list[MartPart]:
+def _run(mapper: Mapper, plan: PartitionPlan, dest: Path) -> list[MartPart]:
     tasks = [MartTask(plan, p, str(dest)) for p in plan.partitions]
-    run: Mapper = mapper if mapper is not None else map
-    return list(run(materialise_partition, tasks))
+    return list(mapper(materialise_partition, tasks))
+
+
+def _run_here(plan: PartitionPlan, dest: Path, view: str = VIEW) -> list[MartPart]:
+    """Every partition from one query of the whole view, streamed in ``_healpix_29`` order and
+    cut at the partitions' borders: the files :func:`materialise_partition` writes, byte for byte,
+    with no partition reader per partition and no margin to re-read (about twice as fast here)."""
+    order = sorted(plan.partitions, key=lambda p: p.h29_range()[0])
+    starts = np.array([p.h29_range()[0] for p in order[1:]], dtype=np.int64)
+    col = db.quote_ident(SPATIAL_INDEX_COLUMN)
+    con = db.reader(list(plan.tables), plan.config, {}, plan.allowed, models=list(plan.models))
+    done: dict[Partition, MartPart] = {}
+    held: list[pa.RecordBatch] = []
+    at = 0  # index in ``order`` of the partition being collected
+
+    def flush() -> None:
+        rows = pa.Table.from_batches(held) if held else None
+        done[order[at]] = (
+            _write(rows, plan, order[at], str(dest)) if rows else MartPart(order[at], 0)
+        )
+        held.clear()
+
+    try:
+        batches = con.sql(
+            f"SELECT * FROM {db.quote_ident(view)} ORDER BY {col}, object_id"
+        ).to_arrow_reader(ROW_GROUP_SIZE)
+        for batch in batches:
+            which = np.searchsorted(starts, batch.column(SPATIAL_INDEX_COLUMN).to_numpy(), "right")
+            cuts = np.flatnonzero(np.diff(which)) + 1
+            for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), batch.num_rows], strict=True):
+                while at < which[lo]:
+                    flush()
+                    at += 1
+                held.append(batch.slice(lo, hi - lo))
+    except duckdb.Error as exc:
+        raise QueryError(f"{view}: {exc}") from None
+    finally:
+        con.close()
+    while at < len(order):
+        flush()
+        at += 1
+    return [done[p] for p in plan.partitions]
 
 
 def _finish(wh: Warehouse, tmp: Path, parts: list[MartPart], key: str, inputs: dict) -> int:

@@ -26,6 +26,7 @@ from warehouse.errors import ReleaseError
 from warehouse.export.subsets import subset_record
 from warehouse.files import file_sha256 as sha256_file
 from warehouse.files import sha256_hex
+from warehouse.marts.key import MARTS
 from warehouse.release.frozen import MANIFEST, FrozenWarehouse, _check_name, releases_dir
 from warehouse.splits import check_splits
 from warehouse.store import read_version
@@ -127,6 +128,9 @@ def _build_manifest(wh: Warehouse, name: str, notes: str, echo: Callable[[str], 
             "SELECT file, sha256, loader, table_name, nrows, version FROM gwh_loads "
             "ORDER BY loaded_at, file, table_name"
         ).fetchall()
+        in_use = {k for (k,) in con.execute("SELECT key FROM gwh_meta").fetchall()}
+    # a materialised view is frozen only while the views read it (its fingerprint is current)
+    registry = [r for r in registry if r[0] not in MARTS or f"mart:{r[0]}" in in_use]
     if not registry:
         raise ReleaseError("nothing has been loaded yet; load tables before making a release.")
     defs = base_tables()

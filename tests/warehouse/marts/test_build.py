@@ -6,6 +6,7 @@ two worker processes. SIMULATED data."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import os
 
@@ -144,16 +145,20 @@ def test_a_straddling_spec_z_group_is_resolved_as_in_the_view(tmp_path):
     assert planted["ids"]["A"] in ids and planted["ids"]["B"] not in ids
 
 
-def test_a_group_wider_than_the_margin_keeps_the_sql_view(tmp_path):
+def test_a_group_wider_than_the_margin_keeps_the_sql_view_per_partition(tmp_path):
     planted = straddling_field(tmp_path)
     wh = load_field(tmp_path / "wh", planted["paths"], margin_arcsec=0.5)
     said: list[str] = []
-    assert materialise(wh, force=True, echo=said.append) is None
+    assert materialise(wh, map, force=True, echo=said.append) is None  # per partition: refused
     assert "not materialised" in said[0] and "margin" in said[0]
     assert read(wh)[1] is None
-    assert not (wh.catalogs_dir / "ml_objects").exists() or not list(
-        (wh.catalogs_dir / "ml_objects").glob("v*")
-    )
+    assert not list((wh.catalogs_dir / "ml_objects").glob("v*"))
+    # one query of the whole view (no mapper) needs no margin
+    want = sql_view(wh)
+    assert materialise(wh, force=True) is not None
+    got, source = read(wh)
+    assert source is not None
+    assert_same(got, want)
 
 
 def test_loads_rebuild_the_copy_and_morphology_joins_it(make_warehouse, field_files, monkeypatch):
@@ -215,28 +220,36 @@ def test_a_release_freezes_the_copy_and_reads_it(loaded):
     assert source is not None and "v000001" in source[0]
     assert_same(got, want)
     assert frozen.manifest["counts"]["views"]["ml_objects"] == want.num_rows
+    # a copy the views no longer read (the settings changed since) is not frozen
+    toml.write_text(toml.read_text().replace('salt = "', 'salt = "again-'), encoding="utf-8")
+    create_release(Warehouse.open(loaded.root), "v2")
+    assert "ml_objects" not in open_release(loaded.root, "v2").manifest["tables"]
 
 
 def _files(folder) -> dict[str, bytes]:
     return {os.path.relpath(p, folder): p.read_bytes() for p in sorted(folder.rglob("*.parquet"))}
 
 
-def test_a_local_cluster_of_two_processes_writes_the_same_bytes(tmp_path):
+def test_per_partition_here_and_on_a_local_cluster_write_the_one_query_bytes(tmp_path):
     planted = straddling_field(tmp_path)
     wh = load_field(tmp_path / "wh", planted["paths"])
+    assert materialise(wh, force=True) is not None  # one query, streamed, cut at the borders
+    catalog = wh.catalogs_dir / "ml_objects" / "v000001" / "ml_objects"
     with wh.reading():
         plan = plan_partitions(wh)
-        here = [
-            materialise_partition(MartTask(plan, p, str(tmp_path / "here")))
-            for p in plan.partitions
-        ]
+        plan = dataclasses.replace(
+            plan, tables=tuple(t for t in plan.tables if t.name not in MARTS)
+        )
+        tasks = [MartTask(plan, p, str(tmp_path / "here")) for p in plan.partitions]
+        here = [materialise_partition(t) for t in tasks]
         with dask_client("local:2") as client:
             assert len(client.scheduler_info()["workers"]) == 2
             mapper = functools.partial(map_in_order, client)
             tasks = [MartTask(plan, p, str(tmp_path / "dask")) for p in plan.partitions]
             there = list(mapper(materialise_partition, tasks))
     assert here == there and sum(p.nrows for p in here) > 500
-    assert _files(tmp_path / "here") == _files(tmp_path / "dask") != {}
+    assert len(_files(catalog)) > 5
+    assert _files(tmp_path / "here") == _files(tmp_path / "dask") == _files(catalog)
 
 
 def test_gwh_materialise(cli, loaded):
