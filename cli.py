@@ -172,15 +172,17 @@ def _load_verb(entry: registry.Entry) -> Callable[..., None]:
 
     def run(files: list[Path], root: Path | None = None, **options: Any) -> None:
         wh = _open(root)
+        load = {o.name: options.pop(o.name) for o in registry.LOAD_OPTIONS}
         loader = registry.get(entry.name, **options)
-        wh.load(loader, files, echo=typer.echo)
+        wh.load(loader, files, echo=typer.echo, **load)
         after_load = getattr(loader, "after_load", None)
         if after_load is not None:  # e.g. galaxy-zoo matches positions to hsc_forced
             after_load(wh, typer.echo)
 
     files = Annotated[list[Path], typer.Argument(help=entry.files_help)]
     run.__signature__ = _signature(
-        [inspect.Parameter("files", _KEYWORD, annotation=files)], entry.options
+        [inspect.Parameter("files", _KEYWORD, annotation=files)],
+        entry.options + registry.LOAD_OPTIONS,
     )  # type: ignore[attr-defined]
     run.__doc__ = entry.help
     return run

@@ -3,8 +3,8 @@ the commands of the sources (``gwh fetch <name>``, ``gwh cutouts request|ingest`
 
 Entries name their class as ``"module:Class"`` and are imported only when used, so listing them
 (``gwh --help``) stays cheap; ``cli.py`` makes one ``gwh load <name>`` verb per visible entry,
-with the entry's help text and options. A name is recorded with every file loaded: it never
-changes.
+with the entry's help text and options, and :data:`LOAD_OPTIONS` (``--dask``). A name is
+recorded with every file loaded: it never changes.
 
 >>> names()[:2]
 ['hsc-forced', 'hsc-specz']
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warehouse.commands import REQUIRED, Command, Option
+from warehouse.commands import DASK_OPTION, REQUIRED, Command, Option
 from warehouse.errors import LoadError
 
 if TYPE_CHECKING:
     from warehouse.loading import Loader
 
-__all__ = ["COMMANDS", "ENTRIES", "Entry", "get", "names"]
+__all__ = ["COMMANDS", "ENTRIES", "LOAD_OPTIONS", "Entry", "get", "names"]
 
 EXPORT_FILES = "Export files (.fits, .csv, .parquet)."
 
@@ -84,6 +84,11 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("galaxy-zoo-match", "loaders.galaxy_zoo:GalaxyZooMatchLoader", hidden=True),
 )
 _BY_NAME = {e.name: e for e in ENTRIES}
+
+LOAD_OPTIONS: tuple[Option, ...] = (DASK_OPTION,)
+"""Options of every ``gwh load <name>`` verb that go to the load (:meth:`Warehouse.load`), not to
+the loader: ``--dask ADDRESS`` writes the new version's partitions (and the materialised views)
+on a Dask cluster."""
 
 
 _LABELS = "Table of objects and labels."

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COMMANDS", "REQUIRED", "Command", "Option", "run"]
+__all__ = ["COMMANDS", "DASK_OPTION", "REQUIRED", "Command", "Option", "run"]
 
 REQUIRED: Any = ...
 """The default of an :class:`Option` the user must give."""
@@ -91,6 +91,8 @@ _DASK_HELP = (
     "Run on a Dask cluster: local:N (N worker processes here) or a scheduler address such as "
     "tcp://host:8786 (default $GWH_DASK_SCHEDULER, else [compute] dask in warehouse.toml)."
 )
+DASK_OPTION = Option("dask", str | None, None, "--dask", _DASK_HELP)
+"""``--dask ADDRESS`` of the ``gwh load <name>`` verbs (:data:`loaders.registry.LOAD_OPTIONS`)."""
 
 
 def _options(*specs: tuple[Any, ...]) -> tuple[Option, ...]:

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from warehouse import db, locks, progress
+from warehouse.compute.cluster import check_address, resolve_address
+from warehouse.compute.mapping import ClusterMapper, cluster_mapper
 from warehouse.errors import LoadError
 from warehouse.files import DB_NAME, file_sha256
 from warehouse.loading import Loader, LoadResult, PreparedBatch
@@ -53,6 +55,7 @@ def load(
     loader: Loader,
     paths: Sequence[str | os.PathLike],
     echo: Callable[[str], None] = lambda _msg: None,
+    dask: str | None = None,
 ) -> list[LoadResult]:
     """Load files with ``loader``, all of them into one new version of each table they fill.
 
@@ -66,6 +69,10 @@ def load(
     warehouse as it was; a file refused as bad input (:class:`LoadError`) stops the load after
     committing the files before it, so a rerun resumes with it. A loader with a ``describe``
     hook commits file by file.
+
+    ``dask``: a Dask scheduler (default ``$GWH_DASK_SCHEDULER``, else ``[compute] dask``; see
+    :mod:`warehouse.compute`) whose workers write the partitions of the new versions and of the
+    materialised views; the files are read and checked here, and this process commits.
     """
     if isinstance(loader, str):
         raise LoadError(
@@ -75,6 +82,9 @@ def load(
     loader_name = loader.name
     results: list[LoadResult] = []
     todo: list[tuple[Path, str]] = []
+    address = resolve_address(dask, wh.config.dask)
+    if address is not None:
+        check_address(address)  # before reading any file
     with wh.writing():
         seen: set[str] = set()
         for raw in paths:
@@ -95,26 +105,40 @@ def load(
             seen.add(sha)
             todo.append((path, sha))
         describe = getattr(loader, "describe", None)
-        if describe is not None:  # a loader may say more (e.g. the labels it loaded)
-            for path, sha in todo:
-                prepared = loader.prepare(path, wh)
-                results.append(commit_load(wh, path, sha, loader_name, prepared))
-                echo(describe(path, prepared, results[-1]))
-        elif todo:
-            results.extend(_load_together(wh, loader, todo, echo))
-        _materialise(wh, echo)
+        with cluster_mapper(address, echo) as mapper:
+            if describe is not None:  # a loader may say more (e.g. the labels it loaded)
+                for path, sha in todo:
+                    prepared = loader.prepare(path, wh)
+                    results.append(commit_load(wh, path, sha, loader_name, prepared, mapper=mapper))
+                    echo(describe(path, prepared, results[-1]))
+            elif todo:
+                results.extend(_load_together(wh, loader, todo, echo, mapper))
+            _materialise(wh, echo, mapper)
+            if todo and mapper is not None and not mapper.calls:
+                echo(
+                    f"nothing ran on the Dask cluster {address}: rows without positions, or "
+                    "with other columns than the rows loaded with them, are merged here"
+                )
     return results
 
 
-def _materialise(wh: Warehouse, echo: Callable[[str], None] = lambda _msg: None) -> None:
+def _materialise(
+    wh: Warehouse,
+    echo: Callable[[str], None] = lambda _msg: None,
+    mapper: ClusterMapper | None = None,
+) -> None:
     """Rebuild ml_objects as a table if its inputs changed (:mod:`warehouse.marts`), then
     remove the copy it supersedes."""
-    if materialise(wh, echo=echo) is not None:
+    if materialise(wh, mapper, echo=echo) is not None:
         collect_garbage(wh)
 
 
 def _load_together(
-    wh: Warehouse, loader: Loader, todo: list[tuple[Path, str]], echo: Callable[[str], None]
+    wh: Warehouse,
+    loader: Loader,
+    todo: list[tuple[Path, str]],
+    echo: Callable[[str], None],
+    mapper: ClusterMapper | None = None,
 ) -> list[LoadResult]:
     """Prepare every file, spill its rows, then commit one version per table."""
     with db.connect(wh.db_path) as con:
@@ -161,7 +185,11 @@ def _load_together(
         rows = sum(n for *_key, n in records)
         with progress.bar(rows, desc="commit", unit="rows", unit_scale=True) as bar:
             bar.set_postfix_str(f"writing {rows:,} rows")  # every partition written once
-            created = _commit_versions(wh, registry, used, loader.name, records) if used else []
+            created = (
+                _commit_versions(wh, registry, used, loader.name, records, mapper=mapper)
+                if used
+                else []
+            )
             bar.update(rows)
     finally:
         for batch in batches.values():
@@ -242,10 +270,12 @@ def commit_load(
     *,
     sources: Sequence[tuple[str, str, int]] | None = None,
     max_rows: int | None = None,
+    mapper: ClusterMapper | None = None,
 ) -> LoadResult:
     """Commit the tables one file (or one prepared batch) gives, as one version each.
 
     ``sources``: (file, sha256, rows) for gwh_loads, instead of ``path`` and ``sha``.
+    ``mapper``: writes the partitions (on Dask), see :func:`load`.
     """
     with db.connect(wh.db_path) as con:
         registry = wh._registry(con)
@@ -263,7 +293,7 @@ def commit_load(
                 (str(path.resolve()), sha, item.table.num_rows)
             ]:
                 records.append((file, file_sha, name, nrows))
-        created = _commit_versions(wh, registry, batches, loader_name, records, max_rows)
+        created = _commit_versions(wh, registry, batches, loader_name, records, max_rows, mapper)
     finally:
         for batch in batches.values():
             batch.close()
@@ -283,6 +313,7 @@ def _commit_versions(
     loader_name: str,
     records: list[tuple[str, str, str, int]],
     max_rows: int | None = None,
+    mapper: ClusterMapper | None = None,
 ) -> list[tuple[str, int, Path, CatalogVersion]]:
     """Write each batch as its table's next version, then commit them all with one rename.
 
@@ -302,6 +333,7 @@ def _commit_versions(
                 max_rows=max_rows or _max_rows(wh, batch.spec),
                 max_order=wh.config.max_order,
                 margin_arcsec=_margin_arcsec(wh, batch.spec),
+                mapper=mapper,
             )
             final = table_dir / f"v{version:06d}"
             if final.exists():  # left by a run killed before it committed: no reader saw it

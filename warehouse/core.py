@@ -355,10 +355,13 @@ class Warehouse:
         loader: Loader,
         paths: Sequence[str | os.PathLike],
         echo: Callable[[str], None] = lambda _msg: None,
+        dask: str | None = None,
     ) -> list[LoadResult]:
         """Load files with ``loader`` (see :func:`warehouse.commit.load`): the one load path every
-        ``gwh load`` verb takes; a file already loaded is skipped, so a rerun resumes."""
-        return commit.load(self, loader, paths, echo)
+        ``gwh load`` verb takes; a file already loaded is skipped, so a rerun resumes. ``dask``:
+        write the partitions on that Dask cluster (default ``$GWH_DASK_SCHEDULER``, else
+        ``[compute] dask``; see :mod:`warehouse.compute`)."""
+        return commit.load(self, loader, paths, echo, dask=dask)
 
     def ingest_prepared(
         self,

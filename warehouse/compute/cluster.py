@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "ENV_VAR",
+    "check_address",
     "dask_client",
     "n_workers",
     "resolve_address",
@@ -71,6 +72,13 @@ def _require_distributed() -> Any:
     if distributed is None:
         raise ComputeError(f"--dask needs the distributed package: {_INSTALL}")
     return distributed
+
+
+def check_address(address: str) -> None:
+    """Raise :class:`ComputeError` now if ``--dask address`` cannot work here: distributed is
+    not installed, or ``local:N`` is malformed (so a long command fails before it starts)."""
+    _require_distributed()
+    _local_workers(address)
 
 
 @contextlib.contextmanager

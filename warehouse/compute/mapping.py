@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any, TypeVar
 
-from warehouse.compute.cluster import dask_client, n_workers
+from warehouse.compute.cluster import check_address, dask_client, n_workers
 from warehouse.errors import ComputeError, WarehouseError
 
 __all__ = ["ClusterMapper", "cluster_mapper", "map_in_order"]
@@ -102,6 +102,7 @@ class ClusterMapper:
         self._stack = stack
         self._echo = echo
         self._client: Any = None
+        self.calls = 0  # times it was given tasks
 
     def client(self) -> Any:
         """The connected client (connecting now if need be)."""
@@ -112,6 +113,7 @@ class ClusterMapper:
         return self._client
 
     def __call__(self, function: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        self.calls += 1
         return map_in_order(self.client(), function, items)
 
 
@@ -119,9 +121,11 @@ class ClusterMapper:
 def cluster_mapper(
     address: str | None, echo: Callable[[str], None] = lambda _msg: None
 ) -> Iterator[ClusterMapper | None]:
-    """A :class:`ClusterMapper` on ``address`` for the ``with`` block (None: no Dask, None)."""
+    """A :class:`ClusterMapper` on ``address`` for the ``with`` block (None: no Dask, None).
+    A malformed ``local:N`` or a missing ``distributed`` fails here, before any work."""
     if address is None:
         yield None
         return
+    check_address(address)
     with contextlib.ExitStack() as stack:
         yield ClusterMapper(address, stack, echo)
