@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from loaders.base import (
     check_not_null,
@@ -24,11 +23,10 @@ from loaders.base import (
 )
 from loaders.readers import (
     SourceTable,
-    normalise_name,
-    parquet_rows,
-    read_parquet_chunks,
-    read_parquet_column,
     read_table,
+    read_table_chunks,
+    read_table_columns,
+    table_shape,
 )
 from warehouse.errors import LoadError
 from warehouse.loading import Prepared
@@ -54,8 +52,8 @@ REQUIRED_SPECZ = (
 """The columns a specz export must have (the archive's pdr2_wide.specz names)."""
 
 CHUNK_ROWS = 1_000_000
-"""Rows of a large Parquet forced export read at once (:meth:`HscForcedLoader.prepare_chunks`):
-a load's memory holds one chunk, not the file."""
+"""Rows of a large Parquet or FITS export read at once (``prepare_chunks`` of both loaders): a
+load's memory holds one chunk, not the file."""
 
 
 def _specz_names() -> set[str]:
@@ -109,24 +107,24 @@ class HscForcedLoader:
         return out
 
     def prepare_chunks(self, path: Path, wh: Warehouse | None = None) -> Iterator[list[Prepared]]:
-        """:meth:`prepare` a part at a time: a Parquet export of forced columns only, with more
-        than :data:`CHUNK_ROWS` rows, is read that many rows at a time with the same checks
-        (rows numbered in the file; ``object_id`` unique over the whole file, checked first
-        from that column alone). Anything else is prepared whole."""
+        """:meth:`prepare` a part at a time: a Parquet or FITS export of forced columns only,
+        with more than :data:`CHUNK_ROWS` rows, is read that many rows at a time with the same
+        checks (rows numbered in the file; ``object_id`` unique over the whole file, checked
+        first from that column alone). Anything else is prepared whole."""
         path = Path(path)
-        rows = parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else None
-        names = (
-            {normalise_name(n) for n in pq.ParquetFile(path).schema_arrow.names}
-            if rows is not None
-            else set()
-        )
-        if rows is None or rows <= CHUNK_ROWS or "object_id" not in names or names & _specz_names():
+        shape = table_shape(path, HSC_FORCED.key)
+        if (
+            shape is None
+            or shape[0] <= CHUNK_ROWS
+            or "object_id" not in shape[1]
+            or shape[1] & _specz_names()
+        ):
             yield self.prepare(path, wh)
             return
-        ids = read_parquet_column(path, "object_id", declared_type)
+        ids = read_table_columns(path, ["object_id"], declared_type, HSC_FORCED.key)
         check_unique(ids, ids.table, HSC_FORCED.key)
         del ids
-        for src in read_parquet_chunks(path, declared_type, CHUNK_ROWS):
+        for src in read_table_chunks(path, declared_type, CHUNK_ROWS, HSC_FORCED.key):
             yield [Prepared(HSC_FORCED, with_archive_metadata(_checked_forced(src)))]
 
 
@@ -183,3 +181,21 @@ class HscSpeczLoader:
         check_positions(src, "specz_ra", "specz_dec")
         check_unique(src, src.table, HSC_SPECZ.key)
         return [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]
+
+    def prepare_chunks(self, path: Path, wh: Warehouse | None = None) -> Iterator[list[Prepared]]:
+        """:meth:`prepare` a part at a time for a Parquet or FITS export of more than
+        :data:`CHUNK_ROWS` rows with every required column: the key checked unique over the
+        whole file first (from its columns alone), then each chunk checked as :meth:`prepare`
+        checks the file (rows numbered in the file)."""
+        path = Path(path)
+        shape = table_shape(path, REQUIRED_SPECZ)
+        if shape is None or shape[0] <= CHUNK_ROWS or not set(REQUIRED_SPECZ) <= shape[1]:
+            yield self.prepare(path, wh)
+            return
+        keys = read_table_columns(path, list(HSC_SPECZ.key), declared_type, REQUIRED_SPECZ)
+        check_unique(keys, keys.table, HSC_SPECZ.key)
+        del keys
+        for src in read_table_chunks(path, declared_type, CHUNK_ROWS, REQUIRED_SPECZ):
+            require_columns(src, REQUIRED_SPECZ, "hsc_specz")
+            check_positions(src, "specz_ra", "specz_dec")
+            yield [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]

@@ -9,7 +9,11 @@ The readers, one module per format (``csv_files``, ``fits_files``, ``parquet_fil
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from loaders.readers.common import (
     FALSE_VALUES,
@@ -24,7 +28,7 @@ from loaders.readers.common import (
     to_csv_bytes,
 )
 from loaders.readers.csv_files import read_csv
-from loaders.readers.fits_files import read_fits
+from loaders.readers.fits_files import fits_rows, read_fits, read_fits_chunks
 from loaders.readers.parquet_files import (
     parquet_rows,
     read_parquet,
@@ -47,8 +51,74 @@ __all__ = [
     "read_parquet_chunks",
     "read_parquet_column",
     "read_table",
+    "read_table_chunks",
+    "read_table_columns",
+    "table_shape",
     "to_csv_bytes",
 ]
+
+
+def _suffix(path: Path) -> str:
+    return (
+        "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    )
+
+
+FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def table_shape(path: Path, required: tuple[str, ...] = ()) -> tuple[int, set[str]] | None:
+    """Rows and normalised column names of a Parquet or FITS export, from its footer or
+    header, without reading the data (None: another format, or unreadable: read it whole,
+    which says what is wrong)."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix in PARQUET_SUFFIXES:
+        rows = parquet_rows(path)
+        if rows is None:
+            return None
+        return rows, {normalise_name(n) for n in pq.ParquetFile(path).schema_arrow.names}
+    if suffix in (".fits", ".fit"):  # compressed FITS cannot be memory-mapped
+        shape = fits_rows(path, required)
+        return None if shape is None else (shape[0], set(shape[1]))
+    return None
+
+
+def read_table_chunks(
+    path: Path, type_for: TypeFor, rows: int, required: tuple[str, ...] = ()
+) -> Iterator[SourceTable]:
+    """A Parquet or (uncompressed) FITS export ``rows`` rows at a time, each as
+    :func:`read_table` reads the file whole (names normalised, declared types, rows numbered
+    in the file), so a load holds one chunk. Any other file: whole, in one piece."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix in PARQUET_SUFFIXES:
+        yield from read_parquet_chunks(path, type_for, rows)
+        return
+    if suffix not in (".fits", ".fit"):
+        yield read_table(path, type_for, required)
+        return
+    offset = 0
+    for table in read_fits_chunks(path, required, rows):
+        first = offset + 1
+        table = cast_declared(table, type_for, path, row_offset=first, row_word="row")
+        yield SourceTable(path, table, first, "row")
+        offset += table.num_rows
+
+
+def read_table_columns(
+    path: Path, names: list[str], type_for: TypeFor, required: tuple[str, ...] = ()
+) -> SourceTable:
+    """Some columns (normalised names) of a Parquet or FITS export, with their declared types:
+    e.g. the key alone, to check it over the whole file before reading the rest in chunks."""
+    path = Path(path)
+    if _suffix(path) in PARQUET_SUFFIXES:
+        tables = [read_parquet_column(path, n, type_for).table for n in names]
+        table = pa.Table.from_arrays([t.column(0) for t in tables], names=names)
+        return SourceTable(path, table, 1, "row")
+    table = pa.concat_tables(read_fits_chunks(path, required, rows=1_000_000, columns=names))
+    return SourceTable(path, cast_declared(table, type_for, path, 1, "row"), 1, "row")
 
 
 def read_table(path: Path, type_for: TypeFor, required: tuple[str, ...] = ()) -> SourceTable:
@@ -62,15 +132,13 @@ def read_table(path: Path, type_for: TypeFor, required: tuple[str, ...] = ()) ->
         raise LoadError(f"{path}: no such file. Check the path.")
     if path.is_dir():
         raise LoadError(f"{path} is a folder; give the export file itself.")
-    suffix = (
-        "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
-    )
-    if suffix in (".fits", ".fit", ".fits.gz", ".fz"):
+    suffix = _suffix(path)
+    if suffix in FITS_SUFFIXES:
         table = read_fits(path, required)
     elif suffix in (".csv", ".csv.gz", ".txt"):
         table, header_line = read_csv(path, type_for)
         return SourceTable(path, table, header_line + 1, "line")
-    elif suffix in (".parquet", ".pq"):
+    elif suffix in PARQUET_SUFFIXES:
         table = read_parquet(path)
     else:
         raise LoadError(

@@ -3,7 +3,9 @@ companions turned into NULLs, 64-bit integers kept exact."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +20,67 @@ from warehouse.errors import LoadError
 
 
 def read_fits(path: Path, required: tuple[str, ...] = ()) -> pa.Table:
+    tables = list(read_fits_chunks(path, required, rows=None))
+    return tables[0]
+
+
+def fits_rows(path: Path, required: tuple[str, ...] = ()) -> tuple[int, list[str]] | None:
+    """Rows and (normalised) column names of the table :func:`read_fits` reads, from its
+    header (None: not a readable FITS file; reading it says what is wrong)."""
+    try:
+        with _fits_errors(path), open(path, "rb") as fh:
+            from astropy.io import fits
+
+            with fits.open(fh, memmap=True) as hdul:
+                hdu = _data_table(path, hdul, required)
+                return int(hdu.header["NAXIS2"]), check_names(hdu.columns.names, path)
+    except LoadError:
+        return None
+
+
+def read_fits_chunks(
+    path: Path,
+    required: tuple[str, ...] = (),
+    rows: int | None = None,
+    columns: list[str] | None = None,
+) -> Iterator[pa.Table]:
+    """The table :func:`read_fits` reads, ``rows`` rows at a time (None: whole), only
+    ``columns`` (normalised names) if given: the file is memory-mapped, so a load holds one
+    chunk, not the file."""
     from astropy.io import fits
 
+    with contextlib.ExitStack() as stack:
+        with _fits_errors(path):
+            # our own handle: astropy leaves its file open when a damaged header aborts fits.open
+            fh = stack.enter_context(open(path, "rb"))
+            hdul = stack.enter_context(fits.open(fh, memmap=rows is not None))
+            hdu = _data_table(path, hdul, required)
+            data = hdu.data
+            names = check_names(hdu.columns.names, path)
+            wanted = None if columns is None else set(columns) | {f"{c}_isnull" for c in columns}
+            picked = [
+                (raw, name, col)
+                for raw, name, col in zip(hdu.columns.names, names, hdu.columns, strict=True)
+                if wanted is None or name in wanted
+            ]
+            n = len(data)
+        step = rows or max(n, 1)
+        for start in range(0, max(n, 1), step):
+            with _fits_errors(path):
+                part = data[start : start + step]
+                table = _with_nulls(
+                    {name: _fits_column(np.asarray(part[raw]), col) for raw, name, col in picked}
+                )
+            yield table
+
+
+@contextlib.contextmanager
+def _fits_errors(path: Path) -> Iterator[None]:
+    """astropy's warnings as errors, and any failure as a one-line LoadError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            # our own handle: astropy leaves its file open when a damaged header aborts fits.open
-            with open(path, "rb") as fh, fits.open(fh, memmap=False) as hdul:
-                hdu = _data_table(path, hdul, required)
-                data = hdu.data
-                columns = hdu.columns
-                arrays = {}
-                names = check_names(columns.names, path)
-                for raw, name, col in zip(columns.names, names, columns, strict=True):
-                    arrays[name] = _fits_column(np.asarray(data[raw]), col)
+            yield
     except LoadError:
         raise
     except Exception as exc:  # astropy raises many types for damaged files
@@ -39,7 +88,10 @@ def read_fits(path: Path, required: tuple[str, ...] = ()) -> pa.Table:
             f"{path} is unreadable or truncated as FITS ({type(exc).__name__}: {one_line(exc)}). "
             "Download or export it again."
         ) from None
-    # <col>_isnull columns mark NULLs in the archive's FITS output: apply them, then drop them.
+
+
+def _with_nulls(arrays: dict) -> pa.Table:
+    """<col>_isnull columns mark NULLs in the archive's FITS output: apply them, drop them."""
     nulls = {n[: -len("_isnull")]: a for n, a in arrays.items() if n.endswith("_isnull")}
     out = {}
     for name, arr in arrays.items():

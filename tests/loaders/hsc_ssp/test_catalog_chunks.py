@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
+from loaders.simulated.catalog import write_archive_fits
 from warehouse.errors import LoadError
 
 
@@ -76,3 +77,52 @@ def test_a_file_refused_half_way_leaves_nothing_of_itself(
     assert [p.rsplit("/", 1)[-1] for p in loads] == ["first.parquet"]
     assert not list((wh.root / "catalogs" / "hsc_forced").glob(".tmp-*"))
     assert np.isfinite(_content(wh)["ra"].to_numpy()).all()
+
+
+def _specz_content(wh):
+    return wh.query("SELECT * FROM hsc_specz ORDER BY object_id, specz_name").to_pandas()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "fits"])
+def test_a_chunked_specz_or_fits_load_equals_a_whole_file_load(
+    make_warehouse, field, tmp_path, monkeypatch, fmt
+):
+    paths = {}
+    for name, table in (("forced", field.forced), ("specz", field.specz)):
+        paths[name] = tmp_path / f"{name}.{fmt}"
+        if fmt == "fits":
+            nulls = ("g_cmodel_mag",) if name == "forced" else ()
+            write_archive_fits(table, paths[name], isnull_columns=nulls)
+        else:
+            pq.write_table(table, paths[name], row_group_size=100)
+    whole = make_warehouse("b", max_rows_per_partition=300)
+    whole.load(registry.get("hsc-forced"), [paths["forced"]])
+    whole.load(registry.get("hsc-specz"), [paths["specz"]])
+    monkeypatch.setattr("loaders.hsc_ssp.catalog.CHUNK_ROWS", 150)
+    chunked = make_warehouse("a", max_rows_per_partition=300)
+    chunked.load(registry.get("hsc-forced"), [paths["forced"]])
+    chunked.load(registry.get("hsc-specz"), [paths["specz"]])
+    for loader, n in (("hsc-forced", field.forced.num_rows), ("hsc-specz", field.specz.num_rows)):
+        name = "forced" if loader == "hsc-forced" else "specz"
+        sizes = [p[0].table.num_rows for p in registry.get(loader).prepare_chunks(paths[name])]
+        assert sum(sizes) == n and max(sizes) <= 150 and len(sizes) > 1
+    assert _content(chunked).equals(_content(whole))
+    assert _specz_content(chunked).equals(_specz_content(whole))
+
+
+def test_a_specz_key_repeated_in_two_fits_chunks_is_refused_with_its_rows(
+    make_warehouse, field, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("loaders.hsc_ssp.catalog.CHUNK_ROWS", 50)
+    t = field.specz
+    assert t.num_rows > 120
+    ids = t.column("object_id").to_numpy().copy()
+    names = t.column("specz_name").to_pylist()
+    ids[110], names[110] = ids[3], names[3]  # rows 4 and 111, in different chunks
+    bad = t.set_column(t.schema.get_field_index("object_id"), "object_id", pa.array(ids))
+    bad = bad.set_column(bad.schema.get_field_index("specz_name"), "specz_name", pa.array(names))
+    write_archive_fits(bad, tmp_path / "dup.fits")
+    wh = make_warehouse()
+    with pytest.raises(LoadError, match=r"appears more than once \(row 4, row 111"):
+        wh.load(registry.get("hsc-specz"), [tmp_path / "dup.fits"])
+    assert wh.current_version("hsc_specz") is None
