@@ -3,8 +3,8 @@
 ``ml_objects`` is written one ``hsc_forced`` partition per file, its rows ordered by
 ``(_healpix_29, object_id)``. Given a ``mapper(function, tasks)`` (Dask workers on a shared
 filesystem: ``functools.partial(warehouse.compute.mapping.map_in_order, client)``), each task runs
-:func:`materialise_partition` (module level, its task pickles), which opens that partition's
-views with :func:`warehouse.compute.partitions.open_partition` (the partition plus every row
+:func:`materialise_partition` (module level, its task pickles), which reads that partition's
+views with :func:`warehouse.compute.partitions.partition_reader` (the partition plus every row
 within the margin threshold; spec-z groups are checked to fit, else nothing is materialised) and
 writes the partition's file. Without one, this process runs one query of the whole view, streamed
 in ``_healpix_29`` order and cut at the partitions' borders: the same files, byte for byte,
@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse import db
-from warehouse.compute.partitions import PartitionPlan, open_partition, plan_partitions
+from warehouse.compute.partitions import PartitionPlan, partition_reader, plan_partitions
 from warehouse.errors import ComputeError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.marts.key import MART_FILE, MARTS, fingerprint
@@ -120,17 +120,15 @@ def materialise_partition(task: MartTask) -> MartPart:
     part = task.partition
     lo, hi = part.h29_range()
     col = db.quote_ident(SPATIAL_INDEX_COLUMN)
-    con = open_partition(task.plan, part)
     try:
-        rows = con.sql(
-            f"SELECT * FROM {db.quote_ident(task.view)} WHERE {col} >= ? AND {col} < ? "
-            f"ORDER BY {col}, object_id",
-            params=[lo, hi],
-        ).to_arrow_table()
+        with partition_reader(task.plan, part) as con:  # this thread's reader of the plan
+            rows = con.sql(
+                f"SELECT * FROM {db.quote_ident(task.view)} WHERE {col} >= ? AND {col} < ? "
+                f"ORDER BY {col}, object_id",
+                params=[lo, hi],
+            ).to_arrow_table()
     except duckdb.Error as exc:
         raise QueryError(f"{task.view} over partition {part.order}/{part.pixel}: {exc}") from None
-    finally:
-        con.close()
     return _write(rows, task.plan, part, task.dest)
 
 
