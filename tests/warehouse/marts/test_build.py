@@ -197,7 +197,7 @@ def test_small_loads_keep_the_sql_view(loaded):
 
 
 def test_a_release_freezes_the_copy_and_reads_it(loaded):
-    from warehouse.release import create_release, open_release, verify
+    from warehouse.release import create_release, open_pack, open_release, pack, verify
 
     materialise(loaded, force=True)
     want, _ = read(loaded)
@@ -220,6 +220,14 @@ def test_a_release_freezes_the_copy_and_reads_it(loaded):
     assert source is not None and "v000001" in source[0]
     assert_same(got, want)
     assert frozen.manifest["counts"]["views"]["ml_objects"] == want.num_rows
+    # a packed copy, opened on its own, reads its copy of the copy
+    pack(loaded.root, "v1", loaded.root.parent / "packed", with_splits=False)
+    packed = open_pack(loaded.root.parent / "packed")
+    with packed.connect() as con:
+        got = con.sql("SELECT * FROM ml_objects").to_arrow_table()
+        source = con.execute("SELECT value FROM gwh_meta WHERE key = 'mart:ml_objects'").fetchone()
+    assert source is not None and str(loaded.root.parent / "packed") in source[0]
+    assert_same(got, want)
     # a copy the views no longer read (the settings changed since) is not frozen
     toml.write_text(toml.read_text().replace('salt = "', 'salt = "again-'), encoding="utf-8")
     create_release(Warehouse.open(loaded.root), "v2")
