@@ -1,4 +1,4 @@
-"""``--dask local:1`` vs ``local:2``: views per partition, gwh export, gwh morphology measure.
+"""``--dask local:1`` vs ``local:2``: views per partition, gwh load, gwh export, gwh morphology.
 
 Data are SIMULATED: a field of ``--objects`` HSC-like objects (loaders.simulated) loaded with
 partitions of ``--objects / 4`` rows, and ``--galaxies`` rendered Sersic galaxies (5 bands,
@@ -9,6 +9,11 @@ Figures printed, nothing asserted:
 * views: every row of ``ml_objects`` into Arrow, on one machine (one DuckDB query: the peer) and
   split by partition on ``local:1`` and ``local:2`` (plan + spec-z group check + rows; cluster
   start-up reported apart); the ceiling is ``local:1`` x workers;
+* load: ``gwh load hsc-forced`` of one SIMULATED file of ``--load-rows`` rows (partitions of
+  ``--load-rows / 16``) into an empty warehouse, on one machine (the peer) and with ``--dask``
+  on a running ``local:1`` / ``local:2`` cluster (the file is read and spilled here, the
+  partitions written by the workers; cluster start-up reported apart), with the SHA-256 of every
+  written file against the single-machine load;
 * export: ``gwh export`` of ``ml_objects`` (64x64 images, missing bands allowed) on one machine (the
   peer) and with ``--dask local:1`` / ``local:2`` (rows per partition on the workers, pixels and
   writing here), with the SHA-256 of each file against the single-machine one;
@@ -21,12 +26,14 @@ On a shared 2-core machine expect modest speed-ups. Run under the benchmark lock
 
     flock /tmp/bench.lock python benchmarks/bench_dask.py                 # ~2 minutes
     flock /tmp/bench.lock python benchmarks/bench_dask.py --objects 100000 --galaxies 400
+    flock /tmp/bench.lock python benchmarks/bench_dask.py --parts load,export --load-rows 1000000
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -44,7 +51,7 @@ from bench_morphology import BANDS, simulated_cutouts  # noqa: E402
 
 from loaders import registry  # noqa: E402
 from loaders.simulated.catalog import simulate_field  # noqa: E402
-from warehouse.compute import dask_client, plan_partitions, view_rows  # noqa: E402
+from warehouse.compute import ENV_VAR, dask_client, plan_partitions, view_rows  # noqa: E402
 from warehouse.config import Config  # noqa: E402
 from warehouse.core import Warehouse  # noqa: E402
 from warehouse.cutouts import ingest_arrays  # noqa: E402
@@ -110,6 +117,57 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _catalog_digests(root: Path) -> dict[str, str]:
+    out = {}
+    for folder, dirs, names in os.walk(root / "catalogs"):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                out[path.relative_to(root).as_posix()] = _sha(path)
+    return out
+
+
+def bench_load(rows: int, workers: list[int], scratch: Path) -> None:
+    field = simulate_field(rows, seed=5)
+    source = scratch / "load_forced.parquet"
+    pq.write_table(field.forced, source)
+    size = source.stat().st_size
+    del field
+    config = Config(max_rows_per_partition=max(1000, rows // 16))
+
+    def load(label: str, address: str | None) -> tuple[float, dict[str, str], int]:
+        root = scratch / f"load-{label}"
+        wh = Warehouse.init(root, config)
+        t0 = time.perf_counter()
+        wh.load(registry.get("hsc-forced"), [source], dask=address)
+        took = time.perf_counter() - t0
+        parts = len(wh.current_version("hsc_forced").partitions)
+        files = _catalog_digests(root)
+        shutil.rmtree(root)
+        return took, files, parts
+
+    single, want, parts = load("here", None)
+    print(
+        f"load: hsc-forced, one SIMULATED file of {rows:,} rows ({size / 2**20:.0f} MiB), "
+        f"{parts} partitions"
+    )
+    print(f"  one machine                         {single:7.2f} s  {rows / single:10,.0f} rows/s")
+    base = None
+    for k in workers:
+        t0 = time.perf_counter()
+        with dask_client(f"local:{k}") as client:
+            started = time.perf_counter() - t0
+            took, files, _ = load(f"dask{k}", client.scheduler.address)
+        base = base or took
+        same = "same bytes" if files == want else "DIFFERENT BYTES"
+        print(
+            f"  --dask local:{k}  {took:7.2f} s {rows / took:10,.0f} rows/s  speed-up "
+            f"{base / took:4.2f} (ceiling {k}.00); cluster start {started:.1f} s; {same} "
+            f"({len(files)} files)"
+        )
+
+
 def bench_export(wh: Warehouse, workers: list[int], scratch: Path) -> None:
     opts = ExportOptions(allow_missing_bands=True, size=64, mask=False, variance=False)
     t0 = time.perf_counter()
@@ -171,15 +229,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=20_000, help="field size (20,000)")
     parser.add_argument("--galaxies", type=int, default=96, help="cutouts measured (96)")
     parser.add_argument("--workers", default="1,2", help="worker counts (1,2)")
+    parser.add_argument("--load-rows", type=int, default=300_000, help="rows loaded (300,000)")
+    parser.add_argument(
+        "--parts", default="views,load,export,morphology", help="what to run (all four)"
+    )
     args = parser.parse_args(argv)
     workers = [int(k) for k in args.workers.split(",")]
+    parts = set(args.parts.split(","))
+    os.environ.pop(ENV_VAR, None)  # "one machine" runs must not find a scheduler
     with tempfile.TemporaryDirectory() as tmp:
+        if "load" in parts:
+            bench_load(args.load_rows, workers, Path(tmp))
+        if not parts & {"views", "export", "morphology"}:
+            return 0
         t0 = time.perf_counter()
         wh = build(Path(tmp), args.objects, args.galaxies)
         print(f"built a SIMULATED warehouse in {time.perf_counter() - t0:.1f} s")
-        bench_views(wh, workers)
-        bench_export(wh, workers, Path(tmp))
-        bench_morphology(wh, workers, Path(tmp))
+        if "views" in parts:
+            bench_views(wh, workers)
+        if "export" in parts:
+            bench_export(wh, workers, Path(tmp))
+        if "morphology" in parts:
+            bench_morphology(wh, workers, Path(tmp))
     return 0
 
 
