@@ -1,7 +1,8 @@
 """HATS catalogs on disk (no DuckDB): the on-disk format of a table version, its partitions and
-metadata (:mod:`.versions`), upserts into the next version (:mod:`.merge`), margin catalogs
-(:mod:`.margins`), every table's contract (:mod:`.contracts`), and the HSC-SSP archive column
-contract (:mod:`.hsc_columns`)."""
+metadata (:mod:`.versions`), upserts into the next version (:mod:`.merge`, and for loads of
+many or large files :mod:`.batch`, :mod:`.spill` and the partition tasks of :mod:`.tasks`),
+margin catalogs (:mod:`.margins`), every table's contract (:mod:`.contracts`), and the HSC-SSP
+archive column contract (:mod:`.hsc_columns`)."""
 
 from warehouse.store.margins import DEFAULT_MARGIN_ARCSEC, MarginBuilder, margin_name
 from warehouse.store.merge import combine_upserts, merge_version

@@ -7,8 +7,11 @@ next version together, so each partition is written once however many files ther
 >>> cv = batch.commit(dest, max_rows=1_000_000, max_order=19, margin_arcsec=10.0)  # doctest: +SKIP
 
 Up to :data:`MEMORY_BUDGET` the rows stay in memory. Beyond, inputs with positions and the same
-columns are spilled to sorted runs on disk (:class:`~warehouse.store.spill.Spill`): memory holds
-one input and one partition, not the load.
+columns are spilled to sorted runs on disk (:class:`~warehouse.store.spill.Spill`), and each
+partition that changes is written by a :class:`~warehouse.store.tasks.PartitionTask` that reads
+its rows back: memory holds an input or two and a partition or two, not the load, and two
+partitions are compressed at once. A mapper given to :meth:`UpsertBatch.commit` runs the tasks
+elsewhere (e.g. on Dask workers), byte for byte the same.
 Anything else (an export without ra/dec, whose rows take their stored positions, or inputs with
 different columns for the same keys) is combined in memory exactly as loading the files one
 after the other would (:func:`~warehouse.store.merge.merge_version`).
@@ -263,7 +266,7 @@ def _merge_spilled(
     replaced_keys = (
         stored_keys.filter(pa.array(touched)).take(pa.array(order)) if touched.any() else None
     )
-    all_h29 = np.sort(np.concatenate([stored_h29[~touched], spill.new_h29]))
+    all_h29 = np.sort(np.concatenate([stored_h29[~touched], spill.new_h29]), kind="stable")
     del stored_keys, stored_h29
     missing = [
         f.name

@@ -121,7 +121,8 @@ class Spill:
                 offset += len(r.keys)
             keys = best.column("k").combine_chunks()
         h = [r.h29 if r.keep is None else r.h29[r.keep] for r in self.runs]
-        self.new_h29 = np.sort(np.concatenate(h)) if h else np.zeros(0, np.int64)
+        # stable: a merge of the sorted runs, several times faster than sorting anew
+        self.new_h29 = np.sort(np.concatenate(h), kind="stable") if h else np.zeros(0, np.int64)
         self.nrows = int(self.new_h29.size)
         return keys
 

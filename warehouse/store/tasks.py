@@ -64,14 +64,12 @@ next is assembled (and two compress at once on two cores)."""
 
 def local_map(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
     """The default mapper: the tasks in this process, :data:`LOCAL_WORKERS` at a time in
-    threads (Arrow and Parquet release the GIL), results in task order."""
+    threads (Arrow and Parquet release the GIL), results in task order. Every task is queued
+    at once (a queued task is a few paths), so a worker never idles behind a large partition
+    whose result is not yet due."""
     with ThreadPoolExecutor(LOCAL_WORKERS, thread_name_prefix="gwh-task") as pool:
-        pending: deque[Future] = deque()
+        pending: deque[Future] = deque(pool.submit(function, item) for item in items)
         try:
-            for item in items:
-                pending.append(pool.submit(function, item))
-                if len(pending) >= LOCAL_WORKERS:
-                    yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
         finally:
