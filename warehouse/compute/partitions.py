@@ -126,10 +126,15 @@ def plan_partitions(wh: Warehouse, spine: str = SPINE, check: bool = True) -> Pa
 
     ``check``: refuse (:class:`ComputeError`) a state whose spec-z groups are wider than the
     margin threshold (:func:`check_groups`).
+
+    A materialised view (a table named like a view, :mod:`warehouse.marts`) is left out: the
+    partitions compute every view from ``sql/`` over the base tables, exact at their edges.
     """
+    models = tuple(wh.models())
+    views = {m.name for m in models if m.kind == "view"}
     with wh.reading() as snapshot:
         versions = {name: wh.current_version(name) for name in snapshot.registry}
-        present = {k: v for k, v in versions.items() if v is not None}
+        present = {k: v for k, v in versions.items() if v is not None and k not in views}
         if spine not in present:
             raise ComputeError(
                 f"{spine} has not been loaded, so there are no partitions to split the work by. "
@@ -137,9 +142,9 @@ def plan_partitions(wh: Warehouse, spine: str = SPINE, check: bool = True) -> Pa
             )
         plan = PartitionPlan(
             config=wh.config,
-            tables=tuple(wh.reader_tables(snapshot)),
+            tables=tuple(t for t in wh.reader_tables(snapshot) if t.name not in views),
             versions=present,
-            models=tuple(wh.models()),
+            models=models,
             allowed=tuple(Path(p).resolve() for p in wh.allowed_directories()),
             partitions=tuple(present[spine].partitions),
             threshold_arcsec=_threshold(present, wh.config),

@@ -19,6 +19,7 @@ from warehouse.compute import (
 )
 from warehouse.core import Warehouse
 from warehouse.errors import ComputeError
+from warehouse.marts.build import materialise
 from warehouse.store import Partition
 
 
@@ -117,3 +118,17 @@ def test_plan_needs_the_spine_table(tmp_path):
     wh = Warehouse.init(tmp_path / "empty")
     with pytest.raises(ComputeError, match="hsc_forced has not been loaded"):
         plan_partitions(wh)
+
+
+def test_a_materialised_view_is_computed_again_per_partition(tmp_path):
+    planted = straddling_field(tmp_path)
+    wh = load_field(tmp_path / "wh", planted["paths"])
+    assert materialise(wh, force=True) is not None  # ml_objects now reads its copy
+    with wh.reading():
+        plan = plan_partitions(wh)
+        assert "ml_objects" not in {t.name for t in plan.tables}
+        assert "ml_objects" not in plan.versions
+        got = _all_rows(plan).sort_by("object_id")
+        want = wh.query("select * from ml_objects order by object_id")
+    assert got.num_rows == want.num_rows > 500
+    assert got.equals(want)
