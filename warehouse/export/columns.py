@@ -184,10 +184,10 @@ def to_numpy(arr: pa.Array | pa.ChunkedArray) -> Any:
     its import, a third of a second) for the usual cases: numbers without NULLs are viewed in
     place, floating-point NULLs become NaN, booleans without NULLs are unpacked."""
     if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
     t = arr.type
-    if pa.types.is_floating(t) and arr.null_count:
-        arr = pc.fill_null(arr, pa.scalar(float("nan"), t))
+    if pa.types.is_floating(t) and arr.null_count:  # (fill_null with a scalar imports pandas)
+        return np.where(_view(arr.is_valid().cast(pa.uint8())).astype(bool), _view(arr), np.nan)
     if pa.types.is_boolean(t) and arr.null_count == 0:
         return _view(pc.cast(arr, pa.uint8())).astype(bool)
     if (pa.types.is_integer(t) or pa.types.is_floating(t)) and arr.null_count == 0:
@@ -203,6 +203,11 @@ def _view(arr: pa.Array) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
+def to_numpy_dtype(values: np.ndarray, dtype: Any) -> np.ndarray:
+    """``values`` as ``dtype`` (no copy when it already is)."""
+    return values.astype(dtype, copy=False)
+
+
 def _values(col: pa.ChunkedArray | pa.Array, c: _Column) -> tuple[np.ndarray, np.ndarray | None]:
     """A batch of one column as HDF5-ready values, and its null mask when it has NULLs."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -213,16 +218,18 @@ def _values(col: pa.ChunkedArray | pa.Array, c: _Column) -> tuple[np.ndarray, np
         values = np.array(["" if v is None else v for v in arr.to_pylist()], dtype=object)
     elif c.as_float:  # NULL -> NaN; every value exact (checked when planned)
         values = to_numpy(pc.cast(arr, pa.float64()))
-    elif c.kind == "bool":
-        filled = arr if nulls is None else arr.fill_null(False)
-        values = to_numpy(filled)
+    elif c.kind == "bool":  # False at NULL (numpy: a pyarrow scalar would import pandas)
+        if nulls is None:
+            values = to_numpy(arr)
+        else:
+            values = np.where(nulls, False, _view(pc.cast(arr, pa.uint8())).astype(bool))
     elif c.kind == "int":
         if pa.types.is_decimal(arr.type):  # in int64 range: checked when planned
             arr = pc.cast(arr, pa.int64())
-        filled = arr if nulls is None else arr.fill_null(0)
-        values = to_numpy(filled).astype(c.dtype, copy=False)
+        ints = _view(arr) if nulls is None else np.where(nulls, 0, _view(arr))
+        values = to_numpy_dtype(ints, c.dtype)
     else:
         if pa.types.is_decimal(arr.type):
             arr = pc.cast(arr, pa.float64())
-        values = to_numpy(arr).astype(c.dtype, copy=False)  # NULL -> NaN
+        values = to_numpy_dtype(to_numpy(arr), c.dtype)  # NULL -> NaN
     return values, nulls

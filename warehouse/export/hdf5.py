@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_col
 from warehouse.export.options import ExportOptions, ExportResult
 from warehouse.export.plan import _Plan, _plan, base_query
 from warehouse.export.subsets import SUBSET_ORDER, limited_query
-from warehouse.export.writer import _progress, _Writer
+from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress, _stream, _Writer
 from warehouse.images.masks import HSC_MASK_BITS
 from warehouse.output import column_metadata
 from warehouse.scratch import remove_stale, scratch_dir
@@ -37,9 +37,13 @@ if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
 ROW_ORDER = "_healpix_29, object_id"
-CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
 DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
 _TMP_MARK = ".gwh-tmp-"
+
+Write = Callable[[Any, _Plan, dict, Any, "Iterator[pa.RecordBatch] | None"], dict]
+"""``write(con, plan, extra, bar, batches)``: stream the planned rows somewhere (an HDF5 file:
+:func:`_write`; hf Parquet shards: :mod:`warehouse.export.hf`) and return the fit-action
+counts. ``extra``: file attributes beyond the plan's; ``batches``: rows computed on Dask."""
 
 
 def clean_stale_temporaries(folder: Path) -> list[Path]:
@@ -92,9 +96,26 @@ def export_hdf5(
         unplaced objects, a band is missing (pass ``allow_missing_bands``), a requested mask or
         variance plane is absent, or pixel scales differ. Nothing is written then.
     """
+    return _export_split(wh, Path(out), split, view, sql, options, progress, resume, client)
+
+
+def _export_split(
+    wh: Warehouse,
+    out: Path,
+    split: str | None,
+    view: str | None,
+    sql: str | None,
+    options: ExportOptions | None,
+    progress: bool | None,
+    resume: bool,
+    client: Any,
+    sink: Callable[[Any], Write] | None = None,
+) -> ExportResult:
+    """:func:`export_hdf5`; with ``sink``, the rows go to ``sink(cv)`` (a :data:`Write` for the
+    image table version ``cv``) instead of the HDF5 file ``out``, which is not written (the hf
+    format), after the same checks."""
     started = time.perf_counter()
     opts = options or ExportOptions()
-    out = Path(out)
     if out.is_dir():
         raise ExportError(f"{out} is a folder; give a file name such as {out / 'train.h5'}.")
     if out.exists() and not opts.overwrite and not resume:
@@ -141,33 +162,30 @@ def export_hdf5(
                     "query, options, gwh version or warehouse state). Use --overwrite to "
                     "replace it."
                 )
-            full = base_query(view if sql is None else None, sql, None)
-            plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full)
-            plan.column_info = column_metadata(wh)
-            extra = provenance(wh, plan.images, plan.base, plan.reruns)
-            extra["export_sha256"] = digest
-            if opts.limit is not None:
-                extra["subset"] = opts.subset or "none (--limit)"
-                extra["subset_limit"] = np.int64(opts.limit)
-                extra["subset_order"] = f"{SUBSET_ORDER} (salt {wh.config.splits.salt!r})"
-            for b in bands:
-                name = band_column(b, "image")
-                if name in cv.schema.names:
-                    meta = cv.schema.field(name).metadata or {}
-                    plan.units[b] = meta.get(b"unit", b"").decode()
             target = tmp / out.name
-            bar = _progress(plan.rows, out.name, progress)
-            try:
-                batches = None
-                if client is not None:
-                    key = f"{_PREFIX}h29"
-                    batches = export_batches(
-                        wh, client, plan.keyed, plan.params, key, CATALOG_BATCH_ROWS
-                    )
-                fit_counts = _write(con, target, plan, cv, opts, split, bar, extra, batches)
-            finally:
-                bar.close()
-            os.replace(target, out)
+
+            def write(con, plan: _Plan, extra: dict, bar, batches) -> dict:
+                return _write(con, target, plan, cv, opts, split, bar, extra, batches)
+
+            plan, fit_counts = _export(
+                wh,
+                con,
+                cv,
+                base,
+                params,
+                bands,
+                labels,
+                view,
+                sql,
+                opts,
+                digest,
+                out.name,
+                progress,
+                client,
+                write if sink is None else sink(cv),
+            )
+            if sink is None:
+                os.replace(target, out)
     return ExportResult(
         path=out,
         rows=plan.rows,
@@ -175,11 +193,56 @@ def export_hdf5(
         bands=bands,
         size=opts.size,
         data=plan.data,
-        bytes=out.stat().st_size,
+        bytes=out.stat().st_size if sink is None else 0,
         seconds=time.perf_counter() - started,
         fit_actions=fit_counts,
         missing={b: n for b, n in plan.missing.items() if n},
     )
+
+
+def _export(
+    wh: Warehouse,
+    con,
+    cv,
+    base: str,
+    params: list,
+    bands,
+    labels,
+    view: str | None,
+    sql: str | None,
+    opts: ExportOptions,
+    digest: str,
+    name: str,
+    progress: bool | None,
+    client: Any,
+    write: Write,
+) -> tuple[_Plan, dict]:
+    """Plan the export of ``base`` (checks every row, band and plane first) and stream it with
+    ``write``: the plan and the fit-action counts."""
+    full = base_query(view if sql is None else None, sql, None)
+    plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full)
+    plan.column_info = column_metadata(wh)
+    extra = provenance(wh, plan.images, plan.base, plan.reruns)
+    extra["export_sha256"] = digest
+    if opts.limit is not None:
+        extra["subset"] = opts.subset or "none (--limit)"
+        extra["subset_limit"] = np.int64(opts.limit)
+        extra["subset_order"] = f"{SUBSET_ORDER} (salt {wh.config.splits.salt!r})"
+    for b in bands:
+        column = band_column(b, "image")
+        if column in cv.schema.names:
+            meta = cv.schema.field(column).metadata or {}
+            plan.units[b] = meta.get(b"unit", b"").decode()
+    bar = _progress(plan.rows, name, progress)
+    try:
+        batches = None
+        if client is not None:
+            key = f"{_PREFIX}h29"
+            batches = export_batches(wh, client, plan.keyed, plan.params, key, CATALOG_BATCH_ROWS)
+        fit_counts = write(con, plan, extra, bar, batches)
+    finally:
+        bar.close()
+    return plan, fit_counts
 
 
 def _rows_query(
@@ -235,62 +298,6 @@ def _write(
             writer.close()
         _attributes(h5, plan, opts, split, extra)
     return dict(sorted(writer.fit_counts.items()))
-
-
-def _stream(
-    con, writer: _Writer, plan: _Plan, bar, batches: Iterator[pa.RecordBatch] | None = None
-) -> None:
-    """Catalog rows in order, batch by batch; each image partition's pixels once its rows are
-    all known. ``batches``: the same rows in the same batches, computed on Dask."""
-    stream = batches
-    if stream is None:
-        stream = con.sql(
-            f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
-            params=plan.params or None,
-        ).to_arrow_reader(CATALOG_BATCH_ROWS)
-    start = 0
-    current = -1
-    pending_rows: list[np.ndarray] = []
-    pending_ids: list[np.ndarray] = []
-
-    def flush() -> None:
-        if current >= 0 and pending_rows:
-            writer.write_partition(
-                current, np.concatenate(pending_rows), np.concatenate(pending_ids)
-            )
-        pending_rows.clear()
-        pending_ids.clear()
-
-    for batch in stream:
-        n = batch.num_rows
-        if n == 0:
-            continue
-        writer.write_batch(batch, start)
-        has = batch.column(_PREFIX + "has_cutout").to_numpy(zero_copy_only=False)
-        h29 = batch.column(_PREFIX + "h29").to_numpy(zero_copy_only=False)
-        ids = batch.column("object_id").to_numpy(zero_copy_only=False)
-        part = writer.partition_of(h29.astype(np.int64))
-        rows = np.arange(start, start + n)
-        sel = np.flatnonzero(has)
-        if sel.size:
-            writer.read_ahead(int(part[sel[0]]) if current < 0 else current)
-        for k in np.unique(part[sel]).tolist():
-            if k < 0:  # pragma: no cover - a cutout row always sits in a partition
-                raise ExportError("a cutout lies outside every partition of its table")
-            if k != current:
-                flush()
-                current = k
-            in_k = sel[part[sel] == k]
-            pending_rows.append(rows[in_k])
-            pending_ids.append(ids[in_k])
-        start += n
-        bar.update(n)
-    flush()
-    if start != plan.rows:
-        raise ExportError(
-            f"the query returned {start} rows while writing but {plan.rows} when counted; "
-            "did the warehouse change meanwhile? Export again."
-        )
 
 
 def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: dict) -> None:

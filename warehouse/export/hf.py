@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,10 +45,18 @@ import pyarrow.parquet as pq
 from warehouse.config import SPLIT_NAMES
 from warehouse.errors import ExportError
 from warehouse.export.card import dataset_card
-from warehouse.export.columns import _Column, _columns_of
-from warehouse.export.hdf5 import _rows_query, _temporary_beside, export_hdf5
+from warehouse.export.columns import _Column
+from warehouse.export.hdf5 import (
+    Write,
+    _attributes,
+    _export_split,
+    _rows_query,
+    _temporary_beside,
+)
 from warehouse.export.options import PLANES, ExportOptions
-from warehouse.export.plan import base_query
+from warehouse.export.plan import _Plan, base_query
+from warehouse.export.rowgroups import RowGroupFile
+from warehouse.export.writer import _stream, _Writer
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -118,16 +125,15 @@ def export_hf(
             files: list[Path] = []
             attrs: dict = {}
             for s in names:
-                h5path = tmp / f"{s}.h5"
-                result = export_hdf5(
-                    wh, h5path, split=s, view=view, sql=sql, options=h5opts, progress=progress
+                shards = _Shards(folder / "data", s, schema, h5opts)
+                result = _export_split(
+                    wh, tmp / f"{s}.h5", s, view, sql, h5opts, progress, False, None, shards.sink
                 )
-                written = hdf5_to_parquet(h5path, folder / "data", s, schema)
+                written = shards.written
                 files += [out / "data" / p.name for p in written]
                 rows[s] = result.rows
                 if not attrs:
-                    attrs = _file_attrs(h5path)
-                h5path.unlink()
+                    attrs = shards.attrs
             features = hf_features(pq.read_schema(folder / "data" / written[0].name))
             card = dataset_card(wh, attrs, features, rows, opts, _data_bytes(folder))
             (folder / "README.md").write_text(card, encoding="utf-8")
@@ -172,20 +178,6 @@ def _check_rows(wh, view, sql, names: Sequence[str], opts: ExportOptions) -> Non
         )
 
 
-def _file_attrs(path: Path) -> dict:
-    with h5py.File(path, "r") as h5:
-        out = {}
-        for k, v in h5.attrs.items():
-            if isinstance(v, bytes):
-                v = v.decode()
-            elif isinstance(v, np.ndarray):
-                v = [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
-            elif isinstance(v, np.generic):
-                v = v.item()
-            out[k] = v
-        return out
-
-
 def _data_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in (folder / "data").iterdir())
 
@@ -219,9 +211,13 @@ def _cube_type(dtype: np.dtype, bands: int, size: int) -> pa.DataType:
 
 
 def _cube(values: np.ndarray) -> pa.Array:
-    """(n, B, S, S) -> nested fixed-size lists over the same buffer (no copy)."""
+    """(n, B, S, S) -> nested fixed-size lists over the same buffer (no copy; ``pa.array``
+    would also import pandas)."""
     n, nb, s, _ = values.shape
-    flat = pa.array(np.ascontiguousarray(values).reshape(-1))
+    flat = np.ascontiguousarray(values).reshape(-1)
+    flat = pa.Array.from_buffers(
+        pa.from_numpy_dtype(flat.dtype), flat.size, [None, pa.py_buffer(flat)]
+    )
     return pa.FixedSizeListArray.from_arrays(
         pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(flat, s), s), nb
     )
@@ -259,73 +255,144 @@ def _feature(t: pa.DataType) -> dict:
     return {"dtype": _value_dtype(t), "_type": "Value"}
 
 
-def hdf5_to_parquet(h5path: Path, data_dir: Path, split: str, schema: pa.Schema) -> list[Path]:
-    """Copy one HDF5 export (its query's Arrow ``schema``) into Parquet shards of ``split``."""
-    columns = _columns_of(schema)
-    with h5py.File(h5path, "r") as h5:
-        for c in columns:  # as the export planned them (on the unsplit query)
-            c.nullable = c.name + "_isnull" in h5
-            c.as_float = c.kind in ("int", "bool") and h5[c.name].dtype.kind == "f"
-        n = int(h5.attrs["row_count"])
-        nb, s = len(h5.attrs["bands"]), int(h5.attrs["size"])
-        planes = [p for p in PLANES if p in h5]
-        fields = [pa.field(p, _cube_type(np.dtype(PLANES[p][0]), nb, s)) for p in planes]
-        for c in columns:
-            fields.append(pa.field(c.name, _arrow_type(c, schema.field(c.name))))
+class _Shards:
+    """The Parquet shards of one split, written straight from the export's stream: the writer
+    fills a :class:`~warehouse.export.rowgroups.RowGroupFile` as it would an HDF5 file, and each
+    row group goes to its shard as soon as all its rows are complete (catalog and pixels), so
+    the values are those the HDF5 export holds and memory is a few row groups."""
+
+    def __init__(self, data_dir: Path, split: str, schema: pa.Schema, opts: ExportOptions):
+        self.data_dir, self.split, self.schema, self.opts = data_dir, split, schema, opts
+        self.written: list[Path] = []
+        self.attrs: dict = {}
+        self.next = 0  # first row not yet written to Parquet
+        self.writer: pq.ParquetWriter | None = None
+
+    def sink(self, cv) -> Write:
+        """The export's ``write`` for the image table version ``cv``."""
+
+        def write(con, plan: _Plan, extra: dict, bar, batches) -> dict:
+            nb, s = len(plan.bands), self.opts.size
+            row_bytes = sum(np.dtype(PLANES[p][0]).itemsize * nb * s * s for p in plan.planes)
+            self.group = max(1, min(1000, HF_ROW_GROUP_BYTES // max(row_bytes, 1)))
+            self.per_shard = self.group * max(1, HF_SHARD_BYTES // (self.group * max(row_bytes, 1)))
+            self.rows, self.shards = plan.rows, max(1, math.ceil(plan.rows / self.per_shard))
+            self.file = RowGroupFile(self.group)
+            writer = _Writer(self.file, plan, cv, self.opts, bar)
+            self._layout(plan)
+            try:
+                _stream(con, writer, plan, bar, batches, on_rows=self.advance)
+                self.advance(plan.rows)
+            finally:
+                writer.close()
+                self._close()
+            _attributes(self.file, plan, self.opts, self.split, extra)
+            self.attrs = self.file.plain_attrs()
+            return dict(sorted(writer.fit_counts.items()))
+
+        return write
+
+    def _layout(self, plan: _Plan) -> None:
+        """The Arrow schema of the shards (with the ``datasets`` features) and writer options."""
+        nb, s = len(plan.bands), self.opts.size
+        self.planes = list(plan.planes)
+        self.columns = plan.columns
+        fields = [pa.field(p, _cube_type(np.dtype(PLANES[p][0]), nb, s)) for p in self.planes]
+        for c in self.columns:
+            fields.append(pa.field(c.name, _arrow_type(c, self.schema.field(c.name))))
         fields += [
             pa.field("fit_action", pa.string()),
             pa.field("zeropoint", pa.list_(pa.float64(), nb)),
             pa.field("image_simulated", pa.bool_()),
         ]
-        missing = sorted(k for k in h5 if k.startswith("missing_"))
-        fields += [pa.field(k, pa.bool_()) for k in missing]
+        self.missing = sorted(k for k in self.file if k.startswith("missing_"))
+        fields += [pa.field(k, pa.bool_()) for k in self.missing]
         features = {f.name: _feature(f.type) for f in fields}
-        target = pa.schema(
+        self.target = pa.schema(
             fields, metadata={"huggingface": json.dumps({"info": {"features": features}})}
         )
-        row_bytes = sum(np.dtype(PLANES[p][0]).itemsize * nb * s * s for p in planes)
-        group = max(1, min(1000, HF_ROW_GROUP_BYTES // max(row_bytes, 1)))
-        per_shard = group * max(1, HF_SHARD_BYTES // (group * max(row_bytes, 1)))
-        shards = max(1, math.ceil(n / per_shard))
-        scalar = [f.name for f in fields if f.name not in planes]
-        strings = [c.name for c in columns if c.kind == "string"] + ["fit_action"]
-        written = []
-        for k in range(shards):
-            path = data_dir / f"{split}-{k:05d}-of-{shards:05d}.parquet"
-            with pq.ParquetWriter(
-                path,
-                target,
-                compression={f.name: "none" if f.name in planes else "snappy" for f in fields},
-                use_dictionary=strings,
-                write_statistics=scalar,
-            ) as writer:
-                for a in range(k * per_shard, min(n, (k + 1) * per_shard), group):
-                    b = min(a + group, n, (k + 1) * per_shard)
-                    writer.write_table(_rows(h5, a, b, target, planes, columns, missing), group)
-            written.append(path)
-    return written
+        scalar = [f.name for f in fields if f.name not in self.planes]
+        strings = [c.name for c in self.columns if c.kind == "string"] + ["fit_action"]
+        self.writer_options = {
+            "compression": {f.name: "none" if f.name in self.planes else "snappy" for f in fields},
+            "use_dictionary": strings,
+            "write_statistics": scalar,
+        }
+
+    def advance(self, done: int) -> None:
+        """Rows 0 .. done-1 are complete: write every row group they fill."""
+        while self.next < self.rows:
+            k = self.next // self.per_shard
+            b = min(self.next + self.group, self.rows, (k + 1) * self.per_shard)
+            if b > done:
+                return
+            if self.writer is None:
+                self._open(k)
+            assert self.writer is not None
+            table = _rows(
+                self.file, self.next, b, self.target, self.planes, self.columns, self.missing
+            )
+            self.writer.write_table(table, self.group)
+            del table
+            self.file.release(self.next // self.group)
+            self.next = b
+            if b == min(self.rows, (k + 1) * self.per_shard):
+                self._close()
+
+    def _open(self, k: int) -> None:
+        path = self.data_dir / f"{self.split}-{k:05d}-of-{self.shards:05d}.parquet"
+        self.writer = pq.ParquetWriter(path, self.target, **self.writer_options)
+        self.written.append(path)
+
+    def _close(self) -> None:
+        if self.writer is None and not self.written:  # no rows at all: one empty shard
+            self._open(0)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def _rows(h5, a: int, b: int, target: pa.Schema, planes, columns, missing) -> pa.Table:
+    """Rows ``a:b`` of the export ``h5`` (a :class:`RowGroupFile`) as a table of ``target``."""
     arrays = [_cube(h5[p][a:b]) for p in planes]
     for c in columns:
         arrays.append(_column(h5, c, a, b, target.field(c.name).type))
-    arrays.append(pa.array(h5["fit_action"].asstr()[a:b], pa.string()))
+    arrays.append(_arrow(h5["fit_action"].asstr()[a:b]))
     zp = np.ascontiguousarray(h5["zeropoint"][a:b], dtype=np.float64)
-    arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(zp.reshape(-1)), zp.shape[1]))
-    arrays.append(pa.array(h5["image_simulated"][a:b]))
-    arrays += [pa.array(h5[k][a:b]) for k in missing]
+    arrays.append(pa.FixedSizeListArray.from_arrays(_arrow(zp.reshape(-1)), zp.shape[1]))
+    arrays.append(_arrow(h5["image_simulated"][a:b]))
+    arrays += [_arrow(h5[k][a:b]) for k in missing]
     return pa.Table.from_arrays(arrays, schema=target)
 
 
 def _column(h5, c: _Column, a: int, b: int, t: pa.DataType) -> pa.Array:
     nulls = h5[c.name + "_isnull"][a:b] if c.nullable else None
     if c.kind == "string":
-        values = h5[c.name].asstr()[a:b]
-        return pa.array(values, pa.string(), mask=nulls)
+        return _arrow(h5[c.name].asstr()[a:b], nulls)
     values = h5[c.name][a:b]
     if c.as_float and nulls is not None:  # NaN stands for NULL; every other value is exact
         filled = np.where(nulls, 0, values)
         kind = np.bool_ if c.kind == "bool" else np.int64
-        return pa.array(filled.astype(kind), mask=nulls).cast(t)
-    return pa.array(values, mask=nulls).cast(t)
+        return _arrow(filled.astype(kind), nulls).cast(t)
+    return _arrow(values, nulls).cast(t)
+
+
+def _arrow(values: np.ndarray, nulls: np.ndarray | None = None) -> pa.Array:
+    """``pa.array(values, mask=nulls)`` for 1-D numbers, booleans and ``str`` objects, built
+    from buffers: ``pa.array`` imports pandas (a third of a second) on its first call."""
+    n = len(values)
+    validity = None
+    if nulls is not None and nulls.any():
+        validity = pa.py_buffer(np.packbits(~np.asarray(nulls, bool), bitorder="little"))
+    if values.dtype == object:  # text
+        encoded = [v.encode("utf-8") for v in values]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        data = pa.py_buffer(b"".join(encoded))
+        return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), data])
+    if values.dtype == bool:
+        bits = pa.py_buffer(np.packbits(values, bitorder="little"))
+        return pa.Array.from_buffers(pa.bool_(), n, [validity, bits])
+    values = np.ascontiguousarray(values)
+    typ = pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(values)])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import h5py
@@ -19,12 +19,13 @@ from warehouse import progress
 from warehouse.cutouts import band_column, combine_fit_actions
 from warehouse.errors import ExportError
 from warehouse.export.attrs import OWN_DATASETS
-from warehouse.export.columns import _PREFIX, _Label, _values, to_numpy
+from warehouse.export.columns import _PREFIX, _Label, _values, _view, to_numpy
 from warehouse.export.options import PLANES, ExportOptions
 from warehouse.export.plan import _Plan
 from warehouse.images.fit import fit_to_size
 
 WRITE_BLOCK_ROWS = 64  # images assembled per HDF5 write
+CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
 
 
 @functools.lru_cache(maxsize=4096)
@@ -144,9 +145,9 @@ class _Writer:
             )
             for b in bands
         ]
-        heights = [to_numpy(h.fill_null(0)) for h, _ in cols]
-        widths = [to_numpy(w.fill_null(0)) for _, w in cols]
-        valid = [to_numpy(h.is_valid()) for h, _ in cols]
+        heights = [_int_or_zero(h) for h, _ in cols]
+        widths = [_int_or_zero(w) for _, w in cols]
+        valid = [_valid(h) for h, _ in cols]
         actions = []
         for i in range(n):
             shapes = tuple(
@@ -166,7 +167,7 @@ class _Writer:
         self.sim[start:stop] = to_numpy(batch.column(_PREFIX + "simulated"))
         for b, dset in self.missing.items():
             col = batch.column(_PREFIX + band_column(b, "height"))
-            dset[start:stop] = to_numpy(col.is_null())
+            dset[start:stop] = ~_valid(col)
 
     def _buffer(self, plane: str, dtype) -> np.ndarray:
         """One reused block per plane: fresh 20 MB arrays would cost a page fault per 4 KB."""
@@ -231,7 +232,7 @@ class _Writer:
             if band_column(b, w) in names
         ]
         meta = pf.read(columns=["object_id", *shape_cols])
-        stored = meta.column("object_id").to_numpy()
+        stored = to_numpy(meta.column("object_id"))
         sorter = np.argsort(stored, kind="stable")
         at = np.searchsorted(stored, ids, sorter=sorter)
         pos = sorter[np.clip(at, 0, len(stored) - 1)]
@@ -240,13 +241,9 @@ class _Writer:
         shapes = {}
         for b in bands:
             if band_column(b, "height") in names:
-                h = meta.column(band_column(b, "height")).take(pa.array(pos))
-                w = meta.column(band_column(b, "width")).take(pa.array(pos))
-                shapes[b] = (
-                    to_numpy(h),
-                    to_numpy(w),
-                    to_numpy(h.is_valid()),
-                )
+                h = meta.column(band_column(b, "height"))
+                w = meta.column(band_column(b, "width"))
+                shapes[b] = (_int_or_zero(h)[pos], _int_or_zero(w)[pos], _valid(h)[pos])
         del meta
         for plane in self.planes:
             dtype, missing_value, pad = PLANES[plane]
@@ -258,7 +255,7 @@ class _Writer:
             for b in bands:
                 name = band_column(b, plane)
                 if name in names:
-                    views[b] = _binary_view(table.column(name).combine_chunks())
+                    views[b] = _binary_view(_one_chunk(table.column(name)))
             full = all(
                 b in views
                 and views[b][2][pos].all()
@@ -266,16 +263,23 @@ class _Writer:
                 and (shapes[b][1] == self.size).all()
                 for b in bands
             )
-            buffer = self._buffer(plane, dtype)
             cubes = _cubes(views, bands, self.size, view) if full else None
-            for a, b_ in _runs(rows, WRITE_BLOCK_ROWS):
-                block = buffer[: b_ - a]
+            dset = self.images[plane]
+            # Row groups of an hf export (RowGroupDataset) are assembled in place, one at a time;
+            # an HDF5 dataset gets blocks of a reused buffer.
+            in_place = getattr(dset, "view", None)
+            group = getattr(dset, "group", None)
+            buffer = self._buffer(plane, dtype) if in_place is None else np.empty(0, dtype)
+            for a, b_ in _runs(rows, group or WRITE_BLOCK_ROWS, group):
+                r0 = int(rows[a])
+                block = buffer[: b_ - a] if in_place is None else in_place(r0, r0 + b_ - a)
                 if cubes is not None:  # every band S x S in this file: whole-band copies
                     p0, p1 = int(pos[a]), int(pos[b_ - 1]) + 1
                     consecutive = p1 - p0 == b_ - a and bool((np.diff(pos[a:b_]) == 1).all())
                     for bi, cube in enumerate(cubes):
                         block[:, bi] = cube[p0:p1] if consecutive else cube[pos[a:b_]]
-                    self.images[plane][rows[a] : rows[a] + (b_ - a)] = block
+                    if in_place is None:
+                        dset[r0 : r0 + (b_ - a)] = block
                     continue
                 if not full:  # else every pixel is written below
                     block.fill(missing_value)
@@ -294,8 +298,75 @@ class _Writer:
                         if dst != (slice(0, self.size), slice(0, self.size)):
                             out[...] = pad
                         out[dst] = px[src]  # = fit_to_size(px, size, fill=pad), no temporaries
-                self.images[plane][rows[a] : rows[a] + (b_ - a)] = block
+                if in_place is None:
+                    dset[r0 : r0 + (b_ - a)] = block
             del table, views
+
+
+def _stream(
+    con,
+    writer: _Writer,
+    plan: _Plan,
+    bar,
+    batches: Iterator[pa.RecordBatch] | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> None:
+    """Catalog rows in order, batch by batch; each image partition's pixels once its rows are
+    all known. ``batches``: the same rows in the same batches, computed on Dask. ``on_rows(k)``
+    is told whenever rows 0 .. k-1 are all written (catalog and pixels)."""
+    stream = batches
+    if stream is None:
+        stream = con.sql(
+            f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
+            params=plan.params or None,
+        ).to_arrow_reader(CATALOG_BATCH_ROWS)
+    start = 0
+    current = -1
+    pending_rows: list[np.ndarray] = []
+    pending_ids: list[np.ndarray] = []
+
+    def flush() -> None:
+        if current >= 0 and pending_rows:
+            writer.write_partition(
+                current, np.concatenate(pending_rows), np.concatenate(pending_ids)
+            )
+        pending_rows.clear()
+        pending_ids.clear()
+
+    for batch in stream:
+        n = batch.num_rows
+        if n == 0:
+            continue
+        writer.write_batch(batch, start)
+        has = to_numpy(batch.column(_PREFIX + "has_cutout"))
+        h29 = to_numpy(batch.column(_PREFIX + "h29"))
+        ids = to_numpy(batch.column("object_id"))
+        part = writer.partition_of(h29.astype(np.int64))
+        rows = np.arange(start, start + n)
+        sel = np.flatnonzero(has)
+        if sel.size:
+            writer.read_ahead(int(part[sel[0]]) if current < 0 else current)
+        for k in np.unique(part[sel]).tolist():
+            if k < 0:  # pragma: no cover - a cutout row always sits in a partition
+                raise ExportError("a cutout lies outside every partition of its table")
+            if k != current:
+                flush()
+                current = k
+            in_k = sel[part[sel] == k]
+            pending_rows.append(rows[in_k])
+            pending_ids.append(ids[in_k])
+        start += n
+        bar.update(n)
+        if on_rows is not None:  # rows before the pending partition's first are complete
+            on_rows(int(pending_rows[0][0]) if pending_rows else start)
+    flush()
+    if on_rows is not None:
+        on_rows(start)
+    if start != plan.rows:
+        raise ExportError(
+            f"the query returned {start} rows while writing but {plan.rows} when counted; "
+            "did the warehouse change meanwhile? Export again."
+        )
 
 
 def _cubes(views: dict, bands, size: int, view: str) -> list[np.ndarray] | None:
@@ -328,6 +399,27 @@ def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
         )
 
 
+def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (``combine_chunks`` copies even one)."""
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
+def _valid(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Where ``col`` is not NULL, as a bool array."""
+    arr = _one_chunk(col) if isinstance(col, pa.ChunkedArray) else col
+    if arr.null_count == 0:
+        return np.ones(len(arr), bool)
+    return to_numpy(arr.is_valid())
+
+
+def _int_or_zero(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An integer column's values with 0 at NULLs (``fill_null(0)`` builds a pyarrow scalar
+    from a Python int, which imports pandas: a third of a second in a fresh process)."""
+    arr = _one_chunk(col) if isinstance(col, pa.ChunkedArray) else col
+    values = _view(arr)
+    return values if arr.null_count == 0 else np.where(_valid(arr), values, 0)
+
+
 def _binary_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets, bytes and validity of a binary array, without copying the bytes."""
     if not pa.types.is_binary(arr.type):
@@ -340,16 +432,22 @@ def _binary_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return off, raw, valid
 
 
-def _runs(rows: np.ndarray, block: int) -> Iterator[tuple[int, int]]:
-    """[a, b) index ranges of ``rows`` that are consecutive integers, at most ``block`` long."""
+def _runs(rows: np.ndarray, block: int, align: int | None = None) -> Iterator[tuple[int, int]]:
+    """[a, b) index ranges of ``rows`` that are consecutive integers, at most ``block`` long;
+    with ``align``, none holds rows of two row groups of ``align`` rows."""
     if rows.size == 0:
         return
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     starts = np.concatenate([[0], breaks])
     stops = np.concatenate([breaks, [rows.size]])
     for s, e in zip(starts.tolist(), stops.tolist(), strict=True):
-        for a in range(s, e, block):
-            yield a, min(a + block, e)
+        a = s
+        while a < e:
+            b = min(a + block, e)
+            if align:
+                b = min(b, a + align - int(rows[a]) % align)
+            yield a, b
+            a = b
 
 
 def _progress(total: int, desc: str, enabled: bool | None):
