@@ -6,9 +6,10 @@ Layout::
     <folder>/README.md                                  the dataset card (YAML + text; card.py)
     <folder>/data/<split>-00000-of-0000K.parquet        train, validation, test
 
-Each split is first written as the HDF5 export of the same query and options (in the temporary
-folder), then copied into Parquet, so the two formats hold the same rows in the same order
-(``_healpix_29``, ``object_id``) and exactly the same pixels. Columns:
+Each split is streamed by the HDF5 export's own planner and writer (same checks, same rows in
+the same order, ``_healpix_29`` then ``object_id``, exactly the same pixels), which write into
+row groups held in memory (:mod:`warehouse.export.rowgroups`) instead of an HDF5 file; each row
+group goes to its Parquet shard once all its rows are complete. Columns:
 
 * ``image`` (and ``variance``, ``mask`` when written): fixed-shape ``Array3D`` (bands, S, S),
   float32 (mask int32), stored uncompressed as nested fixed-size lists;
