@@ -21,7 +21,7 @@ import pytest
 
 from loaders import registry
 from tests.warehouse.compute.conftest import STRADDLE, straddling_field
-from warehouse.compute import dask_client
+from warehouse.compute import ENV_VAR, dask_client
 from warehouse.config import Config
 from warehouse.core import Warehouse
 from warehouse.errors import ComputeError
@@ -117,6 +117,22 @@ def test_a_load_on_two_worker_processes_writes_the_same_bytes_and_views(
         [STRADDLE],
     )
     assert group.column("kept").to_pylist() == [True, False]  # A kept across the border
+
+
+def test_the_scheduler_comes_from_the_environment_or_warehouse_toml(
+    tmp_path, inputs, scheduler, monkeypatch
+):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    configured = Warehouse.init(
+        tmp_path / "toml", Config(max_rows_per_partition=200, dask=scheduler)
+    )
+    said: list[str] = []
+    configured.load(registry.get("hsc-specz"), [inputs["specz"]], echo=said.append)
+    assert f"on the Dask cluster {scheduler} (2 worker thread(s))" in said
+    monkeypatch.setenv(ENV_VAR, scheduler)
+    said = _load(tmp_path / "env", inputs, STEPS[2:])
+    assert f"on the Dask cluster {scheduler} (2 worker thread(s))" in said
+    assert _files(tmp_path / "env") == _files(tmp_path / "toml")
 
 
 def _free_port() -> int:
