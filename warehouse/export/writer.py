@@ -349,10 +349,12 @@ def _stream(
         for k in np.unique(part[sel]).tolist():
             if k < 0:  # pragma: no cover - a cutout row always sits in a partition
                 raise ExportError("a cutout lies outside every partition of its table")
+            in_k = sel[part[sel] == k]
             if k != current:
                 flush()
                 current = k
-            in_k = sel[part[sel] == k]
+                if on_rows is not None:  # every row before this partition's first is complete
+                    on_rows(int(rows[in_k[0]]))
             pending_rows.append(rows[in_k])
             pending_ids.append(ids[in_k])
         start += n
