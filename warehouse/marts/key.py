@@ -12,6 +12,7 @@ unrelated table (cutouts, labels) keeps the copy valid:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -65,17 +66,9 @@ def version_id(table: db.BaseTable) -> str:
 
 
 def settings(config: Config) -> dict[str, object]:
-    """The settings of ``warehouse.toml`` the views read (``gwh_settings``, ``gwh_bands``)."""
-    s = config.splits
-    return {
-        "salt": s.salt,
-        "mode": s.mode,
-        "healpix_order": s.healpix_order,
-        "train": s.train,
-        "validation": s.validation,
-        "test": s.test,
-        "bands": list(config.bands),
-    }
+    """The settings of ``warehouse.toml`` the views read: the whole ``[splits]`` section (what
+    ``gwh_settings`` holds, so a split setting added later is covered too) and the bands."""
+    return {**dataclasses.asdict(config.splits), "bands": list(config.bands)}
 
 
 def fingerprint(
