@@ -320,6 +320,17 @@ def write_collection(dest: Path, spec: TableSpec, primary: str, margin: str | No
     _write_properties_file(dest / COLLECTION_PROPERTIES, props)
 
 
+TIME_PROPERTIES = ("hats_creation_date", "hats_release_date")
+"""The ``hats.properties`` keys that record when a version was written, not what it holds."""
+
+
+def without_time_properties(data: bytes) -> bytes:
+    """``hats.properties`` bytes without the :data:`TIME_PROPERTIES` lines: two writes of the
+    same rows compare equal whatever minute (or day) each was made in."""
+    keys = tuple(k.encode() + b"=" for k in TIME_PROPERTIES)
+    return b"".join(line for line in data.splitlines(keepends=True) if not line.startswith(keys))
+
+
 def _write_properties_file(path: Path, props: dict[str, str]) -> None:
     text = "".join(f"{k}={v}\n" for k, v in props.items())
     path.write_text(text, encoding="utf-8")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from warehouse.compute import ENV_VAR, dask_client
 from warehouse.config import Config
 from warehouse.core import Warehouse
 from warehouse.errors import ComputeError
+from warehouse.store.versions import without_time_properties
 
 CLI = Path(__file__).resolve().parents[3] / "cli.py"
 VIEWS = ("hsc_forced", "hsc_specz", "deduplicated", "ml_objects")
@@ -73,9 +73,6 @@ def _config() -> Config:
     return Config(max_rows_per_partition=200)
 
 
-_CREATED = re.compile(rb"^hats_creation_date=.*$", re.MULTILINE)
-
-
 def _files(root: Path) -> dict[str, str]:
     """SHA-256 of every file of the committed versions under catalogs/ (the links ``current``
     not followed; a killed writer's ``.tmp-*`` folders, which no reader sees, left out)."""
@@ -86,8 +83,8 @@ def _files(root: Path) -> dict[str, str]:
             path = Path(folder) / name
             if not path.is_symlink():
                 data = path.read_bytes()
-                if name == "hats.properties":  # the creation time (to the minute) may differ
-                    data = _CREATED.sub(b"", data)
+                if name == "hats.properties":  # written in another minute, maybe
+                    data = without_time_properties(data)
                 out[path.relative_to(root).as_posix()] = hashlib.sha256(data).hexdigest()
     return out
 
