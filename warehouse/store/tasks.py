@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +80,15 @@ def local_map(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[
 @dataclass(frozen=True)
 class RunSlice:
     """Rows ``start:stop`` of a sorted run (an Arrow IPC file); ``keep``: a ``.npy`` boolean
-    array over the whole run of the rows that win across inputs (None: all)."""
+    array over the whole run of the rows that win across inputs (None: all). ``rows``: the run
+    itself while the load holds it in memory (tasks run in this process read it there; a
+    mapper that runs them elsewhere gets runs written to ``path`` and no ``rows``)."""
 
     path: str
     start: int
     stop: int
     keep: str | None = None
+    rows: pa.Table | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,10 @@ def write_partition_task(task: PartitionTask) -> PartitionResult:
 
 def read_run_slice(piece: RunSlice) -> pa.Table:
     """The rows of ``piece``, winners only: memory-mapped, so only its pages are read, and
-    unmapped when the table is dropped."""
+    unmapped when the table is dropped (or a zero-copy slice of the run held in memory)."""
+    if piece.rows is not None:
+        table = piece.rows.slice(piece.start, piece.stop - piece.start)
+        return _winners(table, piece)
     with pa.memory_map(piece.path, "r") as source:
         reader = pa.ipc.open_file(source)
         batches, offset = [], 0
@@ -179,6 +185,10 @@ def read_run_slice(piece: RunSlice) -> pa.Table:
             if offset >= piece.stop:
                 break
         table = pa.Table.from_batches(batches, reader.schema)
+    return _winners(table, piece)
+
+
+def _winners(table: pa.Table, piece: RunSlice) -> pa.Table:
     if piece.keep is not None:
         keep = np.load(piece.keep, mmap_mode="r")[piece.start : piece.stop]
         table = table.filter(pa.array(np.asarray(keep)))
