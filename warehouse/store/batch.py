@@ -167,6 +167,8 @@ class UpsertBatch:
             if mapper is not None and self._spill is None and self._memory:
                 if self._spillable(self._memory):
                     self._spill_memory()
+            if mapper is not None and self._spill is not None:
+                self._spill.flush()  # the tasks run elsewhere: every run on disk
             if self._spill is None:
                 return self._merge_in_memory(
                     dest, max_rows=max_rows, max_order=max_order, margin_arcsec=margin_arcsec

@@ -3,10 +3,13 @@ by partition, so a load holds one input file (not the whole load) in memory and 
 partition once however many files it loads.
 
 Each input table (one file's rows for one table, with positions) is cut into runs of at most
-:data:`RUN_ROWS` rows; each run is sorted by ``_healpix_29`` and key and written to an Arrow IPC
-file in the load's scratch folder. :meth:`Spill.rows_in` reads back the rows of one HEALPix range
-from every run. A key in several inputs keeps the row of the latest (:meth:`Spill.finish` marks
-the winners): the same result as loading the files one after the other, each replacing the last.
+:data:`RUN_ROWS` rows; each run is sorted by ``_healpix_29`` and key. The first runs, up to
+:data:`RESIDENT_BYTES`, stay in memory (a load that fits is never written twice); the others
+are written to Arrow IPC files in the load's scratch folder (:meth:`Spill.flush` writes the
+resident ones too, for tasks run by other processes). :meth:`Spill.rows_in` reads back the rows
+of one HEALPix range from every run. A key in several inputs keeps the row of the latest
+(:meth:`Spill.finish` marks the winners): the same result as loading the files one after the
+other, each replacing the last.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ __all__ = ["RUN_ROWS", "Spill"]
 
 RUN_ROWS = 500_000
 """Rows sorted at once: a run's sorted copy is the only copy a spill makes in memory."""
+RESIDENT_BYTES = 512 << 20
+"""Bytes of sorted runs a spill keeps in memory (512 MiB): a load of that size writes no run to
+disk; a larger one writes only the runs beyond it, so memory stays bounded."""
 BATCH_ROWS = 65_536
 """Rows per IPC record batch: the granularity of reading a HEALPix range back."""
 
@@ -41,6 +47,7 @@ class _Run:
     keys: pa.Array  # in the run's (sorted) order
     source: str = ""  # the input it came from
     keep: np.ndarray | None = None  # rows that win across inputs (None: all)
+    table: pa.Table | None = None  # the run, while it is held in memory (else at ``path``)
 
 
 class Spill:
@@ -58,6 +65,7 @@ class Spill:
         self._last_source: str | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-spill")
         self._pending: Future | None = None
+        self._resident = 0  # bytes of the runs held in memory
 
     def add(self, table: pa.Table, schema: pa.Schema, source: str = "") -> None:
         """Spill one input's rows (already checked, with ra/dec), cast to ``schema``.
@@ -89,14 +97,26 @@ class Spill:
         for start in range(0, table.num_rows, RUN_ROWS):
             part = table.slice(start, RUN_ROWS)
             order = sort_order(part, self.key)
-            part = part.take(pa.array(order)).select(schema.names)
-            path = self.folder / f"run-{len(self.runs):05d}.arrow"
-            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-                writer.write_table(part.cast(schema), max_chunksize=BATCH_ROWS)
+            part = part.take(pa.array(order)).select(schema.names).cast(schema)
             keys = key_values(part, self.key)
             h29 = part.column(SPATIAL_INDEX_COLUMN).to_numpy()
-            self.runs.append(_Run(path, seq, h29, keys, source))
-            del part
+            run = _Run(self.folder / f"run-{len(self.runs):05d}.arrow", seq, h29, keys, source)
+            if self._resident + part.nbytes <= RESIDENT_BYTES:
+                run.table = part  # never written: the tasks take their slices from memory
+                self._resident += part.nbytes
+            else:
+                _write_run(part, run.path)
+            self.runs.append(run)
+            del part, run
+
+    def flush(self) -> None:
+        """Write the runs held in memory to their files (tasks in other processes read them)."""
+        self.wait()
+        for r in self.runs:
+            if r.table is not None:
+                _write_run(r.table, r.path)
+                r.table = None
+        self._resident = 0
 
     def finish(self) -> pa.Array:
         """Mark the rows that win across inputs; returns every new key once."""
@@ -151,7 +171,7 @@ class Spill:
             b = int(np.searchsorted(r.h29, hi, "left"))
             if b <= a:
                 continue
-            piece = _read_rows(r.path, a, b)
+            piece = r.table.slice(a, b - a) if r.table is not None else _read_rows(r.path, a, b)
             if r.keep is not None:
                 piece = piece.filter(pa.array(r.keep[a:b]))
             if piece.num_rows:
@@ -173,7 +193,7 @@ class Spill:
                 if not keep_file.exists():
                     np.save(keep_file, r.keep)
                 keep = str(keep_file)
-            out.append(RunSlice(str(r.path), a, b, keep))
+            out.append(RunSlice(str(r.path), a, b, keep, r.table))
         return out
 
     def read_inputs(self) -> list[pa.Table]:
@@ -181,6 +201,9 @@ class Spill:
         self.wait()
         out: dict[int, list[pa.Table]] = {}
         for r in self.runs:
+            if r.table is not None:
+                out.setdefault(r.seq, []).append(r.table)
+                continue
             with pa.OSFile(str(r.path), "rb") as source:
                 out.setdefault(r.seq, []).append(pa.ipc.open_file(source).read_all())
         return [pa.concat_tables(out[k], promote_options="permissive") for k in sorted(out)]
@@ -191,6 +214,9 @@ class Spill:
         for r in self.runs:
             if r.source in sources:
                 r.path.unlink(missing_ok=True)
+                if r.table is not None:
+                    self._resident -= r.table.nbytes
+                    r.table = None
         self.runs = [r for r in self.runs if r.source not in sources]
 
     def close(self) -> None:
@@ -200,7 +226,15 @@ class Spill:
             with contextlib.suppress(BaseException):
                 pending.result()
         self._pool.shutdown(wait=True)
+        for r in self.runs:
+            r.table = None
+        self._resident = 0
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write_run(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=BATCH_ROWS)
 
 
 def _read_rows(path: Path, a: int, b: int) -> pa.Table:

@@ -65,11 +65,14 @@ def _batch(previous, tables, dest, scratch):
     return batch.commit(dest, max_rows=800, max_order=10, margin_arcsec=10.0)
 
 
-@pytest.fixture(params=["spilled", "in memory"])
+@pytest.fixture(params=["runs on disk", "runs in memory", "in memory"])
 def budget(request, monkeypatch):
-    """Both ways to hold a load's rows: sorted runs on disk, or memory (under the budget)."""
-    if request.param == "spilled":
+    """Every way to hold a load's rows: sorted runs on disk, sorted runs held in memory (under
+    the spill's budget), or the inputs themselves in memory (under the batch's budget)."""
+    if request.param.startswith("runs"):
         monkeypatch.setattr("warehouse.store.batch.MEMORY_BUDGET", 0)
+    if request.param == "runs on disk":
+        monkeypatch.setattr("warehouse.store.spill.RESIDENT_BYTES", 0)
     return request.param
 
 
@@ -121,7 +124,9 @@ def test_inputs_without_positions_or_other_columns_are_combined_in_memory(tmp_pa
     assert _content(got).column("flag").to_pylist().count(True) == 50
 
 
-def test_spill_reads_back_ranges_across_batches(tmp_path, monkeypatch):
+@pytest.mark.parametrize("resident", [0, 1 << 30])
+def test_spill_reads_back_ranges_across_batches(tmp_path, monkeypatch, resident):
+    monkeypatch.setattr("warehouse.store.spill.RESIDENT_BYTES", resident)
     monkeypatch.setattr("warehouse.store.spill.RUN_ROWS", 700)
     monkeypatch.setattr("warehouse.store.spill.BATCH_ROWS", 64)
     t = _inputs(n_files=1)[0]
@@ -135,6 +140,11 @@ def test_spill_reads_back_ranges_across_batches(tmp_path, monkeypatch):
     assert rows.num_rows == 2400
     h = rows.column("_healpix_29").to_numpy()
     assert ((h >= lo) & (h < hi)).all()
+    on_disk = sorted(p.name for p in (tmp_path / "s").glob("run-*.arrow"))
+    assert len(on_disk) == (0 if resident else len(spill.runs))
+    spill.flush()  # for tasks in other processes: every run on disk, the same rows
+    assert len(list((tmp_path / "s").glob("run-*.arrow"))) == len(spill.runs)
+    assert pa.concat_tables(spill.rows_in(lo, hi)).equals(rows)
     spill.close()
     assert not (tmp_path / "s").exists()
 
