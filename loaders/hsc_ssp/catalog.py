@@ -51,9 +51,9 @@ REQUIRED_SPECZ = (
 )
 """The columns a specz export must have (the archive's pdr2_wide.specz names)."""
 
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 250_000
 """Rows of a large Parquet or FITS export read at once (``prepare_chunks`` of both loaders): a
-load's memory holds one chunk, not the file."""
+load's memory holds one chunk, not the file, and one chunk is sorted while the next is read."""
 
 
 def _specz_names() -> set[str]:
