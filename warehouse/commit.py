@@ -24,7 +24,8 @@ from warehouse import db, locks, progress
 from warehouse.compute.cluster import check_address, resolve_address
 from warehouse.compute.mapping import ClusterMapper, cluster_mapper
 from warehouse.errors import LoadError
-from warehouse.files import DB_NAME, file_sha256
+from warehouse.files import DB_NAME, background_sha256
+from warehouse.load_once import LoadOnce, hashed_first, loaded_at
 from warehouse.loading import Loader, LoadResult, PreparedBatch
 from warehouse.marts.build import materialise
 from warehouse.store import CatalogVersion, TableSpec, read_version
@@ -33,6 +34,17 @@ from warehouse.store.contracts import base_tables
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
+
+__all__ = [
+    "collect_garbage",
+    "commit_load",
+    "ingest_prepared",
+    "load",
+    "loaded_at",
+    "point_current",
+    "protected_versions",
+    "remove_orphans",
+]
 
 
 def _max_rows(wh: Warehouse, spec: TableSpec) -> int:
@@ -81,40 +93,28 @@ def load(
         )
     loader_name = loader.name
     results: list[LoadResult] = []
-    todo: list[tuple[Path, str]] = []
     address = resolve_address(dask, wh.config.dask)
     if address is not None:
         check_address(address)  # before reading any file
     with wh.writing():
-        seen: set[str] = set()
+        files = []
         for raw in paths:
             path = Path(raw)
             if not path.is_file():
                 raise LoadError(f"{path}: no such file. Check the path.")
-            with progress.bar(
-                path.stat().st_size, desc=path.name, unit="B", unit_scale=True
-            ) as bar:
-                bar.set_postfix_str("checksum")
-                sha = file_sha256(path, on_bytes=bar.update)
-            when = loaded_at(wh, sha, loader_name)
-            if when is not None or sha in seen:
-                what = f"already loaded ({when:%Y-%m-%d %H:%M} UTC)" if when else "given twice"
-                echo(f"{path}: {what}; nothing to do.")
-                results.append(LoadResult(str(path), loader_name, True, {}))
-                continue
-            seen.add(sha)
-            todo.append((path, sha))
+            files.append(path)
         describe = getattr(loader, "describe", None)
         with cluster_mapper(address, echo) as mapper:
             if describe is not None:  # a loader may say more (e.g. the labels it loaded)
+                todo = hashed_first(wh, loader_name, files, results, echo)
                 for path, sha in todo:
                     prepared = loader.prepare(path, wh)
                     results.append(commit_load(wh, path, sha, loader_name, prepared, mapper=mapper))
                     echo(describe(path, prepared, results[-1]))
-            elif todo:
-                results.extend(_load_together(wh, loader, todo, echo, mapper))
+            elif files:
+                results.extend(_load_together(wh, loader, files, echo, mapper))
             _materialise(wh, echo, mapper)
-            if todo and mapper is not None and not mapper.calls:
+            if any(not r.skipped for r in results) and mapper is not None and not mapper.calls:
                 echo(
                     f"nothing ran on the Dask cluster {address}: rows without positions, or "
                     "with other columns than the rows loaded with them, are merged here"
@@ -136,46 +136,55 @@ def _materialise(
 def _load_together(
     wh: Warehouse,
     loader: Loader,
-    todo: list[tuple[Path, str]],
+    files: list[Path],
     echo: Callable[[str], None],
     mapper: ClusterMapper | None = None,
 ) -> list[LoadResult]:
-    """Prepare every file, spill its rows, then commit one version per table."""
+    """Prepare every file not loaded yet, spill its rows, then commit one version per table.
+
+    Each file's SHA-256 (load-once) is computed in a thread while the files are read: a file
+    whose hash is known before it is read and says it was loaded is not read; one whose hash
+    comes later is read meanwhile, and its rows dropped if it was loaded (nothing written)."""
     with db.connect(wh.db_path) as con:
         registry = wh._registry(con)
     batches: dict[str, UpsertBatch] = {}
     per_file: list[dict[str, int]] = []
+    todo: list[tuple[Path, str]] = []
+    skipped: list[LoadResult] = []
     failure: LoadError | None = None
     chunks = getattr(loader, "prepare_chunks", None)  # large files, a part at a time
+    check = LoadOnce(wh, loader.name)
+
+    def skip(path: Path, why: str | None) -> bool:
+        if why:
+            echo(f"{path}: {why}; nothing to do.")
+            skipped.append(LoadResult(str(path), loader.name, True, {}))
+        return bool(why)
+
     try:
-        for path, _sha in todo:
-            with progress.bar(
-                path.stat().st_size, desc=path.name, unit="B", unit_scale=True
-            ) as bar:
-                bar.set_postfix_str("reading")
+        with background_sha256(files) as hashes:
+            for path, sha_of in zip(files, hashes, strict=True):
+                if path.resolve() in check.paths:
+                    skip(path, "given twice")
+                    continue
+                known = sha_of.done()  # else read while it is hashed, and asked after
+                if known and skip(path, check.skip(path, sha_of.result())):
+                    continue
                 marks = {name: b.checkpoint() for name, b in batches.items()}
                 counts: dict[str, int] = {}
                 try:
-                    parts = chunks(path, wh) if chunks else [loader.prepare(path, wh)]
-                    for prepared in parts:
-                        for item in prepared:
-                            name = item.spec.name
-                            if name not in batches:
-                                previous = _previous(wh, registry, name)
-                                batches[name] = UpsertBatch(item.spec, previous, _scratch(wh, name))
-                                marks[name] = 0
-                        checked = [batches[i.spec.name].check(i.table, str(path)) for i in prepared]
-                        for item, table in zip(prepared, checked, strict=True):
-                            batches[item.spec.name].add(table, str(path), checked=True)
-                            counts[item.spec.name] = counts.get(item.spec.name, 0) + table.num_rows
-                        del prepared, checked
+                    _read_file(wh, loader, path, chunks, registry, batches, marks, counts)
                 except LoadError as exc:  # commit the files before it, then report it
-                    for name, mark in marks.items():
-                        batches[name].rollback(mark)
+                    _rollback(batches, marks)
+                    if not known and skip(path, check.skip(path, sha_of.result())):
+                        continue
                     failure = exc
                     break
+                if not known and skip(path, check.skip(path, sha_of.result())):
+                    _rollback(batches, marks)  # read for nothing: its rows are dropped
+                    continue
                 per_file.append(counts)
-        todo = todo[: len(per_file)]
+                todo.append((path, sha_of.result()))
         records = [
             (str(path.resolve()), sha, name, n)
             for (path, sha), counts in zip(todo, per_file, strict=True)
@@ -195,7 +204,7 @@ def _load_together(
         for batch in batches.values():
             batch.close()
     totals = {name: cv.nrows for name, _v, _f, cv in created}
-    results = []
+    results = skipped
     for (path, _sha), counts in zip(todo, per_file, strict=True):
         result = LoadResult(
             str(path), loader.name, False, {t: (n, totals[t]) for t, n in counts.items()}
@@ -208,6 +217,40 @@ def _load_together(
     if failure is not None:
         raise failure
     return results
+
+
+def _read_file(
+    wh: Warehouse,
+    loader: Loader,
+    path: Path,
+    chunks: Callable | None,
+    registry: dict,
+    batches: dict[str, UpsertBatch],
+    marks: dict[str, int],
+    counts: dict[str, int],
+) -> None:
+    """Prepare one file (a part at a time with ``chunks``) and add its tables to ``batches``,
+    counting its rows per table in ``counts``; a batch it creates gets the mark 0."""
+    with progress.bar(path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as bar:
+        bar.set_postfix_str("reading")
+        parts = chunks(path, wh) if chunks else [loader.prepare(path, wh)]
+        for prepared in parts:
+            for item in prepared:
+                name = item.spec.name
+                if name not in batches:
+                    previous = _previous(wh, registry, name)
+                    batches[name] = UpsertBatch(item.spec, previous, _scratch(wh, name))
+                    marks[name] = 0
+            checked = [batches[i.spec.name].check(i.table, str(path)) for i in prepared]
+            for item, table in zip(prepared, checked, strict=True):
+                batches[item.spec.name].add(table, str(path), checked=True)
+                counts[item.spec.name] = counts.get(item.spec.name, 0) + table.num_rows
+            del prepared, checked
+
+
+def _rollback(batches: dict[str, UpsertBatch], marks: dict[str, int]) -> None:
+    for name, mark in marks.items():
+        batches[name].rollback(mark)
 
 
 def _previous(wh: Warehouse, registry: dict, name: str) -> CatalogVersion | None:
@@ -249,16 +292,6 @@ def ingest_prepared(
             )
         _materialise(wh)
     return results
-
-
-def loaded_at(wh: Warehouse, sha256: str, loader_name: str) -> dt.datetime | None:
-    """When a file with this SHA-256 was first loaded by this loader (UTC), or None."""
-    with db.connect(wh.db_path) as con:
-        row = con.execute(
-            "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
-            [sha256, loader_name],
-        ).fetchone()
-    return row[0] if row else None
 
 
 def commit_load(

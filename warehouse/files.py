@@ -17,7 +17,8 @@ import json
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ __all__ = [
     "Layout",
     "atomic_path",
     "atomic_write_bytes",
+    "background_sha256",
     "file_sha256",
     "host_tag",
     "json_hash",
@@ -58,6 +60,18 @@ def file_sha256(path: Path, on_bytes: Callable[[int], object] | None = None) -> 
             if on_bytes is not None:
                 on_bytes(len(block))
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def background_sha256(paths: Sequence[Path]) -> Iterator[list[Future[str]]]:
+    """The SHA-256 of each file, computed in order by one thread while the caller works (e.g.
+    reads the files: hashlib releases the GIL, so both cores are busy): a future per path.
+    Hashes not yet started when the block ends are cancelled."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-sha256")
+    try:
+        yield [pool.submit(file_sha256, Path(p)) for p in paths]
+    finally:  # a hash still running finishes in its thread; none not yet started does
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def sha256_hex(data: bytes | str) -> str:

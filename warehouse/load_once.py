@@ -1,0 +1,82 @@
+"""Load-once: a file already loaded by a loader (same SHA-256) is not loaded again, nor a file
+given twice in one command. :func:`warehouse.commit.load` hashes the files in a thread while it
+reads them (:func:`warehouse.files.background_sha256`) and asks :class:`LoadOnce` about each in
+order; loaders that commit file by file hash first (:func:`hashed_first`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from warehouse import db, progress
+from warehouse.files import file_sha256
+from warehouse.loading import LoadResult
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+__all__ = ["LoadOnce", "hashed_first", "loaded_at"]
+
+
+def loaded_at(wh: Warehouse, sha256: str, loader_name: str) -> dt.datetime | None:
+    """When a file with this SHA-256 was first loaded by this loader (UTC), or None."""
+    with db.connect(wh.db_path) as con:
+        row = con.execute(
+            "SELECT min(loaded_at) FROM gwh_loads WHERE sha256 = ? AND loader = ?",
+            [sha256, loader_name],
+        ).fetchone()
+    return row[0] if row else None
+
+
+def hashed_first(
+    wh: Warehouse,
+    loader_name: str,
+    files: list[Path],
+    skipped: list[LoadResult],
+    echo: Callable[[str], None],
+) -> list[tuple[Path, str]]:
+    """(path, SHA-256) of the files to load, hashed first; the others reported in ``skipped``."""
+    todo = []
+    check = LoadOnce(wh, loader_name)
+    for path in files:
+        with progress.bar(path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as bar:
+            bar.set_postfix_str("checksum")
+            sha = file_sha256(path, on_bytes=bar.update)
+        why = check.skip(path, sha)
+        if why:
+            echo(f"{path}: {why}; nothing to do.")
+            skipped.append(LoadResult(str(path), loader_name, True, {}))
+        else:
+            todo.append((path, sha))
+    return todo
+
+
+class LoadOnce:
+    """Load-once: why a file is skipped (loaded before by this loader, or given twice in this
+    command: same SHA-256), else None; asked in the order the files are loaded."""
+
+    def __init__(self, wh: Warehouse, loader_name: str):
+        self.wh, self.loader_name = wh, loader_name
+        self.seen: set[str] = set()
+        self.paths: set[Path] = set()
+        self._loaded: dict[str, dt.datetime] | None = None
+
+    def skip(self, path: Path, sha: str) -> str | None:
+        if self._loaded is None:  # one query for every file (the writer lock is held)
+            with db.connect(self.wh.db_path) as con:
+                rows = con.execute(
+                    "SELECT sha256, min(loaded_at) FROM gwh_loads WHERE loader = ? GROUP BY 1",
+                    [self.loader_name],
+                ).fetchall()
+            self._loaded = dict(rows)
+        when = self._loaded.get(sha)
+        if when is not None:
+            return f"already loaded ({when:%Y-%m-%d %H:%M} UTC)"
+        if sha in self.seen:
+            return "given twice"
+        self.seen.add(sha)
+        self.paths.add(path.resolve())
+        return None
