@@ -27,7 +27,7 @@ from loaders.readers.common import (
     one_line,
     to_csv_bytes,
 )
-from loaders.readers.csv_files import read_csv
+from loaders.readers.csv_files import csv_shape, read_csv, read_csv_chunks
 from loaders.readers.fits_files import fits_rows, read_fits, read_fits_chunks
 from loaders.readers.parquet_files import (
     parquet_rows,
@@ -65,15 +65,23 @@ def _suffix(path: Path) -> str:
 
 
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fz")
+CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def table_shape(path: Path, required: tuple[str, ...] = ()) -> tuple[int, set[str]] | None:
     """Rows and normalised column names of a Parquet or FITS export, from its footer or
-    header, without reading the data (None: another format, or unreadable: read it whole,
-    which says what is wrong)."""
+    header, without reading the data, or of a CSV export (rows: at most, from one pass over
+    its bytes that checks it) (None: another format, or unreadable: read it whole, which says
+    what is wrong)."""
     path = Path(path)
     suffix = _suffix(path)
+    if suffix in CSV_SUFFIXES:
+        try:
+            rows, names = csv_shape(path)
+        except LoadError:
+            return None
+        return rows, set(names)
     if suffix in PARQUET_SUFFIXES:
         rows = parquet_rows(path)
         if rows is None:
@@ -88,11 +96,15 @@ def table_shape(path: Path, required: tuple[str, ...] = ()) -> tuple[int, set[st
 def read_table_chunks(
     path: Path, type_for: TypeFor, rows: int, required: tuple[str, ...] = ()
 ) -> Iterator[SourceTable]:
-    """A Parquet or (uncompressed) FITS export ``rows`` rows at a time, each as
+    """A Parquet, CSV or (uncompressed) FITS export ``rows`` rows at a time, each as
     :func:`read_table` reads the file whole (names normalised, declared types, rows numbered
     in the file), so a load holds one chunk. Any other file: whole, in one piece."""
     path = Path(path)
     suffix = _suffix(path)
+    if suffix in CSV_SUFFIXES:
+        for table, first_line in read_csv_chunks(path, type_for, rows):
+            yield SourceTable(path, table, first_line, "line")
+        return
     if suffix in PARQUET_SUFFIXES:
         yield from read_parquet_chunks(path, type_for, rows)
         return
@@ -113,6 +125,9 @@ def read_table_columns(
     """Some columns (normalised names) of a Parquet or FITS export, with their declared types:
     e.g. the key alone, to check it over the whole file before reading the rest in chunks."""
     path = Path(path)
+    if _suffix(path) in CSV_SUFFIXES:
+        parts = list(read_csv_chunks(path, type_for, None, columns=names))
+        return SourceTable(path, parts[0][0].select(names), parts[0][1], "line")
     if _suffix(path) in PARQUET_SUFFIXES:
         tables = [read_parquet_column(path, n, type_for).table for n in names]
         table = pa.Table.from_arrays([t.column(0) for t in tables], names=names)
@@ -135,7 +150,7 @@ def read_table(path: Path, type_for: TypeFor, required: tuple[str, ...] = ()) ->
     suffix = _suffix(path)
     if suffix in FITS_SUFFIXES:
         table = read_fits(path, required)
-    elif suffix in (".csv", ".csv.gz", ".txt"):
+    elif suffix in CSV_SUFFIXES:
         table, header_line = read_csv(path, type_for)
         return SourceTable(path, table, header_line + 1, "line")
     elif suffix in PARQUET_SUFFIXES:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import gzip
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,10 @@ from loaders.readers.common import (
     one_line,
 )
 from warehouse.errors import LoadError
+
+
+BLOCK_BYTES = 1 << 24
+"""Bytes of CSV text parsed at once (16 MiB): a streamed file's chunks are whole blocks."""
 
 
 def _csv_header(path: Path) -> tuple[list[str], int]:
@@ -133,10 +139,44 @@ def _check_complete(path: Path, shape: _CsvShape, names: list[str], header_line:
 
 
 def read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
+    """The whole file: its table and the line number of its header."""
+    parts = list(read_csv_chunks(path, type_for))
+    header_line = parts[0][1] - 1
+    return pa.concat_tables([t for t, _line in parts]), header_line
+
+
+def csv_shape(path: Path) -> tuple[int, list[str]]:
+    """Rows (at most: lines after the header) and normalised column names of a CSV export,
+    checked as :func:`read_csv_chunks` checks it before parsing (one pass over the bytes)."""
+    shape, names, header_line = _checked(path)
+    return max(shape.lines - header_line, 0), names
+
+
+def _checked(path: Path) -> tuple[_CsvShape, list[str], int]:
+    """The file checked (:func:`_scan_csv`, the header, its end), once per version of it: a
+    load asks for its shape, then its key column, then its chunks."""
+    stat = Path(path).stat()
+    return _checked_once(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_once(name: str, _size: int, _mtime_ns: int) -> tuple[_CsvShape, list[str], int]:
+    path = Path(name)
     shape = _scan_csv(path)
     raw_names, header_line = _csv_header(path)
     names = check_names(raw_names, path)
     _check_complete(path, shape, names, header_line)
+    return shape, names, header_line
+
+
+def read_csv_chunks(
+    path: Path, type_for: TypeFor, rows: int | None = None, columns: list[str] | None = None
+) -> Iterator[tuple[pa.Table, int]]:
+    """The file ``rows`` rows at a time (None: whole), parsed as it streams (a load's memory
+    holds one chunk, not the file), each with the line number of its first row; only
+    ``columns`` (normalised names) if given. A bad value or malformed row is named by its line
+    (rows are counted as lines, as the archive writes them)."""
+    _shape, names, header_line = _checked(path)
     types = {n: t for n in names if (t := type_for(n)) is not None}
     bad_rows: list = []
 
@@ -144,7 +184,7 @@ def read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
         bad_rows.append(row)
         return "skip"
 
-    read = pcsv.ReadOptions(column_names=names, skip_rows=header_line, block_size=1 << 24)
+    read = pcsv.ReadOptions(column_names=names, skip_rows=header_line, block_size=BLOCK_BYTES)
     parse = pcsv.ParseOptions(invalid_row_handler=on_invalid)
     convert = pcsv.ConvertOptions(
         column_types=types,
@@ -153,71 +193,102 @@ def read_csv(path: Path, type_for: TypeFor) -> tuple[pa.Table, int]:
         null_values=NULL_VALUES,
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
+        include_columns=columns or [],
     )
+    first = header_line + 1
+    pending: list[pa.RecordBatch] = []
+    size = 0
     try:
-        table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
+        with pcsv.open_csv(
+            path, read_options=read, parse_options=parse, convert_options=convert
+        ) as reader:
+            schema = reader.schema
+            for batch in reader:
+                if bad_rows:
+                    break
+                pending.append(batch)
+                size += batch.num_rows
+                if rows is not None and size >= rows:
+                    yield pa.Table.from_batches(pending, schema), first
+                    first += size
+                    pending, size = [], 0
     except (pa.ArrowInvalid, OSError) as exc:
         msg = str(exc)
         m = re.search(r"CSV column #(\d+): CSV conversion error", msg)
-        if m and names[int(m.group(1))] in types:
-            column = names[int(m.group(1))]
+        column = names[int(m.group(1))] if m else None
+        if m and columns:
+            column = columns[int(m.group(1))] if int(m.group(1)) < len(columns) else None
+        if column in types:
             _raise_bad_csv_value(path, column, types[column], names, header_line, read, parse)
         if "CSV parse error" in msg:  # drop the row's text, which may be any bytes
             msg = ":".join(msg.split(":")[:2])
         msg = msg[:200].encode("ascii", "backslashreplace").decode()
         raise LoadError(f"{path} is unreadable or truncated: {msg}. Re-export the file.") from None
     if bad_rows:
+        _raise_bad_row(path, bad_rows, names, header_line, parse, convert)
+    if pending or first == header_line + 1:
+        yield (pa.Table.from_batches(pending, schema) if pending else schema.empty_table()), first
+
+
+def _raise_bad_row(path, bad_rows, names, header_line, parse, convert):  # type: ignore[no-untyped-def]
+    """Name the line of the first malformed row (parsed in parallel, a row has no number:
+    the file is parsed again in one thread, up to that row)."""
+    row = bad_rows[0]
+    if row.number is None:
+        bad_rows.clear()
+        serial = pcsv.ReadOptions(
+            column_names=names, skip_rows=header_line, block_size=BLOCK_BYTES, use_threads=False
+        )
+        with pcsv.open_csv(
+            path, read_options=serial, parse_options=parse, convert_options=convert
+        ) as reader:
+            for _batch in reader:
+                if bad_rows:
+                    break
         row = bad_rows[0]
-        if row.number is None:  # parsed in parallel: read again in one thread for the number
-            bad_rows.clear()
-            serial = pcsv.ReadOptions(
-                column_names=names, skip_rows=header_line, block_size=1 << 24, use_threads=False
-            )
-            pcsv.read_csv(path, read_options=serial, parse_options=parse, convert_options=convert)
-            row = bad_rows[0]
-        line = row.number if row.number is not None else "?"  # counts the skipped lines too
-        what = (
-            "the file looks truncated"
-            if row is bad_rows[-1] and row.actual_columns < row.expected_columns
-            else "the row is malformed"
-        )
-        raise LoadError(
-            f"{path}, line {line}: expected {row.expected_columns} columns, got "
-            f"{row.actual_columns} ({what}; {len(bad_rows)} bad row(s) in all). "
-            "Re-export or repair the file."
-        )
-    return table, header_line
+    line = row.number if row.number is not None else "?"  # counts the skipped lines too
+    what = (
+        "the file looks truncated"
+        if row is bad_rows[-1] and row.actual_columns < row.expected_columns
+        else "the row is malformed"
+    )
+    raise LoadError(
+        f"{path}, line {line}: expected {row.expected_columns} columns, got "
+        f"{row.actual_columns} ({what}; {len(bad_rows)} bad row(s) in all). "
+        "Re-export or repair the file."
+    )
 
 
 def _raise_bad_csv_value(path, column, want, names, header_line, read, parse):  # type: ignore[no-untyped-def]
-    """Re-read one column as text to name the first value that does not convert."""
-    text = pcsv.read_csv(
-        path,
-        read_options=read,
-        parse_options=parse,
-        convert_options=pcsv.ConvertOptions(
-            include_columns=[column],
-            column_types={column: pa.string()},
-            strings_can_be_null=True,
-            null_values=NULL_VALUES,
-        ),
-    ).column(column)
-    for i, value in enumerate(text.to_pylist()):
-        if value is None or (pa.types.is_boolean(want) and value in TRUE_VALUES + FALSE_VALUES):
-            continue
-        try:
-            pa.array([value]).cast(want)
-            continue
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        hint = ""
-        if pa.types.is_integer(want) and re.match(r"^-?\d+(\.\d*)?[eE][+-]?\d+$", value):
-            hint = (
-                " This 64-bit integer was written in floating-point notation, which has lost "
-                "digits; re-export with the column as an integer."
-            )
-        raise LoadError(
-            f"{path}, line {header_line + 1 + i}, column {column}: {value!r} is not a valid "
-            f"{want}.{hint} Fix the value or re-export the file."
-        )
+    """Stream one column as text to name the first value that does not convert."""
+    options = pcsv.ConvertOptions(
+        include_columns=[column],
+        column_types={column: pa.string()},
+        strings_can_be_null=True,
+        null_values=NULL_VALUES,
+    )
+    i = 0
+    with pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=options) as r:
+        for batch in r:
+            for value in batch.column(0).to_pylist():
+                i += 1
+                if value is None or (
+                    pa.types.is_boolean(want) and value in TRUE_VALUES + FALSE_VALUES
+                ):
+                    continue
+                try:
+                    pa.array([value]).cast(want)
+                    continue
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pass
+                hint = ""
+                if pa.types.is_integer(want) and re.match(r"^-?\d+(\.\d*)?[eE][+-]?\d+$", value):
+                    hint = (
+                        " This 64-bit integer was written in floating-point notation, which has "
+                        "lost digits; re-export with the column as an integer."
+                    )
+                raise LoadError(
+                    f"{path}, line {header_line + i}, column {column}: {value!r} is not a valid "
+                    f"{want}.{hint} Fix the value or re-export the file."
+                )
     raise LoadError(f"{path}: column {column} does not convert to {want}. Re-export the file.")
