@@ -20,8 +20,8 @@ from warehouse.errors import LoadError
 
 
 def read_parquet(path: Path) -> pa.Table:
-    try:
-        table = pq.read_table(path)
+    try:  # ParquetFile, not read_table: no pyarrow.dataset (and pandas) import for one file
+        table = pq.ParquetFile(path).read()
     except (pa.ArrowInvalid, OSError) as exc:
         raise LoadError(
             f"{path} is unreadable or truncated as Parquet ({one_line(exc)}). Write it again."
