@@ -180,8 +180,9 @@ def _unify_schema(old: pa.Schema | None, new: pa.Schema) -> pa.Schema:
 def conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
     """Cast ``table`` to ``schema``, adding absent columns as nulls."""
     arrays = []
+    names = set(table.column_names)  # a new list per access: once, not once per column
     for f in schema:
-        if f.name in table.column_names:
+        if f.name in names:
             col = table.column(f.name)
             if col.type != f.type:
                 try:
