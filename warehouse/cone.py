@@ -17,7 +17,7 @@ from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
 from warehouse.store.contracts import base_tables
 
 if TYPE_CHECKING:
-    from warehouse.core import Warehouse
+    from warehouse.core import Snapshot, Warehouse
 
 __all__ = ["cone"]
 
@@ -50,8 +50,8 @@ def cone(
         f"({SPATIAL_INDEX_COLUMN} >= ? AND {SPATIAL_INDEX_COLUMN} < ?)" for _ in ranges
     )
     params: list = [v for r in ranges for v in r]
-    with wh.reading():  # the files listed stay the ones the view reads, and on disk
-        source = _cone_source(wh, table, ranges)
+    with wh.reading() as snapshot:  # the files listed stay the ones the view reads, and on disk
+        source = _cone_source(wh, table, ranges, snapshot)
         q = (
             "SELECT *, angular_distance_arcsec("
             f"{db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, "
@@ -62,11 +62,17 @@ def cone(
         return wh.query(q, [ra, dec] + params + [ra, dec, radius_arcsec])
 
 
-def _cone_source(wh: Warehouse, table: str, ranges: list[tuple[int, int]]) -> str:
+def _cone_source(
+    wh: Warehouse, table: str, ranges: list[tuple[int, int]], snapshot: Snapshot
+) -> str:
     """The table, or only the partitions of its current version the cone touches."""
     defs = base_tables()
     source = db.quote_ident(table)
-    cv = wh.current_version(table) if table in defs else None
+    cv = None
+    if table in defs and snapshot.held is not None:  # a version never changes: read it once
+        cv = snapshot.held.memo(("version", table), lambda: wh.current_version(table))
+    elif table in defs:
+        cv = wh.current_version(table)
     if cv is not None:
         # Read only the partitions the cone touches, as hats/lsdb prune: the view's glob would
         # open every partition's footer on each search.

@@ -12,14 +12,14 @@ import datetime as dt
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import duckdb
 import pyarrow as pa
 
-from warehouse import api, commit, db, locks
+from warehouse import api, commit, db, locks, readcache
 from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
@@ -64,6 +64,8 @@ class Snapshot:
 
     registry: dict[str, tuple[int, str]]
     bookkeeping: dict[str, pa.Table]
+    # the file this process holds open for it (warehouse.readcache), None: not held
+    held: readcache.Held | None = field(default=None, compare=False, repr=False)
 
 
 class ReadSource(Protocol):
@@ -180,6 +182,9 @@ class Warehouse:
     def _read_snapshot(self) -> Snapshot:
         if self.source is not None:
             return self.source.snapshot()
+        held = readcache.held(self.db_path, self.allowed_directories(), self._registry)
+        if held is not None:
+            return Snapshot(dict(held.registry), dict(held.bookkeeping), held)
         with db.connect(self.db_path) as con:
             registry = self._registry(con)
             bookkeeping = {
@@ -204,7 +209,11 @@ class Warehouse:
 
     @contextlib.contextmanager
     def connect(
-        self, read_only: bool = True, settings: Mapping[str, object] | None = None
+        self,
+        read_only: bool = True,
+        settings: Mapping[str, object] | None = None,
+        *,
+        shared: bool = False,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A private, read-only DuckDB connection over the committed state.
 
@@ -214,6 +223,12 @@ class Warehouse:
         ``{"memory_limit": "2GB"}``) are applied. The readers' lock is held until it closes.
         Run user SQL through :func:`warehouse.readonly.check_read_only` first.
 
+        ``shared=True`` (no ``settings``), for SELECTs only: a cursor of the database this
+        process holds open on the committed ``warehouse.duckdb`` (:mod:`warehouse.readcache`),
+        reading the views stored in the file while they equal the ones built here; nothing is
+        built, so it opens in well under a millisecond. Its default database is the read-only
+        file: no tables of one's own, and cursors of it do not see the views.
+
         >>> with wh.connect() as con:                                # doctest: +SKIP
         ...     con.execute("SELECT count(*) FROM ml_objects").fetchall()
         """
@@ -222,18 +237,39 @@ class Warehouse:
                 "readers get read-only connections; writers go through Warehouse.writing()."
             )
         with self.reading() as snapshot:
-            con = db.reader(
-                self.reader_tables(snapshot),
-                self.config,
-                snapshot.bookkeeping,
-                self.allowed_directories(),
-                models=self.models(),
-                settings=settings,
-            )
+            held = self._stored_views(snapshot) if shared and not settings else None
+            con = held.cursor() if held is not None else None
+            if con is None:  # build the views in a database of its own
+                held = None
+                con = db.reader(
+                    self.reader_tables(snapshot),
+                    self.config,
+                    snapshot.bookkeeping,
+                    self.allowed_directories(),
+                    models=self.models(),
+                    settings=settings,
+                )
             try:
                 yield con
             finally:
-                con.close()
+                if held is not None:
+                    held.release(con)
+                else:
+                    con.close()
+
+    def _stored_views(self, snapshot: Snapshot) -> readcache.Held | None:
+        """The state this process holds open, if the views stored in its file are the ones
+        :func:`db.reader` would build now (same code, root, configuration, SQL and tables)."""
+        held = snapshot.held
+        if held is None or self.source is not None:
+            return None
+        text, models = self._config_text(), self.models()
+        key = (str(self.root.resolve()), text, tuple(m.text for m in models))
+
+        def fingerprint() -> str:
+            return db.fingerprint(text, self.root, self.reader_tables(snapshot))
+
+        return held if held.matches(key, fingerprint) else None
 
     # ------------------------------------------------------------------ writers
 
@@ -395,7 +431,7 @@ class Warehouse:
             The statement fails (unknown table, a file outside the warehouse, ...).
         """
         statement = check_read_only(sql)
-        with self.connect() as con:
+        with self.connect(shared=True) as con:
             try:
                 return con.sql(statement, params=list(params) if params else None).to_arrow_table()
             except duckdb.Error as exc:
@@ -414,7 +450,7 @@ class Warehouse:
         return api.export(self, out, **kwargs)
 
     def views(self, count_rows: bool = True) -> list[ViewInfo]:
-        with self.connect() as con:
+        with self.connect(shared=True) as con:
             rows = con.execute(
                 "SELECT name, layer, kind, description, available, reason FROM gwh_models "
                 "WHERE kind <> 'macro'"
@@ -436,7 +472,7 @@ class Warehouse:
     def check(self) -> list[tuple[str, int, str | None]]:
         """Run every contract assertion; (name, failing rows, error or None)."""
         out: list[tuple[str, int, str | None]] = []
-        with self.connect() as con:
+        with self.connect(shared=True) as con:
             for name, sql in db.assertion_queries(self.assertion_texts()):
                 try:
                     out.append((name, scalar(con, f"SELECT count(*) FROM ({sql})"), None))

@@ -10,10 +10,11 @@ in any other DuckDB client alike.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
-import tempfile
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from warehouse import __version__
 from warehouse.config import Config
 from warehouse.errors import QueryError
 from warehouse.marts import key as mart_key
-from warehouse.readonly import restrict
+from warehouse.readonly import reader_settings, restrict
 from warehouse.store.contracts import base_tables
 
 META_TABLES = {
@@ -214,9 +215,19 @@ def _placeholder_view(name: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT {', '.join(parts)} FROM range(0)"
 
 
+@functools.cache
+def _build_code() -> bytes:
+    """The source of the code that turns a state into views (this module, the table contracts,
+    the marts' keys): a file built by other code is not what this code would build."""
+    modules = (sys.modules[__name__], mart_key, sys.modules[base_tables.__module__])
+    return b"".join(Path(str(m.__file__)).read_bytes() for m in modules)
+
+
 def fingerprint(config_text: str, root: Path, tables: list[BaseTable]) -> str:
+    """What the views depend on: code, root, configuration, SQL and each table's files."""
     h = hashlib.sha256()
     h.update(__version__.encode())
+    h.update(_build_code())
     h.update(str(root.resolve()).encode())
     h.update(config_text.encode())
     for model in load_models():
@@ -474,16 +485,7 @@ def reader(
         con.execute("BEGIN TRANSACTION")
         build(con, config, tables, "reader", models=models)
         con.execute("COMMIT")
-        defaults = {
-            # DuckDB draws its progress bar on stdout, into results piped as CSV or JSON
-            "enable_progress_bar": False,
-            # spill under the system's temporary folder (created on demand, removed on close),
-            # never into the working directory, which may be the warehouse
-            "temp_directory": str(
-                Path(tempfile.gettempdir()) / f"gwh-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            ),
-        }
-        restrict(con, allowed_directories, {**defaults, **(settings or {})})
+        restrict(con, allowed_directories, {**reader_settings(), **(settings or {})})
     except BaseException:
         con.close()
         raise

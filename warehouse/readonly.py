@@ -21,7 +21,10 @@ warehouse.errors.ReadOnlyError: COPY is not allowed: ...
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -75,6 +78,22 @@ def check_read_only(sql: str) -> str:
         raise ReadOnlyError(f"EXPLAIN of anything but a SELECT is not allowed: {ALLOWED}.")
     words = {"LOAD": "INSTALL/LOAD", "SET": "SET/RESET/USE", "CALL": "CALL/CHECKPOINT"}
     raise ReadOnlyError(f"{words.get(kind, kind)} is not allowed: {ALLOWED}.")
+
+
+def reader_settings() -> dict[str, object]:
+    """The DuckDB settings every reader's database starts with (before :func:`restrict`)."""
+    return {
+        # DuckDB draws its progress bar on stdout, into results piped as CSV or JSON
+        "enable_progress_bar": False,
+        # spill under the system's temporary folder (created on demand, removed on close),
+        # never into the working directory, which may be the warehouse
+        "temp_directory": str(
+            Path(tempfile.gettempdir()) / f"gwh-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        ),
+        # table versions never change once written: a footer read once serves every later
+        # query of the same database (DuckDB still checks each file's modification time)
+        "parquet_metadata_cache": True,
+    }
 
 
 def restrict(
