@@ -89,7 +89,8 @@ def run(
 _RELEASE = "warehouse.release.commands"
 _DASK_HELP = (
     "Run on a Dask cluster: local:N (N worker processes here) or a scheduler address such as "
-    "tcp://host:8786 (default $GWH_DASK_SCHEDULER, else [compute] dask in warehouse.toml)."
+    "tcp://host:8786 (default $GWH_DASK_SCHEDULER, else [compute] dask in warehouse.toml); "
+    "none: run here alone, whatever those say."
 )
 DASK_OPTION = Option("dask", str | None, None, "--dask", _DASK_HELP)
 """``--dask ADDRESS`` of the ``gwh load <name>`` verbs (:data:`loaders.registry.LOAD_OPTIONS`)."""

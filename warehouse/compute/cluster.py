@@ -1,7 +1,8 @@
 """Which Dask scheduler a command uses, and a client connected to it for the command's length.
 
 The scheduler comes from ``--dask ADDRESS``, else ``$GWH_DASK_SCHEDULER``, else ``[compute] dask``
-in ``warehouse.toml``, else none (the command runs on this machine alone). ``local:N`` starts a
+in ``warehouse.toml``, else none (the command runs on this machine alone); ``none`` in any of
+them runs it here alone too, so ``--dask none`` overrides the other two. ``local:N`` starts a
 :class:`distributed.LocalCluster` of N single-threaded worker processes, closed when the command
 ends; anything else is a scheduler address as :class:`distributed.Client` takes it
 (``tcp://host:8786``), e.g. of a SLURM (dask-jobqueue) or Kubernetes (dask-kubernetes) cluster
@@ -10,6 +11,7 @@ whose workers see the warehouse on a shared filesystem.
 >>> resolve_address("local:2", None)
 'local:2'
 >>> resolve_address(None, None, environ={})  # nothing configured: single machine
+>>> resolve_address("none", None, environ={"GWH_DASK_SCHEDULER": "tcp://sched:8786"})
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "ENV_VAR",
+    "NO_DASK",
     "check_address",
     "dask_client",
     "n_workers",
@@ -37,6 +40,8 @@ __all__ = [
 ]
 
 ENV_VAR = "GWH_DASK_SCHEDULER"
+NO_DASK = "none"
+"""The address that means this machine alone, whatever the environment or warehouse.toml say."""
 CONNECT_TIMEOUT_S = 5.0
 """How long a client waits for a scheduler before the command fails with a one-line error."""
 
@@ -48,11 +53,12 @@ def resolve_address(
     option: str | None, configured: str | None, environ: Mapping[str, str] | None = None
 ) -> str | None:
     """The scheduler to use: ``option`` (``--dask``) > ``$GWH_DASK_SCHEDULER`` > ``configured``
-    (``[compute] dask``) > None (no Dask). Blank values count as not given."""
+    (``[compute] dask``) > None (no Dask). Blank values count as not given; the first given
+    value ``none`` means no Dask (``--dask none``: a local run whatever is configured)."""
     env = os.environ if environ is None else environ
     for value in (option, env.get(ENV_VAR), configured):
         if value is not None and value.strip():
-            return value.strip()
+            return None if value.strip().lower() == NO_DASK else value.strip()
     return None
 
 
@@ -113,7 +119,7 @@ def dask_client(address: str) -> Iterator[Any]:
         raise ComputeError(
             f"cannot reach a Dask scheduler at {address!r} ({first}). Start one (`dask scheduler`"
             " and `dask worker ADDRESS` on the nodes), check the address, or use --dask local:N "
-            "to run a cluster on this machine."
+            "to run a cluster on this machine (--dask none: no cluster)."
         ) from None
     try:
         yield client

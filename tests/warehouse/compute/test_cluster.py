@@ -22,6 +22,33 @@ def test_option_beats_environment_beats_config():
     assert resolve_address("", None, {ENV_VAR: " "}) is None
 
 
+def test_none_runs_here_whatever_is_configured():
+    env = {ENV_VAR: "tcp://env:8786"}
+    assert resolve_address("none", "tcp://cfg:1", env) is None
+    assert resolve_address(" None ", None, env) is None
+    assert resolve_address(None, "tcp://cfg:1", {ENV_VAR: "none"}) is None
+    assert resolve_address(None, "none", {}) is None
+    assert resolve_address("local:1", "none", {ENV_VAR: "none"}) == "local:1"
+
+
+def test_dask_none_loads_here_while_the_environment_names_a_dead_scheduler(
+    cli, make_warehouse, field_files
+):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    wh = make_warehouse(max_rows_per_partition=400)
+    env = {ENV_VAR: f"tcp://127.0.0.1:{port}"}
+    forced = field_files["forced"]
+    failed = cli("load", "hsc-forced", forced, "--root", wh.root, env=env)
+    assert failed.exit_code == 1 and f"tcp://127.0.0.1:{port}" in failed.stderr
+    assert "--dask none" in failed.stderr
+    assert wh.current_version("hsc_forced") is None  # nothing committed
+    done = cli("load", "hsc-forced", forced, "--root", wh.root, "--dask", "none", env=env)
+    assert done.exit_code == 0, done.output
+    assert wh.query("SELECT count(*) AS n FROM hsc_forced").column("n")[0].as_py() == 1200
+
+
 def test_compute_section_of_warehouse_toml():
     text = Config(dask="tcp://scheduler:8786").to_toml()
     assert parse_config(text).dask == "tcp://scheduler:8786"
