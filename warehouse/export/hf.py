@@ -35,6 +35,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,8 +118,7 @@ def export_hf(
         raise ExportError(f"{out} already exists. Use --overwrite to replace it.")
     h5opts = dataclasses.replace(opts, overwrite=True)
     with wh.reading():
-        schema = _query_schema(wh, view, sql)
-        _check_rows(wh, view, sql, names, opts)
+        schema = _query_schema(wh, view, sql, names, opts)
         with _temporary_beside(out) as tmp:
             folder = tmp / "dataset"
             (folder / "data").mkdir(parents=True)
@@ -151,32 +151,33 @@ def export_hf(
     )
 
 
-def _query_schema(wh: Warehouse, view: str | None, sql: str | None) -> pa.Schema:
+def _query_schema(
+    wh: Warehouse, view: str | None, sql: str | None, names: Sequence[str], opts: ExportOptions
+) -> pa.Schema:
+    """The query's Arrow schema; and every split asked for has rows, checked before anything is
+    written (one connection for both)."""
     base, params = base_query(view if sql is None else None, sql, None)
     with wh.connect() as con:
         try:
             rel = con.sql(f"SELECT * FROM (\n{base}\n) AS q LIMIT 0", params=params or None)
-            return rel.to_arrow_table().schema
+            schema = rel.to_arrow_table().schema
         except Exception as exc:  # noqa: BLE001 - export_hdf5 explains it; this only needs types
             raise ExportError(str(exc).splitlines()[0]) from None
-
-
-def _check_rows(wh, view, sql, names: Sequence[str], opts: ExportOptions) -> None:
-    """Every split asked for has rows, checked before anything is written."""
-    empty = []
-    for s in names:
-        base, params = _rows_query(wh, view, sql, s, opts)
-        try:
-            n = wh.query(f"SELECT count(*) AS n FROM (\n{base}\n) AS q", params)
-        except Exception:  # noqa: BLE001 - the export itself reports a bad query
-            return
-        if not n.column("n")[0].as_py():
-            empty.append(s)
+        empty = []
+        for s in names:
+            b, p = _rows_query(wh, view, sql, s, opts)
+            try:
+                n = con.execute(f"SELECT count(*) FROM (\n{b}\n) AS q", p or None).fetchone()
+            except Exception:  # noqa: BLE001 - the export itself reports a bad query
+                return schema
+            if not (n and n[0]):
+                empty.append(s)
     if empty:
         raise ExportError(
             f"split(s) {', '.join(empty)} have no rows, so there is nothing to export for them; "
             "export the others with --split."
         )
+    return schema
 
 
 def _data_bytes(folder: Path) -> int:
@@ -268,6 +269,7 @@ class _Shards:
         self.attrs: dict = {}
         self.next = 0  # first row not yet written to Parquet
         self.writer: pq.ParquetWriter | None = None
+        self.pending: tuple[Future, int] | None = None
 
     def sink(self, cv) -> Write:
         """The export's ``write`` for the image table version ``cv``."""
@@ -281,12 +283,16 @@ class _Shards:
             self.file = RowGroupFile(self.group)
             writer = _Writer(self.file, plan, cv, self.opts, bar)
             self._layout(plan)
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-hf-write")
             try:
                 _stream(con, writer, plan, bar, batches, on_rows=self.advance)
                 self.advance(plan.rows)
             finally:
                 writer.close()
-                self._close()
+                try:
+                    self._close()
+                finally:
+                    self.pool.shutdown(wait=True)
             _attributes(self.file, plan, self.opts, self.split, extra)
             self.attrs = self.file.plain_attrs()
             return dict(sorted(writer.fit_counts.items()))
@@ -333,12 +339,25 @@ class _Shards:
             table = _rows(
                 self.file, self.next, b, self.target, self.planes, self.columns, self.missing
             )
-            self.writer.write_table(table, self.group)
+            self._wait()
+            # Encoded in a thread (pyarrow writes without the GIL) while the stream goes on;
+            # the row group's arrays are reused once it is written.
+            self.pending = (
+                self.pool.submit(self.writer.write_table, table, self.group),
+                self.next // self.group,
+            )
             del table
-            self.file.release(self.next // self.group)
             self.next = b
             if b == min(self.rows, (k + 1) * self.per_shard):
                 self._close()
+
+    def _wait(self) -> None:
+        """The row group being written is on disk: its arrays are free again."""
+        if self.pending is not None:
+            future, g = self.pending
+            self.pending = None
+            future.result()
+            self.file.release(g)
 
     def _open(self, k: int) -> None:
         path = self.data_dir / f"{self.split}-{k:05d}-of-{self.shards:05d}.parquet"
@@ -346,6 +365,7 @@ class _Shards:
         self.written.append(path)
 
     def _close(self) -> None:
+        self._wait()
         if self.writer is None and not self.written:  # no rows at all: one empty shard
             self._open(0)
         if self.writer is not None:

@@ -5,7 +5,6 @@ temporaries)."""
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,34 +15,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse import progress
-from warehouse.cutouts import band_column, combine_fit_actions
+from warehouse.cutouts import band_column
 from warehouse.errors import ExportError
 from warehouse.export.attrs import OWN_DATASETS
-from warehouse.export.columns import _PREFIX, _Label, _values, _view, to_numpy
+from warehouse.export.columns import _PREFIX, _Label, _values, to_numpy
 from warehouse.export.options import PLANES, ExportOptions
+from warehouse.export.pixels import (
+    _binary_view,
+    _cubes,
+    _fit_action,
+    _gather,
+    _int_or_zero,
+    _one_chunk,
+    _placement,
+    _runs,
+    _valid,
+)
 from warehouse.export.plan import _Plan
-from warehouse.images.fit import fit_to_size
 
 WRITE_BLOCK_ROWS = 64  # images assembled per HDF5 write
 CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
-
-
-@functools.lru_cache(maxsize=4096)
-def _placement(h: int, w: int, size: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-    """(source, destination) slices doing what :func:`fit_to_size` does to an (h, w) plane: input
-    index j lands on j + offset, the offset fit_to_size reports."""
-    dy, dx = fit_to_size(np.zeros((h, w), np.int8), size).offset
-    src, dst = [], []
-    for n, off in ((h, dy), (w, dx)):
-        lo, hi = max(0, -off), min(n, size - off)
-        src.append(slice(lo, hi))
-        dst.append(slice(lo + off, hi + off))
-    return (src[0], src[1]), (dst[0], dst[1])
-
-
-@functools.lru_cache(maxsize=4096)
-def _fit_action(shapes: tuple[tuple[int, int], ...], size: int) -> str:
-    return combine_fit_actions([fit_to_size(np.zeros(s, np.int8), size).action for s in shapes])
 
 
 class _Writer:
@@ -61,6 +52,9 @@ class _Writer:
         elif opts.compression == "lzf":
             comp = {"compression": "lzf", "shuffle": True}
         self.images = {}
+        # Planes whose chunks (one galaxy each, no filter) are written as they are, bytes
+        # straight into the file: h5py's selection and HDF5's chunk cache cost a copy each.
+        self.direct = set() if comp or not isinstance(h5, h5py.File) else set(self.planes)
         for plane in self.planes:
             dtype, missing_value, _pad = PLANES[plane]
             self.images[plane] = h5.create_dataset(
@@ -122,6 +116,8 @@ class _Writer:
         self.part_paths = [cv.path / p.relpath for _, p in bounds]
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-read")
         self.ahead: dict[tuple[int, str], Future] = {}
+        self.last = False  # the partition being written is the export's last: no read ahead
+        self.gathers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-gather")
 
     # -- catalog rows
 
@@ -195,7 +191,7 @@ class _Writer:
         table = ahead.result() if ahead is not None else self._read_plane(k, plane)
         i = self.planes.index(plane)
         nxt = (k, self.planes[i + 1]) if i + 1 < len(self.planes) else (k + 1, self.planes[0])
-        if nxt[0] < len(self.part_paths):
+        if nxt[0] < len(self.part_paths) and not (self.last and nxt[0] != k):
             self.ahead[nxt] = self.pool.submit(self._read_plane, *nxt)
         return table
 
@@ -210,6 +206,7 @@ class _Writer:
             future.cancel()
         self.ahead.clear()
         self.pool.shutdown(wait=True)
+        self.gathers.shutdown(wait=True)
 
     def partition_of(self, h29: np.ndarray) -> np.ndarray:
         k = np.searchsorted(self.part_lo, h29, side="right") - 1
@@ -231,7 +228,8 @@ class _Writer:
             for w in ("height", "width")
             if band_column(b, w) in names
         ]
-        meta = pf.read(columns=["object_id", *shape_cols])
+        # In this thread: pyarrow's pool may be busy decoding the next plane (read ahead).
+        meta = pf.read(columns=["object_id", *shape_cols], use_threads=False)
         stored = to_numpy(meta.column("object_id"))
         sorter = np.argsort(stored, kind="stable")
         at = np.searchsorted(stored, ids, sorter=sorter)
@@ -265,6 +263,9 @@ class _Writer:
             )
             cubes = _cubes(views, bands, self.size, view) if full else None
             dset = self.images[plane]
+            if cubes is not None and plane in self.direct:  # the usual case: S x S everywhere
+                self._write_cubes(plane, dtype, cubes, rows, pos)
+                continue
             # Row groups of an hf export (RowGroupDataset) are assembled in place, one at a time;
             # an HDF5 dataset gets blocks of a reused buffer.
             in_place = getattr(dset, "view", None)
@@ -274,12 +275,9 @@ class _Writer:
                 r0 = int(rows[a])
                 block = buffer[: b_ - a] if in_place is None else in_place(r0, r0 + b_ - a)
                 if cubes is not None:  # every band S x S in this file: whole-band copies
-                    p0, p1 = int(pos[a]), int(pos[b_ - 1]) + 1
-                    consecutive = p1 - p0 == b_ - a and bool((np.diff(pos[a:b_]) == 1).all())
-                    for bi, cube in enumerate(cubes):
-                        block[:, bi] = cube[p0:p1] if consecutive else cube[pos[a:b_]]
+                    _gather(block, cubes, pos[a:b_])
                     if in_place is None:
-                        dset[r0 : r0 + (b_ - a)] = block
+                        self._put(plane, r0, block)
                     continue
                 if not full:  # else every pixel is written below
                     block.fill(missing_value)
@@ -299,8 +297,35 @@ class _Writer:
                             out[...] = pad
                         out[dst] = px[src]  # = fit_to_size(px, size, fill=pad), no temporaries
                 if in_place is None:
-                    dset[r0 : r0 + (b_ - a)] = block
+                    self._put(plane, r0, block)
             del table, views
+
+    def _write_cubes(self, plane: str, dtype, cubes: list, rows: np.ndarray, pos: np.ndarray):
+        """Rows ``rows`` of ``plane`` from the file rows ``pos`` of ``cubes`` (a (rows, S, S)
+        array per band): each block of galaxies is gathered from the band planes in a thread
+        (NumPy copies without the GIL) while the block before is being written."""
+        runs = list(_runs(rows, WRITE_BLOCK_ROWS))
+        buffers = [self._buffer(plane, dtype), self._buffer(plane + "/2", dtype)]
+
+        def gather(i: int) -> np.ndarray:
+            a, b = runs[i]
+            return _gather(buffers[i % 2][: b - a], cubes, pos[a:b])
+
+        pending = self.gathers.submit(gather, 0) if runs else None
+        for i, (a, _b) in enumerate(runs):
+            assert pending is not None
+            block = pending.result()
+            pending = self.gathers.submit(gather, i + 1) if i + 1 < len(runs) else None
+            self._put(plane, int(rows[a]), block)
+
+    def _put(self, plane: str, r0: int, block: np.ndarray) -> None:
+        """Rows ``r0 ..`` of ``plane``: a chunk per row, written directly when it can be."""
+        if plane not in self.direct:
+            self.images[plane][r0 : r0 + len(block)] = block
+            return
+        chunk = self.images[plane].id.write_direct_chunk
+        for j in range(len(block)):
+            chunk((r0 + j, 0, 0, 0), block[j])
 
 
 def _stream(
@@ -361,6 +386,7 @@ def _stream(
         bar.update(n)
         if on_rows is not None:  # rows before the pending partition's first are complete
             on_rows(int(pending_rows[0][0]) if pending_rows else start)
+    writer.last = True
     flush()
     if on_rows is not None:
         on_rows(start)
@@ -369,20 +395,6 @@ def _stream(
             f"the query returned {start} rows while writing but {plan.rows} when counted; "
             "did the warehouse change meanwhile? Export again."
         )
-
-
-def _cubes(views: dict, bands, size: int, view: str) -> list[np.ndarray] | None:
-    """Each band's pixels as one (rows, S, S) array over the file's bytes (no copy), when every
-    row of the file holds an S x S image of every band; else None (the per-row path)."""
-    nbytes = size * size * 4
-    cubes = []
-    for b in bands:
-        offsets, data, valid = views[b]
-        if not valid.all() or not (np.diff(offsets) == nbytes).all():
-            return None
-        raw = data[offsets[0] : offsets[-1]]
-        cubes.append(raw.view(view).reshape(len(offsets) - 1, size, size))
-    return cubes
 
 
 def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
@@ -399,57 +411,6 @@ def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
             f"{label.table}.{name} ({json.dumps(label.mapping)}), so it is not that label; "
             f"rename it in --sql (e.g. ... AS {name}_value)."
         )
-
-
-def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
-    """The column as one array: its only chunk as it is (``combine_chunks`` copies even one)."""
-    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-
-
-def _valid(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Where ``col`` is not NULL, as a bool array."""
-    arr = _one_chunk(col) if isinstance(col, pa.ChunkedArray) else col
-    if arr.null_count == 0:
-        return np.ones(len(arr), bool)
-    return to_numpy(arr.is_valid())
-
-
-def _int_or_zero(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """An integer column's values with 0 at NULLs (``fill_null(0)`` builds a pyarrow scalar
-    from a Python int, which imports pandas: a third of a second in a fresh process)."""
-    arr = _one_chunk(col) if isinstance(col, pa.ChunkedArray) else col
-    values = _view(arr)
-    return values if arr.null_count == 0 else np.where(_valid(arr), values, 0)
-
-
-def _binary_view(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets, bytes and validity of a binary array, without copying the bytes."""
-    if not pa.types.is_binary(arr.type):
-        arr = arr.cast(pa.binary())
-    validity, offsets, data = arr.buffers()
-    off = np.frombuffer(offsets, dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    valid = to_numpy(arr.is_valid())
-    del validity
-    return off, raw, valid
-
-
-def _runs(rows: np.ndarray, block: int, align: int | None = None) -> Iterator[tuple[int, int]]:
-    """[a, b) index ranges of ``rows`` that are consecutive integers, at most ``block`` long;
-    with ``align``, none holds rows of two row groups of ``align`` rows."""
-    if rows.size == 0:
-        return
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    stops = np.concatenate([breaks, [rows.size]])
-    for s, e in zip(starts.tolist(), stops.tolist(), strict=True):
-        a = s
-        while a < e:
-            b = min(a + block, e)
-            if align:
-                b = min(b, a + align - int(rows[a]) % align)
-            yield a, b
-            a = b
 
 
 def _progress(total: int, desc: str, enabled: bool | None):

@@ -454,3 +454,30 @@ def test_release_pack_exporter_writes_the_three_splits(populated, tmp_path):
 def test_pixel_encoding_helper_is_exact_in_float32():
     big = 43158034708430001 + 999_999
     assert float(np.float32(pixel_value(big, 4))) == code(big) * 8 + 4
+
+
+@pytest.mark.parametrize("split", [None, "train"])
+def test_full_size_chunks_are_written_directly_in_row_order(populated, tmp_path, split):
+    """At the stored size (12 x 12, no fit) each galaxy's (bands, S, S) chunk is written as it
+    is, in row order: the file's chunks lie at increasing addresses, uncompressed, and hold the
+    same values as an export through h5py's selection path (lzf: filtered, so not direct).
+    ``split`` picks rows scattered inside each cutouts partition; None takes them all."""
+    opts = ExportOptions(size=12)
+    r = export_hdf5(populated, tmp_path / "d.h5", split=split, options=opts, progress=False)
+    slow = ExportOptions(size=12, compression="lzf")
+    s = export_hdf5(populated, tmp_path / "s.h5", split=split, options=slow, progress=False)
+    with h5py.File(r.path) as h5, h5py.File(s.path) as ref:
+        assert r.rows > 20 and set(h5["fit_action"].asstr()[:]) == {"none"}
+        for plane in ("image", "variance", "mask"):
+            dset = h5[plane]
+            assert dset.compression is None and dset.id.get_num_chunks() == r.rows
+            infos = [dset.id.get_chunk_info(i) for i in range(r.rows)]
+            assert [i.chunk_offset[0] for i in infos] == list(range(r.rows))
+            addresses = [i.byte_offset for i in infos]
+            assert addresses == sorted(addresses)
+            assert {i.size for i in infos} == {5 * 12 * 12 * 4}
+            assert np.array_equal(dset[:], ref[plane][:])
+        ids = h5["object_id"][:]
+        expected = [[pixel_value(oid, b) for b in range(5)] for oid in ids]
+        assert h5["image"][:, :, 6, 6].tolist() == expected
+        assert (h5["variance"][:] == 0.5).all() and (h5["mask"][:] == 0).all()

@@ -121,3 +121,13 @@ def test_an_existing_folder_needs_overwrite_and_stays_whole(exported, tmp_path):
         export_hf(wh, tmp_path / "bad", sql="SELECT 1 AS x", progress=False)
     assert not (tmp_path / "bad").exists()
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_split_without_rows_is_an_error_before_anything_is_written(exported, tmp_path):
+    wh, _, _, _ = exported
+    only_train = "SELECT * FROM ml_objects WHERE split = 'train'"
+    with pytest.raises(ExportError, match=r"split\(s\) validation, test have no rows"):
+        export_hf(wh, tmp_path / "g", sql=only_train, options=ExportOptions(size=12))
+    assert not (tmp_path / "g").exists() and list(tmp_path.iterdir()) == []
+    r = export_hf(wh, tmp_path / "t", sql=only_train, splits=["train"], progress=False)
+    assert set(r.rows) == {"train"} and r.rows["train"] > 0
