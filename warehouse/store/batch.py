@@ -7,7 +7,8 @@ next version together, so each partition is written once however many files ther
 >>> cv = batch.commit(dest, max_rows=1_000_000, max_order=19, margin_arcsec=10.0)  # doctest: +SKIP
 
 Up to :data:`MEMORY_BUDGET` the rows stay in memory. Beyond, inputs with positions and the same
-columns are spilled to sorted runs on disk (:class:`~warehouse.store.spill.Spill`), and each
+columns are spilled to sorted runs (:class:`~warehouse.store.spill.Spill`: in memory up to its
+own budget, then on disk), each sorted while the next input is read, and each
 partition that changes is written by a :class:`~warehouse.store.tasks.PartitionTask` that reads
 its rows back: memory holds an input or two and a partition or two, not the load, and two
 partitions are compressed at once. A mapper given to :meth:`UpsertBatch.commit` runs the tasks
@@ -52,8 +53,10 @@ from warehouse.store.write import finish_version
 
 __all__ = ["MEMORY_BUDGET", "UpsertBatch"]
 
-MEMORY_BUDGET = 1 << 28  # 256 MiB: larger loads are faster spilled (partitions written in parallel)
-"""Bytes of new rows (Arrow) a load keeps in memory before it spills them to sorted runs."""
+MEMORY_BUDGET = 1 << 26
+"""Bytes of new rows (Arrow) a load keeps as they are (64 MiB) before it spills them to sorted
+runs: larger loads are faster spilled (sorted while the next input is read, partitions written
+two at a time), and the first runs stay in memory anyway."""
 
 
 class UpsertBatch:
