@@ -8,8 +8,10 @@ throughputs and memory, never properties of real data. The script asserts no tim
 
 Each measurement runs in a fresh Python subprocess (its own wall time and ``ru_maxrss``; the
 workers' memory is their own and not included). One epoch, shuffled by
-``SeededSampler(len(ds), seed=0, block=ds.block_size)`` (row groups of the hf folder whole, then
-rows inside them), items ``image`` and ``object_id``; the memmap dataset returns the same dict.
+``SeededSampler(len(ds), seed=0, block=ds.block_size, batch_size=64, workers=W)`` (row groups of
+the hf folder whole, then rows inside them, each row group on one worker; HDF5 and the memmap
+have blocks of one row: a plain shuffle), items ``image`` and ``object_id``; the memmap dataset
+returns the same dict.
 
 Usage::
 
@@ -101,7 +103,9 @@ def phase_load(source: str, workers: int, work: Path) -> dict:
         ds = MemmapDataset(work)
     else:
         ds = GalaxyDataset(work / source, split="train")
-    sampler = SeededSampler(len(ds), seed=0, block=ds.block_size)
+    sampler = SeededSampler(
+        len(ds), seed=0, block=ds.block_size, batch_size=BATCH, workers=max(1, workers)
+    )
     loader = DataLoader(ds, batch_size=BATCH, num_workers=workers, sampler=sampler)
     started = time.perf_counter()
     seen = 0

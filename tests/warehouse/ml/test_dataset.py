@@ -95,6 +95,41 @@ def test_seeded_sampler_is_reproducible_and_complete():
     assert all(len({i // 10 for i in blocks[k : k + 10]}) <= 2 for k in range(0, 100, 10))
 
 
+class _WhoReads(torch.utils.data.Dataset):
+    """Item i: (i, the number of the DataLoader worker that read it)."""
+
+    def __len__(self) -> int:
+        return 103
+
+    def __getitem__(self, i: int) -> tuple[int, int]:
+        info = torch.utils.data.get_worker_info()
+        return i, -1 if info is None else info.id
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_seeded_sampler_keeps_each_block_on_one_worker(workers):
+    sampler = SeededSampler(103, seed=2, block=10, batch_size=4, workers=workers)
+    loader = DataLoader(_WhoReads(), batch_size=4, num_workers=workers, sampler=sampler)
+    readers: dict[int, set[int]] = {}
+    seen = []
+    for index, worker in loader:
+        for i, w in zip(index.tolist(), worker.tolist(), strict=True):
+            readers.setdefault(i // 10, set()).add(w)
+            seen.append(i)
+    assert sorted(seen) == list(range(103))  # each index once
+    mixed = [b for b, ws in readers.items() if len(ws) > 1]
+    assert len(readers) == 11 and len(mixed) <= workers - 1  # only in the last batches
+    # without batch_size and workers, two workers share most blocks
+    plain = DataLoader(
+        _WhoReads(), batch_size=4, num_workers=2, sampler=SeededSampler(103, seed=2, block=10)
+    )
+    spread: dict[int, set[int]] = {}
+    for index, worker in plain:
+        for i, w in zip(index.tolist(), worker.tolist(), strict=True):
+            spread.setdefault(i // 10, set()).add(w)
+    assert sum(len(ws) > 1 for ws in spread.values()) > 5
+
+
 def test_unknown_column_and_split_are_one_line(exports):
     with pytest.raises(DatasetError, match="no column nope; it has"):
         GalaxyDataset(exports / "hf", split="train", columns=["nope"])
