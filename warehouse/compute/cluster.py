@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from warehouse.compute.warm import warm
 from warehouse.errors import ComputeError
 
 try:  # an optional dependency: pip install -e '.[dask]'
@@ -93,7 +94,8 @@ def dask_client(address: str) -> Iterator[Any]:
 
     ``local:N`` starts (and afterwards closes) a local cluster of N worker processes with one
     thread each; any other value must name a running scheduler, reached within
-    :data:`CONNECT_TIMEOUT_S` seconds, or a :class:`ComputeError` says so in one line.
+    :data:`CONNECT_TIMEOUT_S` seconds, or a :class:`ComputeError` says so in one line. Every
+    worker starts importing what the tasks need at once (:mod:`warehouse.compute.warm`).
     """
     dist = _require_distributed()
     workers = _local_workers(address)
@@ -108,6 +110,7 @@ def dask_client(address: str) -> Iterator[Any]:
         )
         try:
             with dist.Client(cluster) as client:
+                warming = _warm_up(client)  # noqa: F841  (held: a released future may be dropped)
                 yield client
         finally:
             cluster.close()
@@ -122,9 +125,18 @@ def dask_client(address: str) -> Iterator[Any]:
             "to run a cluster on this machine (--dask none: no cluster)."
         ) from None
     try:
+        warming = _warm_up(client)  # noqa: F841
         yield client
     finally:
         client.close()
+
+
+def _warm_up(client: Any) -> list[Any]:
+    """One :func:`~warehouse.compute.warm.warm` task on each worker the scheduler has now."""
+    return [
+        client.submit(warm, workers=[address], allow_other_workers=False, pure=False)
+        for address in client.scheduler_info()["workers"]
+    ]
 
 
 def n_workers(client: Any) -> int:

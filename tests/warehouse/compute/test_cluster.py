@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 
 import pytest
@@ -47,6 +48,20 @@ def test_dask_none_loads_here_while_the_environment_names_a_dead_scheduler(
     done = cli("load", "hsc-forced", forced, "--root", wh.root, "--dask", "none", env=env)
     assert done.exit_code == 0, done.output
     assert wh.query("SELECT count(*) AS n FROM hsc_forced").column("n")[0].as_py() == 1200
+
+
+def _imported() -> tuple[bool, bool]:
+    return "warehouse.store.tasks" in sys.modules, "duckdb" in sys.modules
+
+
+def test_workers_import_what_tasks_need_before_any_task():
+    with dask_client("local:2") as client:
+        for _ in range(600):  # at most a minute: two processes importing on a busy machine
+            ready = client.run(_imported)
+            if len(ready) == 2 and all(all(v) for v in ready.values()):
+                break
+            time.sleep(0.1)
+        assert len(ready) == 2 and all(all(v) for v in ready.values()), ready
 
 
 def test_compute_section_of_warehouse_toml():
