@@ -35,6 +35,7 @@ from warehouse.store.spill import Spill
 from warehouse.store.tasks import (
     MARGIN_TARGET,
     Mapper,
+    PartitionResult,
     PartitionTask,
     local_map,
     write_partition_task,
@@ -337,7 +338,14 @@ def _merge_spilled(
             )
         )
     margins = MarginBuilder([p for p, _ in layout], margin_arcsec) if margin_arcsec else None
-    for result in mapper(write_partition_task, tasks):
+    # the largest partitions first: two workers finish together, not one with the largest last
+    by_size = sorted(range(len(tasks)), key=lambda i: -tasks[i].rows)
+    results: list[PartitionResult | None] = [None] * len(tasks)
+    ran = mapper(write_partition_task, [tasks[i] for i in by_size])
+    for i, done in zip(by_size, ran, strict=True):
+        results[i] = done
+    for result in results:  # margins collected in layout order, however the tasks ran
+        assert result is not None
         if margins is not None and result.margin is not None:
             rows = _read_ipc(result.margin)
             targets = rows.column(MARGIN_TARGET).to_numpy()
