@@ -102,28 +102,29 @@ class Held:
         cur.close()
         with self._lock:
             self._users -= 1
-            last = self._retired and self._users == 0
-        if last:
-            self._close()
+            close = self._closing()
+        if close:
+            self._con.close()
 
     def retire(self) -> None:
         """No new readers: close now, or when the last cursor is released."""
         with self._lock:
             self._retired = True
-            idle = self._users == 0
-        if idle:
-            self._close()
+            close = self._closing()
+        if close:
+            self._con.close()
 
     @property
     def retired(self) -> bool:
         return self._retired
 
-    def _close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
+    def _closing(self) -> bool:
+        """Under the lock: whether to close now (retired, unused, not yet closed). Marked closed
+        in the same step, so no cursor is handed out of a database about to be closed."""
+        if self._retired and self._users == 0 and not self._closed:
             self._closed = True
-        self._con.close()
+            return True
+        return False
 
 
 _lock = threading.Lock()

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from loaders import registry
 from loaders.simulated.catalog import simulate_field
 from warehouse.core import Warehouse
 
@@ -120,3 +122,48 @@ def test_what_one_reader_does_to_its_connection_stays_there(loaded):
             assert _answers(con) == truth
     with loaded.connect(shared=True) as con:
         assert _database(con) == "gwh_file"
+
+
+def test_threads_reading_through_loads_see_each_state_whole(loaded, tmp_path):
+    files = []
+    for seed in (101, 102):
+        files.append(tmp_path / f"specz_{seed}.parquet")
+        pq.write_table(simulate_field(40, seed=seed).specz, files[-1])
+    stop = threading.Event()
+    seen: list[list[tuple[int, int]]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def read(out: list[tuple[int, int]]) -> None:
+        wh = Warehouse.open(loaded.root)
+        try:
+            while True:
+                done = stop.is_set()  # set before this query began: it sees the last load
+                t = wh.query(
+                    "SELECT (SELECT count(*) FROM gwh_loads) AS loads, "
+                    "(SELECT count(*) FROM hsc_specz) AS specz"
+                )
+                out.append((t.column("loads")[0].as_py(), t.column("specz")[0].as_py()))
+                if done and len(out) >= 5:
+                    return
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read, args=(out,)) for out in seen]
+    for t in threads:
+        t.start()
+    for path in files:
+        loaded.load(registry.get("hsc-specz"), [path])
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    final = Warehouse.open(loaded.root).query("SELECT count(*) AS n FROM hsc_specz")
+    rows_at = {3: None, 4: None, 5: final.column("n")[0].as_py()}
+    for out in seen:
+        assert out == sorted(out)  # never an older state after a newer one
+        for loads, specz in out:  # a state is whole: its loads and its rows go together
+            assert loads in rows_at
+            if rows_at[loads] is None:
+                rows_at[loads] = specz
+            assert rows_at[loads] == specz
+        assert out[-1] == (5, rows_at[5])  # a read begun after the last load sees it
