@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 ROW_ORDER = "_healpix_29, object_id"
 DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
+# A sort of at most this many bytes (rows x columns x SORT_BYTES_PER_VALUE, generous for
+# strings) runs on the readers' shared connection, whose views are already built.
+SHARED_SORT_BYTES = 128 * 2**20
+SORT_BYTES_PER_VALUE = 16
 _TMP_MARK = ".gwh-tmp-"
 
 Write = Callable[[Any, _Plan, dict, Any, "Iterator[pa.RecordBatch] | None"], dict]
@@ -143,16 +147,9 @@ def _export_split(
                     f"{', '.join(held)}."
                 )
         labels = label_columns(wh)
-        with (
-            _temporary_beside(out) as tmp,
-            wh.connect(
-                settings={
-                    "memory_limit": DUCKDB_MEMORY_LIMIT,
-                    "enable_progress_bar": False,  # ours is on stderr when a terminal
-                    "temp_directory": str(tmp / "duckdb"),
-                }
-            ) as con,
-        ):
+        # The checks and counts read the views stored in warehouse.duckdb (nothing built);
+        # the catalog sort gets a connection of its own only when it may need to spill.
+        with _temporary_beside(out) as tmp, wh.connect(shared=True) as con:
             digest = export_digest(wh, base, params, bands, dataclasses.asdict(opts))
             if out.exists() and not opts.overwrite:
                 if stored_digest(out) == digest:
@@ -183,6 +180,7 @@ def _export_split(
                 progress,
                 client,
                 write if sink is None else sink(cv),
+                tmp,
             )
             if sink is None:
                 os.replace(target, out)
@@ -216,9 +214,10 @@ def _export(
     progress: bool | None,
     client: Any,
     write: Write,
+    tmp: Path,
 ) -> tuple[_Plan, dict]:
     """Plan the export of ``base`` (checks every row, band and plane first) and stream it with
-    ``write``: the plan and the fit-action counts."""
+    ``write``: the plan and the fit-action counts. ``tmp``: where a large sort spills."""
     full = base_query(view if sql is None else None, sql, None)
     plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full)
     plan.column_info = column_metadata(wh)
@@ -239,10 +238,29 @@ def _export(
         if client is not None:
             key = f"{_PREFIX}h29"
             batches = export_batches(wh, client, plan.keyed, plan.params, key, CATALOG_BATCH_ROWS)
-        fit_counts = write(con, plan, extra, bar, batches)
+        with _sorting(wh, con, plan, tmp, batches is not None) as sort_con:
+            fit_counts = write(sort_con, plan, extra, bar, batches)
     finally:
         bar.close()
     return plan, fit_counts
+
+
+@contextlib.contextmanager
+def _sorting(wh: Warehouse, con, plan: _Plan, tmp: Path, remote: bool) -> Iterator[Any]:
+    """The connection that sorts and streams the catalog rows: ``con`` (the stored views) when
+    the sort is small beside :data:`DUCKDB_MEMORY_LIMIT` or runs on Dask (``remote``), else a
+    private one limited to it, spilling into ``tmp`` (peak memory flat in the row count)."""
+    width = len(plan.columns) + 6 * len(plan.bands) + 4  # the keyed query's columns
+    if remote or plan.rows * width * SORT_BYTES_PER_VALUE <= SHARED_SORT_BYTES:
+        yield con
+        return
+    settings = {
+        "memory_limit": DUCKDB_MEMORY_LIMIT,
+        "enable_progress_bar": False,  # ours is on stderr when a terminal
+        "temp_directory": str(tmp / "duckdb"),
+    }
+    with wh.connect(settings=settings) as private:
+        yield private
 
 
 def _rows_query(

@@ -157,7 +157,7 @@ def _query_schema(
     """The query's Arrow schema; and every split asked for has rows, checked before anything is
     written (one connection for both)."""
     base, params = base_query(view if sql is None else None, sql, None)
-    with wh.connect() as con:
+    with wh.connect(shared=True) as con:
         try:
             rel = con.sql(f"SELECT * FROM (\n{base}\n) AS q LIMIT 0", params=params or None)
             schema = rel.to_arrow_table().schema
