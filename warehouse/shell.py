@@ -97,7 +97,7 @@ def interrupt_on_ctrl_c(con: duckdb.DuckDBPyConnection) -> Iterator[threading.Ev
 def run_query(wh: Warehouse, sql: str) -> pa.Table:
     """Run one guarded statement; Ctrl-C interrupts it and raises :class:`Cancelled`."""
     statement = check_read_only(sql)
-    with wh.connect() as con, interrupt_on_ctrl_c(con) as hit:
+    with wh.connect(shared=True) as con, interrupt_on_ctrl_c(con) as hit:
         try:
             return con.sql(statement).to_arrow_table()
         except (duckdb.InterruptException, KeyboardInterrupt):
@@ -123,7 +123,7 @@ class Completer:
     def for_warehouse(cls, wh: Warehouse) -> Completer:
         names: dict[str, list[str]] = {}
         try:
-            with wh.connect() as con:
+            with wh.connect(shared=True) as con:
                 for name in con.execute(
                     "SELECT name FROM gwh_models WHERE kind <> 'macro' AND available"
                 ).fetchall():
