@@ -12,12 +12,17 @@ Measured, each in a fresh Python subprocess (so its wall time and peak memory ar
 * ``export``: ``export_hdf5`` of ``SELECT * FROM hsc_forced`` (every catalog column, ~117 1-D
   datasets) with the images, streamed from the cutouts partitions: galaxies/s, MB/s of image
   data, and peak RSS (``ru_maxrss``) at every size given, to show it does not grow with N;
-* ``raw`` and ``raw_direct``: a plain h5py write of the same arrays (regenerated from the same
-  seeds, in the same row order) into the same layout (chunks of one galaxy, no compression),
-  by slice assignment (``dset[a:b] = arrays``) and by ``write_direct_chunk`` of each galaxy's
-  chunk (what the export does); the faster is the ceiling. Only the h5py calls are timed.
+* ``raw`` and ``raw_direct``: a plain h5py write of the same arrays: the images (regenerated
+  from the same seeds, in the same row order) into the same layout (chunks of one galaxy, no
+  compression), by slice assignment (``dset[a:b] = arrays``) and by ``write_direct_chunk`` of
+  each galaxy's chunk (what the export does), and the export's 1-D catalog datasets (every
+  query column converted as the export converts it, ``_isnull`` flags, ``fit_action``,
+  ``zeropoint``, ``image_simulated``; prepared untimed, written in the export's batches). The
+  faster is the ceiling; the table also gives the ratio against its images alone. Only the
+  h5py calls are timed.
 * ``hf`` and ``raw_arrow`` (``--hf``): ``export_hf`` of the same rows, and pyarrow writing the
-  same image arrays in the same row groups: its ceiling.
+  same image arrays and catalog columns in the same row groups with the export's Parquet
+  options: its ceiling.
 
 Each timed phase starts after ``os.sync()`` (not timed), so that none is throttled by the dirty
 pages of the file the phase before it wrote.
@@ -153,18 +158,72 @@ def _same_as_seeded(path: Path, n: int, all_planes: bool) -> bool:
         return first and bool(np.array_equal(h5["image"][n - 1], tail))
 
 
+def _catalog_arrays(work: Path, n: int) -> list[tuple[str, object, list]]:
+    """The 1-D datasets the export writes besides the images, as the export converts them
+    (its own column conversion), in its batches: ``[(name, dtype, [batch arrays])]``. Every
+    column of the query (NULLs as the export stores them, with ``<name>_isnull``), then
+    ``fit_action``, ``zeropoint`` and ``image_simulated``. Prepared untimed."""
+    import h5py
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from warehouse.core import Warehouse
+    from warehouse.export.columns import _columns_of, _values
+    from warehouse.export.plan import EXACT_IN_FLOAT64
+    from warehouse.export.writer import CATALOG_BATCH_ROWS
+
+    wh = Warehouse.open(work / "wh")
+    table = wh.query(f"SELECT * FROM ({SQL}) AS q ORDER BY _healpix_29, object_id")
+    assert table.num_rows == n, (table.num_rows, n)
+    out = []
+    for c in _columns_of(table.schema):
+        col = table.column(c.name)
+        c.nullable = col.null_count > 0
+        if c.kind == "int" and c.nullable:
+            lo, hi = pc.min_max(col).values()
+            c.as_float = -EXACT_IN_FLOAT64 <= lo.as_py() and hi.as_py() <= EXACT_IN_FLOAT64
+        c.as_float = c.as_float or (c.kind == "bool" and c.nullable)
+        if c.as_float:
+            c.dtype = np.dtype(np.float64)
+        batches = [
+            _values(col.slice(a, CATALOG_BATCH_ROWS), c) for a in range(0, n, CATALOG_BATCH_ROWS)
+        ]
+        out.append((c.name, c.dtype, [v for v, _ in batches]))
+        if c.nullable:
+            isnull = [np.zeros(len(v), bool) if m is None else m for v, m in batches]
+            out.append((c.name + "_isnull", np.dtype(bool), isnull))
+    sizes = [min(CATALOG_BATCH_ROWS, n - a) for a in range(0, n, CATALOG_BATCH_ROWS)]
+    strings = h5py.string_dtype("utf-8")
+    out.append(("fit_action", strings, [np.array(["none"] * k, dtype=object) for k in sizes]))
+    out.append(("zeropoint", np.dtype("f8"), [np.full((k, len(BANDS)), 27.0) for k in sizes]))
+    out.append(("image_simulated", np.dtype(bool), [np.ones(k, bool) for k in sizes]))
+    return out
+
+
 def phase_raw(n: int, work: Path, all_planes: bool, direct: bool = False) -> dict:
-    """h5py writing the arrays: ``dset[a:b] = arrays`` (through h5py's selection and HDF5's
-    chunk cache), or with ``direct`` each galaxy's chunk as it is (``write_direct_chunk``)."""
+    """h5py writing the arrays: the catalog's 1-D datasets as the export writes them (batches
+    of ``dset[a:b] = values``), and the images by ``dset[a:b] = arrays`` (through h5py's
+    selection and HDF5's chunk cache), or with ``direct`` each galaxy's chunk as it is
+    (``write_direct_chunk``)."""
     import h5py
     import numpy as np
 
     out = work / "raw.h5"
     out.unlink(missing_ok=True)
+    catalog = _catalog_arrays(work, n)
     seconds = 0.0
     planes = ["image", "variance", "mask"] if all_planes else ["image"]
     t = time.perf_counter()
     h5 = h5py.File(out, "w", libver=("v108", "v108"))
+    for name, dtype, batches in catalog:
+        dset = h5.create_dataset(
+            name, shape=(n, *batches[0].shape[1:]), dtype=dtype, track_times=False
+        )
+        start = 0
+        for values in batches:
+            dset[start : start + len(values)] = values
+            start += len(values)
+    catalog_seconds = time.perf_counter() - t
     dsets = {
         p: h5.create_dataset(
             p,
@@ -191,7 +250,13 @@ def phase_raw(n: int, work: Path, all_planes: bool, direct: bool = False) -> dic
     t = time.perf_counter()
     h5.close()
     seconds += time.perf_counter() - t
-    return {"seconds": seconds, "bytes": out.stat().st_size}
+    columns = len(catalog)
+    return {
+        "seconds": seconds,
+        "catalog_seconds": catalog_seconds,
+        "catalog_datasets": columns,
+        "bytes": out.stat().st_size,
+    }
 
 
 def phase_raw_direct(n: int, work: Path, all_planes: bool) -> dict:
@@ -214,9 +279,10 @@ def phase_hf(n: int, work: Path, all_planes: bool) -> dict:
 
 
 def phase_raw_arrow(n: int, work: Path, all_planes: bool) -> dict:
-    """pyarrow writing the same arrays as the hf export's image columns (nested fixed-size
-    lists, same row groups, uncompressed, no dictionary, no statistics): the hf ceiling. Only
-    the writes are timed."""
+    """pyarrow writing the same arrays as the hf export: its image columns (nested fixed-size
+    lists, same row groups, uncompressed, no dictionary, no statistics) and its catalog columns
+    (the query's, fit_action, zeropoint, image_simulated; snappy, with the export's dictionary
+    and statistics options): the hf ceiling. Only the writes are timed."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -233,19 +299,36 @@ def phase_raw_arrow(n: int, work: Path, all_planes: bool) -> dict:
             pa.FixedSizeListArray.from_arrays(inner, SIZE), len(BANDS)
         )
 
+    from warehouse.core import Warehouse
+
+    # the catalog columns as the hf export writes them (query types, snappy, dictionaries for
+    # strings, statistics for scalars), and its fit_action, zeropoint and image_simulated
+    wh = Warehouse.open(work / "wh")
+    catalog = wh.query(f"SELECT * FROM ({HF_SQL}) AS q ORDER BY _healpix_29, object_id")
+    assert catalog.num_rows == n, (catalog.num_rows, n)
+    strings = [f.name for f in catalog.schema if pa.types.is_string(f.type)] + ["fit_action"]
     out = work / "raw.parquet"
     out.unlink(missing_ok=True)
     seconds = 0.0
     writer = None
     for index, start in enumerate(range(0, n, CHUNK)):
         arrays = _chunk_images(index, min(CHUNK, n - start), all_planes)
-        table = pa.table(
-            {p: cube(np.ascontiguousarray(a)) for p, a in zip(planes, arrays, strict=False)}
-        )
+        k = min(CHUNK, n - start)
+        columns = {p: cube(np.ascontiguousarray(a)) for p, a in zip(planes, arrays, strict=False)}
+        columns.update(zip(catalog.column_names, catalog.slice(start, k).columns, strict=True))
+        columns["fit_action"] = pa.array(["none"] * k)
+        zp = pa.array(np.full(k * len(BANDS), 27.0))
+        columns["zeropoint"] = pa.FixedSizeListArray.from_arrays(zp, len(BANDS))
+        columns["image_simulated"] = pa.array(np.ones(k, bool))
+        table = pa.table(columns)
         t = time.perf_counter()
         if writer is None:
             writer = pq.ParquetWriter(
-                out, table.schema, compression="none", use_dictionary=False, write_statistics=False
+                out,
+                table.schema,
+                compression={c: "none" if c in planes else "snappy" for c in table.column_names},
+                use_dictionary=strings,
+                write_statistics=[c for c in table.column_names if c not in planes],
             )
         for a in range(0, table.num_rows, group):
             writer.write_table(table.slice(a, group), group)
@@ -386,8 +469,10 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 f"{n:>9,} {label:<22} {w['seconds']:>8.1f} "
                 f"{n / w['seconds']:>11,.0f} {n * per_galaxy / 1e6 / w['seconds']:>8,.0f} "
-                f"{w['peak_rss_mib']:>13,.0f}   {how}; export at "
-                f"{w['seconds'] / e['seconds']:.0%} of it"
+                f"{w['peak_rss_mib']:>13,.0f}   {how}, and {w['catalog_datasets']} catalog "
+                f"datasets ({w['catalog_seconds']:.2f} s); export at "
+                f"{w['seconds'] / e['seconds']:.0%} of it (images alone: "
+                f"{(w['seconds'] - w['catalog_seconds']) / e['seconds']:.0%})"
             )
         if "hf" in r:
             h, w = r["hf"], r["raw_arrow"]
