@@ -27,7 +27,6 @@ from loaders.readers.common import (
 )
 from warehouse.errors import LoadError
 
-
 BLOCK_BYTES = 1 << 24
 """Bytes of CSV text parsed at once (16 MiB): a streamed file's chunks are whole blocks."""
 
