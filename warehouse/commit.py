@@ -410,8 +410,21 @@ def _commit_versions(
 
 
 def point_current(final: Path) -> None:
-    """``catalogs/<table>/current`` → the current version, for lsdb and people."""
+    """``catalogs/<table>/current`` → the current version, for lsdb and people.
+
+    A ``current`` that is a folder, not a link, is a copy made by a tool that followed the link
+    (``cp -rL``, ``shutil.copytree``): the version folder it copied is still there, so the copy
+    is removed and the link put back."""
     link = final.parent / "current"
+    if link.is_dir() and not link.is_symlink():
+        if not final.is_dir():
+            raise LoadError(
+                f"{link} is a folder, not a link, and the version it should name ({final}) is "
+                "missing: restore the warehouse from a copy that kept its links (cp -a)."
+            )
+        moved = final.parent / f".trash-{uuid.uuid4().hex}"
+        os.rename(link, moved)
+        shutil.rmtree(moved, ignore_errors=True)
     tmp = final.parent / f".current-{uuid.uuid4().hex}"
     os.symlink(final.name, tmp)
     os.replace(tmp, link)

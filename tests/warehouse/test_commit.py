@@ -4,6 +4,7 @@ the previous state, a rerun loads only what is missing, and every partition is w
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from loaders import registry
 from loaders.simulated.catalog import simulate_field
 from warehouse.core import Warehouse
+from warehouse.errors import LoadError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,3 +108,34 @@ def test_killed_multi_file_load_leaves_old_state_and_rerun_completes(make_wareho
         assert loads == new[1] and rows.equals(new[2])
         assert not list((root / "catalogs").rglob(".tmp-*"))
     assert "old" in seen
+
+
+def test_a_copy_that_followed_the_current_links_is_mended_by_the_next_writer(loaded, tmp_path):
+    """``cp -rL`` or ``shutil.copytree`` turn each ``current`` link into a folder: the copy still
+    reads, and the next writer puts the links back instead of failing on them."""
+    import shutil
+
+    copy = tmp_path / "copied"
+    shutil.copytree(loaded.root, copy)  # follows links
+    current = copy / "catalogs" / "hsc_forced" / "current"
+    assert current.is_dir() and not current.is_symlink()
+    wh = Warehouse.open(copy)
+    before = wh.query("SELECT count(*) AS n FROM hsc_forced").column("n")[0].as_py()
+    wh.refresh()
+    for table_dir in (copy / "catalogs").iterdir():
+        link = table_dir / "current"
+        assert link.is_symlink(), link
+        assert (table_dir / os.readlink(link)).is_dir()
+        assert not [p for p in table_dir.iterdir() if p.name.startswith((".trash-", ".current-"))]
+    assert wh.query("SELECT count(*) AS n FROM hsc_forced").column("n")[0].as_py() == before
+
+
+def test_a_current_folder_whose_version_is_gone_is_a_clear_error(loaded, tmp_path):
+    copy = tmp_path / "copied"
+    shutil.copytree(loaded.root, copy)
+    table_dir = copy / "catalogs" / "hsc_forced"
+    for version in table_dir.glob("v*"):
+        shutil.rmtree(version)
+    with pytest.raises(LoadError, match=r"is a folder, not a link.*cp -a"):
+        Warehouse.open(copy).refresh()
+    assert (table_dir / "current").is_dir()  # nothing of the user's removed
