@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
 from loaders.simulated.catalog import simulate_field
+from tests.support.parts import write_interleaved
 from warehouse.core import Warehouse
 from warehouse.errors import LoadError
 
@@ -41,12 +41,7 @@ def _interleaved(tmp_path: Path, n_files: int = 6, copies: int = 8) -> list[Path
             for i in range(copies)
         ]
     )
-    order = np.random.default_rng(2).permutation(big.num_rows)
-    paths = []
-    for k in range(n_files):
-        paths.append(tmp_path / f"part-{k}.parquet")
-        pq.write_table(big.take(pa.array(np.sort(order[k::n_files]))), paths[-1])
-    return paths
+    return write_interleaved(big, tmp_path, n_files, seed=2)
 
 
 def _run(root: Path, files: list[Path]) -> subprocess.Popen:

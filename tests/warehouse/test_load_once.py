@@ -8,13 +8,11 @@ import contextlib
 import shutil
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
 from loaders.simulated.catalog import simulate_field
+from tests.support.parts import write_interleaved
 from warehouse import files as wfiles
 from warehouse.core import Warehouse
 from warehouse.files import file_sha256
@@ -48,13 +46,7 @@ def _hashed_first(paths):
 
 
 def _parts(tmp_path: Path, n: int = 3) -> list[Path]:
-    f = simulate_field(1500, seed=5).forced
-    order = np.random.default_rng(4).permutation(f.num_rows)
-    out = []
-    for k in range(n):
-        out.append(tmp_path / f"part-{k}.parquet")
-        pq.write_table(f.take(pa.array(np.sort(order[k::n]))), out[-1])
-    return out
+    return write_interleaved(simulate_field(1500, seed=5).forced, tmp_path, n, seed=4)
 
 
 def _content(wh: Warehouse):
