@@ -153,22 +153,16 @@ def _load_together(
     skipped: list[LoadResult] = []
     failure: LoadError | None = None
     chunks = getattr(loader, "prepare_chunks", None)  # large files, a part at a time
-    check = LoadOnce(wh, loader.name)
-
-    def skip(path: Path, why: str | None) -> bool:
-        if why:
-            echo(f"{path}: {why}; nothing to do.")
-            skipped.append(LoadResult(str(path), loader.name, True, {}))
-        return bool(why)
+    check = LoadOnce(wh, loader.name, skipped, echo)
 
     try:
         with background_sha256(files) as hashes:
             for path, sha_of in zip(files, hashes, strict=True):
                 if path.resolve() in check.paths:
-                    skip(path, "given twice")
+                    check.drop(path, "given twice")
                     continue
                 known = sha_of.done()  # else read while it is hashed, and asked after
-                if known and skip(path, check.skip(path, sha_of.result())):
+                if known and check.skips(path, sha_of.result()):
                     continue
                 marks = {name: b.checkpoint() for name, b in batches.items()}
                 counts: dict[str, int] = {}
@@ -176,11 +170,11 @@ def _load_together(
                     _read_file(wh, loader, path, chunks, registry, batches, marks, counts)
                 except LoadError as exc:  # commit the files before it, then report it
                     _rollback(batches, marks)
-                    if not known and skip(path, check.skip(path, sha_of.result())):
+                    if not known and check.skips(path, sha_of.result()):
                         continue
                     failure = exc
                     break
-                if not known and skip(path, check.skip(path, sha_of.result())):
+                if not known and check.skips(path, sha_of.result()):
                     _rollback(batches, marks)  # read for nothing: its rows are dropped
                     continue
                 per_file.append(counts)

@@ -40,29 +40,44 @@ def hashed_first(
 ) -> list[tuple[Path, str]]:
     """(path, SHA-256) of the files to load, hashed first; the others reported in ``skipped``."""
     todo = []
-    check = LoadOnce(wh, loader_name)
+    check = LoadOnce(wh, loader_name, skipped, echo)
     for path in files:
         with progress.bar(path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as bar:
             bar.set_postfix_str("checksum")
             sha = file_sha256(path, on_bytes=bar.update)
-        why = check.skip(path, sha)
-        if why:
-            echo(f"{path}: {why}; nothing to do.")
-            skipped.append(LoadResult(str(path), loader_name, True, {}))
-        else:
+        if not check.skips(path, sha):
             todo.append((path, sha))
     return todo
 
 
 class LoadOnce:
     """Load-once: why a file is skipped (loaded before by this loader, or given twice in this
-    command: same SHA-256), else None; asked in the order the files are loaded."""
+    command: same SHA-256), else None; asked in the order the files are loaded. A skipped file
+    is reported (``echo``) and its :class:`LoadResult` appended to ``skipped``."""
 
-    def __init__(self, wh: Warehouse, loader_name: str):
+    def __init__(
+        self,
+        wh: Warehouse,
+        loader_name: str,
+        skipped: list[LoadResult],
+        echo: Callable[[str], None] = lambda _msg: None,
+    ):
         self.wh, self.loader_name = wh, loader_name
+        self.skipped, self.echo = skipped, echo
         self.seen: set[str] = set()
         self.paths: set[Path] = set()
         self._loaded: dict[str, dt.datetime] | None = None
+
+    def skips(self, path: Path, sha: str) -> bool:
+        """Whether ``path`` is skipped (:meth:`skip`); if so it is reported and recorded."""
+        return self.drop(path, self.skip(path, sha))
+
+    def drop(self, path: Path, why: str | None) -> bool:
+        """Report and record ``path`` as skipped for ``why`` (nothing if ``why`` is None)."""
+        if why:
+            self.echo(f"{path}: {why}; nothing to do.")
+            self.skipped.append(LoadResult(str(path), self.loader_name, True, {}))
+        return bool(why)
 
     def skip(self, path: Path, sha: str) -> str | None:
         if self._loaded is None:  # one query for every file (the writer lock is held)
