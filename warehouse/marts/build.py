@@ -138,7 +138,7 @@ def _write(rows: pa.Table, plan: PartitionPlan, part: Partition, dest: str) -> M
     if rows.num_rows:
         path = Path(dest) / part.relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_partition(_with_units(rows, plan).combine_chunks(), path)
+        write_partition(_with_units(rows, plan).combine_chunks(), path, SPEC.layout)
     return MartPart(part, rows.num_rows)
 
 

@@ -335,6 +335,7 @@ def _merge_spilled(
                 margin_arcsec,
                 every if margin_arcsec else (),
                 str(folder / f"margin-{i:06d}.arrow") if margin_arcsec else None,
+                parquet=spec.layout,
             )
         )
     margins = MarginBuilder([p for p, _ in layout], margin_arcsec) if margin_arcsec else None

@@ -334,7 +334,7 @@ class MarginBuilder:
                     written.append((part, target))
                     nrows += table.num_rows
                     continue
-            write_partition(table, target)
+            write_partition(table, target, spec.layout)
             written.append((part, target))
             nrows += table.num_rows
         write_metadata_files(dest, schema, written)

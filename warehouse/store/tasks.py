@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.store.layout import DEFAULT_LAYOUT, ParquetLayout
 from warehouse.store.margins import MarginIndex
 from warehouse.store.versions import (
-    ROW_GROUP_SIZE,
     Partition,
     conform,
     key_values,
@@ -111,6 +111,7 @@ class PartitionTask:
     margin_threshold: float | None = None
     layout: tuple[tuple[int, int], ...] = ()  # every partition of the version (for margins)
     margin_out: str | None = None  # Arrow IPC file of this partition's rows for other margins
+    parquet: ParquetLayout = DEFAULT_LAYOUT  # the table's row groups and compression
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def write_partition_task(task: PartitionTask) -> PartitionResult:
     margin = None
     if task.margin_threshold is not None and task.margin_out is not None:
         margin = _margin_rows(table, order, task)
-    _write_sorted(table, None if presorted else order, schema, Path(task.target))
+    _write_sorted(table, None if presorted else order, schema, Path(task.target), task.parquet)
     if margin is not None and margin.num_rows:
         _write_ipc(margin, Path(task.margin_out))  # type: ignore[arg-type]
         out = task.margin_out
@@ -196,22 +197,27 @@ def _winners(table: pa.Table, piece: RunSlice) -> pa.Table:
 
 
 def _write_sorted(
-    table: pa.Table, order: np.ndarray | None, schema: pa.Schema, target: Path
+    table: pa.Table,
+    order: np.ndarray | None,
+    schema: pa.Schema,
+    target: Path,
+    layout: ParquetLayout,
 ) -> None:
     """The rows of ``table`` in ``order`` (None: as they are) as one partition file: a row
     group is taken while the writer thread encodes and compresses the one before."""
-    writer = partition_writer(target, schema)
+    writer = partition_writer(target, schema, layout)
+    step = layout.row_group_rows
     pending: Future | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-write") as pool:
         try:
-            for start in range(0, table.num_rows, ROW_GROUP_SIZE):
+            for start in range(0, table.num_rows, step):
                 if order is None:
-                    chunk = table.slice(start, ROW_GROUP_SIZE)
+                    chunk = table.slice(start, step)
                 else:
-                    chunk = table.take(pa.array(order[start : start + ROW_GROUP_SIZE]))
+                    chunk = table.take(pa.array(order[start : start + step]))
                 if pending is not None:
                     pending.result()
-                pending = pool.submit(writer.write_table, chunk, row_group_size=ROW_GROUP_SIZE)
+                pending = pool.submit(writer.write_table, chunk, row_group_size=step)
             if pending is not None:
                 pending.result()
         finally:

@@ -29,19 +29,23 @@ import pyarrow.parquet as pq
 from warehouse import __version__
 from warehouse.errors import LoadError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, directory_of, pixel_range
+from warehouse.store.layout import DEFAULT_LAYOUT, DEFAULT_ROW_GROUP_ROWS, ParquetLayout
 
-ROW_GROUP_SIZE = 100_000
+ROW_GROUP_SIZE = DEFAULT_ROW_GROUP_ROWS
+"""Rows per row group of a table whose contract (``TableSpec.layout``) names no other size."""
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """What the store needs to know of a table: its key and its position columns."""
+    """What the store needs to know of a table: its key, its position columns and how its
+    partition files are laid out (:class:`~warehouse.store.layout.ParquetLayout`)."""
 
     name: str
     key: tuple[str, ...] = ("object_id",)
     ra: str = "ra"
     dec: str = "dec"
     description: str = ""
+    layout: ParquetLayout = DEFAULT_LAYOUT
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -224,9 +228,11 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def partition_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    """A partition file's writer: snappy, statistics on, dictionary encoding for strings only
-    (write row groups of :data:`ROW_GROUP_SIZE` rows).
+def partition_writer(
+    path: Path, schema: pa.Schema, layout: ParquetLayout = DEFAULT_LAYOUT
+) -> pq.ParquetWriter:
+    """A partition file's writer: the table's ``layout`` compression, statistics on, dictionary
+    encoding for strings only (write row groups of ``layout.row_group_rows`` rows).
 
     Dictionary encoding of float columns costs about 3x in write speed and gains nothing on
     measured photometry, whose values rarely repeat.
@@ -237,16 +243,16 @@ def partition_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
     return pq.ParquetWriter(
         path,
         schema,
-        compression="snappy",
+        compression=layout.compression_of(schema),
         use_dictionary=dict_cols or False,
         write_statistics=True,
     )
 
 
-def write_partition(table: pa.Table, path: Path) -> None:
+def write_partition(table: pa.Table, path: Path, layout: ParquetLayout = DEFAULT_LAYOUT) -> None:
     """One partition file (see :func:`partition_writer`)."""
-    with partition_writer(path, table.schema) as writer:
-        writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+    with partition_writer(path, table.schema, layout) as writer:
+        writer.write_table(table, row_group_size=layout.row_group_rows)
 
 
 def write_metadata_files(

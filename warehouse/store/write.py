@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
+from warehouse.store.layout import ParquetLayout
 from warehouse.store.margins import MarginBuilder, margin_name
 from warehouse.store.versions import (
-    ROW_GROUP_SIZE,
     CatalogVersion,
     Partition,
     TableSpec,
@@ -62,17 +62,18 @@ def _write_ordered(
     schema: pa.Schema,
     target: Path,
     margins: MarginBuilder | None,
+    layout: ParquetLayout,
 ) -> Future:
     """Queue the partition file of ``rows``: one row group in the writer thread at a time."""
-    writer = partition_writer(target, schema)
-    n = rows.indices.size
-    for start in range(0, n, ROW_GROUP_SIZE):
-        chunk = rows.table.take(pa.array(rows.indices[start : start + ROW_GROUP_SIZE]))
+    writer = partition_writer(target, schema, layout)
+    n, step = rows.indices.size, layout.row_group_rows
+    for start in range(0, n, step):
+        chunk = rows.table.take(pa.array(rows.indices[start : start + step]))
         if margins is not None:
             margins.add(chunk)
         if pending is not None:
             pending.result()
-        pending = pool.submit(writer.write_table, chunk, row_group_size=ROW_GROUP_SIZE)
+        pending = pool.submit(writer.write_table, chunk, row_group_size=step)
     if pending is not None:
         pending.result()
     return pool.submit(writer.close)
@@ -159,7 +160,7 @@ def write_version(
                 raise AssertionError(
                     f"partition {part} has {rows.indices.size} rows, expected {count}"
                 )
-            pending = _write_ordered(pool, pending, rows, schema, target, margins)
+            pending = _write_ordered(pool, pending, rows, schema, target, margins, spec.layout)
             written.append((part, target))
             del rows
         if pending is not None:
