@@ -7,6 +7,9 @@ writes: the warehouse stores what it returns, atomically.
 
 from __future__ import annotations
 
+import bisect
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -99,13 +102,57 @@ def check_unique(src: SourceTable, table: pa.Table, key: tuple[str, ...]) -> Non
 
 def _rows_repeating(table: pa.Table, column: str) -> pa.Table | None:
     """The rows whose ``column`` value appears more than once (None: no value repeats), found
-    by sorting an integer column (a few times faster than grouping millions of keys); any
-    other column: every row."""
+    by sorting an integer column (a few times faster than grouping millions of keys; a stable
+    sort, as exports sorted by id often are, takes milliseconds) and looking each value up
+    among the repeated ones; any other column: every row."""
     if not pa.types.is_integer(table.schema.field(column).type):
         return table
     values = table.column(column).to_numpy(zero_copy_only=False)
-    ordered = np.sort(values)
+    ordered = np.sort(values, kind="stable")
     repeated = ordered[1:] == ordered[:-1]
     if not repeated.any():
         return None
-    return table.filter(pa.array(np.isin(values, ordered[1:][repeated])))
+    twice = np.unique(ordered[1:][repeated])
+    at = np.searchsorted(twice, values)
+    at[at == twice.size] = 0
+    return table.filter(pa.array(twice[at] == values))
+
+
+class KeysOfChunks:
+    """The key of a file read in chunks, checked unique over the whole file (:func:`check_unique`)
+    once the last chunk is read: the key columns are kept as the chunks go by, not read in a pass
+    of their own. A refused file's chunks are rolled back by the load."""
+
+    def __init__(self, key: tuple[str, ...]):
+        self.key = key
+        self._parts: list[pa.Table] = []
+        self._starts: list[tuple[int, int]] = []  # (row in the kept keys, its number in the file)
+        self._last: SourceTable | None = None
+
+    def add(self, src: SourceTable) -> None:
+        """One chunk: its key NOT NULL (checked now), its key columns kept."""
+        check_not_null(src, src.table, self.key)
+        self._starts.append((sum(t.num_rows for t in self._parts), src.first_row))
+        self._parts.append(src.table.select(list(self.key)))
+        self._last = src
+
+    def check(self) -> None:
+        """No key twice over every chunk added (rows named by their number in the file)."""
+        if self._last is None:
+            return
+        table = pa.concat_tables(self._parts)
+        src = _ChunkedSource(self._last.path, table, 0, self._last.row_word, tuple(self._starts))
+        check_unique(src, table, self.key)
+
+
+@dataclass(frozen=True)
+class _ChunkedSource(SourceTable):
+    """Rows of several chunks, each named by its own chunk's numbering (CSV lines need not run
+    on from one chunk to the next)."""
+
+    starts: tuple[tuple[int, int], ...] = ()
+
+    def where(self, index: int) -> str:
+        k = bisect.bisect_right([row for row, _first in self.starts], int(index)) - 1
+        row, first = self.starts[k]
+        return f"{self.path}, {self.row_word} {first + int(index) - row}"

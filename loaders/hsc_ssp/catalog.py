@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaders.base import (
+    KeysOfChunks,
     check_not_null,
     check_positions,
     check_unique,
@@ -25,7 +26,6 @@ from loaders.readers import (
     SourceTable,
     read_table,
     read_table_chunks,
-    read_table_columns,
     table_shape,
 )
 from warehouse.errors import LoadError
@@ -110,7 +110,7 @@ class HscForcedLoader:
         """:meth:`prepare` a part at a time: a Parquet or FITS export of forced columns only,
         with more than :data:`CHUNK_ROWS` rows, is read that many rows at a time with the same
         checks (rows numbered in the file; ``object_id`` unique over the whole file, checked
-        first from that column alone). Anything else is prepared whole."""
+        from the chunks' keys after the last one). Anything else is prepared whole."""
         path = Path(path)
         shape = table_shape(path, HSC_FORCED.key)
         if (
@@ -121,11 +121,12 @@ class HscForcedLoader:
         ):
             yield self.prepare(path, wh)
             return
-        ids = read_table_columns(path, ["object_id"], declared_type, HSC_FORCED.key)
-        check_unique(ids, ids.table, HSC_FORCED.key)
-        del ids
+        keys = KeysOfChunks(HSC_FORCED.key)
         for src in read_table_chunks(path, declared_type, CHUNK_ROWS, HSC_FORCED.key):
-            yield [Prepared(HSC_FORCED, with_archive_metadata(_checked_forced(src)))]
+            table = _checked_forced(src)
+            keys.add(src)
+            yield [Prepared(HSC_FORCED, with_archive_metadata(table))]
+        keys.check()
 
 
 def _checked_forced(src: SourceTable) -> pa.Table:
@@ -184,18 +185,18 @@ class HscSpeczLoader:
 
     def prepare_chunks(self, path: Path, wh: Warehouse | None = None) -> Iterator[list[Prepared]]:
         """:meth:`prepare` a part at a time for a Parquet or FITS export of more than
-        :data:`CHUNK_ROWS` rows with every required column: the key checked unique over the
-        whole file first (from its columns alone), then each chunk checked as :meth:`prepare`
-        checks the file (rows numbered in the file)."""
+        :data:`CHUNK_ROWS` rows with every required column: each chunk checked as
+        :meth:`prepare` checks the file (rows numbered in the file), and the key unique over the
+        whole file, from the chunks' keys after the last one."""
         path = Path(path)
         shape = table_shape(path, REQUIRED_SPECZ)
         if shape is None or shape[0] <= CHUNK_ROWS or not set(REQUIRED_SPECZ) <= shape[1]:
             yield self.prepare(path, wh)
             return
-        keys = read_table_columns(path, list(HSC_SPECZ.key), declared_type, REQUIRED_SPECZ)
-        check_unique(keys, keys.table, HSC_SPECZ.key)
-        del keys
+        keys = KeysOfChunks(HSC_SPECZ.key)
         for src in read_table_chunks(path, declared_type, CHUNK_ROWS, REQUIRED_SPECZ):
             require_columns(src, REQUIRED_SPECZ, "hsc_specz")
             check_positions(src, "specz_ra", "specz_dec")
+            keys.add(src)
             yield [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]
+        keys.check()

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loaders.readers.common import (
@@ -33,7 +32,6 @@ from loaders.readers.parquet_files import (
     parquet_rows,
     read_parquet,
     read_parquet_chunks,
-    read_parquet_column,
 )
 from warehouse.errors import LoadError
 
@@ -49,10 +47,8 @@ __all__ = [
     "one_line",
     "parquet_rows",
     "read_parquet_chunks",
-    "read_parquet_column",
     "read_table",
     "read_table_chunks",
-    "read_table_columns",
     "table_shape",
     "to_csv_bytes",
 ]
@@ -117,23 +113,6 @@ def read_table_chunks(
         table = cast_declared(table, type_for, path, row_offset=first, row_word="row")
         yield SourceTable(path, table, first, "row")
         offset += table.num_rows
-
-
-def read_table_columns(
-    path: Path, names: list[str], type_for: TypeFor, required: tuple[str, ...] = ()
-) -> SourceTable:
-    """Some columns (normalised names) of a Parquet or FITS export, with their declared types:
-    e.g. the key alone, to check it over the whole file before reading the rest in chunks."""
-    path = Path(path)
-    if _suffix(path) in CSV_SUFFIXES:
-        parts = list(read_csv_chunks(path, type_for, None, columns=names))
-        return SourceTable(path, parts[0][0].select(names), parts[0][1], "line")
-    if _suffix(path) in PARQUET_SUFFIXES:
-        tables = [read_parquet_column(path, n, type_for).table for n in names]
-        table = pa.Table.from_arrays([t.column(0) for t in tables], names=names)
-        return SourceTable(path, table, 1, "row")
-    table = pa.concat_tables(read_fits_chunks(path, required, rows=1_000_000, columns=names))
-    return SourceTable(path, cast_declared(table, type_for, path, 1, "row"), 1, "row")
 
 
 def read_table(path: Path, type_for: TypeFor, required: tuple[str, ...] = ()) -> SourceTable:

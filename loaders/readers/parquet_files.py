@@ -1,5 +1,4 @@
-"""Parquet exports: whole, by chunks of whole row groups (so a load holds one chunk), or one
-column (the key, checked over the whole file first)."""
+"""Parquet exports: whole, or by chunks of whole row groups (so a load holds one chunk)."""
 
 from __future__ import annotations
 
@@ -75,19 +74,3 @@ def _parquet_parts(pf: pq.ParquetFile, rows: int) -> Iterator[pa.Table]:
         size += n
     if group:
         yield pf.read_row_groups(group)
-
-
-def read_parquet_column(path: Path, name: str, type_for: TypeFor) -> SourceTable:
-    """One column of a Parquet file (by its normalised name), with its declared type: e.g. the
-    key alone, to check it over the whole file before reading the rest in chunks."""
-    path = Path(path)
-    try:
-        pf = pq.ParquetFile(path)
-        names = check_names(pf.schema_arrow.names, path)
-        raw = pf.schema_arrow.names[names.index(name)]
-        table = pf.read(columns=[raw]).rename_columns([name])
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise LoadError(
-            f"{path} is unreadable or truncated as Parquet ({one_line(exc)}). Write it again."
-        ) from None
-    return SourceTable(path, cast_declared(table, type_for, path, 1, "row"), 1, "row")
