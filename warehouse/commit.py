@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from warehouse import db, locks, progress
+from warehouse import bookkeeping, locks, progress
 from warehouse.compute.cluster import check_address, resolve_address
 from warehouse.compute.mapping import ClusterMapper, cluster_mapper
 from warehouse.errors import LoadError
@@ -145,8 +145,7 @@ def _load_together(
     Each file's SHA-256 (load-once) is computed in a thread while the files are read: a file
     whose hash is known before it is read and says it was loaded is not read; one whose hash
     comes later is read meanwhile, and its rows dropped if it was loaded (nothing written)."""
-    with db.connect(wh.db_path) as con:
-        registry = wh._registry(con)
+    registry = _registry(wh)
     batches: dict[str, UpsertBatch] = {}
     per_file: list[dict[str, int]] = []
     todo: list[tuple[Path, str]] = []
@@ -218,7 +217,7 @@ def _read_file(
     loader: Loader,
     path: Path,
     chunks: Callable | None,
-    registry: dict,
+    registry: bookkeeping.Registry,
     batches: dict[str, UpsertBatch],
     marks: dict[str, int],
     counts: dict[str, int],
@@ -247,7 +246,7 @@ def _rollback(batches: dict[str, UpsertBatch], marks: dict[str, int]) -> None:
         batches[name].rollback(mark)
 
 
-def _previous(wh: Warehouse, registry: dict, name: str) -> CatalogVersion | None:
+def _previous(wh: Warehouse, registry: bookkeeping.Registry, name: str) -> CatalogVersion | None:
     return read_version(wh.root / registry[name][1]) if name in registry else None
 
 
@@ -304,8 +303,7 @@ def commit_load(
     ``sources``: (file, sha256, rows) for gwh_loads, instead of ``path`` and ``sha``.
     ``mapper``: writes the partitions (on Dask), see :func:`load`.
     """
-    with db.connect(wh.db_path) as con:
-        registry = wh._registry(con)
+    registry = _registry(wh)
     batches: dict[str, UpsertBatch] = {}
     records = []
     try:
@@ -335,7 +333,7 @@ def commit_load(
 
 def _commit_versions(
     wh: Warehouse,
-    registry: dict,
+    registry: bookkeeping.Registry,
     batches: dict[str, UpsertBatch],
     loader_name: str,
     records: list[tuple[str, str, str, int]],
@@ -390,6 +388,7 @@ def _commit_versions(
                     [file_sha, loader_name, file, name, nrows, versions[name], now],
                 )
 
+        before = bookkeeping.committed(wh.db_path)  # the state the new file starts from
         wh._write_file(record)  # the commit: one rename
     except BaseException:
         for tmp in tmp_dirs:
@@ -397,10 +396,21 @@ def _commit_versions(
         for _name, _version, final, _cv in created:
             shutil.rmtree(final, ignore_errors=True)
         raise
+    bookkeeping.advance(
+        wh.db_path,
+        before,
+        {name: (v, final.relative_to(wh.root).as_posix()) for name, v, final, _cv in created},
+        [(loader_name, file_sha, now) for _file, file_sha, _name, _n in records],
+    )
     for _name, _version, final, _cv in created:
         point_current(final)
     collect_garbage(wh)
     return created
+
+
+def _registry(wh: Warehouse) -> bookkeeping.Registry:
+    """The committed versions, as writers see them (:mod:`warehouse.bookkeeping`)."""
+    return bookkeeping.committed(wh.db_path).registry
 
 
 def point_current(final: Path) -> None:
@@ -443,7 +453,7 @@ def collect_garbage(wh: Warehouse) -> None:
     if not wh.catalogs_dir.exists():
         return
     root = wh.root.resolve()
-    current = {(root / p).resolve() for _v, p in wh._committed_registry().values()}
+    current = {(root / p).resolve() for _v, p in _registry(wh).values()}
     keep = current | wh.protected_versions()
     stale = [
         child
@@ -472,7 +482,7 @@ def remove_orphans(wh: Warehouse) -> None:
         leftover.unlink(missing_ok=True)
     if not wh.catalogs_dir.exists():
         return
-    registry = wh._committed_registry()
+    registry = _registry(wh)
     for table_dir in wh.catalogs_dir.iterdir():
         if not table_dir.is_dir():
             continue

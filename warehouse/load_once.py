@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from warehouse import db, progress
+from warehouse import bookkeeping, db, progress
 from warehouse.files import file_sha256
 from warehouse.loading import LoadResult
 
@@ -80,13 +80,8 @@ class LoadOnce:
         return bool(why)
 
     def skip(self, path: Path, sha: str) -> str | None:
-        if self._loaded is None:  # one query for every file (the writer lock is held)
-            with db.connect(self.wh.db_path) as con:
-                rows = con.execute(
-                    "SELECT sha256, min(loaded_at) FROM gwh_loads WHERE loader = ? GROUP BY 1",
-                    [self.loader_name],
-                ).fetchall()
-            self._loaded = dict(rows)
+        if self._loaded is None:  # one look for every file (the writer lock is held)
+            self._loaded = bookkeeping.committed(self.wh.db_path).loaded_by(self.loader_name)
         when = self._loaded.get(sha)
         if when is not None:
             return f"already loaded ({when:%Y-%m-%d %H:%M} UTC)"
