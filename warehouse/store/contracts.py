@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from warehouse.store.layout import ParquetLayout
 from warehouse.store.versions import TableSpec
 
 __all__ = [
@@ -67,9 +68,18 @@ HSC_SPECZ = TableSpec(
 
 # ---------------------------------------------------------------------------- HSC cutouts
 
+IMAGE_LAYOUT = ParquetLayout(
+    row_group_rows=64,
+    column_compression=(("*_image", "none"), ("*_variance", "none")),
+)
+"""Image tables: row groups of 64 objects (an export reads only those it needs, a block at a
+time) and float pixel planes stored uncompressed (noise does not compress: snappy only cost a
+copy on every read); masks (sparse bits) stay snappy."""
+
 CUTOUTS = TableSpec(
     "cutouts",
     description="HSC image cutouts per object and band (pixels hidden from SQL; metadata shown)",
+    layout=IMAGE_LAYOUT,
 )
 
 # ------------------------------------------------------------------ other catalogs and labels
@@ -114,14 +124,17 @@ MORPHOLOGY_HIDDEN_SUFFIXES = ("_morph_key",)
 KIDS_CUTOUTS = TableSpec(
     "kids_cutouts",
     description='KiDS-DR4 u,g,r,i cutouts (36x36, 0.2"/px) with SPECTYPE labels',
+    layout=IMAGE_LAYOUT,
 )
 SDSS_CUTOUTS = TableSpec(
     "sdss_cutouts",
     description="SDSS frame cutouts (nanomaggies) of labelled objects, one column per band",
+    layout=IMAGE_LAYOUT,
 )
 HST_CUTOUTS = TableSpec(
     "hst_cutouts",
     description="HST drizzled-mosaic cutouts (MAST deep fields) of labelled objects, per filter",
+    layout=IMAGE_LAYOUT,
 )
 
 BASE_TABLES: tuple[BaseTableDef, ...] = (
