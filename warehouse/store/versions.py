@@ -207,7 +207,9 @@ def key_values(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
     if len(key) == 1:
         return table.column(key[0]).combine_chunks()
     parts = [pc.cast(table.column(k), pa.string()) for k in key]
-    return pc.binary_join_element_wise(*parts, "\x1f")
+    # one array, as for a single key: a list of chunked arrays (the runs of a spill) would be
+    # concatenated value by value (1.3 s for 2 M spec-z keys)
+    return pc.binary_join_element_wise(*parts, "\x1f").combine_chunks()
 
 
 def sort_order(table: pa.Table, key: tuple[str, ...]) -> np.ndarray:

@@ -1,0 +1,27 @@
+"""Comparable key values: one value per row for a composite key, as one Arrow array (the runs of a
+spilled load concatenate them; a chunked array there is converted value by value)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from warehouse.store.versions import key_values
+
+
+def test_a_composite_key_gives_one_array_of_one_value_per_row():
+    chunks = [
+        pa.table({"object_id": pa.array([2**62 + 1, 7], pa.int64()), "specz_name": ["a", "b"]}),
+        pa.table({"object_id": pa.array([7], pa.int64()), "specz_name": ["c"]}),
+    ]
+    table = pa.concat_tables(chunks)  # two chunks per column, as a file read in parts has
+    keys = key_values(table, ("object_id", "specz_name"))
+    assert isinstance(keys, pa.Array)
+    assert keys.to_pylist() == [f"{2**62 + 1}\x1fa", "7\x1fb", "7\x1fc"]  # no float64 detour
+    runs = pa.chunked_array([keys, key_values(chunks[1], ("object_id", "specz_name"))])
+    assert runs.combine_chunks().to_pylist()[-1] == "7\x1fc"
+
+
+def test_a_single_key_is_its_column():
+    table = pa.concat_tables([pa.table({"object_id": pa.array([3], pa.int64())})] * 2)
+    keys = key_values(table, ("object_id",))
+    assert isinstance(keys, pa.Array) and keys.to_pylist() == [3, 3]
