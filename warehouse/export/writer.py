@@ -18,6 +18,7 @@ from warehouse import progress
 from warehouse.cutouts import band_column
 from warehouse.errors import ExportError
 from warehouse.export.attrs import OWN_DATASETS
+from warehouse.export.blocks import BlockMaker, PartitionFile, fine_switching
 from warehouse.export.columns import _PREFIX, _Label, _values, to_numpy
 from warehouse.export.options import PLANES, ExportOptions
 from warehouse.export.pixels import (
@@ -55,6 +56,9 @@ class _Writer:
         # Planes whose chunks (one galaxy each, no filter) are written as they are, bytes
         # straight into the file: h5py's selection and HDF5's chunk cache cost a copy each.
         self.direct = set() if comp or not isinstance(h5, h5py.File) else set(self.planes)
+        # Planes made block by block row group by row group (blocks.py) where every exported
+        # row is S x S: direct writes, and hf row groups (RowGroupFile: filled in place).
+        self.blockwise = self.direct if isinstance(h5, h5py.File) else set(self.planes)
         for plane in self.planes:
             dtype, missing_value, _pad = PLANES[plane]
             self.images[plane] = h5.create_dataset(
@@ -118,6 +122,8 @@ class _Writer:
         self.ahead: dict[tuple[int, str], Future] = {}
         self.last = False  # the partition being written is the export's last: no read ahead
         self.gathers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-gather")
+        # Direct writes of S x S planes: blocks made row group by row group (blocks.py).
+        self.maker = BlockMaker(self.size, list(plan.bands), band_column)
 
     # -- catalog rows
 
@@ -189,16 +195,28 @@ class _Writer:
         for stale in list(self.ahead):  # read ahead for a partition this export skipped
             self.ahead.pop(stale).result()
         table = ahead.result() if ahead is not None else self._read_plane(k, plane)
+        nxt = self._next(k, plane)
+        if nxt is not None and not self.blockwise:
+            self.ahead[nxt] = self.pool.submit(self._read_plane, *nxt)
+        return table
+
+    def _next(self, k: int, plane: str) -> tuple[int, str] | None:
+        """The (partition, plane) likely written after ``plane`` of partition ``k``: partitions
+        come in order, so this partition's next plane, else partition k + 1's first."""
         i = self.planes.index(plane)
         nxt = (k, self.planes[i + 1]) if i + 1 < len(self.planes) else (k + 1, self.planes[0])
         if nxt[0] < len(self.part_paths) and not (self.last and nxt[0] != k):
-            self.ahead[nxt] = self.pool.submit(self._read_plane, *nxt)
-        return table
+            return nxt
+        return None
 
     def read_ahead(self, k: int) -> None:
         """Start reading partition ``k``'s first plane, unless a read is already under way (the
         catalog rows of a batch tell which partition comes next before its pixels are due)."""
-        if not self.ahead and 0 <= k < len(self.part_paths):
+        if not 0 <= k < len(self.part_paths):
+            return
+        if self.blockwise:  # its first row group, for the blocks
+            self.maker.read_ahead(self.part_paths[k], self.planes[0])
+        elif not self.ahead:
             self.ahead[(k, self.planes[0])] = self.pool.submit(self._read_plane, k, self.planes[0])
 
     def close(self) -> None:
@@ -207,6 +225,7 @@ class _Writer:
         self.ahead.clear()
         self.pool.shutdown(wait=True)
         self.gathers.shutdown(wait=True)
+        self.maker.close()
 
     def partition_of(self, h29: np.ndarray) -> np.ndarray:
         k = np.searchsorted(self.part_lo, h29, side="right") - 1
@@ -219,8 +238,8 @@ class _Writer:
         part = k  # k names a row of the file below
         path = self.part_paths[k]
         # Memory-mapped: the pixel bytes are read straight from the page cache (~3x faster).
-        pf = pq.ParquetFile(path, memory_map=True, pre_buffer=False)
-        names = set(pf.schema_arrow.names)
+        pfile = PartitionFile(path)
+        pf, names = pfile.pf, pfile.names
         bands = self.plan.bands
         shape_cols = [
             band_column(b, w)
@@ -243,8 +262,20 @@ class _Writer:
                 w = meta.column(band_column(b, "width"))
                 shapes[b] = (_int_or_zero(h)[pos], _int_or_zero(w)[pos], _valid(h)[pos])
         del meta
+        # Every exported row holds an S x S plane in every band: chunks as they are stored.
+        square = all(
+            b in shapes
+            and shapes[b][2].all()
+            and (shapes[b][0] == self.size).all()
+            and (shapes[b][1] == self.size).all()
+            for b in bands
+        )
         for plane in self.planes:
             dtype, missing_value, pad = PLANES[plane]
+            if square and plane in self.blockwise:
+                if any(band_column(b, plane) in names for b in bands):  # else the fill stands
+                    self._write_blocks(pfile, k, plane, rows, pos)
+                continue
             table = self._plane(part, plane)  # all rows; those exported are picked by pos, uncopied
             if table is None:  # no band of this plane here: the fill value stands
                 continue
@@ -299,6 +330,23 @@ class _Writer:
                 if in_place is None:
                     self._put(plane, r0, block)
             del table, views
+
+    def _write_blocks(
+        self, part: PartitionFile, k: int, plane: str, rows: np.ndarray, pos: np.ndarray
+    ) -> None:
+        """Rows ``rows`` of ``plane`` from the file rows ``pos`` of partition ``k``: blocks made
+        row group by row group in the maker's thread while the ones before are written."""
+        dtype, missing_value, _pad = PLANES[plane]
+        nxt = self._next(k, plane)
+        ahead = None if nxt is None else (self.part_paths[nxt[0]], nxt[1])
+        dset = self.images[plane]
+        # hf row groups (RowGroupDataset) are filled in place by the maker's thread
+        into, group = getattr(dset, "view", None), getattr(dset, "group", None)
+        blocks = self.maker.blocks(part, plane, dtype, missing_value, rows, pos, ahead, into, group)
+        with fine_switching():
+            for r0, block in blocks:
+                if into is None:
+                    self._put(plane, r0, block)
 
     def _write_cubes(self, plane: str, dtype, cubes: list, rows: np.ndarray, pos: np.ndarray):
         """Rows ``rows`` of ``plane`` from the file rows ``pos`` of ``cubes`` (a (rows, S, S)

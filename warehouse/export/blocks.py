@@ -1,0 +1,231 @@
+"""Galaxy chunks of one image-table partition, made row group by row group in a worker thread
+while the main thread writes the chunks before them.
+
+Image tables are stored in row groups of a few dozen objects with uncompressed float planes
+(``IMAGE_LAYOUT`` in :mod:`warehouse.store.contracts`), so a plane's pixels of one row group
+are read from the memory-mapped file in one copy (pyarrow, without the GIL) and gathered into
+blocks of galaxy chunks (bands, S, S) in a second (NumPy, without the GIL); the main thread
+hands each chunk to ``write_direct_chunk``. Files written before (one row group per partition,
+snappy) are read the same way: their one row group is the whole partition's plane.
+
+The worker needs the GIL briefly between its long GIL-free steps, while the main thread holds
+it through each chunk write; with the interpreter's default 5 ms switch interval every such
+hand-over would stall the worker for up to 5 ms, so the writes run with a finer interval
+(:func:`fine_switching`)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from warehouse.errors import ExportError
+from warehouse.export.pixels import _binary_view, _one_chunk
+
+BLOCK_ROWS = 64  # galaxy chunks per block handed to the writer
+BLOCKS_AHEAD = 3  # blocks in flight (made or being made) ahead of the writer
+SWITCH_INTERVAL = 1e-4  # seconds: the interpreter's thread switch interval while writing
+
+
+@contextlib.contextmanager
+def fine_switching() -> Iterator[None]:
+    """The interpreter's thread switch interval at :data:`SWITCH_INTERVAL` inside, restored on
+    exit (see the module)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+class PartitionFile:
+    """A partition file of the image table, memory-mapped (pixels come from the page cache),
+    with the first row of each of its row groups."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pf = pq.ParquetFile(path, memory_map=True, pre_buffer=False)
+        md = self.pf.metadata
+        sizes = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+        self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.names = set(self.pf.schema_arrow.names)
+
+    def group_of(self, pos: np.ndarray) -> np.ndarray:
+        """The row group holding each file row of ``pos``."""
+        return np.searchsorted(self.starts, pos, side="right") - 1
+
+
+def block_bounds(
+    rows: np.ndarray, groups: np.ndarray, limit: int, align: int | None = None
+) -> list[tuple[int, int]]:
+    """[a, b) index ranges of ``rows`` of consecutive rows from one row group (``groups``), at
+    most ``limit`` long; with ``align``, none holds rows of two blocks of ``align`` rows."""
+    if rows.size == 0:
+        return []
+    cut = (np.diff(rows) != 1) | (np.diff(groups) != 0)
+    if align:
+        cut |= np.diff(rows // align) != 0
+    edges = np.concatenate([[0], np.flatnonzero(cut) + 1, [rows.size]]).tolist()
+    out = []
+    for s, e in zip(edges[:-1], edges[1:], strict=True):
+        out += [(a, min(a + limit, e)) for a in range(s, e, limit)]
+    return out
+
+
+class _Group:
+    """One row group's planes of every band: a (rows, S, S) view of the read bytes when all
+    its rows hold an S x S plane (one copy per band and block), else per-row access."""
+
+    def __init__(self, table, columns: list[str | None], size: int, view: str, where: str):
+        self.size, self.view, self.where = size, view, where
+        self.cubes: list[np.ndarray | None] = []
+        self.raw: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+        nbytes = size * size * np.dtype(view).itemsize
+        for name in columns:
+            if name is None:
+                self.cubes.append(None)
+                self.raw.append(None)
+                continue
+            offsets, data, valid = _binary_view(_one_chunk(table.column(name)))
+            self.raw.append((offsets, data, valid))
+            cube = None
+            if valid.all() and (np.diff(offsets) == nbytes).all():
+                raw = data[offsets[0] : offsets[-1]]
+                cube = raw.view(view).reshape(len(offsets) - 1, size, size)
+            self.cubes.append(cube)
+
+    def gather(self, block: np.ndarray, pos: np.ndarray, missing) -> None:
+        """``block[j, band] = plane of file row pos[j]`` (row numbers within the group);
+        ``missing`` where the plane is NULL or the band is not in the file."""
+        consecutive = int(pos[-1]) - int(pos[0]) + 1 == len(pos) and bool((np.diff(pos) == 1).all())
+        for bi, cube in enumerate(self.cubes):
+            if cube is not None and consecutive:
+                block[:, bi] = cube[int(pos[0]) : int(pos[0]) + len(pos)]
+            elif cube is not None:
+                np.take(cube, pos, axis=0, out=block[:, bi])
+            else:
+                self._rows(block, bi, pos, missing)
+
+    def _rows(self, block: np.ndarray, bi: int, pos: np.ndarray, missing) -> None:
+        raw = self.raw[bi]
+        s = self.size
+        for j, p in enumerate(pos.tolist()):
+            if raw is None or not raw[2][p]:
+                block[j, bi] = missing
+                continue
+            offsets, data = raw[0], raw[1]
+            px = data[offsets[p] : offsets[p + 1]].view(self.view)
+            if px.size != s * s:
+                raise ExportError(
+                    f"{self.where}: a stored plane holds {px.size} values where its height and "
+                    f"width say {s}x{s}; the image table is damaged: ingest the object again."
+                )
+            block[j, bi] = px.reshape(s, s)
+
+
+class BlockMaker:
+    """Blocks of galaxy chunks of one plane, made in a worker thread in the order they are
+    written (:meth:`blocks`), at most :data:`BLOCKS_AHEAD` blocks ahead of the writer; once a
+    plane's last block is under way the worker reads the first row group of the plane written
+    next (``ahead``). At most two row groups are held: the one being gathered from and the one
+    read ahead."""
+
+    def __init__(self, size: int, bands: list[str], plane_column: Callable[[str, str], str]):
+        self.size, self.bands, self.column = size, bands, plane_column
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-blocks")
+        self.buffers: dict[tuple[str, int], np.ndarray] = {}
+        # Row groups read, by (file, plane, group); touched by the worker thread only.
+        self.current: dict[tuple[Path, str, int], _Group] = {}
+        self.ahead: dict[tuple[Path, str, int], _Group] = {}
+        self.requested: tuple[Path, str] | None = None  # the last read ahead asked for
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.current.clear()
+        self.ahead.clear()
+
+    def _buffer(self, plane: str, i: int, dtype) -> np.ndarray:
+        """Reused block buffers (fresh 20 MB arrays would fault in every page again)."""
+        key = (plane, i % (BLOCKS_AHEAD + 1))
+        if key not in self.buffers:
+            shape = (BLOCK_ROWS, len(self.bands), self.size, self.size)
+            self.buffers[key] = np.empty(shape, dtype)
+        return self.buffers[key]
+
+    def _read(self, part: PartitionFile, plane: str, g: int) -> _Group:
+        columns = [
+            self.column(b, plane) if self.column(b, plane) in part.names else None
+            for b in self.bands
+        ]
+        wanted = [c for c in columns if c is not None]
+        table = part.pf.read_row_group(g, columns=wanted, use_threads=False)
+        view = "<i4" if plane == "mask" else "<f4"
+        return _Group(table, columns, self.size, view, str(part.path))
+
+    def _group(self, part: PartitionFile, plane: str, g: int) -> _Group:
+        """Row group ``g`` of ``plane`` (read ahead, being used, or read now)."""
+        key = (part.path, plane, g)
+        group = self.current.get(key) or self.ahead.pop(key, None) or self._read(part, plane, g)
+        self.current = {key: group}
+        return group
+
+    def read_ahead(self, path: Path, plane: str) -> None:
+        """Read the first row group of ``plane`` in the file ``path`` in the worker (once)."""
+        if self.requested != (path, plane):
+            self.requested = (path, plane)
+            self.pool.submit(self._read_ahead, path, plane)
+
+    def _read_ahead(self, path: Path, plane: str) -> None:
+        part = PartitionFile(path)
+        if part.starts[-1] > 0:
+            self.ahead = {(path, plane, 0): self._read(part, plane, 0)}
+
+    def blocks(
+        self,
+        part: PartitionFile,
+        plane: str,
+        dtype,
+        missing,
+        rows: np.ndarray,
+        pos: np.ndarray,
+        ahead: tuple[Path, str] | None = None,
+        into: Callable[[int, int], np.ndarray] | None = None,
+        align: int | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first export row, block)`` of the export rows ``rows`` (ascending), held in the
+        file rows ``pos``, in order; a block is valid until the next one is asked for.
+        ``ahead``: the (file, plane) written next, whose first row group is read ahead.
+        ``into(r0, r1)``: where export rows r0 .. r1-1 go (asked for in this thread), instead
+        of the maker's buffers; ``align``: no block spans two of its blocks of rows."""
+        groups = part.group_of(pos)
+        bounds = block_bounds(rows, groups, BLOCK_ROWS, align)
+
+        def make(i: int, block: np.ndarray) -> np.ndarray:
+            a, b = bounds[i]
+            g = int(groups[a])
+            self._group(part, plane, g).gather(block, pos[a:b] - part.starts[g], missing)
+            return block
+
+        def submit(i: int) -> Future:
+            a, b = bounds[i]
+            if into is None:
+                block = self._buffer(plane, i, dtype)[: b - a]
+            else:
+                block = into(int(rows[a]), int(rows[a]) + b - a)
+            future = self.pool.submit(make, i, block)
+            if i == len(bounds) - 1 and ahead is not None:
+                self.read_ahead(*ahead)
+            return future
+
+        pending = [submit(i) for i in range(min(BLOCKS_AHEAD, len(bounds)))]
+        for i, (a, _b) in enumerate(bounds):
+            block = pending.pop(0).result()
+            if i + BLOCKS_AHEAD < len(bounds):
+                pending.append(submit(i + BLOCKS_AHEAD))
+            yield int(rows[a]), block
