@@ -29,6 +29,7 @@ from warehouse.export.pixels import _binary_view, _one_chunk
 
 BLOCK_ROWS = 64  # galaxy chunks per block handed to the writer
 BLOCKS_AHEAD = 3  # blocks in flight (made or being made) ahead of the writer
+AHEAD_ROWS = 256  # rows of row groups read ahead of a plane's first block (at least a group)
 SWITCH_INTERVAL = 1e-4  # seconds: the interpreter's thread switch interval while writing
 
 
@@ -131,10 +132,11 @@ class _Group:
 
 class BlockMaker:
     """Blocks of galaxy chunks of one plane, made in a worker thread in the order they are
-    written (:meth:`blocks`), at most :data:`BLOCKS_AHEAD` blocks ahead of the writer; once a
-    plane's last block is under way the worker reads the first row group of the plane written
-    next (``ahead``). At most two row groups are held: the one being gathered from and the one
-    read ahead."""
+    written (:meth:`blocks`), at most :data:`BLOCKS_AHEAD` blocks ahead of the writer. While
+    the main thread writes catalog rows, or once a plane's last block is under way, the worker
+    reads the first row groups (:data:`AHEAD_ROWS` rows; at least one group) of the plane
+    written next (``ahead``); besides those, one row group is held: the one being gathered
+    from."""
 
     def __init__(self, size: int, bands: list[str], plane_column: Callable[[str, str], str]):
         self.size, self.bands, self.column = size, bands, plane_column
@@ -176,15 +178,18 @@ class BlockMaker:
         return group
 
     def read_ahead(self, path: Path, plane: str) -> None:
-        """Read the first row group of ``plane`` in the file ``path`` in the worker (once)."""
+        """Read the first row groups of ``plane`` in the file ``path`` in the worker (once)."""
         if self.requested != (path, plane):
             self.requested = (path, plane)
             self.pool.submit(self._read_ahead, path, plane)
 
     def _read_ahead(self, path: Path, plane: str) -> None:
         part = PartitionFile(path)
-        if part.starts[-1] > 0:
-            self.ahead = {(path, plane, 0): self._read(part, plane, 0)}
+        self.ahead = {}
+        for g in range(len(part.starts) - 1):
+            if g and part.starts[g] >= AHEAD_ROWS:
+                break
+            self.ahead[(path, plane, g)] = self._read(part, plane, g)
 
     def blocks(
         self,

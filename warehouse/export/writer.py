@@ -124,6 +124,8 @@ class _Writer:
         self.gathers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-gather")
         # Direct writes of S x S planes: blocks made row group by row group (blocks.py).
         self.maker = BlockMaker(self.size, list(plan.bands), band_column)
+        if self.blockwise and self.part_paths:  # likely the first (read while the query runs)
+            self.maker.read_ahead(self.part_paths[0], self.planes[0])
 
     # -- catalog rows
 
