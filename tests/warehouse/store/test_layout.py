@@ -111,12 +111,16 @@ def test_a_version_written_with_the_old_layout_reads_and_takes_the_new_one_where
         assert _codecs(v2.path / p.relpath)["g_image"] == {"UNCOMPRESSED"}
 
 
-def test_lsdb_and_hats_open_a_small_row_group_table(tmp_path, caplog):
+def test_lsdb_and_hats_open_a_table_of_small_row_groups_pages_and_a_page_index(tmp_path, caplog):
     lsdb = pytest.importorskip("lsdb")
     from hats.io.validation import is_valid_catalog
 
     table = _table(5000, seed=4)
-    cv = _write("tasks", SMALL, None, table, tmp_path / "v1", tmp_path / "s")
+    paged = ParquetLayout(
+        64, column_compression=LAYOUT.column_compression, page_bytes=512, page_index=True
+    )
+    spec = TableSpec("things", ra="ra", dec="dec", layout=paged)
+    cv = _write("tasks", spec, None, table, tmp_path / "v1", tmp_path / "s")
     with caplog.at_level(logging.WARNING):
         assert is_valid_catalog(str(tmp_path / "v1"), strict=True)
         assert is_valid_catalog(str(cv.margin), strict=True)
@@ -155,8 +159,26 @@ def test_nested_columns_get_their_codec_on_every_leaf():
     assert codecs == {"a": {"ZSTD"}, "pixels.list.element": {"UNCOMPRESSED"}}
 
 
+@pytest.mark.parametrize("how", ["merge_version", "tasks"])
+def test_small_pages_with_a_page_index_where_the_layout_asks(tmp_path, how):
+    paged = TableSpec(
+        "things", ra="ra", dec="dec", layout=ParquetLayout(page_bytes=1024, page_index=True)
+    )
+    table = _table(5000, seed=5)
+    cv = _write(how, paged, None, table, tmp_path / "v1", tmp_path / "s")
+    plain = _write(how, PLAIN, None, table, tmp_path / "p1", tmp_path / "ps")
+    for path in _files(cv):
+        chunk = pq.read_metadata(path).row_group(0).column(3)  # mag: float32
+        assert chunk.has_column_index and chunk.has_offset_index
+    for path in plain.files():
+        assert not pq.read_metadata(path).row_group(0).column(3).has_column_index
+    assert pq.read_table(cv.files()).equals(pq.read_table(plain.files()))
+
+
 def test_a_layout_refuses_what_parquet_cannot_write():
     with pytest.raises(ValueError, match="row_group_rows"):
         ParquetLayout(row_group_rows=0)
+    with pytest.raises(ValueError, match="page_bytes"):
+        ParquetLayout(page_bytes=0)
     with pytest.raises(ValueError, match="'lzo' is not one of"):
         ParquetLayout(column_compression=(("*", "lzo"),))
