@@ -38,7 +38,6 @@ from warehouse.errors import ComputeError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.marts.key import MART_FILE, MARTS, fingerprint
 from warehouse.store import (
-    ROW_GROUP_SIZE,
     Partition,
     TableSpec,
     write_collection,
@@ -46,6 +45,7 @@ from warehouse.store import (
     write_partition,
     write_properties,
 )
+from warehouse.store.versions import partition_writer
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -226,42 +226,86 @@ def _run(mapper: Mapper, plan: PartitionPlan, dest: Path) -> list[MartPart]:
 def _run_here(plan: PartitionPlan, dest: Path, view: str = VIEW) -> list[MartPart]:
     """Every partition from one query of the whole view, streamed in ``_healpix_29`` order and
     cut at the partitions' borders: the files :func:`materialise_partition` writes, byte for byte,
-    with no partition reader per partition and no margin to re-read (about twice as fast here)."""
+    with no partition reader per partition and no margin to re-read (about twice as fast here).
+    Each file is written a row group at a time as its rows arrive (:class:`_Streamed`)."""
     order = sorted(plan.partitions, key=lambda p: p.h29_range()[0])
     starts = np.array([p.h29_range()[0] for p in order[1:]], dtype=np.int64)
     col = db.quote_ident(SPATIAL_INDEX_COLUMN)
     con = db.reader(list(plan.tables), plan.config, {}, plan.allowed, models=list(plan.models))
     done: dict[Partition, MartPart] = {}
-    held: list[pa.RecordBatch] = []
-    at = 0  # index in ``order`` of the partition being collected
-
-    def flush() -> None:
-        rows = pa.Table.from_batches(held) if held else None
-        done[order[at]] = (
-            _write(rows, plan, order[at], str(dest)) if rows else MartPart(order[at], 0)
-        )
-        held.clear()
-
+    at = 0  # index in ``order`` of the partition being written
+    current = _Streamed(plan, order[at], dest)
     try:
         batches = con.sql(
             f"SELECT * FROM {db.quote_ident(view)} ORDER BY {col}, object_id"
-        ).to_arrow_reader(ROW_GROUP_SIZE)
+        ).to_arrow_reader(SPEC.layout.row_group_rows)
         for batch in batches:
             which = np.searchsorted(starts, batch.column(SPATIAL_INDEX_COLUMN).to_numpy(), "right")
             cuts = np.flatnonzero(np.diff(which)) + 1
             for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), batch.num_rows], strict=True):
                 while at < which[lo]:
-                    flush()
+                    done[order[at]] = current.close()
                     at += 1
-                held.append(batch.slice(lo, hi - lo))
+                    current = _Streamed(plan, order[at], dest)
+                current.add(batch.slice(lo, hi - lo))
+        while True:
+            done[order[at]] = current.close()
+            at += 1
+            if at == len(order):
+                break
+            current = _Streamed(plan, order[at], dest)
     except duckdb.Error as exc:
         raise QueryError(f"{view}: {exc}") from None
     finally:
+        current.abandon()
         con.close()
-    while at < len(order):
-        flush()
-        at += 1
     return [done[p] for p in plan.partitions]
+
+
+class _Streamed:
+    """One partition's file written as its rows stream in, a row group at a time: the bytes
+    :func:`_write` gives the whole partition (combined, then cut into row groups of the
+    layout's size), holding one row group instead of the partition and its combined copy."""
+
+    def __init__(self, plan: PartitionPlan, part: Partition, dest: Path):
+        self.plan, self.part, self.path = plan, part, dest / part.relpath
+        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._held = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(batch)
+        self._held += batch.num_rows
+        step = SPEC.layout.row_group_rows
+        while self._held >= step:
+            rows = pa.Table.from_batches(self._pending)
+            self._write(rows.slice(0, step))
+            rest = rows.slice(step)
+            self._pending, self._held = rest.to_batches(), rest.num_rows
+
+    def _write(self, rows: pa.Table) -> None:
+        group = _with_units(rows, self.plan).combine_chunks()
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = partition_writer(self.path, group.schema, SPEC.layout)
+        self._writer.write_table(group, row_group_size=SPEC.layout.row_group_rows)
+        self.rows += group.num_rows
+
+    def close(self) -> MartPart:
+        if self._held:
+            self._write(pa.Table.from_batches(self._pending))
+            self._pending, self._held = [], 0
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        return MartPart(self.part, self.rows)
+
+    def abandon(self) -> None:
+        """Close the file of a failed run (the caller removes the folder)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def _finish(wh: Warehouse, tmp: Path, parts: list[MartPart], key: str, inputs: dict) -> int:

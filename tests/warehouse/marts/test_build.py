@@ -12,6 +12,7 @@ import os
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from loaders import registry
@@ -258,6 +259,29 @@ def test_per_partition_here_and_on_a_local_cluster_write_the_one_query_bytes(tmp
     assert here == there and sum(p.nrows for p in here) > 500
     assert len(_files(catalog)) > 5
     assert _files(tmp_path / "here") == _files(tmp_path / "dask") == _files(catalog)
+
+
+def test_streamed_files_are_the_per_partition_bytes_over_many_row_groups(tmp_path, monkeypatch):
+    # row groups of 16 rows: the one query writes each file a row group at a time as its rows
+    # stream in, the per-partition task writes the partition whole; the bytes are the same
+    small = dataclasses.replace(build.SPEC.layout, row_group_rows=16)
+    monkeypatch.setattr(build, "SPEC", dataclasses.replace(build.SPEC, layout=small))
+    wh = load_field(tmp_path / "wh", straddling_field(tmp_path)["paths"])
+    assert materialise(wh, force=True) is not None
+    catalog = wh.catalogs_dir / "ml_objects" / "v000001" / "ml_objects"
+    with wh.reading():
+        plan = plan_partitions(wh)
+        plan = dataclasses.replace(
+            plan, tables=tuple(t for t in plan.tables if t.name not in MARTS)
+        )
+        here = [
+            materialise_partition(MartTask(plan, p, str(tmp_path / "here")))
+            for p in plan.partitions
+        ]
+    files = _files(catalog)
+    assert files == _files(tmp_path / "here") and len(files) > 5
+    groups = [pq.ParquetFile(catalog / name).metadata.num_row_groups for name in files]
+    assert max(groups) > 3 and sum(p.nrows for p in here) > 500
 
 
 def test_gwh_materialise(cli, loaded):
