@@ -45,6 +45,7 @@ from warehouse.store import (
     write_partition,
     write_properties,
 )
+from warehouse.store.contracts import CATALOG_LAYOUT
 from warehouse.store.versions import partition_writer
 
 if TYPE_CHECKING:
@@ -65,7 +66,12 @@ the views answer in well under a second and a copy would only cost disk and load
 ``gwh materialise`` materialises at any size."""
 
 VIEW = "ml_objects"
-SPEC = TableSpec(VIEW, ("object_id",), description="ml_objects, materialised (warehouse.marts)")
+SPEC = TableSpec(
+    VIEW,
+    ("object_id",),
+    description="ml_objects, materialised (warehouse.marts)",
+    layout=CATALOG_LAYOUT,
+)
 _UNITS = {"specz_match_distance_arcsec": {b"unit": b"arcsec"}}
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]

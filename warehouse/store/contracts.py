@@ -18,6 +18,7 @@ from warehouse.store.versions import TableSpec
 
 __all__ = [
     "BASE_TABLES",
+    "CATALOG_LAYOUT",
     "CUTOUTS",
     "GALAXY_ZOO",
     "HSC_FORCED",
@@ -52,11 +53,20 @@ class BaseTableDef:
     image_table: bool = False  # pixels per row: partitions of [cutouts] max_rows_per_partition
 
 
+# ------------------------------------------------------------------------------ catalog layout
+
+CATALOG_LAYOUT = ParquetLayout(page_bytes=32 * 1024, page_index=True)
+"""Catalog tables (rows of numbers, read by cone searches and scans): 100k-row groups of 32 KiB
+pages with a page index. A cone search over a partition's ``_healpix_29``-sorted rows then
+decodes the few pages of each column that hold its rows, not a whole 100k-row group of every
+column (measured at 10M rows: ``benchmarks/bench_core.py``, README "Cone search")."""
+
 # ------------------------------------------------------------------------- HSC-SSP catalogs
 
 HSC_FORCED = TableSpec(
     "hsc_forced",
     description="HSC-SSP forced photometry (pdr2_wide.forced + forced2)",
+    layout=CATALOG_LAYOUT,
 )
 HSC_SPECZ = TableSpec(
     "hsc_specz",
@@ -64,6 +74,7 @@ HSC_SPECZ = TableSpec(
     ra="specz_ra",
     dec="specz_dec",
     description="HSC-SSP spectroscopic redshifts matched to objects (pdr2_wide.specz)",
+    layout=CATALOG_LAYOUT,
 )
 
 # ---------------------------------------------------------------------------- HSC cutouts
@@ -90,11 +101,13 @@ HUBBLE_SOURCE_CATALOG = TableSpec(
     ra="MatchRA",
     dec="MatchDec",
     description="Hubble Source Catalog v3 (MAST): one row per match of HST detections",
+    layout=CATALOG_LAYOUT,
 )
 GALAXY_ZOO = TableSpec(
     "galaxy_zoo",
     key=("objid",),
     description="Galaxy Zoo morphology: GZ2 votes with a task-1 label (gz2_label), GZ1 classes",
+    layout=CATALOG_LAYOUT,
 )
 
 # ------------------------------------------------------------------------------- morphology
@@ -102,6 +115,7 @@ GALAXY_ZOO = TableSpec(
 MORPHOLOGY = TableSpec(
     "morphology",
     description="Per-band galaxy morphology (GalaxiesML Table 1): measured with sep or loaded",
+    layout=CATALOG_LAYOUT,
 )
 MORPHOLOGY_LOAD_HINT = (
     "Run `gwh morphology measure` (on the ingested cutouts) or `gwh load morphology FILE`."
