@@ -94,7 +94,7 @@ class UpsertBatch:
         self._memory.append(table)
         self._memory_sources.append(source)
         self._memory_bytes += table.nbytes
-        if self._spill is None and self._memory_bytes <= MEMORY_BUDGET:
+        if self._spill is None and self._memory_bytes <= MEMORY_BUDGET and not self._in_parts():
             return
         if self._spillable(self._memory):
             self._spill_memory()
@@ -104,6 +104,13 @@ class UpsertBatch:
             self._spilled_sources = []
             self._spill.close()
             self._spill = None
+
+    def _in_parts(self) -> bool:
+        """The last two inputs are parts of one file: a file read in chunks is large, so its
+        rows are spilled (sorted while the next chunk is read) from its second chunk on, not
+        once the memory budget is full."""
+        sources = self._memory_sources
+        return len(sources) > 1 and sources[-1] == sources[-2]
 
     def checkpoint(self) -> int:
         """Where the batch stands: :meth:`rollback` to it drops every input added since (e.g.

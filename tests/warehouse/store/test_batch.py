@@ -93,6 +93,26 @@ def test_batch_equals_loading_one_by_one_and_spills_nothing_behind(tmp_path, bud
     assert t.column("file").to_pylist() == [last[o] for o in t.column("object_id").to_pylist()]
 
 
+def test_a_file_added_in_parts_is_spilled_from_its_second_part(tmp_path):
+    # well under the memory budget: two files stay in memory, a file's second part starts the
+    # spill (its rows are sorted while the next part is read), with the same result
+    a, b = _inputs(n_files=2)
+    small = UpsertBatch(SPEC, None, tmp_path / "small")
+    small.add(a, "a.parquet")
+    small.add(b, "b.parquet")
+    assert not (tmp_path / "small").exists()
+    small.close()
+    parts = UpsertBatch(SPEC, None, tmp_path / "parts")
+    parts.add(a.slice(0, 1000), "a.parquet")
+    assert not (tmp_path / "parts").exists()
+    parts.add(a.slice(1000), "a.parquet")
+    assert (tmp_path / "parts").exists()
+    got = parts.commit(tmp_path / "v", max_rows=800, max_order=10, margin_arcsec=10.0)
+    want = merge_version(None, a, SPEC, tmp_path / "w", max_rows=800, max_order=10, source="a")
+    assert _content(got).equals(_content(want)) and got.partitions == want.partitions
+    assert not (tmp_path / "parts").exists()
+
+
 def test_batch_onto_a_previous_version_keeps_columns_the_inputs_lack(tmp_path, budget):
     base = _inputs(n_files=1, seed=5)[0].append_column(
         "extra", pa.array(np.arange(3000 + 0, dtype=np.float64)[: _inputs(1, seed=5)[0].num_rows])
