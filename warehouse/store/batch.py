@@ -134,7 +134,7 @@ class UpsertBatch:
         if self._spill is not None:
             self._spill.drop(dropped)
             self._spilled_sources = [s for s in self._spilled_sources if s not in dropped]
-            self.rows += sum(len(r.keys) for r in self._spill.runs)
+            self.rows += sum(r.h29.size for r in self._spill.runs)
 
     def _spillable(self, tables: list[pa.Table]) -> bool:
         """Inputs with positions and the same columns as those spilled already."""
@@ -148,7 +148,10 @@ class UpsertBatch:
 
     def _spill_memory(self) -> None:
         if self._spill is None:
-            self._spill = Spill(self.scratch, self.spec.key, self.spec.ra, self.spec.dec)
+            stored = self.previous is not None and self.previous.nrows > 0
+            self._spill = Spill(
+                self.scratch, self.spec.key, self.spec.ra, self.spec.dec, eager_keys=stored
+            )
         self._names = sorted(self._memory[0].column_names)
         while self._memory:  # each input leaves memory as soon as it is on disk
             table, source = self._memory.pop(0), self._memory_sources.pop(0)
@@ -264,13 +267,14 @@ def _merge_spilled(
 ) -> CatalogVersion:
     """The next version from spilled runs: one :class:`PartitionTask` per partition that
     changes, run by ``mapper``; unchanged partitions are linked."""
-    new_keys = spill.finish()
+    new_keys = spill.finish()  # None: nothing stored to replace (no eager keys)
     assert spill.schema is not None and spill.new_h29 is not None
     old_schema = previous.schema if previous else None
     schema = _unify_schema(old_schema, spill.schema)
     schema_changed = old_schema is None or not old_schema.equals(schema)
     stored_keys, stored_h29 = _stored_index(previous, spec.key)
     if stored_keys is not None:
+        assert new_keys is not None  # a spill onto stored rows computes its keys
         touched = pc.is_in(stored_keys, value_set=new_keys).to_numpy(zero_copy_only=False)
     else:
         touched = np.zeros(0, bool)

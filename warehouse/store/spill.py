@@ -45,7 +45,7 @@ class _Run:
     path: Path
     seq: int  # input order: a later input's row wins
     h29: np.ndarray  # sorted
-    keys: pa.Array  # in the run's (sorted) order
+    keys: pa.Array | None  # in the run's (sorted) order (None: not computed yet)
     source: str = ""  # the input it came from
     keep: np.ndarray | None = None  # rows that win across inputs (None: all)
     table: pa.Table | None = None  # the run, while it is held in memory (else at ``path``)
@@ -54,10 +54,17 @@ class _Run:
 class Spill:
     """Sorted runs of the new rows of one table, in ``folder`` (removed by :meth:`close`)."""
 
-    def __init__(self, folder: Path, key: tuple[str, ...], ra: str, dec: str):
+    def __init__(
+        self, folder: Path, key: tuple[str, ...], ra: str, dec: str, eager_keys: bool = True
+    ):
+        """``eager_keys``: each run's keys are computed as it is sorted (a load onto stored rows
+        needs them to find the rows it replaces); False: only when :meth:`finish` needs them
+        (several inputs), e.g. a table's first load, whose composite keys (spec-z) cost a
+        string per row."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.key, self.ra, self.dec = key, ra, dec
+        self.eager_keys = eager_keys
         self.runs: list[_Run] = []
         self.schema: pa.Schema | None = None
         self.inputs = 0
@@ -73,13 +80,17 @@ class Spill:
 
         Consecutive parts of one ``source`` (a file read in chunks) are one input: a source
         never repeats a key (loaders check that over the whole file)."""
+        h29 = spatial_index(  # here, while the thread sorts the input before
+            table.column(self.ra).to_numpy(zero_copy_only=False),
+            table.column(self.dec).to_numpy(zero_copy_only=False),
+        )
         self.wait()
         if self._last_source is None or self._last_source != source or not source:
             self.inputs += 1
         self._last_source = source
         self.schema = schema
         # sorted and written by a thread while the caller reads the next input
-        self._pending = self._pool.submit(self._add, table, schema, source, self.inputs - 1)
+        self._pending = self._pool.submit(self._add, table, h29, schema, source, self.inputs - 1)
 
     def wait(self) -> None:
         """Until the last :meth:`add` is on disk (raises what it raised)."""
@@ -87,11 +98,9 @@ class Spill:
         if pending is not None:
             pending.result()
 
-    def _add(self, table: pa.Table, schema: pa.Schema, source: str, seq: int) -> None:
-        h29 = spatial_index(
-            table.column(self.ra).to_numpy(zero_copy_only=False),
-            table.column(self.dec).to_numpy(zero_copy_only=False),
-        )
+    def _add(
+        self, table: pa.Table, h29: np.ndarray, schema: pa.Schema, source: str, seq: int
+    ) -> None:
         if SPATIAL_INDEX_COLUMN in table.column_names:
             table = table.drop_columns([SPATIAL_INDEX_COLUMN])
         table = table.append_column(SPATIAL_INDEX_COLUMN, pa.array(h29, pa.int64()))
@@ -99,7 +108,7 @@ class Spill:
             part = table.slice(start, RUN_ROWS)
             order = sort_order(part, self.key)
             part = part.take(pa.array(order)).select(schema.names).cast(schema)
-            keys = key_values(part, self.key)
+            keys = key_values(part, self.key) if self.eager_keys else None
             h29 = part.column(SPATIAL_INDEX_COLUMN).to_numpy()
             run = _Run(self.folder / f"run-{len(self.runs):05d}.arrow", seq, h29, keys, source)
             if self._resident + part.nbytes <= RESIDENT_BYTES:
@@ -119,33 +128,57 @@ class Spill:
                 r.table = None
         self._resident = 0
 
-    def finish(self) -> pa.Array:
-        """Mark the rows that win across inputs; returns every new key once."""
+    def finish(self) -> pa.Array | None:
+        """Mark the rows that win across inputs; returns every new key once (None: one input
+        and no ``eager_keys``: nothing to compare them with)."""
         self.wait()
-        keys = pa.chunked_array([r.keys for r in self.runs]).combine_chunks()
-        if self.inputs > 1 and pa.types.is_integer(keys.type):
-            keys = self._winners_by_sorting(keys)
-        elif self.inputs > 1 and pc.count_distinct(keys).as_py() < len(keys):
-            # unique per row, larger for later inputs (inputs never repeat a key within)
-            sizes = [len(r.keys) for r in self.runs]
-            rank = np.arange(len(keys), dtype=np.int64) + np.repeat(
-                np.array([r.seq for r in self.runs], np.int64) << np.int64(40), sizes
-            )
-            ids = pa.table({"k": keys, "r": pa.array(rank)})
-            best = ids.group_by("k", use_threads=False).aggregate([("r", "max")])
-            winners = pc.is_in(pa.array(rank), value_set=best.column("r_max")).to_numpy(
-                zero_copy_only=False
-            )
-            offset = 0
-            for r in self.runs:
-                r.keep = winners[offset : offset + len(r.keys)]
-                offset += len(r.keys)
-            keys = best.column("k").combine_chunks()
+        keys = None
+        if self.inputs > 1 or self.eager_keys:
+            keys = pa.chunked_array([self._keys(r) for r in self.runs]).combine_chunks()
+        if keys is not None and self.inputs > 1:
+            keys = self._winners(keys)
         h = [r.h29 if r.keep is None else r.h29[r.keep] for r in self.runs]
         # stable: a merge of the sorted runs, several times faster than sorting anew
         self.new_h29 = np.sort(np.concatenate(h), kind="stable") if h else np.zeros(0, np.int64)
         self.nrows = int(self.new_h29.size)
         return keys
+
+    def _keys(self, run: _Run) -> pa.Array:
+        """The run's keys (computed now if they were not as it was sorted)."""
+        if run.keys is None:
+            if run.table is not None:
+                run.keys = key_values(run.table, self.key)
+            else:
+                with pa.memory_map(str(run.path), "r") as source:
+                    stored = pa.ipc.open_file(source).read_all().select(list(self.key))
+                    run.keys = key_values(stored, self.key)
+        return run.keys
+
+    def _winners(self, keys: pa.Array) -> pa.Array:
+        """Mark the rows that win across inputs (``keys``: every run's, in run order); returns
+        every key once."""
+        if pa.types.is_integer(keys.type):
+            return self._winners_by_sorting(keys)
+        if pc.count_distinct(keys).as_py() == len(keys):
+            return keys
+        # unique per row, larger for later inputs (inputs never repeat a key within)
+        sizes = [r.h29.size for r in self.runs]
+        rank = np.arange(len(keys), dtype=np.int64) + np.repeat(
+            np.array([r.seq for r in self.runs], np.int64) << np.int64(40), sizes
+        )
+        ids = pa.table({"k": keys, "r": pa.array(rank)})
+        best = ids.group_by("k", use_threads=False).aggregate([("r", "max")])
+        winners = pc.is_in(pa.array(rank), value_set=best.column("r_max")).to_numpy(
+            zero_copy_only=False
+        )
+        self._mark(winners)
+        return best.column("k").combine_chunks()
+
+    def _mark(self, winners: np.ndarray) -> None:
+        offset = 0
+        for r in self.runs:
+            r.keep = winners[offset : offset + r.h29.size]
+            offset += r.h29.size
 
     def _winners_by_sorting(self, keys: pa.Array) -> pa.Array:
         """:meth:`finish` for an integer key: a stable sort puts a key's rows in input order,
@@ -158,10 +191,7 @@ class Spill:
             return keys
         winners = np.ones(values.size, bool)
         winners[order[:-1][repeated]] = False
-        offset = 0
-        for r in self.runs:
-            r.keep = winners[offset : offset + len(r.keys)]
-            offset += len(r.keys)
+        self._mark(winners)
         return pa.array(ordered[np.append(~repeated, True)], keys.type)
 
     def rows_in(self, lo: int, hi: int) -> list[pa.Table]:

@@ -126,6 +126,36 @@ def test_batch_onto_a_previous_version_keeps_columns_the_inputs_lack(tmp_path, b
     assert _margin(got).equals(_margin(want))
 
 
+@pytest.mark.parametrize("onto", ["a first load", "stored rows"])
+def test_a_composite_key_across_inputs_keeps_the_last_row(tmp_path, budget, onto):
+    # spec-z-like keys (object_id, name): an object's spectra differ by name, and a later file
+    # repeats some (object_id, name) keys; on a first load the keys are computed only when the
+    # second input shows they are needed
+    spec = TableSpec("spectra", key=("object_id", "name"), ra="ra", dec="dec")
+    tables = [
+        t.append_column("name", pa.array([f"s{i % 2}" for i in range(t.num_rows)]))
+        for t in _inputs(n_files=3)
+    ]
+    previous = None
+    if onto == "stored rows":
+        previous = merge_version(
+            None, tables[0], spec, tmp_path / "v1", max_rows=800, max_order=10, source="a"
+        )
+    want = previous
+    for i, t in enumerate(tables):
+        want = merge_version(
+            want, t, spec, tmp_path / f"s{i}", max_rows=800, max_order=10, source=f"f{i}"
+        )
+    batch = UpsertBatch(spec, previous, tmp_path / "scratch")
+    for i, t in enumerate(tables):
+        batch.add(t, f"f{i}")
+    got = batch.commit(tmp_path / "b", max_rows=800, max_order=10, margin_arcsec=10.0)
+    order = [("object_id", "ascending"), ("name", "ascending")]
+    rows = pq.read_table(got.files()).sort_by(order)
+    assert rows.equals(pq.read_table(want.files()).sort_by(order))
+    assert not (tmp_path / "scratch").exists()
+
+
 def test_inputs_without_positions_or_other_columns_are_combined_in_memory(tmp_path, budget):
     tables = _inputs(n_files=2)
     v1 = merge_version(
