@@ -292,9 +292,20 @@ def phase_load_forced(cfg: dict, work: Path) -> dict:
     orders: dict[int, int] = {}
     for p in cv.partitions:
         orders[p.order] = orders.get(p.order, 0) + 1
+    import pyarrow.parquet as pq
+
+    from warehouse.store.contracts import base_tables
+
+    contract = base_tables()["hsc_forced"].spec.layout
+    md = pq.read_metadata(max(cv.files(), key=lambda f: f.stat().st_size))
     return {
         "rows": cv.nrows,
         "seconds": seconds,
+        "layout": {  # the table contract's Parquet layout; the page index as written
+            "row_group_rows": contract.row_group_rows,
+            "page_bytes": contract.page_bytes,
+            "page_index": md.row_group(0).column(0).has_column_index,
+        },
         "per_file_seconds": per_file,
         "partitions": len(cv.partitions),
         "partition_orders": {str(k): v for k, v in sorted(orders.items())},
@@ -634,6 +645,7 @@ def machine_info() -> dict:
         "platform": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
     }
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -672,6 +684,10 @@ def machine_info() -> dict:
     return info
 
 
+def _page(page_bytes: int | None) -> str:
+    return "pyarrow's default 1 MiB" if page_bytes is None else f"{page_bytes / 1024:g} KiB"
+
+
 def _mib(kib_or_bytes: float | None, unit: str = "kib") -> str:
     if not kib_or_bytes:
         return "-"
@@ -694,6 +710,19 @@ def report(cfg: dict, info: dict, results: dict[str, dict | None], command: str)
     )
     lines.append("versions : " + ", ".join(f"{k} {val}" for k, val in v.items() if k != "numpy"))
     lines.append(f"code     : git {info.get('git', 'unknown')}")
+    start, end = info.get("load_average", []), os.getloadavg()
+    lines.append(
+        "load avg : start " + " ".join(f"{x:.2f}" for x in start)
+        + ", end " + " ".join(f"{x:.2f}" for x in end)
+        + " (1, 5, 15 min; other work on the machine slows every figure)"
+    )  # fmt: skip
+    layout = (results.get("load-forced") or {}).get("layout")
+    if layout:
+        lines.append(
+            f"store    : hsc_forced partition files in row groups of {layout['row_group_rows']:,}"
+            f" rows, data pages of {_page(layout.get('page_bytes'))}, Parquet page index "
+            f"{'written' if layout['page_index'] else 'not written'}"
+        )
     area = len(footprint_tiles()) * TILE_DEG**2
     lines.append(
         f"data     : N = {cfg['rows']:,} forced rows x 116 columns in "
