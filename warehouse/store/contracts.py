@@ -59,7 +59,7 @@ CATALOG_LAYOUT = ParquetLayout(page_bytes=32 * 1024, page_index=True)
 """Catalog tables (rows of numbers, read by cone searches and scans): 100k-row groups of 32 KiB
 pages with a page index. A cone search over a partition's ``_healpix_29``-sorted rows then
 decodes the few pages of each column that hold its rows, not a whole 100k-row group of every
-column (measured at 10M rows: ``benchmarks/bench_core.py``, README "Cone search")."""
+column (measured at 10M rows with ``benchmarks/bench_core.py``: README "From Python")."""
 
 # ------------------------------------------------------------------------- HSC-SSP catalogs
 
