@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from warehouse.errors import ExportError
-from warehouse.export.pixels import _binary_view, _one_chunk
+from warehouse.export.pixels import _binary_view, _one_chunk, _placement
 
 BLOCK_ROWS = 64  # galaxy chunks per block handed to the writer
 BLOCKS_AHEAD = 3  # blocks in flight (made or being made) ahead of the writer
@@ -80,40 +80,56 @@ def block_bounds(
 
 
 class _Group:
-    """One row group's planes of every band: a (rows, S, S) view of the read bytes when all
-    its rows hold an S x S plane (one copy per band and block), else per-row access."""
+    """One row group's planes of every band: a (rows, h, w) view of the read bytes when all
+    its rows hold planes of one size (one copy per band and block, cropped or padded to S x S
+    as :func:`~warehouse.images.fit.fit_to_size` does), else per-row access."""
 
     def __init__(self, table, columns: list[str | None], size: int, view: str, where: str):
         self.size, self.view, self.where = size, view, where
-        self.cubes: list[np.ndarray | None] = []
+        self.flat: list[np.ndarray | None] = []  # the planes' values, when all of one length
         self.raw: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
-        nbytes = size * size * np.dtype(view).itemsize
+        item = np.dtype(view).itemsize
         for name in columns:
             if name is None:
-                self.cubes.append(None)
+                self.flat.append(None)
                 self.raw.append(None)
                 continue
             offsets, data, valid = _binary_view(_one_chunk(table.column(name)))
             self.raw.append((offsets, data, valid))
-            cube = None
-            if valid.all() and (np.diff(offsets) == nbytes).all():
-                raw = data[offsets[0] : offsets[-1]]
-                cube = raw.view(view).reshape(len(offsets) - 1, size, size)
-            self.cubes.append(cube)
+            lengths = np.diff(offsets)
+            flat = None
+            if len(lengths) and valid.all() and (lengths == lengths[0]).all() and lengths[0]:
+                if lengths[0] % item == 0:
+                    raw = data[offsets[0] : offsets[-1]]
+                    flat = raw.view(view).reshape(len(lengths), lengths[0] // item)
+            self.flat.append(flat)
 
-    def gather(self, block: np.ndarray, pos: np.ndarray, missing) -> None:
-        """``block[j, band] = plane of file row pos[j]`` (row numbers within the group);
+    def gather(self, block: np.ndarray, pos: np.ndarray, hw: np.ndarray, missing, pad) -> None:
+        """``block[j, band]`` = the plane of file row ``pos[j]`` (row numbers within the group)
+        of height and width ``hw[j, band]``, fitted to S x S (``pad`` around a smaller one);
         ``missing`` where the plane is NULL or the band is not in the file."""
-        consecutive = int(pos[-1]) - int(pos[0]) + 1 == len(pos) and bool((np.diff(pos) == 1).all())
-        for bi, cube in enumerate(self.cubes):
-            if cube is not None and consecutive:
-                block[:, bi] = cube[int(pos[0]) : int(pos[0]) + len(pos)]
-            elif cube is not None:
-                np.take(cube, pos, axis=0, out=block[:, bi])
+        s = self.size
+        p0 = int(pos[0])
+        consecutive = int(pos[-1]) - p0 + 1 == len(pos) and bool((np.diff(pos) == 1).all())
+        for bi, flat in enumerate(self.flat):
+            h, w = int(hw[0, bi, 0]), int(hw[0, bi, 1])
+            if flat is None or h * w != flat.shape[1] or not (hw[:, bi] == (h, w)).all():
+                self._rows(block, bi, pos, hw, missing, pad)
+                continue
+            cube = flat.reshape(-1, h, w)
+            target = block[:, bi]
+            if (h, w) == (s, s) and consecutive:
+                target[...] = cube[p0 : p0 + len(pos)]
+            elif (h, w) == (s, s):
+                np.take(cube, pos, axis=0, out=target)
             else:
-                self._rows(block, bi, pos, missing)
+                src, dst = _placement(h, w, s)
+                if dst != (slice(0, s), slice(0, s)):
+                    target[...] = pad
+                picked = cube[p0 : p0 + len(pos)] if consecutive else cube[pos]
+                target[:, dst[0], dst[1]] = picked[:, src[0], src[1]]
 
-    def _rows(self, block: np.ndarray, bi: int, pos: np.ndarray, missing) -> None:
+    def _rows(self, block: np.ndarray, bi: int, pos: np.ndarray, hw, missing, pad) -> None:
         raw = self.raw[bi]
         s = self.size
         for j, p in enumerate(pos.tolist()):
@@ -121,13 +137,18 @@ class _Group:
                 block[j, bi] = missing
                 continue
             offsets, data = raw[0], raw[1]
+            h, w = int(hw[j, bi, 0]), int(hw[j, bi, 1])
             px = data[offsets[p] : offsets[p + 1]].view(self.view)
-            if px.size != s * s:
+            if px.size != h * w:
                 raise ExportError(
                     f"{self.where}: a stored plane holds {px.size} values where its height and "
-                    f"width say {s}x{s}; the image table is damaged: ingest the object again."
+                    f"width say {h}x{w}; the image table is damaged: ingest the object again."
                 )
-            block[j, bi] = px.reshape(s, s)
+            src, dst = _placement(h, w, s)
+            out = block[j, bi]
+            if dst != (slice(0, s), slice(0, s)):
+                out[...] = pad
+            out[dst] = px.reshape(h, w)[src]
 
 
 class BlockMaker:
@@ -196,15 +217,17 @@ class BlockMaker:
         part: PartitionFile,
         plane: str,
         dtype,
-        missing,
+        fill: tuple,
         rows: np.ndarray,
         pos: np.ndarray,
+        hw: np.ndarray,
         ahead: tuple[Path, str] | None = None,
         into: Callable[[int, int], np.ndarray] | None = None,
         align: int | None = None,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """``(first export row, block)`` of the export rows ``rows`` (ascending), held in the
-        file rows ``pos``, in order; a block is valid until the next one is asked for.
+        file rows ``pos`` with planes of heights and widths ``hw`` (rows, bands, 2), in order;
+        ``fill``: (missing, pad) values. A block is valid until the next one is asked for.
         ``ahead``: the (file, plane) written next, whose first row group is read ahead.
         ``into(r0, r1)``: where export rows r0 .. r1-1 go (asked for in this thread), instead
         of the maker's buffers; ``align``: no block spans two of its blocks of rows."""
@@ -214,7 +237,7 @@ class BlockMaker:
         def make(i: int, block: np.ndarray) -> np.ndarray:
             a, b = bounds[i]
             g = int(groups[a])
-            self._group(part, plane, g).gather(block, pos[a:b] - part.starts[g], missing)
+            self._group(part, plane, g).gather(block, pos[a:b] - part.starts[g], hw[a:b], *fill)
             return block
 
         def submit(i: int) -> Future:

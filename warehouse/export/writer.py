@@ -264,19 +264,17 @@ class _Writer:
                 w = meta.column(band_column(b, "width"))
                 shapes[b] = (_int_or_zero(h)[pos], _int_or_zero(w)[pos], _valid(h)[pos])
         del meta
-        # Every exported row holds an S x S plane in every band: chunks as they are stored.
-        square = all(
-            b in shapes
-            and shapes[b][2].all()
-            and (shapes[b][0] == self.size).all()
-            and (shapes[b][1] == self.size).all()
-            for b in bands
-        )
+        # Every exported row has every band: blocks made row group by row group (blocks.py).
+        complete = all(b in shapes and shapes[b][2].all() for b in bands)
+        hw = np.zeros((len(pos), len(bands), 2), np.int64)
+        for bi, b in enumerate(bands):
+            if b in shapes:
+                hw[:, bi, 0], hw[:, bi, 1] = shapes[b][0], shapes[b][1]
         for plane in self.planes:
             dtype, missing_value, pad = PLANES[plane]
-            if square and plane in self.blockwise:
+            if complete and plane in self.blockwise:
                 if any(band_column(b, plane) in names for b in bands):  # else the fill stands
-                    self._write_blocks(pfile, k, plane, rows, pos)
+                    self._write_blocks(pfile, k, plane, rows, pos, hw)
                 continue
             table = self._plane(part, plane)  # all rows; those exported are picked by pos, uncopied
             if table is None:  # no band of this plane here: the fill value stands
@@ -334,17 +332,24 @@ class _Writer:
             del table, views
 
     def _write_blocks(
-        self, part: PartitionFile, k: int, plane: str, rows: np.ndarray, pos: np.ndarray
+        self,
+        part: PartitionFile,
+        k: int,
+        plane: str,
+        rows: np.ndarray,
+        pos: np.ndarray,
+        hw: np.ndarray,
     ) -> None:
         """Rows ``rows`` of ``plane`` from the file rows ``pos`` of partition ``k``: blocks made
         row group by row group in the maker's thread while the ones before are written."""
-        dtype, missing_value, _pad = PLANES[plane]
+        dtype, missing_value, pad = PLANES[plane]
         nxt = self._next(k, plane)
         ahead = None if nxt is None else (self.part_paths[nxt[0]], nxt[1])
         dset = self.images[plane]
         # hf row groups (RowGroupDataset) are filled in place by the maker's thread
         into, group = getattr(dset, "view", None), getattr(dset, "group", None)
-        blocks = self.maker.blocks(part, plane, dtype, missing_value, rows, pos, ahead, into, group)
+        fill = (missing_value, pad)
+        blocks = self.maker.blocks(part, plane, dtype, fill, rows, pos, hw, ahead, into, group)
         with fine_switching():
             for r0, block in blocks:
                 if into is None:

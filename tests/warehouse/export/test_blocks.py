@@ -20,25 +20,28 @@ from warehouse.core import Warehouse
 from warehouse.cutouts import ingest_arrays
 from warehouse.export import ExportOptions, export_hdf5, export_hf
 from warehouse.export.blocks import BLOCK_ROWS, block_bounds
+from warehouse.export.options import PLANES
+from warehouse.images.fit import fit_to_size
 from warehouse.store.contracts import CUTOUTS, IMAGE_LAYOUT
 from warehouse.store.layout import ParquetLayout
 from warehouse.store.versions import write_metadata_files, write_partition
 
 S = 8
+BIG = 11  # the stored size of every 50th object
 SQL = "SELECT * FROM ml_objects"
 
 
-def noise(object_id: int, band: int, plane: str) -> np.ndarray:
-    """A plane only this object, band and plane has (so a misplaced pixel shows)."""
+def noise(object_id: int, band: int, plane: str, n: int = S) -> np.ndarray:
+    """An n x n plane only this object, band and plane has (so a misplaced pixel shows)."""
     rng = np.random.default_rng([int(object_id) % 2**32, band, len(plane)])
     if plane == "mask":
-        return rng.integers(0, 1 << 12, (S, S), dtype=np.int32)
-    return rng.standard_normal((S, S), dtype=np.float32)
+        return rng.integers(0, 1 << 12, (n, n), dtype=np.int32)
+    return rng.standard_normal((n, n), dtype=np.float32)
 
 
-def ingest_noise(wh: Warehouse, ids: list[int], bands: tuple[str, ...] = BANDS) -> None:
+def ingest_noise(wh: Warehouse, ids: list[int], bands: tuple[str, ...] = BANDS, n: int = S) -> None:
     def planes(what):
-        return {b: np.stack([noise(i, BANDS.index(b), what) for i in ids]) for b in bands}
+        return {b: np.stack([noise(i, BANDS.index(b), what, n) for i in ids]) for b in bands}
 
     ingest_arrays(
         wh,
@@ -72,12 +75,14 @@ def rewrite_the_old_way(wh: Warehouse) -> None:
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    """One warehouse with cutouts partitions of up to 300 objects (several row groups each),
-    a few objects with bands g and r only; and a copy rewritten the old way."""
+    """One warehouse with cutouts partitions of up to 300 objects (several row groups each):
+    8 x 8 planes, every 50th object's 11 x 11 (row groups of mixed sizes), a few objects with
+    bands g and r only; and a copy rewritten the old way."""
     base = tmp_path_factory.mktemp("blocks")
     wh = build_warehouse(base / "new", n=420, cutout_rows=300)
     ids = [r[0] for r in objects(wh, view="hsc_forced")]
-    ingest_noise(wh, ids[:-5])
+    ingest_noise(wh, [i for k, i in enumerate(ids[:-5]) if k % 50])
+    ingest_noise(wh, ids[:-5:50], n=BIG)
     ingest_noise(wh, ids[-5:], bands=("g", "r"))
     shutil.copytree(wh.root, base / "old" / "wh", symlinks=True)
     old = Warehouse.open(base / "old" / "wh")
@@ -127,18 +132,22 @@ def test_the_cutouts_table_in_the_new_layout_is_valid_hats_and_opens_in_lsdb(sto
     )
 
 
-@pytest.mark.parametrize("split", [None, "train", "test"])
-def test_old_and_new_layouts_export_the_same_bytes_and_the_right_pixels(stores, split):
+@pytest.mark.parametrize(
+    ("split", "size"), [(None, S), ("train", S), ("test", S), (None, 6), ("train", 13)]
+)
+def test_old_and_new_layouts_export_the_same_bytes_and_the_right_pixels(stores, split, size):
     wh, old, base = stores
-    opts = ExportOptions(size=S, allow_missing_bands=True)
-    name = f"{split or 'all'}.h5"
+    opts = ExportOptions(size=size, allow_missing_bands=True)
+    name = f"{split or 'all'}-{size}.h5"
     new_file = export_hdf5(wh, base / "out-new" / name, split=split, sql=SQL, options=opts).path
     old_file = export_hdf5(old, base / "out-old" / name, split=split, sql=SQL, options=opts).path
     assert sha256(new_file) == sha256(old_file)
     with h5py.File(new_file) as h5:
         ids = h5["object_id"][:]
         assert len(ids) > 2 * 64 or split is not None
-        only_gr = {r[0] for r in objects(wh, view="hsc_forced")[-5:]}
+        every = [r[0] for r in objects(wh, view="hsc_forced")]
+        only_gr, big = set(every[-5:]), set(every[:-5:50])
+        assert big & set(ids.tolist()) or split == "test"  # the test split is small
         for j, oid in enumerate(ids.tolist()):
             for k in range(len(BANDS)):
                 for plane in ("image", "variance", "mask"):
@@ -146,7 +155,9 @@ def test_old_and_new_layouts_export_the_same_bytes_and_the_right_pixels(stores, 
                     if oid in only_gr and k > 1:
                         assert h5[f"missing_{BANDS[k]}"][j]  # NaN images, NO_DATA masks
                         continue
-                    assert np.array_equal(got, noise(oid, k, plane)), (oid, k, plane)
+                    stored = noise(oid, k, plane, BIG if oid in big else S)
+                    want = fit_to_size(stored, size, fill=PLANES[plane][2]).array
+                    assert np.array_equal(got, want), (oid, k, plane)
 
 
 def test_hf_row_groups_filled_block_by_block_equal_the_hdf5_pixels(stores):
