@@ -4,13 +4,15 @@ while the main thread writes the chunks before them.
 Image tables are stored in row groups of a few dozen objects with uncompressed float planes
 (``IMAGE_LAYOUT`` in :mod:`warehouse.store.contracts`), so a plane's pixels of one row group
 are read from the memory-mapped file in one copy (pyarrow, without the GIL) and gathered into
-blocks of galaxy chunks (bands, S, S) in a second (NumPy, without the GIL); the main thread
-hands each chunk to ``write_direct_chunk``. Files written before (one row group per partition,
-snappy) are read the same way: their one row group is the whole partition's plane.
+blocks of galaxy chunks (bands, S, S) in a second (NumPy, without the GIL), cropped or padded
+as :func:`~warehouse.images.fit.fit_to_size` does when stored planes are not S x S; the main
+thread hands each chunk to ``write_direct_chunk`` (an hf export's row groups are filled in
+place instead). Files written before (one row group per partition, snappy) are read the same
+way: their one row group is the whole partition's plane.
 
-The worker needs the GIL briefly between its long GIL-free steps, while the main thread holds
-it through each chunk write; with the interpreter's default 5 ms switch interval every such
-hand-over would stall the worker for up to 5 ms, so the writes run with a finer interval
+The worker needs the GIL briefly between its long GIL-free steps, while the main thread runs
+Python between chunk writes; with the interpreter's default 5 ms switch interval every such
+hand-over could stall the worker for up to 5 ms, so the writes run with a finer interval
 (:func:`fine_switching`)."""
 
 from __future__ import annotations

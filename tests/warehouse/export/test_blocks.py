@@ -95,6 +95,7 @@ def test_block_bounds_cut_at_gaps_row_groups_and_the_limit():
     groups = np.array([0, 0, 0, 1, 1, 1, 1, 1])
     assert block_bounds(rows, groups, 2) == [(0, 2), (2, 3), (3, 5), (5, 7), (7, 8)]
     assert block_bounds(rows, groups, 64) == [(0, 3), (3, 5), (5, 8)]
+    assert block_bounds(rows, groups, 64, align=4) == [(0, 3), (3, 4), (4, 5), (5, 7), (7, 8)]
     assert block_bounds(np.array([], int), np.array([], int), 64) == []
 
 
