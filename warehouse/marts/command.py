@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from warehouse.commit import collect_garbage
 from warehouse.compute.cluster import dask_client, resolve_address
 from warehouse.compute.mapping import map_in_order
-from warehouse.marts.build import VIEW, MartResult, materialise
+from warehouse.marts.build import VIEW, materialise
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 
 def materialise_command(
     wh: Warehouse, dask: str | None = None, echo: Callable[[str], None] = print
-) -> MartResult | None:
+) -> None:
     """Materialise ``ml_objects`` for the committed state (e.g. after editing
     ``warehouse.toml``), whatever the size of ``hsc_forced``; ``dask``: the partitions run on that
-    cluster (``local:N`` or a scheduler address)."""
+    cluster (``local:N`` or a scheduler address). What it did is echoed (:func:`materialise` prints
+    the summary), so nothing is returned for the command runner to print again."""
     address = resolve_address(dask, wh.config.dask)
     with wh.writing(), contextlib.ExitStack() as stack:
         client = None if address is None else stack.enter_context(dask_client(address))
