@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from warehouse import db
 from warehouse.errors import QueryError
-from warehouse.explain import explain_error
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, cone_pixel_ranges
 from warehouse.store.contracts import base_tables
 
@@ -61,14 +59,8 @@ def cone(
             f"AND cone_search({db.quote_ident(ra_col)}, {db.quote_ident(dec_col)}, ?, ?, ?) "
             "ORDER BY distance_arcsec, 1"
         )
-        # SQL built here, not a user's: no read-only check to parse (the connection is the
-        # read-only, locked-down reader all the same)
-        with wh.connect(shared=True) as con:
-            try:
-                rel = con.sql(q, params=[ra, dec] + params + [ra, dec, radius_arcsec])
-                return rel.to_arrow_table()
-            except duckdb.Error as exc:
-                raise QueryError(explain_error(exc, con, q)) from None
+        # SQL built here, not a user's: no read-only parse
+        return wh.run_select(q, [ra, dec] + params + [ra, dec, radius_arcsec])
 
 
 def _cone_source(

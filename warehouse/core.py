@@ -430,7 +430,11 @@ class Warehouse:
         QueryError
             The statement fails (unknown table, a file outside the warehouse, ...).
         """
-        statement = check_read_only(sql)
+        return self.run_select(check_read_only(sql), params)
+
+    def run_select(self, statement: str, params: Sequence | None = None) -> pa.Table:
+        """:meth:`query` for a SELECT the library built itself (no read-only parse: the
+        connection is the locked-down reader all the same); errors explained alike."""
         with self.connect(shared=True) as con:
             try:
                 return con.sql(statement, params=list(params) if params else None).to_arrow_table()
