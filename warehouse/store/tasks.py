@@ -47,6 +47,7 @@ __all__ = [
     "PartitionTask",
     "RunSlice",
     "local_map",
+    "take_rows",
     "write_partition_task",
 ]
 
@@ -214,7 +215,7 @@ def _write_sorted(
                 if order is None:
                     chunk = table.slice(start, step)
                 else:
-                    chunk = table.take(pa.array(order[start : start + step]))
+                    chunk = take_rows(table, order[start : start + step])
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write_table, chunk, row_group_size=step)
@@ -222,6 +223,38 @@ def _write_sorted(
                 pending.result()
         finally:
             writer.close()
+
+
+def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:
+    """``table.take(indices)``, copying from each chunk only the span of rows ``indices`` use.
+
+    Arrow's take over a table of several chunks (a partition's pieces: slices of the load's
+    runs and of the previous version) first concatenates each whole column: taking one row
+    group of a partition that way copies the whole partition. Here the spans of its chunks
+    that the rows come from are copied into one table (about a row group when the pieces are
+    sorted, as runs and partitions are) and the rows taken from it."""
+    batches = table.to_batches()  # aligned over the columns (zero-copy)
+    if len(batches) <= 1 or indices.size == 0:
+        return table.take(pa.array(indices, pa.int64()))
+    sizes = np.array([b.num_rows for b in batches], np.int64)
+    starts = np.cumsum(sizes) - sizes
+    wanted = np.zeros(table.num_rows, bool)
+    wanted[indices] = True
+    rows = np.flatnonzero(wanted)  # the rows used, sorted
+    first = np.searchsorted(rows, starts, "left")
+    last = np.searchsorted(rows, starts + sizes, "left") - 1
+    used = np.flatnonzero(last >= first)
+    lo = np.zeros(len(batches), np.int64)
+    lo[used] = rows[first[used]] - starts[used]
+    spans = rows[last[used]] - rows[first[used]] + 1
+    at = np.zeros(len(batches), np.int64)
+    at[used] = np.cumsum(spans) - spans  # where each span starts in the copy
+    batch = np.searchsorted(starts, indices, "right") - 1
+    part = pa.Table.from_batches(
+        [batches[b].slice(lo[b], n) for b, n in zip(used.tolist(), spans.tolist(), strict=True)],
+        table.schema,
+    ).combine_chunks()
+    return part.take(pa.array(at[batch] + indices - starts[batch] - lo[batch], pa.int64()))
 
 
 def _margin_rows(table: pa.Table, order: np.ndarray, task: PartitionTask) -> pa.Table:
@@ -234,7 +267,7 @@ def _margin_rows(table: pa.Table, order: np.ndarray, task: PartitionTask) -> pa.
     if rows.size == 0:
         return table.schema.empty_table().append_column(MARGIN_TARGET, pa.array([], pa.int64()))
     by = np.lexsort((rows, targets))
-    taken = table.take(pa.array(order[rows[by]]))
+    taken = take_rows(table, order[rows[by]])
     return taken.append_column(MARGIN_TARGET, pa.array(targets[by], pa.int64()))
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from warehouse.store import TableSpec, merge_version, read_version
 from warehouse.store.batch import UpsertBatch
-from warehouse.store.tasks import PartitionTask, write_partition_task
+from warehouse.store.tasks import PartitionTask, take_rows, write_partition_task
 
 SPEC = TableSpec("things", key=("object_id",), ra="ra", dec="dec")
 
@@ -102,3 +102,32 @@ def test_a_task_pickles_to_paths_and_plain_values(tmp_path):
     assert all(
         filecmp.cmp(t.target, other, shallow=False) for t, other in zip(seen, again, strict=True)
     )
+
+
+def test_take_rows_over_several_chunks_is_table_take():
+    rng = np.random.default_rng(7)
+    pieces = []
+    for i in range(6):  # sorted pieces of different sizes, with nulls, strings and booleans
+        n = 50 + 37 * i
+        pieces.append(
+            pa.table(
+                {
+                    "k": pa.array(np.sort(rng.integers(0, 10**12, n)), pa.int64()),
+                    "name": pa.array([f"s{i}-{j}" if j % 5 else None for j in range(n)]),
+                    "flag": pa.array(rng.random(n) > 0.5),
+                    "x": pa.array(rng.normal(size=n), pa.float32()),
+                }
+            )
+        )
+    table = pa.concat_tables(pieces)
+    assert table.column(0).num_chunks == 6
+    merged = np.argsort(table.column("k").to_numpy(), kind="stable")
+    for indices in (
+        merged[:100],  # a row group of a merge of sorted pieces
+        merged[100:],
+        rng.permutation(table.num_rows)[:40],  # anywhere, in any order
+        np.array([table.num_rows - 1, 0, 0, 3]),  # repeated rows, first and last
+        np.arange(60, 70),  # inside one chunk
+    ):
+        assert take_rows(table, indices).equals(table.take(pa.array(indices)))
+    assert take_rows(table, np.zeros(0, np.int64)).num_rows == 0
