@@ -156,16 +156,22 @@ def write_partition_task(task: PartitionTask) -> PartitionResult:
             f"partition {task.order}/{task.pixel} has {order.size} rows, expected {task.rows}"
         )
     Path(task.target).parent.mkdir(parents=True, exist_ok=True)
-    margin = None
-    if task.margin_threshold is not None and task.margin_out is not None:
-        margin = _margin_rows(table, order, task)
-    _write_sorted(table, None if presorted else order, schema, Path(task.target), task.parquet)
-    if margin is not None and margin.num_rows:
-        _write_ipc(margin, Path(task.margin_out))  # type: ignore[arg-type]
-        out = task.margin_out
-    else:
-        out = None
-    return PartitionResult(task.order, task.pixel, task.target, int(order.size), out)
+    out: list[str] = []
+
+    def margin() -> None:  # while the writer thread encodes the first row group
+        if task.margin_threshold is None or task.margin_out is None:
+            return
+        rows = _margin_rows(table, order, task)
+        if rows.num_rows:
+            _write_ipc(rows, Path(task.margin_out))
+            out.append(task.margin_out)
+
+    _write_sorted(
+        table, None if presorted else order, schema, Path(task.target), task.parquet, margin
+    )
+    return PartitionResult(
+        task.order, task.pixel, task.target, int(order.size), out[0] if out else None
+    )
 
 
 def read_run_slice(piece: RunSlice) -> pa.Table:
@@ -203,9 +209,11 @@ def _write_sorted(
     schema: pa.Schema,
     target: Path,
     layout: ParquetLayout,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
     """The rows of ``table`` in ``order`` (None: as they are) as one partition file: a row
-    group is taken while the writer thread encodes and compresses the one before."""
+    group is taken while the writer thread encodes and compresses the one before, and
+    ``meanwhile`` runs while it encodes the first."""
     writer = partition_writer(target, schema, layout)
     step = layout.row_group_rows
     pending: Future | None = None
@@ -219,6 +227,11 @@ def _write_sorted(
                 if pending is not None:
                     pending.result()
                 pending = pool.submit(writer.write_table, chunk, row_group_size=step)
+                if meanwhile is not None:
+                    meanwhile()
+                    meanwhile = None
+            if meanwhile is not None:  # no rows
+                meanwhile()
             if pending is not None:
                 pending.result()
         finally:
