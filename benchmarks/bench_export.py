@@ -20,6 +20,9 @@ Measured, each in a fresh Python subprocess (so its wall time and peak memory ar
   ``zeropoint``, ``image_simulated``; prepared untimed, written in the export's batches). The
   faster is the ceiling; the table also gives the ratio against its images alone. Only the
   h5py calls are timed.
+* ``raw_file``: the same catalog writes, and the images' bytes written by a plain ``os.pwrite``
+  per galaxy at its chunk's file offset (chunks allocated when the dataset is created, as the
+  export does), in one thread: what the file system costs for those bytes, below any HDF5 call.
 * ``hf`` and ``raw_arrow`` (``--hf``): ``export_hf`` of the same rows, and pyarrow writing the
   same image arrays and catalog columns in the same row groups with the export's Parquet
   options: its ceiling.
@@ -202,13 +205,17 @@ def _catalog_arrays(work: Path, n: int) -> list[tuple[str, object, list]]:
     return out
 
 
-def phase_raw(n: int, work: Path, all_planes: bool, direct: bool = False) -> dict:
+def phase_raw(n: int, work: Path, all_planes: bool, direct: bool = False, file: bool = False):
     """h5py writing the arrays: the catalog's 1-D datasets as the export writes them (batches
     of ``dset[a:b] = values``), and the images by ``dset[a:b] = arrays`` (through h5py's
     selection and HDF5's chunk cache), or with ``direct`` each galaxy's chunk as it is
-    (``write_direct_chunk``)."""
+    (``write_direct_chunk``), or with ``file`` each galaxy's bytes by a plain ``os.pwrite`` at
+    its chunk's offset (chunks allocated at creation, as the export does; one thread): the
+    file system's write of the same bytes."""
     import h5py
     import numpy as np
+
+    from warehouse.export.chunkfile import ChunkFile
 
     out = work / "raw.h5"
     out.unlink(missing_ok=True)
@@ -226,22 +233,27 @@ def phase_raw(n: int, work: Path, all_planes: bool, direct: bool = False) -> dic
             dset[start : start + len(values)] = values
             start += len(values)
     catalog_seconds = time.perf_counter() - t
-    dsets = {
-        p: h5.create_dataset(
-            p,
-            shape=(n, len(BANDS), SIZE, SIZE),
-            dtype=np.int32 if p == "mask" else np.float32,
-            chunks=(1, len(BANDS), SIZE, SIZE),
-            track_times=False,
+    chunks = ChunkFile(h5) if file else None
+    dsets = {}
+    for p in planes:
+        shape, dtype = (n, len(BANDS), SIZE, SIZE), np.int32 if p == "mask" else np.float32
+        if chunks is not None:  # allocated at creation, fill not written (the export's way)
+            dsets[p] = chunks.create(p, shape, dtype, 0)
+            continue
+        dsets[p] = h5.create_dataset(
+            p, shape=shape, dtype=dtype, chunks=(1, *shape[1:]), track_times=False
         )
-        for p in planes
-    }
+    fd = os.open(out, os.O_WRONLY) if chunks is not None else -1
     seconds += time.perf_counter() - t
     for index, start in enumerate(range(0, n, CHUNK)):
         arrays = _chunk_images(index, min(CHUNK, n - start), all_planes)
         t = time.perf_counter()
         for p, arr in zip(planes, arrays, strict=False):
-            if direct:
+            if chunks is not None:
+                offsets = chunks.offsets[p]
+                for i in range(len(arr)):
+                    os.pwrite(fd, arr[i], int(offsets[start + i]))
+            elif direct:
                 chunk = dsets[p].id.write_direct_chunk
                 for i in range(len(arr)):
                     chunk((start + i, 0, 0, 0), arr[i])
@@ -250,6 +262,8 @@ def phase_raw(n: int, work: Path, all_planes: bool, direct: bool = False) -> dic
         seconds += time.perf_counter() - t
         del arrays
     t = time.perf_counter()
+    if fd >= 0:
+        os.close(fd)
     h5.close()
     seconds += time.perf_counter() - t
     columns = len(catalog)
@@ -263,6 +277,10 @@ def phase_raw(n: int, work: Path, all_planes: bool, direct: bool = False) -> dic
 
 def phase_raw_direct(n: int, work: Path, all_planes: bool) -> dict:
     return phase_raw(n, work, all_planes, direct=True)
+
+
+def phase_raw_file(n: int, work: Path, all_planes: bool) -> dict:
+    return phase_raw(n, work, all_planes, file=True)
 
 
 def phase_hf(n: int, work: Path, all_planes: bool) -> dict:
@@ -355,6 +373,7 @@ PHASES = {
     "export": phase_export,
     "raw": phase_raw,
     "raw_direct": phase_raw_direct,
+    "raw_file": phase_raw_file,
     "hf": phase_hf,
     "raw_arrow": phase_raw_arrow,
 }
@@ -425,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix=f"gwh-bench-export-{n}-", dir=args.tmp))
         try:
             r = {"build": run_phase("build", n, work, args.all_planes)}
-            groups = [("export", "raw", "raw_direct")] + ([("hf", "raw_arrow")] if args.hf else [])
+            groups = [("export", "raw", "raw_direct", "raw_file")]
+            groups += [("hf", "raw_arrow")] if args.hf else []
             for group in groups:  # alternated, best of --repeat: the machine is shared
                 runs: dict[str, list[dict]] = {phase: [] for phase in group}
                 for _ in range(args.repeat):
@@ -473,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         for phase, label, how in (
             ("raw", "raw h5py dset[a:b]=", "selection + chunk cache"),
             ("raw_direct", "raw h5py direct chunk", "write_direct_chunk"),
+            ("raw_file", "raw file write", "os.pwrite at chunk offsets"),
         ):
             w = r[phase]
             lines.append(
@@ -508,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
             if "all_seconds" in v
         )
         + ").",
-        "The ceiling of gwh export is the faster raw h5py line (the export writes chunks",
-        "directly too); each phase starts after os.sync(), with no dirty pages of the one before.",
+        "The ceiling of gwh export is the faster raw h5py line (the issue's ceiling); the raw file",
+        "write is the plain os.pwrite of the same bytes at the chunks' offsets, one thread (the",
+        "export writes them so, from two threads); each phase starts after os.sync(), with no",
+        "dirty pages of the one before.",
         "cpu seconds (process time of the export, all threads): "
         + "; ".join(
             f"{n} {k} {v['cpu_seconds']:.2f}"

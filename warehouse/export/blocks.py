@@ -1,14 +1,17 @@
 """Galaxy chunks of one image-table partition, made row group by row group in a worker thread
-while the main thread writes the chunks before them.
+while the chunks before them are written.
 
 Image tables are stored in row groups of a few dozen objects with uncompressed float planes
 (``IMAGE_LAYOUT`` in :mod:`warehouse.store.contracts`), so a plane's pixels of one row group
 are read from the memory-mapped file in one copy (pyarrow, without the GIL) and gathered into
 blocks of galaxy chunks (bands, S, S) in a second (NumPy, without the GIL), cropped or padded
-as :func:`~warehouse.images.fit.fit_to_size` does when stored planes are not S x S; the main
-thread hands each chunk to ``write_direct_chunk`` (an hf export's row groups are filled in
-place instead). Files written before (one row group per partition, snappy) are read the same
-way: their one row group is the whole partition's plane.
+as :func:`~warehouse.images.fit.fit_to_size` does when stored planes are not S x S; the writer
+(:mod:`warehouse.export.chunkfile`) writes each chunk at its offset in the file, straight from
+the row group read when the planes are already S x S (``PlaneViews``: no gather), and an hf
+export's row groups are filled in place. Files written before (one row group per partition,
+snappy) are read the same way: their one row group is the whole partition's plane. (S x S
+planes in uncompressed pages are not read here at all when exported to HDF5:
+:mod:`warehouse.export.pages` finds their bytes in the file, copied to the export as stored.)
 
 The worker needs the GIL briefly between its long GIL-free steps, while the main thread runs
 Python between chunk writes; with the interpreter's default 5 ms switch interval every such
@@ -18,6 +21,7 @@ hand-over could stall the worker for up to 5 ms, so the writes run with a finer 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +31,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from warehouse.errors import ExportError
+from warehouse.export.chunkfile import PlaneViews
 from warehouse.export.pixels import _binary_view, _one_chunk, _placement
 
 BLOCK_ROWS = 64  # galaxy chunks per block handed to the writer
@@ -58,6 +63,14 @@ class PartitionFile:
         sizes = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
         self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
         self.names = set(self.pf.schema_arrow.names)
+        self._map: mmap.mmap | None = None
+
+    def mapped(self) -> mmap.mmap:
+        """The file's bytes, memory-mapped read-only (once)."""
+        if self._map is None:
+            with open(self.path, "rb") as f:
+                self._map = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        return self._map
 
     def group_of(self, pos: np.ndarray) -> np.ndarray:
         """The row group holding each file row of ``pos``."""
@@ -130,6 +143,19 @@ class _Group:
                     target[...] = pad
                 picked = cube[p0 : p0 + len(pos)] if consecutive else cube[pos]
                 target[:, dst[0], dst[1]] = picked[:, src[0], src[1]]
+
+    def views(self, pos: np.ndarray, hw: np.ndarray, dtype) -> PlaneViews | None:
+        """The planes of file rows ``pos`` (row numbers within the group) uncopied, when every
+        band holds S x S planes of ``dtype`` for all of them; else None (gather them)."""
+        s = self.size
+        if np.dtype(self.view) != np.dtype(dtype) or not (hw == s).all():
+            return None
+        cubes = []
+        for flat in self.flat:
+            if flat is None or flat.shape[1] != s * s:
+                return None
+            cubes.append(flat.reshape(-1, s, s))
+        return PlaneViews(cubes, pos)
 
     def _rows(self, block: np.ndarray, bi: int, pos: np.ndarray, hw, missing, pad) -> None:
         raw = self.raw[bi]
@@ -226,20 +252,28 @@ class BlockMaker:
         ahead: tuple[Path, str] | None = None,
         into: Callable[[int, int], np.ndarray] | None = None,
         align: int | None = None,
-    ) -> Iterator[tuple[int, np.ndarray]]:
+        views: bool = False,
+    ) -> Iterator[tuple[int, np.ndarray | PlaneViews]]:
         """``(first export row, block)`` of the export rows ``rows`` (ascending), held in the
         file rows ``pos`` with planes of heights and widths ``hw`` (rows, bands, 2), in order;
         ``fill``: (missing, pad) values. A block is valid until the next one is asked for.
         ``ahead``: the (file, plane) written next, whose first row group is read ahead.
         ``into(r0, r1)``: where export rows r0 .. r1-1 go (asked for in this thread), instead
-        of the maker's buffers; ``align``: no block spans two of its blocks of rows."""
+        of the maker's buffers; ``align``: no block spans two of its blocks of rows. ``views``:
+        a block whose rows are all S x S planes comes as those planes, uncopied
+        (:class:`~warehouse.export.chunkfile.PlaneViews`), not gathered."""
         groups = part.group_of(pos)
         bounds = block_bounds(rows, groups, BLOCK_ROWS, align)
 
-        def make(i: int, block: np.ndarray) -> np.ndarray:
+        def make(i: int, block: np.ndarray) -> np.ndarray | PlaneViews:
             a, b = bounds[i]
             g = int(groups[a])
-            self._group(part, plane, g).gather(block, pos[a:b] - part.starts[g], hw[a:b], *fill)
+            group = self._group(part, plane, g)
+            at = pos[a:b] - part.starts[g]
+            planes = group.views(at, hw[a:b], dtype) if views else None
+            if planes is not None:
+                return planes
+            group.gather(block, at, hw[a:b], *fill)
             return block
 
         def submit(i: int) -> Future:

@@ -233,3 +233,19 @@ def _values(col: pa.ChunkedArray | pa.Array, c: _Column) -> tuple[np.ndarray, np
             arr = pc.cast(arr, pa.float64())
         values = to_numpy_dtype(to_numpy(arr), c.dtype)  # NULL -> NaN
     return values, nulls
+
+
+def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
+    known = np.array(sorted(label.mapping.values()), dtype=np.int64)
+    if nulls is not None:  # a NULL stored as NaN is no label value, and no value to check
+        values = np.where(nulls, known[0], values)
+    bad = ~np.isin(values.astype(np.int64), known)
+    if nulls is not None:
+        bad &= ~nulls
+    if bad.any():
+        value = int(values[np.flatnonzero(bad)[0]])
+        raise ExportError(
+            f"column {name} holds {value}, which is not in the label mapping of "
+            f"{label.table}.{name} ({json.dumps(label.mapping)}), so it is not that label; "
+            f"rename it in --sql (e.g. ... AS {name}_value)."
+        )

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +25,13 @@ from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError, QueryError
 from warehouse.export.attrs import export_digest, image_units, provenance, stored_digest
+from warehouse.export.blocks import fine_switching
 from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_columns
 from warehouse.export.options import ExportOptions, ExportResult
 from warehouse.export.plan import _Plan, _plan, base_query
+from warehouse.export.stream import _stream, catalog_reader
 from warehouse.export.subsets import SUBSET_ORDER, limited_query
-from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress, _stream, _Writer
+from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress, _Writer
 from warehouse.images.masks import HSC_MASK_BITS
 from warehouse.output import column_metadata
 from warehouse.scratch import remove_stale, scratch_dir
@@ -132,7 +135,6 @@ def _export_split(
                 f"band(s) {', '.join(unknown)} are not configured; the warehouse has "
                 f"{', '.join(wh.config.bands)}."
             )
-    base, params = _rows_query(wh, view, sql, split, opts)
     # One committed state for the whole export (catalog views, image table and labels agree),
     # whose versions no load removes until it ends; loads still commit meanwhile.
     with wh.reading():
@@ -150,6 +152,7 @@ def _export_split(
         # The checks and counts read the views stored in warehouse.duckdb (nothing built);
         # the catalog sort gets a connection of its own only when it may need to spill.
         with _temporary_beside(out) as tmp, wh.connect(shared=True) as con:
+            base, params = _rows_query(wh, view, sql, split, opts, con)
             digest = export_digest(wh, base, params, bands, dataclasses.asdict(opts))
             if out.exists() and not opts.overwrite:
                 if stored_digest(out) == digest:
@@ -218,8 +221,28 @@ def _export(
 ) -> tuple[_Plan, dict]:
     """Plan the export of ``base`` (checks every row, band and plane first) and stream it with
     ``write``: the plan and the fit-action counts. ``tmp``: where a large sort spills."""
-    full = base_query(view if sql is None else None, sql, None)
+    full = base_query(view if sql is None else None, sql, None, con)
     plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full)
+    bar = _progress(plan.rows, name, progress)
+    try:
+        batches = None
+        if client is not None:
+            key = f"{_PREFIX}h29"
+            batches = export_batches(wh, client, plan.keyed, plan.params, key, CATALOG_BATCH_ROWS)
+        with (
+            _sorting(wh, con, plan, tmp, batches is not None) as sort_con,
+            _started(sort_con, plan, batches) as rows,
+        ):
+            extra = _metadata(wh, plan, cv, bands, opts, digest)  # while the rows are sorted
+            fit_counts = write(sort_con, plan, extra, bar, rows)
+    finally:
+        bar.close()
+    return plan, fit_counts
+
+
+def _metadata(wh: Warehouse, plan: _Plan, cv, bands, opts: ExportOptions, digest: str) -> dict:
+    """The plan's column and image units and descriptions; the file attributes beyond the
+    plan's (provenance, digest, subset)."""
     plan.column_info = column_metadata(wh)
     extra = provenance(wh, plan.images, plan.base, plan.reruns)
     extra["export_sha256"] = digest
@@ -232,17 +255,27 @@ def _export(
         if column in cv.schema.names:
             meta = cv.schema.field(column).metadata or {}
             plan.units[b] = meta.get(b"unit", b"").decode()
-    bar = _progress(plan.rows, name, progress)
+    return extra
+
+
+@contextlib.contextmanager
+def _started(con, plan: _Plan, batches) -> Iterator[Iterator[pa.RecordBatch]]:
+    """The catalog rows in batches: ``batches`` (computed on Dask), else the sorted query's,
+    started now in a thread (DuckDB sorts without the GIL) while the file is set up. Nothing
+    else uses ``con`` meanwhile; the query is waited for on exit, so it never outlives it."""
+    if batches is not None:
+        yield batches
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-query")
+    reader = pool.submit(catalog_reader, con, plan)
+
+    def rows() -> Iterator[pa.RecordBatch]:
+        yield from reader.result()
+
     try:
-        batches = None
-        if client is not None:
-            key = f"{_PREFIX}h29"
-            batches = export_batches(wh, client, plan.keyed, plan.params, key, CATALOG_BATCH_ROWS)
-        with _sorting(wh, con, plan, tmp, batches is not None) as sort_con:
-            fit_counts = write(sort_con, plan, extra, bar, batches)
+        yield rows()
     finally:
-        bar.close()
-    return plan, fit_counts
+        pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager
@@ -264,11 +297,16 @@ def _sorting(wh: Warehouse, con, plan: _Plan, tmp: Path, remote: bool) -> Iterat
 
 
 def _rows_query(
-    wh: Warehouse, view: str | None, sql: str | None, split: str | None, opts: ExportOptions
+    wh: Warehouse,
+    view: str | None,
+    sql: str | None,
+    split: str | None,
+    opts: ExportOptions,
+    con=None,
 ) -> tuple[str, list]:
     """The SQL choosing the exported rows: one split of the view or query, cut to the options'
-    limit in the split hash order (:mod:`warehouse.export.subsets`)."""
-    base, params = base_query(view if sql is None else None, sql, split)
+    limit in the split hash order (:mod:`warehouse.export.subsets`); parsed on ``con``."""
+    base, params = base_query(view if sql is None else None, sql, split, con)
     if opts.limit is None:
         return base, params
     return limited_query(base, params, wh.config.splits.salt, opts.limit)
@@ -311,7 +349,8 @@ def _write(
     with h5py.File(target, "w", libver=("v108", "v108"), track_order=False) as h5:
         writer = _Writer(h5, plan, cv, opts, bar)
         try:
-            _stream(con, writer, plan, bar, batches)
+            with fine_switching():  # the writer threads hand the GIL over often (blocks.py)
+                _stream(con, writer, plan, bar, batches)
         finally:
             writer.close()
         _attributes(h5, plan, opts, split, extra)
@@ -402,7 +441,9 @@ def _all_splits(
             )
     base, params = base_query(view if sql is None else None, sql, None)
     try:
-        counts = wh.query(f"SELECT split, count(*) AS n FROM (\n{base}\n) AS q GROUP BY 1", params)
+        # base is checked (base_query): the wrapper is ours, no second read-only parse
+        sql_counts = f"SELECT split, count(*) AS n FROM (\n{base}\n) AS q GROUP BY 1"
+        counts = wh.run_select(sql_counts, params)
     except QueryError as exc:
         raise ExportError(f"--all-splits needs a split column in the query: {exc}") from None
     found = dict(

@@ -58,7 +58,8 @@ from warehouse.export.hdf5 import (
 from warehouse.export.options import PLANES, ExportOptions
 from warehouse.export.plan import _Plan, base_query
 from warehouse.export.rowgroups import RowGroupFile
-from warehouse.export.writer import _stream, _Writer
+from warehouse.export.stream import _stream
+from warehouse.export.writer import _Writer
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse

@@ -23,15 +23,16 @@ from warehouse.readonly import check_read_only
 EXACT_IN_FLOAT64 = 2**53  # integers up to this magnitude are exact in a float64
 
 
-def base_query(view: str | None, sql: str | None, split: str | None) -> tuple[str, list]:
-    """The SQL that chooses the rows, and its parameters."""
+def base_query(view: str | None, sql: str | None, split: str | None, con=None) -> tuple[str, list]:
+    """The SQL that chooses the rows, and its parameters (``sql`` checked, parsed on ``con``
+    when given: :func:`~warehouse.readonly.check_read_only`)."""
     if sql is not None and view is not None:
         raise ExportError("give --view or --sql, not both")
     if sql is not None:
         text = sql.strip().rstrip(";").strip()
         if not text:
             raise ExportError("--sql is empty; give a SELECT returning object_id.")
-        text = check_read_only(text)  # the same guard as every read path
+        text = check_read_only(text, con)  # the same guard as every read path
     else:
         text = f"SELECT * FROM {db.quote_ident(view or 'ml_objects')}"
     if split is None:

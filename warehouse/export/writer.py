@@ -1,12 +1,12 @@
-"""Streaming one planned export into an open HDF5 file: the datasets are created
-pre-sized, catalog rows are written batch by batch, and the pixels of one image-table
-partition at a time (one plane at a time, read memory-mapped and placed without
-temporaries)."""
+"""Writing one planned export into an open HDF5 file (or an hf export's row groups): the
+datasets are created pre-sized, catalog rows are written batch by batch, and the pixels of one
+image-table partition at a time, one plane at a time: copied as stored into chunks allocated
+at creation (pages.py, chunkfile.py), made block by block (blocks.py), or read memory-mapped
+and placed without temporaries. The loop that drives it is :mod:`warehouse.export.stream`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import h5py
@@ -19,8 +19,10 @@ from warehouse.cutouts import band_column
 from warehouse.errors import ExportError
 from warehouse.export.attrs import OWN_DATASETS
 from warehouse.export.blocks import BlockMaker, PartitionFile, fine_switching
-from warehouse.export.columns import _PREFIX, _Label, _values, to_numpy
+from warehouse.export.chunkfile import ChunkFile, PlaneViews
+from warehouse.export.columns import _PREFIX, _check_labels, _values, to_numpy
 from warehouse.export.options import PLANES, ExportOptions
+from warehouse.export.pages import plane_offsets
 from warehouse.export.pixels import (
     _binary_view,
     _cubes,
@@ -46,7 +48,6 @@ class _Writer:
         self.size = opts.size
         self.planes = list(plan.planes)
         n, nb, s = plan.rows, len(plan.bands), opts.size
-        strings = h5py.string_dtype("utf-8")
         comp: dict = {}
         if opts.compression == "gzip":
             comp = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -56,11 +57,20 @@ class _Writer:
         # Planes whose chunks (one galaxy each, no filter) are written as they are, bytes
         # straight into the file: h5py's selection and HDF5's chunk cache cost a copy each.
         self.direct = set() if comp or not isinstance(h5, h5py.File) else set(self.planes)
+        # When every row has every band, those chunks are allocated at creation and written by
+        # file offset (chunkfile.py); else (--allow-missing-bands) rows without an image stay
+        # unallocated, the fill value, and the rest go through write_direct_chunk.
+        complete = not any(plan.missing.values())
+        self.chunks = ChunkFile(h5) if self.direct and complete else None
         # Planes made block by block row group by row group (blocks.py) where every exported
         # row is S x S: direct writes, and hf row groups (RowGroupFile: filled in place).
         self.blockwise = self.direct if isinstance(h5, h5py.File) else set(self.planes)
         for plane in self.planes:
             dtype, missing_value, _pad = PLANES[plane]
+            if self.chunks is not None:
+                shape = (n, nb, s, s)
+                self.images[plane] = self.chunks.create(plane, shape, dtype, missing_value)
+                continue
             self.images[plane] = h5.create_dataset(
                 plane,
                 shape=(n, nb, s, s),
@@ -70,7 +80,33 @@ class _Writer:
                 track_times=False,
                 **comp,
             )
-        self.datasets = {}
+        self.datasets: dict[str, h5py.Dataset] = {}
+        self.missing: dict[str, h5py.Dataset] = {}
+        self.fit_counts: dict[str, int] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        bounds = sorted((p.h29_range(), p) for p in cv.partitions)
+        self.part_lo = np.array([r[0] for r, _ in bounds], dtype=np.int64)
+        self.part_hi = np.array([r[1] for r, _ in bounds], dtype=np.int64)
+        self.part_paths = [cv.path / p.relpath for _, p in bounds]
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-read")
+        self.ahead: dict[tuple[int, str], Future] = {}
+        self.last = False  # the partition being written is the export's last: no read ahead
+        self.gathers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-gather")
+        # Direct writes of S x S planes: blocks made row group by row group (blocks.py).
+        self.maker = BlockMaker(self.size, list(plan.bands), band_column)
+        self.stored: dict[tuple[int, str], tuple[PartitionFile, dict | None]] = {}
+        self.catalog_made = False
+        if self.chunks is None:  # else with the first batch, the pixels' writes under way
+            self._catalog()
+        if self.blockwise and self.part_paths:  # likely the first (read while the query runs)
+            self.read_ahead(0)
+
+    def _catalog(self) -> None:
+        """The catalog datasets (and those of the fit, zeropoints and missing bands)."""
+        self.catalog_made = True
+        h5, plan, opts = self.h5, self.plan, self.opts
+        n, nb = plan.rows, len(plan.bands)
+        strings = h5py.string_dtype("utf-8")
         for c in plan.columns:
             self.datasets[c.name] = h5.create_dataset(
                 c.name, shape=(n,), dtype=c.dtype, track_times=False
@@ -105,31 +141,18 @@ class _Writer:
         self.zp.attrs["unit"] = "mag"
         self.sim = h5.create_dataset("image_simulated", shape=(n,), dtype=bool, track_times=False)
         self.sim.attrs["description"] = OWN_DATASETS["image_simulated"]
-        self.missing = {}
         if opts.allow_missing_bands:
             for b in plan.bands:
                 self.missing[b] = h5.create_dataset(
                     f"missing_{b}", shape=(n,), dtype=bool, track_times=False
                 )
                 self.missing[b].attrs["description"] = f"true where band {b} has no image (NaN)"
-        self.fit_counts: dict[str, int] = {}
-        self.buffers: dict[str, np.ndarray] = {}
-        bounds = sorted((p.h29_range(), p) for p in cv.partitions)
-        self.part_lo = np.array([r[0] for r, _ in bounds], dtype=np.int64)
-        self.part_hi = np.array([r[1] for r, _ in bounds], dtype=np.int64)
-        self.part_paths = [cv.path / p.relpath for _, p in bounds]
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-read")
-        self.ahead: dict[tuple[int, str], Future] = {}
-        self.last = False  # the partition being written is the export's last: no read ahead
-        self.gathers = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-gather")
-        # Direct writes of S x S planes: blocks made row group by row group (blocks.py).
-        self.maker = BlockMaker(self.size, list(plan.bands), band_column)
-        if self.blockwise and self.part_paths:  # likely the first (read while the query runs)
-            self.maker.read_ahead(self.part_paths[0], self.planes[0])
 
     # -- catalog rows
 
     def write_batch(self, batch: pa.RecordBatch, start: int) -> None:
+        if not self.catalog_made:
+            self._catalog()
         n = batch.num_rows
         stop = start + n
         for c in self.plan.columns:
@@ -216,18 +239,27 @@ class _Writer:
         catalog rows of a batch tell which partition comes next before its pixels are due)."""
         if not 0 <= k < len(self.part_paths):
             return
+        if self.chunks is not None and (self.chunks.pending or self._stored(k, self.planes[0])[1]):
+            return  # copied as stored, or the writer thread reads ahead what it writes next
         if self.blockwise:  # its first row group, for the blocks
             self.maker.read_ahead(self.part_paths[k], self.planes[0])
         elif not self.ahead:
             self.ahead[(k, self.planes[0])] = self.pool.submit(self._read_plane, k, self.planes[0])
 
     def close(self) -> None:
+        if self.chunks is not None:  # first: its thread may be waiting for the maker's blocks
+            self.chunks.close()
         for future in self.ahead.values():
             future.cancel()
         self.ahead.clear()
         self.pool.shutdown(wait=True)
         self.gathers.shutdown(wait=True)
         self.maker.close()
+
+    def finish(self) -> None:
+        """Every row written: the chunks of direct planes no row wrote get the fill value."""
+        if self.chunks is not None:
+            self.chunks.finish()
 
     def partition_of(self, h29: np.ndarray) -> np.ndarray:
         k = np.searchsorted(self.part_lo, h29, side="right") - 1
@@ -273,6 +305,8 @@ class _Writer:
         for plane in self.planes:
             dtype, missing_value, pad = PLANES[plane]
             if complete and plane in self.blockwise:
+                if self._write_mapped(pfile, k, plane, rows, pos, hw):
+                    continue
                 if any(band_column(b, plane) in names for b in bands):  # else the fill stands
                     self._write_blocks(pfile, k, plane, rows, pos, hw)
                 continue
@@ -331,6 +365,36 @@ class _Writer:
                     self._put(plane, r0, block)
             del table, views
 
+    def _write_mapped(self, part: PartitionFile, k: int, plane: str, rows, pos, hw) -> bool:
+        """Rows ``rows`` of ``plane`` copied from the file rows ``pos`` of ``part`` as they are
+        stored (pages.py), in the writer thread; False (nothing done) unless every band's
+        planes there are S x S in uncompressed PLAIN pages of the dataset's dtype."""
+        if self.chunks is None or plane not in self.direct or not (hw == self.size).all():
+            return False
+        part, found = self._stored(k, plane, part)
+        self.stored.pop((k, plane), None)
+        if found is None:
+            return False
+        src = np.stack([found[band_column(b, plane)][pos] for b in self.plan.bands], axis=1)
+        nbytes = self.size**2 * np.dtype(PLANES[plane][0]).itemsize
+        self.chunks.write_mapped(plane, rows, src, part.mapped(), nbytes)
+        return True
+
+    def _stored(self, k: int, plane: str, part: PartitionFile | None = None):
+        """Partition ``k``'s file and where each row's S x S ``plane`` of every band lies in it
+        (pages.py), or None where they are not stored so (then read through pyarrow)."""
+        if (k, plane) not in self.stored:
+            part = part or PartitionFile(self.part_paths[k])
+            dtype = np.dtype(PLANES[plane][0])
+            columns = [band_column(b, plane) for b in self.plan.bands]
+            found = None
+            stored = np.dtype("<i4" if plane == "mask" else "<f4")
+            if dtype == stored and set(columns) <= part.names:
+                nbytes = self.size**2 * dtype.itemsize
+                found = plane_offsets(part.pf, part.mapped(), columns, nbytes)
+            self.stored[(k, plane)] = (part, found)
+        return self.stored[(k, plane)]
+
     def _write_blocks(
         self,
         part: PartitionFile,
@@ -349,7 +413,13 @@ class _Writer:
         # hf row groups (RowGroupDataset) are filled in place by the maker's thread
         into, group = getattr(dset, "view", None), getattr(dset, "group", None)
         fill = (missing_value, pad)
-        blocks = self.maker.blocks(part, plane, dtype, fill, rows, pos, hw, ahead, into, group)
+        views = self.chunks is not None and plane in self.direct  # S x S planes, uncopied
+        blocks = self.maker.blocks(
+            part, plane, dtype, fill, rows, pos, hw, ahead, into, group, views=views
+        )
+        if self.chunks is not None and plane in self.direct:  # in the writer thread
+            self.chunks.write_blocks(plane, blocks)
+            return
         with fine_switching():
             for r0, block in blocks:
                 if into is None:
@@ -373,99 +443,18 @@ class _Writer:
             pending = self.gathers.submit(gather, i + 1) if i + 1 < len(runs) else None
             self._put(plane, int(rows[a]), block)
 
-    def _put(self, plane: str, r0: int, block: np.ndarray) -> None:
-        """Rows ``r0 ..`` of ``plane``: a chunk per row, written directly when it can be."""
+    def _put(self, plane: str, r0: int, block: np.ndarray | PlaneViews) -> None:
+        """Rows ``r0 ..`` of ``plane``: a chunk per row at its offset when it can be."""
+        if self.chunks is not None and plane in self.direct:
+            self.chunks.write(plane, r0, block)
+            return
+        assert isinstance(block, np.ndarray)
         if plane not in self.direct:
             self.images[plane][r0 : r0 + len(block)] = block
             return
         chunk = self.images[plane].id.write_direct_chunk
         for j in range(len(block)):
             chunk((r0 + j, 0, 0, 0), block[j])
-
-
-def _stream(
-    con,
-    writer: _Writer,
-    plan: _Plan,
-    bar,
-    batches: Iterator[pa.RecordBatch] | None = None,
-    on_rows: Callable[[int], None] | None = None,
-) -> None:
-    """Catalog rows in order, batch by batch; each image partition's pixels once its rows are
-    all known. ``batches``: the same rows in the same batches, computed on Dask. ``on_rows(k)``
-    is told whenever rows 0 .. k-1 are all written (catalog and pixels)."""
-    stream = batches
-    if stream is None:
-        stream = con.sql(
-            f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
-            params=plan.params or None,
-        ).to_arrow_reader(CATALOG_BATCH_ROWS)
-    start = 0
-    current = -1
-    pending_rows: list[np.ndarray] = []
-    pending_ids: list[np.ndarray] = []
-
-    def flush() -> None:
-        if current >= 0 and pending_rows:
-            writer.write_partition(
-                current, np.concatenate(pending_rows), np.concatenate(pending_ids)
-            )
-        pending_rows.clear()
-        pending_ids.clear()
-
-    for batch in stream:
-        n = batch.num_rows
-        if n == 0:
-            continue
-        writer.write_batch(batch, start)
-        has = to_numpy(batch.column(_PREFIX + "has_cutout"))
-        h29 = to_numpy(batch.column(_PREFIX + "h29"))
-        ids = to_numpy(batch.column("object_id"))
-        part = writer.partition_of(h29.astype(np.int64))
-        rows = np.arange(start, start + n)
-        sel = np.flatnonzero(has)
-        if sel.size:
-            writer.read_ahead(int(part[sel[0]]) if current < 0 else current)
-        for k in np.unique(part[sel]).tolist():
-            if k < 0:  # pragma: no cover - a cutout row always sits in a partition
-                raise ExportError("a cutout lies outside every partition of its table")
-            in_k = sel[part[sel] == k]
-            if k != current:
-                flush()
-                current = k
-                if on_rows is not None:  # every row before this partition's first is complete
-                    on_rows(int(rows[in_k[0]]))
-            pending_rows.append(rows[in_k])
-            pending_ids.append(ids[in_k])
-        start += n
-        bar.update(n)
-        if on_rows is not None:  # rows before the pending partition's first are complete
-            on_rows(int(pending_rows[0][0]) if pending_rows else start)
-    writer.last = True
-    flush()
-    if on_rows is not None:
-        on_rows(start)
-    if start != plan.rows:
-        raise ExportError(
-            f"the query returned {start} rows while writing but {plan.rows} when counted; "
-            "did the warehouse change meanwhile? Export again."
-        )
-
-
-def _check_labels(name: str, values: np.ndarray, nulls, label: _Label) -> None:
-    known = np.array(sorted(label.mapping.values()), dtype=np.int64)
-    if nulls is not None:  # a NULL stored as NaN is no label value, and no value to check
-        values = np.where(nulls, known[0], values)
-    bad = ~np.isin(values.astype(np.int64), known)
-    if nulls is not None:
-        bad &= ~nulls
-    if bad.any():
-        value = int(values[np.flatnonzero(bad)[0]])
-        raise ExportError(
-            f"column {name} holds {value}, which is not in the label mapping of "
-            f"{label.table}.{name} ({json.dumps(label.mapping)}), so it is not that label; "
-            f"rename it in --sql (e.g. ... AS {name}_value)."
-        )
 
 
 def _progress(total: int, desc: str, enabled: bool | None):

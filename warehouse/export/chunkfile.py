@@ -1,0 +1,213 @@
+"""Uncompressed image datasets of an HDF5 export written by file offset.
+
+Each image plane is one dataset of galaxy chunks (1, bands, S, S) with no filter. Its chunks are
+allocated when the dataset is created (HDF5's early allocation, the fill never written by HDF5,
+so creating them costs no pass over the file), their file offsets are read once, and every
+galaxy's bytes are written at its chunk's offset with ``os.pwritev`` on a descriptor of our own:
+the band planes straight from the row groups read (no gather into a chunk first), without the
+GIL. A partition's blocks are taken from the block maker (:mod:`warehouse.export.blocks`) and
+written by a writer thread of their own, partition after partition, while the main thread goes
+on with the catalog rows (one writer: the kernel serialises buffered writes to one file).
+HDF5 keeps no raw data of these datasets in memory and writes
+nothing into allocated chunk space, so the file it closes holds our bytes; chunks no row wrote
+(objects without a cutout, planes a partition lacks) get the dataset's fill value at the end
+(:meth:`ChunkFile.finish`), as HDF5 would have read them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from warehouse.errors import ExportError
+
+MADV_POPULATE_READ = 22  # Linux >= 5.14: fault a mapping's pages in at once (else ignored)
+
+
+@dataclass
+class PlaneViews:
+    """Rows of a block as each band's plane of them, uncopied: ``cubes[band][pos[j]]`` is the
+    (S, S) plane of the block's row j."""
+
+    cubes: list[np.ndarray]
+    pos: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+
+class ChunkFile:
+    """The image datasets of one HDF5 file under construction, written by chunk offset."""
+
+    def __init__(self, h5: h5py.File) -> None:
+        self.h5 = h5
+        self.path = h5.filename
+        self.offsets: dict[str, np.ndarray] = {}
+        self.written: dict[str, np.ndarray] = {}
+        self.fills: dict[str, np.ndarray] = {}
+        self.fd: int | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: deque[Future] = deque()  # partitions queued for the writer thread
+        self.stopping = False
+
+    def create(self, name: str, shape: tuple[int, ...], dtype, fillvalue) -> h5py.Dataset:
+        """Dataset ``name`` of ``shape`` (rows, bands, S, S) in chunks of one row, every chunk
+        allocated now; its chunks' offsets read."""
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # the fill is ours to write (finish)
+        dset = self.h5.create_dataset(
+            name,
+            shape=shape,
+            dtype=dtype,
+            chunks=(1, *shape[1:]),
+            fillvalue=fillvalue,
+            track_times=False,
+            dcpl=dcpl,
+        )
+        n = shape[0]
+        nbytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+        self.offsets[name] = _chunk_offsets(dset, n, nbytes)
+        self.written[name] = np.zeros(n, bool)
+        self.fills[name] = np.full(shape[1:], fillvalue, dtype)
+        return dset
+
+    def open(self) -> None:
+        """Our descriptor of the file and the writer thread (once the datasets exist)."""
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_WRONLY)
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-write")
+
+    def write(self, name: str, r0: int, rows: np.ndarray | PlaneViews) -> None:
+        """Rows ``r0 ..`` of dataset ``name`` now: a block (rows, bands, S, S) of the dataset's
+        dtype, or the rows' band planes (:class:`PlaneViews`)."""
+        self.open()
+        self._rows(name, r0, rows)
+
+    def write_blocks(self, name: str, blocks: Iterable[tuple[int, np.ndarray | PlaneViews]]):
+        """The ``(first row, rows)`` of ``blocks`` (a block maker's, taken in the writer thread,
+        after the partitions queued before) into dataset ``name``; returns at once. Errors are
+        raised by a later :meth:`wait`."""
+        self.open()
+        assert self.pool is not None
+        self._collect()
+        self.pending.append(self.pool.submit(self._drain, name, blocks))
+
+    def write_mapped(self, name: str, rows: np.ndarray, src: np.ndarray, buf, nbytes: int):
+        """Export rows ``rows`` of dataset ``name`` from ``buf`` (a partition file's memory
+        map): row ``rows[j]``'s band planes are the ``nbytes`` at ``src[j]`` (one offset per
+        band); written in the writer thread, after the partitions queued before."""
+        self.open()
+        assert self.pool is not None
+        self._collect()
+        self.pending.append(self.pool.submit(self._mapped, name, rows, src, buf, nbytes))
+
+    def _mapped(self, name: str, rows: np.ndarray, src: np.ndarray, buf, nbytes: int) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a hint only
+            buf.madvise(MADV_POPULATE_READ)  # map the pages at once, not fault by fault
+        view = memoryview(buf)
+        try:
+            offsets = self.offsets[name][rows].tolist()
+            for dst, at in zip(offsets, src.tolist(), strict=True):
+                if self.stopping:
+                    return
+                self._put([view[a : a + nbytes] for a in at], dst)
+            self.written[name][rows] = True
+        finally:
+            view.release()
+
+    def _collect(self) -> None:
+        """Forget the partitions written (their errors raised now, their memory freed)."""
+        done = [f for f in self.pending if f.done()]
+        for future in done:
+            self.pending.remove(future)
+            future.result()
+
+    def _drain(self, name: str, blocks: Iterable[tuple[int, np.ndarray | PlaneViews]]) -> None:
+        for r0, rows in blocks:
+            if self.stopping:
+                return
+            self._rows(name, r0, rows)
+
+    def wait(self) -> None:
+        """Until every queued partition is written (the writer's first error raised here)."""
+        while self.pending:
+            self.pending.popleft().result()
+
+    def _rows(self, name: str, r0: int, rows: np.ndarray | PlaneViews) -> None:
+        offsets = self.offsets[name]
+        for j in range(len(rows)):
+            if isinstance(rows, PlaneViews):
+                p = rows.pos[j]
+                buffers: Sequence = [cube[p] for cube in rows.cubes]
+            else:
+                buffers = [rows[j]]
+            self._put(buffers, int(offsets[r0 + j]))
+        self.written[name][r0 : r0 + len(rows)] = True
+
+    def _put(self, buffers: Sequence, offset: int) -> None:
+        assert self.fd is not None
+        want = sum(memoryview(b).nbytes for b in buffers)
+        try:
+            done = os.pwritev(self.fd, buffers, offset)
+            if done < want:  # a short write: the rest, byte by byte from where it stopped
+                rest = b"".join(bytes(memoryview(b).cast("B")) for b in buffers)[done:]
+                while rest:
+                    n = os.pwrite(self.fd, rest, offset + done)
+                    done, rest = done + n, rest[n:]
+        except OSError as exc:
+            raise ExportError(
+                f"{self.path}: writing image chunks failed ({exc.strerror}); free disk space "
+                "or choose another --out, then export again."
+            ) from None
+
+    def finish(self) -> None:
+        """The fill value into every chunk no row wrote, and our descriptor closed."""
+        self.open()
+        self.wait()
+        for name, written in self.written.items():
+            fill = self.fills[name]
+            for r in np.flatnonzero(~written).tolist():
+                self._put([fill], int(self.offsets[name][r]))
+            written[:] = True
+        self.close()
+
+    def close(self) -> None:
+        """Stop writing (after an error: queued partitions are dropped) and close our
+        descriptor."""
+        self.stopping = True
+        for future in self.pending:
+            future.cancel()
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _chunk_offsets(dset: h5py.Dataset, n: int, nbytes: int) -> np.ndarray:
+    """The file offset of each row's chunk of ``dset`` (all allocated, unfiltered, ``nbytes``)."""
+    offsets = np.full(n, -1, np.int64)
+    sizes = np.zeros(n, np.int64)
+
+    def seen(info) -> None:
+        row = info.chunk_offset[0]
+        offsets[row], sizes[row] = info.byte_offset, info.size
+
+    try:
+        dset.id.chunk_iter(seen)
+    except (AttributeError, NotImplementedError):  # HDF5 < 1.14: one call per chunk
+        for i in range(dset.id.get_num_chunks()):
+            seen(dset.id.get_chunk_info(i))
+    if n and ((offsets < 0).any() or (sizes != nbytes).any()):  # pragma: no cover - HDF5 bug
+        raise ExportError(f"{dset.file.filename}: HDF5 did not allocate every chunk of {dset.name}")
+    return offsets

@@ -1,0 +1,182 @@
+"""Where each stored plane's bytes lie in a partition file of an image table.
+
+Image tables keep their float planes uncompressed and PLAIN-encoded (``IMAGE_LAYOUT`` in
+:mod:`warehouse.store.contracts`): in a Parquet data page such a column holds, after the page
+header and the definition levels, each row's value as a 4-byte little-endian length and the
+plane's bytes. When every row of a column chunk holds a plane of the same ``nbytes``, the
+plane of row k of a page starts ``4 + k * (4 + nbytes)`` bytes after the page's values begin,
+so the bytes can be copied from the (memory-mapped) file to the export as they are: no decode.
+
+:func:`plane_offsets` finds those offsets by reading the page headers (Thrift compact protocol:
+only the few fields needed are kept, the rest skipped) and checks every length prefix against
+``nbytes``; anything else (compression, a dictionary, NULLs, other sizes, an unknown page)
+gives None, and the export reads the column through pyarrow instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+
+_DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
+_PLAIN, _RLE = 0, 3
+
+
+class _Unsupported(Exception):
+    """A page this reader does not place (the caller falls back to pyarrow)."""
+
+
+def _varint(buf, i: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, i
+        shift += 7
+        if shift > 70:
+            raise _Unsupported("varint too long")
+
+
+def _zigzag(n: int) -> int:
+    return (n >> 1) ^ -(n & 1)
+
+
+def _skip(buf, i: int, kind: int, element: bool = False) -> int:
+    """Past one value of compact type ``kind`` starting at ``i`` (``element``: in a list, where
+    a bool takes a byte)."""
+    if kind in (1, 2):  # bool: in the field header, or a byte in a list
+        return i + 1 if element else i
+    if kind == 3:  # byte
+        return i + 1
+    if kind in (4, 5, 6):  # i16, i32, i64
+        return _varint(buf, i)[1]
+    if kind == 7:  # double
+        return i + 8
+    if kind == 8:  # binary
+        n, i = _varint(buf, i)
+        return i + n
+    if kind in (9, 10):  # list, set
+        head = buf[i]
+        i += 1
+        n, inner = head >> 4, head & 0x0F
+        if n == 15:
+            n, i = _varint(buf, i)
+        for _ in range(n):
+            i = _skip(buf, i, inner, element=True)
+        return i
+    if kind == 11:  # map
+        n, i = _varint(buf, i)
+        if n:
+            types = buf[i]
+            i += 1
+            for _ in range(n):
+                i = _skip(buf, i, types >> 4, element=True)
+                i = _skip(buf, i, types & 0x0F, element=True)
+        return i
+    if kind == 12:  # struct
+        return _struct(buf, i)[1]
+    raise _Unsupported(f"thrift type {kind}")
+
+
+def _struct(buf, i: int) -> tuple[dict[int, object], int]:
+    """A struct's integer, bool and struct fields by field id (others skipped), and the offset
+    past it."""
+    out: dict[int, object] = {}
+    field = 0
+    while True:
+        head = buf[i]
+        i += 1
+        if head == 0:
+            return out, i
+        kind, delta = head & 0x0F, head >> 4
+        if delta:
+            field += delta
+        else:
+            raw, i = _varint(buf, i)
+            field = _zigzag(raw)
+        if kind in (4, 5, 6):
+            raw, i = _varint(buf, i)
+            out[field] = _zigzag(raw)
+        elif kind in (1, 2):
+            out[field] = kind == 1
+        elif kind == 12:
+            out[field], i = _struct(buf, i)
+        else:
+            i = _skip(buf, i, kind)
+
+
+def _chunk_values(buf, start: int, end: int, nbytes: int, levels: bool) -> list[np.ndarray]:
+    """The offsets of the values (plane bytes, past their length) of each data page of the
+    column chunk ``buf[start:end]``, in row order."""
+    out = []
+    pos = start
+    while pos < end:
+        header, body = _struct(buf, pos)
+        size = header.get(3)
+        if not isinstance(size, int) or size < 0:
+            raise _Unsupported("page without a size")
+        kind = header.get(1)
+        if kind == _DATA_PAGE:
+            page = header.get(5)
+            if not isinstance(page, dict) or page.get(2) != _PLAIN:
+                raise _Unsupported("not a PLAIN data page")
+            if levels and page.get(3) != _RLE:
+                raise _Unsupported("definition levels not RLE")
+            n = page.get(1)
+            values = body
+            if levels:  # definition levels (RLE), after their 4-byte length
+                values += 4 + int.from_bytes(buf[body : body + 4], "little")
+        elif kind == _DATA_PAGE_V2:
+            page = header.get(8)
+            if not isinstance(page, dict) or page.get(4) != _PLAIN or page.get(2) != 0:
+                raise _Unsupported("not a PLAIN data page without NULLs")
+            n = page.get(1)
+            values = body + int(page.get(5, 0)) + int(page.get(6, 0))  # type: ignore[call-overload]
+        else:  # a dictionary or index page: not plain planes
+            raise _Unsupported(f"page type {kind}")
+        if not isinstance(n, int) or body + size - values != n * (4 + nbytes):
+            raise _Unsupported("values of other sizes or NULLs")
+        at = values + 4 + np.arange(n, dtype=np.int64) * (4 + nbytes)
+        prefixes = np.ndarray((n,), "<u4", buf, values, (4 + nbytes,)) if n else np.zeros(0)
+        if (prefixes != nbytes).any():
+            raise _Unsupported("a value of another size")
+        out.append(at)
+        pos = body + size
+    return out
+
+
+def plane_offsets(
+    pf: pq.ParquetFile, buf, columns: list[str], nbytes: int
+) -> dict[str, np.ndarray] | None:
+    """For each column of ``columns``, the offset in ``buf`` (the file's bytes, e.g. its memory
+    map) of every row's ``nbytes`` value; None unless every row group of each column is
+    uncompressed PLAIN pages of non-NULL values of exactly ``nbytes``."""
+    md = pf.metadata
+    index = {md.schema.column(i).path: i for i in range(md.num_columns)}
+    out = {}
+    for name in columns:
+        c = index.get(name)
+        if c is None:
+            return None
+        column = md.schema.column(c)
+        if column.max_repetition_level != 0 or column.physical_type != "BYTE_ARRAY":
+            return None
+        parts = []
+        for g in range(md.num_row_groups):
+            chunk = md.row_group(g).column(c)
+            if chunk.compression != "UNCOMPRESSED" or chunk.has_dictionary_page:
+                return None
+            start = chunk.data_page_offset
+            end = start + chunk.total_compressed_size
+            try:
+                found = _chunk_values(buf, start, end, nbytes, column.max_definition_level > 0)
+            except (_Unsupported, IndexError, ValueError, TypeError):
+                return None
+            rows = sum(len(a) for a in found)
+            if rows != md.row_group(g).num_rows:
+                return None
+            parts += found
+        out[name] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return out
