@@ -146,16 +146,18 @@ def merge_version(
     has_position = spec.ra in new_rows.column_names and spec.dec in new_rows.column_names
     schema = _unify_schema(old_schema, new_rows.schema)
     schema_changed = old_schema is None or not old_schema.equals(schema)
-    # 1. Where every stored row sits, to find the rows the new ones replace.
-    new_keys = key_values(new_rows, spec.key)
+    # 1. Where every stored row sits, to find the rows the new ones replace (a first load
+    # replaces none: its keys, a string per row for a composite key, are not built).
+    new_keys: pa.Array | None = None
+    stored_keys: pa.Array | None = None
     if previous is not None and previous.nrows:
+        new_keys = key_values(new_rows, spec.key)
         stored = _read_rows(previous.files(), list(spec.key) + [SPATIAL_INDEX_COLUMN])
         assert stored is not None
         stored_keys = key_values(stored, spec.key)
         stored_h29 = stored.column(SPATIAL_INDEX_COLUMN).to_numpy()
         is_touched = pc.is_in(stored_keys, value_set=new_keys).to_numpy(zero_copy_only=False)
     else:
-        stored_keys = pa.array([], new_keys.type)
         stored_h29 = np.zeros(0, np.int64)
         is_touched = np.zeros(0, bool)
     touched_h29 = stored_h29[is_touched]
@@ -163,8 +165,8 @@ def merge_version(
     # 2. The merged content of every new row: its own columns, the stored ones for the rest.
     merged = new_rows
     if is_touched.any():
+        assert previous is not None and stored_keys is not None
         touched_keys = pc.filter(stored_keys, pa.array(is_touched))
-        assert previous is not None
         touched_pixels = {
             p for p in previous.partitions if _any_in_range(touched_h29, *p.h29_range())
         }
@@ -229,6 +231,7 @@ def merge_version(
     def without_replaced(t: pa.Table, lo: int, hi: int) -> pa.Table:
         if not is_touched.any():
             return t
+        assert new_keys is not None  # rows were touched: there were stored rows
         return t.filter(pc.invert(pc.is_in(key_values(t, spec.key), value_set=new_keys)))
 
     return write_version(
