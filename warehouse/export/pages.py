@@ -8,9 +8,10 @@ plane of row k of a page starts ``4 + k * (4 + nbytes)`` bytes after the page's 
 so the bytes can be copied from the (memory-mapped) file to the export as they are: no decode.
 
 :func:`plane_offsets` finds those offsets by reading the page headers (Thrift compact protocol:
-only the few fields needed are kept, the rest skipped) and checks every length prefix against
-``nbytes``; anything else (compression, a dictionary, NULLs, other sizes, an unknown page)
-gives None, and the export reads the column through pyarrow instead.
+only the few fields needed are kept, the rest skipped) and checks that each page's values add
+up to ``nbytes`` each; anything else (compression, a dictionary, NULLs, other sizes, an unknown
+page) gives None, and the export reads the column through pyarrow instead. The length stored
+before every value is checked by :func:`lengths_match` where the bytes are copied.
 """
 
 from __future__ import annotations
@@ -138,13 +139,20 @@ def _chunk_values(buf, start: int, end: int, nbytes: int, levels: bool) -> list[
             raise _Unsupported(f"page type {kind}")
         if not isinstance(n, int) or body + size - values != n * (4 + nbytes):
             raise _Unsupported("values of other sizes or NULLs")
-        at = values + 4 + np.arange(n, dtype=np.int64) * (4 + nbytes)
-        prefixes = np.ndarray((n,), "<u4", buf, values, (4 + nbytes,)) if n else np.zeros(0)
-        if (prefixes != nbytes).any():
-            raise _Unsupported("a value of another size")
-        out.append(at)
+        out.append(values + 4 + np.arange(n, dtype=np.int64) * (4 + nbytes))
         pos = body + size
     return out
+
+
+def lengths_match(buf, offsets: np.ndarray, nbytes: int) -> bool:
+    """Whether the length stored before each value at ``offsets`` is ``nbytes`` (a page of
+    values of other sizes can add up to the same total). It touches a page of ``buf`` per
+    value: done where the values are about to be copied anyway."""
+    if not len(offsets):
+        return True
+    data = np.frombuffer(buf, np.uint8)
+    prefixes = data[(offsets - 4)[:, None] + np.arange(4)].view("<u4").ravel()
+    return bool((prefixes == nbytes).all())
 
 
 def plane_offsets(
@@ -152,7 +160,8 @@ def plane_offsets(
 ) -> dict[str, np.ndarray] | None:
     """For each column of ``columns``, the offset in ``buf`` (the file's bytes, e.g. its memory
     map) of every row's ``nbytes`` value; None unless every row group of each column is
-    uncompressed PLAIN pages of non-NULL values of exactly ``nbytes``."""
+    uncompressed PLAIN pages of as many non-NULL values as ``nbytes`` each make (check each
+    value's length with :func:`lengths_match` before using it)."""
     md = pf.metadata
     index = {md.schema.column(i).path: i for i in range(md.num_columns)}
     out = {}

@@ -377,7 +377,7 @@ class _Writer:
             return False
         src = np.stack([found[band_column(b, plane)][pos] for b in self.plan.bands], axis=1)
         nbytes = self.size**2 * np.dtype(PLANES[plane][0]).itemsize
-        self.chunks.write_mapped(plane, rows, src, part.mapped(), nbytes)
+        self.chunks.write_mapped(plane, rows, src, part.mapped(), nbytes, str(part.path))
         return True
 
     def _stored(self, k: int, plane: str, part: PartitionFile | None = None):

@@ -15,7 +15,7 @@ import pytest
 
 from tests.warehouse.cutouts.test_cutouts import build_warehouse, objects
 from tests.warehouse.export.test_blocks import ingest_noise
-from warehouse.export.pages import plane_offsets
+from warehouse.export.pages import lengths_match, plane_offsets
 from warehouse.store.contracts import CUTOUTS
 
 S = 8
@@ -33,6 +33,7 @@ def assert_offsets_hold_the_values(path: Path, columns: list[str], nbytes: int) 
     assert found is not None
     table = pf.read(columns=columns)
     for c in columns:
+        assert lengths_match(buf, found[c], nbytes)
         values = table.column(c).to_pylist()
         assert len(found[c]) == len(values) == pf.metadata.num_rows
         for at, value in zip(found[c].tolist(), values, strict=True):
@@ -67,9 +68,13 @@ def test_compressed_planes_other_sizes_and_missing_columns_give_none(store):
     assert plane_offsets(pf, buf, ["ra"], 8) is None  # not a byte array
 
 
-def planes_table(n: int, nbytes: int, nulls: bool = False, sizes: bool = False) -> pa.Table:
+def planes_table(
+    n: int, nbytes: int, nulls: bool = False, sizes: bool = False, pairs: bool = False
+) -> pa.Table:
     rng = np.random.default_rng(5)
     values = [rng.bytes(nbytes + (4 if sizes and k == 3 else 0)) for k in range(n)]
+    if pairs:  # sizes nbytes - 4 and nbytes + 4 in turn: the page adds up all the same
+        values = [rng.bytes(nbytes + (4 if k % 2 else -4)) for k in range(n)]
     if nulls:
         values[2] = None
     return pa.table({"id": np.arange(n), "plane": pa.array(values, pa.binary())})
@@ -107,3 +112,13 @@ def test_files_not_plain_uncompressed_and_equal_give_none(tmp_path, how, table):
     compression = "none" if how == "dictionary" else how
     pq.write_table(table, path, compression=compression, use_dictionary=how == "dictionary")
     assert plane_offsets(pq.ParquetFile(path), mapped(path), ["plane"], 40) is None
+
+
+def test_values_of_other_sizes_adding_up_are_caught_by_their_lengths(tmp_path):
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(planes_table(50, 40, pairs=True), path, compression="none", use_dictionary=False)
+    buf = mapped(path)
+    found = plane_offsets(pq.ParquetFile(path), buf, ["plane"], 40)
+    assert found is not None  # the page's size cannot tell
+    assert not lengths_match(buf, found["plane"], 40)
+    assert lengths_match(buf, found["plane"][:0], 40)
