@@ -369,11 +369,11 @@ class _Writer:
         """Rows ``rows`` of ``plane`` copied from the file rows ``pos`` of ``part`` as they are
         stored (pages.py), in the writer thread; False (nothing done) unless every band's
         planes there are S x S in uncompressed PLAIN pages of the dataset's dtype."""
-        if self.chunks is None or plane not in self.direct or not (hw == self.size).all():
+        if self.chunks is None or plane not in self.direct:
             return False
         part, found = self._stored(k, plane, part)
-        self.stored.pop((k, plane), None)
-        if found is None:
+        self.stored.pop((k, plane), None)  # looked at once (read ahead: for its first plane)
+        if found is None or not (hw == self.size).all():
             return False
         src = np.stack([found[band_column(b, plane)][pos] for b in self.plan.bands], axis=1)
         nbytes = self.size**2 * np.dtype(PLANES[plane][0]).itemsize
