@@ -531,8 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         + ").",
         "The ceiling of gwh export is the faster raw h5py line (the issue's ceiling); the raw file",
         "write is the plain os.pwrite of the same bytes at the chunks' offsets, one thread (the",
-        "export writes them so, from two threads); each phase starts after os.sync(), with no",
-        "dirty pages of the one before.",
+        "export writes them so, in a thread of its own beside the catalog's); each phase starts",
+        "after os.sync(), with no dirty pages of the one before.",
         "cpu seconds (process time of the export, all threads): "
         + "; ".join(
             f"{n} {k} {v['cpu_seconds']:.2f}"
