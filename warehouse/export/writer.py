@@ -295,6 +295,16 @@ class _Writer:
                 h = meta.column(band_column(b, "height"))
                 w = meta.column(band_column(b, "width"))
                 shapes[b] = (_int_or_zero(h)[pos], _int_or_zero(w)[pos], _valid(h)[pos])
+        # Every stored row of every band S x S: then each stored plane is as long as an
+        # exported one, as the page-offset copy (pages.py) needs: planes of other sizes in a
+        # page could add up to the same total and shift the offsets.
+        uniform = all(
+            band_column(b, "height") in names
+            and _valid(meta.column(band_column(b, "height"))).all()
+            and (_int_or_zero(meta.column(band_column(b, "height"))) == self.size).all()
+            and (_int_or_zero(meta.column(band_column(b, "width"))) == self.size).all()
+            for b in bands
+        )
         del meta
         # Every exported row has every band: blocks made row group by row group (blocks.py).
         complete = all(b in shapes and shapes[b][2].all() for b in bands)
@@ -305,7 +315,7 @@ class _Writer:
         for plane in self.planes:
             dtype, missing_value, pad = PLANES[plane]
             if complete and plane in self.blockwise:
-                if self._write_mapped(pfile, k, plane, rows, pos, hw):
+                if uniform and self._write_mapped(pfile, k, plane, rows, pos):
                     continue
                 if any(band_column(b, plane) in names for b in bands):  # else the fill stands
                     self._write_blocks(pfile, k, plane, rows, pos, hw)
@@ -365,15 +375,16 @@ class _Writer:
                     self._put(plane, r0, block)
             del table, views
 
-    def _write_mapped(self, part: PartitionFile, k: int, plane: str, rows, pos, hw) -> bool:
+    def _write_mapped(self, part: PartitionFile, k: int, plane: str, rows, pos) -> bool:
         """Rows ``rows`` of ``plane`` copied from the file rows ``pos`` of ``part`` as they are
         stored (pages.py), in the writer thread; False (nothing done) unless every band's
-        planes there are S x S in uncompressed PLAIN pages of the dataset's dtype."""
+        planes there are in uncompressed PLAIN pages of the dataset's dtype (the caller knows
+        every stored plane of the file is S x S)."""
         if self.chunks is None or plane not in self.direct:
             return False
         part, found = self._stored(k, plane, part)
         self.stored.pop((k, plane), None)  # looked at once (read ahead: for its first plane)
-        if found is None or not (hw == self.size).all():
+        if found is None:
             return False
         src = np.stack([found[band_column(b, plane)][pos] for b in self.plan.bands], axis=1)
         nbytes = self.size**2 * np.dtype(PLANES[plane][0]).itemsize
