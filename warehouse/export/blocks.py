@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.errors import ExportError
@@ -50,6 +51,20 @@ def fine_switching() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(before)
+
+
+@contextlib.contextmanager
+def readable(path: Path | str) -> Iterator[None]:
+    """Reading the stored cutouts of the partition file ``path``: a file pyarrow cannot
+    decode (damaged pages, truncated) is an :class:`ExportError` naming it."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(
+            f"{path}: the stored cutouts cannot be read ({first}); the image table is damaged: "
+            "ingest the objects again."
+        ) from None
 
 
 class PartitionFile:
@@ -215,7 +230,8 @@ class BlockMaker:
             for b in self.bands
         ]
         wanted = [c for c in columns if c is not None]
-        table = part.pf.read_row_group(g, columns=wanted, use_threads=False)
+        with readable(part.path):
+            table = part.pf.read_row_group(g, columns=wanted, use_threads=False)
         view = "<i4" if plane == "mask" else "<f4"
         return _Group(table, columns, self.size, view, str(part.path))
 

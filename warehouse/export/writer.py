@@ -18,7 +18,7 @@ from warehouse import progress
 from warehouse.cutouts import band_column
 from warehouse.errors import ExportError
 from warehouse.export.attrs import OWN_DATASETS
-from warehouse.export.blocks import BlockMaker, PartitionFile, fine_switching
+from warehouse.export.blocks import BlockMaker, PartitionFile, fine_switching, readable
 from warehouse.export.chunkfile import ChunkFile, PlaneViews
 from warehouse.export.columns import _PREFIX, _check_labels, _values, to_numpy
 from warehouse.export.options import PLANES, ExportOptions
@@ -208,7 +208,10 @@ class _Writer:
         pf = pq.ParquetFile(self.part_paths[k], memory_map=True, pre_buffer=False)
         names = set(pf.schema_arrow.names)
         cols = [band_column(b, plane) for b in self.plan.bands if band_column(b, plane) in names]
-        return pf.read(columns=cols) if cols else None
+        if not cols:
+            return None
+        with readable(self.part_paths[k]):
+            return pf.read(columns=cols)
 
     def _plane(self, k: int, plane: str) -> pa.Table | None:
         """Partition ``k``'s ``plane``, read ahead in a thread while the previous one was being
@@ -282,7 +285,8 @@ class _Writer:
             if band_column(b, w) in names
         ]
         # In this thread: pyarrow's pool may be busy decoding the next plane (read ahead).
-        meta = pf.read(columns=["object_id", *shape_cols], use_threads=False)
+        with readable(path):
+            meta = pf.read(columns=["object_id", *shape_cols], use_threads=False)
         stored = to_numpy(meta.column("object_id"))
         sorter = np.argsort(stored, kind="stable")
         at = np.searchsorted(stored, ids, sorter=sorter)
