@@ -4,7 +4,8 @@ tried as a user would: from the command line, against the same export written by
 which planes are copied as stored, gathered or filled; with objects lacking bands or cutouts;
 from a frozen release; from a warehouse in the layout before IMAGE_LAYOUT; killed with SIGKILL
 while chunks are being written; from a damaged image table; and read back by a plain h5py
-process (and h5dump when installed). Every image is SIMULATED seeded noise."""
+process (and h5dump when installed); planes of other sizes whose bytes add up in a page are no
+damage. Every image is SIMULATED seeded noise."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.warehouse.cutouts.test_cutouts import BANDS, build_warehouse
 from tests.warehouse.export.test_blocks import ingest_noise, noise, rewrite_the_old_way, sha256
 from tests.warehouse.export.test_chunkfile import same_values
 from warehouse.core import Warehouse
+from warehouse.cutouts import ingest_arrays
 from warehouse.export.options import PLANES
 from warehouse.export.pages import plane_offsets
 from warehouse.images.fit import fit_to_size
@@ -223,18 +225,19 @@ def damage_a_length_prefix(root: Path) -> str:
     raise AssertionError("no partition stored as uncompressed pages")
 
 
-def test_a_damaged_stored_length_is_a_one_line_error_and_no_file(field, cli, tmp_path):
+@pytest.mark.parametrize("size", ["8", "6"])  # copied as stored; decoded by pyarrow and cropped
+def test_a_damaged_stored_length_is_a_one_line_error_and_no_file(field, cli, tmp_path, size):
     root = tmp_path / "wh"
     shutil.copytree(field["wh"].root, root, symlinks=True)
     oid = damage_a_length_prefix(root)
     assert oid in field["full"]
     out = tmp_path / "out"
     out.mkdir()
-    args = ("--sql", complete_sql(field), "--size", "8", "--out", out / "x.h5")
+    args = ("--sql", complete_sql(field), "--size", size, "--out", out / "x.h5")
     result = cli("export", "--root", root, *args)
     assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "damaged" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "is damaged" in lines[0]
     assert ".parquet" in lines[0] and "Traceback" not in result.output
     assert list(out.iterdir()) == []  # no target, no temporary file
 
@@ -275,3 +278,23 @@ def test_a_plain_h5py_process_and_h5dump_read_the_file(field, cli, tmp_path):
     with h5py.File(path) as h5:
         value = float(h5["image"][0, 1, 2, 3])
     assert f"(0,1,2,3): {value:.9g}" in cell.stdout
+
+
+def test_planes_of_other_sizes_adding_up_in_a_page_are_no_damage(tmp_path, cli):
+    """A valid table whose row group holds 8x7, 8x8 and 8x9 planes in a row (their bytes add up
+    to three 8x8 planes): the 8x8 objects export as stored, not as 'damaged'."""
+    wh = build_warehouse(tmp_path / "mixed", n=60, cutout_rows=300)
+    sky = wh.query("SELECT object_id FROM hsc_forced ORDER BY _healpix_29, object_id")
+    ids = sky.column("object_id").to_pylist()
+    for sel, width in (([ids[0]], 7), ([ids[2]], 9), ([ids[1], *ids[3:]], 8)):
+        planes = {
+            b: np.stack([np.resize(noise(i, k, "image"), (8, width)) for i in sel])
+            for k, b in enumerate(BANDS)
+        }
+        ingest_arrays(wh, sel, planes, simulated=True, source="seeded noise test arrays")
+    sql = f"SELECT * FROM hsc_forced WHERE object_id IN ({ids[1]}, {ids[5]})"
+    args = ("--sql", sql, "--size", "8", "--no-mask", "--no-variance")
+    path = export(cli, wh.root, tmp_path / "x.h5", *args)
+    with h5py.File(path) as h5:
+        for j, oid in enumerate(h5["object_id"][:].tolist()):
+            assert np.array_equal(h5["image"][j, 0], noise(oid, 0, "image"))
