@@ -60,10 +60,10 @@ Examples
 """
 
 from warehouse.export.columns import available_bands, image_tables, label_columns
+from warehouse.export.h5file import ROW_ORDER
 from warehouse.export.hdf5 import (
     CATALOG_BATCH_ROWS,
     DUCKDB_MEMORY_LIMIT,
-    ROW_ORDER,
     clean_stale_temporaries,
     export_all_splits,
     export_hdf5,

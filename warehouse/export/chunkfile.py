@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,6 +29,11 @@ import numpy as np
 
 from warehouse.errors import ExportError
 from warehouse.export.pages import lengths_match
+
+try:  # POSIX: the largest file this process may write (``ulimit -f``)
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
 
 MADV_POPULATE_READ = 22  # Linux >= 5.14: fault a mapping's pages in at once (else ignored)
 
@@ -57,6 +63,7 @@ class ChunkFile:
         self.pool: ThreadPoolExecutor | None = None
         self.pending: deque[Future] = deque()  # partitions queued for the writer thread
         self.stopping = False
+        self.reserved = 0  # bytes of the chunks allocated so far, to be written
 
     def create(self, name: str, shape: tuple[int, ...], dtype, fillvalue) -> h5py.Dataset:
         """Dataset ``name`` of ``shape`` (rows, bands, S, S) in chunks of one row, every chunk
@@ -76,6 +83,9 @@ class ChunkFile:
         n = shape[0]
         nbytes = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
         self.offsets[name] = _chunk_offsets(dset, n, nbytes)
+        self.reserved += n * nbytes
+        end = int(self.offsets[name].max()) + nbytes if n else 0
+        _check_room(self.path, self.reserved, end)
         self.written[name] = np.zeros(n, bool)
         self.fills[name] = np.full(shape[1:], fillvalue, dtype)
         return dset
@@ -205,6 +215,29 @@ class ChunkFile:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _check_room(path: str, need: int, end: int) -> None:
+    """Refuse, before a byte is written, an export whose image chunks (``need`` bytes, the
+    file reaching ``end``) cannot fit: a full disk met halfway through costs the time of the
+    writes and fails inside HDF5 (whose last flush then fails too)."""
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    if need > free:
+        raise ExportError(
+            f"{path}: the images need {_size(need)} and its file system has {_size(free)} free; "
+            "free disk space or choose another --out, then export again."
+        )
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else -1
+    if limit not in (-1, getattr(resource, "RLIM_INFINITY", -1)) and end > limit:
+        raise ExportError(
+            f"{path}: the file would grow to {_size(end)} and this process may write files of at "
+            f"most {_size(limit)} (ulimit -f); raise the limit, or export fewer rows (--limit) "
+            "or a smaller --size."
+        )
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _chunk_offsets(dset: h5py.Dataset, n: int, nbytes: int) -> np.ndarray:

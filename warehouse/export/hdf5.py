@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -19,27 +18,24 @@ import h5py
 import numpy as np
 import pyarrow as pa
 
-from warehouse import __version__
 from warehouse.compute.export import export_batches
 from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError, QueryError
-from warehouse.export.attrs import export_digest, image_units, provenance, stored_digest
-from warehouse.export.blocks import fine_switching
+from warehouse.export.attrs import export_digest, provenance, stored_digest
 from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_columns
+from warehouse.export.h5file import _write
 from warehouse.export.options import ExportOptions, ExportResult
 from warehouse.export.plan import _Plan, _plan, base_query
-from warehouse.export.stream import _stream, catalog_reader
+from warehouse.export.stream import catalog_reader
 from warehouse.export.subsets import SUBSET_ORDER, limited_query
-from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress, _Writer
-from warehouse.images.masks import HSC_MASK_BITS
+from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress
 from warehouse.output import column_metadata
 from warehouse.scratch import remove_stale, scratch_dir
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
-ROW_ORDER = "_healpix_29, object_id"
 DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
 # A sort of at most this many bytes (rows x columns x SORT_BYTES_PER_VALUE, generous for
 # strings) runs on the readers' shared connection, whose views are already built.
@@ -332,62 +328,6 @@ def _kept(out: Path, split: str | None, bands, opts: ExportOptions, started: flo
         missing={b: n for b, n in missing.items() if n},
         kept=True,
     )
-
-
-def _write(
-    con,
-    target: Path,
-    plan: _Plan,
-    cv,
-    opts: ExportOptions,
-    split,
-    bar,
-    extra: dict,
-    batches: Iterator[pa.RecordBatch] | None = None,
-) -> dict:
-    # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
-    with h5py.File(target, "w", libver=("v108", "v108"), track_order=False) as h5:
-        writer = _Writer(h5, plan, cv, opts, bar)
-        try:
-            with fine_switching():  # the writer threads hand the GIL over often (blocks.py)
-                _stream(con, writer, plan, bar, batches)
-        finally:
-            writer.close()
-        _attributes(h5, plan, opts, split, extra)
-    return dict(sorted(writer.fit_counts.items()))
-
-
-def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: dict) -> None:
-    strings = h5py.string_dtype("utf-8")
-    attrs = {
-        "gwh_version": __version__,
-        "sql": plan.base,
-        "sql_params": json.dumps(plan.params),
-        "split": split or "all",
-        "bands": np.array(list(plan.bands), dtype=strings),
-        "size": np.int64(opts.size),
-        "pixel_scale": np.float64(plan.pixel_scale),
-        "row_count": np.int64(plan.rows),
-        "row_order": ROW_ORDER,
-        "data": plan.data,
-        "image_table": plan.images,
-        "image_units": image_units(plan.images, plan.bands, plan.units, plan.zeropoints),
-        "fit": f"centred crop or zero padding to {opts.size}x{opts.size} (fit_action per row); "
-        "padded variance is inf and padded mask pixels have NO_DATA set",
-        "missing_bands": "NaN image and variance, NO_DATA mask; missing_<band> datasets"
-        if opts.allow_missing_bands
-        else "none allowed",
-        "planes": np.array(list(plan.planes), dtype=strings),
-    }
-    if plan.images == CUTOUTS.name or "mask" in plan.planes:
-        attrs["mask_planes"] = json.dumps(HSC_MASK_BITS)
-    if plan.labels:
-        attrs["label_columns"] = np.array(sorted(plan.labels), dtype=strings)
-    for name, label in plan.labels.items():
-        attrs[f"label_mapping/{name}"] = json.dumps(label.mapping)
-    attrs.update(extra)
-    for key in sorted(attrs):
-        h5.attrs[key] = attrs[key]
 
 
 def export_all_splits(

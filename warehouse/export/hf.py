@@ -48,9 +48,9 @@ from warehouse.config import SPLIT_NAMES
 from warehouse.errors import ExportError
 from warehouse.export.card import dataset_card
 from warehouse.export.columns import _Column
+from warehouse.export.h5file import _attributes
 from warehouse.export.hdf5 import (
     Write,
-    _attributes,
     _export_split,
     _rows_query,
     _temporary_beside,

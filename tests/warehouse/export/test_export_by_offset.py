@@ -203,6 +203,38 @@ def test_a_kill_while_chunks_are_written_leaves_no_target_and_the_rerun_is_whole
     assert sha256(out / "x.h5") == sha256(reference)
 
 
+LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+sys.argv = ["gwh", *sys.argv[1:]]
+import cli
+cli.main()
+"""
+
+
+def test_a_file_that_cannot_fit_is_refused_before_writing_in_one_line(field, tmp_path):
+    """The image chunks, allocated at creation, would take the file past what the process may
+    write (as a full disk would stop it): one line before any pixel is written, nothing left,
+    no crash of HDF5's last flush at exit."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GWH_PROGRESS": "0"}
+    env.pop("GWH_ROOT", None)
+    args = ("--sql", complete_sql(field), "--size", "8", "--out", str(out / "x.h5"))
+    proc = subprocess.run(
+        [sys.executable, "-c", LIMITED, "export", "--root", str(field["wh"].root), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "ulimit -f" in lines[0], lines
+    assert list(out.iterdir()) == []
+
+
 def damage_a_length_prefix(root: Path) -> str:
     """Flip bytes of the stored length before some object's g_image plane, in a partition file
     whose planes are copied as stored (its hard link to earlier versions broken first); the
