@@ -196,10 +196,12 @@ class ChunkFile:
         self.open()
         self.wait()
         for name, written in self.written.items():
-            fill = self.fills[name]
-            for r in np.flatnonzero(~written).tolist():
-                self._put([fill], int(self.offsets[name][r]))
-            written[:] = True
+            fill = [self.fills[name]]
+
+            def same(j: int, fill: list = fill) -> list:
+                return fill
+
+            self._runs(name, np.flatnonzero(~written), same)
         self.close()
 
     def close(self) -> None:

@@ -102,6 +102,15 @@ def export_hdf5(
     return _export_split(wh, Path(out), split, view, sql, options, progress, resume, client)
 
 
+@contextlib.contextmanager
+def _named(target: Path, out: Path) -> Iterator[None]:
+    """An :class:`ExportError` about the temporary file ``target`` names ``out`` instead."""
+    try:
+        yield
+    except ExportError as exc:
+        raise ExportError(str(exc).replace(str(target), str(out))) from None
+
+
 def _export_split(
     wh: Warehouse,
     out: Path,
@@ -163,24 +172,26 @@ def _export_split(
             def write(con, plan: _Plan, extra: dict, bar, batches) -> dict:
                 return _write(con, target, plan, cv, opts, split, bar, extra, batches)
 
-            plan, fit_counts = _export(
-                wh,
-                con,
-                cv,
-                base,
-                params,
-                bands,
-                labels,
-                view,
-                sql,
-                opts,
-                digest,
-                out.name,
-                progress,
-                client,
-                write if sink is None else sink(cv),
-                tmp,
-            )
+            # errors name the file the user asked for, not the temporary one being built
+            with _named(target, out):
+                plan, fit_counts = _export(
+                    wh,
+                    con,
+                    cv,
+                    base,
+                    params,
+                    bands,
+                    labels,
+                    view,
+                    sql,
+                    opts,
+                    digest,
+                    out.name,
+                    progress,
+                    client,
+                    write if sink is None else sink(cv),
+                    tmp,
+                )
             if sink is None:
                 os.replace(target, out)
     return ExportResult(

@@ -232,6 +232,7 @@ def test_a_file_that_cannot_fit_is_refused_before_writing_in_one_line(field, tmp
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and "ulimit -f" in lines[0], lines
+    assert lines[0].startswith(f"error: {out / 'x.h5'}: ")  # the --out file, not the temporary
     assert list(out.iterdir()) == []
 
 
