@@ -21,6 +21,8 @@ from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.readonly import check_read_only
 
 EXACT_IN_FLOAT64 = 2**53  # integers up to this magnitude are exact in a float64
+ROWS_VIEW = "gwh_export_rows"  # the fetched rows (:attr:`_Plan.table`) while they are counted
+ROW_ORDER_SQL = f"{_PREFIX}h29, object_id"
 
 
 def base_query(view: str | None, sql: str | None, split: str | None, con=None) -> tuple[str, list]:
@@ -115,6 +117,19 @@ class _Plan:
     units: dict[str, str] = field(default_factory=dict)  # band -> unit of the image table
     zeropoints: tuple[int, int, float | None, float | None] = (0, 0, None, None)
     reruns: tuple[str, ...] = ()
+    # The keyed rows in the export's order, fetched once by the plan (a small export: its
+    # checks and counts read them instead of running the join again); None: stream them.
+    table: pa.Table | None = field(default=None, repr=False)
+
+
+def sorted_sql(keyed: str) -> str:
+    """The keyed rows in the export's order (``_healpix_29``, then ``object_id``)."""
+    return f"SELECT * FROM ({keyed}) AS k ORDER BY {ROW_ORDER_SQL}"
+
+
+def keyed_width(columns: Sequence, bands: Sequence[str]) -> int:
+    """The number of columns of the keyed query (the query's and the export's own)."""
+    return len(columns) + 6 * len(bands) + 4
 
 
 def _planes(images: str, cutout_columns: set[str], bands: Sequence[str], opts) -> tuple[str, ...]:
@@ -138,10 +153,14 @@ def _plan(
     opts,
     labels: dict[str, list[_Label]] | None = None,
     full: tuple[str, list] | None = None,
+    fetch_below: int | None = None,
 ) -> _Plan:
     """Check the query and plan the file. ``full`` is the query without the split filter:
     which columns are nullable, and how, is decided on it, so all splits of one query have the
-    same datasets with the same types."""
+    same datasets with the same types. ``fetch_below``: when the query's rows times the keyed
+    query's columns are at most this, the keyed rows are fetched sorted now (the plan's
+    ``table``) and the checks and counts read them: one join of the image table's metadata
+    instead of two (the plan's and the stream's)."""
     images = opts.images
     planes = _planes(images, cutout_columns, bands, opts)
     try:
@@ -173,7 +192,52 @@ def _plan(
         for c in columns
         if c.kind == "int" and c.name in known
     }
-    _nullability(con, columns, *(full or (base, params)))
+    table = None
+    if fetch_below is not None:
+        n_query = _one(con, f"SELECT count(*) FROM (\n{base}\n) AS q", params, base)[0]
+        if n_query * keyed_width(columns, bands) <= fetch_below:
+            table = _fetch(con, sorted_sql(keyed), params, base)
+    if table is None:
+        return _checked(con, base, params, keyed, columns, bands, opts, planes, found_labels, full)
+    con.register(ROWS_VIEW, table)
+    try:
+        plan = _checked(
+            con, base, params, keyed, columns, bands, opts, planes, found_labels, full, table
+        )
+    finally:
+        con.unregister(ROWS_VIEW)
+    plan.table = table
+    return plan
+
+
+def _fetch(con, sql: str, params: list, base: str) -> pa.Table:
+    try:
+        return con.sql(sql, params=params or None).to_arrow_table()
+    except Exception as exc:
+        raise ExportError(_explain(exc, con, base)) from None
+
+
+def _checked(
+    con,
+    base: str,
+    params: list,
+    keyed: str,
+    columns: list[_Column],
+    bands: tuple[str, ...],
+    opts,
+    planes: tuple[str, ...],
+    found_labels: dict[str, _Label],
+    full: tuple[str, list] | None,
+    table: pa.Table | None = None,
+) -> _Plan:
+    """The checks and counts of the keyed rows (those of ``table`` when fetched, registered
+    as :data:`ROWS_VIEW`), and the plan."""
+    images = opts.images
+    # The fetched rows are the query's (no split or limit): one pass counts both.
+    fused = table is not None and full in (None, (base, params))
+    null_aggregates = _null_aggregates(columns) if fused else []
+    if not fused:
+        _nullability(con, columns, *(full or (base, params)))
     aggregates = [
         "count(*)",
         "count(DISTINCT object_id)",
@@ -207,7 +271,15 @@ def _plan(
         else "NULL",
         f"list_sort(list_distinct(list({_PREFIX}rerun)))",
     ]
-    stats = _one(con, f"WITH k AS ({keyed}) SELECT {', '.join(aggregates)} FROM k", params, base)
+    if table is not None:
+        every = ", ".join(null_aggregates + aggregates)
+        stats = _one(con, f"SELECT {every} FROM {ROWS_VIEW}", [], base)
+        if fused:
+            _mark_nullable(columns, stats[: len(null_aggregates)])
+            stats = stats[len(null_aggregates) :]
+    else:
+        sql = f"WITH k AS ({keyed}) SELECT {', '.join(aggregates)} FROM k"
+        stats = _one(con, sql, params, base)
     n, n_distinct, n_null_id, n_unplaced, n_sim, n_real = stats[:6]
     per_band = stats[6 : 6 + 5 * len(bands)]
     n_images, n_zp, zp_lo, zp_hi, reruns = stats[6 + 5 * len(bands) :]
@@ -320,18 +392,31 @@ def _nullability(con, columns: list[_Column], full: str, params: list) -> None:
     """Mark the integer, boolean and string columns that hold a NULL anywhere in the unsplit
     query ``full``; a nullable boolean, or integer whose values are all exact in float64, is
     written as float64 with NaN (HF ``datasets`` then reads a NULL as NaN, never a number)."""
-    checked = [c for c in columns if c.kind in ("int", "bool", "string")]
-    if not checked:
-        return
+    aggregates = _null_aggregates(columns)
+    if aggregates:
+        sql = f"SELECT {', '.join(aggregates)} FROM (\n{full}\n) AS q"
+        _mark_nullable(columns, _one(con, sql, params, full))
+
+
+def _null_aggregates(columns: list[_Column]) -> list[str]:
+    """What :func:`_nullability` counts: NULLs, and the range of integers."""
     aggregates = []
-    for c in checked:
+    for c in columns:
+        if c.kind not in ("int", "bool", "string"):
+            continue
         q = db.quote_ident(c.name)
         aggregates.append(f"count(*) - count({q})")
         if c.kind == "int":
             aggregates += [f"min({q})::HUGEINT", f"max({q})::HUGEINT"]
-    stats = _one(con, f"SELECT {', '.join(aggregates)} FROM (\n{full}\n) AS q", params, full)
+    return aggregates
+
+
+def _mark_nullable(columns: list[_Column], stats: Sequence) -> None:
+    """Set the nullability of ``columns`` from the values of :func:`_null_aggregates`."""
     k = 0
-    for c in checked:
+    for c in columns:
+        if c.kind not in ("int", "bool", "string"):
+            continue
         c.nullable = bool(stats[k])
         k += 1
         if c.kind == "int":

@@ -10,17 +10,25 @@ import pyarrow as pa
 
 from warehouse.errors import ExportError
 from warehouse.export.columns import _PREFIX, to_numpy
-from warehouse.export.plan import _Plan
+from warehouse.export.plan import _Plan, sorted_sql
 from warehouse.export.writer import CATALOG_BATCH_ROWS, _Writer
 
 
 def catalog_reader(con, plan: _Plan) -> pa.RecordBatchReader:
     """The planned rows with their keys, in the export's order, in batches (the query runs
     now; DuckDB sorts without the GIL)."""
-    return con.sql(
-        f"SELECT * FROM ({plan.keyed}) AS k ORDER BY {_PREFIX}h29, object_id",
-        params=plan.params or None,
-    ).to_arrow_reader(CATALOG_BATCH_ROWS)
+    return con.sql(sorted_sql(plan.keyed), params=plan.params or None).to_arrow_reader(
+        CATALOG_BATCH_ROWS
+    )
+
+
+def fetched_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
+    """The rows of ``table`` (a plan's, fetched sorted) in the batches :func:`catalog_reader`
+    would give: :data:`CATALOG_BATCH_ROWS` rows each."""
+    for start in range(0, table.num_rows, CATALOG_BATCH_ROWS):
+        part = table.slice(start, CATALOG_BATCH_ROWS)
+        batches = part.to_batches()
+        yield batches[0] if len(batches) == 1 else part.combine_chunks().to_batches()[0]
 
 
 def _stream(
