@@ -196,9 +196,9 @@ class MarginIndex:
         own = np.searchsorted(self._lo, h29, "right") - 1  # sorted position of its partition
         # 1. coarse pixels whose neighbourhood lies in one partition hold no margin rows
         coarse = max(0, self.order - COARSE_STEP)
-        cpix, inverse = np.unique(h29 >> np.int64(shift(coarse)), return_inverse=True)
+        cpix, inverse, first_row = _groups(h29 >> np.int64(shift(coarse)))
         near = np.zeros(cpix.size, bool)
-        cown = own[np.unique(inverse, return_index=True)[1]]
+        cown = own[first_row]
         first, last = self._touching(coarse, cpix)
         near |= (first != cown) | (last != cown)
         nb = hp.get_all_neighbours(2**coarse, cpix, nest=True)
@@ -226,6 +226,20 @@ class MarginIndex:
         keep = pos != own[rows][r]
         pairs = np.unique(np.stack([r[keep], pos[keep]]), axis=1)
         return rows[pairs[0]].astype(np.int64), self._index[pairs[1]]
+
+
+def _groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(values, return_index=True, return_inverse=True)`` as (unique values, inverse,
+    first row of each value); rows sorted by position (a partition's, as tasks route them) are
+    grouped by their boundaries, without sorting them again."""
+    if values.size > 1 and bool(np.all(values[1:] >= values[:-1])):
+        starts = np.flatnonzero(values[1:] != values[:-1]) + 1
+        first = np.concatenate([np.zeros(1, np.int64), starts])
+        inverse = np.zeros(values.size, np.int64)
+        inverse[starts] = 1
+        return values[first], np.cumsum(inverse), first
+    unique, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    return unique, inverse, first
 
 
 def margin_name(table: str, threshold_arcsec: float) -> str:

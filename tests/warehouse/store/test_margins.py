@@ -14,7 +14,8 @@ import pytest
 
 from loaders import registry
 from warehouse.store import TableSpec, merge_version, read_version
-from warehouse.store.margins import border_pixels, margin_order
+from warehouse.store.margins import MarginIndex, border_pixels, margin_order
+from warehouse.store.versions import Partition
 
 SPEC = TableSpec("things", key=("object_id",), ra="ra", dec="dec")
 THRESHOLD = 10.0
@@ -50,6 +51,24 @@ def test_border_pixels_are_the_edge_of_the_block():
     assert inner.size == 28
     assert np.all(inner >> 6 == 5)
     assert margin_order(THRESHOLD) == 13
+
+
+def test_rows_in_position_order_route_as_they_would_in_any_order():
+    # a partition's rows come sorted (grouped by coarse pixel without sorting again); the
+    # same rows shuffled must feed the same margins
+    parts = [Partition(1, p) for p in range(8)] + [Partition(2, 32 + p) for p in range(4)]
+    index = MarginIndex(parts, 10.0)
+    rng = np.random.default_rng(5)
+    h29 = np.sort(rng.integers(0, 9 << 56, 50_000))  # the first 9 order-1 pixels
+    h29 = np.concatenate([h29, np.repeat(h29[:50], 3)])  # positions held by several rows
+    h29.sort()
+    rows, targets = index.route(h29)
+    assert rows.size  # some rows are near a border
+    shuffle = rng.permutation(h29.size)
+    srows, stargets = index.route(h29[shuffle])
+    assert sorted(zip(rows.tolist(), targets.tolist(), strict=True)) == sorted(
+        zip(shuffle[srows].tolist(), stargets.tolist(), strict=True)
+    )
 
 
 def test_every_row_within_the_threshold_of_a_partition_is_in_its_margin(tmp_path):
