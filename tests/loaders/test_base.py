@@ -65,3 +65,30 @@ def test_keys_of_chunks_refuses_a_null_key_in_the_chunk_that_has_it():
 
 def test_no_chunk_no_complaint():
     KeysOfChunks(KEY).check()
+
+
+@pytest.mark.parametrize("chunk", [1_500, 2_500])  # 7 chunks (merged as 4+2+1) and 4
+@pytest.mark.parametrize("repeat", [False, True])
+def test_keys_of_chunks_finds_what_the_whole_file_check_finds(repeat, chunk):
+    # object_ids repeat within and across chunks (many spectra per object), in no order; the
+    # chunked check (ids sorted chunk by chunk, then merged) names the same key and rows
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 3_000, 10_000)
+    names = [f"s{i}" for i in range(ids.size)]
+    if repeat:
+        ids[9_000], names[9_000] = ids[1_234], names[1_234]
+    path = Path("s.parquet")
+    whole = _specz(ids.tolist(), names)
+    keys = KeysOfChunks(KEY)
+    for start in range(0, ids.size, chunk):
+        keys.add(SourceTable(path, whole.slice(start, chunk), start + 1, "row"))
+    if not repeat:
+        keys.check()
+        check_unique(SourceTable(path, whole, 1, "row"), whole, KEY)
+        return
+    with pytest.raises(LoadError) as chunked:
+        keys.check()
+    with pytest.raises(LoadError) as at_once:
+        check_unique(SourceTable(path, whole, 1, "row"), whole, KEY)
+    assert str(chunked.value) == str(at_once.value)
+    assert "row 1235, row 9001;" in str(chunked.value)
