@@ -14,6 +14,7 @@ import pytest
 import typer
 
 from cli import app
+from tests.support.readonly_fs import read_only_prefix
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,33 @@ def test_init_and_root_resolution(cli, tmp_path, monkeypatch):
     assert cli("views").exit_code == 0  # ./warehouse by default
     refused = cli("init", REPO / "warehouse")
     assert refused.exit_code == 1 and "Python package" in refused.stderr
+
+
+def test_init_where_no_folder_can_be_made_is_one_line(cli, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    for root in (tmp_path / "afile", tmp_path / "afile" / "wh"):
+        result = cli("init", root)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+        assert f"cannot create a warehouse at {root}: afile is a file, not a folder" in (
+            result.stderr
+        )
+    assert (tmp_path / "afile").read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_init_in_a_read_only_folder_is_one_line(tmp_path):
+    (tmp_path / "ro").mkdir()
+    prefix = read_only_prefix(tmp_path / "ro")
+    run = subprocess.run(
+        [*prefix, sys.executable, str(REPO / "cli.py"), "init", str(tmp_path / "ro" / "wh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith(f"error: cannot create a warehouse at {tmp_path}/ro/wh: ")
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert list((tmp_path / "ro").iterdir()) == []
 
 
 def test_load_views_and_sql_formats(cli, tmp_path, field_files):

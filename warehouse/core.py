@@ -24,7 +24,7 @@ from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
 from warehouse.explain import explain_error, scalar
-from warehouse.files import DB_NAME, Layout
+from warehouse.files import DB_NAME, Layout, make_root
 from warehouse.loading import Loader, LoadResult, PreparedBatch
 from warehouse.marts.tables import mart_tables
 from warehouse.readonly import check_read_only
@@ -129,8 +129,7 @@ class Warehouse:
                 "Give another ROOT (e.g. gwh init ./data/warehouse) or set GWH_ROOT."
             )
         config = config or Config.default()
-        root.mkdir(parents=True, exist_ok=True)
-        Layout(root).catalogs.mkdir(exist_ok=True)
+        make_root(root)
         tmp = root / f".{CONFIG_NAME}.tmp"
         tmp.write_text(config.to_toml(), encoding="utf-8")
         os.replace(tmp, root / CONFIG_NAME)

@@ -23,6 +23,10 @@ class WarehouseBusyError(WarehouseError):
     """Another process holds the warehouse's writer lock (its command and PID are named)."""
 
 
+class NotWritableError(WarehouseError):
+    """A command that changes the warehouse cannot write its folder (read-only, no permission)."""
+
+
 class ConfigError(WarehouseError):
     """warehouse.toml is missing, malformed or has an invalid value."""
 

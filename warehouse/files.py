@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from warehouse.errors import NotWritableError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -36,6 +38,7 @@ __all__ = [
     "file_sha256",
     "host_tag",
     "json_hash",
+    "make_root",
     "parquet_bytes",
     "pid_alive",
     "sha256_hex",
@@ -156,6 +159,23 @@ def atomic_path(out: Path) -> Iterator[Path]:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def make_root(root: Path) -> None:
+    """Create a warehouse folder and its ``catalogs/``, or say in one line why that cannot be."""
+    try:
+        Layout(root).catalogs.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in [root, *root.parents] if p.exists() and not p.is_dir()), root)
+        raise NotWritableError(
+            f"cannot create a warehouse at {root}: {blocker.name} is a file, not a folder. "
+            "Give a folder (gwh init PATH)."
+        ) from None
+    except OSError as exc:
+        raise NotWritableError(
+            f"cannot create a warehouse at {root}: {exc.strerror}. Give a folder you can write "
+            "to (gwh init PATH)."
+        ) from None
 
 
 def parquet_bytes(table: pa.Table, compression: str = "snappy") -> bytes:

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from warehouse.errors import WarehouseBusyError
+from warehouse.errors import NotWritableError, WarehouseBusyError
 
 __all__ = ["WarehouseBusyError", "no_readers", "readers_lock", "writer_lock"]
 
@@ -48,9 +48,18 @@ def writer_lock(root: Path, command: str | None = None) -> Iterator[None]:
     ------
     WarehouseBusyError
         Another writer holds it.
+    NotWritableError
+        The folder cannot be written (a read-only disk or share, no permission).
     """
     path = Path(root) / WRITER_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise NotWritableError(
+            f"{root} cannot be written ({exc.strerror}): `{command or command_line()}` changes "
+            "the warehouse and needs write access to its folder; readers (gwh sql, views, "
+            "cone, export, serve) work on a read-only one."
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
