@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from warehouse.export.writer import _Writer
 from warehouse.images.masks import HSC_MASK_BITS
 
 ROW_ORDER = "_healpix_29, object_id"
+_ERRNO = re.compile(r"\berrno = (\d+)")
 
 
 def _write(
@@ -56,6 +58,7 @@ def _write(
         _discard(h5)  # the error raised is the one that stopped the export, not the close's
         raise
     try:
+        h5.flush()  # a failing flush leaves every object whole (a failing close does not)
         h5.close()
     except (OSError, RuntimeError) as exc:  # the last metadata flush: a full disk
         _discard(h5)
@@ -65,6 +68,8 @@ def _write(
 
 def _write_failed(target: Path, exc: BaseException) -> ExportError:
     errno = getattr(exc, "errno", None)  # h5py's messages run over several lines
+    found = _ERRNO.search(str(exc))  # HDF5's driver message names it when h5py does not
+    errno = errno or (int(found.group(1)) if found else None)
     reason = os.strerror(errno) if errno else (str(exc).splitlines() or ["?"])[0]
     return ExportError(
         f"{target}: writing the file failed ({reason}); free disk space or choose another "
@@ -74,9 +79,26 @@ def _write_failed(target: Path, exc: BaseException) -> ExportError:
 
 def _discard(h5: h5py.File) -> None:
     """Close a file being abandoned (it is removed with its temporary folder); a close that
-    fails (a full disk refuses HDF5's last flush) is not the error to report."""
+    fails is not the error to report.
+
+    HDF5 retries at every close the writes that failed (a compressed chunk still in its cache,
+    metadata), and a close failing again leaves objects half freed: HDF5 2.0 then crashes the
+    interpreter when h5py releases them, at exit. So HDF5's descriptor of the file is pointed
+    at the null device first: its last writes succeed into nothing and the file closes whole.
+    """
+    with contextlib.suppress(Exception):
+        _to_null(h5.id.get_vfd_handle())
     with contextlib.suppress(Exception):
         h5.close()
+
+
+def _to_null(fd: int) -> None:
+    """Make descriptor ``fd`` write to (and read from) the null device."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _attributes(h5, plan: _Plan, opts: ExportOptions, split: str | None, extra: dict) -> None:
