@@ -50,6 +50,7 @@ import platform
 import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -379,6 +380,20 @@ PHASES = {
 }
 
 
+PAIRS = (  # (phase, its ceiling, label): ratios run by run
+    ("export", "raw_direct", "gwh export / raw h5py direct chunk"),
+    ("export", "raw", "gwh export / raw h5py dset[a:b]="),
+    ("export", "raw_file", "gwh export / raw file write"),
+    ("hf", "raw_arrow", "gwh export --format hf / raw pyarrow"),
+)
+
+
+def pair_ratios(export_seconds: list[float], ceiling_seconds: list[float]) -> list[float]:
+    """The ceiling's time over the export's, run by run: run i of each was made in the same
+    round of the alternation, so a machine slower for a while slows both."""
+    return [c / e for e, c in zip(export_seconds, ceiling_seconds, strict=True)]
+
+
 def run_phase(name: str, n: int, work: Path, all_planes: bool) -> dict:
     cmd = [sys.executable, __file__, "--phase", name, "--n", str(n), "--work", str(work)]
     if all_planes:
@@ -458,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
                 for phase, found in runs.items():
                     r[phase] = min(found, key=lambda x: x["seconds"])
                     r[phase]["all_seconds"] = [round(x["seconds"], 2) for x in found]
+                    r[phase]["run_seconds"] = [x["seconds"] for x in found]
             _clean(work)
             results[n] = r
         finally:
@@ -517,6 +533,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{w['peak_rss_mib']:>13,.0f}   {w['rows_per_group']} rows per row group; "
                 f"hf export at {w['seconds'] / h['seconds']:.0%} of it"
             )
+    lines += [
+        "",
+        "Run by run: the ceiling's time over the export's, each run against the ceiling run of",
+        "its round (phases alternate: export, raw, raw direct, raw file; hf, raw pyarrow):",
+    ]
+    for n, r in results.items():
+        for phase, ceiling, label in PAIRS:
+            if phase in r and ceiling in r:
+                ratios = pair_ratios(r[phase]["run_seconds"], r[ceiling]["run_seconds"])
+                r[ceiling]["pair_ratios"] = ratios
+                lines.append(
+                    f"{n:>9,} {label:<40} "
+                    + " ".join(f"{x:.0%}" for x in ratios)
+                    + f"  median {statistics.median(ratios):.0%}"
+                )
     lines += [
         "",
         f"Each phase ran {args.repeat} times, alternating with its ceilings; the table keeps the "
