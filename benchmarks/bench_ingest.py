@@ -65,7 +65,7 @@ def _ceiling(files: list[str], out: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     writer, rows = None, 0
     for path in files:
         table = pq.read_table(path)
@@ -83,10 +83,16 @@ def _ceiling(files: list[str], out: Path) -> dict:
         del table
     assert writer is not None
     writer.close()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
     size = out.stat().st_size
     out.unlink()
-    return {"rows": rows, "seconds": seconds, "bytes": size}
+    return {"rows": rows, "seconds": seconds, "cpu_seconds": cpu, "bytes": size}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process so far, every thread (user + system)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _load(root: Path, loader: str, files: list[str], fresh: bool) -> dict:
@@ -100,20 +106,21 @@ def _load(root: Path, loader: str, files: list[str], fresh: bool) -> dict:
         wh = Warehouse.open(root)
     # A load ends by materialising ml_objects (warehouse.marts) when its inputs changed: timed
     # apart (it still runs), so the ingest itself can be set against its ceiling.
-    marts = [0.0]
+    marts = [0.0, 0.0]  # seconds, CPU seconds
     materialise = commit._materialise
 
     def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu()
         try:
             return materialise(*args, **kwargs)
         finally:
             marts[0] += time.perf_counter() - t
+            marts[1] += _cpu() - c
 
     commit._materialise = timed
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     wh.load(registry.get(loader), files)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu() - cpu0
     table = "hsc_forced" if loader == "hsc-forced" else "hsc_specz"
     cv = wh.current_version(table)
     assert cv is not None
@@ -125,6 +132,7 @@ def _load(root: Path, loader: str, files: list[str], fresh: bool) -> dict:
     return {
         "rows": cv.nrows,
         "seconds": seconds - marts[0],
+        "cpu_seconds": cpu - marts[1],
         "total_seconds": seconds,
         "marts_seconds": marts[0],
         "partitions": len(cv.partitions),
@@ -276,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                     lines.append(f"{label:<44}{'FAILED':>12}")
                     return
                 frac = f"{ceiling['seconds'] / r['seconds']:.0%}" if ceiling else ""
+                if "cpu_seconds" in r:  # of the fastest run: how many cores it kept busy
+                    cpu = r["cpu_seconds"]
+                    note += f"; CPU {cpu:.2f} s ({cpu / r['seconds']:.1f} cores)"
                 if r.get("marts_seconds", 0) >= 0.005:
                     note += f"; then ml_objects materialised in {r['marts_seconds']:.2f} s"
                 lines.append(
