@@ -259,9 +259,10 @@ def sql(
     """Run read-only SQL, e.g. gwh sql "select split, count(*) from ml_objects group by 1"."""
     from warehouse import output
 
-    result = _open_at(root, release).query(query)
+    wh = _open_at(root, release)
+    result = wh.query(query)
     if out is not None:
-        output.save(result, out, output.column_metadata(_open_at(root, release)))
+        output.save(result, out, output.column_metadata(wh), wh.allowed_directories())
         typer.echo(f"wrote {result.num_rows:,} rows to {out}")
     else:
         typer.echo(output.render(result, fmt, max_rows))

@@ -204,3 +204,27 @@ def test_parquet_out_writes_what_parquet_has_no_type_for_as_text(tmp_path):
     ]
     with pytest.raises(output.QueryError, match="must end in .csv or .parquet"):
         output.save(t, tmp_path / "x.json")
+
+
+def test_out_never_writes_into_the_warehouse_data(cli, loaded, tmp_path):
+    """``gwh sql`` is a reader: ``--out`` naming a file of the warehouse's catalogs (or its
+    releases) is refused, or a partition file of the current version (hard-linked into a
+    release) would be replaced by the result and the table silently lose rows."""
+    root = loaded.root
+    assert cli("release", "create", "v1", "--root", str(root)).exit_code == 0
+    part = sorted((root / "catalogs" / "hsc_specz" / "current").rglob("Npix=*.parquet"))[0]
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != ".lock"}
+    rows = loaded.query("select count(*) AS n from hsc_specz").column("n")[0].as_py()
+    through_link = root / "catalogs" / "hsc_specz" / "current" / ".." / "new.csv"
+    release = root / "releases" / "v1" / "x.csv"
+    for out in (part, root / "catalogs" / "x.parquet", through_link, release):
+        r = cli("sql", "select 1 AS a", "--out", out, "--root", str(root))
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.exception
+        assert r.stderr.startswith(f"error: --out {out} is inside the warehouse's ")
+        assert "write it elsewhere" in r.stderr
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before
+    assert cli("release", "verify", "v1", "--root", str(root)).exit_code == 0
+    assert loaded.query("select count(*) AS n from hsc_specz").column("n")[0].as_py() == rows
+    beside = root / "result.csv"  # the warehouse folder itself is the user's
+    assert cli("sql", "select 1 AS a", "--out", beside, "--root", str(root)).exit_code == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -122,13 +122,17 @@ def _parquet_ready(table: pa.Table) -> pa.Table:
 
 
 def save(
-    table: pa.Table, path: Path, column_info: Mapping[str, Mapping[str, str]] | None = None
+    table: pa.Table,
+    path: Path,
+    column_info: Mapping[str, Mapping[str, str]] | None = None,
+    protected: Sequence[Path] = (),
 ) -> None:
     """Write ``.csv`` or ``.parquet`` atomically (a temporary file, then a rename).
 
     Parquet carries ``unit``/``description`` field metadata from ``column_info`` (see
     :func:`column_metadata`) and astropy's header; intervals and DuckDB's opaque integers are
-    written as text. CSV writes nested cells as JSON text.
+    written as text. CSV writes nested cells as JSON text. Nothing is written inside the
+    ``protected`` folders (a warehouse's catalogs and releases: a reader never writes there).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -136,6 +140,13 @@ def save(
         raise QueryError(f"--out {path}: the file name must end in .csv or .parquet")
     if path.parent and not path.parent.exists():
         raise QueryError(f"--out {path}: folder {path.parent} does not exist; create it first.")
+    target = path.parent.resolve() / path.name
+    for folder in protected:
+        if target.is_relative_to(Path(folder).resolve()):
+            raise QueryError(
+                f"--out {path} is inside the warehouse's {Path(folder).name}/, which only "
+                "gwh's writers change (it could replace a table's data file); write it elsewhere."
+            )
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         if suffix == ".csv":
