@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -211,7 +212,7 @@ def views(
     if points_at is not None and points_at != wh.root.resolve():
         typer.echo(
             f"note: {wh.db_path} still sends plain DuckDB clients to {points_at} (the folder was "
-            f"moved); `gwh refresh --root {wh.root}` re-points it.",
+            f"moved); `gwh refresh --root {shlex.quote(str(wh.root))}` re-points it.",
             err=True,
         )
 

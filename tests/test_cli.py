@@ -212,3 +212,34 @@ def test_typer_bad_parameter_is_exit_2(cli, loaded):
     result = cli("cone", "abc", "0", "10", "--root", loaded.root)
     assert result.exit_code == 2
     assert isinstance(typer.BadParameter("x"), Exception)
+
+
+def _suggested(text: str) -> list[str]:
+    """The gwh command a message suggests, split as a shell splits it."""
+    import re
+    import shlex
+
+    match = re.search(r"`(gwh [^`]*)`|check it with: (gwh .*)$", text.strip())
+    assert match, text
+    return shlex.split(match.group(1) or match.group(2))[1:]
+
+
+def test_commands_gwh_suggests_paste_into_a_shell_with_spaces_in_paths(cli, tmp_path, field_files):
+    made = tmp_path / "my wh"
+    assert cli("init", made).exit_code == 0
+    assert cli("load", "hsc-forced", field_files["forced"], "--root", made).exit_code == 0
+    assert cli("load", "hsc-specz", field_files["specz"], "--root", made).exit_code == 0
+    assert cli("release", "create", "v1", "--root", made).exit_code == 0
+    moved = tmp_path / "moved wh"
+    made.rename(moved)
+    views = cli("views", "--root", moved)
+    assert views.exit_code == 0 and "re-points it" in views.stderr
+    assert cli(*_suggested(views.stderr)).exit_code == 0  # gwh refresh --root '.../moved wh'
+    assert "re-points it" not in cli("views", "--root", moved).stderr
+    pack = cli("release", "pack", "v1", tmp_path / "pack dir", "--root", moved)
+    assert pack.exit_code == 0, pack.output
+    verify = cli(*_suggested(pack.stdout.strip().splitlines()[-1]))
+    assert verify.exit_code == 0 and "verifies" in verify.stdout
+    missing = cli("views", "--root", tmp_path / "no wh")
+    assert missing.exit_code == 1
+    assert cli(*_suggested(missing.stderr)).exit_code == 0  # gwh init '.../no wh'

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,5 +306,6 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
 def load_config(root: Path) -> Config:
     path = Path(root) / CONFIG_NAME
     if not path.exists():
-        raise ConfigError(f"{path} is missing. Run `gwh init {root}` to create it.")
+        init = f"gwh init {shlex.quote(str(root))}"
+        raise ConfigError(f"{path} is missing. Run `{init}` to create it.")
     return parse_config(path.read_text(encoding="utf-8"), str(path))

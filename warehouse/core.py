@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import shlex
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -144,7 +145,8 @@ class Warehouse:
         if not (root / CONFIG_NAME).exists() or not (root / DB_NAME).exists():
             raise NotAWarehouseError(
                 f"{root} is not a warehouse (no {CONFIG_NAME} and {DB_NAME}). "
-                f"Run `gwh init {root}` first, or pass --root / set GWH_ROOT to an existing one."
+                f"Run `gwh init {shlex.quote(str(root))}` first, or pass --root / set GWH_ROOT "
+                "to an existing one."
             )
         return cls(root, load_config(root))
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,4 +56,5 @@ def diff_command(wh: Warehouse, *, a: str, b: str, as_json: bool = False, echo: 
 
 def pack_command(wh: Warehouse, *, name: str, dest: Path, echo: Echo) -> None:
     path = pack(wh.root, name, dest, echo=echo)
-    echo(f"packed release {name} at {path}; check it with: gwh release verify {path}")
+    verify = f"gwh release verify {shlex.quote(str(path))}"
+    echo(f"packed release {name} at {path}; check it with: {verify}")
