@@ -277,7 +277,7 @@ def shell(root: RootOption = None) -> None:
     run_shell(_open(root), sys.stdin, typer.echo)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})  # `gwh cone 150 -2 10`
 def cone(
     ra: Annotated[float, typer.Argument(help="Right ascension, degrees.")],
     dec: Annotated[float, typer.Argument(help="Declination, degrees.")],

@@ -169,6 +169,26 @@ def test_cone_command(cli, loaded, field):
     assert cli("cone", 10, 0, 10, "--table", "nope", "--root", loaded.root).exit_code == 1
 
 
+def test_cone_takes_southern_declinations_as_typed(cli, tmp_path):
+    """``gwh cone 150 -2 10``: a negative Dec (half the sky; HSC's XMM field) is a number,
+    not an unknown option ``-2``, with options before or after it."""
+    root = tmp_path / "wh"
+    assert cli("init", root).exit_code == 0
+    (tmp_path / "south.csv").write_text("object_id,ra,dec\n1,150.0,-2.0\n2,150.001,-2.001\n")
+    assert cli("load", "hsc-forced", tmp_path / "south.csv", "--root", root).exit_code == 0
+    options = ["--format", "csv", "--columns", "object_id,dec", "--root", root]
+    for args in (
+        ["150", "-2", "10", *options],
+        [*options, "150", "-2.0", "10"],
+        [*options, "--", "150", "-2", "10"],
+    ):
+        result = cli("cone", *args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == ['"object_id","dec"', "1,-2", "2,-2.001"]
+    typo = cli("cone", "150", "-2", "10", "--tabel", "hsc_forced", "--root", root)
+    assert typo.exit_code == 2 and "--tabel" in typo.stderr
+
+
 def test_check_command(cli, loaded):
     result = cli("check", "--root", loaded.root)
     assert result.exit_code == 0
