@@ -308,4 +308,11 @@ def load_config(root: Path) -> Config:
     if not path.exists():
         init = f"gwh init {shlex.quote(str(root))}"
         raise ConfigError(f"{path} is missing. Run `{init}` to create it.")
-    return parse_config(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); TOML is UTF-8: save it as UTF-8 or rerun gwh init."
+        ) from None
+    return parse_config(text, str(path))

@@ -64,3 +64,13 @@ def test_bad_config_is_a_clear_cli_error(cli, make_warehouse):
     (wh.root / "warehouse.toml").write_text("[splits]\ntrain = 2\n")
     result = cli("views", "--root", wh.root)
     assert result.exit_code == 1 and "[splits] train must be between 0 and 1" in result.stderr
+
+
+def test_config_that_is_not_utf8_text_is_a_clear_cli_error(cli, make_warehouse):
+    wh = make_warehouse()
+    path = wh.root / "warehouse.toml"
+    path.write_bytes(path.read_bytes() + b"# caf\xe9 (Latin-1)\n")
+    result = cli("views", "--root", wh.root)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert f"{path} is not UTF-8 text (byte 0xe9 at offset " in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
