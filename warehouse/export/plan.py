@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse import db
 from warehouse.config import SPLIT_NAMES
@@ -233,10 +234,9 @@ def _checked(
     """The checks and counts of the keyed rows (those of ``table`` when fetched, registered
     as :data:`ROWS_VIEW`), and the plan."""
     images = opts.images
-    # The fetched rows are the query's (no split or limit): one pass counts both.
-    fused = table is not None and full in (None, (base, params))
-    null_aggregates = _null_aggregates(columns) if fused else []
-    if not fused:
+    if table is not None and full in (None, (base, params)):  # fetched: the query's rows
+        _mark_nullable(columns, _null_counts(columns, table))
+    else:
         _nullability(con, columns, *(full or (base, params)))
     aggregates = [
         "count(*)",
@@ -272,11 +272,7 @@ def _checked(
         f"list_sort(list_distinct(list({_PREFIX}rerun)))",
     ]
     if table is not None:
-        every = ", ".join(null_aggregates + aggregates)
-        stats = _one(con, f"SELECT {every} FROM {ROWS_VIEW}", [], base)
-        if fused:
-            _mark_nullable(columns, stats[: len(null_aggregates)])
-            stats = stats[len(null_aggregates) :]
+        stats = _one(con, f"SELECT {', '.join(aggregates)} FROM {ROWS_VIEW}", [], base)
     else:
         sql = f"WITH k AS ({keyed}) SELECT {', '.join(aggregates)} FROM k"
         stats = _one(con, sql, params, base)
@@ -409,6 +405,23 @@ def _null_aggregates(columns: list[_Column]) -> list[str]:
         if c.kind == "int":
             aggregates += [f"min({q})::HUGEINT", f"max({q})::HUGEINT"]
     return aggregates
+
+
+def _null_counts(columns: list[_Column], table: pa.Table) -> list:
+    """What :func:`_null_aggregates` counts, read from the fetched rows: Arrow keeps each
+    column's NULL count, and its range takes one pass."""
+    out: list = []
+    for c in columns:
+        if c.kind not in ("int", "bool", "string"):
+            continue
+        values = table.column(c.name)
+        out.append(values.null_count)
+        if c.kind == "int":
+            found = pc.min_max(values)
+            out += [
+                None if v is None else int(v) for v in (found["min"].as_py(), found["max"].as_py())
+            ]
+    return out
 
 
 def _mark_nullable(columns: list[_Column], stats: Sequence) -> None:

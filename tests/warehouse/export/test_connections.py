@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+import h5py
+import numpy as np
 import pytest
 
 from tests.warehouse.cutouts.test_cutouts import build_warehouse, ingest_coded, objects
@@ -62,3 +64,26 @@ def test_a_large_sort_gets_a_memory_limited_connection_and_the_same_bytes(
     assert str(limited[0]["temp_directory"]).startswith(str(tmp_path / ".b.h5"))  # beside it
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (small.path, large.path)]
     assert digest[0] == digest[1]
+
+
+def test_rows_fetched_by_the_plan_and_streamed_rows_give_the_same_file(
+    populated, tmp_path, monkeypatch
+):
+    """A small export's plan fetches its sorted rows once and counts NULLs and ranges on them
+    (plan.py); a large one counts in DuckDB and streams the rows: the same datasets, types and
+    bytes, NULLs included (no split: the nullability is read from the fetched rows)."""
+    sql = (
+        "SELECT object_id, CASE WHEN object_id % 2 = 0 THEN tract END AS tract_or_null, "
+        "CASE WHEN object_id % 3 = 0 THEN NULL ELSE patch_s END AS patch_or_null, "
+        "CASE WHEN object_id % 2 = 0 THEN object_id + 9007199254740993 END AS big_or_null, "
+        "isprimary, ra FROM ml_objects"
+    )
+    opts = ExportOptions(size=8)
+    fetched = export_hdf5(populated, tmp_path / "a.h5", sql=sql, options=opts, progress=False)
+    monkeypatch.setattr(hdf5_module, "SHARED_SORT_BYTES", 0)  # nothing fetched: streamed
+    streamed = export_hdf5(populated, tmp_path / "b.h5", sql=sql, options=opts, progress=False)
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (fetched.path, streamed.path)]
+    assert digest[0] == digest[1]
+    with h5py.File(fetched.path) as h5:
+        assert h5["tract_or_null"].dtype == np.float64 and "tract_or_null_isnull" in h5
+        assert h5["big_or_null"].dtype == np.int64 and "isprimary_isnull" not in h5
