@@ -157,7 +157,9 @@ class KeysOfChunks:
         if len(self.key) > 1 and pa.types.is_integer(part.schema.field(self.key[0]).type):
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="gwh-keys")
+            # int64 whatever the integer width: equal ids stay equal, and runs merge
             ids = part.column(self.key[0]).to_numpy(zero_copy_only=False)
+            ids = ids.astype(np.int64, copy=False)
             self._sorted.append(self._pool.submit(self._push, ids, self._starts[-1][0]))
 
     def check(self) -> None:
