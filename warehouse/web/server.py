@@ -39,6 +39,8 @@ def is_loopback(host: str) -> bool:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or a one-line error saying what to change."""
+    if not 0 <= port <= 65535:  # getaddrinfo would take it modulo 65536
+        raise ServeError(f"--port {port}: a port is 0 (any free port) to 65535, e.g. 8765")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

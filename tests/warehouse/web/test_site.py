@@ -98,6 +98,13 @@ def test_port_in_use_and_bad_host_are_one_line_errors(served):
         bind("no-such-host.invalid", 0)
 
 
+@pytest.mark.parametrize("port", [65536, 99999, -1])
+def test_a_port_out_of_range_is_refused_not_wrapped(port):
+    """99999 used to listen on 34463 (99999 mod 65536) and print that address."""
+    with pytest.raises(ServeError, match=rf"--port {port}: a port is 0 \(any free port\) to 65535"):
+        bind("127.0.0.1", port)
+
+
 def test_serving_writes_nothing_in_the_warehouse(served):
     wh, running = served
     before = tree_snapshot(wh.root)
