@@ -253,7 +253,7 @@ def sql(
         ),
     ] = None,
     max_rows: Annotated[
-        int, typer.Option("--max-rows", help="Rows shown by --format table.")
+        int, typer.Option("--max-rows", min=0, help="Rows shown by --format table.")
     ] = 100,
     release: ReleaseOption = None,
 ) -> None:

@@ -228,3 +228,10 @@ def test_out_never_writes_into_the_warehouse_data(cli, loaded, tmp_path):
     assert loaded.query("select count(*) AS n from hsc_specz").column("n")[0].as_py() == rows
     beside = root / "result.csv"  # the warehouse folder itself is the user's
     assert cli("sql", "select 1 AS a", "--out", beside, "--root", str(root)).exit_code == 0
+
+
+def test_max_rows_below_zero_is_a_usage_error(cli, loaded):
+    r = cli("sql", "select 1", "--max-rows", "-5", "--root", str(loaded.root))
+    assert r.exit_code == 2 and "--max-rows" in r.stderr and r.stdout == ""
+    r = cli("sql", "select * from range(3)", "--max-rows", "0", "--root", str(loaded.root))
+    assert r.exit_code == 0 and "(3 rows, first 0 shown" in r.stdout
