@@ -258,9 +258,13 @@ def sql(
     release: ReleaseOption = None,
 ) -> None:
     """Run read-only SQL, e.g. gwh sql "select split, count(*) from ml_objects group by 1"."""
-    from warehouse import output
+    from warehouse import api, output
 
     wh = _open_at(root, release)
+    if out is None and fmt == "table":  # holds only the rows it shows
+        shown, total = api.preview(wh, query, max_rows)
+        typer.echo(output.format_table(shown, max_rows, total=total))
+        return
     result = wh.query(query)
     if out is not None:
         output.save(result, out, output.column_metadata(wh), wh.allowed_directories())

@@ -19,10 +19,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pyarrow as pa
 
+from warehouse.errors import QueryError
+from warehouse.explain import explain_error
 from warehouse.export import ExportOptions, ExportResult, export_hdf5
 from warehouse.lineage import column_units, one_unit, tables_named
+from warehouse.readonly import check_read_only
 
 if TYPE_CHECKING:
     import pandas
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
 
     from warehouse.core import Warehouse
 
-__all__ = ["export", "query_df", "query_table", "to_astropy", "units_of"]
+__all__ = ["export", "preview", "query_df", "query_table", "to_astropy", "units_of"]
 
 
 def units_of(wh: Warehouse, table: pa.Table, sources: Sequence[str] = ()) -> dict[str, str]:
@@ -89,6 +93,23 @@ def to_astropy(table: pa.Table, units: Mapping[str, str] | None = None) -> Table
                 warnings.simplefilter("ignore", u.UnitsWarning)
                 out[name].unit = u.Unit(unit, parse_strict="silent")
     return out
+
+
+def preview(wh: Warehouse, sql: str, max_rows: int) -> tuple[pa.Table, int]:
+    """The first ``max_rows`` rows of one read-only statement and how many rows it has, read
+    as a stream: memory holds the rows shown, not the result (``gwh sql``'s table format)."""
+    statement = check_read_only(sql)
+    with wh.connect(shared=True) as con:
+        try:
+            reader = con.sql(statement).to_arrow_reader(65_536)
+            kept, total = [], 0
+            for batch in reader:
+                if total < max_rows:
+                    kept.append(batch.slice(0, max_rows - total))
+                total += batch.num_rows
+        except duckdb.Error as exc:
+            raise QueryError(explain_error(exc, con, statement)) from None
+    return pa.Table.from_batches(kept, schema=reader.schema), total
 
 
 def query_df(wh: Warehouse, sql: str, params: Sequence[Any] | None = None) -> pandas.DataFrame:

@@ -7,13 +7,19 @@ import csv
 import decimal
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse import output
+from warehouse import api, output
+from warehouse.errors import ReadOnlyError
+
+REPO = Path(__file__).resolve().parents[2]
 
 EVERY_TYPE = r"""
 SELECT 1.50::DECIMAL(4, 2) AS dec, 12345678901234567890.12::DECIMAL(38, 2) AS dec38,
@@ -235,3 +241,35 @@ def test_max_rows_below_zero_is_a_usage_error(cli, loaded):
     assert r.exit_code == 2 and "--max-rows" in r.stderr and r.stdout == ""
     r = cli("sql", "select * from range(3)", "--max-rows", "0", "--root", str(loaded.root))
     assert r.exit_code == 0 and "(3 rows, first 0 shown" in r.stdout
+
+
+def test_table_format_holds_only_the_rows_it_shows(loaded, tmp_path):
+    """``gwh sql "select * from hsc_forced"`` on a survey table prints 100 rows: it must not
+    hold the whole result in memory to do so. 300 M rows of BIGINT are 2.4 GB as Arrow; the
+    process may use 2.5 GB of address space in all (Python, DuckDB, the libraries)."""
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2_500_000_000, 2_500_000_000))\n"
+        "sys.argv = ['gwh', 'sql', 'select range AS n from range(300000000)', '--root', "
+        f"{str(loaded.root)!r}]\n"
+        "from cli import main\n"
+        "main()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert run.returncode == 0, run.stderr[-500:]
+    lines = run.stdout.splitlines()
+    assert lines[:3] == [" n", "--", " 0"] and lines[101] == "99"
+    assert "(300,000,000 rows, first 100 shown" in run.stdout
+
+
+def test_preview_counts_every_row_and_keeps_the_first(loaded):
+    shown, total = api.preview(loaded, "select range AS n from range(10) order by n", 3)
+    assert total == 10 and shown.column("n").to_pylist() == [0, 1, 2]
+    shown, total = api.preview(loaded, "select object_id from hsc_forced where false", 100)
+    assert total == 0 and shown.num_rows == 0 and shown.column_names == ["object_id"]
+    text = output.format_table(shown, 100, total=total)
+    assert text.endswith("(0 rows)")
+    with pytest.raises(ReadOnlyError):
+        api.preview(loaded, "copy hsc_forced to 'x.csv'", 3)

@@ -226,12 +226,15 @@ def terminal_width() -> int:
     return max(20, shutil.get_terminal_size((80, 24)).columns)
 
 
-def format_table(table: pa.Table, max_rows: int | None = 100, width: int | None = None) -> str:
+def format_table(
+    table: pa.Table, max_rows: int | None = 100, width: int | None = None, total: int | None = None
+) -> str:
     """An aligned text table no wider than ``width`` (default: :func:`terminal_width`).
 
     Numbers are right-aligned; at most ``max_rows`` rows are shown. Columns that do not fit are
     hidden from the middle (``…`` marks where), the first and last ones kept, and the footer
-    says how many were hidden.
+    says how many were hidden. ``total``: the result's row count when ``table`` holds only its
+    first rows (:func:`warehouse.api.preview`).
     """
     width = terminal_width() if width is None else width
     shown = table if max_rows is None else table.slice(0, max_rows)
@@ -277,7 +280,7 @@ def format_table(table: pa.Table, max_rows: int | None = 100, width: int | None 
     ]
     for r in range(shown.num_rows):
         lines.append(line([just(c, cols[c][r]) for c in range(len(names))]))
-    n = table.num_rows
+    n = table.num_rows if total is None else total
     rows = f"{n:,} row{'s' if n != 1 else ''}"
     if shown.num_rows < n:
         rows = f"{n:,} rows, first {shown.num_rows} shown"
