@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from warehouse.core import Warehouse
 
-__all__ = ["export", "preview", "query_df", "query_table", "to_astropy", "units_of"]
+__all__ = ["export", "first_rows", "preview", "query_df", "query_table", "to_astropy", "units_of"]
 
 
 def units_of(wh: Warehouse, table: pa.Table, sources: Sequence[str] = ()) -> dict[str, str]:
@@ -101,14 +101,18 @@ def preview(wh: Warehouse, sql: str, max_rows: int) -> tuple[pa.Table, int]:
     statement = check_read_only(sql)
     with wh.connect(shared=True) as con:
         try:
-            reader = con.sql(statement).to_arrow_reader(65_536)
-            kept, total = [], 0
-            for batch in reader:
-                if total < max_rows:
-                    kept.append(batch.slice(0, max_rows - total))
-                total += batch.num_rows
+            return first_rows(con.sql(statement).to_arrow_reader(65_536), max_rows)
         except duckdb.Error as exc:
             raise QueryError(explain_error(exc, con, statement)) from None
+
+
+def first_rows(reader: pa.RecordBatchReader, max_rows: int | None) -> tuple[pa.Table, int]:
+    """The first ``max_rows`` rows of a stream (all of them when None) and how many it had."""
+    kept, total = [], 0
+    for batch in reader:
+        if max_rows is None or total < max_rows:
+            kept.append(batch if max_rows is None else batch.slice(0, max_rows - total))
+        total += batch.num_rows
     return pa.Table.from_batches(kept, schema=reader.schema), total
 
 

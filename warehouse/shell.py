@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse import output
+from warehouse.api import first_rows
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
 from warehouse.explain import explain_error
@@ -94,12 +95,14 @@ def interrupt_on_ctrl_c(con: duckdb.DuckDBPyConnection) -> Iterator[threading.Ev
         os.close(w)
 
 
-def run_query(wh: Warehouse, sql: str) -> pa.Table:
-    """Run one guarded statement; Ctrl-C interrupts it and raises :class:`Cancelled`."""
+def run_query(wh: Warehouse, sql: str, max_rows: int | None = None) -> tuple[pa.Table, int]:
+    """Run one guarded statement: its first ``max_rows`` rows (None: all) and its row count,
+    read as a stream (memory holds what is shown); Ctrl-C interrupts it and raises
+    :class:`Cancelled`."""
     statement = check_read_only(sql)
     with wh.connect(shared=True) as con, interrupt_on_ctrl_c(con) as hit:
         try:
-            return con.sql(statement).to_arrow_table()
+            return first_rows(con.sql(statement).to_arrow_reader(65_536), max_rows)
         except (duckdb.InterruptException, KeyboardInterrupt):
             raise Cancelled() from None
         except duckdb.Error as exc:
@@ -279,7 +282,11 @@ def _guarded(action: Callable[[], None], echo: Callable[[str], None]) -> None:
 
 def _run(wh: Warehouse, statement: str, mode: str, echo: Callable[[str], None]) -> None:
     try:
-        echo(output.render(run_query(wh, statement), mode))
+        if mode == "table":  # holds only the rows it shows
+            shown, total = run_query(wh, statement, 100)
+            echo(output.format_table(shown, 100, total=total))
+        else:
+            echo(output.render(run_query(wh, statement)[0], mode))
     except Cancelled:
         echo("cancelled (Ctrl-C); the warehouse is unchanged.")
     except KeyboardInterrupt:  # while the reader connection was being built

@@ -169,3 +169,24 @@ def test_piped_statements(cli, loaded):
     assert result.exit_code == 0
     assert "one" in result.stdout and "two" in result.stdout
     assert "COPY is not allowed" in result.stdout
+
+
+def test_table_mode_holds_only_the_rows_it_shows(loaded):
+    """A statement over a survey table prints its first 100 rows without holding the result:
+    300 M BIGINT rows (2.4 GB as Arrow) under 2.5 GB of address space for the whole process."""
+    import subprocess
+
+    script = (
+        "import io, resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2_500_000_000, 2_500_000_000))\n"
+        "from warehouse.core import Warehouse\n"
+        "from warehouse.shell import run_shell\n"
+        f"wh = Warehouse.open({str(loaded.root)!r})\n"
+        "run_shell(wh, io.StringIO('select range AS n from range(300000000);\\n'), print)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert run.returncode == 0, run.stderr[-500:]
+    assert "(300,000,000 rows, first 100 shown" in run.stdout, run.stdout[-500:]
+    assert run.stdout.splitlines()[101] == "99"
