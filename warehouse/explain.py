@@ -34,6 +34,11 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
         return refusal
     msg = str(exc).strip()
     first = msg.splitlines()[0] if msg else type(exc).__name__
+    if isinstance(exc, duckdb.OutOfMemoryException):  # its advice (SET threads ...) is refused
+        return (
+            f"the query ran out of memory ({first.removeprefix('Out of Memory Error: ')}); "
+            "narrow it (a WHERE, a LIMIT, fewer columns), or run it in parts."
+        )
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
     models = con.execute("SELECT name, available, reason FROM gwh_models ORDER BY name").fetchall()
     unavailable = [(name, reason) for name, ok, reason in models if not ok and name in words]

@@ -1,0 +1,21 @@
+"""DuckDB errors in the warehouse's terms."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from warehouse.explain import explain_error
+
+
+def test_out_of_memory_says_what_a_reader_can_do(loaded):
+    """DuckDB's own advice (SET threads, SET preserve_insertion_order) is refused on a read
+    path; the message says what works instead, in one line."""
+    sql = "select range % 3000000 AS k, count(*) AS n from range(6000000) group by 1"
+    with loaded.connect(settings={"memory_limit": "20MB", "threads": 1}) as con:
+        with pytest.raises(duckdb.OutOfMemoryException) as err:
+            con.execute(sql).fetchall()
+        message = explain_error(err.value, con, sql)
+    assert "\n" not in message and "SET" not in message
+    assert message.startswith("the query ran out of memory (")
+    assert "narrow it (a WHERE, a LIMIT, fewer columns)" in message
