@@ -82,6 +82,60 @@ def test_bad_boolean(cli, wh_root, tmp_path):
     _load_fails(cli, wh_root, "hsc-forced", path, "line 2", "g_cmodel_flag", "'maybe'")
 
 
+def _int_flags(flags: list[int]) -> pa.Table:
+    n = len(flags)
+    return pa.table(
+        {
+            "object_id": pa.array([BIG + i for i in range(n)], pa.int64()),
+            "ra": [10.0] * n,
+            "dec": [1.0] * n,
+            "g_cmodel_flag": pa.array(flags, pa.int64()),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("suffix", "where"),
+    [(".csv", "line 5"), (".fits", "row 3"), (".parquet", "row 3")],  # csv: comment, header
+)
+def test_a_flag_other_than_0_or_1_is_refused_from_every_format(
+    cli, wh_root, tmp_path, suffix, where
+):
+    """Parquet and FITS cast 2, -1 or 7 to true silently, where CSV refused '2'."""
+    table = _int_flags([0, 1, 2, -1, 7])
+    path = tmp_path / f"intflag{suffix}"
+    if suffix == ".csv":
+        write_archive_csv(table, path)
+    elif suffix == ".fits":
+        write_archive_fits(table, path)
+    else:
+        pq.write_table(table, path)
+    _load_fails(cli, wh_root, "hsc-forced", path, where, "column g_cmodel_flag", "2", "bool")
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".parquet"])
+def test_integer_flags_of_0_and_1_load_as_booleans(cli, make_warehouse, tmp_path, suffix):
+    wh = make_warehouse()
+    path = tmp_path / f"intflag{suffix}"
+    table = _int_flags([0, 1, 1])
+    write_archive_fits(table, path) if suffix == ".fits" else pq.write_table(table, path)
+    assert cli("load", "hsc-forced", path, "--root", wh.root).exit_code == 0
+    flags = wh.query("SELECT g_cmodel_flag FROM hsc_forced ORDER BY object_id")
+    assert flags.column(0).to_pylist() == [False, True, True]
+
+
+def test_an_integer_into_a_stored_boolean_column_is_refused(cli, make_warehouse, tmp_path):
+    """A column no loader declares takes its type from the first file (here boolean); a later
+    file's integers convert only as 0 and 1."""
+    wh = make_warehouse()
+    first = tmp_path / "first.csv"
+    first.write_text(HEADER.replace("g_cmodel_flag", "my_ok") + f"{BIG},10,1,22.1,true\n")
+    assert cli("load", "hsc-forced", first, "--root", wh.root).exit_code == 0
+    later = tmp_path / "later.parquet"
+    pq.write_table(_int_flags([1, 5]).rename_columns(["object_id", "ra", "dec", "my_ok"]), later)
+    _load_fails(cli, wh.root, "hsc-forced", later, "column my_ok", "5", "only 0 and 1")
+
+
 def test_unreadable_file(cli, wh_root, tmp_path):
     path = tmp_path / "garbage.fits"
     path.write_bytes(b"this is not a FITS file at all\n" * 100)

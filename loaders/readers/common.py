@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from warehouse.errors import LoadError
+from warehouse.store.versions import first_not_boolean
 
 TRUE_VALUES = ["t", "true", "True", "TRUE", "T", "1"]
 FALSE_VALUES = ["f", "false", "False", "FALSE", "F", "0"]
@@ -73,6 +74,12 @@ def cast_declared(
             raise LoadError(
                 f"{path}: column {name} is stored as {col.type}, but it holds 64-bit integers "
                 "that floating point cannot hold exactly. Re-export it as an integer column."
+            )
+        if pa.types.is_boolean(want) and (bad := first_not_boolean(col)) is not None:
+            raise LoadError(
+                f"{path}, {row_word} {bad + row_offset}, column {name}: {col[bad].as_py()!r} is "
+                f"not a valid bool (the column is {col.type}; only 0 and 1 are). Fix the value "
+                "or re-export the file."
             )
         try:
             columns.append(col.cast(want))

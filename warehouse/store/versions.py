@@ -181,6 +181,16 @@ def _unify_schema(old: pa.Schema | None, new: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
+def first_not_boolean(col: pa.Array | pa.ChunkedArray) -> int | None:
+    """Index of the first value of a numeric column that is neither 0 nor 1 (NULL passes; NaN
+    does not): Arrow casts any nonzero number to true, so a flag of 2 or -1 would load as true."""
+    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        return None
+    ok = pc.fill_null(pc.or_(pc.equal(col, 0), pc.equal(col, 1)), True)
+    bad = int(pc.index(ok, False).as_py())
+    return None if bad < 0 else bad
+
+
 def conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
     """Cast ``table`` to ``schema``, adding absent columns as nulls."""
     arrays = []
@@ -188,6 +198,11 @@ def conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
     for f in schema:
         if f.name in names:
             col = table.column(f.name)
+            if pa.types.is_boolean(f.type) and (bad := first_not_boolean(col)) is not None:
+                raise LoadError(
+                    f"{source}: column {f.name} holds {col[bad].as_py()!r}, but the table stores "
+                    f"booleans (only 0 and 1 convert; the column is {col.type}). Fix the values."
+                )
             if col.type != f.type:
                 try:
                     col = col.cast(f.type)
