@@ -208,6 +208,17 @@ def test_demo_small(cli, tmp_path):
     assert refused.exit_code == 1 and (other / "precious.txt").exists()
 
 
+def test_demo_where_no_folder_can_be_made_is_one_line(cli, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    for root in (tmp_path / "afile", tmp_path / "afile" / "demo"):
+        result = cli("demo", root, "--objects", "400")
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+        assert "afile is a file, not a folder" in result.stderr
+        assert "gwh demo ROOT" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert (tmp_path / "afile").read_text() == "not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 @pytest.mark.parametrize("entry", [["gwh"], [sys.executable, str(REPO / "cli.py")]])
 def test_entry_points(entry, tmp_path):
     if entry == ["gwh"]:

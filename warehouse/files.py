@@ -161,20 +161,21 @@ def atomic_path(out: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def make_root(root: Path) -> None:
-    """Create a warehouse folder and its ``catalogs/``, or say in one line why that cannot be."""
+def make_root(root: Path, usage: str = "gwh init PATH") -> None:
+    """Create a warehouse folder and its ``catalogs/``, or say in one line why that cannot be
+    (``usage``: the command to give a folder to)."""
     try:
         Layout(root).catalogs.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         blocker = next((p for p in [root, *root.parents] if p.exists() and not p.is_dir()), root)
         raise NotWritableError(
             f"cannot create a warehouse at {root}: {blocker.name} is a file, not a folder. "
-            "Give a folder (gwh init PATH)."
+            f"Give a folder ({usage})."
         ) from None
     except OSError as exc:
         raise NotWritableError(
             f"cannot create a warehouse at {root}: {exc.strerror}. Give a folder you can write "
-            "to (gwh init PATH)."
+            f"to ({usage})."
         ) from None
 
 

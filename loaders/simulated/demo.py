@@ -26,6 +26,7 @@ from warehouse.core import Warehouse
 from warehouse.cutouts import FLUXNORM_CARD
 from warehouse.errors import WarehouseError
 from warehouse.export import ExportOptions, export_hdf5
+from warehouse.files import make_root
 from warehouse.images.bands import HSC_PIXEL_SCALE
 from warehouse.images.fits import write_cutout_fits
 from warehouse.images.preview import save_gallery_png
@@ -44,7 +45,7 @@ def run_demo(
     n_images: int | None = None,
 ) -> Warehouse:
     root = Path(root)
-    if root.exists() and any(root.iterdir()):
+    if root.is_dir() and any(root.iterdir()):
         if not (root / DEMO_MARKER).exists():
             raise WarehouseError(
                 f"{root} exists and is not a demo warehouse; give another ROOT for the demo."
@@ -56,7 +57,7 @@ def run_demo(
         n_images = min(100, max(12, n_objects // 50))
     if not 3 <= n_images <= 1000:
         raise WarehouseError(f"--images must be between 3 and 1000, got {n_images}")
-    root.mkdir(parents=True)
+    make_root(root / "warehouse", usage="gwh demo ROOT")  # one line if a file is in the way
     (root / DEMO_MARKER).write_text("made by gwh demo; rerunning the demo replaces this folder\n")
     echo(f"== galaxy-warehouse demo in {root}")
     echo(
