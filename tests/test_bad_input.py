@@ -201,6 +201,21 @@ def test_missing_file(cli, wh_root, tmp_path):
     assert result.exit_code == 1 and "no such file" in result.stderr
 
 
+def test_a_folder_is_named_as_a_folder_with_the_files_it_holds(cli, wh_root, tmp_path, field):
+    folder = tmp_path / "my exports"
+    folder.mkdir()
+    for i in range(3):
+        pq.write_table(field.forced.slice(i * 10, 10), folder / f"part{i}.parquet")
+    (folder / "notes.txt").write_text("x")
+    (folder / "sub").mkdir()
+    message = _load_fails(cli, wh_root, "hsc-forced", folder, "is a folder", "3 .parquet")
+    assert "no such file" not in message and len(message.splitlines()) == 1
+    assert "gwh load hsc-forced 'HERE'/*.parquet".replace("HERE", str(folder)) in message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _load_fails(cli, wh_root, "hsc-forced", empty, "is a folder", "no files")
+
+
 def test_unknown_table_in_sql(cli, wh_root):
     result = cli("sql", "select * from galaxies", "--root", wh_root)
     assert result.exit_code == 1

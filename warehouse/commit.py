@@ -26,7 +26,7 @@ from warehouse.compute.mapping import ClusterMapper, cluster_mapper
 from warehouse.errors import LoadError
 from warehouse.files import DB_NAME, background_sha256
 from warehouse.load_once import LoadOnce, hashed_first, loaded_at
-from warehouse.loading import Loader, LoadResult, PreparedBatch
+from warehouse.loading import Loader, LoadResult, PreparedBatch, input_files
 from warehouse.marts.build import materialise
 from warehouse.store import CatalogVersion, TableSpec, read_version
 from warehouse.store.batch import UpsertBatch
@@ -97,12 +97,7 @@ def load(
     if address is not None:
         check_address(address)  # before reading any file
     with wh.writing():
-        files = []
-        for raw in paths:
-            path = Path(raw)
-            if not path.is_file():
-                raise LoadError(f"{path}: no such file. Check the path.")
-            files.append(path)
+        files = input_files(paths, loader_name)
         describe = getattr(loader, "describe", None)
         with cluster_mapper(address, echo) as mapper:
             if describe is not None:  # a loader may say more (e.g. the labels it loaded)

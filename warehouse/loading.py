@@ -10,19 +10,23 @@ measure) are committed as :class:`PreparedBatch` es by :meth:`Warehouse.ingest_p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import shlex
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
+from warehouse.errors import LoadError
 from warehouse.store import TableSpec
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
-__all__ = ["LoadResult", "Loader", "Prepared", "PreparedBatch"]
+__all__ = ["LoadResult", "Loader", "Prepared", "PreparedBatch", "input_files"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,33 @@ class LoadResult:
     skipped: bool
     tables: dict[str, tuple[int, int]]  # table -> (rows in file, rows in table after)
     note: str = ""
+
+
+def input_files(paths: Iterable[str | os.PathLike], loader_name: str) -> list[Path]:
+    """The files to load, each checked to exist; a folder is named as one, with the files it
+    holds (by suffix) and the command that loads them."""
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            raise LoadError(f"{path} is a folder, not a file; {_folder_hint(path, loader_name)}")
+        if not path.is_file():
+            raise LoadError(f"{path}: no such file. Check the path.")
+        files.append(path)
+    return files
+
+
+def _folder_hint(folder: Path, loader_name: str) -> str:
+    suffixes = Counter(
+        "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+    )
+    if not suffixes:
+        return "it holds no files. Give the export files themselves."
+    held = ", ".join(f"{n} {suffix or '(no suffix)'}" for suffix, n in suffixes.most_common(4))
+    suffix = suffixes.most_common(1)[0][0]
+    return (
+        f"it holds {held} file(s). Give the files, e.g. "
+        f"gwh load {loader_name} {shlex.quote(str(folder))}/*{suffix}"
+    )
