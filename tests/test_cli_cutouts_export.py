@@ -96,6 +96,16 @@ def test_ingest_reports_unmatched_files_and_exits_1_after_ingesting_the_rest(cli
     assert wh.current_version("cutouts").nrows == 2
 
 
+@pytest.mark.parametrize("size", ["0arcsec", "-5arcsec"])
+def test_request_of_a_zero_or_negative_size_writes_no_list(cli, wh, tmp_path, size):
+    req = tmp_path / "req"
+    result = cli("cutouts", "request", "--size", size, "--out", req, "--root", wh.root)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert "cutout size must be" in result.stderr and size in result.stderr
+    assert not req.exists() or not any(req.iterdir())
+
+
 def test_ingest_tar_with_explicit_list(cli, wh, tmp_path):
     req = tmp_path / "req"
     assert cli("cutouts", "request", "--bands", "r", "--out", req, "--root", wh.root).exit_code == 0

@@ -70,7 +70,7 @@ FILTERS: Mapping[str, str] = {
     "y": "HSC-Y",
 }
 RELEASE_OF_RERUN = re.compile(r"^(pdr\d+)_")
-_SIZE = re.compile(r"^\d+(\.\d+)?(arcsec|asec|arcmin|amin|deg)?$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)(arcsec|asec|arcmin|amin|deg)?$")
 _LIST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -92,7 +92,9 @@ def _size_text(size: str | float) -> str:
         if not (math.isfinite(size) and size > 0):
             raise ValueError(f"cutout size must be a positive number of arcsec, got {size!r}")
         return f"{float(size):g}arcsec"
-    if isinstance(size, str) and _SIZE.match(size):
+    if isinstance(size, str) and (m := _SIZE.fullmatch(size)):
+        if float(m.group(1)) <= 0:  # the service would be asked for 0 x 0 cutouts
+            raise ValueError(f"cutout size must be more than 0, got {size!r}")
         return size
     raise ValueError(
         f"cutout size must be arcsec as a number or text like '20arcsec', "

@@ -115,6 +115,20 @@ def test_bad_rows_are_refused(tmp_path, row, match):
         write_batch_lists([row], "g", 20, "pdr2_wide", tmp_path)
 
 
+@pytest.mark.parametrize("size", [0, -5, "0arcsec", "0.0arcmin", "00deg", "0", "-5arcsec"])
+def test_a_size_of_zero_or_less_is_refused_before_any_list_is_written(tmp_path, size):
+    out = tmp_path / "lists"
+    with pytest.raises(ValueError, match="cutout size must be"):
+        write_batch_lists([(1, 34.0, -5.0)], "g", size, "pdr2_wide", out)
+    assert not out.exists()
+
+
+def test_a_positive_size_in_any_unit_is_kept_as_written(tmp_path):
+    for size in ("0.5arcmin", "0.00833deg", "20", "10asec"):
+        path = write_batch_lists([(1, 34.0, -5.0)], "g", size, "pdr2_wide", tmp_path / size)[0]
+        assert read_mapping(mapping_path(path))["size"] == size
+
+
 def test_numpy_int64_ids_stay_exact(tmp_path):
     big = np.int64(2**62 + 12345)
     path = write_batch_lists([(big, 34.0, -5.0)], "y", 20, "pdr2_wide", tmp_path)[0]
