@@ -104,6 +104,8 @@ def preview(wh: Warehouse, sql: str, max_rows: int) -> tuple[pa.Table, int]:
             return first_rows(con.sql(statement).to_arrow_reader(65_536), max_rows)
         except duckdb.Error as exc:
             raise QueryError(explain_error(exc, con, statement)) from None
+        except (OSError, pa.ArrowException) as exc:  # DuckDB's error after the first batches
+            raise QueryError(str(exc).strip()) from None
 
 
 def first_rows(reader: pa.RecordBatchReader, max_rows: int | None) -> tuple[pa.Table, int]:

@@ -107,9 +107,11 @@ def run_query(wh: Warehouse, sql: str, max_rows: int | None = None) -> tuple[pa.
             raise Cancelled() from None
         except duckdb.Error as exc:
             raise QueryError(explain_error(exc, con, statement)) from None
-        except RuntimeError:
+        except (RuntimeError, OSError, pa.ArrowException) as exc:
             if hit.is_set():  # duckdb 2.0 reports its own Ctrl-C check this way
                 raise Cancelled() from None
+            if not isinstance(exc, RuntimeError):  # DuckDB's error while the rows stream
+                raise QueryError(str(exc).strip()) from None
             raise
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from warehouse import api, output
-from warehouse.errors import ReadOnlyError
+from warehouse.errors import QueryError, ReadOnlyError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -273,3 +273,13 @@ def test_preview_counts_every_row_and_keeps_the_first(loaded):
     assert text.endswith("(0 rows)")
     with pytest.raises(ReadOnlyError):
         api.preview(loaded, "copy hsc_forced to 'x.csv'", 3)
+
+
+def test_an_error_while_the_rows_stream_is_one_line(cli, loaded):
+    """DuckDB reports an error raised after the first batches through pyarrow's stream."""
+    q = "select case when range = 500000 then error('boom') else range end AS x from range(1000000)"
+    with pytest.raises(QueryError, match="boom"):
+        api.preview(loaded, q, 10)
+    r = cli("sql", q, "--root", str(loaded.root))
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.exception
+    assert r.stderr.startswith("error: ") and "boom" in r.stderr

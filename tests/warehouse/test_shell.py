@@ -190,3 +190,10 @@ def test_table_mode_holds_only_the_rows_it_shows(loaded):
     assert run.returncode == 0, run.stderr[-500:]
     assert "(300,000,000 rows, first 100 shown" in run.stdout, run.stdout[-500:]
     assert run.stdout.splitlines()[101] == "99"
+
+
+def test_an_error_while_the_rows_stream_leaves_the_shell_running(cli, loaded):
+    q = "select case when range = 500000 then error('boom') else range end AS x from range(1000000)"
+    result = cli("shell", "--root", loaded.root, input=f"{q};\nselect 40 + 2 AS answer;\n")
+    assert result.exit_code == 0 and isinstance(result.exception, SystemExit | None)
+    assert "error: " in result.stdout and "boom" in result.stdout and "42" in result.stdout
