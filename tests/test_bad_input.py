@@ -216,6 +216,17 @@ def test_a_folder_is_named_as_a_folder_with_the_files_it_holds(cli, wh_root, tmp
     _load_fails(cli, wh_root, "hsc-forced", empty, "is a folder", "no files")
 
 
+def test_a_pipe_is_named_as_one(cli, wh_root, tmp_path):
+    """``gwh load hsc-specz <(zcat x.csv.gz)`` gives /dev/fd/63, a pipe: a load reads its file
+    twice (its hash, then its rows), so it must be a file."""
+    import os
+
+    fifo = tmp_path / "stream.csv"
+    os.mkfifo(fifo)
+    message = _load_fails(cli, wh_root, "hsc-specz", fifo, "not a regular file", "to a file first")
+    assert "no such file" not in message
+
+
 def test_unknown_table_in_sql(cli, wh_root):
     result = cli("sql", "select * from galaxies", "--root", wh_root)
     assert result.exit_code == 1

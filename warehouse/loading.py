@@ -79,6 +79,11 @@ def input_files(paths: Iterable[str | os.PathLike], loader_name: str) -> list[Pa
         path = Path(raw)
         if path.is_dir():
             raise LoadError(f"{path} is a folder, not a file; {_folder_hint(path, loader_name)}")
+        if path.exists() and not path.is_file():  # a pipe (<(zcat x.gz)), a device
+            raise LoadError(
+                f"{path} is not a regular file (a pipe or a device?): a load reads its file "
+                "twice (its SHA-256, then its rows). Write it to a file first and load that."
+            )
         if not path.is_file():
             raise LoadError(f"{path}: no such file. Check the path.")
         files.append(path)
