@@ -100,6 +100,11 @@ def reader_settings() -> dict[str, object]:
     }
 
 
+# Settings of the whole database: a plain SET of these stays with the connection that ran it,
+# and the cursors readers take of a held database (warehouse/readcache.py) would not see it.
+DATABASE_SETTINGS = frozenset({"parquet_metadata_cache"})
+
+
 def restrict(
     con: duckdb.DuckDBPyConnection,
     allowed_directories: Iterable[Path],
@@ -114,7 +119,8 @@ def restrict(
         # names come from code, never from users; values are bound
         if not re.fullmatch(r"[a-z_]+", name):
             raise QueryError(f"invalid DuckDB setting name {name!r}")
-        con.execute(f"SET {name} = ?", [value])
+        scope = "GLOBAL " if name in DATABASE_SETTINGS else ""
+        con.execute(f"SET {scope}{name} = ?", [value])
     dirs = [str(Path(d).resolve()).rstrip("/") + "/" for d in allowed_directories]
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")

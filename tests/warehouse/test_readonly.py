@@ -213,3 +213,13 @@ def test_unknown_names_suggest_the_closest(cli, loaded):
     assert result.exit_code == 1 and "Did you mean specz_redshift?" in result.stderr
     with pytest.raises(QueryError, match="Did you mean gwh_loads"):
         loaded.query("select * from gwh_load")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_every_reader_connection_caches_parquet_footers(loaded, shared):
+    """The footer cache reader_settings asks for is the database's: the cursors readers take of
+    the database this process holds see it too (a plain SET stayed with one connection)."""
+    with loaded.connect(shared=shared) as con:
+        setting = "SELECT current_setting('parquet_metadata_cache')"
+        assert con.execute(setting).fetchone()[0] is True
+        assert con.cursor().execute(setting).fetchone()[0] is True
