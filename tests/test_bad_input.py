@@ -227,6 +227,29 @@ def test_a_pipe_is_named_as_one(cli, wh_root, tmp_path):
     assert "no such file" not in message
 
 
+def test_a_truncated_partition_file_is_one_line_for_every_reader(cli, loaded, tmp_path):
+    """A partition file cut short outside gwh (a full disk, a bad copy): every reader, in place
+    or on a moved copy (whose views are rebuilt over that file), names it in one line."""
+    import shutil
+
+    first = sorted((loaded.root / "catalogs" / "hsc_forced" / "current").rglob("Npix=*.parquet"))[0]
+    data = first.read_bytes()
+    first.unlink()  # the file may be a hard link shared with another version
+    first.write_bytes(data[: len(data) // 2])
+    moved = tmp_path / "moved"
+    shutil.copytree(loaded.root, moved, symlinks=True)
+    for root in (loaded.root, moved):
+        for args in (["views"], ["sql", "SELECT count(*) FROM hsc_forced"]):
+            result = cli(*args, "--root", root)
+            assert result.exit_code == 1, (args, result.output)
+            assert isinstance(result.exception, SystemExit), (args, result.exception)
+            assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+            assert first.name in result.stderr and "damaged" in result.stderr, result.stderr
+        checked = cli("check", "--root", root)  # in place: each assertion says it, one line each
+        assert isinstance(checked.exception, SystemExit | None), checked.exception
+        assert first.name in checked.output and "damaged" in checked.output
+
+
 def test_unknown_table_in_sql(cli, wh_root):
     result = cli("sql", "select * from galaxies", "--root", wh_root)
     assert result.exit_code == 1

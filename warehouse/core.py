@@ -481,7 +481,7 @@ class Warehouse:
             for name, sql in db.assertion_queries(self.assertion_texts()):
                 try:
                     out.append((name, scalar(con, f"SELECT count(*) FROM ({sql})"), None))
-                except duckdb.Error as exc:
+                except (duckdb.Error, QueryError) as exc:
                     out.append((name, -1, str(exc).splitlines()[0]))
         return out
 

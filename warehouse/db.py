@@ -27,6 +27,7 @@ import pyarrow as pa
 from warehouse import __version__
 from warehouse.config import Config
 from warehouse.errors import QueryError
+from warehouse.files import damaged_parquet
 from warehouse.marts import key as mart_key
 from warehouse.readonly import reader_settings, restrict
 from warehouse.store.contracts import base_tables
@@ -284,10 +285,13 @@ def build(
             exclude = (
                 f" EXCLUDE ({', '.join(quote_ident(c) for c in t.hidden)})" if t.hidden else ""
             )
-            con.execute(
-                f"CREATE OR REPLACE VIEW {quote_ident(t.name)} AS "
-                f"SELECT *{exclude} FROM {parquet_source(t.files or t.glob)}"
-            )
+            try:
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {quote_ident(t.name)} AS "
+                    f"SELECT *{exclude} FROM {parquet_source(t.files or t.glob)}"
+                )
+            except duckdb.Error as exc:  # its first file read for the schema is damaged
+                raise QueryError(damaged_parquet(exc) or f"{t.name}: {exc}") from None
             columns_of[t.name] = set(t.columns)
         placeholder = t.glob is None and t.name not in unavailable
         records.append(

@@ -10,6 +10,7 @@ import duckdb
 
 from warehouse import db
 from warehouse.errors import QueryError
+from warehouse.files import damaged_parquet
 from warehouse.readonly import explain_refusal
 
 __all__ = ["explain_error", "scalar"]
@@ -17,7 +18,10 @@ __all__ = ["explain_error", "scalar"]
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> int:
     """The single integer a query such as ``SELECT count(*) ...`` returns."""
-    row = con.execute(sql, list(params) if params else []).fetchone()
+    try:
+        row = con.execute(sql, list(params) if params else []).fetchone()
+    except duckdb.Error as exc:
+        raise QueryError(explain_error(exc, con, sql)) from None
     if row is None:
         raise QueryError(f"query returned no row: {sql}")
     return int(row[0])
@@ -29,7 +33,7 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
     An unknown table or column names the closest existing one (``ml_object`` → ``did you mean
     ml_objects?``); a file outside the warehouse says what read paths may read.
     """
-    refusal = explain_refusal(exc)
+    refusal = explain_refusal(exc) or damaged_parquet(exc)
     if refusal is not None:
         return refusal
     msg = str(exc).strip()

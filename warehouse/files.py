@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "background_sha256",
+    "damaged_parquet",
     "file_sha256",
     "host_tag",
     "json_hash",
@@ -177,6 +179,20 @@ def make_root(root: Path, usage: str = "gwh init PATH") -> None:
             f"cannot create a warehouse at {root}: {exc.strerror}. Give a folder you can write "
             f"to ({usage})."
         ) from None
+
+
+def damaged_parquet(exc: BaseException) -> str | None:
+    """What to say of a DuckDB error that names a Parquet file it could not read (None: the
+    error names no such file)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    m = re.match(r"^(?:Invalid Input|IO) Error: (.*?)[ :]*'([^']+\.parquet)'", first)
+    if m is None:
+        return None
+    return (
+        f"{m.group(2)} is damaged ({m.group(1)}): a file of the warehouse was truncated or "
+        "changed outside gwh. Restore the warehouse folder from a backup, or load its source "
+        "files again into a new warehouse."
+    )
 
 
 def parquet_bytes(table: pa.Table, compression: str = "snappy") -> bytes:
