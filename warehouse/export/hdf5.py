@@ -29,6 +29,7 @@ from warehouse.export.options import ExportOptions, ExportResult
 from warehouse.export.plan import _Plan, _plan, base_query, keyed_width
 from warehouse.export.stream import catalog_reader, fetched_batches
 from warehouse.export.subsets import SUBSET_ORDER, limited_query
+from warehouse.export.targets import check_file_target
 from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress
 from warehouse.output import column_metadata
 from warehouse.output.saving import _archive_schema
@@ -131,6 +132,8 @@ def _export_split(
     opts = options or ExportOptions()
     if out.is_dir():
         raise ExportError(f"{out} is a folder; give a file name such as {out / 'train.h5'}.")
+    if sink is None:
+        check_file_target(wh, out)
     if out.exists() and not opts.overwrite and not resume:
         raise ExportError(f"{out} already exists. Use --overwrite to replace it.")
     if opts.images == CUTOUTS.name:

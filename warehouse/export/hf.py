@@ -59,6 +59,7 @@ from warehouse.export.options import PLANES, ExportOptions
 from warehouse.export.plan import _Plan, base_query
 from warehouse.export.rowgroups import RowGroupFile
 from warehouse.export.stream import _stream
+from warehouse.export.targets import check_folder_target
 from warehouse.export.writer import _Writer
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ def export_hf(
         raise ExportError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {unknown[0]!r}")
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; --format hf writes a folder (--out-dir DIR).")
+    check_folder_target(wh, out)
     if out.is_dir() and any(out.iterdir()) and not opts.overwrite:
         raise ExportError(f"{out} already exists. Use --overwrite to replace it.")
     h5opts = dataclasses.replace(opts, overwrite=True)

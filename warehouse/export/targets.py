@@ -1,0 +1,83 @@
+"""Where an export may write: never into the warehouse, and ``--overwrite`` replaces only an
+earlier export.
+
+An export's target is replaced whole (a temporary file or folder renamed over it), so a target
+named by mistake would be lost: the warehouse's own files (``warehouse.duckdb``, a partition of
+``catalogs/``, a release), the folder holding the warehouse, or any file or folder that is not
+an export. These checks run before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from warehouse.errors import ExportError
+
+if TYPE_CHECKING:
+    from warehouse.core import Warehouse
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_SUPERBLOCK_OFFSETS = (0, 512, 1024, 2048)  # where HDF5 looks for it (after a user block)
+_HF_ENTRIES = {"README.md", "data"}  # what --format hf writes (hf.py)
+
+
+def check_file_target(wh: Warehouse, out: Path) -> None:
+    """Refuse an HDF5 target inside the warehouse, or an existing file that is not HDF5."""
+    _outside_warehouse(wh, out)
+    if out.is_file() and not _is_hdf5(out):
+        raise ExportError(
+            f"{out} exists and is not an HDF5 file; an export replaces only an earlier export "
+            "(.h5). Choose another --out, or remove that file yourself if it is not needed."
+        )
+
+
+def check_folder_target(wh: Warehouse, out: Path) -> None:
+    """Refuse an hf target inside or around the warehouse, or an existing folder holding
+    anything an hf export does not write (``README.md`` and ``data/*.parquet``)."""
+    _outside_warehouse(wh, out)
+    if not out.is_dir():
+        return
+    entries = {p.name for p in out.iterdir()}
+    data = out / "data"
+    foreign = sorted(entries - _HF_ENTRIES)
+    if not foreign and data.exists():
+        foreign = (
+            [f"data/{p.name}" for p in sorted(data.iterdir()) if p.suffix != ".parquet"]
+            if data.is_dir()
+            else ["data"]
+        )
+    if foreign:
+        raise ExportError(
+            f"{out} holds {foreign[0]!r}, which a --format hf export does not write; --overwrite "
+            "replaces only an earlier export's folder. Choose another --out-dir."
+        )
+
+
+def _outside_warehouse(wh: Warehouse, out: Path) -> None:
+    target = out.parent.resolve() / out.name
+    root = Path(wh.root).resolve()
+    if target == root or root.is_relative_to(target):
+        raise ExportError(
+            f"{out} holds the warehouse {root}; an export would replace it. Choose another target."
+        )
+    protected = [*wh.allowed_directories(), root / "warehouse.duckdb", root / "warehouse.toml"]
+    for path in protected:
+        path = Path(path).resolve()
+        if target == path or target.is_relative_to(path):
+            raise ExportError(
+                f"{out} is inside the warehouse ({path.name}), which only gwh's writers change; "
+                "write the export elsewhere."
+            )
+
+
+def _is_hdf5(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            for offset in _SUPERBLOCK_OFFSETS:
+                f.seek(offset)
+                if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+    except OSError:
+        return False
+    return False
