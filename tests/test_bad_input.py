@@ -250,6 +250,24 @@ def test_a_truncated_partition_file_is_one_line_for_every_reader(cli, loaded, tm
         assert first.name in checked.output and "damaged" in checked.output
 
 
+def test_a_deleted_partition_file_is_one_line_not_fewer_rows(cli, loaded, tmp_path):
+    """The views read a glob: a partition file deleted outside gwh silently dropped its rows
+    from every count (4213 objects became 4159, exit 0)."""
+    import shutil
+
+    root = tmp_path / "copy"  # a folder this test process has never read
+    shutil.copytree(loaded.root, root, symlinks=True)
+    current = root / "catalogs" / "hsc_specz" / "current"
+    gone = sorted((current / "hsc_specz" / "dataset").rglob("Npix=*.parquet"))[-1]
+    gone.unlink()
+    for args in (["sql", "SELECT count(*) FROM hsc_specz"], ["views"]):
+        result = cli(*args, "--root", root)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+        assert gone.name in result.stderr and "missing" in result.stderr, result.stderr
+        assert "hsc_specz" in result.stderr
+
+
 def test_unknown_table_in_sql(cli, wh_root):
     result = cli("sql", "select * from galaxies", "--root", wh_root)
     assert result.exit_code == 1

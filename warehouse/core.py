@@ -359,6 +359,7 @@ class Warehouse:
         for name, d in base_tables().items():
             if name in registry:
                 cv = read_version(root / registry[name][1])
+                cv.check_files(name)
                 names = cv.schema.names
                 hidden = tuple(
                     c for c in names if d.hidden_suffixes and c.endswith(d.hidden_suffixes)

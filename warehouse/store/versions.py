@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse import __version__
-from warehouse.errors import LoadError
+from warehouse.errors import LoadError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, directory_of, pixel_range
 from warehouse.store.layout import DEFAULT_LAYOUT, DEFAULT_ROW_GROUP_ROWS, ParquetLayout
 
@@ -92,6 +92,17 @@ class CatalogVersion:
 
     def files(self) -> list[Path]:
         return [self.path / p.relpath for p in self.partitions]
+
+    def check_files(self, table: str) -> None:
+        """Refuse a version whose partition files are not all on disk: views read a glob, so a
+        file deleted outside gwh would drop its rows from every answer without a word."""
+        missing = [f for f in self.files() if not f.is_file()]
+        if missing:
+            raise QueryError(
+                f"{missing[0]} is missing ({len(missing)} of the {len(self.partitions)} partition "
+                f"files of table {table}): a file of the warehouse was deleted outside gwh. "
+                "Restore the warehouse folder from a backup."
+            )
 
     @property
     def glob(self) -> str:
