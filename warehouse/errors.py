@@ -89,6 +89,11 @@ class ServeError(WarehouseError):
     that does not exist (an unknown object, view or release)."""
 
 
+class BadRequestError(ServeError):
+    """A page or endpoint of ``gwh serve`` was given a malformed parameter (not a whole number,
+    out of range, an unknown stretch or column to order by): HTTP 400, not 404."""
+
+
 class ComputeError(WarehouseError):
     """A Dask cluster cannot be used: distributed missing, a bad address, no scheduler there, or
     a computation that would not be exact per partition."""

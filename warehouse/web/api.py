@@ -3,7 +3,7 @@
 Each returns what its page is rendered from. Values are strict JSON, as ``gwh sql --format
 json`` writes them: 64-bit ids exact integers, NaN and infinities the strings "nan", "inf",
 "-inf". An error is ``{"error": "<one line>"}`` with status 400 (bad SQL, refused statement,
-time limit) or 404 (no such object, view or release).
+time limit, a malformed parameter) or 404 (no such object, view or release).
 """
 
 from __future__ import annotations

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from warehouse.db import quote_ident
-from warehouse.errors import ServeError
+from warehouse.errors import BadRequestError, ServeError
 from warehouse.web.site import Site
 
 PER_PAGE = 100
 MAX_PER_PAGE = 500
+MAX_PAGE = 10**15  # (page - 1) * per_page stays a BIGINT offset for DuckDB
 _ML_WITH_CUTOUTS = "SELECT * FROM ml_objects WHERE object_id IN (SELECT object_id FROM cutouts)"
 
 
@@ -34,10 +35,12 @@ class GalleryQuery:
     per_page: int = PER_PAGE
 
     def __post_init__(self) -> None:
-        if self.page < 1:
-            raise ServeError(f"page must be 1 or more, got {self.page}")
+        if not 1 <= self.page <= MAX_PAGE:
+            raise BadRequestError(f"page must be between 1 and {MAX_PAGE}, got {self.page}")
         if not 1 <= self.per_page <= MAX_PER_PAGE:
-            raise ServeError(f"per_page must be between 1 and {MAX_PER_PAGE}, got {self.per_page}")
+            raise BadRequestError(
+                f"per_page must be between 1 and {MAX_PER_PAGE}, got {self.per_page}"
+            )
 
 
 def view_columns(site: Site) -> dict[str, list[str]]:
@@ -70,7 +73,7 @@ def gallery(site: Site, q: GalleryQuery) -> dict[str, Any]:
     if "object_id" not in cols:
         raise ServeError(f"{q.view} has no object_id column: the gallery shows objects")
     if q.order not in cols:
-        raise ServeError(f"{q.view} has no column {q.order!r} to order by")
+        raise BadRequestError(f"{q.view} has no column {q.order!r} to order by")
     params: list[Any] = []
     with site.reading() as r:
         # the view's rows that have cutouts, computed once per committed state (at 1 M objects

@@ -22,7 +22,7 @@ from PIL import Image
 
 from warehouse.cutouts import StoredCutout, read_cutouts
 from warehouse.db import quote_ident, quote_literal
-from warehouse.errors import ServeError
+from warehouse.errors import BadRequestError, ServeError
 from warehouse.healpix import SPATIAL_INDEX_ORDER
 from warehouse.images.masks import DEFAULT_BAD_MASK_BITS, mask_bits_value
 from warehouse.images.preview import STRETCHES, display_plane, display_rgb, overlay_mask
@@ -37,7 +37,7 @@ BAD_BITS = mask_bits_value(DEFAULT_BAD_MASK_BITS)
 
 def check_stretch(stretch: str) -> str:
     if stretch not in STRETCHES:
-        raise ServeError(f"stretch must be one of {', '.join(STRETCHES)}, got {stretch!r}")
+        raise BadRequestError(f"stretch must be one of {', '.join(STRETCHES)}, got {stretch!r}")
     return stretch
 
 

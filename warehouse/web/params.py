@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from warehouse.errors import ServeError
+from warehouse.errors import BadRequestError, ServeError
 from warehouse.web.gallery import PER_PAGE, GalleryQuery
 from warehouse.web.images import RGB, check_stretch
 
@@ -16,7 +16,7 @@ def _int(request: Request, name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ServeError(f"{name} must be a whole number, got {raw!r}") from None
+        raise BadRequestError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -26,14 +26,14 @@ def _flag(request: Request, name: str) -> bool:
 def page_of(request: Request) -> int:
     page = _int(request, "page", 1)
     if page < 1:
-        raise ServeError(f"page must be 1 or more, got {page}")
+        raise BadRequestError(f"page must be 1 or more, got {page}")
     return page
 
 
 def sql_of(request: Request) -> str:
     sql = request.query_params.get("q", "")
     if not sql.strip():
-        raise ServeError("no SQL given: pass it as ?q=SELECT ...")
+        raise BadRequestError("no SQL given: pass it as ?q=SELECT ...")
     return sql
 
 

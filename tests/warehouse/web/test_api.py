@@ -222,3 +222,21 @@ def test_a_release_is_served_as_it_was(demo_root):
         assert [r["name"] for r in fetch(running.url, "/api/releases").json()] == ["v1", "v2"]
     finally:
         running.stop()
+
+
+def test_bad_parameters_are_400_with_one_line(get):
+    """A malformed query parameter is a bad request (400), not a missing thing (404), and a page
+    far past the end is an ordinary empty page or a one-line 400, never a DuckDB cast error."""
+    for path, params in (
+        ("/api/sql", {"q": "SELECT 1", "page": "-1"}),
+        ("/api/sql", {"q": "SELECT 1", "page": "abc"}),
+        ("/api/sql", {"q": ""}),
+        ("/api/gallery", {"per_page": "-5"}),
+        ("/api/gallery", {"per_page": "abc"}),
+        ("/api/gallery", {"order": "no_such_column"}),
+        ("/api/gallery", {"page": "99999999999999999999"}),
+    ):
+        reply = get(path, **params)
+        assert reply.status == 400, (path, params, reply.text)
+        error = reply.json()["error"]
+        assert "\n" not in error and "Conversion Error" not in error, error

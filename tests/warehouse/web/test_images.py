@@ -37,7 +37,7 @@ def test_band_and_rgb_pngs_have_the_cutout_size(get, demo_root):
 def test_image_errors(get):
     assert get("/cutout/12345/g.png").status == 404
     assert get("/cutout/-1/q.png").status == 404
-    assert get("/cutout/-1/g.png", stretch="log").status == 404
+    assert get("/cutout/-1/g.png", stretch="log").status == 400  # a bad parameter
 
 
 def _cut(mask: np.ndarray | None) -> StoredCutout:

@@ -91,7 +91,7 @@ def test_object_page(get, demo_root):
     assert re.search(r"<code>i_cmodel_mag</code></td><td[^>]*>[^<]+</td><td>mag</td>", page.text)
     linear = get(f"/object/{oid}", stretch="linear", mask="1")
     assert "stretch=linear" in linear.text and "mask=1" in linear.text
-    assert get(f"/object/{oid}", stretch="log").status == 404
+    assert get(f"/object/{oid}", stretch="log").status == 400  # a bad parameter
     missing = get("/object/12345")
     assert missing.status == 404 and "12345" in missing.text and "Traceback" not in missing.text
 
