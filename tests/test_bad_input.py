@@ -250,6 +250,22 @@ def test_a_truncated_partition_file_is_one_line_for_every_reader(cli, loaded, tm
         assert first.name in checked.output and "damaged" in checked.output
 
 
+def test_a_truncated_partition_found_while_rows_stream_is_named_as_damaged(cli, loaded):
+    """Not the file the view's schema comes from: DuckDB reads it only as the rows stream."""
+    last = sorted((loaded.root / "catalogs" / "hsc_forced" / "current").rglob("Npix=*.parquet"))
+    last = [p for p in last if "/hsc_forced/dataset/" in p.as_posix()][-1]
+    data = last.read_bytes()
+    last.unlink()
+    last.write_bytes(data[: len(data) // 2])
+    late = "SELECT range AS x FROM range(3000000) UNION ALL SELECT object_id FROM hsc_forced"
+    for sql in ("SELECT * FROM hsc_forced", late):  # the error before / after the first rows
+        result = cli("sql", sql, "--root", loaded.root)  # table format
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert last.name in result.stderr and "damaged" in result.stderr, result.stderr
+        shell = cli("shell", "--root", loaded.root, input=f"{sql};\n")
+        assert last.name in shell.output and "damaged" in shell.output, shell.output
+
+
 def test_a_deleted_partition_file_is_one_line_not_fewer_rows(cli, loaded, tmp_path):
     """The views read a glob: a partition file deleted outside gwh silently dropped its rows
     from every count (4213 objects became 4159, exit 0)."""

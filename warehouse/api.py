@@ -25,6 +25,7 @@ import pyarrow as pa
 from warehouse.errors import QueryError
 from warehouse.explain import explain_error
 from warehouse.export import ExportOptions, ExportResult, export_hdf5
+from warehouse.files import damaged_parquet
 from warehouse.lineage import column_units, one_unit, tables_named
 from warehouse.readonly import check_read_only
 
@@ -105,7 +106,7 @@ def preview(wh: Warehouse, sql: str, max_rows: int) -> tuple[pa.Table, int]:
         except duckdb.Error as exc:
             raise QueryError(explain_error(exc, con, statement)) from None
         except (OSError, pa.ArrowException) as exc:  # DuckDB's error after the first batches
-            raise QueryError(str(exc).strip()) from None
+            raise QueryError(damaged_parquet(exc) or str(exc).strip()) from None
 
 
 def first_rows(reader: pa.RecordBatchReader, max_rows: int | None) -> tuple[pa.Table, int]:

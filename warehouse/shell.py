@@ -28,6 +28,7 @@ from warehouse.api import first_rows
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
 from warehouse.explain import explain_error
+from warehouse.files import damaged_parquet
 from warehouse.readonly import check_read_only
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def run_query(wh: Warehouse, sql: str, max_rows: int | None = None) -> tuple[pa.
             if hit.is_set():  # duckdb 2.0 reports its own Ctrl-C check this way
                 raise Cancelled() from None
             if not isinstance(exc, RuntimeError):  # DuckDB's error while the rows stream
-                raise QueryError(str(exc).strip()) from None
+                raise QueryError(damaged_parquet(exc) or str(exc).strip()) from None
             raise
 
 
