@@ -113,11 +113,14 @@ def _figure(size: tuple[float, float]):  # type: ignore[no-untyped-def]
     return Figure(figsize=size, dpi=DPI, layout="constrained")
 
 
-def _query(wh, sql: str, params: list | None = None):  # type: ignore[no-untyped-def]
+def _query(wh, sql: str, params: list | None = None, given: str = ""):  # type: ignore[no-untyped-def]
+    """``wh.query``; a failure is one line (DuckDB's ``LINE 1: <the plot's SQL>`` and caret
+    point into SQL the user never wrote) naming the expressions the user ``given``."""
     try:
         return wh.query(sql, params)
     except QueryError as exc:
-        raise PlotError(str(exc)) from None
+        first = str(exc).strip().splitlines()[0].strip()
+        raise PlotError(f"{first} (in {given})" if given else first) from None
 
 
 def _where(where: str | None) -> str:
@@ -148,6 +151,7 @@ def plot_cmd(
     rows = _query(
         wh,
         f"SELECT ({x})::DOUBLE AS x, ({y})::DOUBLE AS y FROM {quote_ident(table)}{_where(where)}",
+        given=f"--x {x!r}, --y {y!r}" + (f", --where {where!r}" if where else ""),
     )
     xs = rows.column("x").to_numpy(zero_copy_only=False).astype(np.float64)
     ys = rows.column("y").to_numpy(zero_copy_only=False).astype(np.float64)

@@ -97,6 +97,10 @@ def test_nothing_to_plot_and_bad_input_are_clear_errors(hubble, tmp_path):
         plot_cmd(hubble, "hubble_source_catalog", "no_such_column", "CI", tmp_path / "a.png")
     with pytest.raises(PlotError, match="no_such_table"):
         plot_sky(hubble, "no_such_table", tmp_path / "a.png")
+    for x in ("CI; DROP TABLE hubble_source_catalog", "MatchID || 'a'"):  # parser, cast errors
+        with pytest.raises(PlotError) as one_line:
+            plot_cmd(hubble, "hubble_source_catalog", x, "A_F814W", tmp_path / "a.png")
+        assert "\n" not in str(one_line.value) and f"--x {x!r}" in str(one_line.value)
     with pytest.raises(PlotError, match="--order must be between 0 and 13"):
         plot_sky(hubble, "hubble_source_catalog", tmp_path / "a.png", order=20)
     assert not list(tmp_path.glob("*.png")) and not list(tmp_path.glob(".*"))  # no partial files
