@@ -96,7 +96,17 @@ class CatalogVersion:
     def check_files(self, table: str) -> None:
         """Refuse a version whose partition files are not all on disk: views read a glob, so a
         file deleted outside gwh would drop its rows from every answer without a word."""
-        missing = [f for f in self.files() if not f.is_file()]
+        wanted: dict[str, list[str]] = {}  # one listing per Dir= folder, not a stat per file
+        for p in self.partitions:
+            folder, name = p.relpath.rsplit("/", 1)
+            wanted.setdefault(folder, []).append(name)
+        missing = []
+        for folder, names in wanted.items():
+            try:
+                present = set(os.listdir(self.path / folder))
+            except OSError:
+                present = set()
+            missing += [self.path / folder / n for n in names if n not in present]
         if missing:
             raise QueryError(
                 f"{missing[0]} is missing ({len(missing)} of the {len(self.partitions)} partition "

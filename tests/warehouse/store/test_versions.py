@@ -4,8 +4,10 @@ spilled load concatenate them; a chunked array there is converted value by value
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
-from warehouse.store.versions import key_values
+from warehouse.errors import QueryError
+from warehouse.store.versions import CatalogVersion, Partition, key_values
 
 
 def test_a_composite_key_gives_one_array_of_one_value_per_row():
@@ -25,3 +27,15 @@ def test_a_single_key_is_its_column():
     table = pa.concat_tables([pa.table({"object_id": pa.array([3], pa.int64())})] * 2)
     keys = key_values(table, ("object_id",))
     assert isinstance(keys, pa.Array) and keys.to_pylist() == [3, 3]
+
+
+def test_a_version_missing_a_partition_file_is_refused_naming_it(tmp_path):
+    parts = [Partition(3, 427), Partition(6, 27257), Partition(6, 27259)]
+    cv = CatalogVersion(tmp_path, parts, pa.schema([]), 0)
+    for f in cv.files():
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"PAR1")
+    cv.check_files("hsc_specz")  # all there: nothing said
+    cv.files()[1].unlink()
+    with pytest.raises(QueryError, match=r"Npix=27257.parquet is missing \(1 of the 3 partition"):
+        cv.check_files("hsc_specz")
