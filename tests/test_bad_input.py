@@ -245,9 +245,10 @@ def test_a_truncated_partition_file_is_one_line_for_every_reader(cli, loaded, tm
             assert isinstance(result.exception, SystemExit), (args, result.exception)
             assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
             assert first.name in result.stderr and "damaged" in result.stderr, result.stderr
-        checked = cli("check", "--root", root)  # in place: each assertion says it, one line each
-        assert isinstance(checked.exception, SystemExit | None), checked.exception
-        assert first.name in checked.output and "damaged" in checked.output
+        checked = cli("check", "--root", root)  # a check over lost data does not pass
+        assert checked.exit_code == 1, checked.output
+        assert checked.stderr.startswith("error: ") and len(checked.stderr.splitlines()) == 1
+        assert first.name in checked.stderr and "damaged" in checked.stderr, checked.stderr
 
 
 def test_a_truncated_partition_found_while_rows_stream_is_named_as_damaged(cli, loaded):

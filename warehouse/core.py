@@ -23,7 +23,7 @@ import pyarrow as pa
 from warehouse import api, commit, db, locks, readcache
 from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
-from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
+from warehouse.errors import DamagedFileError, NotAWarehouseError, QueryError, WarehouseError
 from warehouse.explain import explain_error, scalar
 from warehouse.files import DB_NAME, Layout, make_root
 from warehouse.loading import Loader, LoadResult, PreparedBatch
@@ -482,6 +482,8 @@ class Warehouse:
             for name, sql in db.assertion_queries(self.assertion_texts()):
                 try:
                     out.append((name, scalar(con, f"SELECT count(*) FROM ({sql})"), None))
+                except DamagedFileError:  # not an assertion that cannot run: the data is gone
+                    raise
                 except (duckdb.Error, QueryError) as exc:
                     out.append((name, -1, str(exc).splitlines()[0]))
         return out

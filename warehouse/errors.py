@@ -52,6 +52,10 @@ class UnavailableViewError(QueryError):
     """A view needs columns or tables that were never loaded."""
 
 
+class DamagedFileError(QueryError):
+    """A file of the warehouse was truncated, changed or deleted outside gwh."""
+
+
 class CutoutError(WarehouseError):
     """A cutout file cannot be ingested or a cutout is missing."""
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import duckdb
 
 from warehouse import db
-from warehouse.errors import QueryError
+from warehouse.errors import DamagedFileError, QueryError
 from warehouse.files import damaged_parquet
 from warehouse.readonly import explain_refusal
 
@@ -21,6 +21,9 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = N
     try:
         row = con.execute(sql, list(params) if params else []).fetchone()
     except duckdb.Error as exc:
+        damaged = damaged_parquet(exc)
+        if damaged:
+            raise DamagedFileError(damaged) from None
         raise QueryError(explain_error(exc, con, sql)) from None
     if row is None:
         raise QueryError(f"query returned no row: {sql}")
