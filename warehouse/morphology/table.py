@@ -57,7 +57,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sep
 
-from warehouse.compute.cluster import dask_client, n_workers, resolve_address
+from warehouse.compute.cluster import check_address, dask_client, n_workers, resolve_address
 from warehouse.compute.morphology import measure_on_dask
 from warehouse.core import Warehouse
 from warehouse.db import quote_ident
@@ -246,6 +246,9 @@ def measure_morphology(
     if workers < 1:
         raise MorphologyError(f"--workers must be at least 1, got {workers}")
     measured_bands = _parse_bands(bands, wh.config.bands)
+    address = resolve_address(dask, wh.config.dask)
+    if address is not None:
+        check_address(address)  # a malformed --dask fails even when nothing is left to do
     cv = wh.current_version("cutouts")
     if cv is None or cv.nrows == 0:
         raise MorphologyError(
@@ -302,7 +305,6 @@ def measure_morphology(
     workers = min(workers, math.ceil(len(todo) / per_task))
     report.workers = workers
     show = progress_enabled(progress)
-    address = resolve_address(dask, wh.config.dask)
     where = f"with {workers} worker(s)" if address is None else "on Dask"
     echo(
         f"measuring {len(todo):,} object(s) x {len(measured_bands)} band(s) "

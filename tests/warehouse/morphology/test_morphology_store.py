@@ -12,7 +12,7 @@ import sep
 
 from loaders.morphology import load_morphology
 from warehouse.cutouts import ingest_arrays
-from warehouse.errors import LoadError, MorphologyError
+from warehouse.errors import ComputeError, LoadError, MorphologyError
 from warehouse.images.masks import DEFAULT_BAD_MASK_BITS, HSC_MASK_BITS, mask_bits_value
 from warehouse.morphology import (
     FIELD_UNITS,
@@ -148,6 +148,9 @@ def test_a_rerun_skips_what_is_up_to_date(imaged):
     ingest_arrays(wh, ids[:1], {"r": images["r"][:1] * 2}, simulated=True, source="again")
     one = measure_morphology(wh, workers=1, config=DetectionConfig(detect_thresh=2.5))
     assert (one.measured, one.up_to_date) == (1, N - 1)
+    # a malformed --dask is an error even when nothing is left to measure (not ignored)
+    with pytest.raises(ComputeError, match="local:N with N >= 1"):
+        measure_morphology(wh, workers=1, config=DetectionConfig(detect_thresh=2.5), dask="local:0")
 
 
 def test_a_killed_run_keeps_finished_chunks_and_resumes(imaged, monkeypatch):
