@@ -114,8 +114,7 @@ def _figure(size: tuple[float, float]):  # type: ignore[no-untyped-def]
 
 
 def _query(wh, sql: str, params: list | None = None, given: str = ""):  # type: ignore[no-untyped-def]
-    """``wh.query``; a failure is one line (DuckDB's ``LINE 1: <the plot's SQL>`` and caret
-    point into SQL the user never wrote) naming the expressions the user ``given``."""
+    """``wh.query``; a failure is one line naming what the user ``given`` (not our SQL)."""
     try:
         return wh.query(sql, params)
     except QueryError as exc:
@@ -285,11 +284,12 @@ def plot_sky(
     ra_col, dec_col = (spec.ra, spec.dec) if spec is not None else ("ra", "dec")
     rows = _query(
         wh,
-        f"SELECT {quote_ident(ra_col)}::DOUBLE AS ra, {quote_ident(dec_col)}::DOUBLE AS dec "
-        f"FROM {quote_ident(table)}{_where(where)}",
+        f"SELECT {quote_ident(ra_col)}::DOUBLE AS ra_deg, {quote_ident(dec_col)}::DOUBLE AS "
+        f"dec_deg FROM {quote_ident(table)}{_where(where)}",
+        given=f"--table {table!r}, which needs the columns {ra_col} and {dec_col}",
     )
-    ra = rows.column("ra").to_numpy(zero_copy_only=False).astype(np.float64)
-    dec = rows.column("dec").to_numpy(zero_copy_only=False).astype(np.float64)
+    ra = rows.column("ra_deg").to_numpy(zero_copy_only=False).astype(np.float64)
+    dec = rows.column("dec_deg").to_numpy(zero_copy_only=False).astype(np.float64)
     good = np.isfinite(ra) & np.isfinite(dec)
     ra, dec = ra[good] % 360.0, dec[good]
     dropped = int((~good).sum())

@@ -97,6 +97,8 @@ def test_nothing_to_plot_and_bad_input_are_clear_errors(hubble, tmp_path):
         plot_cmd(hubble, "hubble_source_catalog", "no_such_column", "CI", tmp_path / "a.png")
     with pytest.raises(PlotError, match="no_such_table"):
         plot_sky(hubble, "no_such_table", tmp_path / "a.png")
+    with pytest.raises(PlotError, match='column "ra" not found.*needs the columns ra and dec'):
+        plot_sky(hubble, "gwh_loads", tmp_path / "a.png")  # a table without positions
     for x in ("CI; DROP TABLE hubble_source_catalog", "MatchID || 'a'"):  # parser, cast errors
         with pytest.raises(PlotError) as one_line:
             plot_cmd(hubble, "hubble_source_catalog", x, "A_F814W", tmp_path / "a.png")
