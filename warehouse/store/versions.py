@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse import __version__
-from warehouse.errors import LoadError, QueryError
+from warehouse.errors import DamagedFileError, LoadError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, directory_of, pixel_range
 from warehouse.store.layout import DEFAULT_LAYOUT, DEFAULT_ROW_GROUP_ROWS, ParquetLayout
 
@@ -108,7 +108,7 @@ class CatalogVersion:
                 present = set()
             missing += [self.path / folder / n for n in names if n not in present]
         if missing:
-            raise QueryError(
+            raise DamagedFileError(
                 f"{missing[0]} is missing ({len(missing)} of the {len(self.partitions)} partition "
                 f"files of table {table}): a file of the warehouse was deleted outside gwh. "
                 "Restore the warehouse folder from a backup."
