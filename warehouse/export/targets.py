@@ -1,10 +1,10 @@
-"""Where an export may write: never into the warehouse, and ``--overwrite`` replaces only an
-earlier export.
+"""Where an export may write: never into the warehouse, and an hf ``--overwrite`` replaces only
+an earlier export's folder.
 
 An export's target is replaced whole (a temporary file or folder renamed over it), so a target
 named by mistake would be lost: the warehouse's own files (``warehouse.duckdb``, a partition of
-``catalogs/``, a release), the folder holding the warehouse, or any file or folder that is not
-an export. These checks run before anything is written.
+``catalogs/``, a release), the folder holding the warehouse, or a folder holding anything an hf
+export does not write. These checks run before anything is written.
 """
 
 from __future__ import annotations
@@ -17,19 +17,12 @@ from warehouse.errors import ExportError
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_SUPERBLOCK_OFFSETS = (0, 512, 1024, 2048)  # where HDF5 looks for it (after a user block)
 _HF_ENTRIES = {"README.md", "data"}  # what --format hf writes (hf.py)
 
 
 def check_file_target(wh: Warehouse, out: Path) -> None:
-    """Refuse an HDF5 target inside the warehouse, or an existing file that is not HDF5."""
+    """Refuse an HDF5 target inside the warehouse."""
     _outside_warehouse(wh, out)
-    if out.is_file() and not _is_hdf5(out):
-        raise ExportError(
-            f"{out} exists and is not an HDF5 file; an export replaces only an earlier export "
-            "(.h5). Choose another --out, or remove that file yourself if it is not needed."
-        )
 
 
 def check_folder_target(wh: Warehouse, out: Path) -> None:
@@ -69,15 +62,3 @@ def _outside_warehouse(wh: Warehouse, out: Path) -> None:
                 f"{out} is inside the warehouse ({path.name}), which only gwh's writers change; "
                 "write the export elsewhere."
             )
-
-
-def _is_hdf5(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            for offset in _SUPERBLOCK_OFFSETS:
-                f.seek(offset)
-                if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                    return True
-    except OSError:
-        return False
-    return False

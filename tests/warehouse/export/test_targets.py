@@ -1,5 +1,5 @@
-"""Where an export may write: ``--overwrite`` never replaces the warehouse, its files or a file
-or folder that is not an earlier export (a mistyped target was deleted whole)."""
+"""Where an export may write: ``--overwrite`` never replaces the warehouse, its files, or a
+folder that is not an earlier hf export (a mistyped target was deleted whole)."""
 
 from __future__ import annotations
 
@@ -53,13 +53,7 @@ def test_an_hf_export_never_replaces_the_warehouse_or_a_folder_holding_it(wh, wh
     assert tree_snapshot(wh.root) == before
 
 
-def test_overwrite_replaces_only_an_earlier_export(wh, tmp_path):
-    notes = tmp_path / "notes.h5"
-    notes.write_text("my notes, not HDF5")
-    with pytest.raises(ExportError, match="is not an HDF5 file"):
-        export_hdf5(wh, notes, split="train", options=OPTS, progress=False)
-    assert notes.read_text() == "my notes, not HDF5"
-
+def test_hf_overwrite_replaces_only_an_earlier_export(wh, tmp_path):
     home = tmp_path / "home"
     (home / "data").mkdir(parents=True)
     (home / "data" / "x.parquet").write_bytes(b"")
