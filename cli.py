@@ -267,7 +267,7 @@ def sql(
         return
     result = wh.query(query)
     if out is not None:
-        output.save(result, out, output.column_metadata(wh), wh.allowed_directories())
+        output.save(result, out, output.column_metadata(wh), wh.layout)
         typer.echo(f"wrote {result.num_rows:,} rows to {out}")
     else:
         typer.echo(output.render(result, fmt, max_rows))

@@ -247,3 +247,15 @@ class Layout:
     def scratch(self) -> Path:
         """Scratch space for running work, ``cache/tmp``."""
         return self.cache("tmp")
+
+    def owned_part(self, path: Path) -> str | None:
+        """The part of the warehouse that writing ``path`` would replace, which only gwh's
+        writers change: ``"."`` when ``path`` is the warehouse or a folder holding it, else
+        ``catalogs/``, ``releases/``, ``warehouse.duckdb`` or ``warehouse.toml`` (None: none)."""
+        target = path.parent.resolve() / path.name
+        if self.root.resolve().is_relative_to(target):
+            return "."
+        for own, name in ((self.catalogs, "catalogs/"), (self.releases, "releases/")):
+            if target.is_relative_to(own.resolve()):
+                return name
+        return next((p.name for p in (self.db, self.config) if target == p.resolve()), None)

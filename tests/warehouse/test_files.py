@@ -85,3 +85,18 @@ def test_layout_spells_the_folders(tmp_path: Path) -> None:
 
 def test_pid_alive() -> None:
     assert pid_alive(os.getpid())
+
+
+def test_owned_part_names_what_only_writers_change(tmp_path):
+    root = tmp_path / "w"
+    (root / "catalogs" / "t").mkdir(parents=True)
+    (root / "link").symlink_to(root / "catalogs" / "t")
+    layout = Layout(root)
+    assert layout.owned_part(root) == "." and layout.owned_part(tmp_path) == "."
+    assert layout.owned_part(root / "catalogs" / "t" / "x.parquet") == "catalogs/"
+    assert layout.owned_part(root / "link" / "x.parquet") == "catalogs/"  # through a link
+    assert layout.owned_part(root / "releases" / "v1" / "x.h5") == "releases/"
+    assert layout.owned_part(root / "warehouse.duckdb") == "warehouse.duckdb"
+    assert layout.owned_part(root / "warehouse.toml") == "warehouse.toml"
+    assert layout.owned_part(root / "result.csv") is None  # the folder itself is the user's
+    assert layout.owned_part(tmp_path / "elsewhere.h5") is None

@@ -48,17 +48,14 @@ def check_folder_target(wh: Warehouse, out: Path) -> None:
 
 
 def _outside_warehouse(wh: Warehouse, out: Path) -> None:
-    target = out.parent.resolve() / out.name
-    root = Path(wh.root).resolve()
-    if target == root or root.is_relative_to(target):
+    part = wh.layout.owned_part(out)
+    if part == ".":
         raise ExportError(
-            f"{out} holds the warehouse {root}; an export would replace it. Choose another target."
+            f"{out} holds the warehouse {wh.root}; an export would replace it. Choose another "
+            "target."
         )
-    protected = [*wh.allowed_directories(), root / "warehouse.duckdb", root / "warehouse.toml"]
-    for path in protected:
-        path = Path(path).resolve()
-        if target == path or target.is_relative_to(path):
-            raise ExportError(
-                f"{out} is inside the warehouse ({path.name}), which only gwh's writers change; "
-                "write the export elsewhere."
-            )
+    if part is not None:
+        raise ExportError(
+            f"{out} is inside the warehouse ({part}), which only gwh's writers change; "
+            "write the export elsewhere."
+        )

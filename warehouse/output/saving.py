@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.errors import QueryError
+from warehouse.files import Layout
 from warehouse.output.formats import _huge, _is_nested, _plain, _py_values, _write_csv
 from warehouse.store.contracts import base_tables
 from warehouse.store.hsc_columns import field_metadata, forced_columns, specz_columns
@@ -125,14 +126,14 @@ def save(
     table: pa.Table,
     path: Path,
     column_info: Mapping[str, Mapping[str, str]] | None = None,
-    protected: Sequence[Path] = (),
+    warehouse: Layout | None = None,
 ) -> None:
     """Write ``.csv`` or ``.parquet`` atomically (a temporary file, then a rename).
 
     Parquet carries ``unit``/``description`` field metadata from ``column_info`` (see
     :func:`column_metadata`) and astropy's header; intervals and DuckDB's opaque integers are
-    written as text. CSV writes nested cells as JSON text. Nothing is written inside the
-    ``protected`` folders (a warehouse's catalogs and releases: a reader never writes there).
+    written as text. CSV writes nested cells as JSON text. Nothing is written over the part of
+    ``warehouse`` only gwh's writers change (:meth:`~warehouse.files.Layout.owned_part`).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -140,13 +141,13 @@ def save(
         raise QueryError(f"--out {path}: the file name must end in .csv or .parquet")
     if path.parent and not path.parent.exists():
         raise QueryError(f"--out {path}: folder {path.parent} does not exist; create it first.")
-    target = path.parent.resolve() / path.name
-    for folder in protected:
-        if target.is_relative_to(Path(folder).resolve()):
-            raise QueryError(
-                f"--out {path} is inside the warehouse's {Path(folder).name}/, which only "
-                "gwh's writers change (it could replace a table's data file); write it elsewhere."
-            )
+    part = warehouse.owned_part(path) if warehouse is not None else None
+    if part is not None:
+        where = "holds the warehouse" if part == "." else f"is inside the warehouse's {part}"
+        raise QueryError(
+            f"--out {path} {where}, which only gwh's writers change (it could replace a "
+            "table's data file); write it elsewhere."
+        )
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         if suffix == ".csv":
