@@ -93,7 +93,7 @@ class ServeError(WarehouseError):
     that does not exist (an unknown object, view or release)."""
 
 
-class BadRequestError(ServeError):
+class BadRequestError(WarehouseError):
     """A page or endpoint of ``gwh serve`` was given a malformed parameter (not a whole number,
     out of range, an unknown stretch or column to order by): HTTP 400, not 404."""
 

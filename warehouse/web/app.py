@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from warehouse.errors import BadRequestError, ServeError, WarehouseError
+from warehouse.errors import ServeError, WarehouseError
 from warehouse.web import api, pages
 from warehouse.web.site import Site
 
@@ -24,8 +24,7 @@ STATIC = Path(__file__).parent / "static"
 
 def _error(request: Request, exc: Exception) -> Response:
     """A :class:`WarehouseError` as one line: JSON under /api, else the error page."""
-    missing = isinstance(exc, ServeError) and not isinstance(exc, BadRequestError)
-    status = 404 if missing else 400
+    status = 404 if isinstance(exc, ServeError) else 400
     message = str(exc)
     if request.url.path.startswith("/api/"):
         return api.JSON({"error": message}, status_code=status)
