@@ -9,6 +9,9 @@ import pytest
 from loaders import registry
 from loaders.simulated.catalog import write_archive_csv, write_archive_fits
 from tests.conftest import tree_snapshot
+from warehouse.compute import plan_partitions
+from warehouse.core import Warehouse
+from warehouse.errors import DamagedFileError
 
 BIG = 43158172147386355
 HEADER = "object_id,ra,dec,g_cmodel_mag,g_cmodel_flag\n"
@@ -283,6 +286,45 @@ def test_a_deleted_partition_file_is_one_line_not_fewer_rows(cli, loaded, tmp_pa
         assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
         assert gone.name in result.stderr and "missing" in result.stderr, result.stderr
         assert "hsc_specz" in result.stderr
+
+
+def _cut_margin_file(root):
+    """A margin file of hsc_forced (read only by partition readers), as a user may damage it."""
+    current = root / "catalogs" / "hsc_forced" / "current"
+    return sorted((current / "hsc_forced_10arcs" / "dataset").rglob("Npix=*.parquet"))[0]
+
+
+def test_a_deleted_margin_file_is_one_line_for_readers_and_check(cli, loaded, tmp_path):
+    """Partition readers skipped a partition without a margin file: a deleted one silently
+    dropped the rows near its edges from per-partition answers."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(loaded.root, root, symlinks=True)
+    gone = _cut_margin_file(root)
+    gone.unlink()
+    for args in (["sql", "SELECT count(*) FROM hsc_forced"], ["check"]):
+        result = cli(*args, "--root", root)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+        assert gone.name in result.stderr and "missing" in result.stderr, result.stderr
+        assert "margin files of table hsc_forced" in result.stderr
+    wh = Warehouse.open(root)
+    with pytest.raises(DamagedFileError, match="missing"), wh.reading():
+        plan_partitions(wh)
+
+
+def test_a_truncated_margin_file_is_damaged_for_check_and_partition_readers(cli, loaded):
+    cut = _cut_margin_file(loaded.root)
+    data = cut.read_bytes()
+    cut.unlink()  # the file may be a hard link shared with another version
+    cut.write_bytes(data[: len(data) // 2])
+    result = cli("check", "--root", loaded.root)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+    assert cut.name in result.stderr and "damaged" in result.stderr, result.stderr
+    with loaded.reading(), pytest.raises(DamagedFileError, match=f"{cut.name} is damaged"):
+        plan_partitions(loaded)
 
 
 def test_unknown_table_in_sql(cli, wh_root):

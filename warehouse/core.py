@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Protocol
 import duckdb
 import pyarrow as pa
 
-from warehouse import api, commit, db, locks, readcache
+from warehouse import api, commit, db, health, locks, readcache
 from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
-from warehouse.errors import DamagedFileError, NotAWarehouseError, QueryError, WarehouseError
-from warehouse.explain import explain_error, scalar
+from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
+from warehouse.explain import explain_error
 from warehouse.files import DB_NAME, Layout, make_root
+from warehouse.health import ViewInfo
 from warehouse.loading import Loader, LoadResult, PreparedBatch
 from warehouse.marts.tables import mart_tables
 from warehouse.readonly import check_read_only
@@ -39,16 +40,6 @@ if TYPE_CHECKING:  # return types of query_df, query_table and export
     from warehouse.export import ExportResult
 
 DEFAULT_ROOT = "warehouse"
-
-
-@dataclass(frozen=True)
-class ViewInfo:
-    name: str
-    layer: str
-    kind: str
-    rows: int | None
-    description: str
-    reason: str | None
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path:
@@ -456,37 +447,16 @@ class Warehouse:
         return api.export(self, out, **kwargs)
 
     def views(self, count_rows: bool = True) -> list[ViewInfo]:
-        with self.connect(shared=True) as con:
-            rows = con.execute(
-                "SELECT name, layer, kind, description, available, reason FROM gwh_models "
-                "WHERE kind <> 'macro'"
-            ).fetchall()
-            out = []
-            for name, layer, kind, description, available, reason in rows:
-                n = None
-                if available and count_rows:
-                    n = scalar(con, f"SELECT count(*) FROM {db.quote_ident(name)}")
-                out.append(
-                    ViewInfo(name, layer, kind, n, description, None if available else reason)
-                )
-        return out
+        """Every table and view with its row count (see :func:`warehouse.health.views`)."""
+        return health.views(self, count_rows)
 
     def assertion_texts(self) -> dict[str, str] | None:
         """The contract assertions to run: None for the live ``sql/tests``."""
         return None if self.source is None else self.source.assertion_texts()
 
     def check(self) -> list[tuple[str, int, str | None]]:
-        """Run every contract assertion; (name, failing rows, error or None)."""
-        out: list[tuple[str, int, str | None]] = []
-        with self.connect(shared=True) as con:
-            for name, sql in db.assertion_queries(self.assertion_texts()):
-                try:
-                    out.append((name, scalar(con, f"SELECT count(*) FROM ({sql})"), None))
-                except DamagedFileError:  # not an assertion that cannot run: the data is gone
-                    raise
-                except (duckdb.Error, QueryError) as exc:
-                    out.append((name, -1, str(exc).splitlines()[0]))
-        return out
+        """Every contract assertion, files checked first (see :func:`warehouse.health.check`)."""
+        return health.check(self)
 
     def cone(
         self, ra: float, dec: float, radius_arcsec: float, table: str = "hsc_forced"

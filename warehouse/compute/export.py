@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from warehouse.compute.mapping import map_in_order
 from warehouse.compute.partitions import PartitionPlan, partition_reader, plan_partitions
-from warehouse.errors import ComputeError, QueryError
+from warehouse.errors import ComputeError, DamagedFileError, QueryError
+from warehouse.files import damaged_parquet
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store import Partition
 
@@ -49,6 +50,9 @@ def partition_query(
                 params=[*params, lo, hi],
             ).to_arrow_table()
     except duckdb.Error as exc:
+        damaged = damaged_parquet(exc)
+        if damaged is not None:
+            raise DamagedFileError(damaged) from None
         raise QueryError(f"partition {part.order}/{part.pixel}: {exc}") from None
     if SPATIAL_INDEX_COLUMN in table.column_names:
         h29 = table.column(SPATIAL_INDEX_COLUMN).to_numpy(zero_copy_only=False)

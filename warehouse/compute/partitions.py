@@ -45,7 +45,8 @@ import pyarrow as pa
 from warehouse import db
 from warehouse.compute.mapping import map_in_order
 from warehouse.config import Config
-from warehouse.errors import ComputeError, QueryError
+from warehouse.errors import ComputeError, DamagedFileError, QueryError
+from warehouse.files import damaged_parquet
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, shift
 from warehouse.store import CatalogVersion, Partition
 from warehouse.store.margins import candidate_pixels, margin_order, ring_count
@@ -135,6 +136,8 @@ def plan_partitions(wh: Warehouse, spine: str = SPINE, check: bool = True) -> Pa
     with wh.reading() as snapshot:
         versions = {name: wh.current_version(name) for name in snapshot.registry}
         present = {k: v for k, v in versions.items() if v is not None and k not in views}
+        for name, cv in present.items():  # only partition readers read margins: checked here
+            cv.check_footers(name, cv.margin_files())
         if spine not in present:
             raise ComputeError(
                 f"{spine} has not been loaded, so there are no partitions to split the work by. "
@@ -314,6 +317,9 @@ def partition_rows(plan: PartitionPlan, view: str, part: Partition) -> pa.Table:
                 params=[lo, hi],
             ).to_arrow_table()
     except duckdb.Error as exc:
+        damaged = damaged_parquet(exc)
+        if damaged is not None:
+            raise DamagedFileError(damaged) from None
         raise QueryError(f"{view} over partition {part.order}/{part.pixel}: {exc}") from None
 
 

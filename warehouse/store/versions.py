@@ -93,26 +93,70 @@ class CatalogVersion:
     def files(self) -> list[Path]:
         return [self.path / p.relpath for p in self.partitions]
 
-    def check_files(self, table: str) -> None:
-        """Refuse a version whose partition files are not all on disk: views read a glob, so a
-        file deleted outside gwh would drop its rows from every answer without a word."""
-        wanted: dict[str, list[str]] = {}  # one listing per Dir= folder, not a stat per file
-        for p in self.partitions:
-            folder, name = p.relpath.rsplit("/", 1)
-            wanted.setdefault(folder, []).append(name)
-        missing = []
-        for folder, names in wanted.items():
-            try:
-                present = set(os.listdir(self.path / folder))
-            except OSError:
-                present = set()
-            missing += [self.path / folder / n for n in names if n not in present]
-        if missing:
+    def margin_partitions(self) -> list[Partition]:
+        """The partitions the margin catalog's ``partition_info.csv`` lists (none: no margin)."""
+        if self.margin is None:
+            return []
+        try:
+            return read_partition_info(self.margin)
+        except OSError as exc:
             raise DamagedFileError(
-                f"{missing[0]} is missing ({len(missing)} of the {len(self.partitions)} partition "
-                f"files of table {table}): a file of the warehouse was deleted outside gwh. "
-                "Restore the warehouse folder from a backup."
-            )
+                f"{self.margin}/partition_info.csv cannot be read ({exc.strerror}): a file of the "
+                "warehouse was deleted outside gwh. Restore the warehouse folder from a backup."
+            ) from None
+
+    def margin_files(self) -> list[Path]:
+        """The margin catalog's partition files."""
+        return [self.margin / p.relpath for p in self.margin_partitions()] if self.margin else []
+
+    def check_files(self, table: str) -> None:
+        """Refuse a version whose partition or margin files are not all on disk: views read a
+        glob and margin readers skip a partition without one, so a file deleted outside gwh would
+        drop its rows from answers without a word."""
+        for kind, base, parts in (
+            ("partition", self.path, self.partitions),
+            ("margin", self.margin, self.margin_partitions()),
+        ):
+            if base is None:
+                continue
+            wanted: dict[str, list[str]] = {}  # one listing per Dir= folder, not a stat per file
+            for p in parts:
+                folder, name = p.relpath.rsplit("/", 1)
+                wanted.setdefault(folder, []).append(name)
+            missing = []
+            for folder, names in wanted.items():
+                try:
+                    present = set(os.listdir(base / folder))
+                except OSError:
+                    present = set()
+                missing += [base / folder / n for n in names if n not in present]
+            if missing:
+                raise DamagedFileError(
+                    f"{missing[0]} is missing ({len(missing)} of the {len(parts)} {kind} "
+                    f"files of table {table}): a file of the warehouse was deleted outside gwh. "
+                    "Restore the warehouse folder from a backup."
+                )
+
+    def check_footers(self, table: str, files: list[Path]) -> None:
+        """Refuse ``files`` (of this version) unless each begins and ends with the Parquet magic:
+        a file cut short outside gwh loses its footer. Two small reads per file."""
+        for f in files:
+            try:
+                with open(f, "rb") as fh:
+                    head = fh.read(4)
+                    fh.seek(-4, os.SEEK_END)
+                    tail = fh.read(4)
+            except FileNotFoundError:
+                self.check_files(table)  # says which file is missing, and how many
+                raise
+            except OSError:
+                head = tail = b""
+            if head != b"PAR1" or tail != b"PAR1":
+                raise DamagedFileError(
+                    f"{f} is damaged (no Parquet footer; a file of table {table}): a file of the "
+                    "warehouse was truncated or changed outside gwh. Restore the warehouse folder "
+                    "from a backup, or load its source files again into a new warehouse."
+                )
 
     @property
     def glob(self) -> str:
@@ -162,6 +206,15 @@ def read_version(path: Path) -> CatalogVersion:
         if cprops.get("default_margin"):
             margin = collection / cprops["default_margin"]
     props = read_properties(path / "hats.properties")
+    partitions = read_partition_info(path)
+    schema = pq.read_schema(path / "dataset" / "_common_metadata")
+    return CatalogVersion(
+        path, partitions, schema, int(props["hats_nrows"]), props, collection, margin
+    )
+
+
+def read_partition_info(path: Path) -> list[Partition]:
+    """The partitions a catalog folder's ``partition_info.csv`` lists."""
     partitions = []
     with open(path / "partition_info.csv", encoding="utf-8") as fh:
         header = fh.readline().strip()
@@ -173,10 +226,7 @@ def read_version(path: Path) -> CatalogVersion:
             if line.strip():
                 order, pixel = line.strip().split(",")
                 partitions.append(Partition(int(order), int(pixel)))
-    schema = pq.read_schema(path / "dataset" / "_common_metadata")
-    return CatalogVersion(
-        path, partitions, schema, int(props["hats_nrows"]), props, collection, margin
-    )
+    return partitions
 
 
 def read_properties(path: Path) -> dict[str, str]:
