@@ -131,3 +131,36 @@ def test_take_rows_over_several_chunks_is_table_take():
     ):
         assert take_rows(table, indices).equals(table.take(pa.array(indices)))
     assert take_rows(table, np.zeros(0, np.int64)).num_rows == 0
+
+
+def test_take_rows_in_long_runs_copies_slices_and_is_table_take():
+    """Rows that come in long runs of consecutive rows (pieces covering their own parts of the
+    sky) are sliced and copied once: the same table as a take, one chunk per column."""
+    rng = np.random.default_rng(3)
+    pieces = []
+    for i in range(4):
+        n = 3000 + 500 * i
+        pieces.append(
+            pa.table(
+                {
+                    "k": pa.array(np.arange(n, dtype=np.int64) + 10_000 * i),
+                    "name": pa.array([f"s{i}-{j}" if j % 7 else None for j in range(n)]),
+                    "flag": pa.array(rng.random(n) > 0.5),
+                }
+            )
+        )
+    table = pa.concat_tables(pieces)
+    starts = np.cumsum([0] + [p.num_rows for p in pieces])
+    # runs of 100-400 rows, alternating between the pieces, one run crossing into the next
+    runs = [
+        np.arange(starts[i % 4] + 400 * (i // 4), starts[i % 4] + 400 * (i // 4) + 100 + 3 * i)
+        for i in range(24)
+    ]
+    runs.append(np.arange(starts[1] - 50, starts[1] + 150))  # from the end of one into the next
+    indices = np.concatenate(runs)
+    taken = take_rows(table, indices)
+    assert taken.equals(table.take(pa.array(indices)))
+    assert all(c.num_chunks == 1 for c in taken.columns)
+    assert taken.column("k").to_pylist()[-200:] == list(range(3000 - 50, 3000)) + list(
+        range(10_000, 10_150)
+    )
