@@ -3,8 +3,9 @@
 
 Item ``i`` is row ``i`` of the split (rows in ``_healpix_29``, ``object_id`` order): a dict with
 ``image`` (bands, S, S) float32 and the chosen ``columns``, numbers as tensors (64-bit ids as
-int64, exactly; a nullable integer or boolean column as float64 with NaN for NULL, in both
-formats) and text as ``str``. ``transform`` is applied to that dict.
+int64, exactly; a nullable integer or boolean column as float64 with NaN for NULL, or, beyond
+2**53, int64 with 0 at NULL, in both formats) and text as ``str`` ("" at NULL); ``<column>_isnull``
+gives the NULLs in both formats. ``transform`` is applied to that dict.
 
 The object holds paths and sizes only: it pickles small, and each process (the main one, or a
 ``DataLoader`` worker, forked or spawned) opens its own file handles on first use. Every row is
@@ -120,25 +121,45 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         return [0, n], frozenset()
 
     def _scan_parquet(self) -> tuple[list[int], frozenset[str]]:
+        """Row-group offsets of the split, and which columns are nullable: those holding a NULL
+        in any split of the folder (as the HDF5 export decides over the whole query), so that a
+        column has one type in every split. ``wide`` integer columns hold a value beyond 2**53:
+        they stay int64 (0 at NULL, as in HDF5) instead of float64 with NaN."""
         offsets = [0]
-        nullable: set[str] = set()
         self.groups: list[tuple[int, int]] = []  # (file, row group) of each block
         for k, f in enumerate(self.files):
             meta = pq.ParquetFile(f).metadata
-            schema = meta.schema.to_arrow_schema()
-            missing = [c for c in self.columns if c not in schema.names]
+            names = meta.schema.to_arrow_schema().names
+            self.stored: dict[str, str] = {
+                c: c if c in names else (_isnull_of(c) or c) for c in self.columns
+            }
+            missing = [c for c, name in self.stored.items() if name not in names]
             if missing:
-                self._unknown(missing, schema.names)
+                self._unknown(missing, names)
+            for g in range(meta.num_row_groups):
+                self.groups.append((k, g))
+                offsets.append(offsets[-1] + meta.row_group(g).num_rows)
+        wanted = set(self.stored.values())
+        nullable: set[str] = set()
+        wide: set[str] = set()
+        for f in sorted({*self.files, *(self.path / "data").glob("*.parquet")}):
+            meta = pq.ParquetFile(f).metadata
             for g in range(meta.num_row_groups):
                 rg = meta.row_group(g)
-                self.groups.append((k, g))
-                offsets.append(offsets[-1] + rg.num_rows)
                 for i in range(rg.num_columns):
                     col = rg.column(i)
                     name = col.path_in_schema.split(".")[0]
+                    if name not in wanted:
+                        continue
                     stats = col.statistics
-                    if name in self.columns and (stats is None or stats.null_count):
+                    if stats is None or stats.null_count:
                         nullable.add(name)
+                    if stats is None or not stats.has_min_max:
+                        continue
+                    if isinstance(stats.min, int) and not isinstance(stats.min, bool):
+                        if max(abs(stats.min), abs(stats.max)) > 2**53:
+                            wide.add(name)
+        self.wide = frozenset(wide)
         return offsets, frozenset(nullable)
 
     def _unknown(self, missing: list[str], names: Sequence[str]) -> None:
@@ -202,14 +223,22 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
             # those already read leave the process (its RSS stays a row group or two). One
             # thread: DataLoader workers are the parallelism.
             shard = pq.ParquetFile(self.files[k], memory_map=True)
-            table = shard.read_row_group(g, columns=list(self.columns), use_threads=False)
+            stored = list(dict.fromkeys(self.stored.values()))
+            table = shard.read_row_group(g, columns=stored, use_threads=False)
             del shard
-            self._cache = (block, {c: self._block(table.column(c), c) for c in self.columns})
+            self._cache = (block, {c: self._column(table, c) for c in self.columns})
         j = i - self.offsets[block]
         out: dict[str, Any] = {}
         for c, values in self._cache[1].items():
             out[c] = _tensor(values[j], values.dtype)
         return out
+
+    def _column(self, table: pa.Table, name: str) -> np.ndarray:
+        """``name`` of a row group; ``<column>_isnull`` (which HDF5 exports store) is derived
+        from the column's Parquet NULLs when the shard has no such column."""
+        if self.stored[name] != name:
+            return table.column(self.stored[name]).is_null().to_numpy(zero_copy_only=False)
+        return self._block(table.column(name), name)
 
     def _block(self, col: pa.ChunkedArray, name: str) -> np.ndarray:
         arr = col.combine_chunks()
@@ -221,11 +250,18 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
                 t = t.value_type
             values = arr.to_numpy(zero_copy_only=False)
             return values.reshape(*shape, *_inner_shape(col.type))
+        if name in self.wide and pa.types.is_integer(t):
+            return arr.fill_null(0).to_numpy(zero_copy_only=False)  # exact; NULL -> 0
         if name in self.nullable and (pa.types.is_integer(t) or pa.types.is_boolean(t)):
             return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)  # NULL -> NaN
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            return np.array(arr.to_pylist(), dtype=object)
+            return np.array(arr.fill_null("").to_pylist(), dtype=object)  # NULL -> "", as HDF5
         return arr.to_numpy(zero_copy_only=False)
+
+
+def _isnull_of(name: str) -> str | None:
+    """The column whose NULLs ``name`` (``<column>_isnull``) flags, else None."""
+    return name[: -len("_isnull")] if name.endswith("_isnull") else None
 
 
 def _inner_shape(t: pa.DataType) -> list[int]:

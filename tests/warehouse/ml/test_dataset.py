@@ -166,3 +166,55 @@ def test_the_readme_training_loop_runs(exports, tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"epoch 1 loss \d", out.stdout), out.stdout
+
+
+NULLS_SQL = (
+    "SELECT object_id, split, ra, dec,"
+    " CASE WHEN object_id % 3 = 0 THEN NULL ELSE 9223372036854775000 + object_id % 700 END"
+    " AS big_id,"
+    " CASE WHEN object_id % 3 = 1 THEN NULL ELSE object_id % 7 END AS small_int,"
+    " CASE WHEN object_id % 3 = 2 THEN NULL ELSE object_id % 2 = 0 END AS flag,"
+    " CASE WHEN object_id % 3 = 0 THEN NULL ELSE 'x' || object_id % 5 END AS label,"
+    " CASE WHEN split = 'test' THEN NULL ELSE 1 END AS null_in_test"
+    " FROM ml_objects"
+)
+
+
+@pytest.fixture(scope="module")
+def null_exports(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ml_nulls")
+    wh = build_warehouse(base / "w", n=150)
+    ingest_coded(wh, [r[0] for r in objects(wh)])
+    opts = ExportOptions(size=8, mask=False, variance=False)
+    export_all_splits(wh, base / "h5", sql=NULLS_SQL, options=opts, progress=False)
+    export_hf(wh, base / "hf", sql=NULLS_SQL, options=opts, progress=False)
+    truth = {r["object_id"]: r for r in wh.query(NULLS_SQL).to_pylist()}
+    return base, truth
+
+
+@pytest.mark.parametrize("fmt", ["h5", "hf"])
+def test_nulls_and_ids_near_2_63_read_the_same_from_both_formats(null_exports, fmt):
+    base, truth = null_exports
+    cols = ["object_id", "big_id", "big_id_isnull", "small_int", "flag", "label"]
+    cols += ["label_isnull", "null_in_test"]
+    for split in ("train", "test"):
+        ds = GalaxyDataset(base / fmt, split=split, columns=cols)
+        assert len(ds) > 3
+        for i in range(len(ds)):
+            item = ds[i]
+            want = truth[int(item["object_id"])]
+            assert item["big_id"].dtype == torch.int64  # beyond 2**53: exact int64, 0 at NULL
+            assert int(item["big_id"]) == (want["big_id"] or 0)
+            assert bool(item["big_id_isnull"]) is (want["big_id"] is None)
+            assert item["small_int"].dtype == torch.float64  # NaN at NULL
+            if want["small_int"] is None:
+                assert torch.isnan(item["small_int"])
+            else:
+                assert float(item["small_int"]) == want["small_int"]
+            assert item["flag"].dtype == torch.float64
+            assert item["label"] == (want["label"] or "")  # text: "" at NULL, as in HDF5
+            assert bool(item["label_isnull"]) is (want["label"] is None)
+            # nullable anywhere in the export: float64 in every split, as the HDF5 file has it
+            assert item["null_in_test"].dtype == torch.float64
+        batch = next(iter(DataLoader(ds, batch_size=len(ds))))  # every column collates
+        assert batch["big_id"].dtype == torch.int64 and len(batch["label"]) == len(ds)
