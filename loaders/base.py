@@ -132,19 +132,19 @@ class KeysOfChunks:
     of their own. A refused file's chunks are rolled back by the load.
 
     A composite key whose first column is an integer (spec-z: object_id, specz_name; ids repeat,
-    an object having several spectra) has its ids sorted a chunk at a time in a thread, and
-    merged, while the next chunk is read: :meth:`check`, which the load waits for after the last
-    chunk, then only looks closer at the rows whose id repeats instead of sorting the whole
-    file's ids first (a single id key, e.g. forced object_id, is sorted at the check: an export
-    sorted by id takes milliseconds)."""
+    an object having several spectra) has its ids sorted a chunk at a time in a thread while the
+    next chunk is read: :meth:`check`, which the load waits for after the last chunk, merges the
+    sorted chunks in one stable sort (which finds them as runs: 7 ms for 1.89 M ids in 9 chunks,
+    33 ms if the ids were random, where merging them pairwise took 44-150 ms) and only looks
+    closer at the rows whose id repeats (a single id key, e.g. forced object_id, is sorted at
+    the check: an export sorted by id takes milliseconds)."""
 
     def __init__(self, key: tuple[str, ...]):
         self.key = key
         self._parts: list[pa.Table] = []
         self._starts: list[tuple[int, int]] = []  # (row in the kept keys, its number in the file)
         self._last: SourceTable | None = None
-        self._sorted: list[Future] = []  # a chunk's ids sorted and merged, in the thread
-        self._runs: list[tuple[int, np.ndarray, np.ndarray]] = []  # (chunks, rows, ids by id)
+        self._sorted: list[Future] = []  # a chunk's (rows, ids) sorted by id, in the thread
         self._pool: ThreadPoolExecutor | None = None
 
     def add(self, src: SourceTable) -> None:
@@ -160,7 +160,7 @@ class KeysOfChunks:
             # int64 whatever the integer width: equal ids stay equal, and runs merge
             ids = part.column(self.key[0]).to_numpy(zero_copy_only=False)
             ids = ids.astype(np.int64, copy=False)
-            self._sorted.append(self._pool.submit(self._push, ids, self._starts[-1][0]))
+            self._sorted.append(self._pool.submit(_sorted_ids, ids, self._starts[-1][0]))
 
     def check(self) -> None:
         """No key twice over every chunk added (rows named by their number in the file)."""
@@ -174,28 +174,15 @@ class KeysOfChunks:
         check_not_null(src, table, self.key)
         _refuse_repeats(src, table, self.key, self._rows_repeating(table))
 
-    def _push(self, ids: np.ndarray, offset: int) -> None:
-        """(In the thread.) Sort one chunk's ids (its rows numbered from ``offset``) and merge
-        runs of as many chunks, as a merge sort would: each id is merged about log2(chunks)
-        times, not once per chunk after it."""
-        order = np.argsort(ids, kind="stable")
-        run = (1, order + np.int64(offset), ids[order])
-        while self._runs and self._runs[-1][0] == run[0]:
-            before = self._runs.pop()
-            run = (before[0] + run[0], *_merge_sorted(before[1:], run[1:]))
-        self._runs.append(run)
-
     def _rows_repeating(self, table: pa.Table) -> pa.Table | None:
         """:func:`_rows_repeating` of the first key column, from the ids sorted already."""
-        for future in self._sorted:
-            future.result()
+        runs = [future.result() for future in self._sorted]
         if self._pool is not None:  # a chunk added later starts another
             self._pool.shutdown()
             self._pool = None
-        rows, values = self._runs[-1][1:]
-        for before in reversed(self._runs[:-1]):
-            rows, values = _merge_sorted(before[1:], (rows, values))
-        self._runs = [(len(self._parts), rows, values)]
+        values = np.concatenate([v for _rows, v in runs])
+        merged = np.argsort(values, kind="stable")  # equal ids: the earlier chunk's first
+        rows, values = np.concatenate([r for r, _values in runs])[merged], values[merged]
         repeated = values[1:] == values[:-1]
         if not repeated.any():
             return None
@@ -213,21 +200,10 @@ class KeysOfChunks:
         return pa.concat_tables(pieces)
 
 
-def _merge_sorted(
-    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two (rows, ids) runs sorted by id merged into one (``first``'s before ``second``'s among
-    equal ids), in one pass."""
-    old_rows, old_values = first
-    rows, values = second
-    at = np.searchsorted(old_values, values, "right") + np.arange(values.size)
-    new = np.zeros(old_values.size + values.size, bool)
-    new[at] = True
-    merged_rows = np.empty(new.size, np.int64)
-    merged_values = np.empty(new.size, values.dtype)
-    merged_rows[at], merged_values[at] = rows, values
-    merged_rows[~new], merged_values[~new] = old_rows, old_values
-    return merged_rows, merged_values
+def _sorted_ids(ids: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """(In the thread.) One chunk's (row numbers from ``offset``, ids) sorted by id, stably."""
+    order = np.argsort(ids, kind="stable")
+    return order + np.int64(offset), ids[order]
 
 
 @dataclass(frozen=True)
