@@ -74,3 +74,15 @@ def test_haversine_small_separation():
     # 1 milliarcsecond apart in Dec: the cosine formula loses this in float64
     d = angular_separation_deg(np.array([10.0]), np.array([20.0]), 10.0, 20.0 + 1e-3 / 3600)
     assert abs(d[0] * 3600 - 1e-3) < 1e-9
+
+
+def test_spatial_index_wraps_ra_exactly_as_np_mod_would():
+    """RA outside [0, 360) (or -0.0) is wrapped; inside, the values go to healpy unchanged."""
+    import healpy as hp
+
+    ra = np.array([0.0, -0.0, 360.0, 359.999999999, -10.0, 725.0, 1e-300, 150.25])
+    dec = np.array([0.0, 0.0, 0.0, 89.9999, -5.0, 5.0, -90.0, 2.2])
+    want = hp.ang2pix(2**29, np.mod(ra, 360.0), dec, nest=True, lonlat=True)
+    assert spatial_index(ra, dec).tolist() == np.asarray(want, np.int64).tolist()
+    inside = slice(6, 8)  # only values in [0, 360): no wrap needed
+    assert spatial_index(ra[inside], dec[inside]).tolist() == want[inside].tolist()
