@@ -6,14 +6,18 @@ attributes an export written by HDF5 itself (lzf) has, and the same bytes every 
 
 from __future__ import annotations
 
+import mmap
+import os
+
 import h5py
 import numpy as np
 import pytest
 
 from tests.warehouse.cutouts.test_cutouts import objects
 from tests.warehouse.export.test_blocks import BANDS, BIG, S, noise, sha256, stores  # noqa: F401
+from warehouse.cutouts import CUTOUTS
 from warehouse.export import ExportOptions, export_hdf5
-from warehouse.export.chunkfile import ChunkFile, PlaneViews
+from warehouse.export.chunkfile import ChunkFile, PlaneViews, byte_ranges
 from warehouse.export.options import PLANES
 from warehouse.images.fit import fit_to_size
 
@@ -100,3 +104,34 @@ def test_old_and_new_layouts_still_give_the_same_bytes(stores):  # noqa: F811
     new_file = export_hdf5(wh, base / "lay-new.h5", sql=COMPLETE, options=opts).path
     old_file = export_hdf5(old, base / "lay-old.h5", sql=COMPLETE, options=opts).path
     assert sha256(new_file) == sha256(old_file)
+
+
+def test_byte_ranges_cover_each_value_and_its_length_from_a_page_start():
+    nbytes = 100
+    src = np.array([[8196, 8300], [8404, 200000], [300000, 8508]])  # values after a 4-byte length
+    ranges = byte_ranges(src, nbytes, gap=1000)
+    page = [a // mmap.PAGESIZE * mmap.PAGESIZE for a in (8192, 199996, 299996)]
+    ends = (8508 + nbytes, 200000 + nbytes, 300000 + nbytes)
+    assert ranges == [(a, b - a) for a, b in zip(page, ends, strict=True)]
+    assert all(start % mmap.PAGESIZE == 0 for start, _ in ranges)
+    for offset in src.ravel().tolist():  # every value's length and bytes inside one range
+        assert any(a <= offset - 4 and offset + nbytes <= a + n for a, n in ranges)
+    assert byte_ranges(src, nbytes, gap=10**6) == [(page[0], 300100 - page[0])]
+    assert byte_ranges(np.zeros((0, 5), np.int64), nbytes) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise")
+def test_an_export_from_a_store_out_of_the_page_cache_has_the_same_bytes(stores):  # noqa: F811
+    """The partitions' pages are mapped ahead of the copy (read from disk where they left the
+    page cache): dropped from it first, the export is byte-identical to one from memory."""
+    wh, _old, base = stores
+    opts = ExportOptions(size=S)
+    warm = export_hdf5(wh, base / "warm.h5", sql=COMPLETE, options=opts).path
+    for path in wh.current_version(CUTOUTS.name).files():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    cold = export_hdf5(wh, base / "cold.h5", sql=COMPLETE, options=opts).path
+    assert sha256(cold) == sha256(warm)
