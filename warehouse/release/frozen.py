@@ -23,10 +23,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def _check_name(name: str) -> None:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):  # not match: "$" would let a trailing newline through
         raise ReleaseError(
-            f"{name!r} is not a release name: use letters, digits, '.', '_' or '-' "
-            "(e.g. v1, 2026-11-paper)."
+            f"{name!r} is not a release name: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. v1, 2026-11-paper)."
         )
 
 
@@ -154,7 +154,7 @@ def resolve(root: Path | None, release: str) -> FrozenWarehouse:
 
 def describe(frozen: FrozenWarehouse) -> dict:
     m = frozen.manifest
-    return {
+    shown = {
         k: m[k]
         for k in (
             "name",
@@ -175,3 +175,4 @@ def describe(frozen: FrozenWarehouse) -> dict:
         },
         "inputs": m["inputs"],
     }
+    return shown | {k: m[k] for k in ("subsets", "leakage") if k in m}  # older ones have none

@@ -79,6 +79,10 @@ def test_names_are_immutable_and_validated(loaded):
         create_release(loaded, "v1")
     with pytest.raises(ReleaseError, match="not a release name"):
         create_release(loaded, "../evil")
+    for bad in ("v2\n", "a" * 65, "-v2"):  # a trailing newline used to pass the pattern
+        with pytest.raises(ReleaseError, match="not a release name: use 1 to 64 letters"):
+            create_release(loaded, bad)
+    assert sorted(p.name for p in (loaded.root / "releases").iterdir()) == ["v1"]
     with pytest.raises(ReleaseError, match="no release 'v9'.*releases: v1"):
         open_release(loaded.root, "v9")
 

@@ -3,6 +3,8 @@ they changed; an export --subset of the release selects the recorded objects."""
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 
@@ -56,3 +58,8 @@ def test_manifest_leakage_and_subsets_and_their_diff(tmp_path, cli):
     assert "neighbours in different splits: train/test" in text
     r = cli("release", "diff", "v1", "v2", "--root", str(wh.root))
     assert r.exit_code == 0 and "leakage (gwh splits check, radius 5.0 -> 5.0 arcsec)" in r.output
+    shown = cli("release", "show", "v2", "--root", str(wh.root))
+    assert shown.exit_code == 0
+    manifest = json.loads(shown.output)  # show prints the manifest's leakage and subsets too
+    assert manifest["leakage"]["identical_pairs"] == {"train/test": 1}
+    assert manifest["subsets"]["tiny"]["splits"]["test"] == tiny
