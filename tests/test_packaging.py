@@ -105,3 +105,11 @@ def test_ci_runs_the_readme_commands_verbatim_and_in_order():
     positions = [ci.find(c) for c in commands]
     assert all(p >= 0 for p in positions), "a README command is not in .ci/run verbatim"
     assert positions[0] < positions[1]
+
+
+def test_the_ml_extra_brings_what_the_readme_ml_section_imports():
+    # README "From a release to a training loop": torch for GalaxyDataset and datasets for
+    # `datasets.load_dataset('galaxies/')`; pip install -e '.[ml]' must bring both.
+    extra = _pyproject()["project"]["optional-dependencies"]["ml"]
+    names = {_norm(re.split(r"[\s<>=!~;\[(]", d, maxsplit=1)[0]) for d in extra}
+    assert {"torch", "datasets"} <= names
