@@ -72,7 +72,15 @@ def _local_workers(address: str) -> int | None:
             f"--dask {address}: write local:N with N >= 1 worker processes (e.g. local:2), "
             "or a scheduler address such as tcp://host:8786"
         )
-    return int(m.group(1))
+    workers, cores = int(m.group(1)), os.cpu_count() or 1
+    most = max(8, 4 * cores)
+    if workers > most:
+        raise ComputeError(
+            f"--dask {address} would start {workers:,} worker processes on this machine's "
+            f"{cores} core(s): use local:N with N <= {most}, or a scheduler address such as "
+            "tcp://host:8786 for a cluster"
+        )
+    return workers
 
 
 def _require_distributed() -> Any:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from warehouse.compute import ENV_VAR, dask_client, map_in_order, resolve_address
+from warehouse.compute.cluster import check_address
 from warehouse.compute.mapping import cluster_mapper
 from warehouse.config import Config, parse_config
 from warehouse.errors import ComputeError, ConfigError
@@ -78,6 +79,13 @@ def test_compute_section_of_warehouse_toml():
 def test_bad_local_worker_count(address):
     with pytest.raises(ComputeError, match="local:N with N >= 1"), dask_client(address):
         pass
+
+
+def test_a_local_cluster_beyond_the_machine_is_refused_before_it_starts():
+    # local:100000 (a typo for a scheduler port, say) started processes until killed
+    many = f"local:{max(8, 4 * (os.cpu_count() or 1)) + 1}"
+    with pytest.raises(ComputeError, match="worker processes on this machine's"):
+        check_address(many)
 
 
 def test_unreachable_scheduler_is_one_line():
