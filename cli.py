@@ -265,12 +265,12 @@ def sql(
         shown, total = api.preview(wh, query, max_rows)
         typer.echo(output.format_table(shown, max_rows, total=total))
         return
-    result = wh.query(query)
-    if out is not None:
-        output.save(result, out, output.column_metadata(wh), wh.layout)
-        typer.echo(f"wrote {result.num_rows:,} rows to {out}")
-    else:
-        typer.echo(output.render(result, fmt, max_rows))
+    with api.open_stream(wh, query) as rows:  # a batch at a time, never the whole result
+        if out is None:
+            output.write_stream(rows, fmt, lambda text: typer.echo(text, nl=False))
+            return
+        n = output.save_stream(rows, out, output.column_metadata(wh), wh.layout)
+    typer.echo(f"wrote {n:,} rows to {out}")
 
 
 @app.command()

@@ -15,8 +15,9 @@ Unit("mag")
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -35,7 +36,17 @@ if TYPE_CHECKING:
 
     from warehouse.core import Warehouse
 
-__all__ = ["export", "first_rows", "preview", "query_df", "query_table", "to_astropy", "units_of"]
+__all__ = [
+    "export",
+    "first_rows",
+    "open_stream",
+    "preview",
+    "query_df",
+    "query_table",
+    "stream",
+    "to_astropy",
+    "units_of",
+]
 
 
 def units_of(wh: Warehouse, table: pa.Table, sources: Sequence[str] = ()) -> dict[str, str]:
@@ -99,14 +110,54 @@ def to_astropy(table: pa.Table, units: Mapping[str, str] | None = None) -> Table
 def preview(wh: Warehouse, sql: str, max_rows: int) -> tuple[pa.Table, int]:
     """The first ``max_rows`` rows of one read-only statement and how many rows it has, read
     as a stream: memory holds the rows shown, not the result (``gwh sql``'s table format)."""
+    with open_stream(wh, sql) as reader:
+        return first_rows(reader, max_rows)
+
+
+@contextlib.contextmanager
+def open_stream(
+    wh: Warehouse, sql: str, batch_rows: int = 65_536
+) -> Iterator[pa.RecordBatchReader]:
+    """The rows of one read-only statement as a stream of batches (see :func:`stream`), read
+    while the context is open: ``gwh sql``'s formats and ``--out`` never hold the result."""
     statement = check_read_only(sql)
     with wh.connect(shared=True) as con:
-        try:
-            return first_rows(con.sql(statement).to_arrow_reader(65_536), max_rows)
-        except duckdb.Error as exc:
-            raise QueryError(explain_error(exc, con, statement)) from None
-        except (OSError, pa.ArrowException) as exc:  # DuckDB's error after the first batches
-            raise QueryError(damaged_parquet(exc) or str(exc).strip()) from None
+        yield stream(con, statement, batch_rows)
+
+
+def stream(
+    con: duckdb.DuckDBPyConnection, statement: str, batch_rows: int = 65_536
+) -> pa.RecordBatchReader:
+    """The rows of ``statement`` (already checked) as batches of about ``batch_rows`` rows.
+
+    The one place an error DuckDB raises for a query is explained, whether it comes at once
+    or after the first batches (then as pyarrow's ``OSError``/``ArrowException``): a
+    :class:`QueryError` (a damaged file named as such). A cancellation passes through as it
+    came (``duckdb.InterruptException``, ``KeyboardInterrupt``, ``RuntimeError``).
+    """
+    try:
+        reader = con.sql(statement).to_arrow_reader(batch_rows)
+    except duckdb.InterruptException:
+        raise
+    except duckdb.Error as exc:
+        raise QueryError(explain_error(exc, con, statement)) from None
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        it = iter(reader)
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except duckdb.InterruptException:
+                raise
+            except duckdb.Error as exc:
+                raise QueryError(explain_error(exc, con, statement)) from None
+            except (OSError, pa.ArrowException) as exc:  # DuckDB's error after the first batches
+                raise QueryError(damaged_parquet(exc) or str(exc).strip()) from None
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def first_rows(reader: pa.RecordBatchReader, max_rows: int | None) -> tuple[pa.Table, int]:

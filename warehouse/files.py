@@ -41,6 +41,7 @@ __all__ = [
     "host_tag",
     "json_hash",
     "make_root",
+    "missing_parent",
     "parquet_bytes",
     "pid_alive",
     "sha256_hex",
@@ -146,6 +147,17 @@ def atomic_write_bytes(dest: Path, chunks: Iterator[bytes] | bytes) -> Path:
             os.unlink(tmp)
         raise
     return dest
+
+
+def missing_parent(out: Path, option: str = "--out") -> str | None:
+    """What to say when the folder ``out`` would be written in does not exist (None: it does):
+    an output option never creates folders, so a typo in one is caught, not a tree of them."""
+    parent = Path(out).parent
+    if parent.is_dir():
+        return None
+    if parent.exists():
+        return f"{option} {out}: {parent} is not a folder; give a path in a folder."
+    return f"{option} {out}: folder {parent} does not exist; create it first."
 
 
 @contextlib.contextmanager

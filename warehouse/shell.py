@@ -24,11 +24,9 @@ import duckdb
 import pyarrow as pa
 
 from warehouse import output
-from warehouse.api import first_rows
+from warehouse.api import first_rows, stream
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
-from warehouse.explain import explain_error
-from warehouse.files import damaged_parquet
 from warehouse.readonly import check_read_only
 
 if TYPE_CHECKING:
@@ -103,16 +101,12 @@ def run_query(wh: Warehouse, sql: str, max_rows: int | None = None) -> tuple[pa.
     statement = check_read_only(sql)
     with wh.connect(shared=True) as con, interrupt_on_ctrl_c(con) as hit:
         try:
-            return first_rows(con.sql(statement).to_arrow_reader(65_536), max_rows)
+            return first_rows(stream(con, statement), max_rows)
         except (duckdb.InterruptException, KeyboardInterrupt):
             raise Cancelled() from None
-        except duckdb.Error as exc:
-            raise QueryError(explain_error(exc, con, statement)) from None
-        except (RuntimeError, OSError, pa.ArrowException) as exc:
+        except (RuntimeError, QueryError):
             if hit.is_set():  # duckdb 2.0 reports its own Ctrl-C check this way
                 raise Cancelled() from None
-            if not isinstance(exc, RuntimeError):  # DuckDB's error while the rows stream
-                raise QueryError(damaged_parquet(exc) or str(exc).strip()) from None
             raise
 
 

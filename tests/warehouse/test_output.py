@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -283,3 +284,66 @@ def test_an_error_while_the_rows_stream_is_one_line(cli, loaded):
     r = cli("sql", q, "--root", str(loaded.root))
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.exception
     assert r.stderr.startswith("error: ") and "boom" in r.stderr
+
+
+def _batches(table: pa.Table, rows: int) -> pa.RecordBatchReader:
+    """``table`` as a stream of batches of ``rows`` rows, as DuckDB hands a result over."""
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=rows))
+
+
+def test_streamed_formats_are_the_text_render_gives(every_type):
+    """gwh sql --format csv/json/jsonl print a batch at a time: the same text as the whole
+    result rendered at once (csv's last newlines stripped as render does), for no rows too."""
+    many = pa.concat_tables([every_type.drop_columns(["uuid"])] * 7)
+    trailing_null = pa.table({"z": pa.array([1, None, None], pa.int64())})
+    for table in (many, many.slice(0, 0), trailing_null):
+        for fmt in ("csv", "json", "jsonl"):
+            got: list[str] = []
+            output.write_stream(_batches(table, 3), fmt, got.append)
+            assert "".join(got) == output.render(table, fmt) + "\n", (fmt, table.num_rows)
+            assert len(got) > 2 or table.num_rows < 7, fmt  # written as the batches came
+
+
+def test_streamed_parquet_is_the_file_of_the_whole_table(tmp_path, monkeypatch):
+    """--out x.parquet writes a batch at a time: the same bytes as the whole table in one
+    write (row groups cut as pyarrow cuts them), text lengths in astropy's header over every
+    batch (spilled beside the output first, then removed)."""
+    from astropy.table import Table
+
+    from warehouse.output import saving
+
+    table = pa.table(
+        {
+            "object_id": pa.array([2**62 + i for i in range(10)], pa.int64()),
+            "name": pa.array(["a", None, "b" * 9, "c", "d", "é" * 3, "", None, "x", "y"]),
+            "blob": pa.array([b"\x00"] * 9 + [b"\x01" * 5]),
+        }
+    )
+    info = {"object_id": {"description": "id"}}
+    monkeypatch.setattr(saving, "ROW_GROUP_ROWS", 4)
+    output.save_stream(_batches(table, 3), tmp_path / "streamed.parquet", info)
+    with pq.ParquetWriter(
+        tmp_path / "whole.parquet",
+        pq.read_schema(tmp_path / "streamed.parquet"),
+        compression="snappy",
+    ) as writer:
+        writer.write_table(saving.with_metadata(table, info), row_group_size=4)
+    streamed = (tmp_path / "streamed.parquet").read_bytes()
+    assert streamed == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "streamed.parquet").metadata.num_row_groups == 3
+    meta = pq.read_schema(tmp_path / "streamed.parquet").metadata
+    assert meta[b"table::len::name"] == b"9" and meta[b"table::len::blob"] == b"5"
+    read = Table.read(tmp_path / "streamed.parquet")
+    assert list(read["name"])[:3] == ["a", "None", "b" * 9] and read["name"].dtype.str == "<U9"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.parquet", "whole.parquet"]
+
+
+def test_an_error_while_csv_json_or_out_stream_is_one_line_and_leaves_no_file(cli, loaded):
+    q = "select case when range = 500000 then error('boom') else range end AS x from range(1000000)"
+    out = loaded.root.parent / "x.parquet"
+    for args in (["-f", "csv"], ["-f", "json"], ["--out", out], ["--out", out.with_suffix(".csv")]):
+        r = cli("sql", q, *args, "--root", str(loaded.root))
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (args, r.exception)
+        assert r.stderr.startswith("error: ") and "boom" in r.stderr, r.stderr
+        assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert not [p for p in loaded.root.parent.iterdir() if p.name.startswith(("x.", ".x."))]

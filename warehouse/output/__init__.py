@@ -29,9 +29,10 @@ from warehouse.output.formats import (
     format_table,
     render,
     terminal_width,
+    write_stream,
 )
 from warehouse.output.formats import MAX_CELL as MAX_CELL
-from warehouse.output.saving import column_metadata, save, with_metadata
+from warehouse.output.saving import column_metadata, save, save_stream, with_metadata
 
 __all__ = [
     "FORMATS",
@@ -42,6 +43,8 @@ __all__ = [
     "format_table",
     "render",
     "save",
+    "save_stream",
     "terminal_width",
     "with_metadata",
+    "write_stream",
 ]

@@ -11,7 +11,7 @@ import math
 import shutil
 import textwrap
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -354,15 +354,66 @@ def format_csv(table: pa.Table) -> str:
 
 
 def _write_csv(table: pa.Table, where) -> None:  # type: ignore[no-untyped-def]
+    _write_csv_batches(pa.RecordBatchReader.from_batches(table.schema, table.to_batches()), where)
+
+
+def _write_csv_batches(
+    reader: pa.RecordBatchReader,
+    where,  # type: ignore[no-untyped-def]
+    flush: Callable[[], None] = lambda: None,
+) -> int:
+    """CSV of every row of ``reader`` into ``where`` (a path or binary file), a batch at a time:
+    the bytes :func:`pyarrow.csv.write_csv` gives for the whole table; ``flush`` runs after each
+    batch. Returns the row count."""
+    rows = 0
     try:
-        pcsv.write_csv(
-            _text_nested(table), where, write_options=pcsv.WriteOptions(quoting_style="needed")
-        )
+        schema = _text_nested(reader.schema.empty_table()).schema
+        options = pcsv.WriteOptions(quoting_style="needed")
+        with pcsv.CSVWriter(where, schema, write_options=options) as writer:
+            for batch in reader:
+                writer.write_table(_text_nested(pa.Table.from_batches([batch])))
+                rows += batch.num_rows
+                flush()
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:  # pragma: no cover
         raise QueryError(
             f"CSV cannot hold a column of this result ({exc}); cast it in the SQL "
             "(e.g. CAST(x AS VARCHAR)) or use --format json / --out x.parquet."
         ) from None
+    return rows
+
+
+def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], None]) -> None:
+    """:func:`render` of every row of ``reader`` in ``fmt`` (csv, json or jsonl) followed by a
+    newline, handed to ``write`` a batch at a time: the same text, never the whole result."""
+    if fmt == "csv":
+        buf = io.BytesIO()
+        tail = ""  # render strips the text's last newlines (and echo adds one back)
+
+        def flush() -> None:
+            nonlocal tail
+            text = tail + buf.getvalue().decode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+            kept = text.rstrip("\n")
+            tail = text[len(kept) :]
+            if kept:
+                write(kept)
+
+        _write_csv_batches(reader, buf, flush)
+        flush()
+        write("\n")
+        return
+    if fmt not in ("json", "jsonl"):
+        raise QueryError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    first = True
+    for batch in reader:
+        rows = list(_rows_json(pa.Table.from_batches([batch])))
+        if not rows:
+            continue
+        lead = ("[\n" if fmt == "json" else "") if first else (",\n" if fmt == "json" else "\n")
+        write(lead + (",\n" if fmt == "json" else "\n").join(rows))
+        first = False
+    write(("[]" if first else "\n]") + "\n" if fmt == "json" else "\n")
 
 
 def render(table: pa.Table, fmt: str, max_rows: int | None = 100) -> str:

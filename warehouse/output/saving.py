@@ -1,21 +1,28 @@
 """Query results as files: ``--out x.csv`` or ``x.parquet`` written atomically, Parquet with
-each column's unit and description (Arrow field metadata and astropy's header)."""
+each column's unit and description (Arrow field metadata and astropy's header).
+
+Results are written a batch at a time (:func:`save_stream`): memory holds one Parquet row group
+(up to :data:`ROW_GROUP_ROWS` rows, fewer for a wide result, :data:`ROW_GROUP_BYTES`), not the
+result. Astropy's header needs each text column's longest value before the file is begun, so
+a result with text columns is first spilled to an Arrow file beside the output (removed after).
+"""
 
 from __future__ import annotations
 
 import functools
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.errors import QueryError
-from warehouse.files import Layout
-from warehouse.output.formats import _huge, _is_nested, _plain, _py_values, _write_csv
+from warehouse.files import Layout, missing_parent
+from warehouse.output.formats import _huge, _is_nested, _plain, _py_values, _write_csv_batches
 from warehouse.store.contracts import base_tables
 from warehouse.store.hsc_columns import field_metadata, forced_columns, specz_columns
 
@@ -70,9 +77,32 @@ def with_metadata(table: pa.Table, info: Mapping[str, Mapping[str, str]]) -> pa.
     return pa.Table.from_arrays(table.columns, schema=pa.schema(fields, table.schema.metadata))
 
 
-def _astropy_header(table: pa.Table) -> dict[bytes, bytes]:
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or _is_bytes(t)
+
+
+def _is_bytes(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+def _text_lengths(table: pa.Table, seen: dict[str, tuple[int, bool]]) -> None:
+    """Fold ``table``'s text columns into ``seen``: {column: (longest value, any NULL)}, the
+    length in characters (bytes for BLOBs), as ``len`` of the Python value counts it."""
+    for f in table.schema:
+        if _is_text(f.type):
+            col = table.column(f.name)
+            length = pc.binary_length(col) if _is_bytes(f.type) else pc.utf8_length(col)
+            longest = pc.max(length).as_py() or 0
+            old, nulls = seen.get(f.name, (0, False))
+            seen[f.name] = (max(old, longest), nulls or col.null_count > 0)
+
+
+def _astropy_header(
+    schema: pa.Schema, lengths: Mapping[str, tuple[int, bool]]
+) -> dict[bytes, bytes]:
     """astropy's Parquet header: units and descriptions (its ``table_meta_yaml``) and string
-    lengths (``table::len::<col>``), so ``Table.read`` neither scans nor fails on NULLs."""
+    lengths (``table::len::<col>``, from ``lengths``: :func:`_text_lengths` of every row), so
+    ``Table.read`` neither scans nor fails on NULLs."""
     # astropy is imported only when a Parquet file is written: it costs ~1 s to import.
     import astropy.units as u
     from astropy.table import Column, Table
@@ -80,23 +110,18 @@ def _astropy_header(table: pa.Table) -> dict[bytes, bytes]:
 
     out: dict[bytes, bytes] = {}
     header = Table()
-    for f in table.schema:
+    for f in schema:
         t = f.type
         meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
-        if pa.types.is_string(t) or pa.types.is_large_string(t):
-            col = table.column(f.name)
-            lengths = [len(v) for v in col.to_pylist() if v is not None]
-            n = max(lengths, default=0)
-            if col.null_count:
-                n = max(n, 4)  # astropy reads a NULL as the text "None"
-            out[f"table::len::{f.name}".encode()] = str(max(n, 1)).encode()
-            dtype = np.dtype(f"U{max(n, 1)}")
-        elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            col = table.column(f.name)
-            n = max((len(v) for v in col.to_pylist() if v is not None), default=0)
-            n = max(n, 4 if col.null_count else 1)  # astropy reads a NULL as b"None"
+        if _is_text(t):
+            longest, nulls = lengths.get(f.name, (0, False))
+            if _is_bytes(t):
+                n = max(longest, 4 if nulls else 1)  # astropy reads a NULL as b"None"
+                dtype = np.dtype(f"S{n}")
+            else:
+                n = max(max(longest, 4) if nulls else longest, 1)  # a NULL reads as "None"
+                dtype = np.dtype(f"U{n}")
             out[f"table::len::{f.name}".encode()] = str(n).encode()
-            dtype = np.dtype(f"S{n}")
         else:
             try:
                 dtype = np.dtype(t.to_pandas_dtype())
@@ -122,13 +147,34 @@ def _parquet_ready(table: pa.Table) -> pa.Table:
     return table
 
 
+ROW_GROUP_ROWS = 1024 * 1024
+"""Rows per Parquet row group, as :func:`pyarrow.parquet.write_table` cuts a whole table."""
+ROW_GROUP_BYTES = 256 * 1024 * 1024
+"""A row group of a wider result is cut at this many bytes: memory holds one row group."""
+RESULT_CHUNK_ROWS = 131_072
+"""Rows per chunk of a whole DuckDB result (``to_arrow_table`` of DuckDB 2): the writer cuts its
+pages at chunk ends too, so a streamed result is re-chunked so to write the same bytes."""
+
+
 def save(
     table: pa.Table,
     path: Path,
     column_info: Mapping[str, Mapping[str, str]] | None = None,
     warehouse: Layout | None = None,
 ) -> None:
-    """Write ``.csv`` or ``.parquet`` atomically (a temporary file, then a rename).
+    """:func:`save_stream` of a table in memory."""
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    save_stream(reader, path, column_info, warehouse)
+
+
+def save_stream(
+    reader: pa.RecordBatchReader,
+    path: Path,
+    column_info: Mapping[str, Mapping[str, str]] | None = None,
+    warehouse: Layout | None = None,
+) -> int:
+    """Write the rows of ``reader`` as ``.csv`` or ``.parquet`` atomically (a temporary file,
+    then a rename), a batch at a time; returns the row count.
 
     Parquet carries ``unit``/``description`` field metadata from ``column_info`` (see
     :func:`column_metadata`) and astropy's header; intervals and DuckDB's opaque integers are
@@ -139,8 +185,9 @@ def save(
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise QueryError(f"--out {path}: the file name must end in .csv or .parquet")
-    if path.parent and not path.parent.exists():
-        raise QueryError(f"--out {path}: folder {path.parent} does not exist; create it first.")
+    missing = missing_parent(path)
+    if missing is not None:
+        raise QueryError(missing)
     part = warehouse.owned_part(path) if warehouse is not None else None
     if part is not None:
         where = "holds the warehouse" if part == "." else f"is inside the warehouse's {part}"
@@ -149,28 +196,99 @@ def save(
             "table's data file); write it elsewhere."
         )
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    spill = tmp.with_suffix(".arrow")
     try:
         if suffix == ".csv":
-            _write_csv(table, tmp)
+            rows = _write_csv_batches(reader, str(tmp))
         else:
-            table = with_metadata(_parquet_ready(table), column_info or {})
-            meta = dict(table.schema.metadata or {})
-            if not any(
-                _is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType) for f in table.schema
-            ):
-                meta.update(_astropy_header(table))
-            try:
-                pq.write_table(table.replace_schema_metadata(meta), tmp, compression="snappy")
-            except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:
-                raise QueryError(
-                    f"--out {path}: Parquet cannot hold a column of this result ({exc}); cast it "
-                    "in the SQL (e.g. CAST(x AS VARCHAR)) or write .csv."
-                ) from None
+            rows = _write_parquet(reader, tmp, column_info or {}, spill, path)
         os.replace(tmp, path)
     except OSError as exc:
         raise QueryError(
             f"--out {path}: {exc.strerror or exc}; choose a folder you can write."
         ) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for f in (tmp, spill):
+            if f.exists():
+                f.unlink()
+    return rows
+
+
+def _write_parquet(
+    reader: pa.RecordBatchReader,
+    tmp: Path,
+    info: Mapping[str, Mapping[str, str]],
+    spill: Path,
+    path: Path,
+) -> int:
+    """The Parquet file of :func:`save_stream`: the bytes ``pq.write_table`` gives for the whole
+    result (each row group as it cuts them), with astropy's header unless a column is nested."""
+
+    def ready(batch: pa.RecordBatch | pa.Table) -> pa.Table:
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        return with_metadata(_parquet_ready(table), info)
+
+    schema = ready(reader.schema.empty_table()).schema
+    meta = dict(schema.metadata or {})
+    tables: Iterator[pa.Table] = (ready(b) for b in reader)
+    header = not any(_is_nested(f.type) or isinstance(f.type, pa.BaseExtensionType) for f in schema)
+    lengths: dict[str, tuple[int, bool]] = {}
+    if header and any(_is_text(f.type) for f in schema):  # the longest values first
+        with pa.OSFile(str(spill), "wb") as sink, pa.ipc.new_file(sink, schema) as ipc:
+            for table in tables:
+                _text_lengths(table, lengths)
+                ipc.write_table(table)
+        tables = _read_spill(spill)
+    if header:
+        meta.update(_astropy_header(schema, lengths))
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, schema.with_metadata(meta), compression="snappy") as writer:
+            for group in _row_groups(tables, schema):
+                writer.write_table(group)
+                rows += group.num_rows
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as exc:
+        raise QueryError(
+            f"--out {path}: Parquet cannot hold a column of this result ({exc}); cast it "
+            "in the SQL (e.g. CAST(x AS VARCHAR)) or write .csv."
+        ) from None
+    return rows
+
+
+def _read_spill(spill: Path) -> Iterator[pa.Table]:
+    with pa.OSFile(str(spill), "rb") as source:
+        ipc = pa.ipc.open_file(source)
+        for i in range(ipc.num_record_batches):
+            yield pa.Table.from_batches([ipc.get_batch(i)])
+
+
+def _row_groups(tables: Iterator[pa.Table], schema: pa.Schema) -> Iterator[pa.Table]:
+    """``tables`` regrouped as row groups of :data:`ROW_GROUP_ROWS` rows (the last one shorter),
+    cut sooner when one would pass :data:`ROW_GROUP_BYTES`; one empty table for no rows."""
+    held: list[pa.Table] = []
+    rows = nbytes = start = 0
+    for table in tables:
+        held.append(table)
+        rows += table.num_rows
+        nbytes += table.nbytes
+        while rows >= ROW_GROUP_ROWS or (nbytes >= ROW_GROUP_BYTES and rows):
+            whole = pa.concat_tables(held)
+            cut = min(rows, ROW_GROUP_ROWS)
+            yield _chunked_as_a_result(whole.slice(0, cut), start)
+            start += cut
+            rest = whole.slice(cut)
+            held, rows, nbytes = [rest], rest.num_rows, rest.nbytes
+    if rows or not start:
+        yield _chunked_as_a_result(pa.concat_tables(held), start) if held else schema.empty_table()
+
+
+def _chunked_as_a_result(group: pa.Table, start: int) -> pa.Table:
+    """Rows ``start`` on of a result, in one chunk per :data:`RESULT_CHUNK_ROWS` of the result."""
+    pieces, at = [], 0
+    while at < group.num_rows:
+        end = min(
+            group.num_rows, ((start + at) // RESULT_CHUNK_ROWS + 1) * RESULT_CHUNK_ROWS - start
+        )
+        pieces.append(group.slice(at, end - at).combine_chunks())
+        at = end
+    return pa.concat_tables(pieces) if pieces else group
