@@ -117,3 +117,27 @@ def test_choose_order_resolves_the_field_and_keeps_pixels_populated():
     assert choose_order(1.0, lambda k: np.full(10, 2 ** (12 - k))) == 10
     assert choose_order(1.0, lambda k: np.full(10, 1)) == 8
     assert choose_order(360.0, lambda k: np.full(10, 100)) == 3  # 768 pixels on the sky
+
+
+def test_out_in_a_missing_folder_is_refused_as_sql_out_refuses_it(hubble, tmp_path):
+    """``gwh plot --out /nonexistent/dir/x.png`` created the folders; gwh sql --out refuses.
+    Both now say the same line, and nothing is created."""
+    from warehouse import output
+    from warehouse.errors import QueryError
+
+    out = tmp_path / "no" / "such" / "cmd.png"
+    with pytest.raises(PlotError) as plotted:
+        plot_cmd(hubble, "hubble_source_catalog", "W3_F336W - W3_F438W", "W3_F438W", out)
+    with pytest.raises(PlotError, match="does not exist; create it first"):
+        plot_sky(hubble, "hubble_source_catalog", out)
+    with pytest.raises(QueryError) as saved:
+        output.save(hubble.query("select 1 as x"), out.with_suffix(".csv"))
+    want = f"--out {out}: folder {out.parent} does not exist; create it first."
+    assert str(plotted.value) == want
+    assert str(saved.value) == want.replace(".png", ".csv")
+    assert not (tmp_path / "no").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PlotError, match="is not a folder"):
+        plot_cmd(
+            hubble, "hubble_source_catalog", "W3_F336W", "W3_F438W", tmp_path / "file" / "a.png"
+        )

@@ -140,6 +140,7 @@ def test_cutout_preview_is_readable(loaded, tmp_path):
     ids = _ingest_simulated(loaded)
     z = loaded.query("SELECT specz_redshift FROM ml_objects WHERE object_id = ?", [ids[0]])
     out = tmp_path / "p" / "preview.png"
+    out.parent.mkdir()  # plots never create folders (as gwh sql --out)
     r = plot_cutout(loaded, ids[0], out)
     width, height, dpi = png_size_and_dpi(out)
     assert (width, height) == r.pixels and round(dpi) >= 150 and width >= 1200

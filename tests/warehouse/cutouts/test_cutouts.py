@@ -532,6 +532,7 @@ def test_ingest_arrays_needs_catalog_objects(wh):
 def test_show_writes_a_png_preview(wh, tmp_path):
     rows = objects(wh, limit=1)
     ingest_cutouts(wh, write_coded_fits(tmp_path, rows, bands="gri"))
+    (tmp_path / "p").mkdir()  # a preview never creates folders (as gwh sql --out)
     out = show_cutout(wh, rows[0][0], tmp_path / "p" / "preview.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]

@@ -1,130 +1,30 @@
-"""PNG plots for a person: a density-coloured colour-magnitude diagram and a HEALPix sky map.
-
-Both read the warehouse with SQL (``x``/``y`` are SQL expressions over the table's columns, as in
-``gwh sql``), label their axes with units (from the columns' metadata or the archive schema),
-put the counts in the title, and write the PNG atomically at a fixed size (``width`` x
-``height`` inches at ``dpi``).
-
-Examples
---------
->>> plot_cmd(wh, "hubble_source_catalog", "A_F555W - A_F814W", "A_F555W",
-...          "cmd.png")  # doctest: +SKIP
->>> plot_sky(wh, "hsc_forced", "sky.png")  # doctest: +SKIP
-"""
+"""Plots of a table's rows: the density-coloured colour-magnitude diagram and the HEALPix
+sky map."""
 
 from __future__ import annotations
 
 import math
 import os
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from warehouse.core import Warehouse
-from warehouse.cutouts import read_cutout
 from warehouse.db import quote_ident
-from warehouse.errors import QueryError, WarehouseError
-from warehouse.files import atomic_path
 from warehouse.healpix import SPATIAL_INDEX_ORDER, spatial_index
-from warehouse.images import preview
-from warehouse.lineage import column_units, simulated_sources
-from warehouse.store.contracts import base_tables
-
-__all__ = [
-    "PlotResult",
-    "choose_order",
-    "column_units",
-    "plot_cmd",
-    "plot_cutout",
-    "plot_sky",
-    "show_cutout",
-]
-
-DPI = 150
-SIZE_INCHES = (7.0, 6.0)
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class PlotError(WarehouseError):
-    """A plot cannot be made (no rows, bad expression, unknown table)."""
-
-
-@dataclass(frozen=True)
-class PlotResult:
-    path: Path
-    points: int  # rows plotted
-    dropped: int  # rows left out (NULL or non-finite values)
-    pixels: tuple[int, int]  # PNG width, height
-    detail: str = ""
-    title: str = ""
-    x_label: str = ""
-    y_label: str = ""
-    simulated: tuple[str, ...] = ()  # the simulated inputs behind the plot (empty: real data)
-    figure: Any = field(default=None, repr=False, compare=False)  # the matplotlib Figure
-    note: str = ""  # what ``gwh plot`` says of it after the size
-
-    def summary(self) -> str:
-        return f"wrote {self.path} ({self.pixels[0]}x{self.pixels[1]} px, {self.note})"
-
-
-def _table_spec(table: str):  # type: ignore[no-untyped-def]
-    defs = base_tables()
-    return defs[table].spec if table in defs else None
-
-
-def _mark_simulated(fig, wh, table: str) -> list[str]:  # type: ignore[no-untyped-def]
-    """A SIMULATED watermark across the figure when any input of ``table`` is simulated."""
-    sources = simulated_sources(wh, table)
-    if sources:
-        preview.watermark_simulated(fig, fontsize=64, alpha=0.18, rotation=30)
-    return sources
-
-
-def _axis_label(expr: str, units: dict[str, str], given: str | None) -> tuple[str, str]:
-    """The label of an axis and the unit found for the expression ('' if none or mixed)."""
-    names = {m.lower() for m in _IDENT.findall(expr)}
-    found = {units[n] for n in names if n in units}
-    unit = found.pop() if len(found) == 1 else ""
-    if given:
-        return given, unit
-    return (f"{expr} [{unit}]" if unit else expr), unit
-
-
-def _save_png(fig, out: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise PlotError(f"{out}: plots are PNG files; give a name ending in .png")
-    with atomic_path(out) as tmp:
-        FigureCanvasAgg(fig)
-        fig.savefig(tmp, dpi=DPI, format="png")
-    width, height = fig.get_size_inches()
-    return int(round(width * DPI)), int(round(height * DPI))
-
-
-def _figure(size: tuple[float, float]):  # type: ignore[no-untyped-def]
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=size, dpi=DPI, layout="constrained")
-
-
-def _query(wh, sql: str, params: list | None = None, given: str = ""):  # type: ignore[no-untyped-def]
-    """``wh.query``; a failure is one line naming what the user ``given`` (not our SQL)."""
-    try:
-        return wh.query(sql, params)
-    except QueryError as exc:
-        first = str(exc).strip().splitlines()[0].strip()
-        raise PlotError(f"{first} (in {given})" if given else first) from None
-
-
-def _where(where: str | None) -> str:
-    return f" WHERE ({where})" if where else ""
-
+from warehouse.lineage import column_units
+from warehouse.plots.common import (
+    IDENT,
+    SIZE_INCHES,
+    PlotError,
+    PlotResult,
+    axis_label,
+    mark_simulated,
+    new_figure,
+    plot_query,
+    save_png,
+    table_spec,
+    where_sql,
+)
 
 # -- colour-magnitude diagram ---------------------------------------------------------------------
 
@@ -147,9 +47,10 @@ def plot_cmd(
     a side). A y axis of one magnitude (not a colour) is inverted: bright at the top. The axes
     show the central 99% of each coordinate; points outside are counted in the title.
     """
-    rows = _query(
+    rows = plot_query(
         wh,
-        f"SELECT ({x})::DOUBLE AS x, ({y})::DOUBLE AS y FROM {quote_ident(table)}{_where(where)}",
+        f"SELECT ({x})::DOUBLE AS x, ({y})::DOUBLE AS y "
+        f"FROM {quote_ident(table)}{where_sql(where)}",
         given=f"--x {x!r}, --y {y!r}" + (f", --where {where!r}" if where else ""),
     )
     xs = rows.column("x").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -163,14 +64,14 @@ def plot_cmd(
             f"{' where ' + where if where else ''} ({dropped:,} rows with NULL/NaN values)."
         )
     units = column_units(wh, table)
-    xl, _ = _axis_label(x, units, x_label)
-    yl, _ = _axis_label(y, units, y_label)
+    xl, _ = axis_label(x, units, x_label)
+    yl, _ = axis_label(y, units, y_label)
     # one magnitude (not a colour, a difference of two): bright at the top
-    magnitude = sum(units.get(n.lower()) == "mag" for n in set(_IDENT.findall(y))) == 1
+    magnitude = sum(units.get(n.lower()) == "mag" for n in set(IDENT.findall(y))) == 1
 
     from matplotlib.colors import LogNorm
 
-    fig = _figure(size)
+    fig = new_figure(size)
     ax = fig.add_subplot()
     # the axes show the central 99% of each coordinate, so sentinels (-99 mag) do not squash
     # the diagram; the points outside are counted in the title
@@ -206,14 +107,14 @@ def plot_cmd(
         notes.append(f"{int((~inside).sum()):,} outside the axes")
     if notes:
         title += f" ({'; '.join(notes)})"
-    simulated = _mark_simulated(fig, wh, table)
+    simulated = mark_simulated(fig, wh, table)
     if simulated:
         title = f"SIMULATED data - {title}"
     if where:
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.25)
-    pixels = _save_png(fig, Path(out))
+    pixels = save_png(fig, Path(out))
     return PlotResult(
         Path(out),
         int(xs.size),
@@ -280,12 +181,12 @@ def plot_sky(
     """
     import healpy as hp
 
-    spec = _table_spec(table)
+    spec = table_spec(table)
     ra_col, dec_col = (spec.ra, spec.dec) if spec is not None else ("ra", "dec")
-    rows = _query(
+    rows = plot_query(
         wh,
         f"SELECT {quote_ident(ra_col)}::DOUBLE AS ra_deg, {quote_ident(dec_col)}::DOUBLE AS "
-        f"dec_deg FROM {quote_ident(table)}{_where(where)}",
+        f"dec_deg FROM {quote_ident(table)}{where_sql(where)}",
         given=f"--table {table!r}, which needs the columns {ra_col} and {dec_col}",
     )
     ra = rows.column("ra_deg").to_numpy(zero_copy_only=False).astype(np.float64)
@@ -328,7 +229,7 @@ def plot_sky(
         p = hp.ang2pix(nside, lon % 360.0, lat, nest=True, lonlat=True)
         return np.array([lookup.get(int(v), np.nan) for v in p.ravel()]).reshape(p.shape)
 
-    fig = _figure(size)
+    fig = new_figure(size)
     full_sky = span > 60.0
     from matplotlib.colors import LogNorm
 
@@ -383,13 +284,13 @@ def plot_sky(
     title = f"{table}: {ra.size:,} objects in {pix.size:,} HEALPix pixels (order {order})"
     if dropped:
         title += f"; {dropped:,} without a position left out"
-    simulated = _mark_simulated(fig, wh, table)
+    simulated = mark_simulated(fig, wh, table)
     if simulated:
         title = f"SIMULATED data - {title}"
     if where:
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10, pad=18 if full_sky else 6)
-    pixels = _save_png(fig, Path(out))
+    pixels = save_png(fig, Path(out))
     return PlotResult(
         Path(out),
         int(ra.size),
@@ -403,98 +304,3 @@ def plot_sky(
         fig,
         note=f"{int(ra.size):,} objects, order {order}",
     )
-
-
-# -- one object's cutouts --------------------------------------------------------------------------
-
-
-def _redshift(wh, object_id: int) -> tuple[float | None, str]:  # type: ignore[no-untyped-def]
-    """The object's spec-z from ml_objects (the deduplicated match), else hsc_specz's most
-    precise entry; (None, "") when neither knows it."""
-    for sql, source in (
-        ("SELECT specz_redshift FROM ml_objects WHERE object_id = ?", "spec-z, ml_objects"),
-        (
-            "SELECT specz_redshift FROM hsc_specz WHERE object_id = ? "
-            "ORDER BY specz_redshift_err NULLS LAST LIMIT 1",
-            "spec-z, hsc_specz",
-        ),
-    ):
-        try:
-            rows = wh.query(sql, [int(object_id)])
-        except QueryError:  # a view or table not loaded: try the next
-            continue
-        if rows.num_rows and rows.column(0)[0].as_py() is not None:
-            return float(rows.column(0)[0].as_py()), source
-    return None, ""
-
-
-def plot_cutout(
-    wh,  # type: ignore[no-untyped-def]
-    object_id: int,
-    out: str | os.PathLike[str],
-    bands: Sequence[str] | None = None,
-) -> PlotResult:
-    """A PNG of one object's stored cutouts a person can read (see
-    :func:`warehouse.images.preview.cutout_figure`): RGB with a scale bar in arcsec, object id,
-    RA/Dec, redshift when known, each band with its colour bar; SIMULATED when it is.
-
-    Raises
-    ------
-    CutoutError
-        No cutouts ingested, or none for this object.
-    """
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise PlotError(f"{out}: previews are PNG files; give a name ending in .png")
-    cut = read_cutout(wh, object_id, bands)
-    meta = cut.metadata
-    present = [b for b, ok in zip(cut.bands, cut.present, strict=True) if ok]
-    # one scale bar needs one pixel scale (to a micro-arcsec: FITS round-off is not a difference)
-    scales = {
-        round(float(meta[f"{b}_pixel_scale"]), 6) for b in present if meta.get(f"{b}_pixel_scale")
-    }
-    zps = {z for z, ok in zip(cut.zeropoints, cut.present, strict=True) if ok}
-    if zps == {None}:
-        units = "normalised (no zeropoint)"
-    elif len(zps) == 1:
-        units = f"flux (AB zeropoint {zps.pop():g})"
-    else:
-        units = "image units (zeropoints differ by band)"
-    redshift, source = _redshift(wh, object_id)
-    info = preview.CutoutInfo(
-        object_id=cut.object_id,
-        ra=meta.get("ra"),
-        dec=meta.get("dec"),
-        redshift=redshift,
-        redshift_source=source,
-        pixel_scale=scales.pop() if len(scales) == 1 else None,
-        simulated=cut.simulated,
-        units=units,
-        missing=tuple(b for b in cut.bands if b not in present),
-    )
-    fig = preview.cutout_figure(cut.images, cut.bands, info)
-    with atomic_path(out) as tmp:
-        preview.save_figure_png(fig, tmp)
-    width, height = fig.get_size_inches()
-    dpi = preview.FIGURE_DPI
-    return PlotResult(
-        out,
-        1,
-        0,
-        (int(round(width * dpi)), int(round(height * dpi))),
-        f"object_id {cut.object_id}",
-        fig.get_suptitle(),
-        simulated=("cutouts: simulated pixels",) if cut.simulated else (),
-        figure=fig,
-        note=fig.get_suptitle(),
-    )
-
-
-def show_cutout(
-    wh: Warehouse, object_id: int, png: str | os.PathLike[str], bands: Sequence[str] | None = None
-) -> Path:
-    """Save a preview PNG of one object (:func:`plot_cutout`): a Lupton RGB composite (i, r, g)
-    with a scale bar, the object's id, position and redshift, one panel per band with a colour
-    bar in the stored pixel units. Missing bands are drawn blank and named; simulated images say
-    SIMULATED."""
-    return plot_cutout(wh, object_id, png, bands).path
