@@ -145,10 +145,9 @@ class ChunkFile:
         self.pending.append(self.pool.submit(self._mapped, *job))
 
     def _mapped(self, name: str, rows, src: np.ndarray, buf, nbytes: int, where: str) -> None:
-        with self.lock:
-            mine = self.ahead.popleft() if self.ahead else None
-        if mine is not None and mine[2] is not None:
-            mine[2].result()  # its pages mapped (read from disk if they had to be)
+        with self.lock:  # its pages are being mapped, ahead of the copy (not waited for)
+            if self.ahead:
+                self.ahead.popleft()
         self._read_ahead()
         if not lengths_match(buf, src.ravel(), nbytes):
             raise ExportError(
@@ -164,10 +163,10 @@ class ChunkFile:
 
     def _read_ahead(self) -> None:
         """Map the pages of the next :data:`READ_AHEAD` queued partitions in a thread of its own
-        (``MADV_POPULATE_READ``: read from disk where they left the page cache, in large
-        requests), while the writer copies the one before: a store's pages may be gone (the
-        kernel drops pages of files unread for a while, and under other jobs' I/O), and read
-        fault by fault in the copy, 1.6 GB took 2-2.7 s against 1 s from memory."""
+        (``MADV_POPULATE_READ``: read from disk where they left the page cache), ahead of the
+        writer's copy, which follows without waiting: a store's pages may be gone (the kernel
+        drops pages of files unread for a while, and under other jobs' I/O), and read fault by
+        fault in the copy, 1.6 GB took 2-2.7 s against 1 s from memory."""
         with self.lock:
             for entry in list(self.ahead)[:READ_AHEAD]:
                 if entry[2] is None and not self.stopping:

@@ -20,6 +20,7 @@ from warehouse.cutouts import CUTOUTS
 from warehouse.errors import ExportError
 from warehouse.export.attrs import image_units
 from warehouse.export.blocks import fine_switching
+from warehouse.export.early import EarlyPartition
 from warehouse.export.options import ExportOptions
 from warehouse.export.plan import _Plan
 from warehouse.export.stream import _stream
@@ -40,11 +41,12 @@ def _write(
     bar,
     extra: dict,
     batches: Iterator[pa.RecordBatch] | None = None,
+    early: EarlyPartition | None = None,
 ) -> dict:
     # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
     h5 = h5py.File(target, "w", libver=("v108", "v108"), track_order=False)
     try:
-        writer = _Writer(h5, plan, cv, opts, bar)
+        writer = _Writer(h5, plan, cv, opts, bar, early)
         try:
             with fine_switching():  # the writer threads hand the GIL over often (blocks.py)
                 _stream(con, writer, plan, bar, batches)

@@ -24,6 +24,7 @@ from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError, QueryError
 from warehouse.export.attrs import export_digest, provenance, stored_digest
 from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_columns
+from warehouse.export.early import EarlyPartition, first_path
 from warehouse.export.h5file import _write
 from warehouse.export.options import ExportOptions, ExportResult
 from warehouse.export.plan import _Plan, _plan, base_query, keyed_width
@@ -157,6 +158,9 @@ def _export_split(
                     f"band(s) {', '.join(unknown)} are not in {opts.images}; it holds "
                     f"{', '.join(held)}."
                 )
+        # the first partition's file read while the export is planned (uncompressed HDF5)
+        first = first_path(cv) if sink is None and opts.compression is None else None
+        early = None if first is None else EarlyPartition(first, bands, opts.size)
         labels = label_columns(wh)
         # The checks and counts read the views stored in warehouse.duckdb (nothing built);
         # the catalog sort gets a connection of its own only when it may need to spill.
@@ -174,7 +178,7 @@ def _export_split(
             target = tmp / out.name
 
             def write(con, plan: _Plan, extra: dict, bar, batches) -> dict:
-                return _write(con, target, plan, cv, opts, split, bar, extra, batches)
+                return _write(con, target, plan, cv, opts, split, bar, extra, batches, early)
 
             # errors name the file the user asked for, not the temporary one being built
             with _named(target, out):

@@ -21,6 +21,7 @@ from warehouse.export.attrs import OWN_DATASETS
 from warehouse.export.blocks import BlockMaker, PartitionFile, fine_switching, readable
 from warehouse.export.chunkfile import ChunkFile, PlaneViews
 from warehouse.export.columns import _PREFIX, _check_labels, _values, to_numpy
+from warehouse.export.early import FIRST_PLANE, EarlyPartition, shape_columns
 from warehouse.export.options import PLANES, ExportOptions
 from warehouse.export.pages import plane_offsets
 from warehouse.export.pixels import (
@@ -43,8 +44,17 @@ CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
 class _Writer:
     """Streams one export into an open h5py File."""
 
-    def __init__(self, h5, plan: _Plan, cv, opts: ExportOptions, progress) -> None:
+    def __init__(
+        self,
+        h5,
+        plan: _Plan,
+        cv,
+        opts: ExportOptions,
+        progress,
+        early: EarlyPartition | None = None,
+    ) -> None:
         self.h5, self.plan, self.opts, self.progress = h5, plan, opts, progress
+        self.early = early  # the first partition, read while the export was planned
         self.size = opts.size
         self.planes = list(plan.planes)
         n, nb, s = plan.rows, len(plan.bands), opts.size
@@ -274,19 +284,17 @@ class _Writer:
     def write_partition(self, k: int, rows: np.ndarray, ids: np.ndarray) -> None:
         part = k  # k names a row of the file below
         path = self.part_paths[k]
-        # Memory-mapped: the pixel bytes are read straight from the page cache (~3x faster).
-        pfile = PartitionFile(path)
-        pf, names = pfile.pf, pfile.names
         bands = self.plan.bands
-        shape_cols = [
-            band_column(b, w)
-            for b in bands
-            for w in ("height", "width")
-            if band_column(b, w) in names
-        ]
-        # In this thread: pyarrow's pool may be busy decoding the next plane (read ahead).
-        with readable(path):
-            meta = pf.read(columns=["object_id", *shape_cols], use_threads=False)
+        early = None if self.early is None else self.early.get(path)  # read while planning
+        if early is not None:
+            pfile, meta = early[0], early[1]
+        else:  # memory-mapped: the pixel bytes are read straight from the page cache
+            pfile = PartitionFile(path)
+            # In this thread: pyarrow's pool may be busy decoding the next plane (read ahead).
+            with readable(path):
+                columns = ["object_id", *shape_columns(bands, pfile.names)]
+                meta = pfile.pf.read(columns=columns, use_threads=False)
+        names = pfile.names
         stored = to_numpy(meta.column("object_id"))
         sorter = np.argsort(stored, kind="stable")
         at = np.searchsorted(stored, ids, sorter=sorter)
@@ -398,6 +406,9 @@ class _Writer:
     def _stored(self, k: int, plane: str, part: PartitionFile | None = None):
         """Partition ``k``'s file and where each row's S x S ``plane`` of every band lies in it
         (pages.py), or None where they are not stored so (then read through pyarrow)."""
+        early = None if self.early is None else self.early.get(self.part_paths[k])
+        if (k, plane) not in self.stored and early is not None and plane == FIRST_PLANE:
+            self.stored[(k, plane)] = (early[0], early[2])  # read while planning
         if (k, plane) not in self.stored:
             part = part or PartitionFile(self.part_paths[k])
             dtype = np.dtype(PLANES[plane][0])
