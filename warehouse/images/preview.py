@@ -254,17 +254,23 @@ class CutoutInfo:
     missing: tuple[str, ...] = ()  # bands without a cutout (drawn blank)
 
 
-def scale_bar_arcsec(side_arcsec: float) -> float:
-    """The longest round angle (1, 2, 5, 10, ... arcsec) at most a third of the image side."""
+def scale_bar_arcsec(side_arcsec: float) -> float | None:
+    """The longest round angle (1, 2, 5, 10, ... arcsec) at most a third of the image side; on
+    a small image the shortest if it is at most 80% of the side, else None (no bar fits)."""
     fitting = [a for a in SCALE_BARS_ARCSEC if a <= side_arcsec / 3]
-    return fitting[-1] if fitting else SCALE_BARS_ARCSEC[0]
+    if fitting:
+        return fitting[-1]
+    return SCALE_BARS_ARCSEC[0] if SCALE_BARS_ARCSEC[0] <= 0.8 * side_arcsec else None
 
 
-def _scale_bar(ax, width_px: int, height_px: int, pixel_scale: float) -> float:  # type: ignore[no-untyped-def]
-    """A white bar with its length in arcsec, bottom left of an image axes."""
+def _scale_bar(ax, width_px: int, height_px: int, pixel_scale: float) -> float | None:  # type: ignore[no-untyped-def]
+    """A white bar with its length in arcsec, bottom left of an image axes; None (no bar) when
+    the image is too small for one."""
     arcsec = scale_bar_arcsec(width_px * pixel_scale)
-    length = arcsec / pixel_scale
     x0, y0 = 0.06 * width_px, 0.08 * height_px
+    if arcsec is None or x0 + arcsec / pixel_scale > width_px - 0.5:  # past the image's edge
+        return None
+    length = arcsec / pixel_scale
     for color, lw in (("black", 6.0), ("white", 3.0)):  # outlined: readable on any background
         ax.plot([x0, x0 + length], [y0, y0], color=color, lw=lw, solid_capstyle="butt")
     ax.text(
@@ -336,8 +342,7 @@ def cutout_figure(images: np.ndarray, bands: Sequence[str], info: CutoutInfo) ->
     rgb_ax.set_title(_composite_label(kept_bands), fontsize=12)
     rgb_ax.set_xticks([])
     rgb_ax.set_yticks([])
-    if info.pixel_scale:
-        _scale_bar(rgb_ax, width, height, info.pixel_scale)
+    has_bar = _scale_bar(rgb_ax, width, height, info.pixel_scale) if info.pixel_scale else None
     text_ax = fig.add_subplot(grid[0, max(nb, 3) // 2 :])
     text_ax.axis("off")
     if info.redshift is None:
@@ -349,6 +354,7 @@ def cutout_figure(images: np.ndarray, bands: Sequence[str], info: CutoutInfo) ->
     side = (
         f'{width} x {height} px = {width * info.pixel_scale:.1f}" x '
         f'{height * info.pixel_scale:.1f}" ({info.pixel_scale:.3f}"/px)'
+        + ("" if has_bar else ", too small for a scale bar")
         if info.pixel_scale
         else f"{width} x {height} px (pixel scale unknown: no scale bar)"
     )

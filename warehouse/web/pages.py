@@ -162,7 +162,9 @@ def object_page(request: Request) -> HTMLResponse:
     if cut and cut["pixel_scale"] and cut["bands"]:
         width = cut["per_band"][cut["bands"][0]]["width"]
         arcsec = scale_bar_arcsec(width * cut["pixel_scale"])
-        scale = {"arcsec": arcsec, "percent": round(100 * arcsec / cut["pixel_scale"] / width, 2)}
+        if arcsec is not None:  # None: the image is too small for one
+            percent = round(100 * arcsec / cut["pixel_scale"] / width, 2)
+            scale = {"arcsec": arcsec, "percent": percent}
     return render(
         request,
         "object.html",

@@ -61,3 +61,22 @@ def test_lupton_rgb_uses_i_r_g():
     rgb = lupton_rgb(images, BANDS)
     assert rgb.dtype == np.uint8 and rgb.shape == (8, 8, 3)
     assert rgb[..., 0].min() > 0 and rgb[..., 1].max() == 0 and rgb[..., 2].max() == 0
+
+
+@pytest.mark.parametrize("side_px", [1, 2, 5, 9, 64])
+def test_the_scale_bar_never_passes_the_image_edge(side_px):
+    """A 1x1 cutout got a 1" bar six pixels long: the RGB panel was widened around it."""
+    from warehouse.images.preview import CutoutInfo, cutout_figure
+
+    cube = np.ones((5, side_px, side_px), dtype=np.float32)
+    fig = cutout_figure(cube, "grizy", CutoutInfo(1, 150.1, 2.2, None, pixel_scale=0.168))
+    rgb = fig.axes[0]
+    lo, hi = rgb.get_xlim()
+    assert (lo, hi) == (-0.5, side_px - 0.5)  # the image's own extent
+    bars = [line.get_xdata() for line in rgb.get_lines()]
+    assert all(hi >= max(x) and min(x) >= lo for x in bars)
+    text = "\n".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    if side_px * 0.168 < 1.0 / 0.8:  # not even a 1" bar fits
+        assert not bars and "too small for a scale bar" in text
+    else:
+        assert bars
