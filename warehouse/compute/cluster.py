@@ -46,6 +46,9 @@ NO_DASK = "none"
 CONNECT_TIMEOUT_S = 5.0
 """How long a client waits for a scheduler before the command fails with a one-line error."""
 
+WORKER_WAIT_S = 60.0
+"""How long a command waits for a worker to join a scheduler that has none, then fails."""
+
 _LOCAL = re.compile(r"^local:(\d+)$")
 _INSTALL = "pip install -e '.[dask]' (or pip install distributed)"
 
@@ -133,10 +136,25 @@ def dask_client(address: str) -> Iterator[Any]:
             "to run a cluster on this machine (--dask none: no cluster)."
         ) from None
     try:
+        if not client.scheduler_info()["workers"]:
+            _wait_for_workers(client, address)
         warming = _warm_up(client)  # noqa: F841
         yield client
     finally:
         client.close()
+
+
+def _wait_for_workers(client: Any, address: str) -> None:
+    """A scheduler without workers would hold every task forever: wait for one to join (a
+    batch system may still be starting them), else stop in one line."""
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except TimeoutError:
+        raise ComputeError(
+            f"the Dask scheduler at {address!r} has no workers (none joined within "
+            f"{WORKER_WAIT_S:.0f} s): start them with `dask worker {address}`, or use "
+            "--dask local:N to run a cluster on this machine (--dask none: no cluster)."
+        ) from None
 
 
 def _warm_up(client: Any) -> list[Any]:

@@ -7,9 +7,10 @@ import socket
 import sys
 import time
 
+import distributed
 import pytest
 
-from warehouse.compute import ENV_VAR, dask_client, map_in_order, resolve_address
+from warehouse.compute import ENV_VAR, cluster, dask_client, map_in_order, resolve_address
 from warehouse.compute.cluster import check_address
 from warehouse.compute.mapping import cluster_mapper
 from warehouse.config import Config, parse_config
@@ -128,6 +129,16 @@ def test_a_scheduler_address_is_used_as_given():
         with dask_client(address) as client:
             assert client.scheduler.address == address
             assert list(map_in_order(client, _slow_square, [3, 1])) == [9, 1]
+
+
+def test_a_scheduler_without_workers_is_one_line_not_a_hang(monkeypatch):
+    # gwh export --dask tcp://... of a scheduler whose workers were stopped waited forever
+    monkeypatch.setattr(cluster, "WORKER_WAIT_S", 1.0)
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=":0") as empty:
+        address = empty.scheduler_address
+        with pytest.raises(ComputeError, match="has no workers.*dask worker"):
+            with dask_client(address):
+                pass
 
 
 def test_cluster_mapper_connects_only_when_it_runs_tasks():
