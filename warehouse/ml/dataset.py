@@ -91,7 +91,7 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         self,
         path: str | os.PathLike[str],
         split: str = "train",
-        columns: Sequence[str] = ("object_id",),
+        columns: str | Sequence[str] = ("object_id",),
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         require_torch()
@@ -99,7 +99,8 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
             raise DatasetError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
         self.path = Path(path)
         self.split = split
-        self.columns = tuple(dict.fromkeys(["image", *columns]))
+        names = [columns] if isinstance(columns, str) else list(columns)  # "z": one column
+        self.columns = tuple(dict.fromkeys(["image", *names]))
         self.transform = transform
         self.format, self.files = _locate(self.path, split)
         if self.format == "hdf5":

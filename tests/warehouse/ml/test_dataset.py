@@ -137,6 +137,9 @@ def test_unknown_column_and_split_are_one_line(exports):
         GalaxyDataset(exports, split="train")
     with pytest.raises(DatasetError, match="split must be one of"):
         GalaxyDataset(exports / "h5", split="dev")
+    # one column name given as a string is that column, not its letters
+    one = GalaxyDataset(exports / "hf", split="train", columns="specz_redshift")
+    assert one.columns == ("image", "specz_redshift")
 
 
 def test_without_torch_the_error_says_what_to_install():
