@@ -60,6 +60,10 @@ class CutoutError(WarehouseError):
     """A cutout file cannot be ingested or a cutout is missing."""
 
 
+class CutoutsLeftOutError(CutoutError):
+    """Some cutout files were not ingested (each named with its reason); the others were."""
+
+
 class ExportError(WarehouseError):
     """An export cannot be written."""
 

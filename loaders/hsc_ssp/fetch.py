@@ -8,7 +8,10 @@ warehouse (its cache folder, its ``[archives]`` URL, its tables).
   lists of at most 1000 rows, one band each, and ingests the tars into the ``cutouts`` table with
   :func:`warehouse.cutouts.ingest_cutouts`. Lists are named by the SHA-256 of their content and
   kept with their tars under ``ROOT/cache/hsc_cutouts/``: a rerun asks only for objects and
-  bands not fetched yet, and ingests only tars not ingested yet.
+  bands not fetched yet, and ingests only tars not ingested yet. A tar whose ingest left
+  cutouts out (no object of ``hsc_forced`` at their centre, ...) is marked with what it was
+  matched against (``<tar>.left-out``: the hsc_forced version and the bands) and ingested again
+  only when that changed, so a rerun with nothing new changes nothing and says so.
 
 Credentials come from ``$HSC_SSP_CAS_USER`` / ``$HSC_SSP_CAS_PASSWORD`` or a prompt; the
 password is never printed, logged or written (the clients mask it in every message).
@@ -39,7 +42,7 @@ from loaders.hsc_ssp.sql_cache import result_row_count, run_sql
 from loaders.hsc_ssp.sql_jobs import OUT_FORMATS, hsc_ssp_credentials
 from loaders.http.session import Credentials, RetryPolicy
 from warehouse.db import quote_ident
-from warehouse.errors import CutoutError, LoadError, QueryError
+from warehouse.errors import CutoutError, CutoutsLeftOutError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash
 
 __all__ = ["CutoutFetch", "SqlFetch", "fetch_hsc_cutouts", "fetch_hsc_sql", "read_sql"]
@@ -172,6 +175,22 @@ def _done_objects(folder: Path, band: str, size: str, rerun: str) -> set[int]:
     return done
 
 
+def _match_state(wh) -> str:  # type: ignore[no-untyped-def]
+    """What a tar's cutouts are matched against: the committed hsc_forced version (objects by
+    position) and the configured bands."""
+    cv = wh.current_version("hsc_forced")
+    forced = (cv.collection or cv.path).name if cv is not None else "not loaded"
+    return f"hsc_forced {forced}, bands {''.join(wh.config.bands)}"
+
+
+def _left_out_state(tar: Path) -> str | None:
+    """The state a tar with cutouts left out was last ingested against (None: never)."""
+    try:
+        return tar.with_suffix(".left-out").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def fetch_hsc_cutouts(
     wh,  # type: ignore[no-untyped-def]
     *,
@@ -254,14 +273,30 @@ def fetch_hsc_cutouts(
     if not ingest:
         return report
     pending = sorted(t for t in folder.glob("c*.tar") if not t.with_suffix(".ingested").is_file())
+    state = _match_state(wh)
+    settled = [t for t in pending if _left_out_state(t) == state]
+    pending = [t for t in pending if t not in settled]
+    if settled:
+        echo(
+            f"{len(settled)} tar(s) ingested before with cutouts left out (named then): nothing "
+            f"new to match them against ({state}), so not ingested again; load the objects they "
+            "need (gwh load hsc-forced FILE) and rerun"
+        )
     if not pending:
-        echo("every fetched tar is ingested already")
+        if not settled:
+            echo("every fetched tar is ingested already")
         return report
-    # a CutoutError here names every cutout left out; the tars stay un-marked, so a rerun
-    # ingests them again (ingesting is idempotent: an object's band is replaced)
-    result = ingest_cutouts(wh, pending, echo=echo)
+    try:
+        result = ingest_cutouts(wh, pending, echo=echo)
+    except CutoutsLeftOutError:
+        # the others were committed: a rerun matches these tars again only once the state
+        # they were matched against has changed (ingesting again replaces an object's band)
+        for tar in pending:
+            atomic_write_bytes(tar.with_suffix(".left-out"), f"{state}\n".encode())
+        raise
     for tar in pending:
         atomic_write_bytes(tar.with_suffix(".ingested"), b"ingested\n")
+        tar.with_suffix(".left-out").unlink(missing_ok=True)
     report.tars_ingested = len(pending)
     report.images = result.images
     return report

@@ -24,7 +24,7 @@ from warehouse.cutouts.inputs import (
 )
 from warehouse.cutouts.match import match_inputs
 from warehouse.cutouts.rows import LOADER_NAME, batches
-from warehouse.errors import CutoutError
+from warehouse.errors import CutoutError, CutoutsLeftOutError
 from warehouse.files import Layout
 from warehouse.images.fits import CutoutImage
 from warehouse.scratch import remove_stale, scratch_dir
@@ -58,9 +58,9 @@ def ingest_cutouts(
 
     Policy for files that cannot be ingested (unreadable, unknown band, no or several objects
     within 0.5", disagreeing with the list, two files for one object and band): every file that
-    matched is ingested and committed, then a :class:`CutoutError` lists each file left out with
-    the reason (the CLI exits 1). A missing path, or an error raised by ``expand``, stops
-    everything before any ingest.
+    matched is ingested and committed, then a :class:`~warehouse.errors.CutoutsLeftOutError` lists
+    each file left out with the reason (the CLI exits 1). A missing path, or an error raised by
+    ``expand``, stops everything before any ingest.
 
     Re-ingesting an object's band replaces it; other bands and objects are kept.
     """
@@ -133,7 +133,7 @@ def ingest_cutouts(
     if problems:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        raise CutoutError(
+        raise CutoutsLeftOutError(
             f"{len(problems) + grouped} file(s) not ingested"
             + (f" ({report.images} band image(s) of the others were)" if report.images else "")
             + f":\n  {shown}{more}"

@@ -234,6 +234,34 @@ def test_fetch_cutouts_names_the_cutouts_that_do_not_ingest(archive, make_wareho
     assert wh.query("SELECT count(*) FROM cutouts").column(0)[0].as_py() == 1
 
 
+def test_a_rerun_with_nothing_new_leaves_cutouts_alone_until_hsc_forced_changes(
+    archive, make_warehouse, tmp_path
+):
+    """A tar with cutouts left out was ingested again on every rerun, each time a new version
+    of cutouts. Now a rerun says there is nothing new, until hsc_forced changes (the objects
+    those cutouts need may have arrived): then the tar is matched once more."""
+    server, hsc = archive
+    wh = make_warehouse()
+    wh.load(registry.get("hsc-forced"), [DATA_DIR / "response_query_region.fits"])
+    with pytest.raises(CutoutError, match="4 file\\(s\\) not ingested"):
+        fetch_hsc_cutouts(wh, bands="r", view="hsc_forced", credentials=hsc.credentials)
+    version = wh.current_version("cutouts").collection
+    said: list[str] = []
+    again = fetch_hsc_cutouts(
+        wh, bands="r", view="hsc_forced", credentials=hsc.credentials, echo=said.append
+    )
+    assert again.tars_fetched == again.tars_ingested == 0
+    assert wh.current_version("cutouts").collection == version  # no new version
+    assert any("nothing new" in line and "hsc_forced" in line for line in said), said
+    wh.load(registry.get("hsc-forced"), [_one_object_forced(tmp_path)])  # hsc_forced changes
+    with pytest.raises(CutoutError, match="4 file\\(s\\) not ingested"):
+        fetch_hsc_cutouts(wh, bands="r", view="hsc_forced", credentials=hsc.credentials)
+    assert len(hsc.lists) == 1  # matched again from the tar kept, never asked again
+    version = wh.current_version("cutouts").collection
+    fetch_hsc_cutouts(wh, bands="r", view="hsc_forced", credentials=hsc.credentials)
+    assert wh.current_version("cutouts").collection == version
+
+
 def test_fetch_cutouts_rejects_bad_options(archive, make_warehouse):
     server, hsc = archive
     wh = make_warehouse()
