@@ -73,7 +73,8 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         An HDF5 export file, a folder of ``train.h5``/``validation.h5``/``test.h5``, or a folder
         written by ``gwh export --format hf``.
     split
-        ``train``, ``validation`` or ``test`` (ignored for a single HDF5 file).
+        ``train`` (the default), ``validation`` or ``test``; for a single HDF5 file, the split
+        it holds (default), and another one is refused.
     columns
         Catalog columns to return besides ``image`` (default: ``object_id``); ``mask`` and
         ``variance`` may be named too.
@@ -90,19 +91,21 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
     def __init__(
         self,
         path: str | os.PathLike[str],
-        split: str = "train",
+        split: str | None = None,
         columns: str | Sequence[str] = ("object_id",),
         transform: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         require_torch()
-        if split not in SPLIT_NAMES:
+        if split is not None and split not in SPLIT_NAMES:
             raise DatasetError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
         self.path = Path(path)
-        self.split = split
+        self.split = split or "train"
         names = [columns] if isinstance(columns, str) else list(columns)  # "z": one column
         self.columns = tuple(dict.fromkeys(["image", *names]))
         self.transform = transform
-        self.format, self.files = _locate(self.path, split)
+        self.format, self.files = _locate(self.path, self.split)
+        if self.path.is_file():
+            self.split = _file_split(self.path, split)
         if self.format == "hdf5":
             self.offsets, self.nullable = self._scan_hdf5()
         else:
@@ -258,6 +261,20 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             return np.array(arr.fill_null("").to_pylist(), dtype=object)  # NULL -> "", as HDF5
         return arr.to_numpy(zero_copy_only=False)
+
+
+def _file_split(path: Path, split: str | None) -> str:
+    """The split an HDF5 export file holds (its ``split`` attribute); ``split``, when given,
+    must be that one."""
+    with h5py.File(path, "r") as h5:
+        held = h5.attrs.get("split")
+    held = held.decode() if isinstance(held, bytes) else held
+    if held in SPLIT_NAMES and split is not None and split != held:
+        raise DatasetError(
+            f"{path} holds the {held} split, not {split}: give split={held!r}, or the folder "
+            f"holding {split}.h5"
+        )
+    return held if held in SPLIT_NAMES else (split or "train")
 
 
 def _isnull_of(name: str) -> str | None:

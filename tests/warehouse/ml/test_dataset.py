@@ -137,6 +137,10 @@ def test_unknown_column_and_split_are_one_line(exports):
         GalaxyDataset(exports, split="train")
     with pytest.raises(DatasetError, match="split must be one of"):
         GalaxyDataset(exports / "h5", split="dev")
+    # a split file read as another split would train on the wrong objects without a word
+    with pytest.raises(DatasetError, match="holds the test split, not train"):
+        GalaxyDataset(exports / "h5" / "test.h5", split="train")
+    assert GalaxyDataset(exports / "h5" / "test.h5").split == "test"  # no split: the file's
     # one column name given as a string is that column, not its letters
     one = GalaxyDataset(exports / "hf", split="train", columns="specz_redshift")
     assert one.columns == ("image", "specz_redshift")
