@@ -267,7 +267,7 @@ def sql(
         return
     with api.open_stream(wh, query) as rows:  # a batch at a time, never the whole result
         if out is None:
-            output.write_stream(rows, fmt, lambda text: typer.echo(text, nl=False))
+            output.print_stream(rows, fmt)  # ends quietly when the reader stops (| head)
             return
         n = output.save_stream(rows, out, output.column_metadata(wh), wh.layout)
     typer.echo(f"wrote {n:,} rows to {out}")

@@ -347,3 +347,22 @@ def test_an_error_while_csv_json_or_out_stream_is_one_line_and_leaves_no_file(cl
         assert r.stderr.startswith("error: ") and "boom" in r.stderr, r.stderr
         assert len(r.stderr.splitlines()) == 1, r.stderr
     assert not [p for p in loaded.root.parent.iterdir() if p.name.startswith(("x.", ".x."))]
+
+
+def test_a_reader_that_stops_early_ends_the_stream_quietly(loaded):
+    """``gwh sql -f csv ... | head -1``: the rest is not wanted; exit 0, nothing on stderr (the
+    whole text printed at once never met the closed pipe; a stream does)."""
+    script = (
+        "import sys\n"
+        "sys.argv = ['gwh', 'sql', '-f', 'csv', 'select range AS n from range(3000000)', "
+        f"'--root', {str(loaded.root)!r}]\n"
+        "from cli import main\n"
+        "main()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+    ) as run:
+        assert run.stdout is not None and run.stdout.readline() == b'"n"\n'
+        run.stdout.close()  # as head does after its line
+        assert run.wait(timeout=300) == 0
+        assert run.stderr is not None and run.stderr.read() == b""

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import io
 import json
 import math
+import os
 import shutil
+import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from typing import TextIO
 
 import numpy as np
 import pyarrow as pa
@@ -414,6 +418,18 @@ def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], 
         write(lead + (",\n" if fmt == "json" else "\n").join(rows))
         first = False
     write(("[]" if first else "\n]") + "\n" if fmt == "json" else "\n")
+
+
+def print_stream(reader: pa.RecordBatchReader, fmt: str, out: TextIO | None = None) -> None:
+    """:func:`write_stream` to ``out`` (standard output). A reader of the output that stops
+    early (``gwh sql -f csv ... | head``) ends it quietly, exit 0: it has what it asked for."""
+    out = sys.stdout if out is None else out
+    try:
+        write_stream(reader, fmt, out.write)
+        out.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # nothing more to say at exit either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
 
 
 def render(table: pa.Table, fmt: str, max_rows: int | None = 100) -> str:
