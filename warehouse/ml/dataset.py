@@ -50,6 +50,12 @@ def require_torch() -> None:
 def _locate(path: Path, split: str) -> tuple[str, list[Path]]:
     """("hdf5" | "hf", files) of ``split`` under ``path``."""
     if path.is_file():
+        if not h5py.is_hdf5(path):
+            shard = path.parent.name == "data" and path.suffix == ".parquet"
+            hint = f"give the folder {path.parent.parent} of" if shard else "give"
+            raise DatasetError(
+                f"{path} is not an HDF5 export: {hint} an hf export, or a .h5 file or folder."
+            )
         return "hdf5", [path]
     if not path.is_dir():
         raise DatasetError(f"{path} does not exist; give an export file or folder.")

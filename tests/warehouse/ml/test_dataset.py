@@ -141,6 +141,9 @@ def test_unknown_column_and_split_are_one_line(exports):
     with pytest.raises(DatasetError, match="holds the test split, not train"):
         GalaxyDataset(exports / "h5" / "test.h5", split="train")
     assert GalaxyDataset(exports / "h5" / "test.h5").split == "test"  # no split: the file's
+    shard = sorted((exports / "hf" / "data").glob("train-*.parquet"))[0]
+    with pytest.raises(DatasetError, match="is not an HDF5 export.*give the folder"):
+        GalaxyDataset(shard)  # was h5py's OSError 'file signature not found'
     # one column name given as a string is that column, not its letters
     one = GalaxyDataset(exports / "hf", split="train", columns="specz_redshift")
     assert one.columns == ("image", "specz_redshift")
