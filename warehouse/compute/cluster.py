@@ -50,6 +50,7 @@ WORKER_WAIT_S = 60.0
 """How long a command waits for a worker to join a scheduler that has none, then fails."""
 
 _LOCAL = re.compile(r"^local:(\d+)$")
+_SOURCES = "(--dask, $GWH_DASK_SCHEDULER or [compute] dask)"
 _INSTALL = "pip install -e '.[dask]' (or pip install distributed)"
 
 
@@ -72,16 +73,16 @@ def _local_workers(address: str) -> int | None:
     m = _LOCAL.match(address)
     if m is None or int(m.group(1)) < 1:
         raise ComputeError(
-            f"--dask {address}: write local:N with N >= 1 worker processes (e.g. local:2), "
-            "or a scheduler address such as tcp://host:8786"
+            f"Dask scheduler {address!r} {_SOURCES}: write local:N with N >= 1 worker "
+            "processes (e.g. local:2), or a scheduler address such as tcp://host:8786"
         )
     workers, cores = int(m.group(1)), os.cpu_count() or 1
     most = max(8, 4 * cores)
     if workers > most:
         raise ComputeError(
-            f"--dask {address} would start {workers:,} worker processes on this machine's "
-            f"{cores} core(s): use local:N with N <= {most}, or a scheduler address such as "
-            "tcp://host:8786 for a cluster"
+            f"Dask scheduler {address!r} {_SOURCES} would start {workers:,} worker processes "
+            f"on this machine's {cores} core(s): use local:N with N <= {most}, or a scheduler "
+            "address such as tcp://host:8786 for a cluster"
         )
     return workers
 

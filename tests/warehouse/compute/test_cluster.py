@@ -80,6 +80,9 @@ def test_compute_section_of_warehouse_toml():
 def test_bad_local_worker_count(address):
     with pytest.raises(ComputeError, match="local:N with N >= 1"), dask_client(address):
         pass
+    # the address may come from $GWH_DASK_SCHEDULER or warehouse.toml: the message says so
+    with pytest.raises(ComputeError, match=r"\(--dask, \$GWH_DASK_SCHEDULER or \[compute\] dask\)"):
+        check_address(address)
 
 
 def test_a_local_cluster_beyond_the_machine_is_refused_before_it_starts():
