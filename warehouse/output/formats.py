@@ -386,7 +386,7 @@ def _write_csv_batches(
     return rows
 
 
-def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], None]) -> None:
+def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], object]) -> None:
     """:func:`render` of every row of ``reader`` in ``fmt`` (csv, json or jsonl) followed by a
     newline, handed to ``write`` a batch at a time: the same text, never the whole result."""
     if fmt == "csv":
