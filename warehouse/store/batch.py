@@ -283,7 +283,10 @@ def _merge_spilled(
     replaced_keys = (
         stored_keys.filter(pa.array(touched)).take(pa.array(order)) if touched.any() else None
     )
-    all_h29 = np.sort(np.concatenate([stored_h29[~touched], spill.new_h29]), kind="stable")
+    kept = stored_h29[~touched]
+    all_h29 = spill.new_h29  # sorted (a first load: 1.89 M rows, 15 ms, not sorted again)
+    if kept.size:
+        all_h29 = np.sort(np.concatenate([kept, all_h29]), kind="stable")
     del stored_keys, stored_h29
     missing = [
         f.name
