@@ -130,15 +130,24 @@ def list_releases(root: Path) -> list[dict]:
     for m in sorted(rd.glob(f"*/{MANIFEST}")) if rd.exists() else []:
         if m.parent.name.startswith("."):
             continue
-        data = json.loads(m.read_text(encoding="utf-8"))
-        out.append(
-            {
+        try:
+            data = read_manifest(m.parent)
+            row = {
                 "name": data["name"],
                 "created_utc": data["created_utc"],
                 "notes": data.get("notes", ""),
                 "splits": data["counts"].get("splits", {}),
             }
-        )
+        except (ReleaseError, KeyError, TypeError, AttributeError):
+            # one damaged release must not hide the others: list it as such
+            name = m.parent.name
+            row = {
+                "name": name,
+                "created_utc": "",
+                "splits": {},
+                "notes": f"damaged: {MANIFEST} cannot be read (gwh release verify {name})",
+            }
+        out.append(row)
     return sorted(out, key=lambda r: r["created_utc"])
 
 

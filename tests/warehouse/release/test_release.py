@@ -153,6 +153,17 @@ def test_verify_names_each_tampered_file(loaded, cli):
     assert str(target) in result.stderr and "does not verify (3 problem(s))" in result.stderr
 
 
+def test_release_list_names_a_damaged_manifest_and_lists_the_others(loaded, cli):
+    create_release(loaded, "v1")
+    path = create_release(loaded, "v2")
+    (path / "manifest.json").write_text('{"name": "v2"')  # cut: was a JSONDecodeError traceback
+    result = cli("release", "list", "--root", loaded.root)
+    assert result.exit_code == 0 and result.exception is None
+    lines = result.output.splitlines()
+    assert any(line.startswith("v1 ") for line in lines)
+    assert any(line.startswith("v2 ") and "damaged" in line for line in lines)
+
+
 def test_manifest_tampering_is_detected(loaded):
     path = create_release(loaded, "v1")
     text = (path / "manifest.json").read_text().replace('"gwh-v1"', '"gwh-v2"', 1)
