@@ -12,6 +12,7 @@ from pathlib import Path
 
 from warehouse.errors import ReleaseError
 from warehouse.export import export_release_splits
+from warehouse.files import Layout, missing_parent
 from warehouse.files import file_sha256 as sha256_file
 from warehouse.release.audit import verify
 from warehouse.release.frozen import MANIFEST, PACK_MANIFEST, open_pack, open_release
@@ -31,6 +32,15 @@ def pack(
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise ReleaseError(f"{dest} exists and is not empty; give a new folder for the pack.")
+    part = Layout(Path(root)).owned_part(dest)
+    if part is not None:
+        raise ReleaseError(
+            f"{dest} is inside the warehouse ({part}), which only gwh's writers change: "
+            "give a folder outside it for the pack."
+        )
+    missing = missing_parent(dest, "pack")
+    if missing is not None:
+        raise ReleaseError(missing)
     problems = verify(Path(root), frozen.release_dir)
     if problems:
         raise ReleaseError(
@@ -38,7 +48,10 @@ def pack(
             f"{problems[0].problem}); refusing to pack it."
         )
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise ReleaseError(f"cannot write the pack in {dest.parent}: {exc.strerror}.") from None
     try:
         shutil.copy2(frozen.release_dir / MANIFEST, tmp / MANIFEST)
         shutil.copy2(frozen.release_dir / (MANIFEST + ".sha256"), tmp / (MANIFEST + ".sha256"))

@@ -196,6 +196,20 @@ def test_pack_verifies_and_queries_without_the_warehouse(loaded, tmp_path, cli):
     assert bad.exit_code == 1 and str(victim) in bad.stderr
 
 
+def test_pack_refuses_the_warehouse_and_missing_folders_in_one_line(loaded, tmp_path, cli):
+    create_release(loaded, "v1")
+    root = loaded.root
+    for inside in (root / "catalogs" / "x", root / "releases" / "p"):  # was packed in there
+        with pytest.raises(ReleaseError, match="inside the warehouse"):
+            pack(root, "v1", inside)
+        assert not inside.exists()
+    with pytest.raises(ReleaseError, match="does not exist; create it first"):
+        pack(root, "v1", tmp_path / "no" / "such" / "pack")  # its folders were created
+    assert not (tmp_path / "no").exists()
+    unwritable = cli("release", "pack", "v1", "/proc/pack", "--root", root)
+    assert unwritable.exit_code == 1 and "cannot write" in unwritable.stderr  # not a traceback
+
+
 def test_diff_rows_and_split_moves(two_step, cli):
     wh, d = two_step
     create_release(wh, "v1")
