@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover - Windows
 
 MADV_POPULATE_READ = 22  # Linux >= 5.14: fault a mapping's pages in at once (else ignored)
 RUN_GAP = 1 << 16  # planes closer than this in a partition file are read ahead as one range
-READ_AHEAD = 2  # partitions whose pages are mapped ahead of the one being copied
+READ_AHEAD = 1  # partitions whose pages are mapped ahead of the one being copied
 
 
 @dataclass

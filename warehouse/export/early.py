@@ -49,7 +49,7 @@ class EarlyPartition:
         self.path = path
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-export-first")
         try:
-            self.future: Future = pool.submit(self._read, tuple(bands), size)
+            self.future: Future | None = pool.submit(self._read, tuple(bands), size)
         finally:
             pool.shutdown(wait=False)
 
@@ -69,7 +69,14 @@ class EarlyPartition:
             return None
 
     def get(self, path: Path) -> tuple[PartitionFile, pa.Table, dict | None] | None:
-        """What was read, when ``path`` is this partition's file and it could be read."""
-        if path != self.path:
+        """What was read, when ``path`` is this partition's file and it could be read (and
+        :meth:`drop` was not called)."""
+        if path != self.path or self.future is None:
             return None
         return self.future.result()
+
+    def drop(self) -> None:
+        """Forget what was read (its memory map closes with the last user's reference)."""
+        if self.future is not None:
+            self.future.result()  # the thread done with the file
+            self.future = None

@@ -288,6 +288,11 @@ class _Writer:
         early = None if self.early is None else self.early.get(path)  # read while planning
         if early is not None:
             pfile, meta = early[0], early[1]
+            if self.early is not None:  # used once: its memory map goes with the copy
+                self.early.drop()
+                self.early = None
+            if self.planes[0] == FIRST_PLANE:
+                self.stored.setdefault((k, FIRST_PLANE), (early[0], early[2]))
         else:  # memory-mapped: the pixel bytes are read straight from the page cache
             pfile = PartitionFile(path)
             # In this thread: pyarrow's pool may be busy decoding the next plane (read ahead).
