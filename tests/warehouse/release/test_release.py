@@ -22,6 +22,7 @@ from warehouse.release import (
     verify,
     verify_target,
 )
+from warehouse.store.versions import read_version
 
 
 @pytest.fixture
@@ -162,6 +163,17 @@ def test_release_list_names_a_damaged_manifest_and_lists_the_others(loaded, cli)
     lines = result.output.splitlines()
     assert any(line.startswith("v1 ") for line in lines)
     assert any(line.startswith("v2 ") and "damaged" in line for line in lines)
+
+
+def test_create_refuses_a_margin_file_cut_short_in_one_line(loaded, cli):
+    cv = read_version((loaded.root / "catalogs" / "hsc_forced" / "current").resolve())
+    margin = cv.margin_files()[0]
+    margin.write_bytes(margin.read_bytes()[:-8])  # no footer: was frozen (hashed) as it was
+    result = cli("release", "create", "v1", "--root", loaded.root)
+    assert result.exit_code == 1 and result.exception is not None
+    assert result.stderr.count("\n") == 1 and "no Parquet footer" in result.stderr
+    assert str(margin) in result.stderr
+    assert not (loaded.root / "releases" / "v1").exists()
 
 
 def test_manifest_tampering_is_detected(loaded):
