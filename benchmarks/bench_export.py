@@ -17,7 +17,7 @@ Measured, each in a fresh Python subprocess (so its wall time and peak memory ar
 * ``export_asis``: the same export with the store as the page cache holds it at that moment
   (not read first), run first in each round: what a user pays when the store's pages have
   left the page cache (the kernel drops pages of files unread for a while, and under other
-  jobs' reads and writes; on the 2-core VM measured, a cold 1.6 GB store cost ~1 s more).
+  jobs' reads and writes; on the 2-core VM measured, a cold 1.6 GB store cost 0.5-1 s more).
   The line gives the share of the store in the page cache at the start of each run;
 * ``raw`` and ``raw_direct``: a plain h5py write of the same arrays: the images (regenerated
   from the same seeds, in the same row order) into the same layout (chunks of one galaxy, no
