@@ -30,6 +30,8 @@ def pack(
     it holds cutouts; ``with_splits=False`` leaves them out)."""
     frozen = open_release(root, name)
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise ReleaseError(f"{dest} is a file; give a new folder for the pack.")
     if dest.exists() and any(dest.iterdir()):
         raise ReleaseError(f"{dest} exists and is not empty; give a new folder for the pack.")
     part = Layout(Path(root)).owned_part(dest)

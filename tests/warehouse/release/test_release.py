@@ -220,6 +220,10 @@ def test_pack_refuses_the_warehouse_and_missing_folders_in_one_line(loaded, tmp_
     assert not (tmp_path / "no").exists()
     unwritable = cli("release", "pack", "v1", "/proc/pack", "--root", root)
     assert unwritable.exit_code == 1 and "cannot write" in unwritable.stderr  # not a traceback
+    (tmp_path / "a_file").write_text("mine")
+    on_file = cli("release", "pack", "v1", tmp_path / "a_file", "--root", root)
+    assert on_file.exit_code == 1 and on_file.stderr.count("\n") == 1  # NotADirectoryError
+    assert "is a file" in on_file.stderr and (tmp_path / "a_file").read_text() == "mine"
 
 
 def test_diff_rows_and_split_moves(two_step, cli):
