@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +25,18 @@ from warehouse.errors import WarehouseError
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
+_TERMINATED: list[int] = []
+"""The signal that ended the command, once :func:`_terminated` ran."""
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (``kill``, a batch system's time limit) ends a command as Ctrl-C does: the
+    interpreter unwinds, so temporary files are removed and locks released on the way out;
+    :func:`_handled` then exits 128 + the signal's number, as the shell reports a kill."""
+    _TERMINATED.append(signum)
+    raise SystemExit(128 + signum)
+
+
 def _handled(command: Callable[..., None]) -> Callable[..., None]:
     """The one place a :class:`WarehouseError` becomes its message on stderr and its exit code."""
 
@@ -31,7 +44,13 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
-        except WarehouseError as exc:
+        except BaseException as exc:
+            if _TERMINATED:  # whatever the signal became on its way up (DuckDB: "interrupted")
+                signum = _TERMINATED[0]
+                typer.echo(f"terminated ({signal.Signals(signum).name})", err=True)
+                raise SystemExit(128 + signum) from None
+            if not isinstance(exc, WarehouseError):
+                raise
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
@@ -395,6 +414,7 @@ for _command in commands.COMMANDS + registry.COMMANDS:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -237,6 +239,33 @@ def test_entry_points(entry, tmp_path):
     )
     assert fail.returncode == 1 and fail.stderr.startswith("error: ")
     assert "Traceback" not in fail.stderr
+
+
+def test_sigterm_removes_the_half_written_out_file(tmp_path):
+    """``kill`` (SIGTERM, as a batch system's time limit sends) of ``gwh sql --out`` mid-write
+    exits 143 and leaves no temporary file beside the target, as Ctrl-C does."""
+    root = tmp_path / "wh"
+    entry = [sys.executable, str(REPO / "cli.py")]
+    assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    sql = "select range as i, 'object ' || range as name from range(200000000)"
+    proc = subprocess.Popen(
+        entry + ["sql", sql, "--out", str(out / "x.parquet"), "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the query ended before it was killed: {proc.stderr.read()}"
+    assert sorted(p.name for p in out.iterdir())[0].startswith(".x.parquet.")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert list(out.iterdir()) == []
 
 
 def test_typer_bad_parameter_is_exit_2(cli, loaded):

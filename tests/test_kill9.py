@@ -190,9 +190,16 @@ def reference(base, tmp_path_factory) -> dict:
     return out
 
 
-@pytest.mark.parametrize("k", range(DELAYS))
+@pytest.mark.parametrize(
+    ("sig", "k"),
+    [*((signal.SIGKILL, k) for k in range(DELAYS)), (signal.SIGTERM, DELAYS - 1)],
+    ids=[*(f"kill9-{k}" for k in range(DELAYS)), f"term-{DELAYS - 1}"],
+)
 @pytest.mark.parametrize("command", COMMANDS)
-def test_kill_9_leaves_before_or_after_and_a_rerun_completes(command, k, base, reference, tmp_path):
+def test_kill_9_leaves_before_or_after_and_a_rerun_completes(
+    command, sig, k, base, reference, tmp_path
+):
+    """SIGKILL, and SIGTERM (a batch system's time limit), which also cleans up on the way out."""
     ref = reference[command]
     assert ref["before"] != ref["after"] or command == "export"
     case = new_case(base, tmp_path / "case")
@@ -200,9 +207,14 @@ def test_kill_9_leaves_before_or_after_and_a_rerun_completes(command, k, base, r
     delay = random.Random(f"{command}:{k}").uniform(lo, lo + 0.7 / DELAYS) * ref["seconds"]
     with start(command, case) as proc:
         time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
         finished = proc.returncode == 0
+    if sig == signal.SIGTERM:
+        # -15: the signal came while Python was still importing gwh, before its handler
+        assert proc.returncode in (0, 128 + signal.SIGTERM, -signal.SIGTERM), stderr
+        assert "Traceback" not in stderr, stderr
+        assert not leftovers(case), f"terminated after {delay:.2f} s: {leftovers(case)}"
 
     now = state(case.root)
     assert not now.pop("check_failures"), f"gwh check fails after a kill at {delay:.2f} s"
