@@ -21,6 +21,7 @@ import typer
 from loaders import registry
 from warehouse import commands
 from warehouse.errors import WarehouseError
+from warehouse.files import out_of_room
 
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
@@ -38,7 +39,8 @@ def _terminated(signum: int, _frame: object) -> None:
 
 
 def _handled(command: Callable[..., None]) -> Callable[..., None]:
-    """The one place a :class:`WarehouseError` becomes its message on stderr and its exit code."""
+    """The one place a :class:`WarehouseError` (or a write out of room, :func:`out_of_room`)
+    becomes its message on stderr and its exit code."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
@@ -49,10 +51,11 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
                 signum = _TERMINATED[0]
                 typer.echo(f"terminated ({signal.Signals(signum).name})", err=True)
                 raise SystemExit(128 + signum) from None
-            if not isinstance(exc, WarehouseError):
+            error = exc if isinstance(exc, WarehouseError) else out_of_room(exc)
+            if error is None:
                 raise
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
 
     return run
 

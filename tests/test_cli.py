@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import resource
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 import typer
 
 from cli import app
+from loaders.simulated.catalog import simulate_field
 from tests.support.readonly_fs import read_only_prefix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,6 +268,42 @@ def test_sigterm_removes_the_half_written_out_file(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr
     assert list(out.iterdir()) == []
+
+
+def test_a_load_out_of_room_is_one_line_and_keeps_the_warehouse(tmp_path, field_files):
+    """A load that meets the file-size limit (as a full disk) says so in one line, with no
+    second error from a writer closed at exit, and the warehouse stays as it was; a rerun
+    with room loads the file."""
+    root = tmp_path / "wh"
+    entry = [sys.executable, str(REPO / "cli.py")]
+
+    def gwh(*args, limit=None):
+        def limited():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        return subprocess.run(
+            [*entry, *args, "--root", str(root)],
+            capture_output=True,
+            text=True,
+            preexec_fn=limited if limit else None,
+        )
+
+    assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
+    assert gwh("load", "hsc-forced", str(field_files["forced"])).returncode == 0
+    big = tmp_path / "big.parquet"
+    pq.write_table(simulate_field(60_000, seed=11).forced, big)
+    before = gwh("sql", "select count(*), sum(object_id) from hsc_forced").stdout
+
+    failed = gwh("load", "hsc-forced", str(big), limit=2_000_000)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.startswith("error: writing failed: File too large."), failed.stderr
+    assert "ulimit -f" in failed.stderr and len(failed.stderr.splitlines()) == 1, failed.stderr
+    assert gwh("sql", "select count(*), sum(object_id) from hsc_forced").stdout == before
+    assert gwh("check").returncode == 0
+
+    again = gwh("load", "hsc-forced", str(big))
+    assert again.returncode == 0, again.stderr
+    assert gwh("sql", "select count(*), sum(object_id) from hsc_forced").stdout != before
 
 
 def test_typer_bad_parameter_is_exit_2(cli, loaded):

@@ -11,6 +11,7 @@ always hashed, and ``tests/warehouse/test_files.py`` pins one known value of eac
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -173,6 +174,29 @@ def atomic_path(out: Path) -> Iterator[Path]:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_NO_ROOM = {
+    errno.ENOSPC: "free space on that disk",
+    errno.EDQUOT: "free space in your quota",
+    errno.EFBIG: "raise the file-size limit (ulimit -f)",
+}
+
+
+def out_of_room(exc: BaseException) -> NotWritableError | None:
+    """The one line for a write that failed for want of room (a full disk, a quota, the
+    file-size limit), whichever library raised it (DuckDB says so only in its message); None
+    for any other error. gwh's writes are atomic, so the advice is to make room and rerun."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code not in _NO_ROOM:
+        code = next((c for c in _NO_ROOM if os.strerror(c) in str(exc)), None)
+    if code is None:
+        return None
+    where = f" {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+    return NotWritableError(
+        f"writing{where} failed: {os.strerror(code)}. Nothing half-written was kept: "
+        f"{_NO_ROOM[code]}, then run the command again."
+    )
 
 
 def make_root(root: Path, usage: str = "gwh init PATH") -> None:

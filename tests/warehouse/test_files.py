@@ -5,10 +5,12 @@ mast.hubble_source_catalog._query_key, scratch.host_tag)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -19,6 +21,7 @@ from warehouse.files import (
     file_sha256,
     host_tag,
     json_hash,
+    out_of_room,
     parquet_bytes,
     pid_alive,
     sha256_hex,
@@ -100,3 +103,16 @@ def test_owned_part_names_what_only_writers_change(tmp_path):
     assert layout.owned_part(root / "warehouse.toml") == "warehouse.toml"
     assert layout.owned_part(root / "result.csv") is None  # the folder itself is the user's
     assert layout.owned_part(tmp_path / "elsewhere.h5") is None
+
+
+def test_out_of_room_names_the_cause_whichever_library_raised_it():
+    full = out_of_room(OSError(errno.ENOSPC, "No space left on device", "/data/x.parquet"))
+    assert full is not None
+    assert str(full).startswith("writing /data/x.parquet failed: No space left on device.")
+    assert "free space on that disk" in str(full)
+    big = out_of_room(OSError(errno.EFBIG, "Error writing bytes to file. Detail: [errno 27]"))
+    assert big is not None and "ulimit -f" in str(big)
+    said = duckdb.IOException("IO Error: Could not write file 'w.duckdb': No space left on device")
+    assert out_of_room(said) is not None
+    assert out_of_room(OSError(errno.EACCES, "Permission denied")) is None
+    assert out_of_room(ValueError("bad value")) is None

@@ -234,8 +234,10 @@ def _write_sorted(
                 meanwhile()
             if pending is not None:
                 pending.result()
-        finally:
-            writer.close()
+        except BaseException:
+            writer.abandon(pending)
+            raise
+        writer.close()
 
 
 def take_rows(table: pa.Table, indices: np.ndarray) -> pa.Table:

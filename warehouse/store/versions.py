@@ -15,9 +15,11 @@ version costs only what changed (and releases can keep old versions for free).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,7 +321,7 @@ def link_or_copy(src: Path, dst: Path) -> None:
 
 def partition_writer(
     path: Path, schema: pa.Schema, layout: ParquetLayout = DEFAULT_LAYOUT
-) -> pq.ParquetWriter:
+) -> _BufferedWriter:
     """A partition file's writer: the table's ``layout`` (compression, data pages, page index),
     statistics on, dictionary encoding for strings only (write row groups of
     ``layout.row_group_rows`` rows).
@@ -358,7 +360,16 @@ class _BufferedWriter(pq.ParquetWriter):
         try:
             super().close()
         finally:
+            self.is_open = False  # a close that failed (disk full) is not retried when collected
             self._sink.close()
+
+    def abandon(self, pending: Future | None = None) -> None:
+        """Close after a failure without raising a second error (the file goes with the
+        uncommitted version), once ``pending``, a write queued in a thread, has ended."""
+        if pending is not None:
+            wait([pending])
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 def write_partition(table: pa.Table, path: Path, layout: ParquetLayout = DEFAULT_LAYOUT) -> None:

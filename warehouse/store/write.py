@@ -67,15 +67,19 @@ def _write_ordered(
     """Queue the partition file of ``rows``: one row group in the writer thread at a time."""
     writer = partition_writer(target, schema, layout)
     n, step = rows.indices.size, layout.row_group_rows
-    for start in range(0, n, step):
-        chunk = rows.table.take(pa.array(rows.indices[start : start + step]))
-        if margins is not None:
-            margins.add(chunk)
+    try:
+        for start in range(0, n, step):
+            chunk = rows.table.take(pa.array(rows.indices[start : start + step]))
+            if margins is not None:
+                margins.add(chunk)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_table, chunk, row_group_size=step)
         if pending is not None:
             pending.result()
-        pending = pool.submit(writer.write_table, chunk, row_group_size=step)
-    if pending is not None:
-        pending.result()
+    except BaseException:
+        writer.abandon(pending)
+        raise
     return pool.submit(writer.close)
 
 
