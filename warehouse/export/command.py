@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from warehouse.compute.cluster import dask_client, resolve_address
-from warehouse.errors import UsageError
+from warehouse.errors import ExportError, UsageError
 from warehouse.export.columns import available_bands
 from warehouse.export.hdf5 import export_all_splits, export_hdf5
 from warehouse.export.hf import HfResult, export_hf
 from warehouse.export.options import ExportOptions, ExportResult, parse_bands
+from warehouse.files import missing_parent
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -46,6 +47,9 @@ def export_command(
         raise UsageError("--format hf takes --out-dir DIR (--all-splits, or one --split)")
     if format != "hf" and not all_splits and (out is None or out_dir is not None):
         raise UsageError("give --out FILE.h5 (or --all-splits --out-dir DIR)")
+    for path, option in ((out, "--out"), (out_dir, "--out-dir")):  # never made, as sql --out
+        if path is not None and (missing := missing_parent(path, option)) is not None:
+            raise ExportError(missing)
     chosen = parse_bands(bands, available_bands(wh, images), images) if bands else None
     settings = ExportOptions(bands=chosen, images=images, **options)  # type: ignore[arg-type]
     if format not in FORMATS:

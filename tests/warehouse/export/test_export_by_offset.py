@@ -186,6 +186,7 @@ def test_a_kill_while_chunks_are_written_leaves_no_target_and_the_rerun_is_whole
 ):
     wh = field["wh"]
     args = ("--sql", complete_sql(field), "--size", "8")
+    (tmp_path / "ref").mkdir()  # gwh export makes no folder for --out
     reference = export(cli, wh.root, tmp_path / "ref" / "x.h5", *args)
     out = tmp_path / "out"
     out.mkdir()
