@@ -20,6 +20,7 @@ import numpy as np
 from warehouse import __version__
 from warehouse.citations import CITATION_GALAXIESML, CITATIONS_HSC, HSC_ACKNOWLEDGEMENT
 from warehouse.cutouts import CUTOUTS
+from warehouse.lineage import simulated_sources, tables_named
 from warehouse.store.contracts import base_tables
 
 if TYPE_CHECKING:
@@ -129,7 +130,17 @@ def provenance(wh: Warehouse, images: str, sql: str, reruns: Sequence[str]) -> d
         + (f" (HEALPix order {splits.healpix_order})" if splits.mode == "healpix" else ""),
         "citation": np.array(citations or ["none recorded for these tables"], dtype=strings),
         "acknowledgement": HSC_ACKNOWLEDGEMENT if hsc else "none recorded for these tables",
+        "catalog_simulated": np.array(catalog_simulated(wh, sql) or ["none"], dtype=strings),
     }
+
+
+def catalog_simulated(wh: Warehouse, sql: str) -> list[str]:
+    """The SIMULATED inputs behind the catalog tables ``sql`` reads (``'<table>: <file>'``,
+    :func:`warehouse.lineage.simulated_sources`); empty when all of them are real."""
+    found: list[str] = []
+    for table in tables_named(sql):
+        found += [s for s in simulated_sources(wh, table) if s not in found]
+    return found
 
 
 def export_digest(

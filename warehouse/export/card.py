@@ -103,6 +103,7 @@ def dataset_card(
     citations = [str(c) for c in _listed(attrs.get("citation"))]
     citations += [c for c in specz_citations(wh) if c not in citations]
     simulated = str(attrs.get("data", ""))
+    catalog = [str(c) for c in _listed(attrs.get("catalog_simulated")) if str(c) != "none"]
     splits = wh.config.splits
     manifest = manifest_sha256(wh)
     release = str(attrs.get("release", "none"))
@@ -131,7 +132,7 @@ def dataset_card(
         "- galaxies",
         "- photometric-redshift",
     ]
-    if simulated in ("simulated", "mixed"):
+    if simulated in ("simulated", "mixed") or catalog:
         lines.append("- simulated")
     lines.append("---")
     bands = ", ".join(str(b) for b in _listed(attrs.get("bands")))
@@ -156,6 +157,12 @@ def dataset_card(
             "says which are synthetic)."
             if simulated in ("simulated", "mixed")
             else "; no simulated data among the images."
+        ),
+        "- Simulated catalog: "
+        + (
+            "SIMULATED rows were loaded from " + "; ".join(catalog) + "."
+            if catalog
+            else "no input file of the catalog tables this query reads is marked simulated."
         ),
         "- NULLs: integer, boolean and text NULLs are Parquet NULLs; a floating-point NULL is "
         "NaN. 64-bit ids are int64, exact.",

@@ -110,6 +110,11 @@ def test_small_row_groups_and_a_card(exported):
     for needle in ("deduplicated", "salt `gwh-v1`", "0.7 / 0.15 / 0.15", "manifest SHA-256"):
         assert needle in text, needle
     assert "SIMULATED" in text  # the coded test images are simulated
+    # and so is the catalog: its input files say so, and the card names them
+    assert "- Simulated catalog: SIMULATED rows were loaded from hsc_forced: simulated_" in text
+    with h5py.File(next(iter(exported[1].values()))) as h5:
+        marked = h5.attrs["catalog_simulated"].tolist()
+    assert any(str(m).startswith("hsc_forced: simulated_") for m in marked), marked
 
 
 def test_an_existing_folder_needs_overwrite_and_stays_whole(exported, tmp_path):
