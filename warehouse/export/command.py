@@ -55,7 +55,7 @@ def export_command(
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     if format == "hf":
-        if dask is not None:
+        if resolve_address(dask, None, {}) is not None:  # --dask none: this machine, as hf runs
             raise UsageError("--format hf runs on this machine; --dask writes HDF5")
         if out_dir is None:
             raise UsageError("--format hf writes a folder: give --out-dir DIR")

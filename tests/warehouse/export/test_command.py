@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse.errors import ExportError
+from warehouse.errors import ExportError, UsageError, WarehouseError
 from warehouse.export.command import export_command
 
 
@@ -23,3 +23,15 @@ def test_an_output_in_a_missing_folder_is_refused_and_no_folder_made(
     with pytest.raises(ExportError, match=r"folder .*none does not exist; create it first"):
         export_command(wh, format=format, echo=print, **given)
     assert not (tmp_path / "none").exists()
+
+
+def test_hf_takes_dask_none_as_this_machine(make_warehouse, tmp_path):
+    """``--dask none`` means "run here, whatever is configured": hf runs here anyway, so it is
+    not refused as a Dask export (a real scheduler address still is)."""
+    wh = make_warehouse()
+    hf = {"format": "hf", "out_dir": tmp_path / "g", "split": "train", "echo": print}
+    with pytest.raises(UsageError, match="--dask writes HDF5"):
+        export_command(wh, dask="local:2", **hf)
+    with pytest.raises(WarehouseError) as raised:  # an empty warehouse: nothing to export
+        export_command(wh, dask="none", **hf)
+    assert "--dask" not in str(raised.value)
