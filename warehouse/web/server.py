@@ -6,7 +6,6 @@ serving gwh-demo/warehouse at http://127.0.0.1:8765/ (Ctrl-C stops)
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
 import threading
@@ -109,13 +108,18 @@ def prewarm(site: Site) -> threading.Thread:
     units, the first gallery page's source and thumbnails, the sky maps. Errors are left for
     the pages to show."""
 
+    def sky_maps() -> None:  # the splits, too, are read in this thread (a damaged file: skip)
+        for s in data.splits(site):
+            if not site.closed:
+                sky_png(site, s)
+
     def work() -> None:
         steps: list[Callable[[], object]] = [
             lambda: data.overview(site),
             lambda: data.units(site),
             lambda: _first_gallery_page(site),
+            sky_maps,
         ]
-        steps += [functools.partial(sky_png, site, s) for s in data.splits(site)]
         for step in steps:
             if site.closed:
                 return
