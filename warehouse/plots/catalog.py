@@ -29,6 +29,15 @@ from warehouse.plots.common import (
 # -- colour-magnitude diagram ---------------------------------------------------------------------
 
 
+def _finite_pairs(rows, a: str, b: str) -> tuple[np.ndarray, np.ndarray, int]:  # type: ignore[no-untyped-def]
+    """Columns ``a`` and ``b`` of ``rows`` as float64 where both are finite, and how many rows
+    were left out (NULL, NaN or infinite in either)."""
+    xs = rows.column(a).to_numpy(zero_copy_only=False).astype(np.float64)
+    ys = rows.column(b).to_numpy(zero_copy_only=False).astype(np.float64)
+    good = np.isfinite(xs) & np.isfinite(ys)
+    return xs[good], ys[good], int((~good).sum())
+
+
 def plot_cmd(
     wh,  # type: ignore[no-untyped-def]
     table: str,
@@ -53,11 +62,7 @@ def plot_cmd(
         f"FROM {quote_ident(table)}{where_sql(where)}",
         given=f"--x {x!r}, --y {y!r}" + (f", --where {where!r}" if where else ""),
     )
-    xs = rows.column("x").to_numpy(zero_copy_only=False).astype(np.float64)
-    ys = rows.column("y").to_numpy(zero_copy_only=False).astype(np.float64)
-    good = np.isfinite(xs) & np.isfinite(ys)
-    xs, ys = xs[good], ys[good]
-    dropped = int((~good).sum())
+    xs, ys, dropped = _finite_pairs(rows, "x", "y")
     if xs.size == 0:
         raise PlotError(
             f"nothing to plot: {table} has no rows with finite {x} and {y}"
@@ -189,11 +194,8 @@ def plot_sky(
         f"dec_deg FROM {quote_ident(table)}{where_sql(where)}",
         given=f"--table {table!r}, which needs the columns {ra_col} and {dec_col}",
     )
-    ra = rows.column("ra_deg").to_numpy(zero_copy_only=False).astype(np.float64)
-    dec = rows.column("dec_deg").to_numpy(zero_copy_only=False).astype(np.float64)
-    good = np.isfinite(ra) & np.isfinite(dec)
-    ra, dec = ra[good] % 360.0, dec[good]
-    dropped = int((~good).sum())
+    ra, dec, dropped = _finite_pairs(rows, "ra_deg", "dec_deg")
+    ra = ra % 360.0
     if ra.size == 0:
         raise PlotError(
             f"nothing to plot: {table} has no rows with positions"
