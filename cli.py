@@ -271,7 +271,9 @@ def sql(
             "--out",
             "-o",
             help="Write all rows to FILE: .parquet (units and descriptions in the field "
-            "metadata; pandas, pyarrow and astropy read it) or .csv (lists/structs as JSON text).",
+            "metadata; pandas, pyarrow and astropy read it), .csv (lists/structs as JSON text), "
+            ".json (one JSON array of row objects) or .jsonl (JSON Lines), as --format prints "
+            "them; another name takes --format csv|json|jsonl.",
         ),
     ] = None,
     max_rows: Annotated[
@@ -291,7 +293,7 @@ def sql(
         if out is None:
             output.print_stream(rows, fmt)  # ends quietly when the reader stops (| head)
             return
-        n = output.save_stream(rows, out, output.column_metadata(wh), wh.layout)
+        n = output.save_stream(rows, out, output.column_metadata(wh), wh.layout, fmt)
     typer.echo(f"wrote {n:,} rows to {out}")
 
 

@@ -156,6 +156,39 @@ def test_gwh_sql_formats_from_the_command_line(cli, loaded, tmp_path):
     assert "JSON array" in help_text and "JSON Lines" in help_text
 
 
+def test_json_out_writes_the_text_format_json_prints(cli, loaded, tmp_path):
+    """``--out x.json`` is one JSON array of row objects and ``x.jsonl`` JSON Lines, the very
+    text ``--format json``/``jsonl`` prints (it was refused: "must end in .csv or .parquet");
+    another name takes an explicit --format, and a --format the name contradicts is refused."""
+    root = str(loaded.root)
+    q = "SELECT object_id, ra, 'nan'::DOUBLE AS x FROM hsc_forced ORDER BY object_id LIMIT 4"
+    ids = [r["object_id"] for r in loaded.query(q).to_pylist()]
+    for suffix, fmt in ((".json", "json"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
+        out = tmp_path / f"x{suffix}"
+        r = cli("sql", q, "--out", out, "--root", root)
+        assert r.exit_code == 0 and r.stdout == f"wrote 4 rows to {out}\n", r.output
+        printed = cli("sql", q, "--format", fmt, "--root", root).stdout
+        assert out.read_text(encoding="utf-8") == printed
+        text = out.read_text(encoding="utf-8")
+        rows = strict(text) if fmt == "json" else [strict(x) for x in text.splitlines()]
+        assert [row["object_id"] for row in rows] == ids and rows[0]["x"] == "nan"
+    assert pd.read_json(tmp_path / "x.jsonl", lines=True, dtype=False)["object_id"].tolist() == ids
+    empty = "SELECT object_id FROM hsc_forced WHERE false"
+    assert cli("sql", empty, "--out", tmp_path / "e.json", "--root", root).exit_code == 0
+    assert cli("sql", empty, "--out", tmp_path / "e.jsonl", "--root", root).exit_code == 0
+    assert (tmp_path / "e.json").read_text() == "[]\n" and (tmp_path / "e.jsonl").read_text() == ""
+    r = cli("sql", q, "--format", "csv", "--out", tmp_path / "x.txt", "--root", root)
+    assert r.exit_code == 0 and (tmp_path / "x.txt").read_text().startswith('"object_id","ra"')
+    r = cli("sql", q, "--format", "json", "--out", tmp_path / "y.csv", "--root", root)
+    assert r.exit_code == 1 and r.stderr == (
+        f"error: --out {tmp_path / 'y.csv'} writes csv but --format json was given: drop "
+        "--format, or name the file .json\n"
+    )
+    r = cli("sql", q, "--out", tmp_path / "y.txt", "--root", root)
+    assert r.exit_code == 1 and "or give --format csv|json|jsonl" in r.stderr
+    assert not (tmp_path / "y.csv").exists() and not (tmp_path / "y.txt").exists()
+
+
 def test_parquet_out_has_units_and_reads_in_astropy_and_pandas(cli, loaded, tmp_path):
     from astropy.table import Table
 
@@ -209,8 +242,8 @@ def test_parquet_out_writes_what_parquet_has_no_type_for_as_text(tmp_path):
         {"iv": "P1D", "big": "123456789012345678901234567890123", "l": [1, 2]},
         {"iv": None, "big": None, "l": None},
     ]
-    with pytest.raises(output.QueryError, match="must end in .csv or .parquet"):
-        output.save(t, tmp_path / "x.json")
+    with pytest.raises(output.QueryError, match=r"must end in .csv, .parquet, .json \(one"):
+        output.save(t, tmp_path / "x.txt")
 
 
 def test_out_never_writes_into_the_warehouse_data(cli, loaded, tmp_path):

@@ -10,6 +10,7 @@ What each format promises
   (``float(s)`` reads each back); DECIMAL is a JSON number with its exact decimal digits; dates,
   times and timestamps are ISO 8601 strings; intervals ISO 8601 durations; BLOBs hex strings;
   lists are arrays, structs objects, maps objects with their keys as text.
+* ``--out x.json`` / ``x.jsonl`` (``.ndjson``) write the text ``json`` / ``jsonl`` prints.
 * ``csv`` (and ``--out x.csv``) writes a list, struct or map cell as its JSON text (above).
 * ``table`` fits the terminal width (``COLUMNS`` or the terminal's): columns that do not fit are
   hidden from the middle, as the DuckDB CLI does, and the footer says how many. Floats print in

@@ -386,9 +386,10 @@ def _write_csv_batches(
     return rows
 
 
-def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], object]) -> None:
+def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], object]) -> int:
     """:func:`render` of every row of ``reader`` in ``fmt`` (csv, json or jsonl) followed by a
-    newline, handed to ``write`` a batch at a time: the same text, never the whole result."""
+    newline, handed to ``write`` a batch at a time: the same text, never the whole result.
+    Returns the row count."""
     if fmt == "csv":
         buf = io.BytesIO()
         tail = ""  # render strips the text's last newlines (and echo adds one back)
@@ -403,21 +404,22 @@ def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], 
             if kept:
                 write(kept)
 
-        _write_csv_batches(reader, buf, flush)
+        count = _write_csv_batches(reader, buf, flush)
         flush()
         write("\n")
-        return
+        return count
     if fmt not in ("json", "jsonl"):
         raise QueryError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    first = True
+    first, count = True, 0
     for batch in reader:
         rows = list(_rows_json(pa.Table.from_batches([batch])))
         if not rows:
             continue
         lead = ("[\n" if fmt == "json" else "") if first else (",\n" if fmt == "json" else "\n")
         write(lead + (",\n" if fmt == "json" else "\n").join(rows))
-        first = False
+        first, count = False, count + len(rows)
     write(("[]" if first else "\n]") + "\n" if fmt == "json" else "\n")
+    return count
 
 
 def print_stream(reader: pa.RecordBatchReader, fmt: str, out: TextIO | None = None) -> None:

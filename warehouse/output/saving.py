@@ -1,5 +1,6 @@
-"""Query results as files: ``--out x.csv`` or ``x.parquet`` written atomically, Parquet with
-each column's unit and description (Arrow field metadata and astropy's header).
+"""Query results as files: ``--out x.csv``, ``x.parquet``, ``x.json`` or ``x.jsonl`` written
+atomically, Parquet with each column's unit and description (Arrow field metadata and astropy's
+header); JSON as ``--format json``/``jsonl`` prints it.
 
 Results are written a batch at a time (:func:`save_stream`): memory holds one Parquet row group
 (up to :data:`ROW_GROUP_ROWS` rows, fewer for a wide result, :data:`ROW_GROUP_BYTES`), not the
@@ -22,7 +23,14 @@ import pyarrow.parquet as pq
 
 from warehouse.errors import QueryError
 from warehouse.files import Layout, missing_parent
-from warehouse.output.formats import _huge, _is_nested, _plain, _py_values, _write_csv_batches
+from warehouse.output.formats import (
+    _huge,
+    _is_nested,
+    _plain,
+    _py_values,
+    _write_csv_batches,
+    write_stream,
+)
 from warehouse.store.contracts import base_tables
 from warehouse.store.hsc_columns import field_metadata, forced_columns, specz_columns
 
@@ -156,6 +164,39 @@ RESULT_CHUNK_ROWS = 131_072
 pages at chunk ends too, so a streamed result is re-chunked so to write the same bytes."""
 
 
+OUT_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+"""The file formats of ``--out``, by the file name's suffix."""
+
+
+def out_format(path: Path, fmt: str | None = None) -> str:
+    """The format ``--out path`` writes: its suffix's (:data:`OUT_FORMATS`), else ``fmt`` (an
+    explicit ``--format csv|json|jsonl``); a ``fmt`` the suffix contradicts is refused.
+
+    >>> out_format(Path("x.json")), out_format(Path("x.txt"), "csv")
+    ('json', 'csv')
+    """
+    by_name = OUT_FORMATS.get(path.suffix.lower())
+    if by_name is None:
+        if fmt in ("csv", "json", "jsonl"):
+            return fmt
+        raise QueryError(
+            f"--out {path}: the file name must end in .csv, .parquet, .json (one JSON array of "
+            "row objects) or .jsonl (JSON Lines), or give --format csv|json|jsonl"
+        )
+    if fmt not in (None, "table", by_name):
+        raise QueryError(
+            f"--out {path} writes {by_name} but --format {fmt} was given: drop --format, or "
+            f"name the file .{fmt}"
+        )
+    return by_name
+
+
 def save(
     table: pa.Table,
     path: Path,
@@ -172,19 +213,21 @@ def save_stream(
     path: Path,
     column_info: Mapping[str, Mapping[str, str]] | None = None,
     warehouse: Layout | None = None,
+    fmt: str | None = None,
 ) -> int:
-    """Write the rows of ``reader`` as ``.csv`` or ``.parquet`` atomically (a temporary file,
-    then a rename), a batch at a time; returns the row count.
+    """Write the rows of ``reader`` as ``.csv``, ``.parquet``, ``.json`` or ``.jsonl``
+    (:func:`out_format`; ``fmt``, from ``--format``, for another suffix) atomically (a temporary
+    file, then a rename), a batch at a time; returns the row count.
 
     Parquet carries ``unit``/``description`` field metadata from ``column_info`` (see
     :func:`column_metadata`) and astropy's header; intervals and DuckDB's opaque integers are
-    written as text. CSV writes nested cells as JSON text. Nothing is written over the part of
-    ``warehouse`` only gwh's writers change (:meth:`~warehouse.files.Layout.owned_part`).
+    written as text. CSV writes nested cells as JSON text; JSON is the text ``--format json``
+    (or ``jsonl``) prints (:func:`~warehouse.output.formats.write_stream`). Nothing is written
+    over the part of ``warehouse`` only gwh's writers change
+    (:meth:`~warehouse.files.Layout.owned_part`).
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise QueryError(f"--out {path}: the file name must end in .csv or .parquet")
+    kind = out_format(path, fmt)
     missing = missing_parent(path)
     if missing is not None:
         raise QueryError(missing)
@@ -198,8 +241,13 @@ def save_stream(
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     spill = tmp.with_suffix(".arrow")
     try:
-        if suffix == ".csv":
+        if kind == "csv":
             rows = _write_csv_batches(reader, str(tmp))
+        elif kind in ("json", "jsonl"):
+            with open(tmp, "w", encoding="utf-8", newline="\n") as text:
+                rows = write_stream(reader, kind, text.write)
+                if kind == "jsonl" and not rows:
+                    text.truncate(0)  # no rows: no lines (stdout prints an empty one)
         else:
             rows = _write_parquet(reader, tmp, column_info or {}, spill, path)
         os.replace(tmp, path)
