@@ -231,7 +231,7 @@ def _read_file(
                     marks[name] = 0
             checked = [batches[i.spec.name].check(i.table, str(path)) for i in prepared]
             for item, table in zip(prepared, checked, strict=True):
-                batches[item.spec.name].add(table, str(path), checked=True)
+                batches[item.spec.name].add(table, str(path), checked=True, part=item.part)
                 counts[item.spec.name] = counts.get(item.spec.name, 0) + table.num_rows
             del prepared, checked
 

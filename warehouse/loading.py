@@ -31,10 +31,12 @@ __all__ = ["LoadResult", "Loader", "Prepared", "PreparedBatch", "input_files"]
 
 @dataclass(frozen=True)
 class Prepared:
-    """Rows ready for one warehouse table."""
+    """Rows ready for one warehouse table. ``part``: one of several parts of a file read in
+    chunks (``prepare_chunks`` of a large file): the load starts sorting it at once."""
 
     spec: TableSpec
     table: pa.Table
+    part: bool = False
 
 
 class Loader(Protocol):

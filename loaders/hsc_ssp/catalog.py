@@ -125,7 +125,7 @@ class HscForcedLoader:
         for src in read_table_chunks(path, declared_type, CHUNK_ROWS, HSC_FORCED.key):
             table = _checked_forced(src)
             keys.add(src)
-            yield [Prepared(HSC_FORCED, with_archive_metadata(table))]
+            yield [Prepared(HSC_FORCED, with_archive_metadata(table), part=True)]
         keys.check()
 
 
@@ -198,5 +198,5 @@ class HscSpeczLoader:
             require_columns(src, REQUIRED_SPECZ, "hsc_specz")
             check_positions(src, "specz_ra", "specz_dec")
             keys.add(src)
-            yield [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]
+            yield [Prepared(HSC_SPECZ, with_archive_metadata(src.table), part=True)]
         keys.check()

@@ -83,10 +83,11 @@ class UpsertBatch:
         old_schema = self.previous.schema if self.previous else None
         return _checked_rows(table, old_schema, self.spec, source)
 
-    def add(self, table: pa.Table, source: str, checked: bool = False) -> None:
+    def add(self, table: pa.Table, source: str, checked: bool = False, part: bool = False) -> None:
         """Add one input's rows (later inputs win for a key in several); ``checked``: it came
         from :meth:`check` already. Inputs stay in memory up to :data:`MEMORY_BUDGET` bytes,
-        then go to sorted runs on disk."""
+        then go to sorted runs on disk. ``part``: a part of a file read in chunks (more of it
+        follows or came before): spilled at once, so it is sorted while the next is read."""
         if not checked:
             table = self.check(table, source)
         self.sources.append(source)
@@ -94,7 +95,11 @@ class UpsertBatch:
         self._memory.append(table)
         self._memory_sources.append(source)
         self._memory_bytes += table.nbytes
-        if self._spill is None and self._memory_bytes <= MEMORY_BUDGET and not self._in_parts():
+        if (
+            self._spill is None
+            and self._memory_bytes <= MEMORY_BUDGET
+            and not (part or self._in_parts())
+        ):
             return
         if self._spillable(self._memory):
             self._spill_memory()
@@ -107,8 +112,8 @@ class UpsertBatch:
 
     def _in_parts(self) -> bool:
         """The last two inputs are parts of one file: a file read in chunks is large, so its
-        rows are spilled (sorted while the next chunk is read) from its second chunk on, not
-        once the memory budget is full."""
+        rows are spilled (sorted while the next chunk is read) from its second chunk on (from
+        its first when the caller says it is a part), not once the memory budget is full."""
         sources = self._memory_sources
         return len(sources) > 1 and sources[-1] == sources[-2]
 

@@ -38,6 +38,9 @@ def test_chunked_load_equals_a_whole_file_load(
     parts = list(registry.get("hsc-forced").prepare_chunks(path))
     sizes = [p[0].table.num_rows for p in parts]
     assert sum(sizes) == field.forced.num_rows and max(sizes) <= 250 and len(parts) > 4
+    # each chunk says it is a part (the load sorts it at once); a whole file does not
+    assert all(p[0].part for p in parts)
+    assert not any(p.part for p in registry.get("hsc-forced").prepare(path))
     assert _content(chunked).equals(_content(whole))
 
 
@@ -104,8 +107,10 @@ def test_a_chunked_specz_or_fits_load_equals_a_whole_file_load(
     chunked.load(registry.get("hsc-specz"), [paths["specz"]])
     for loader, n in (("hsc-forced", field.forced.num_rows), ("hsc-specz", field.specz.num_rows)):
         name = "forced" if loader == "hsc-forced" else "specz"
-        sizes = [p[0].table.num_rows for p in registry.get(loader).prepare_chunks(paths[name])]
+        parts = list(registry.get(loader).prepare_chunks(paths[name]))
+        sizes = [p[0].table.num_rows for p in parts]
         assert sum(sizes) == n and max(sizes) <= 150 and len(sizes) > 1
+        assert all(p[0].part for p in parts)
     assert _content(chunked).equals(_content(whole))
     assert _specz_content(chunked).equals(_specz_content(whole))
 

@@ -93,7 +93,7 @@ def test_batch_equals_loading_one_by_one_and_spills_nothing_behind(tmp_path, bud
     assert t.column("file").to_pylist() == [last[o] for o in t.column("object_id").to_pylist()]
 
 
-def test_a_file_added_in_parts_is_spilled_from_its_second_part(tmp_path):
+def test_a_file_added_in_parts_is_spilled_from_its_first_or_second_part(tmp_path):
     # well under the memory budget: two files stay in memory, a file's second part starts the
     # spill (its rows are sorted while the next part is read), with the same result
     a, b = _inputs(n_files=2)
@@ -111,6 +111,14 @@ def test_a_file_added_in_parts_is_spilled_from_its_second_part(tmp_path):
     want = merge_version(None, a, SPEC, tmp_path / "w", max_rows=800, max_order=10, source="a")
     assert _content(got).equals(_content(want)) and got.partitions == want.partitions
     assert not (tmp_path / "parts").exists()
+    # a part the loader marks as one (a file read in chunks) is spilled from the first part
+    marked = UpsertBatch(SPEC, None, tmp_path / "marked")
+    marked.add(a.slice(0, 1000), "a.parquet", part=True)
+    assert (tmp_path / "marked").exists()
+    marked.add(a.slice(1000), "a.parquet", part=True)
+    got = marked.commit(tmp_path / "m", max_rows=800, max_order=10, margin_arcsec=10.0)
+    assert _content(got).equals(_content(want)) and got.partitions == want.partitions
+    assert not (tmp_path / "marked").exists()
 
 
 def test_batch_onto_a_previous_version_keeps_columns_the_inputs_lack(tmp_path, budget):
