@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from warehouse.cutouts import ingest_arrays
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -62,3 +67,23 @@ def test_export_dask_takes_a_view_not_sql(cli, loaded, tmp_path):
     )
     assert result.exit_code == 2
     assert "--dask splits the rows by partition" in result.output
+
+
+@pytest.mark.slow
+def test_more_local_workers_than_cores_print_nothing_of_distributed(make_warehouse, field_files):
+    """``gwh load ... --dask local:8`` on a 2-core machine printed, at close, one distributed
+    nanny line per worker ("Worker process still alive after 4.0 seconds, killing"): stderr of
+    a run that works is now empty (distributed's records below ERROR are silenced)."""
+    wh = make_warehouse()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), "load", "hsc-forced", str(field_files["forced"])]
+        + ["--dask", "local:8", "--root", str(wh.root)],
+        capture_output=True,
+        text=True,
+        cwd=wh.root.parent,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "on the Dask cluster local:8 (8 worker thread(s))" in done.stdout
+    assert "+1,200 rows" in done.stdout, done.stdout
+    assert done.stderr == ""

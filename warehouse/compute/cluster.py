@@ -17,6 +17,7 @@ whose workers see the warehouse on a shared filesystem.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -26,6 +27,7 @@ from warehouse.compute.warm import warm
 from warehouse.errors import ComputeError
 
 try:  # an optional dependency: pip install -e '.[dask]'
+    import dask
     import distributed
 except ImportError:  # pragma: no cover - depends on the installation
     distributed = None  # type: ignore[assignment]
@@ -112,20 +114,22 @@ def dask_client(address: str) -> Iterator[Any]:
     dist = _require_distributed()
     workers = _local_workers(address)
     if workers is not None:
-        cluster = dist.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            # any free port: the scheduler's HTTP server would otherwise take 8787 and warn
-            # when another cluster on this machine already has it
-            dashboard_address=":0",
-        )
-        try:
-            with dist.Client(cluster) as client:
-                warming = _warm_up(client)  # noqa: F841  (held: a released future may be dropped)
-                yield client
-        finally:
-            cluster.close()
+        with _quiet_workers():
+            cluster = dist.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                # any free port: the scheduler's HTTP server would otherwise take 8787 and warn
+                # when another cluster on this machine already has it
+                dashboard_address=":0",
+                silence_logs=QUIET_LEVEL,
+            )
+            try:
+                with dist.Client(cluster) as client:
+                    warming = _warm_up(client)  # noqa: F841  (held: a dropped future may be lost)
+                    yield client
+            finally:
+                cluster.close()
         return
     try:
         client = dist.Client(address, timeout=CONNECT_TIMEOUT_S)
@@ -143,6 +147,36 @@ def dask_client(address: str) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+QUIET_LEVEL = logging.CRITICAL
+"""Records of distributed's loggers a local cluster still prints. Its processes' records are
+for whoever runs the cluster, not for a ``gwh`` user: with more workers than cores, closing
+printed a nanny "Worker process still alive after 4.0 seconds, killing" per worker and, now and
+then, a worker's "Failed to communicate with scheduler during heartbeat" traceback. What goes
+wrong reaches the command as an exception (a task's error, ``KilledWorker``), which it says in
+one line (:mod:`warehouse.compute.mapping`)."""
+
+
+@contextlib.contextmanager
+def _quiet_workers() -> Iterator[None]:
+    """:data:`QUIET_LEVEL` in the worker processes a :class:`distributed.LocalCluster` started
+    in the block spawns (now, or later when a nanny restarts one): ``silence_logs`` sets it on
+    this process's handlers and the workers' nanny logger only, so the workers' own
+    ``distributed`` logging is configured as distributed reads it at import, from ``$DASK_*``
+    (``logging.distributed``), which nannies set before they spawn a worker
+    (``distributed.nanny.pre-spawn-environ``). This process's environment is left as it was."""
+    name = "DASK_LOGGING__DISTRIBUTED"
+    before = os.environ.get(name)
+    level = logging.getLevelName(QUIET_LEVEL).lower()
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{name}": level}):
+            yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _wait_for_workers(client: Any, address: str) -> None:
