@@ -91,12 +91,22 @@ def export_command(
 FORMATS = ("hdf5", "hf")
 
 
+def _images(data: str) -> str:
+    """What the images are (``data``: simulated, real, mixed or none), for a summary line."""
+    if data == "none":  # --allow-missing-bands, and not one object has a cutout
+        return (
+            "no images (none of the objects has a cutout, so every image is NaN; ingest their "
+            "cutouts with gwh cutouts request and gwh cutouts ingest, then export again)"
+        )
+    return f"{data} images"
+
+
 def describe_hf(r: HfResult) -> str:
     """One line on an hf folder written."""
     splits = ", ".join(f"{s} {n:,}" for s, n in r.rows.items())
     return (
         f"wrote {r.path} (HuggingFace datasets: {splits} galaxies x {len(r.bands)} bands x "
-        f"{r.size}x{r.size} px, {r.data} images, {len(r.files)} Parquet files, "
+        f"{r.size}x{r.size} px, {_images(r.data)}, {len(r.files)} Parquet files, "
         f"{r.bytes / 2**20:,.1f} MiB in {r.seconds:.1f} s); open it with "
         f"datasets.load_dataset({str(r.path)!r})"
     )
@@ -110,6 +120,6 @@ def describe(r: ExportResult) -> str:
     missing = "".join(f"; missing {b}: {n:,}" for b, n in r.missing.items())
     return (
         f"wrote {r.path}: {r.rows:,} galaxies x {len(r.bands)} bands ({','.join(r.bands)}) x "
-        f"{r.size}x{r.size} px, {r.data} images, {r.bytes / 2**20:,.1f} MiB in "
+        f"{r.size}x{r.size} px, {_images(r.data)}, {r.bytes / 2**20:,.1f} MiB in "
         f"{r.seconds:.1f} s ({actions}{missing})"
     )
