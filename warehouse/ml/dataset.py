@@ -90,8 +90,8 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
     Examples
     --------
     >>> ds = GalaxyDataset("galaxies/", split="train", columns=["specz_redshift"])  # doctest: +SKIP
-    >>> loader = DataLoader(ds, batch_size=64, num_workers=2,
-    ...                     sampler=SeededSampler(len(ds), seed=0))  # doctest: +SKIP
+    >>> sampler = SeededSampler(len(ds), 0, ds.blocks, batch_size=64, workers=2)  # doctest: +SKIP
+    >>> loader = DataLoader(ds, batch_size=64, num_workers=2, sampler=sampler)  # doctest: +SKIP
     """
 
     def __init__(
@@ -179,8 +179,19 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         )
 
     @property
+    def blocks(self) -> tuple[int, ...]:
+        """The first row of each block of rows read together, then ``len(self)``: an hf folder's
+        row groups, whatever their sizes; each row for HDF5, which reads a row at a time. Give
+        it to :class:`~warehouse.ml.sampler.SeededSampler` as ``block``."""
+        if self.format == "hdf5":
+            return tuple(range(len(self) + 1))
+        return tuple(self.offsets)
+
+    @property
     def block_size(self) -> int:
-        """Rows read together (an hf row group; 1 for HDF5, which reads a row at a time)."""
+        """Rows of the largest block (an hf row group; 1 for HDF5). Blocks of this many rows
+        match the row groups only when each but the last holds that many: give the sampler
+        :attr:`blocks` instead."""
         if self.format == "hdf5":
             return 1
         return max(b - a for a, b in zip(self.offsets, self.offsets[1:], strict=False))

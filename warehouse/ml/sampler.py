@@ -1,17 +1,22 @@
 """:class:`SeededSampler`: a shuffle reproducible from a seed, each index once per epoch.
 
 Epoch ``e`` draws its order from ``torch.Generator().manual_seed(seed + e)``, so a run restarted
-at epoch 7 sees epoch 7's order again. With ``block`` > 1 it shuffles whole blocks of rows, then
-the rows inside each block: an hf export read a row group at a time (``dataset.block_size``)
-then decodes each row group once per epoch instead of once per row. With ``batch_size`` and
-``workers`` (the ``DataLoader``'s), each row group's rows also go to one worker only, so that
-two workers do not both decode it.
+at epoch 7 sees epoch 7's order again. With ``block`` it shuffles whole blocks of rows, then the
+rows inside each block: an hf export read a row group at a time then decodes each row group once
+per epoch instead of once per row. ``block=ds.blocks`` gives the dataset's own row groups, of
+whatever sizes (a folder re-sharded by the Hub or by ``datasets``, a short last group in each
+shard); an int cuts ``range(n)`` into blocks of that many rows, which match the row groups only
+when every group but the last holds that many. With ``batch_size`` and ``workers`` (the
+``DataLoader``'s), each block's rows also go to one worker only, so that two workers do not both
+decode it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Iterator, Sequence
 
+from warehouse.errors import DatasetError
 from warehouse.ml.dataset import require_torch
 
 try:  # optional: pip install -e '.[ml]'
@@ -32,10 +37,18 @@ class SeededSampler(Sampler):  # type: ignore[misc]
     """
 
     def __init__(
-        self, n: int, seed: int = 0, block: int = 1, batch_size: int = 1, workers: int = 1
+        self,
+        n: int,
+        seed: int = 0,
+        block: int | Sequence[int] = 1,
+        batch_size: int = 1,
+        workers: int = 1,
     ) -> None:
         require_torch()
-        self.n, self.seed, self.block = int(n), int(seed), max(1, int(block))
+        self.n, self.seed = int(n), int(seed)
+        self.bounds = _bounds(self.n, block)
+        sizes = [b - a for a, b in zip(self.bounds, self.bounds[1:], strict=False)]
+        self.block = max(sizes, default=1)
         self.batch_size, self.workers = max(1, int(batch_size)), max(1, int(workers))
         self.epoch = 0
 
@@ -53,11 +66,10 @@ class SeededSampler(Sampler):  # type: ignore[misc]
         if self.block == 1:
             yield from torch.randperm(self.n, generator=g).tolist()
             return
-        starts = list(range(0, self.n, self.block))
+        starts, ends = self.bounds[:-1], self.bounds[1:]
         blocks = []
         for b in torch.randperm(len(starts), generator=g).tolist():
-            a = starts[b]
-            size = min(self.block, self.n - a)
+            a, size = starts[b], ends[b] - starts[b]
             blocks.append([a + k for k in torch.randperm(size, generator=g).tolist()])
         if self.workers == 1:
             yield from (i for rows in blocks for i in rows)
@@ -65,12 +77,37 @@ class SeededSampler(Sampler):  # type: ignore[misc]
         yield from _for_workers(blocks, self.batch_size, self.workers)
 
 
+def _bounds(n: int, block: int | Sequence[int]) -> list[int]:
+    """0, the first row of each later block, and ``n``: every ``block`` rows, or the row
+    offsets ``block`` gives (``GalaxyDataset.blocks``; an empty row group adds nothing)."""
+    try:
+        size = max(1, operator.index(block))  # type: ignore[arg-type]  # numpy ints too
+    except TypeError:
+        bounds = [operator.index(b) for b in block]  # type: ignore[union-attr]
+    else:
+        return [*range(0, n, size), n] if n else [0]
+    if bounds[-1:] != [n]:  # the dataset's blocks end at its length
+        raise DatasetError(
+            f"block offsets end at {bounds[-1] if bounds else 'nothing'}, not at n={n}: give "
+            "the dataset's own, SeededSampler(len(ds), seed, block=ds.blocks)"
+        )
+    if bounds[0] != 0 or any(b < a for a, b in zip(bounds, bounds[1:], strict=False)):
+        raise DatasetError(
+            "block offsets must start at 0 and never decrease (the first row of each block, "
+            "then n): give the dataset's own, block=ds.blocks"
+        )
+    return list(dict.fromkeys(bounds))
+
+
 def _for_workers(blocks: list[list[int]], batch: int, workers: int) -> list[int]:
     """The rows of ``blocks`` in an order whose batches of ``batch`` rows keep each block on one
-    ``DataLoader`` worker (which takes batch j when j % workers is its number): the blocks are
-    dealt to the workers in turn, and each worker's rows, cut into batches, are interleaved.
-    Each row still comes once; only the last, partial batches may mix the workers' blocks."""
-    streams = [[i for rows in blocks[w::workers] for i in rows] for w in range(workers)]
+    ``DataLoader`` worker (which takes batch j when j % workers is its number): each block goes
+    to the worker with the fewest rows so far (the first of them; in turn when the blocks are
+    equal), and each worker's rows, cut into batches, are interleaved. Each row still comes
+    once; only the last batches, past the shortest worker's, may mix the workers' blocks."""
+    streams: list[list[int]] = [[] for _ in range(workers)]
+    for rows in blocks:
+        min(streams, key=len).extend(rows)  # min: the first of the shortest
     pieces = [[s[a : a + batch] for a in range(0, len(s), batch)] for s in streams]
     out: list[int] = []
     k = 0

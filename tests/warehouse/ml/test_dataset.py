@@ -228,3 +228,74 @@ def test_nulls_and_ids_near_2_63_read_the_same_from_both_formats(null_exports, f
             assert item["null_in_test"].dtype == torch.float64
         batch = next(iter(DataLoader(ds, batch_size=len(ds))))  # every column collates
         assert batch["big_id"].dtype == torch.int64 and len(batch["label"]) == len(ds)
+
+
+def _worker_of(item: dict) -> dict:
+    info = torch.utils.data.get_worker_info()
+    return {**item, "worker": -1 if info is None else info.id}
+
+
+def test_seeded_sampler_follows_row_groups_of_unequal_sizes(exports, tmp_path):
+    """An hf folder whose row groups differ in size (re-sharded as the Hub or ``datasets`` do:
+    a short last group in each shard). ``SeededSampler(..., block=ds.block_size)`` cut
+    ``range(n)`` every ``block_size`` rows, which crossed the row groups after the first short
+    one: the shuffled rows of a block then alternated between two row groups (each decoded
+    again and again) and two workers shared a group. ``block=ds.blocks`` follows the groups:
+    every index exactly once per epoch, the same order for the same seed, each row group one
+    contiguous run, read by one worker."""
+    import bisect
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(sorted((exports / "hf" / "data").glob("train-*.parquet"))[0])
+    data = tmp_path / "hf" / "data"
+    data.mkdir(parents=True)
+    cut = table.num_rows * 2 // 3
+    pq.write_table(table.slice(0, cut), data / "train-00000-of-00002.parquet", row_group_size=8)
+    pq.write_table(table.slice(cut), data / "train-00001-of-00002.parquet", row_group_size=5)
+    ds = GalaxyDataset(tmp_path / "hf", split="train", columns=["object_id"])
+    sizes = [
+        pq.ParquetFile(f).metadata.row_group(g).num_rows
+        for f in sorted(data.glob("*.parquet"))
+        for g in range(pq.ParquetFile(f).metadata.num_row_groups)
+    ]
+    assert len(set(sizes)) > 2 and ds.block_size == 8  # unequal: 8s, a short one, 5s, ...
+    assert list(ds.blocks) == [sum(sizes[:k]) for k in range(len(sizes) + 1)]
+    n = len(ds)
+
+    def runs(order: list[int]) -> int:
+        groups = [bisect.bisect_right(ds.blocks, i) - 1 for i in order]
+        return 1 + sum(a != b for a, b in zip(groups, groups[1:], strict=False))
+
+    old = list(SeededSampler(n, seed=4, block=ds.block_size))
+    assert runs(old) > len(sizes)  # the row groups the fixed-size blocks crossed
+    sampler = SeededSampler(n, seed=4, block=ds.blocks)
+    epochs = [list(sampler), list(sampler)]
+    again = SeededSampler(n, seed=4, block=ds.blocks)
+    assert [list(again), list(again)] == epochs  # same seed, same orders, epoch by epoch
+    assert epochs[0] != epochs[1]
+    for order in epochs:
+        assert sorted(order) == list(range(n))  # every index exactly once
+        assert runs(order) == len(sizes)  # each row group read once, in one run
+
+    ids = table.column("object_id").to_pylist()
+    loader = DataLoader(
+        GalaxyDataset(tmp_path / "hf", split="train", columns=["object_id"], transform=_worker_of),
+        batch_size=4,
+        num_workers=2,
+        sampler=SeededSampler(n, seed=4, block=ds.blocks, batch_size=4, workers=2),
+    )
+    for _epoch in range(2):
+        readers: dict[int, set[int]] = {}
+        seen = Counter()
+        for batch in loader:
+            for oid, w in zip(batch["object_id"].tolist(), batch["worker"].tolist(), strict=True):
+                seen[oid] += 1
+                readers.setdefault(bisect.bisect_right(ds.blocks, ids.index(oid)) - 1, set()).add(w)
+        assert seen == Counter(ids)  # every object exactly once per epoch
+        mixed = sum(len(ws) > 1 for ws in readers.values())
+        assert mixed <= 2  # only in the last batches
+    with pytest.raises(DatasetError, match="block offsets end at"):
+        SeededSampler(n + 1, block=ds.blocks)
+    h5 = GalaxyDataset(exports / "h5", split="train")
+    assert h5.blocks == tuple(range(len(h5) + 1)) and h5.block_size == 1
