@@ -26,6 +26,7 @@ from warehouse.web.params import (
     mask_of,
     object_id_of,
     page_of,
+    split_of,
     sql_of,
     stretch_of,
 )
@@ -227,4 +228,4 @@ def cutout_image(request: Request) -> Response:
 
 
 def sky_image(request: Request) -> Response:
-    return png(sky_png(site_of(request), request.query_params.get("split") or None))
+    return png(sky_png(site_of(request), split_of(request) or None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from warehouse.config import SPLIT_NAMES
 from warehouse.errors import BadRequestError, ServeError
 from warehouse.web.gallery import PER_PAGE, GalleryQuery
 from warehouse.web.images import RGB, check_stretch
@@ -59,11 +60,20 @@ def kind_of(request: Request) -> str:
     return RGB if kind == RGB else kind
 
 
+def split_of(request: Request) -> str:
+    """``split``: one of train, validation, test, or "" (every split). A misspelt one was an
+    empty gallery ("0 objects"), as if the split had no images."""
+    split = request.query_params.get("split", "")
+    if split and split not in SPLIT_NAMES:
+        raise BadRequestError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+    return split
+
+
 def gallery_query(request: Request) -> GalleryQuery:
     p = request.query_params
     return GalleryQuery(
         view=p.get("view", "ml_objects") or "ml_objects",
-        split=p.get("split", ""),
+        split=split_of(request),
         where=p.get("where", ""),
         order=p.get("order", "object_id") or "object_id",
         descending=_flag(request, "desc"),

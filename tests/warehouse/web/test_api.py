@@ -169,6 +169,10 @@ def test_gallery_json_pages_and_filters(get, demo_root):
     assert refused.status == 400 and "syntax error" in refused.json()["error"]
     assert get("/api/sql", q="SELECT count(*) FROM ml_objects").status == 200  # still there
     assert get("/api/gallery", view="nope").status == 404
+    typo = get("/api/gallery", split="tset")  # was 200 with no objects, as if none had images
+    assert typo.status == 400
+    assert typo.json()["error"] == "split must be one of train, validation, test, got 'tset'"
+    assert get("/plot/sky.png", split="tset").status == 400
 
 
 def test_releases_json(get):
