@@ -12,6 +12,8 @@ the new state and the old one is closed as soon as the requests still reading it
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import threading
 import time
@@ -24,8 +26,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from warehouse.config import CONFIG_NAME
 from warehouse.core import Warehouse
-from warehouse.db import quote_ident
+from warehouse.db import quote_ident, sql_root
 from warehouse.errors import QueryError, QueryTimeoutError, ServeError
 from warehouse.explain import explain_error
 from warehouse.files import DB_NAME
@@ -157,11 +160,13 @@ class Site:
 
     def snapshot_key(self) -> str:
         """Names the committed state: a commit renames a new ``warehouse.duckdb`` into place,
-        so its inode and time change; a release never changes."""
+        so its inode and time change; so does an edit of ``warehouse.toml`` or of the SQL in
+        ``sql/`` (:func:`settings_key`), which changes the views as it does for ``gwh sql``.
+        A release never changes."""
         if self.wh.source is not None:
             return f"release-{self.release or 'frozen'}"
         st = (self.wh.root / DB_NAME).stat()
-        return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+        return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}-{settings_key(self.wh.root)}"
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, _Held]]:
@@ -173,6 +178,11 @@ class Site:
                 raise ServeError("the server is stopping")
             held = self._held
             if held is None or held.key != key:
+                settings = key.rpartition("-")[2]
+                if held is not None and settings != held.key.rpartition("-")[2]:
+                    # warehouse.toml was edited: its configuration (split fractions, salt,
+                    # quality cuts) is read when a warehouse is opened
+                    self.wh = Warehouse.open(self.wh.root)
                 if held is not None:
                     held.retired = True
                     if held.users == 0:
@@ -299,6 +309,23 @@ class Site:
             self._thumbs.move_to_end(key)
             while len(self._thumbs) > self.thumbnail_capacity:
                 self._thumbs.popitem(last=False)
+
+
+@functools.cache
+def _sql_paths() -> tuple[Path, ...]:
+    """The files and folders of ``sql/`` (a file added or renamed there changes its folder's
+    modification time, and is named in ``order.txt``)."""
+    return tuple(sorted(sql_root().rglob("*")))
+
+
+def settings_key(root: Path) -> str:
+    """What the views are built from besides the committed tables, as it is now:
+    ``warehouse.toml`` and every file under ``sql/`` (names, sizes, modification times)."""
+    h = hashlib.blake2b(digest_size=8)
+    for path in [root / CONFIG_NAME, *_sql_paths()]:
+        st = path.stat()
+        h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def site_for(wh: Warehouse, query_timeout: float = QUERY_TIMEOUT_S) -> Site:

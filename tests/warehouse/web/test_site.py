@@ -139,3 +139,30 @@ def test_a_packed_release_is_served_on_its_own(loaded, tmp_path):
         assert rows["rows"] == [{"n": 1200}]
     finally:
         running.stop()
+
+
+def test_an_edit_of_warehouse_toml_shows_on_the_next_request(served):
+    """A running server read its configuration once: after [splits] went from 70/15/15 to
+    60/20/20 it still served the old splits (every moved object on the wrong one) while
+    ``gwh sql`` gave the new ones. It now reopens the warehouse when warehouse.toml changes."""
+    from warehouse.core import Warehouse
+
+    loaded, running = served
+    sql = "SELECT split, count(*) AS n FROM ml_objects GROUP BY 1 ORDER BY 1"
+
+    def served_counts() -> dict[str, int]:
+        reply = fetch(running.url, "/api/sql", q=sql)
+        assert reply.status == 200, reply.text
+        return {r["split"]: r["n"] for r in reply.json()["rows"]}
+
+    before = served_counts()
+    toml = loaded.root / "warehouse.toml"
+    text = toml.read_text(encoding="utf-8")
+    for old, new in (("train = 0.7", "train = 0.6"), ("0.15", "0.2")):
+        assert old in text
+        text = text.replace(old, new)
+    toml.write_text(text, encoding="utf-8")
+    fresh = Warehouse.open(loaded.root).query(sql).to_pylist()
+    expected = {r["split"]: r["n"] for r in fresh}
+    assert expected != before  # objects moved
+    assert served_counts() == expected
