@@ -217,7 +217,10 @@ def _leakage_lines(d: dict) -> list[str]:
         for key, label in _LEAK_COUNTS.items():
             lines.append(f"    {label}: {_counts(leak[key]['from'])} -> {_counts(leak[key]['to'])}")
         u = leak["unexpected"]
-        lines.append(f"    unexpected (healpix mode): {u['from']} -> {u['to']}")
+        lines.append(
+            f"    unexpected (identical pixels, or one HEALPix cell in two splits): {u['from']} "
+            f"-> {u['to']}"
+        )
     for name, per_split in (d.get("subsets") or {}).items():
         parts = [
             f"{s} {v['rows_from']} -> {v['rows_to']}"
