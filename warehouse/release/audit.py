@@ -248,8 +248,13 @@ def _dict_diff(a: dict, b: dict, prefix: str = "") -> dict:
     return out
 
 
+SHOWN = 50
+"""Split moves ``gwh release diff`` lists (a line says how many more ``--json`` holds)."""
+
+
 def diff_lines(d: dict) -> list[str]:
-    """:func:`diff` as the lines ``gwh release diff`` prints (the first 50 split moves)."""
+    """:func:`diff` as the lines ``gwh release diff`` prints (the first :data:`SHOWN` split
+    moves)."""
     lines = [f"release diff {d['from']} -> {d['to']}"]
     for table, t in d["tables"].items():
         if "table" in t:
@@ -262,7 +267,9 @@ def diff_lines(d: dict) -> list[str]:
         )
     moves = d.get("split_moves", [])
     lines.append(f"  split moves: {len(moves)}")
-    lines += [f"    object_id {m['object_id']}: {m['from']} -> {m['to']}" for m in moves[:50]]
+    lines += [f"    object_id {m['object_id']}: {m['from']} -> {m['to']}" for m in moves[:SHOWN]]
+    if len(moves) > SHOWN:
+        lines.append(f"    ... and {len(moves) - SHOWN:,} more (--json lists every move)")
     if "split_counts" in d:
         c = d["split_counts"]
         lines.append(f"  ml_objects: {c['entered']:,} entered, {c['left']:,} left")

@@ -247,6 +247,10 @@ def test_diff_rows_and_split_moves(two_step, cli):
     assert out["config"]["splits.salt"] == {"from": "gwh-v1", "to": "new"}
     shown = cli("release", "diff", "v2", "v3", "--root", wh.root)
     assert shown.exit_code == 0 and "split moves:" in shown.output and "splits.salt" in shown.output
+    moves = len(out["split_moves"])
+    assert moves > 50  # a new salt moves most objects; 50 are listed, and the cut is said
+    assert sum(line.startswith("    object_id ") for line in shown.output.splitlines()) == 50
+    assert f"    ... and {moves - 50:,} more (--json lists every move)\n" in shown.output
 
 
 def test_diff_reports_sql_changes(loaded, tmp_path, monkeypatch):
