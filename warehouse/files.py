@@ -287,11 +287,22 @@ class Layout:
     def owned_part(self, path: Path) -> str | None:
         """The part of the warehouse that writing ``path`` would replace, which only gwh's
         writers change: ``"."`` when ``path`` is the warehouse or a folder holding it, else
-        ``catalogs/``, ``releases/``, ``warehouse.duckdb`` or ``warehouse.toml`` (None: none)."""
+        ``catalogs/``, ``releases/``, ``cache/``, or a file of the root's own (``warehouse.duckdb``
+        and its ``.wal``, ``warehouse.toml``, and the dot-files such as ``.lock`` and ``.readers``
+        that serialise writers and keep readers' versions). None: another file of the root, or
+        a path outside it."""
         target = path.parent.resolve() / path.name
-        if self.root.resolve().is_relative_to(target):
+        root = self.root.resolve()
+        if root.is_relative_to(target):
             return "."
-        for own, name in ((self.catalogs, "catalogs/"), (self.releases, "releases/")):
+        for own, name in (
+            (self.catalogs, "catalogs/"),
+            (self.releases, "releases/"),
+            (self.root / "cache", "cache/"),
+        ):
             if target.is_relative_to(own.resolve()):
                 return name
-        return next((p.name for p in (self.db, self.config) if target == p.resolve()), None)
+        if target.parent != root:
+            return None
+        own_files = (DB_NAME, f"{DB_NAME}.wal", CONFIG_NAME)
+        return target.name if target.name in own_files or target.name.startswith(".") else None

@@ -101,6 +101,11 @@ def test_owned_part_names_what_only_writers_change(tmp_path):
     assert layout.owned_part(root / "releases" / "v1" / "x.h5") == "releases/"
     assert layout.owned_part(root / "warehouse.duckdb") == "warehouse.duckdb"
     assert layout.owned_part(root / "warehouse.toml") == "warehouse.toml"
+    assert layout.owned_part(root / "cache" / "sdss" / "x.fits") == "cache/"
+    assert layout.owned_part(root / "warehouse.duckdb.wal") == "warehouse.duckdb.wal"
+    # the writers' lock and the readers' registry: replacing either breaks "writers serialise"
+    assert layout.owned_part(root / ".lock") == ".lock"
+    assert layout.owned_part(root / ".readers") == ".readers"
     assert layout.owned_part(root / "result.csv") is None  # the folder itself is the user's
     assert layout.owned_part(tmp_path / "elsewhere.h5") is None
 
