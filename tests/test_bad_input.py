@@ -552,3 +552,21 @@ def test_fits_with_two_candidate_tables_is_refused_naming_them(cli, wh_root, tmp
     path = tmp_path / "ambiguous.fits"
     _two_table_fits(path, field.forced.slice(0, 5), field.forced.slice(5, 300))
     _load_fails(cli, wh_root, "hsc-forced", path, "HDU 1 SUMMARY: 5 rows", "HDU 2 DATA: 300 rows")
+
+
+def test_a_path_next_to_a_warehouse_names_it_and_never_advises_init(cli, wh_root, monkeypatch):
+    root = wh_root.resolve()
+    # the folder holding the warehouse, the database file, a folder inside it
+    for near in (root.parent, root / "warehouse.duckdb", root / "catalogs"):
+        result = cli("views", "--root", near)
+        assert result.exit_code == 1
+        assert f"but {root} is: pass --root" in result.stderr
+        assert "gwh init" not in result.stderr
+    # run from inside the warehouse, the default ./warehouse is not there: --root . is meant
+    monkeypatch.chdir(root)
+    result = cli("views")
+    assert result.exit_code == 1 and "pass --root . " in result.stderr
+    # and gwh init refuses to nest a new warehouse inside it
+    result = cli("init", root / "nested")
+    assert result.exit_code == 1 and f"inside the warehouse {root}" in result.stderr
+    assert not (root / "nested").exists()

@@ -25,7 +25,7 @@ from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
 from warehouse.explain import explain_error
-from warehouse.files import DB_NAME, Layout, make_root
+from warehouse.files import DB_NAME, Layout, is_warehouse, make_root, warehouse_near
 from warehouse.health import ViewInfo
 from warehouse.loading import Loader, LoadResult, PreparedBatch
 from warehouse.marts.tables import mart_tables
@@ -115,6 +115,11 @@ class Warehouse:
             raise WarehouseError(
                 f"{root} is already a warehouse. Use it as it is, or choose another ROOT."
             )
+        holder = next((p for p in root.absolute().parents if is_warehouse(p)), None)
+        if holder is not None:
+            raise WarehouseError(
+                f"{root} is inside the warehouse {holder}; give a folder outside it for a new one."
+            )
         if (root / "__init__.py").exists():
             raise WarehouseError(
                 f"{root} is a Python package folder, not a place for a warehouse. "
@@ -134,6 +139,15 @@ class Warehouse:
     def open(cls, root: str | os.PathLike) -> Warehouse:
         root = Path(root)
         if not (root / CONFIG_NAME).exists() or not (root / DB_NAME).exists():
+            near = warehouse_near(root)
+            if near is not None:
+                meant = shlex.quote(
+                    os.path.relpath(near) if near.is_relative_to(Path.cwd()) else str(near)
+                )
+                raise NotAWarehouseError(
+                    f"{root} is not a warehouse, but {near} is: pass --root {meant} (or set "
+                    "GWH_ROOT to it)."
+                )
             raise NotAWarehouseError(
                 f"{root} is not a warehouse (no {CONFIG_NAME} and {DB_NAME}). "
                 f"Run `gwh init {shlex.quote(str(root))}` first, or pass --root / set GWH_ROOT "
