@@ -25,7 +25,7 @@ from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
 from warehouse.explain import explain_error
-from warehouse.files import DB_NAME, Layout, is_warehouse, make_root, warehouse_near
+from warehouse.files import DB_NAME, Layout, is_warehouse, make_root, room_in, warehouse_near
 from warehouse.health import ViewInfo
 from warehouse.loading import Loader, LoadResult, PreparedBatch
 from warehouse.marts.tables import mart_tables
@@ -301,7 +301,8 @@ class Warehouse:
                 locks.ensure_readers_lock(self.root)
                 commit.remove_orphans(self)
                 commit.collect_garbage(self)
-                yield
+                with room_in(self.root):
+                    yield
             finally:
                 self._local.writing = 0
 

@@ -45,6 +45,7 @@ __all__ = [
     "make_root",
     "missing_parent",
     "parquet_bytes",
+    "room_in",
     "pid_alive",
     "sha256_hex",
     "short_hash",
@@ -185,20 +186,39 @@ _NO_ROOM = {
 }
 
 
-def out_of_room(exc: BaseException) -> NotWritableError | None:
+def out_of_room(exc: BaseException, into: Path | None = None) -> NotWritableError | None:
     """The one line for a write that failed for want of room (a full disk, a quota, the
     file-size limit), whichever library raised it (DuckDB says so only in its message); None
-    for any other error. gwh's writes are atomic, so the advice is to make room and rerun."""
+    for any other error. It names the file the error names, else the folder ``into`` the write
+    went. gwh's writes are atomic, so the advice is to make room and rerun."""
     code = exc.errno if isinstance(exc, OSError) else None
     if code not in _NO_ROOM:
         code = next((c for c in _NO_ROOM if os.strerror(c) in str(exc)), None)
     if code is None:
         return None
-    where = f" {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+    if isinstance(exc, OSError) and exc.filename:
+        where = f" {exc.filename}"
+    else:
+        where = f" into {into}" if into is not None else ""
     return NotWritableError(
         f"writing{where} failed: {os.strerror(code)}. Nothing half-written was kept: "
         f"{_NO_ROOM[code]}, then run the command again."
     )
+
+
+@contextlib.contextmanager
+def room_in(folder: Path) -> Iterator[None]:
+    """Inside, a write that fails for want of room raises :func:`out_of_room`'s line, naming
+    ``folder`` when the error itself names no file (pyarrow's and DuckDB's often do not)."""
+    try:
+        yield
+    except NotWritableError:
+        raise
+    except Exception as exc:
+        error = out_of_room(exc, folder)
+        if error is None:
+            raise
+        raise error from None
 
 
 def make_root(root: Path, usage: str = "gwh init PATH") -> None:

@@ -14,6 +14,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from warehouse.errors import NotWritableError
 from warehouse.files import (
     Layout,
     atomic_path,
@@ -24,6 +25,7 @@ from warehouse.files import (
     out_of_room,
     parquet_bytes,
     pid_alive,
+    room_in,
     sha256_hex,
     short_hash,
     values_hash,
@@ -120,4 +122,15 @@ def test_out_of_room_names_the_cause_whichever_library_raised_it():
     said = duckdb.IOException("IO Error: Could not write file 'w.duckdb': No space left on device")
     assert out_of_room(said) is not None
     assert out_of_room(OSError(errno.EACCES, "Permission denied")) is None
+
+
+def test_room_in_names_the_folder_when_the_error_names_no_file(tmp_path):
+    with pytest.raises(NotWritableError, match=rf"writing into {tmp_path} failed: No space left"):
+        with room_in(tmp_path):
+            raise OSError(errno.ENOSPC, "No space left on device")  # as pyarrow raises it
+    with pytest.raises(NotWritableError, match="writing /d/x.parquet failed"):  # its own file
+        with room_in(tmp_path):
+            raise OSError(errno.ENOSPC, "No space left on device", "/d/x.parquet")
+    with pytest.raises(KeyError), room_in(tmp_path):  # anything else passes through
+        raise KeyError("x")
     assert out_of_room(ValueError("bad value")) is None
