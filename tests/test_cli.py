@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -200,11 +201,17 @@ def test_check_command(cli, loaded):
 
 
 def test_demo_small(cli, tmp_path):
-    result = cli("demo", tmp_path / "demo", "--objects", "400")
+    demo = tmp_path / "my demo"  # a space: the commands it suggests must paste as they are
+    result = cli("demo", demo, "--objects", "400")
     assert result.exit_code == 0, result.output
     assert "SIMULATED" in result.output and "ml_objects" in result.output
     assert "view contracts (sql/tests): all pass" in result.output
-    assert cli("demo", tmp_path / "demo", "--objects", "400").exit_code == 0  # rerun replaces
+    suggested = [line for line in result.output.splitlines() if "gwh" in line and "--root" in line]
+    assert len(suggested) == 2
+    for line in suggested:
+        words = shlex.split(line.split("Try:")[-1])
+        assert words[words.index("--root") + 1] == str(demo / "warehouse")
+    assert cli("demo", demo, "--objects", "400").exit_code == 0  # rerun replaces
     other = tmp_path / "mine"
     other.mkdir()
     (other / "precious.txt").write_text("keep")
@@ -315,7 +322,6 @@ def test_typer_bad_parameter_is_exit_2(cli, loaded):
 def _suggested(text: str) -> list[str]:
     """The gwh command a message suggests, split as a shell splits it."""
     import re
-    import shlex
 
     match = re.search(r"`(gwh [^`]*)`|check it with: (gwh .*)$", text.strip())
     assert match, text

@@ -8,6 +8,7 @@ what each quality rule removes, the splits and a cone search.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -131,7 +132,8 @@ def run_demo(
         + ("all pass" if not failures else f"FAILED: {failures}")
     )
     _demo_cutouts(wh, root, n_images, echo)
-    echo(f'\nTry: gwh sql --root {wh.root} "select split, count(*) from ml_objects group by 1"')
+    shown = shlex.quote(str(wh.root))
+    echo(f'\nTry: gwh sql --root {shown} "select split, count(*) from ml_objects group by 1"')
     return wh
 
 
@@ -220,7 +222,7 @@ def _demo_cutouts(wh: Warehouse, root: Path, n_images: int, echo: Callable[[str]
     first = results[0]
     with _h5(first.path) as h5:
         oid = int(h5["object_id"][0])
-    echo(f"   gwh cutouts show --root {wh.root} {oid} --png preview.png")
+    echo(f"   gwh cutouts show --root {shlex.quote(str(wh.root))} {oid} --png preview.png")
 
 
 def _demo_morphology(wh: Warehouse, echo: Callable[[str], None]) -> None:
