@@ -80,6 +80,7 @@ ENTRIES: tuple[Entry, ...] = (
         "hubble-source-catalog",
         "loaders.mast.hubble_source_catalog:HubbleSourceCatalogLoader",
         "MAST Hubble Source Catalog answers (Mashup .json) or fetched .parquet files.",
+        "Mashup answers (.json) or files gwh fetch wrote (.parquet).",
     ),
     Entry("galaxy-zoo-match", "loaders.galaxy_zoo:GalaxyZooMatchLoader", hidden=True),
 )

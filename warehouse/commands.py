@@ -135,7 +135,14 @@ COMMANDS: tuple[Command, ...] = (
             ("out", Path | None, None, "--out", "Output .h5 file."),
             ("all_splits", bool, False, "--all-splits", "train/validation/test.h5 into --out-dir."),
             ("out_dir", Path | None, None, "--out-dir", "Folder for --all-splits."),
-            ("size", int, 127, "--size", "Image side in pixels (127 or 64)."),
+            (
+                "size",
+                int,
+                127,
+                "--size",
+                "Image side in pixels: 127 or 64 as GalaxiesML, or any other (e.g. 36 for KiDS); "
+                "reached by a centred crop or zero padding.",
+            ),
             ("view", str | None, None, "--view", "View to export (default ml_objects)."),
             ("sql", str | None, None, "--sql", "A SELECT returning object_id, instead of --view."),
             (
