@@ -93,6 +93,7 @@ on a Dask cluster."""
 
 
 _LABELS = "Table of objects and labels."
+_SIDE = "Cutout side, full width (the DAS is asked for sw = sh = half of it, its semi-width)."
 COMMANDS: tuple[Command, ...] = (
     Command(
         "cutouts request",
@@ -102,7 +103,7 @@ COMMANDS: tuple[Command, ...] = (
         (
             Option("out_dir", Path, REQUIRED, "--out", "Folder for the list files and mappings."),
             Option("bands", str, "grizy", "--bands", "Bands, one list per band."),
-            Option("size", str, "20arcsec", "--size", "Cutout side."),
+            Option("size", str, "20arcsec", "--size", _SIDE),
             Option("view", str, "ml_objects", "--view", "Table or view to cut out."),
             Option("rerun", str, "pdr2_wide", "--rerun", "Archive rerun."),
         ),
@@ -158,7 +159,7 @@ COMMANDS: tuple[Command, ...] = (
         "cutouts.",
         (
             Option("bands", str, "grizy", "--bands", "Bands, one list per band."),
-            Option("size", str, "20arcsec", "--size", "Cutout side."),
+            Option("size", str, "20arcsec", "--size", _SIDE),
             Option("view", str, "ml_objects", "--view", "Table or view to cut out."),
             Option("rerun", str, "pdr2_wide", "--rerun", "Archive rerun."),
             Option("ingest", bool, True, "--ingest/--no-ingest", "Ingest the tars (else fetch)."),

@@ -102,6 +102,15 @@ def _size_text(size: str | float) -> str:
     )
 
 
+def _semi_text(side: str) -> str:
+    """The service's ``sw``/``sh`` for a square cutout of ``side`` (``_size_text``'s text): the
+    DAS reads them as the SEMI-width and SEMI-height (unagi's ``w_half``/``h_half``), so a
+    20"x20" cutout (GalaxiesML: 119 px at 0.168"/px) is ``sw = sh = 10arcsec``."""
+    m = _SIZE.fullmatch(side)
+    assert m is not None  # _size_text checked it
+    return f"{float(m.group(1)) / 2:.12g}{m.group(2) or ''}"
+
+
 def _check_coord(ra: Any, dec: Any) -> tuple[float, float]:
     ra_f, dec_f = float(ra), float(dec)
     if not (math.isfinite(ra_f) and 0.0 <= ra_f < 360.0):
@@ -202,12 +211,12 @@ def fetch_cutout(
         HTTP failure after retries.
     """
     ra_f, dec_f = _check_coord(ra, dec)
-    side = _size_text(size)
+    semi = _semi_text(_size_text(size))
     params = {
         "ra": repr(ra_f),
         "dec": repr(dec_f),
-        "sw": side,
-        "sh": side,
+        "sw": semi,
+        "sh": semi,
         "type": "coadd",
         "image": _onoff(image),
         "mask": _onoff(mask),
@@ -268,7 +277,8 @@ def write_batch_lists(
     bands : sequence of str
         Bands such as ``'gri'`` or ``['g', 'HSC-I2']``; one list per band and chunk.
     size : str or float
-        Cutout side, e.g. ``'20arcsec'`` or ``20`` (arcsec); square cutouts.
+        Cutout side, e.g. ``'20arcsec'`` or ``20`` (arcsec); square cutouts, asked for as
+        ``sw = sh = side / 2`` (the service reads them as semi-width and semi-height).
     rerun : str
         E.g. ``'pdr2_wide'``.
     out_dir : path
@@ -290,6 +300,7 @@ def write_batch_lists(
     if not re.fullmatch(r"[A-Za-z0-9_]+", rerun):
         raise ValueError(f"rerun must look like 'pdr2_wide', got {rerun!r}")
     side = _size_text(size)
+    semi = _semi_text(side)
     # 'gri' means three bands, 'HSC-I2' one
     if isinstance(bands, str):
         band_list = list(bands) if all(b in FILTERS for b in bands) else [bands]
@@ -314,7 +325,7 @@ def write_batch_lists(
             part = checked[start : start + max_rows]
             lines = [header]
             lines += [
-                "\t".join((repr(ra), repr(dec), side, side, filt, rerun, *flags))
+                "\t".join((repr(ra), repr(dec), semi, semi, filt, rerun, *flags))
                 for _, ra, dec in part
             ]
             list_path = out / f"{prefix}-{band}-{chunk:04d}.txt"

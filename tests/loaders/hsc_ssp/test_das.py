@@ -78,7 +78,8 @@ def test_lists_hold_at_most_1000_rows_one_filter_each_with_mapping(tmp_path):
         fields = [line.split("\t") for line in lines[1:]]
         assert {len(f) for f in fields} == {10}
         assert {f[4] for f in fields} == {f"HSC-{band.upper()}"}
-        assert fields[0][2:4] == ["20arcsec", "20arcsec"] and fields[0][5:] == [
+        # sw/sh are the DAS's semi-width/height: a 20" x 20" cutout asks for 10arcsec each
+        assert fields[0][2:4] == ["10arcsec", "10arcsec"] and fields[0][5:] == [
             "pdr2_wide",
             "true",
             "true",
@@ -228,6 +229,16 @@ def test_fetch_batch_wrong_password(server, tmp_path, recorded_rows):
     assert not list(tmp_path.glob("*.tar"))
 
 
+@pytest.mark.parametrize(
+    ("size", "semi"),
+    [("20arcsec", "10arcsec"), (20, "10arcsec"), ("0.5arcmin", "0.25arcmin"), ("0.01", "0.005")],
+)
+def test_list_rows_ask_for_the_semi_width_of_the_side(size, semi, tmp_path):
+    (path,) = write_batch_lists([(1, 34.0, -5.0)], "g", size, "pdr2_wide", tmp_path)
+    assert path.read_text().splitlines()[1].split("\t")[2:4] == [semi, semi]
+    assert json.loads(mapping_path(path).read_text())["size"] != semi  # the side, as given
+
+
 def test_fetch_batch_refuses_oversized_or_mixed_lists(tmp_path):
     big = tmp_path / "big.txt"
     row = "34.0\t-5.0\t20arcsec\t20arcsec\tHSC-G\tpdr2_wide\ttrue\ttrue\ttrue\tcoadd"
@@ -272,8 +283,8 @@ def test_single_cutout_get(server, tmp_path):
     assert query == {
         "ra": "34.0",
         "dec": "-5.0",
-        "sw": "20arcsec",
-        "sh": "20arcsec",
+        "sw": "10arcsec",  # the DAS reads sw/sh as semi-width/height: a 20" x 20" cutout
+        "sh": "10arcsec",
         "type": "coadd",
         "image": "on",
         "mask": "on",

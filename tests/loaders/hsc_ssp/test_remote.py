@@ -56,6 +56,8 @@ def test_live_single_cutout(tmp_path):
     path = fetch_cutout(*COVERED, tmp_path / "c.fits", band="i", size="10arcsec")
     with fits.open(path) as hdul:
         assert hdul[1].data.ndim == 2
+        # a 10" side (sw = sh = 5arcsec, the DAS's semi-width) at 0.168"/px: ~60 px, not ~119
+        assert all(abs(n - 10 / 0.168) <= 2 for n in hdul[1].data.shape)
         assert hdul[0].header["FLUXMAG0"] == pytest.approx(10 ** (0.4 * 27.0), rel=1e-6)
 
 
