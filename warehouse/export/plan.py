@@ -16,7 +16,7 @@ from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
 from warehouse.explain import explain_error
-from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of
+from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of, to_numpy
 from warehouse.export.options import PLANES
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.readonly import check_read_only
@@ -237,15 +237,15 @@ def order_ahead(
         return None
     if not 0 < table.num_rows <= limit or table.column("every_band").null_count:
         return None
-    if not pc.all(table.column("every_band")).as_py():
-        return None
     ids, h29 = table.column("object_id"), table.column("h29")
     if ids.null_count or h29.null_count or not pa.types.is_integer(ids.type):
         return None
-    ids_np = ids.to_numpy().astype(np.int64, copy=False)
+    if not to_numpy(table.column("every_band")).all():  # (pyarrow's own would import pandas)
+        return None
+    ids_np = to_numpy(ids).astype(np.int64, copy=False)
     if (ids_np[1:] == ids_np[:-1]).any():  # a duplicated object (sorted next to itself)
         return None
-    return ids_np, h29.to_numpy().astype(np.int64, copy=False)
+    return ids_np, to_numpy(h29).astype(np.int64, copy=False)
 
 
 def _fetch(con, sql: str, params: list, base: str) -> pa.Table:
