@@ -51,6 +51,13 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
                 signum = _TERMINATED[0]
                 typer.echo(f"terminated ({signal.Signals(signum).name})", err=True)
                 raise SystemExit(128 + signum) from None
+            if isinstance(exc, KeyboardInterrupt):  # typer would exit 130 without a word
+                typer.echo(
+                    "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds what "
+                    "was committed before.",
+                    err=True,
+                )
+                raise SystemExit(128 + signal.SIGINT) from None
             error = exc if isinstance(exc, WarehouseError) else out_of_room(exc)
             if error is None:
                 raise

@@ -277,6 +277,36 @@ def test_sigterm_removes_the_half_written_out_file(tmp_path):
     assert list(out.iterdir()) == []
 
 
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    """Ctrl-C (SIGINT) of a running command exits 130 with one line saying what was kept (it
+    exited 130 without a word) and leaves no temporary file, as SIGTERM does."""
+    root = tmp_path / "wh"
+    entry = [sys.executable, str(REPO / "cli.py")]
+    assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    sql = "select range as i, 'object ' || range as name from range(200000000)"
+    proc = subprocess.Popen(
+        entry + ["sql", sql, "--out", str(out / "x.parquet"), "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
+    )
+    deadline = time.monotonic() + 120
+    while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the query ended before Ctrl-C: {proc.stderr.read()}"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr == (
+        "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds what was "
+        "committed before.\n"
+    )
+    assert list(out.iterdir()) == []
+
+
 def test_a_load_out_of_room_is_one_line_and_keeps_the_warehouse(tmp_path, field_files):
     """A load that meets the file-size limit (as a full disk) says so in one line, with no
     second error from a writer closed at exit, and the warehouse stays as it was; a rerun
