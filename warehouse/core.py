@@ -25,7 +25,15 @@ from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
 from warehouse.explain import explain_error
-from warehouse.files import DB_NAME, Layout, is_warehouse, make_root, room_in, warehouse_near
+from warehouse.files import (
+    DB_NAME,
+    PACK_MANIFEST,
+    Layout,
+    is_warehouse,
+    make_root,
+    room_in,
+    warehouse_near,
+)
 from warehouse.health import ViewInfo
 from warehouse.loading import Loader, LoadResult, PreparedBatch
 from warehouse.marts.tables import mart_tables
@@ -47,6 +55,13 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
     if root is None or str(root) == "":
         root = os.environ.get("GWH_ROOT") or DEFAULT_ROOT
     return Path(root).expanduser()
+
+
+def _packed(root: Path) -> str:
+    return (
+        f"{root} is a packed release (gwh release pack), read-only: query it with "
+        f'`gwh sql --release {shlex.quote(str(root))} "select ..."` (export: --release too).'
+    )
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,8 @@ class Warehouse:
     @classmethod
     def init(cls, root: str | os.PathLike, config: Config | None = None) -> Warehouse:
         root = Path(root)
+        if (root / PACK_MANIFEST).exists():
+            raise WarehouseError(_packed(root))
         if (root / CONFIG_NAME).exists():
             raise WarehouseError(
                 f"{root} is already a warehouse. Use it as it is, or choose another ROOT."
@@ -138,6 +155,8 @@ class Warehouse:
     @classmethod
     def open(cls, root: str | os.PathLike) -> Warehouse:
         root = Path(root)
+        if (root / PACK_MANIFEST).exists():
+            raise NotAWarehouseError(_packed(root))
         if not (root / CONFIG_NAME).exists() or not (root / DB_NAME).exists():
             near = warehouse_near(root)
             if near is not None:

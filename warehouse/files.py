@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_NAME",
     "DB_NAME",
+    "PACK_MANIFEST",
     "Layout",
     "atomic_path",
     "atomic_write_bytes",
@@ -56,6 +57,7 @@ __all__ = [
 
 DB_NAME = "warehouse.duckdb"
 CONFIG_NAME = "warehouse.toml"
+PACK_MANIFEST = "pack.json"  # a packed release's file list (gwh release pack)
 
 
 # ------------------------------------------------------------------------------------ hashing

@@ -12,10 +12,10 @@ Querying a release builds its views in memory from the frozen SQL over the froze
 ``gwh sql --release v1`` answers as the warehouse did when the release was made.
 """
 
+from warehouse.files import PACK_MANIFEST
 from warehouse.release.audit import Mismatch, diff, diff_lines, verify, verify_target
 from warehouse.release.frozen import (
     MANIFEST,
-    PACK_MANIFEST,
     FrozenWarehouse,
     describe,
     list_releases,

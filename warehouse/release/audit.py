@@ -12,9 +12,9 @@ import duckdb
 
 from warehouse import db
 from warehouse.errors import ReleaseError
+from warehouse.files import PACK_MANIFEST, sha256_hex
 from warehouse.files import file_sha256 as sha256_file
-from warehouse.files import sha256_hex
-from warehouse.release.frozen import MANIFEST, PACK_MANIFEST, open_release
+from warehouse.release.frozen import MANIFEST, open_release
 from warehouse.store import read_version
 from warehouse.store.contracts import base_tables
 

@@ -20,7 +20,6 @@ from warehouse.store import read_version
 from warehouse.store.contracts import base_tables
 
 MANIFEST = "manifest.json"
-PACK_MANIFEST = "pack.json"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from warehouse.errors import ReleaseError
 from warehouse.export import export_release_splits
-from warehouse.files import Layout, missing_parent
+from warehouse.files import PACK_MANIFEST, Layout, missing_parent
 from warehouse.files import file_sha256 as sha256_file
 from warehouse.release.audit import verify
-from warehouse.release.frozen import MANIFEST, PACK_MANIFEST, open_pack, open_release
+from warehouse.release.frozen import MANIFEST, open_pack, open_release
 
 
 def pack(

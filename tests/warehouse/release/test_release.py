@@ -197,6 +197,11 @@ def test_pack_verifies_and_queries_without_the_warehouse(loaded, tmp_path, cli):
     assert ok.exit_code == 0 and "verifies" in ok.output
     q = cli("sql", "--release", dest, "select count(*) as n from ml_objects", "--format", "csv")
     assert q.exit_code == 0 and q.output.splitlines()[1] == str(len(before))
+    # given as --root (or to gwh init) it is named for what it is, with the command that reads it
+    for args in (("sql", "select 1", "--root", dest), ("init", dest)):
+        wrong = cli(*args)
+        assert wrong.exit_code == 1 and "is a packed release" in wrong.stderr, wrong.stderr
+        assert "--release" in wrong.stderr and "gwh init" not in wrong.stderr
     # lsdb opens a packed table on its own
     import lsdb
 
