@@ -20,14 +20,26 @@ def _int(request: Request, name: str, default: int) -> int:
         raise BadRequestError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+_TRUE, _FALSE = ("1", "on", "true", "yes"), ("", "0", "off", "false", "no")
+
+
 def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "") in ("1", "on", "true", "yes")
+    """A checkbox: 1 (on, true, yes), or 0 (off, false, no, absent); anything else is a 400
+    (``mask=2`` showed the plain image, as if the parameter were fine)."""
+    raw = request.query_params.get(name, "")
+    if raw.lower() not in _TRUE + _FALSE:
+        raise BadRequestError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw.lower() in _TRUE
+
+
+MAX_PAGE = 10**9
+"""Pages beyond this are refused (a result that long is for gwh sql --out, not a browser)."""
 
 
 def page_of(request: Request) -> int:
     page = _int(request, "page", 1)
-    if page < 1:
-        raise BadRequestError(f"page must be 1 or more, got {page}")
+    if not 1 <= page <= MAX_PAGE:
+        raise BadRequestError(f"page must be 1 to {MAX_PAGE:,}, got {page}")
     return page
 
 

@@ -38,6 +38,11 @@ def test_image_errors(get):
     assert get("/cutout/12345/g.png").status == 404
     assert get("/cutout/-1/q.png").status == 404
     assert get("/cutout/-1/g.png", stretch="log").status == 400  # a bad parameter
+    bad_mask = get("/cutout/-1/g.png", mask="2")  # was the plain image, 200
+    assert bad_mask.status == 400 and "mask must be 1 or 0, got &#39;2&#39;" in bad_mask.text
+    assert get("/cutout/-1/g.png", mask="on").status == 200
+    huge = get("/api/sql", q="select 1", page="99999999999999999999")
+    assert huge.status == 400 and huge.json()["error"].startswith("page must be 1 to 1,000,000,000")
 
 
 def _cut(mask: np.ndarray | None) -> StoredCutout:
