@@ -212,6 +212,12 @@ def test_demo_small(cli, tmp_path):
         words = shlex.split(line.split("Try:")[-1])
         assert words[words.index("--root") + 1] == str(demo / "warehouse")
     assert cli("demo", demo, "--objects", "400").exit_code == 0  # rerun replaces
+    # unless the demo folder now holds someone's work: a release, a file of theirs
+    (demo / "warehouse" / "releases" / "v1").mkdir(parents=True)
+    (demo / "my_analysis.txt").write_text("keep")
+    kept = cli("demo", demo, "--objects", "400")
+    assert kept.exit_code == 1 and "my_analysis.txt, release v1" in kept.stderr, kept.stderr
+    assert (demo / "my_analysis.txt").exists() and (demo / "warehouse" / "releases" / "v1").exists()
     other = tmp_path / "mine"
     other.mkdir()
     (other / "precious.txt").write_text("keep")

@@ -27,7 +27,7 @@ from warehouse.core import Warehouse
 from warehouse.cutouts import FLUXNORM_CARD
 from warehouse.errors import WarehouseError
 from warehouse.export import ExportOptions, export_hdf5
-from warehouse.files import make_root
+from warehouse.files import Layout, make_root
 from warehouse.images.bands import HSC_PIXEL_SCALE
 from warehouse.images.fits import write_cutout_fits
 from warehouse.images.preview import save_gallery_png
@@ -37,6 +37,23 @@ from warehouse.output import format_table
 _BANDS = ("g", "r", "i", "z", "y")
 
 DEMO_MARKER = ".gwh-demo"
+# what the demo writes in its folder: a rerun replaces a folder holding only these
+_DEMO_WRITES = frozenset({DEMO_MARKER, "inputs", "warehouse", "requests", "dataset", "gallery.png"})
+
+
+def _check_replaceable(root: Path) -> None:
+    """Refuse to rerun the demo over a demo folder that holds someone's work: releases (which
+    are immutable) or files the demo did not write."""
+    kept = sorted(p.name for p in root.iterdir() if p.name not in _DEMO_WRITES)
+    releases = Layout(root / "warehouse").releases
+    if releases.is_dir():
+        kept += sorted(f"release {p.name}" for p in releases.iterdir())
+    if kept:
+        shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+        raise WarehouseError(
+            f"{root} is an earlier demo that now also holds {shown}; rerunning the demo would "
+            "delete them. Give another ROOT, or move them out first."
+        )
 
 
 def run_demo(
@@ -51,6 +68,8 @@ def run_demo(
             raise WarehouseError(
                 f"{root} exists and is not a demo warehouse; give another ROOT for the demo."
             )
+        _check_replaceable(root)
+        echo(f"== replacing the earlier demo in {root}")
         shutil.rmtree(root)
     if n_objects < 100:
         raise WarehouseError(f"--objects must be at least 100, got {n_objects}")
