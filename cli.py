@@ -165,14 +165,22 @@ def _open_at(root: Path | None, release: str | None):  # type: ignore[no-untyped
 
 @app.command()
 def init(
+    ctx: typer.Context,
     root_arg: Annotated[
-        Path | None, typer.Argument(metavar="[ROOT]", help="Folder to create.")
+        Path | None, typer.Argument(metavar="ROOT", help="Folder to create.")
     ] = None,
     root: RootOption = None,
 ) -> None:
-    """Create a warehouse: warehouse.toml, warehouse.duckdb and catalogs/."""
+    """Create a warehouse: warehouse.toml, warehouse.duckdb and catalogs/ (in ROOT, else
+    --root, else $GWH_ROOT, else ./warehouse)."""
     from warehouse.core import Warehouse, resolve_root
 
+    source = ctx.get_parameter_source("root")  # typer's own click: compare by name
+    given = source is not None and source.name == "COMMANDLINE"  # not $GWH_ROOT
+    if root_arg is not None and root is not None and given and root_arg != root:
+        raise typer.BadParameter(
+            f"two folders given, {root_arg} and --root {root}: give one of them"
+        )
     target = resolve_root(root_arg if root_arg is not None else root)
     Warehouse.init(target)
     typer.echo(f"created warehouse {target} (edit {target / 'warehouse.toml'} to configure)")
@@ -362,7 +370,7 @@ def refresh(root: RootOption = None) -> None:
 @app.command()
 def demo(
     root_arg: Annotated[
-        Path | None, typer.Argument(metavar="[ROOT]", help="Folder for the demo warehouse.")
+        Path | None, typer.Argument(metavar="ROOT", help="Folder for the demo warehouse.")
     ] = None,
     n_objects: Annotated[int, typer.Option("--objects", help="Simulated objects.")] = 5000,
     n_images: Annotated[

@@ -283,6 +283,18 @@ def test_sigterm_removes_the_half_written_out_file(tmp_path):
     assert list(out.iterdir()) == []
 
 
+def test_init_refuses_two_different_folders(cli, tmp_path):
+    """``gwh init A --root B`` created A and ignored --root B without a word; $GWH_ROOT still
+    yields to the folder given on the command line."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    r = cli("init", a, "--root", b)
+    assert r.exit_code == 2 and f"two folders given, {a} and --root {b}: give one" in r.output
+    assert not a.exists() and not b.exists()
+    r = cli("init", a, env={"GWH_ROOT": str(b)})
+    assert r.exit_code == 0 and (a / "warehouse.toml").exists() and not b.exists()
+    assert cli("init", "--help").stdout.startswith("Usage: gwh init [OPTIONS] [ROOT]\n")
+
+
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     """Ctrl-C (SIGINT) of a running command exits 130 with one line saying what was kept (it
     exited 130 without a word) and leaves no temporary file, as SIGTERM does."""
