@@ -346,15 +346,36 @@ def cone(
 
 
 @app.command()
-def check(root: RootOption = None) -> None:
+def check(
+    root: RootOption = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Also fail (exit 1) when a contract cannot run because its view is "
+            "unavailable (for a CI step: nothing goes green unchecked).",
+        ),
+    ] = False,
+) -> None:
     """Run every view contract in sql/tests (each assertion must return no rows)."""
     results = _open(root).check()
-    failed = 0
+    failed = unavailable = 0
     for name, n, error in results:
         status = "ok" if n == 0 else ("unavailable" if error else f"FAILED ({n} rows)")
         typer.echo(f"{status:<16} {name}" + (f"  ({error})" if error else ""))
         failed += n > 0
-    if failed:
+        unavailable += bool(error)
+    checked = len(results) - unavailable
+    typer.echo(
+        f"{checked} of {len(results)} contracts checked, {failed} failed"
+        + (
+            f"; {unavailable} unavailable, not checked"
+            + ("" if strict else " (--strict fails on them)")
+            if unavailable
+            else ""
+        )
+    )
+    if failed or (strict and unavailable):
         raise typer.Exit(1)
 
 
