@@ -142,6 +142,7 @@ def _load_together(
     whose hash is known before it is read and says it was loaded is not read; one whose hash
     comes later is read meanwhile, and its rows dropped if it was loaded (nothing written)."""
     registry = _registry(wh)
+    before = {name: v.nrows for name in registry if (v := _previous(wh, registry, name))}
     batches: dict[str, UpsertBatch] = {}
     per_file: list[dict[str, int]] = []
     todo: list[tuple[Path, str]] = []
@@ -203,6 +204,11 @@ def _load_together(
         )
         echo(f"{path}: loaded ({summary})")
         results.append(result)
+    for name, _v, _f, cv in created:  # a keyed upsert: say how many rows it replaced
+        new = cv.nrows - before.get(name, 0)
+        given = sum(counts.get(name, 0) for counts in per_file)
+        if given > new:
+            echo(f"{name}: {new:,} new rows; {given - new:,} updated rows whose key it held")
     if failure is not None:
         raise failure
     return results

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -134,3 +135,23 @@ def test_a_current_folder_whose_version_is_gone_is_a_clear_error(loaded, tmp_pat
     with pytest.raises(LoadError, match=r"is a folder, not a link.*cp -a"):
         Warehouse.open(copy).refresh()
     assert (table_dir / "current").is_dir()  # nothing of the user's removed
+
+
+def test_a_reload_says_how_many_rows_it_replaced(make_warehouse, tmp_path):
+    f = simulate_field(300, seed=5).forced
+    first, again = tmp_path / "first.parquet", tmp_path / "again.parquet"
+    pq.write_table(f, first)
+    changed = f.slice(0, 40)  # the same keys, another value
+    mag = pc.add(changed.column("g_cmodel_mag"), 0.01)
+    pq.write_table(changed.set_column(changed.schema.get_field_index("g_cmodel_mag"),
+                                      "g_cmodel_mag", mag), again)  # fmt: skip
+    wh = make_warehouse()
+    said: list[str] = []
+    wh.load(registry.get("hsc-forced"), [first], echo=said.append)
+    assert said == [f"{first}: loaded (hsc_forced: +300 rows → 300)"]
+    said.clear()
+    wh.load(registry.get("hsc-forced"), [again], echo=said.append)
+    assert said == [
+        f"{again}: loaded (hsc_forced: +40 rows → 300)",
+        "hsc_forced: 0 new rows; 40 updated rows whose key it held",
+    ]
