@@ -21,6 +21,7 @@ warehouse.errors.ReadOnlyError: COPY is not allowed: ...
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -38,6 +39,63 @@ ALLOWED = (
 )
 
 _EXPLAIN = re.compile(r"^\s*explain\s+(?:analy[sz]e\s+)?(.*)$", re.I | re.S)
+
+
+_LIMITS = ("LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER")
+
+
+def unordered_limit(sql: str) -> str | None:
+    """Why ``sql`` may give other rows on each run, or None: a ``LIMIT``/``OFFSET`` without an
+    ``ORDER BY`` beside it (at the top or in any subquery or CTE), or a ``USING SAMPLE`` /
+    ``TABLESAMPLE``. DuckDB scans in parallel, so such a query picks whichever rows come first
+    (a sample's seed repeats only on one thread): an export of it is not reproducible. Found in
+    DuckDB's own parse tree (``json_serialize_sql``), never by matching text; SQL it cannot
+    parse gives None (the guard reports it).
+
+    >>> unordered_limit("select * from ml_objects order by object_id limit 10") is None
+    True
+    >>> unordered_limit("select * from ml_objects limit 10")[:40]
+    'LIMIT without ORDER BY picks whichever r'
+    """
+    try:
+        with duckdb.connect() as con:
+            row = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+        tree = json.loads(row[0]) if row else {}
+    except (duckdb.Error, ValueError):  # no json extension, or not parsable: nothing to say
+        return None
+    if not isinstance(tree, dict) or tree.get("error"):
+        return None
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            modifiers = node.get("modifiers")
+            if isinstance(modifiers, list):
+                kinds = {m.get("type") for m in modifiers if isinstance(m, dict)}
+                if kinds & set(_LIMITS) and "ORDER_MODIFIER" not in kinds:
+                    found.append("limit")
+            if isinstance(node.get("sample"), dict):
+                found.append("sample")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree.get("statements"))
+    if "sample" in found:
+        return (
+            "USING SAMPLE / TABLESAMPLE draws other rows on each run (DuckDB scans in "
+            "parallel; a seed repeats only on one thread): use --limit N or --subset "
+            "tiny|small|medium, which take the same objects every time"
+        )
+    if found:
+        return (
+            "LIMIT without ORDER BY picks whichever rows DuckDB's parallel scan gives first, "
+            "other rows on another run: use --limit N or --subset tiny|small|medium (the "
+            "same objects every time), or add ORDER BY object_id before the LIMIT"
+        )
+    return None
 
 
 def _kind(statement: duckdb.Statement) -> str:

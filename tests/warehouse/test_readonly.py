@@ -17,7 +17,7 @@ import pytest
 
 from warehouse.errors import QueryError, ReadOnlyError
 from warehouse.export import base_query
-from warehouse.readonly import check_read_only
+from warehouse.readonly import check_read_only, unordered_limit
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -223,3 +223,34 @@ def test_every_reader_connection_caches_parquet_footers(loaded, shared):
         setting = "SELECT current_setting('parquet_metadata_cache')"
         assert con.execute(setting).fetchone()[0] is True
         assert con.cursor().execute(setting).fetchone()[0] is True
+
+
+@pytest.mark.parametrize(
+    ("sql", "found"),
+    [
+        ("select * from ml_objects limit 300", "LIMIT without ORDER BY"),
+        ("select * from ml_objects offset 5", "LIMIT without ORDER BY"),
+        ("select * from ml_objects limit 10 percent", "LIMIT without ORDER BY"),
+        ("select 1 AS a union all select 2 limit 1", "LIMIT without ORDER BY"),
+        (
+            "select * from ml_objects where object_id in (select object_id from cutouts limit 30)",
+            "LIMIT without ORDER BY",
+        ),
+        ("with c as (select * from ml_objects limit 3) select * from c", "LIMIT without ORDER BY"),
+        ("select * from ml_objects using sample 200 rows", "USING SAMPLE / TABLESAMPLE"),
+        ("select * from ml_objects tablesample 10%", "USING SAMPLE / TABLESAMPLE"),
+        ("select * from ml_objects order by object_id limit 300", None),
+        ("select * from ml_objects where split = 'test'", None),
+        ("select 'limit 5' AS text, (select max(z) from t) AS m from ml_objects", None),
+        ("not sql at all", None),
+    ],
+)
+def test_unordered_limit_names_what_makes_a_query_draw_other_rows(sql, found):
+    """``gwh export --sql "... limit 300"`` wrote 169 rows on some runs and 173 on others: the
+    export asks this helper (DuckDB's parse tree, not the text) and names --limit/--subset."""
+    reason = unordered_limit(sql)
+    if found is None:
+        assert reason is None
+    else:
+        assert reason is not None and reason.startswith(found) and "\n" not in reason
+        assert "--limit N or --subset tiny|small|medium" in reason
