@@ -21,6 +21,7 @@ warehouse.errors.ReadOnlyError: COPY is not allowed: ...
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -44,13 +45,13 @@ _EXPLAIN = re.compile(r"^\s*explain\s+(?:analy[sz]e\s+)?(.*)$", re.I | re.S)
 _LIMITS = ("LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER")
 
 
-def unordered_limit(sql: str) -> str | None:
+def unordered_limit(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> str | None:
     """Why ``sql`` may give other rows on each run, or None: a ``LIMIT``/``OFFSET`` without an
     ``ORDER BY`` beside it (at the top or in any subquery or CTE), or a ``USING SAMPLE`` /
     ``TABLESAMPLE``. DuckDB scans in parallel, so such a query picks whichever rows come first
     (a sample's seed repeats only on one thread): an export of it is not reproducible. Found in
     DuckDB's own parse tree (``json_serialize_sql``), never by matching text; SQL it cannot
-    parse gives None (the guard reports it).
+    parse gives None (the guard reports it). ``con``: a connection to parse on (else a new one).
 
     >>> unordered_limit("select * from ml_objects order by object_id limit 10") is None
     True
@@ -58,8 +59,10 @@ def unordered_limit(sql: str) -> str | None:
     'LIMIT without ORDER BY picks whichever r'
     """
     try:
-        with duckdb.connect() as con:
-            row = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+        with contextlib.ExitStack() as stack:
+            parser = con.cursor() if con is not None else duckdb.connect()
+            stack.enter_context(parser)
+            row = parser.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
         tree = json.loads(row[0]) if row else {}
     except (duckdb.Error, ValueError):  # no json extension, or not parsable: nothing to say
         return None

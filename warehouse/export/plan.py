@@ -19,7 +19,7 @@ from warehouse.explain import explain_error
 from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of, to_numpy
 from warehouse.export.options import PLANES
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
-from warehouse.readonly import check_read_only
+from warehouse.readonly import check_read_only, unordered_limit
 
 EXACT_IN_FLOAT64 = 2**53  # integers up to this magnitude are exact in a float64
 ROWS_VIEW = "gwh_export_rows"  # the fetched rows (:attr:`_Plan.table`) while they are counted
@@ -36,6 +36,9 @@ def base_query(view: str | None, sql: str | None, split: str | None, con=None) -
         if not text:
             raise ExportError("--sql is empty; give a SELECT returning object_id.")
         text = check_read_only(text, con)  # the same guard as every read path
+        unordered = unordered_limit(text, con)
+        if unordered is not None:  # an export is the same bytes on every run, or refused
+            raise ExportError(f"--sql: {unordered}.")
     else:
         text = f"SELECT * FROM {db.quote_ident(view or 'ml_objects')}"
     if split is None:
