@@ -186,9 +186,13 @@ def dataset_card(
         "",
         f"Fractions (train / validation / test): {splits.train} / {splits.validation} / "
         f"{splits.test}; salt `{splits.salt}`; mode `{attrs.get('split_mode', splits.mode)}`. "
-        "The split of an object is a pure function of (salt, key): key = object_id in "
-        "`object` mode, the object's HEALPix cell in `healpix` mode "
-        "(`split_unit(salt, key)` = the top 53 bits of MD5(salt || ':' || key) / 2^53).",
+        "The split of an object is a pure function of (salt, key): key = `object:<object_id>` "
+        "in `object` mode, `healpix<order>:<cell>` (the object's HEALPix cell) in `healpix` "
+        "mode. `u = split_unit(salt, key)`: the first 8 bytes of MD5(`salt:key`) read as a "
+        "little-endian unsigned 64-bit integer, shifted right by 11 bits, over 2^53; train if "
+        "u < train, validation if u < train + validation, else test. In Python: "
+        '`u = (int.from_bytes(hashlib.md5(f"{salt}:{key}".encode()).digest()[:8], "little") '
+        ">> 11) / 2**53`.",
         "",
     ]
     if opts.limit is not None:
