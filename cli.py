@@ -295,6 +295,9 @@ def sql(
         int, typer.Option("--max-rows", min=0, help="Rows shown by --format table.")
     ] = 100,
     release: ReleaseOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the --out file if it exists.")
+    ] = False,
 ) -> None:
     """Run read-only SQL, e.g. gwh sql "select split, count(*) from ml_objects group by 1"."""
     from warehouse import api, output
@@ -308,7 +311,9 @@ def sql(
         if out is None:
             output.print_stream(rows, fmt)  # ends quietly when the reader stops (| head)
             return
-        n = output.save_stream(rows, out, output.column_metadata(wh), wh.layout, fmt)
+        n = output.save_stream(
+            rows, out, output.column_metadata(wh), wh.layout, fmt, overwrite=overwrite
+        )
     typer.echo(f"wrote {n:,} rows to {out}")
 
 

@@ -189,6 +189,22 @@ def test_json_out_writes_the_text_format_json_prints(cli, loaded, tmp_path):
     assert not (tmp_path / "y.csv").exists() and not (tmp_path / "y.txt").exists()
 
 
+def test_out_keeps_an_existing_file_unless_overwrite(cli, loaded, tmp_path):
+    """``gwh sql --out mine.csv`` replaced the user's file without a word (``gwh export``
+    refuses an existing file); now it is one line and the file is kept, --overwrite replaces."""
+    mine = tmp_path / "mine" / "mine.csv"
+    mine.parent.mkdir()
+    mine.write_text("keep\n")
+    r = cli("sql", "select 1 AS a", "--out", mine, "--root", str(loaded.root))
+    assert r.exit_code == 1 and r.stderr == (
+        f"error: --out {mine} already exists; give --overwrite to replace it, or another file "
+        "name.\n"
+    )
+    assert mine.read_text() == "keep\n" and list(mine.parent.iterdir()) == [mine]
+    r = cli("sql", "select 1 AS a", "--out", mine, "--overwrite", "--root", str(loaded.root))
+    assert r.exit_code == 0 and mine.read_text() == '"a"\n1\n'
+
+
 def test_parquet_out_has_units_and_reads_in_astropy_and_pandas(cli, loaded, tmp_path):
     from astropy.table import Table
 

@@ -214,6 +214,7 @@ def save_stream(
     column_info: Mapping[str, Mapping[str, str]] | None = None,
     warehouse: Layout | None = None,
     fmt: str | None = None,
+    overwrite: bool = True,
 ) -> int:
     """Write the rows of ``reader`` as ``.csv``, ``.parquet``, ``.json`` or ``.jsonl``
     (:func:`out_format`; ``fmt``, from ``--format``, for another suffix) atomically (a temporary
@@ -224,7 +225,8 @@ def save_stream(
     written as text. CSV writes nested cells as JSON text; JSON is the text ``--format json``
     (or ``jsonl``) prints (:func:`~warehouse.output.formats.write_stream`). Nothing is written
     over the part of ``warehouse`` only gwh's writers change
-    (:meth:`~warehouse.files.Layout.owned_part`).
+    (:meth:`~warehouse.files.Layout.owned_part`), nor, without ``overwrite``, over a file that
+    exists (``gwh sql --out`` replaced a user's file without a word; ``--overwrite`` says so).
     """
     path = Path(path)
     kind = out_format(path, fmt)
@@ -237,6 +239,10 @@ def save_stream(
         raise QueryError(
             f"--out {path} {where}, which only gwh's writers change (it could replace a "
             "table's data file); write it elsewhere."
+        )
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise QueryError(
+            f"--out {path} already exists; give --overwrite to replace it, or another file name."
         )
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     spill = tmp.with_suffix(".arrow")
