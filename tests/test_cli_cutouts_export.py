@@ -139,3 +139,7 @@ def test_export_errors(cli, wh, tmp_path):
 def test_show_unknown_object(cli, wh, tmp_path):
     result = cli("cutouts", "show", 42, "--png", tmp_path / "x.png", "--root", wh.root)
     assert result.exit_code == 1 and result.stderr.startswith("error: no cutouts")
+    nowhere = tmp_path / "no" / "x.png"  # the message names --png, the option given (not --out)
+    result = cli("cutouts", "show", 42, "--png", nowhere, "--root", wh.root)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: --png {nowhere}: folder {nowhere.parent} does not")

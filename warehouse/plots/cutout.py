@@ -55,7 +55,7 @@ def plot_cutout(
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise PlotError(f"{out}: previews are PNG files; give a name ending in .png")
-    if (missing := missing_parent(out)) is not None:
+    if (missing := missing_parent(out, "--png")) is not None:  # gwh cutouts show --png
         raise PlotError(missing)
     cut = read_cutout(wh, object_id, bands)
     meta = cut.metadata
