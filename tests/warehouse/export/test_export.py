@@ -10,6 +10,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from tests.warehouse.cutouts.test_cutouts import (
@@ -30,6 +31,7 @@ from warehouse.export import (
     base_query,
     export_all_splits,
     export_hdf5,
+    export_hf,
     export_release_splits,
     parse_bands,
 )
@@ -231,6 +233,31 @@ def test_allow_missing_bands_writes_nan_and_flags(fresh, tmp_path):
             else:
                 assert np.isnan(h5["image"][i]).all()
                 assert h5["fit_action"].asstr()[i] == "missing"
+
+
+def test_hf_rows_without_images_cost_little_and_flag_bands_in_band_order(fresh, tmp_path):
+    all_ids = [r[0] for r in objects(fresh, view="hsc_forced", limit=400)]
+    in_ml = {r[0] for r in objects(fresh)}
+    extra = [i for i in all_ids if i not in in_ml][:40]
+    ingest_coded(fresh, extra[:1])  # one imaged object, 39 with no cutout at all
+    sql = "SELECT object_id, 'test' AS split FROM hsc_forced WHERE object_id IN ({})".format(
+        ", ".join(map(str, extra))
+    )
+    opts = ExportOptions(size=64, allow_missing_bands=True)
+    r = export_hf(fresh, tmp_path / "hf", splits=["test"], sql=sql, options=opts, progress=False)
+    (shard,) = r.path.glob("data/*.parquet")
+    meta = pq.ParquetFile(shard).metadata
+    names = meta.schema.to_arrow_schema().names
+    assert [n for n in names if n.startswith("missing_")] == [f"missing_{b}" for b in "grizy"]
+    planes = [meta.row_group(g).column(0) for g in range(meta.num_row_groups)]  # image
+    assert {c.compression for c in planes} == {"ZSTD"}  # the NaN planes compress to nothing
+    # 40 rows x 3 planes x 5 x 64 x 64 x 4 bytes = 9.8 MB raw; one row's noise remains
+    assert shard.stat().st_size < 5 * 64 * 64 * 4 * 3 * 3
+    table = pq.read_table(shard)
+    image = np.asarray(table.column("image").to_pylist(), dtype=np.float32)
+    imaged = table.column("object_id").to_pylist().index(extra[0])
+    assert image[imaged, 1, 32, 32] == pixel_value(extra[0], 1)
+    assert np.isnan(np.delete(image, imaged, axis=0)).all()
 
 
 def test_no_mask_no_variance_and_compression(populated, tmp_path):
