@@ -55,11 +55,15 @@ def check_positions(src: SourceTable, ra: str, dec: str) -> None:
         bad = ~valid | ~np.isfinite(values) | (values < lo) | (values > hi)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            value = None if not valid[i] else float(values[i])
+            if not valid[i]:
+                what = f"{name} is NULL (empty)"
+            elif np.isnan(values[i]):
+                what = f"{name} is NaN"
+            else:
+                what = f"{name} = {float(values[i])} is outside [{lo:g}, {hi:g}] degrees"
             raise LoadError(
-                f"{src.where(i)}: {name} = {value} is outside [{lo:g}, {hi:g}] degrees "
-                f"({int(bad.sum())} such row(s)). Positions must be ICRS degrees; fix or drop "
-                "these rows."
+                f"{src.where(i)}: {what} ({int(bad.sum())} row(s) without a valid {name}). "
+                "Every row needs a position in ICRS degrees; fix or drop these rows."
             )
 
 

@@ -176,12 +176,18 @@ def test_truncated_parquet(cli, wh_root, tmp_path, field):
 
 
 @pytest.mark.parametrize(
-    ("ra", "dec", "column"), [(400.0, 1.0, "ra"), (10.0, -91.0, "dec"), (10.0, "NaN", "dec")]
+    ("ra", "dec", "said"),
+    [
+        (400.0, 1.0, "ra = 400.0 is outside [0, 360] degrees"),
+        (10.0, -91.0, "dec = -91.0 is outside [-90, 90] degrees"),
+        (10.0, "NaN", "dec is NaN"),
+        (10.0, "", "dec is NULL (empty)"),
+    ],
 )
-def test_position_out_of_range(cli, wh_root, tmp_path, ra, dec, column):
+def test_position_out_of_range(cli, wh_root, tmp_path, ra, dec, said):
     path = tmp_path / "badpos.csv"
     path.write_text(HEADER + f"{BIG},10,1,22.1,f\n{BIG + 1},{ra},{dec},22.1,f\n")
-    _load_fails(cli, wh_root, "hsc-forced", path, "line 3", f"{column} = ", "outside")
+    _load_fails(cli, wh_root, "hsc-forced", path, "line 3", said, "needs a position")
 
 
 def test_duplicate_object_id_in_one_file(cli, wh_root, tmp_path):
