@@ -88,7 +88,10 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
         raise _unreadable_tar(tar_path, exc) from None
     with tar, _damaged_tar(tar_path):
         members = tar.getmembers()
-        plan = [(m, t) for m in members if (t := _check_member(m, root)) is not None]
+        try:
+            plan = [(m, t) for m in members if (t := _check_member(m, root)) is not None]
+        except CutoutError as exc:  # name the tar: a command may be given many
+            raise CutoutError(f"{tar_path}: {exc}") from None
         written: list[Path] = []
         for member, target in plan:
             source = tar.extractfile(member)
