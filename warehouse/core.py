@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import shlex
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,17 +24,10 @@ from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
 from warehouse.explain import explain_error
-from warehouse.files import (
-    DB_NAME,
-    PACK_MANIFEST,
-    Layout,
-    is_warehouse,
-    make_root,
-    room_in,
-    warehouse_near,
-)
+from warehouse.files import Layout, make_root, room_in
 from warehouse.health import ViewInfo
 from warehouse.loading import Loader, LoadResult, PreparedBatch
+from warehouse.location import is_warehouse, new_warehouse_refusal, not_a_warehouse
 from warehouse.marts.tables import mart_tables
 from warehouse.readonly import check_read_only
 from warehouse.store import CatalogVersion, read_version
@@ -55,13 +47,6 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
     if root is None or str(root) == "":
         root = os.environ.get("GWH_ROOT") or DEFAULT_ROOT
     return Path(root).expanduser()
-
-
-def _packed(root: Path) -> str:
-    return (
-        f"{root} is a packed release (gwh release pack), read-only: query it with "
-        f'`gwh sql --release {shlex.quote(str(root))} "select ..."` (export: --release too).'
-    )
 
 
 @dataclass(frozen=True)
@@ -126,22 +111,9 @@ class Warehouse:
     @classmethod
     def init(cls, root: str | os.PathLike, config: Config | None = None) -> Warehouse:
         root = Path(root)
-        if (root / PACK_MANIFEST).exists():
-            raise WarehouseError(_packed(root))
-        if (root / CONFIG_NAME).exists():
-            raise WarehouseError(
-                f"{root} is already a warehouse. Use it as it is, or choose another ROOT."
-            )
-        holder = next((p for p in root.absolute().parents if is_warehouse(p)), None)
-        if holder is not None:
-            raise WarehouseError(
-                f"{root} is inside the warehouse {holder}; give a folder outside it for a new one."
-            )
-        if (root / "__init__.py").exists():
-            raise WarehouseError(
-                f"{root} is a Python package folder, not a place for a warehouse. "
-                "Give another ROOT (e.g. gwh init ./data/warehouse) or set GWH_ROOT."
-            )
+        refusal = new_warehouse_refusal(root)
+        if refusal is not None:
+            raise WarehouseError(refusal)
         config = config or Config.default()
         make_root(root)
         tmp = root / f".{CONFIG_NAME}.tmp"
@@ -155,23 +127,8 @@ class Warehouse:
     @classmethod
     def open(cls, root: str | os.PathLike) -> Warehouse:
         root = Path(root)
-        if (root / PACK_MANIFEST).exists():
-            raise NotAWarehouseError(_packed(root))
-        if not (root / CONFIG_NAME).exists() or not (root / DB_NAME).exists():
-            near = warehouse_near(root)
-            if near is not None:
-                meant = shlex.quote(
-                    os.path.relpath(near) if near.is_relative_to(Path.cwd()) else str(near)
-                )
-                raise NotAWarehouseError(
-                    f"{root} is not a warehouse, but {near} is: pass --root {meant} (or set "
-                    "GWH_ROOT to it)."
-                )
-            raise NotAWarehouseError(
-                f"{root} is not a warehouse (no {CONFIG_NAME} and {DB_NAME}). "
-                f"Run `gwh init {shlex.quote(str(root))}` first, or pass --root / set GWH_ROOT "
-                "to an existing one."
-            )
+        if not is_warehouse(root):
+            raise NotAWarehouseError(not_a_warehouse(root))
         return cls(root, load_config(root))
 
     # ------------------------------------------------------------------ readers

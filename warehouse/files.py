@@ -41,7 +41,6 @@ __all__ = [
     "damaged_parquet",
     "file_sha256",
     "host_tag",
-    "is_warehouse",
     "json_hash",
     "make_root",
     "missing_parent",
@@ -51,7 +50,6 @@ __all__ = [
     "sha256_hex",
     "short_hash",
     "values_hash",
-    "warehouse_near",
     "write_parquet_atomic",
 ]
 
@@ -239,28 +237,6 @@ def make_root(root: Path, usage: str = "gwh init PATH") -> None:
             f"cannot create a warehouse at {root}: {exc.strerror}. Give a folder you can write "
             f"to ({usage})."
         ) from None
-
-
-def is_warehouse(path: Path) -> bool:
-    """Whether ``path`` is a warehouse folder (it holds ``warehouse.toml`` and
-    ``warehouse.duckdb``)."""
-    return (path / CONFIG_NAME).is_file() and (path / DB_NAME).is_file()
-
-
-def warehouse_near(path: Path) -> Path | None:
-    """The warehouse a user who named ``path`` most likely meant, when ``path`` is not one: the
-    folder of a ``warehouse.duckdb``/``warehouse.toml`` named, a warehouse inside ``path``
-    (``warehouse/`` first: ``gwh demo``'s folder), or a warehouse holding ``path``. None: no
-    such warehouse."""
-    absolute = path.expanduser().absolute()
-    try:
-        inside = sorted(absolute.iterdir()) if absolute.is_dir() else []
-    except OSError:  # a folder we may not list
-        inside = []
-    candidates = [absolute / "warehouse", *(p for p in inside if p.is_dir()), *absolute.parents]
-    if absolute.name in (DB_NAME, CONFIG_NAME):
-        candidates.insert(0, absolute.parent)
-    return next((c for c in candidates if is_warehouse(c)), None)
 
 
 def damaged_parquet(exc: BaseException) -> str | None:

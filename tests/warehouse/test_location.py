@@ -1,0 +1,47 @@
+"""What a folder a user named holds, and the line that says so (warehouse.location)."""
+
+from __future__ import annotations
+
+import pytest
+
+from warehouse.core import Warehouse
+from warehouse.errors import NotAWarehouseError, WarehouseError
+from warehouse.location import new_warehouse_refusal, not_a_warehouse, warehouse_near
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = tmp_path / "my demo"  # as gwh demo lays it out: the warehouse inside
+    Warehouse.init(demo / "warehouse")
+    pack = tmp_path / "packs" / "v1"  # a packed release: pack.json, no warehouse.duckdb
+    (pack / "catalogs").mkdir(parents=True)
+    (pack / "pack.json").write_text("{}")
+    (pack / "warehouse.toml").write_text("")
+    return demo, pack
+
+
+def test_a_path_near_a_warehouse_names_it(places):
+    demo, pack = places
+    wh = demo / "warehouse"
+    for near in (demo, wh / "warehouse.duckdb", wh / "catalogs"):
+        assert warehouse_near(near) == wh.absolute()
+        said = not_a_warehouse(near)
+        assert "pass --root 'my demo/warehouse'" in said and "gwh init" not in said
+    for inside in (pack / "catalogs", pack.parent):
+        said = not_a_warehouse(inside)
+        assert "packed release" in said and "--release packs/v1" in said, said
+    with pytest.raises(NotAWarehouseError, match="packed release"):
+        Warehouse.open(pack)
+
+
+def test_init_never_nests_a_warehouse_in_or_around_another(places):
+    demo, pack = places
+    assert "holds the warehouse" in new_warehouse_refusal(demo)  # would shadow it
+    assert "is inside the warehouse" in new_warehouse_refusal(demo / "warehouse" / "sub")
+    assert "is inside the packed release" in new_warehouse_refusal(pack / "sub")
+    assert "packed release" in new_warehouse_refusal(pack)
+    assert "already a warehouse" in new_warehouse_refusal(demo / "warehouse")
+    with pytest.raises(WarehouseError, match="holds the warehouse"):
+        Warehouse.init(demo)
+    assert new_warehouse_refusal(demo.parent / "elsewhere") is None
