@@ -328,3 +328,12 @@ class Layout:
             return None
         own_files = (DB_NAME, f"{DB_NAME}.wal", CONFIG_NAME)
         return target.name if target.name in own_files or target.name.startswith(".") else None
+
+    @staticmethod
+    def owned_phrase(part: str) -> str:
+        """How a refusal says what a target is, from :meth:`owned_part`'s answer."""
+        if part == ".":
+            return "holds the warehouse"
+        if part.endswith("/"):
+            return f"is inside the warehouse's {part}"
+        return f"is the warehouse's own file {part}"

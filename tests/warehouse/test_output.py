@@ -278,6 +278,9 @@ def test_out_never_writes_into_the_warehouse_data(cli, loaded, tmp_path):
         assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.exception
         assert r.stderr.startswith(f"error: --out {out} is inside the warehouse's ")
         assert "write it elsewhere" in r.stderr
+    lock = root / ".lock"  # replaced, a second writer would run beside a load holding it
+    r = cli("sql", "select 1 AS a", "--out", lock, "--format", "csv", "--root", str(root))
+    assert r.stderr.startswith(f"error: --out {lock} is the warehouse's own file .lock, "), r.stderr
     after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before
     assert cli("release", "verify", "v1", "--root", str(root)).exit_code == 0

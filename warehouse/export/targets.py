@@ -56,6 +56,6 @@ def _outside_warehouse(wh: Warehouse, out: Path) -> None:
         )
     if part is not None:
         raise ExportError(
-            f"{out} is inside the warehouse ({part}), which only gwh's writers change; "
+            f"{out} {wh.layout.owned_phrase(part)}, which only gwh's writers change; "
             "write the export elsewhere."
         )

@@ -235,10 +235,9 @@ def save_stream(
         raise QueryError(missing)
     part = warehouse.owned_part(path) if warehouse is not None else None
     if part is not None:
-        where = "holds the warehouse" if part == "." else f"is inside the warehouse's {part}"
         raise QueryError(
-            f"--out {path} {where}, which only gwh's writers change (it could replace a "
-            "table's data file); write it elsewhere."
+            f"--out {path} {Layout.owned_phrase(part)}, which only gwh's writers change; "
+            "write it elsewhere."
         )
     if not overwrite and (path.exists() or path.is_symlink()):
         raise QueryError(

@@ -37,7 +37,7 @@ def pack(
     part = Layout(Path(root)).owned_part(dest)
     if part is not None:
         raise ReleaseError(
-            f"{dest} is inside the warehouse ({part}), which only gwh's writers change: "
+            f"{dest} {Layout.owned_phrase(part)}, which only gwh's writers change: "
             "give a folder outside it for the pack."
         )
     missing = missing_parent(dest, "pack")
