@@ -8,7 +8,7 @@ throughputs and memory, never properties of real data. The script asserts no tim
 
 Each measurement runs in a fresh Python subprocess (its own wall time and ``ru_maxrss``; the
 workers' memory is their own and not included). One epoch, shuffled by
-``SeededSampler(len(ds), seed=0, block=ds.block_size, batch_size=64, workers=W)`` (row groups of
+``SeededSampler(len(ds), seed=0, block=ds.blocks, batch_size=64, workers=W)`` (row groups of
 the hf folder whole, then rows inside them, each row group on one worker; HDF5 and the memmap
 have blocks of one row: a plain shuffle), items ``image`` and ``object_id``; the memmap dataset
 returns the same dict.
@@ -73,7 +73,7 @@ class MemmapDataset:
         self.folder = folder
         self.ids = np.load(folder / "ids.npy")
         self.images = None
-        self.block_size = 1
+        self.block_size = self.blocks = 1
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -104,7 +104,7 @@ def phase_load(source: str, workers: int, work: Path) -> dict:
     else:
         ds = GalaxyDataset(work / source, split="train")
     sampler = SeededSampler(
-        len(ds), seed=0, block=ds.block_size, batch_size=BATCH, workers=max(1, workers)
+        len(ds), seed=0, block=ds.blocks, batch_size=BATCH, workers=max(1, workers)
     )
     loader = DataLoader(ds, batch_size=BATCH, num_workers=workers, sampler=sampler)
     started = time.perf_counter()
