@@ -138,14 +138,22 @@ def credentials_from_env(
     ask_user = input_ or input
     user = os.environ.get(user_var, "")
     password = os.environ.get(password_var, "")
-    if not user:
-        if not prompt:
-            raise AuthenticationError(f"no {service} account name: set ${user_var}")
-        user = ask_user(f"{service} account name: ").strip()
-    if not password:
-        if not prompt:
-            raise AuthenticationError(f"no {service} password: set ${password_var}")
-        password = ask_password(f"{service} password for {user}: ")
+    try:
+        if not user:
+            if not prompt:
+                raise AuthenticationError(
+                    f"no {service} account name: set ${user_var} and ${password_var}"
+                )
+            user = ask_user(f"{service} account name: ").strip()
+        if not password:
+            if not prompt:
+                raise AuthenticationError(f"no {service} password: set ${password_var}")
+            password = ask_password(f"{service} password for {user}: ")
+    except EOFError:  # nothing to read them from (a batch job, `< /dev/null`)
+        raise AuthenticationError(
+            f"no {service} credentials: set ${user_var} and ${password_var} (stdin gave none "
+            "when asked)"
+        ) from None
     if not user or not password:
         raise AuthenticationError(
             f"{service} credentials are empty: set ${user_var} and ${password_var}"

@@ -202,6 +202,13 @@ def test_credentials_from_env_then_prompt(monkeypatch):
     with pytest.raises(AuthenticationError, match=r"set \$T_PASS"):
         credentials_from_env("T_USER", "T_PASS", service="T", prompt=False)
 
+    def closed(_prompt: str) -> str:  # stdin at its end: a batch job, `< /dev/null`
+        raise EOFError
+
+    monkeypatch.delenv("T_USER")
+    with pytest.raises(AuthenticationError, match=r"set \$T_USER and \$T_PASS \(stdin gave none"):
+        credentials_from_env("T_USER", "T_PASS", service="T", input_=closed)
+
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     def chunks():
