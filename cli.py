@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import duckdb
 import typer
 
 from loaders import registry
@@ -38,6 +39,14 @@ def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C, whatever it became on its way up: DuckDB turns the SIGINT that lands during a
+    query into its InterruptException, or a RuntimeError when it stops an Arrow stream."""
+    if isinstance(exc, KeyboardInterrupt | duckdb.InterruptException):
+        return True
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted")
+
+
 def _handled(command: Callable[..., None]) -> Callable[..., None]:
     """The one place a :class:`WarehouseError` (or a write out of room, :func:`out_of_room`)
     becomes its message on stderr and its exit code."""
@@ -51,7 +60,7 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
                 signum = _TERMINATED[0]
                 typer.echo(f"terminated ({signal.Signals(signum).name})", err=True)
                 raise SystemExit(128 + signum) from None
-            if isinstance(exc, KeyboardInterrupt):  # typer would exit 130 without a word
+            if _interrupted(exc):  # typer would exit 130 without a word
                 typer.echo(
                     "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds what "
                     "was committed before.",

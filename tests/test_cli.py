@@ -338,6 +338,28 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     assert list(out.iterdir()) == []
 
 
+def test_ctrl_c_inside_a_duckdb_query_is_the_same_line(tmp_path):
+    """A SIGINT that lands while DuckDB computes reaches Python as DuckDB's own interruption
+    (not KeyboardInterrupt): the same one line and 130, no traceback."""
+    root = tmp_path / "wh"
+    entry = [sys.executable, str(REPO / "cli.py")]
+    assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
+    sql = "select sum(a.range * b.range) from range(200000) a, range(200000) b"
+    proc = subprocess.Popen(
+        entry + ["sql", sql, "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
+    )
+    time.sleep(3)  # started, imported, and inside the query
+    assert proc.poll() is None, f"the query ended before Ctrl-C: {proc.stderr.read()}"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.startswith("interrupted (Ctrl-C)") and "Traceback" not in stderr
+
+
 def test_a_load_out_of_room_is_one_line_and_keeps_the_warehouse(tmp_path, field_files):
     """A load that meets the file-size limit (as a full disk) says so in one line, with no
     second error from a writer closed at exit, and the warehouse stays as it was; a rerun
