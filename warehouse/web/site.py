@@ -12,7 +12,6 @@ the new state and the old one is closed as soon as the requests still reading it
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import threading
@@ -311,10 +310,9 @@ class Site:
                 self._thumbs.popitem(last=False)
 
 
-@functools.cache
 def _sql_paths() -> tuple[Path, ...]:
-    """The files and folders of ``sql/`` (a file added or renamed there changes its folder's
-    modification time, and is named in ``order.txt``)."""
+    """The files and folders of ``sql/`` as they are now (listed on each call: a file an editor
+    or ``git checkout`` adds or removes must neither be missed nor stat'ed after it went)."""
     return tuple(sorted(sql_root().rglob("*")))
 
 
@@ -323,7 +321,11 @@ def settings_key(root: Path) -> str:
     ``warehouse.toml`` and every file under ``sql/`` (names, sizes, modification times)."""
     h = hashlib.blake2b(digest_size=8)
     for path in [root / CONFIG_NAME, *_sql_paths()]:
-        st = path.stat()
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # gone since it was listed (an editor's save, a checkout)
+            h.update(f"{path}:gone\n".encode())
+            continue
         h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 

@@ -16,6 +16,7 @@ from warehouse.errors import QueryTimeoutError, ServeError
 from warehouse.release import create_release, pack
 from warehouse.web import open_site, start
 from warehouse.web.server import bind
+from warehouse.web.site import settings_key
 
 from .conftest import fetch
 
@@ -166,3 +167,15 @@ def test_an_edit_of_warehouse_toml_shows_on_the_next_request(served):
     expected = {r["split"]: r["n"] for r in fresh}
     assert expected != before  # objects moved
     assert served_counts() == expected
+
+
+def test_the_settings_key_survives_a_file_that_goes_away(tmp_path):
+    """An editor saves warehouse.toml by moving it away and back: the key a running server
+    compares on every request must not fail on the missing file (every page was a 500)."""
+    (tmp_path / "warehouse.toml").write_text("[splits]\n")
+    there = settings_key(tmp_path)
+    (tmp_path / "warehouse.toml").unlink()
+    gone = settings_key(tmp_path)
+    assert gone != there
+    (tmp_path / "warehouse.toml").write_text("[splits]\ntrain = 0.6\n")
+    assert settings_key(tmp_path) not in (there, gone)
