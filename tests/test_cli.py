@@ -231,6 +231,13 @@ def test_demo_small(cli, tmp_path):
     kept = cli("demo", demo, "--objects", "400")
     assert kept.exit_code == 1 and "my_analysis.txt, release v1" in kept.stderr, kept.stderr
     assert (demo / "my_analysis.txt").exists() and (demo / "warehouse" / "releases" / "v1").exists()
+    (demo / "my_analysis.txt").unlink()
+    (demo / "warehouse" / "releases" / "v1").rmdir()
+    (demo / "dataset" / "mine.h5").write_bytes(b"mine")  # inside a folder the demo writes
+    kept = cli("demo", demo, "--objects", "400")
+    assert kept.exit_code == 1 and "dataset/mine.h5" in kept.stderr, kept.stderr
+    typo = cli("demo", demo, "--objects", "50")  # a bad option deletes nothing
+    assert typo.exit_code == 1 and (demo / "dataset" / "mine.h5").exists()
     other = tmp_path / "mine"
     other.mkdir()
     (other / "precious.txt").write_text("keep")

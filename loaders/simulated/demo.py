@@ -41,13 +41,28 @@ DEMO_MARKER = ".gwh-demo"
 _DEMO_WRITES = frozenset({DEMO_MARKER, "inputs", "warehouse", "requests", "dataset", "gallery.png"})
 
 
+_MARKER_TEXT = "made by gwh demo; rerunning the demo replaces this folder. The files it wrote:\n"
+
+
+def _demo_files(root: Path) -> list[str]:
+    """The files under ``root`` a demo rerun weighs (not the warehouse's lock, readers' registry
+    or cache, which readers touch), relative, sorted."""
+    own = ("warehouse/cache/", "warehouse/.lock", "warehouse/.readers")
+    names = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return sorted(n for n in names if n != DEMO_MARKER and not n.startswith(own))
+
+
 def _check_replaceable(root: Path) -> None:
     """Refuse to rerun the demo over a demo folder that holds someone's work: releases (which
-    are immutable) or files the demo did not write."""
+    are immutable) or files the demo did not write (the marker lists those it did)."""
     kept = sorted(p.name for p in root.iterdir() if p.name not in _DEMO_WRITES)
     releases = Layout(root / "warehouse").releases
     if releases.is_dir():
         kept += sorted(f"release {p.name}" for p in releases.iterdir())
+    text = (root / DEMO_MARKER).read_text(encoding="utf-8", errors="replace")
+    if text.startswith(_MARKER_TEXT):  # a demo that listed its files (older ones did not)
+        wrote = set(text[len(_MARKER_TEXT) :].splitlines())
+        kept += [n for n in _demo_files(root) if n not in wrote and n.split("/")[0] in _DEMO_WRITES]
     if kept:
         shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
         raise WarehouseError(
@@ -63,7 +78,13 @@ def run_demo(
     n_images: int | None = None,
 ) -> Warehouse:
     root = Path(root)
-    if root.is_dir() and any(root.iterdir()):
+    if n_objects < 100:
+        raise WarehouseError(f"--objects must be at least 100, got {n_objects}")
+    if n_images is None:  # rendering and FITS round trips cost ~0.15 s per object
+        n_images = min(100, max(12, n_objects // 50))
+    if not 3 <= n_images <= 1000:
+        raise WarehouseError(f"--images must be between 3 and 1000, got {n_images}")
+    if root.is_dir() and any(root.iterdir()):  # after every check: nothing goes for a typo
         if not (root / DEMO_MARKER).exists():
             raise WarehouseError(
                 f"{root} exists and is not a demo warehouse; give another ROOT for the demo."
@@ -71,12 +92,6 @@ def run_demo(
         _check_replaceable(root)
         echo(f"== replacing the earlier demo in {root}")
         shutil.rmtree(root)
-    if n_objects < 100:
-        raise WarehouseError(f"--objects must be at least 100, got {n_objects}")
-    if n_images is None:  # rendering and FITS round trips cost ~0.15 s per object
-        n_images = min(100, max(12, n_objects // 50))
-    if not 3 <= n_images <= 1000:
-        raise WarehouseError(f"--images must be between 3 and 1000, got {n_images}")
     make_root(root / "warehouse", usage="gwh demo ROOT")  # one line if a file is in the way
     (root / DEMO_MARKER).write_text("made by gwh demo; rerunning the demo replaces this folder\n")
     echo(f"== galaxy-warehouse demo in {root}")
@@ -151,6 +166,7 @@ def run_demo(
         + ("all pass" if not failures else f"FAILED: {failures}")
     )
     _demo_cutouts(wh, root, n_images, echo)
+    (root / DEMO_MARKER).write_text(_MARKER_TEXT + "".join(f"{n}\n" for n in _demo_files(root)))
     shown = shlex.quote(str(wh.root))
     echo(f'\nTry: gwh sql --root {shown} "select split, count(*) from ml_objects group by 1"')
     return wh
