@@ -8,9 +8,8 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
@@ -24,7 +23,7 @@ from warehouse.export.blocks import fine_switching
 from warehouse.export.early import EarlyPartition
 from warehouse.export.options import ExportOptions
 from warehouse.export.plan import _Plan
-from warehouse.export.stream import _stream, queue_pixels
+from warehouse.export.stream import _stream
 from warehouse.export.writer import _Writer
 from warehouse.images.masks import HSC_MASK_BITS
 
@@ -44,7 +43,9 @@ def _write(
     batches: Iterator[pa.RecordBatch] | None = None,
     early: EarlyPartition | None = None,
 ) -> dict:
-    with _opened(target) as h5:
+    # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
+    h5 = h5py.File(target, "w", libver=("v108", "v108"), track_order=False)
+    try:
         writer = _Writer(h5, plan, cv, opts, bar, early)
         try:
             with fine_switching():  # the writer threads hand the GIL over often (blocks.py)
@@ -52,57 +53,6 @@ def _write(
         finally:
             writer.close()
         _attributes(h5, plan, opts, split, extra)
-    return dict(sorted(writer.fit_counts.items()))
-
-
-Rest = Callable[[], contextlib.AbstractContextManager[tuple[Any, _Plan, dict, Any]]]
-"""``rest()``: the plan completed, as ``(con, plan, extra, batches)`` for :func:`_stream`."""
-
-
-def _write_ahead(
-    target: Path,
-    ahead: _Plan,
-    ordered: tuple[np.ndarray, np.ndarray],
-    rest: Rest,
-    cv,
-    opts: ExportOptions,
-    split,
-    bar,
-    early: EarlyPartition | None = None,
-) -> tuple[_Plan, dict]:
-    """:func:`_write` of rows whose order is known before their plan (``ordered``: their
-    object_ids and order keys, every row with every band): the file and image datasets are
-    made from ``ahead`` (rows, bands, planes), every partition's pixels are queued for the
-    writer thread, and the plan (``rest()``: its checks, the catalog rows) runs in this thread
-    while they are copied; an error it finds stops the copy. The plan and fit-action counts."""
-    with _opened(target) as h5:
-        writer = _Writer(h5, ahead, cv, opts, bar, early)
-        try:
-            with fine_switching():
-                queue_pixels(writer, *ordered)
-                with rest() as (con, plan, extra, batches):
-                    same = (plan.rows, plan.bands, plan.planes, any(plan.missing.values()))
-                    if same != (ahead.rows, ahead.bands, ahead.planes, False):
-                        raise ExportError(
-                            "the query's rows changed between ordering and planning them; did "
-                            "the warehouse change meanwhile? Export again."
-                        )
-                    writer.plan = plan
-                    _stream(con, writer, plan, bar, batches, ordered=ordered[0])
-        finally:
-            writer.close()
-        _attributes(h5, plan, opts, split, extra)
-    return plan, dict(sorted(writer.fit_counts.items()))
-
-
-@contextlib.contextmanager
-def _opened(target: Path) -> Iterator[h5py.File]:
-    """A new HDF5 file at ``target``, closed whole at the end; a write that fails (a full
-    disk) is a one-line :class:`ExportError`, and any error leaves it discarded."""
-    # HDF5 1.8 format pinned (readable by any HDF5 >= 1.8, stable bytes); no object timestamps.
-    h5 = h5py.File(target, "w", libver=("v108", "v108"), track_order=False)
-    try:
-        yield h5
     except OSError as exc:  # h5py's own writes (the image chunks' are ExportErrors already)
         _discard(h5)
         raise _write_failed(target, exc) from None
@@ -115,6 +65,7 @@ def _opened(target: Path) -> Iterator[h5py.File]:
     except (OSError, RuntimeError) as exc:  # the last metadata flush: a full disk
         _discard(h5)
         raise _write_failed(target, exc) from None
+    return dict(sorted(writer.fit_counts.items()))
 
 
 def _write_failed(target: Path, exc: BaseException) -> ExportError:

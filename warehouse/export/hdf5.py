@@ -25,9 +25,9 @@ from warehouse.errors import ExportError, QueryError
 from warehouse.export.attrs import export_digest, provenance, stored_digest
 from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_columns
 from warehouse.export.early import EarlyPartition, first_path
-from warehouse.export.h5file import _write, _write_ahead
+from warehouse.export.h5file import _write
 from warehouse.export.options import ExportOptions, ExportResult
-from warehouse.export.plan import _Plan, _plan, _planes, base_query, keyed_width, order_ahead
+from warehouse.export.plan import _Plan, _plan, base_query, keyed_width
 from warehouse.export.stream import catalog_reader, fetched_batches
 from warehouse.export.subsets import SUBSET_ORDER, limited_query
 from warehouse.export.targets import check_file_target
@@ -45,9 +45,6 @@ DUCKDB_MEMORY_LIMIT = "1GB"  # the catalog sort spills to disk beyond this
 SHARED_SORT_BYTES = 128 * 2**20
 SORT_BYTES_PER_VALUE = 16
 _TMP_MARK = ".gwh-tmp-"
-
-WriteAhead = Callable[[_Plan, tuple, Any, Any], tuple[_Plan, dict]]
-"""``write_ahead(ahead, ordered, rest, bar)``: :func:`warehouse.export.h5file._write_ahead`."""
 
 Write = Callable[[Any, _Plan, dict, Any, "Iterator[pa.RecordBatch] | None"], dict]
 """``write(con, plan, extra, bar, batches)``: stream the planned rows somewhere (an HDF5 file:
@@ -183,12 +180,6 @@ def _export_split(
             def write(con, plan: _Plan, extra: dict, bar, batches) -> dict:
                 return _write(con, target, plan, cv, opts, split, bar, extra, batches, early)
 
-            def write_ahead(ahead: _Plan, ordered, rest, bar) -> tuple[_Plan, dict]:
-                return _write_ahead(target, ahead, ordered, rest, cv, opts, split, bar, early)
-
-            # pixels copied as the plan runs: local, uncompressed HDF5 of the cutouts table
-            local = sink is None and client is None and opts.compression is None
-
             # errors name the file the user asked for, not the temporary one being built
             with _named(target, out):
                 plan, fit_counts = _export(
@@ -208,7 +199,6 @@ def _export_split(
                     client,
                     write if sink is None else sink(cv),
                     tmp,
-                    write_ahead if local and opts.images == CUTOUTS.name else None,
                 )
             if sink is None:
                 os.replace(target, out)
@@ -243,30 +233,17 @@ def _export(
     client: Any,
     write: Write,
     tmp: Path,
-    write_ahead: WriteAhead | None = None,
 ) -> tuple[_Plan, dict]:
     """Plan the export of ``base`` (checks every row, band and plane first) and stream it with
-    ``write``: the plan and the fit-action counts. ``tmp``: where a large sort spills.
-
-    With ``write_ahead``, when a narrow query finds every row with every band
-    (:func:`~warehouse.export.plan.order_ahead`), the pixels are copied while the plan runs:
-    its checks still run on every row, and an error they find stops the export."""
+    ``write``: the plan and the fit-action counts. ``tmp``: where a large sort spills."""
     full = base_query(view if sql is None else None, sql, None, con)
     # a small export's rows are fetched sorted by the plan, whose checks then read them
     fetch = None if client is not None else SHARED_SORT_BYTES // SORT_BYTES_PER_VALUE
     warm = _warming()  # the archive schema's units, parsed while DuckDB plans
-    columns = set(cv.schema.names)
-    ordered = None
-    if write_ahead is not None and fetch is not None:
-        ordered = order_ahead(con, base, params, columns, bands, fetch // keyed_width((), bands))
-
-    def planned() -> _Plan:
-        plan = _plan(con, base, params, columns, bands, opts, labels, full, fetch)
-        warm.result()
-        return plan
-
-    @contextlib.contextmanager
-    def rest(plan: _Plan) -> Iterator[tuple[Any, _Plan, dict, Any]]:
+    plan = _plan(con, base, params, set(cv.schema.names), bands, opts, labels, full, fetch)
+    warm.result()
+    bar = _progress(plan.rows, name, progress)
+    try:
         batches = None
         if client is not None:
             key = f"{_PREFIX}h29"
@@ -278,22 +255,6 @@ def _export(
             _started(sort_con, plan, batches) as rows,
         ):
             extra = _metadata(wh, plan, cv, bands, opts, digest)  # while the rows are sorted
-            yield sort_con, plan, extra, rows
-
-    if ordered is not None and write_ahead is not None:
-        n = len(ordered[0])
-        planes = _planes(opts.images, columns, bands, opts)
-        missing = dict.fromkeys(bands, 0)
-        ahead = _Plan(base, params, "", [], bands, n, "", float("nan"), missing, planes=planes)
-        bar = _progress(n, name, progress)
-        try:
-            return write_ahead(ahead, ordered, lambda: rest(planned()), bar)
-        finally:
-            bar.close()
-    plan = planned()
-    bar = _progress(plan.rows, name, progress)
-    try:
-        with rest(plan) as (sort_con, plan, extra, rows):
             fit_counts = write(sort_con, plan, extra, bar, rows)
     finally:
         bar.close()

@@ -16,7 +16,7 @@ from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
 from warehouse.explain import explain_error
-from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of, to_numpy
+from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of
 from warehouse.export.options import PLANES
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.readonly import check_read_only, unordered_limit
@@ -212,43 +212,6 @@ def _plan(
         con.unregister(ROWS_VIEW)
     plan.table = table
     return plan
-
-
-def order_ahead(
-    con, base: str, params: list, cutout_columns: set[str], bands: Sequence[str], limit: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The object_ids of ``base``'s rows in the export's order and their order keys, from a
-    query that reads only the ``cutouts`` columns that decide them (the plan's join reads
-    ~35 per band set: 30-80 ms at 5,000 rows), so the pixels can be copied while the plan
-    runs; None unless every row has a cutout in every band, at most ``limit`` rows, one each:
-    the plan then decides alone, and reports what it finds wrong. The order is the plan's
-    (the cutout's ``_healpix_29``, then ``object_id``); the export checks that they agree."""
-    heights = [band_column(b, "height") for b in bands]
-    if not heights or not {*heights, SPATIAL_INDEX_COLUMN, "object_id"} <= cutout_columns:
-        return None
-    cols = ", ".join(db.quote_ident(c) for c in ["object_id", SPATIAL_INDEX_COLUMN, *heights])
-    every = " AND ".join(f"c.{db.quote_ident(h)} IS NOT NULL" for h in heights)
-    sql = (
-        f"WITH q AS (\n{base}\n)\n"
-        f"SELECT q.object_id, c.{SPATIAL_INDEX_COLUMN} AS h29, {every} AS every_band"
-        f" FROM q LEFT JOIN (SELECT {cols} FROM {CUTOUTS.name}) AS c"
-        f" ON q.object_id = c.object_id ORDER BY h29, q.object_id LIMIT {int(limit) + 1}"
-    )
-    try:
-        table = con.sql(sql, params=params or None).to_arrow_table()
-    except Exception:  # an invalid query: the plan runs it and explains the error
-        return None
-    if not 0 < table.num_rows <= limit or table.column("every_band").null_count:
-        return None
-    ids, h29 = table.column("object_id"), table.column("h29")
-    if ids.null_count or h29.null_count or not pa.types.is_integer(ids.type):
-        return None
-    if not to_numpy(table.column("every_band")).all():  # (pyarrow's own would import pandas)
-        return None
-    ids_np = to_numpy(ids).astype(np.int64, copy=False)
-    if (ids_np[1:] == ids_np[:-1]).any():  # a duplicated object (sorted next to itself)
-        return None
-    return ids_np, to_numpy(h29).astype(np.int64, copy=False)
 
 
 def _fetch(con, sql: str, params: list, base: str) -> pa.Table:

@@ -31,21 +31,6 @@ def fetched_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
         yield batches[0] if len(batches) == 1 else part.combine_chunks().to_batches()[0]
 
 
-def queue_pixels(writer: _Writer, ids: np.ndarray, h29: np.ndarray) -> None:
-    """Every image partition's pixels of the export's rows, known in order before the catalog
-    rows (``ids`` and their order keys ``h29``, every row with a cutout in every band:
-    :func:`~warehouse.export.plan.order_ahead`), queued for the writer thread at once; the
-    catalog rows then follow with :func:`_stream` and ``ordered=ids``."""
-    part = writer.partition_of(h29)
-    if (part < 0).any():  # pragma: no cover - a cutout row always sits in a partition
-        raise ExportError("a cutout lies outside every partition of its table")
-    cuts = np.flatnonzero(part[1:] != part[:-1]) + 1  # rows sorted by h29: one run each
-    starts, stops = [0, *cuts.tolist()], [*cuts.tolist(), len(ids)]
-    for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
-        writer.last = i == len(starts) - 1
-        writer.write_partition(int(part[a]), np.arange(a, b), ids[a:b])
-
-
 def _stream(
     con,
     writer: _Writer,
@@ -53,17 +38,11 @@ def _stream(
     bar,
     batches: Iterator[pa.RecordBatch] | None = None,
     on_rows: Callable[[int], None] | None = None,
-    ordered: np.ndarray | None = None,
 ) -> None:
     """Catalog rows in order, batch by batch; each image partition's pixels once its rows are
     all known. ``batches``: the same rows in the same batches, computed on Dask. ``on_rows(k)``
-    is told whenever rows 0 .. k-1 are all written (catalog and pixels). ``ordered``: the
-    pixels were queued already (:func:`queue_pixels`) for these object_ids in this order,
-    which the catalog rows must follow."""
+    is told whenever rows 0 .. k-1 are all written (catalog and pixels)."""
     stream = catalog_reader(con, plan) if batches is None else batches
-    if ordered is not None:
-        _catalog_only(stream, writer, plan, bar, ordered)
-        return
     start = 0
     current = -1
     pending_rows: list[np.ndarray] = []
@@ -119,31 +98,5 @@ def _stream(
     if start != plan.rows:
         raise ExportError(
             f"the query returned {start} rows while writing but {plan.rows} when counted; "
-            "did the warehouse change meanwhile? Export again."
-        )
-
-
-def _catalog_only(stream, writer: _Writer, plan: _Plan, bar, ordered: np.ndarray) -> None:
-    """The catalog rows of ``stream``, whose pixels were queued for the object_ids
-    ``ordered`` in that order; the rows must come in the same order."""
-    start = 0
-    for batch in stream:
-        n = batch.num_rows
-        if n == 0:
-            continue
-        ids = to_numpy(batch.column("object_id"))
-        if not np.array_equal(ids, ordered[start : start + n]):
-            raise ExportError(
-                "the query returned its rows in another order while writing than when they were "
-                "ordered; did the warehouse change meanwhile? Export again."
-            )
-        writer.write_batch(batch, start)
-        start += n
-        bar.update(n)
-    writer.last = True
-    writer.finish()
-    if start != plan.rows or start != len(ordered):
-        raise ExportError(
-            f"the query returned {start} rows while writing but {len(ordered)} when ordered; "
             "did the warehouse change meanwhile? Export again."
         )
