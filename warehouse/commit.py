@@ -204,11 +204,12 @@ def _load_together(
         )
         echo(f"{path}: loaded ({summary})")
         results.append(result)
-    for name, _v, _f, cv in created:  # a keyed upsert: say how many rows it replaced
-        new = cv.nrows - before.get(name, 0)
-        given = sum(counts.get(name, 0) for counts in per_file)
-        if given > new:
-            echo(f"{name}: {new:,} new rows; {given - new:,} updated rows whose key it held")
+    for name, _v, _f, cv in created:  # a keyed upsert: say how many held rows it updated
+        held = before.get(name, 0)  # rows merged within this load (forced + forced2) are new
+        new = cv.nrows - held
+        updated = min(sum(counts.get(name, 0) for counts in per_file) - new, held)
+        if updated > 0:
+            echo(f"{name}: {new:,} new rows; {updated:,} updated rows whose key it held")
     if failure is not None:
         raise failure
     return results

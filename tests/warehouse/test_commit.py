@@ -138,17 +138,23 @@ def test_a_current_folder_whose_version_is_gone_is_a_clear_error(loaded, tmp_pat
 
 
 def test_a_reload_says_how_many_rows_it_replaced(make_warehouse, tmp_path):
-    f = simulate_field(300, seed=5).forced
+    field = simulate_field(300, seed=5)
+    f = field.forced
     first, again = tmp_path / "first.parquet", tmp_path / "again.parquet"
     pq.write_table(f, first)
+    more = tmp_path / "forced2.parquet"  # other columns of the same objects, merged in
+    pq.write_table(field.forced2, more)
     changed = f.slice(0, 40)  # the same keys, another value
     mag = pc.add(changed.column("g_cmodel_mag"), 0.01)
     pq.write_table(changed.set_column(changed.schema.get_field_index("g_cmodel_mag"),
                                       "g_cmodel_mag", mag), again)  # fmt: skip
     wh = make_warehouse()
     said: list[str] = []
-    wh.load(registry.get("hsc-forced"), [first], echo=said.append)
-    assert said == [f"{first}: loaded (hsc_forced: +300 rows → 300)"]
+    wh.load(registry.get("hsc-forced"), [first, more], echo=said.append)
+    assert said == [  # rows merged within one load are new, not updated
+        f"{first}: loaded (hsc_forced: +300 rows → 300)",
+        f"{more}: loaded (hsc_forced: +300 rows → 300)",
+    ]
     said.clear()
     wh.load(registry.get("hsc-forced"), [again], echo=said.append)
     assert said == [
