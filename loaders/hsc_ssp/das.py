@@ -108,7 +108,8 @@ def _semi_text(side: str) -> str:
     20"x20" cutout (GalaxiesML: 119 px at 0.168"/px) is ``sw = sh = 10arcsec``."""
     m = _SIZE.fullmatch(side)
     assert m is not None  # _size_text checked it
-    return f"{float(m.group(1)) / 2:.12g}{m.group(2) or ''}"
+    half = f"{float(m.group(1)) / 2:.12f}".rstrip("0").rstrip(".")  # never 5e-05: fixed point
+    return f"{half}{m.group(2) or ''}"
 
 
 def _check_coord(ra: Any, dec: Any) -> tuple[float, float]:

@@ -231,7 +231,13 @@ def test_fetch_batch_wrong_password(server, tmp_path, recorded_rows):
 
 @pytest.mark.parametrize(
     ("size", "semi"),
-    [("20arcsec", "10arcsec"), (20, "10arcsec"), ("0.5arcmin", "0.25arcmin"), ("0.01", "0.005")],
+    [
+        ("20arcsec", "10arcsec"),
+        (20, "10arcsec"),
+        ("0.5arcmin", "0.25arcmin"),
+        ("0.01", "0.005"),
+        ("0.0001arcsec", "0.00005arcsec"),  # fixed point, as the service reads sizes
+    ],
 )
 def test_list_rows_ask_for_the_semi_width_of_the_side(size, semi, tmp_path):
     (path,) = write_batch_lists([(1, 34.0, -5.0)], "g", size, "pdr2_wide", tmp_path)
