@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.errors import QueryError
-from warehouse.files import Layout, missing_parent
+from warehouse.files import Layout, missing_parent, out_of_room
 from warehouse.output.formats import (
     _huge,
     _is_nested,
@@ -257,6 +257,9 @@ def save_stream(
             rows = _write_parquet(reader, tmp, column_info or {}, spill, path)
         os.replace(tmp, path)
     except OSError as exc:
+        full = out_of_room(exc, path.parent)  # a full disk, a quota, ulimit -f: make room
+        if full is not None:
+            raise full from None
         raise QueryError(
             f"--out {path}: {exc.strerror or exc}; choose a folder you can write."
         ) from None

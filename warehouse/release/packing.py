@@ -12,10 +12,10 @@ from pathlib import Path
 
 from warehouse.errors import ReleaseError
 from warehouse.export import export_release_splits
-from warehouse.files import PACK_MANIFEST, Layout, missing_parent
+from warehouse.files import PACK_MANIFEST, Layout, missing_parent, room_in
 from warehouse.files import file_sha256 as sha256_file
 from warehouse.release.audit import verify
-from warehouse.release.frozen import MANIFEST, open_pack, open_release
+from warehouse.release.frozen import MANIFEST, FrozenWarehouse, open_pack, open_release
 
 
 def pack(
@@ -55,26 +55,8 @@ def pack(
     except OSError as exc:
         raise ReleaseError(f"cannot write the pack in {dest.parent}: {exc.strerror}.") from None
     try:
-        shutil.copy2(frozen.release_dir / MANIFEST, tmp / MANIFEST)
-        shutil.copy2(frozen.release_dir / (MANIFEST + ".sha256"), tmp / (MANIFEST + ".sha256"))
-        for tname, info in frozen.manifest["tables"].items():
-            echo(f"copying {tname}")
-            shutil.copytree(Path(root) / info["path"], tmp / info["path"])
-        (tmp / "warehouse.toml").write_text(frozen.manifest["config_toml"], encoding="utf-8")
-        for m in frozen.manifest["sql"]["models"] + frozen.manifest["sql"].get("assertions", []):
-            p = tmp / "sql" / m["path"]
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(m["text"], encoding="utf-8")
-        extra: list[Path] = [tmp / "warehouse.toml"] + sorted((tmp / "sql").rglob("*.sql"))
-        if with_splits:
-            echo("exporting the HDF5 splits")
-            extra += export_release_splits(open_pack(tmp), tmp / "splits")
-        (tmp / "README.txt").write_text(_pack_readme(frozen.manifest), encoding="utf-8")
-        extra.append(tmp / "README.txt")
-        files = [{"path": str(p.relative_to(tmp)), "sha256": sha256_file(p)} for p in extra]
-        (tmp / PACK_MANIFEST).write_text(
-            json.dumps({"release": name, "files": files}, indent=2) + "\n", encoding="utf-8"
-        )
+        with room_in(dest.parent):  # out of room: one line naming the folder
+            _fill(frozen, Path(root), tmp, name, with_splits, echo)
         if dest.exists():
             dest.rmdir()
         os.rename(tmp, dest)
@@ -82,6 +64,38 @@ def pack(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _fill(
+    frozen: FrozenWarehouse,
+    root: Path,
+    tmp: Path,
+    name: str,
+    with_splits: bool,
+    echo: Callable[[str], None],
+) -> None:
+    """Write the pack's files into ``tmp``: manifest, tables, configuration, SQL, the splits,
+    a README and ``pack.json`` listing each with its SHA-256."""
+    shutil.copy2(frozen.release_dir / MANIFEST, tmp / MANIFEST)
+    shutil.copy2(frozen.release_dir / (MANIFEST + ".sha256"), tmp / (MANIFEST + ".sha256"))
+    for tname, info in frozen.manifest["tables"].items():
+        echo(f"copying {tname}")
+        shutil.copytree(root / info["path"], tmp / info["path"])
+    (tmp / "warehouse.toml").write_text(frozen.manifest["config_toml"], encoding="utf-8")
+    for m in frozen.manifest["sql"]["models"] + frozen.manifest["sql"].get("assertions", []):
+        p = tmp / "sql" / m["path"]
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(m["text"], encoding="utf-8")
+    extra: list[Path] = [tmp / "warehouse.toml"] + sorted((tmp / "sql").rglob("*.sql"))
+    if with_splits:
+        echo("exporting the HDF5 splits")
+        extra += export_release_splits(open_pack(tmp), tmp / "splits")
+    (tmp / "README.txt").write_text(_pack_readme(frozen.manifest), encoding="utf-8")
+    extra.append(tmp / "README.txt")
+    files = [{"path": str(p.relative_to(tmp)), "sha256": sha256_file(p)} for p in extra]
+    (tmp / PACK_MANIFEST).write_text(
+        json.dumps({"release": name, "files": files}, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def _pack_readme(manifest: dict) -> str:
