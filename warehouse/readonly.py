@@ -45,6 +45,15 @@ _EXPLAIN = re.compile(r"^\s*explain\s+(?:analy[sz]e\s+)?(.*)$", re.I | re.S)
 _LIMITS = ("LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER")
 
 
+def _limiting(modifier: dict) -> bool:
+    """Whether a LIMIT/OFFSET modifier drops rows (``LIMIT ALL`` alone does not)."""
+    if modifier.get("type") not in _LIMITS:
+        return False
+    limit, offset = modifier.get("limit"), modifier.get("offset")
+    no_limit = limit is None or (limit.get("literal") or {}).get("kind") == "NULL_LITERAL"
+    return not (no_limit and offset is None)
+
+
 def unordered_limit(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> str | None:
     """Why ``sql`` may give other rows on each run, or None: a ``LIMIT``/``OFFSET`` without an
     ``ORDER BY`` beside it (at the top or in any subquery or CTE), or a ``USING SAMPLE`` /
@@ -72,10 +81,13 @@ def unordered_limit(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> s
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
+            if node.get("class") == "SUBQUERY" and node.get("subquery_type") == "EXISTS":
+                return  # whether any row exists does not depend on which one comes first
             modifiers = node.get("modifiers")
             if isinstance(modifiers, list):
+                limits = [m for m in modifiers if isinstance(m, dict) and _limiting(m)]
                 kinds = {m.get("type") for m in modifiers if isinstance(m, dict)}
-                if kinds & set(_LIMITS) and "ORDER_MODIFIER" not in kinds:
+                if limits and "ORDER_MODIFIER" not in kinds:
                     found.append("limit")
             if isinstance(node.get("sample"), dict):
                 found.append("sample")

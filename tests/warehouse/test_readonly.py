@@ -243,6 +243,10 @@ def test_every_reader_connection_caches_parquet_footers(loaded, shared):
         ("select * from ml_objects where split = 'test'", None),
         ("select 'limit 5' AS text, (select max(z) from t) AS m from ml_objects", None),
         ("not sql at all", None),
+        # deterministic however the scan runs: whether a row exists, no limit at all
+        ("select * from ml_objects o where exists (select 1 from cutouts limit 1)", None),
+        ("select * from ml_objects limit all", None),
+        ("select * from ml_objects limit all offset 3", "LIMIT without ORDER BY"),
     ],
 )
 def test_unordered_limit_names_what_makes_a_query_draw_other_rows(sql, found):
