@@ -186,7 +186,8 @@ def init(
 
     source = ctx.get_parameter_source("root")  # typer's own click: compare by name
     given = source is not None and source.name == "COMMANDLINE"  # not $GWH_ROOT
-    if root_arg is not None and root is not None and given and root_arg != root:
+    same = root_arg is not None and root is not None and root_arg.resolve() == root.resolve()
+    if root_arg is not None and root is not None and given and not same:
         raise typer.BadParameter(
             f"two folders given, {root_arg} and --root {root}: give one of them"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import resource
 import shlex
 import signal
@@ -313,6 +314,9 @@ def test_init_refuses_two_different_folders(cli, tmp_path):
     r = cli("init", a, env={"GWH_ROOT": str(b)})
     assert r.exit_code == 0 and (a / "warehouse.toml").exists() and not b.exists()
     assert cli("init", "--help").stdout.startswith("Usage: gwh init [OPTIONS] [ROOT]\n")
+    c = tmp_path / "c"  # one folder, spelt twice: relative and absolute
+    r = cli("init", os.path.relpath(c), "--root", c)
+    assert r.exit_code == 0 and (c / "warehouse.toml").exists(), r.output
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
