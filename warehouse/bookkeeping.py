@@ -78,6 +78,21 @@ def committed(db_path: Path) -> Committed:
     return state
 
 
+def foreign_tables(db_path: Path) -> list[str]:
+    """Tables in the file at ``db_path`` that gwh did not make (it writes views, macros and
+    ``gwh_*`` tables only): a user's own, which the next commit's new file would not hold."""
+    if _identity(Path(db_path)) is None:
+        return []
+    with db.connect(Path(db_path)) as con:
+        rows = con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_catalog = current_database() "
+            "AND NOT (table_schema = 'main' AND table_name LIKE 'gwh\\_%' ESCAPE '\\') "
+            "ORDER BY 1, 2"
+        ).fetchall()
+    return [name if schema == "main" else f"{schema}.{name}" for schema, name in rows]
+
+
 def _read(con: duckdb.DuckDBPyConnection) -> Committed:
     try:
         tables = con.execute("SELECT name, version, path FROM gwh_tables").fetchall()

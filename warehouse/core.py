@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import duckdb
 import pyarrow as pa
 
-from warehouse import api, commit, db, health, locks, readcache
+from warehouse import api, bookkeeping, commit, db, health, locks, readcache
 from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
@@ -47,6 +47,20 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
     if root is None or str(root) == "":
         root = os.environ.get("GWH_ROOT") or DEFAULT_ROOT
     return Path(root).expanduser()
+
+
+def _refuse_foreign_tables(db_path: Path) -> None:
+    """Every write replaces ``warehouse.duckdb`` by a new file: a table a user made in it with a
+    plain client would be lost, so the write does not start."""
+    foreign = bookkeeping.foreign_tables(db_path)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise WarehouseError(
+            f"{db_path} holds {shown}, which gwh did not make; every load, ingest, release or "
+            "refresh writes a new file, which would lose it. Copy it into a database file of "
+            "your own, DROP it from warehouse.duckdb, then run the command again."
+        )
 
 
 @dataclass(frozen=True)
@@ -275,6 +289,7 @@ class Warehouse:
             self._local.writing = 1
             try:
                 locks.ensure_readers_lock(self.root)
+                _refuse_foreign_tables(self.db_path)
                 commit.remove_orphans(self)
                 commit.collect_garbage(self)
                 with room_in(self.root):

@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+import pytest
+
 from loaders import registry
 from warehouse import bookkeeping, db
+from warehouse.core import Warehouse
+from warehouse.errors import WarehouseError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,3 +78,19 @@ def test_a_commit_by_another_process_is_seen(make_warehouse, field_files):
     results = wh.load(registry.get("hsc-specz"), [field_files["specz"]], echo=messages.append)
     assert [r.skipped for r in results] == [True]
     assert "already loaded" in messages[0]
+
+
+def test_a_write_refuses_to_lose_a_table_a_user_made_in_the_file(tmp_path):
+    """warehouse.duckdb opens in any DuckDB client, where a user may CREATE TABLE; every write
+    replaces the file, so a writer refuses to start (the table vanished at the next load)."""
+    wh = Warehouse.init(tmp_path / "w")
+    with duckdb.connect(str(wh.db_path)) as con:
+        con.execute("CREATE TABLE my_labels AS SELECT 1 AS object_id, 42 AS label")
+    assert bookkeeping.foreign_tables(wh.db_path) == ["my_labels"]
+    with pytest.raises(WarehouseError, match="holds my_labels, which gwh did not make"):
+        wh.refresh()
+    with duckdb.connect(str(wh.db_path), read_only=True) as con:  # still there
+        assert con.execute("SELECT label FROM my_labels").fetchone() == (42,)
+    with duckdb.connect(str(wh.db_path)) as con:
+        con.execute("DROP TABLE my_labels")
+    wh.refresh()  # and once it is gone, writes go on
