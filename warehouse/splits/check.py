@@ -88,6 +88,7 @@ class LeakageReport:
     border_pairs: int = 0  # healpix mode: neighbour/footprint pairs across a cell border
     same_cell_pairs: int = 0  # healpix mode: pairs of one cell in two splits (never expected)
     fractions: dict[str, float] = field(default_factory=dict)  # realised, per split
+    configured: dict[str, float] = field(default_factory=dict)  # [splits] in warehouse.toml
 
     @property
     def leaks(self) -> int:
@@ -138,6 +139,15 @@ class LeakageReport:
         if healpix and self.fractions:
             realised = ", ".join(f"{k} {v:.3f}" for k, v in self.fractions.items())
             lines.append(f"  realised split fractions: {realised} (whole cells go to one split)")
+            off = max(abs(v - self.configured.get(k, v)) for k, v in self.fractions.items())
+            empty = [k for k, v in self.fractions.items() if v == 0 and self.configured.get(k)]
+            if empty or off > 0.05:
+                wanted = ", ".join(f"{k} {v:g}" for k, v in self.configured.items())
+                lines.append(
+                    f"  note: {'split ' + ', '.join(empty) + ' is empty; ' if empty else ''}the "
+                    f"realised fractions are up to {off:.2f} from the configured {wanted}: too "
+                    "few cells hold objects at this healpix_order; raise it (smaller cells)."
+                )
         if self.identical_groups:
             lines.append(
                 f"  LEAK: {self.identical_groups:,} image(s) with identical pixels are in more "
@@ -237,7 +247,8 @@ def check_splits(
             cells = dict(zip(ids.tolist(), (h29 >> shift).tolist(), strict=True))
             names, counts = np.unique(splits.astype(str), return_counts=True)
             realised = dict(zip(names.tolist(), (counts / max(len(ids), 1)).tolist(), strict=True))
-            report.fractions = {k: round(realised[k], 6) for k in SPLIT_NAMES if k in realised}
+            report.fractions = {k: round(realised.get(k, 0.0), 6) for k in SPLIT_NAMES}
+            report.configured = {k: getattr(splits_cfg, k) for k in SPLIT_NAMES}
         v = _unit_vectors(
             t.column("ra").to_numpy(zero_copy_only=False),
             t.column("dec").to_numpy(zero_copy_only=False),

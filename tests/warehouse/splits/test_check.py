@@ -21,6 +21,7 @@ from warehouse.core import Warehouse
 from warehouse.cutouts import ingest_arrays
 from warehouse.errors import UsageError
 from warehouse.splits import check_splits, parse_radius
+from warehouse.splits.check import LeakageReport
 
 N, SEED = 150, 11
 
@@ -186,3 +187,16 @@ def test_radius_parsing():
         parse_radius("five")
     with pytest.raises(UsageError, match="above 0"):
         parse_radius("0arcsec")
+
+
+def test_the_summary_says_when_cells_are_too_few_for_the_fractions():
+    """healpix_order 0 on a small field put every object in one split and said nothing."""
+    wanted = {"train": 0.7, "validation": 0.15, "test": 0.15}
+    bad = LeakageReport(5.0, "healpix", 10, fractions={"train": 0.0, "validation": 1.0,
+                        "test": 0.0}, configured=wanted)  # fmt: skip
+    assert "note: split train, test is empty; the realised fractions are up to 0.85" in (
+        bad.summary()
+    )
+    near = LeakageReport(5.0, "healpix", 10, fractions={"train": 0.71, "validation": 0.14,
+                         "test": 0.15}, configured=wanted)  # fmt: skip
+    assert "note:" not in near.summary()
