@@ -59,6 +59,12 @@ def not_a_warehouse(root: Path) -> str:
     """Why ``root`` cannot be opened, and what to type instead."""
     if is_pack(root):
         return _packed(root)
+    if (root / DB_NAME).is_file() and not (root / CONFIG_NAME).exists():
+        return (
+            f"{root} has its {DB_NAME} but no {CONFIG_NAME}, its settings (splits, quality "
+            "cuts, partitions): put it back (a backup, or a release manifest's config_toml); "
+            f"`gwh init {shlex.quote(str(root))}` would write the defaults instead."
+        )
     near = warehouse_near(root)
     if near is not None and is_pack(near):
         return f"{root} is not a warehouse. {_packed(near)}"

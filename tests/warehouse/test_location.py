@@ -45,3 +45,11 @@ def test_init_never_nests_a_warehouse_in_or_around_another(places):
     with pytest.raises(WarehouseError, match="holds the warehouse"):
         Warehouse.init(demo)
     assert new_warehouse_refusal(demo.parent / "elsewhere") is None
+
+
+def test_a_warehouse_without_its_settings_says_what_init_would_do(places):
+    demo, _pack = places
+    wh = demo / "warehouse"
+    (wh / "warehouse.toml").unlink()
+    said = not_a_warehouse(wh)
+    assert "no warehouse.toml, its settings" in said and "would write the defaults" in said
