@@ -31,7 +31,6 @@ from warehouse.marts.build import materialise
 from warehouse.store import CatalogVersion, TableSpec, read_version
 from warehouse.store.batch import UpsertBatch
 from warehouse.store.contracts import base_tables
-from warehouse.store.memory import load_pool
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -97,7 +96,7 @@ def load(
     address = resolve_address(dask, wh.config.dask)
     if address is not None:
         check_address(address)  # before reading any file
-    with wh.writing(), load_pool():  # jemalloc: see warehouse.store.memory
+    with wh.writing():
         files = input_files(paths, loader_name)
         describe = getattr(loader, "describe", None)
         with cluster_mapper(address, echo) as mapper:
