@@ -298,7 +298,7 @@ def sql(
             help="Write all rows to FILE: .parquet (units and descriptions in the field "
             "metadata; pandas, pyarrow and astropy read it), .csv (lists/structs as JSON text), "
             ".json (one JSON array of row objects) or .jsonl (JSON Lines), as --format prints "
-            "them; another name takes --format csv|json|jsonl.",
+            "them; another name takes --format csv|json|jsonl; - is stdout.",
         ),
     ] = None,
     max_rows: Annotated[
@@ -313,6 +313,8 @@ def sql(
     from warehouse import api, output
 
     wh = _open_at(root, release)
+    if out == Path("-"):  # the shell's name for stdout, as --format prints without --out
+        out = None
     if out is None and fmt == "table":  # holds only the rows it shows
         shown, total = api.preview(wh, query, max_rows)
         typer.echo(output.format_table(shown, max_rows, total=total))
@@ -324,7 +326,7 @@ def sql(
         n = output.save_stream(
             rows, out, output.column_metadata(wh), wh.layout, fmt, overwrite=overwrite
         )
-    typer.echo(f"wrote {n:,} rows to {out}")
+    typer.echo(f"wrote {n:,} row{'' if n == 1 else 's'} to {out}")
 
 
 @app.command()
@@ -471,7 +473,10 @@ for _command in commands.COMMANDS + registry.COMMANDS:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)
-    app()
+    try:
+        app()
+    finally:  # the command has ended: a Ctrl-C now would only kill the interpreter's shutdown
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # (joining threads), by signal, unsaid
 
 
 if __name__ == "__main__":

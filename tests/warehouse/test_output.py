@@ -203,6 +203,13 @@ def test_out_keeps_an_existing_file_unless_overwrite(cli, loaded, tmp_path):
     assert mine.read_text() == "keep\n" and list(mine.parent.iterdir()) == [mine]
     r = cli("sql", "select 1 AS a", "--out", mine, "--overwrite", "--root", str(loaded.root))
     assert r.exit_code == 0 and mine.read_text() == '"a"\n1\n'
+    assert r.stdout == f"wrote 1 row to {mine}\n"
+
+
+def test_out_dash_is_stdout(cli, loaded, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("sql", "select 1 AS a", "--out", "-", "--format", "jsonl", "--root", str(loaded.root))
+    assert r.exit_code == 0 and r.stdout == '{"a": 1}\n' and not (tmp_path / "-").exists()
 
 
 def test_parquet_out_has_units_and_reads_in_astropy_and_pandas(cli, loaded, tmp_path):

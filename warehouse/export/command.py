@@ -116,7 +116,8 @@ def describe(r: ExportResult) -> str:
     """One line on a file written (or kept, when ``--all-splits`` resumes)."""
     if r.kept:
         return f"kept {r.path}: {r.rows:,} galaxies, already written by this export"
-    actions = ", ".join(f"{a} {n:,}" for a, n in r.fit_actions.items())
+    said = {"none": f"already {r.size}x{r.size}"}  # fit_action "none": nothing to fit
+    actions = ", ".join(f"{said.get(a, a)} {n:,}" for a, n in r.fit_actions.items())
     missing = "".join(f"; missing {b}: {n:,}" for b, n in r.missing.items())
     return (
         f"wrote {r.path}: {r.rows:,} galaxies x {len(r.bands)} bands ({','.join(r.bands)}) x "
