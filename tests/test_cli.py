@@ -277,21 +277,28 @@ def test_entry_points(entry, tmp_path):
     assert "Traceback" not in fail.stderr
 
 
-def test_sigterm_removes_the_half_written_out_file(tmp_path):
-    """``kill`` (SIGTERM, as a batch system's time limit sends) of ``gwh sql --out`` mid-write
-    exits 143 and leaves no temporary file beside the target, as Ctrl-C does."""
+def _sql_in_background(tmp_path: Path, sql: str, *args: str) -> subprocess.Popen:
+    """``gwh sql SQL ARGS`` on a new warehouse, in a process of its own that a signal can end as
+    it would a terminal's (SIGINT at its default)."""
     root = tmp_path / "wh"
     entry = [sys.executable, str(REPO / "cli.py")]
     assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
-    out = tmp_path / "out"
-    out.mkdir()
-    sql = "select range as i, 'object ' || range as name from range(200000000)"
-    proc = subprocess.Popen(
-        entry + ["sql", sql, "--out", str(out / "x.parquet"), "--root", str(root)],
+    return subprocess.Popen(
+        entry + ["sql", sql, *args, "--root", str(root)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
     )
+
+
+def test_sigterm_removes_the_half_written_out_file(tmp_path):
+    """``kill`` (SIGTERM, as a batch system's time limit sends) of ``gwh sql --out`` mid-write
+    exits 143 and leaves no temporary file beside the target, as Ctrl-C does."""
+    out = tmp_path / "out"
+    out.mkdir()
+    sql = "select range as i, 'object ' || range as name from range(200000000)"
+    proc = _sql_in_background(tmp_path, sql, "--out", str(out / "x.parquet"))
     deadline = time.monotonic() + 120
     while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -322,19 +329,10 @@ def test_init_refuses_two_different_folders(cli, tmp_path):
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     """Ctrl-C (SIGINT) of a running command exits 130 with one line saying what was kept (it
     exited 130 without a word) and leaves no temporary file, as SIGTERM does."""
-    root = tmp_path / "wh"
-    entry = [sys.executable, str(REPO / "cli.py")]
-    assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
     out = tmp_path / "out"
     out.mkdir()
     sql = "select range as i, 'object ' || range as name from range(200000000)"
-    proc = subprocess.Popen(
-        entry + ["sql", sql, "--out", str(out / "x.parquet"), "--root", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
-    )
+    proc = _sql_in_background(tmp_path, sql, "--out", str(out / "x.parquet"))
     deadline = time.monotonic() + 120
     while not any(out.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -352,17 +350,8 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
 def test_ctrl_c_inside_a_duckdb_query_is_the_same_line(tmp_path):
     """A SIGINT that lands while DuckDB computes reaches Python as DuckDB's own interruption
     (not KeyboardInterrupt): the same one line and 130, no traceback."""
-    root = tmp_path / "wh"
-    entry = [sys.executable, str(REPO / "cli.py")]
-    assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
     sql = "select sum(a.range * b.range) from range(200000) a, range(200000) b"
-    proc = subprocess.Popen(
-        entry + ["sql", sql, "--root", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
-    )
+    proc = _sql_in_background(tmp_path, sql)
     time.sleep(3)  # started, imported, and inside the query
     assert proc.poll() is None, f"the query ended before Ctrl-C: {proc.stderr.read()}"
     proc.send_signal(signal.SIGINT)
