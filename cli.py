@@ -285,6 +285,11 @@ FormatOption = Annotated[
 ]
 
 
+def _dash_is_stdout(out: Path | None) -> Path | None:
+    """``--out -``: the shell's name for stdout, where rows go without ``--out``."""
+    return None if out == Path("-") else out
+
+
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="One SQL statement (read-only).")],
@@ -299,6 +304,7 @@ def sql(
             "metadata; pandas, pyarrow and astropy read it), .csv (lists/structs as JSON text), "
             ".json (one JSON array of row objects) or .jsonl (JSON Lines), as --format prints "
             "them; another name takes --format csv|json|jsonl; - is stdout.",
+            callback=_dash_is_stdout,
         ),
     ] = None,
     max_rows: Annotated[
@@ -313,8 +319,6 @@ def sql(
     from warehouse import api, output
 
     wh = _open_at(root, release)
-    if out == Path("-"):  # the shell's name for stdout, as --format prints without --out
-        out = None
     if out is None and fmt == "table":  # holds only the rows it shows
         shown, total = api.preview(wh, query, max_rows)
         typer.echo(output.format_table(shown, max_rows, total=total))
@@ -375,24 +379,11 @@ def check(
     ] = False,
 ) -> None:
     """Run every view contract in sql/tests (each assertion must return no rows)."""
-    results = _open(root).check()
-    failed = unavailable = 0
-    for name, n, error in results:
-        status = "ok" if n == 0 else ("unavailable" if error else f"FAILED ({n} rows)")
-        typer.echo(f"{status:<16} {name}" + (f"  ({error})" if error else ""))
-        failed += n > 0
-        unavailable += bool(error)
-    checked = len(results) - unavailable
-    typer.echo(
-        f"{checked} of {len(results)} contracts checked, {failed} failed"
-        + (
-            f"; {unavailable} unavailable, not checked"
-            + ("" if strict else " (--strict fails on them)")
-            if unavailable
-            else ""
-        )
-    )
-    if failed or (strict and unavailable):
+    from warehouse.health import check_report
+
+    text, failed = check_report(_open(root).check(), strict)
+    typer.echo(text)
+    if failed:
         raise typer.Exit(1)
 
 

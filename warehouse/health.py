@@ -62,3 +62,20 @@ def check(wh: Warehouse) -> list[tuple[str, int, str | None]]:
             except (duckdb.Error, QueryError) as exc:
                 out.append((name, -1, str(exc).splitlines()[0]))
     return out
+
+
+def check_report(results: list[tuple[str, int, str | None]], strict: bool) -> tuple[str, bool]:
+    """What ``gwh check`` prints for :func:`check`'s results: a line per contract and a count
+    line; and whether it fails (a contract returned rows, or, ``strict``, one could not run
+    because its view is unavailable: a CI step then never goes green unchecked)."""
+    lines, failed, unavailable = [], 0, 0
+    for name, n, error in results:
+        status = "ok" if n == 0 else ("unavailable" if error else f"FAILED ({n} rows)")
+        lines.append(f"{status:<16} {name}" + (f"  ({error})" if error else ""))
+        failed += n > 0
+        unavailable += bool(error)
+    count = f"{len(results) - unavailable} of {len(results)} contracts checked, {failed} failed"
+    if unavailable:
+        count += f"; {unavailable} unavailable, not checked"
+        count += "" if strict else " (--strict fails on them)"
+    return "\n".join([*lines, count]), bool(failed or (strict and unavailable))
