@@ -45,6 +45,7 @@ __all__ = [
     "make_root",
     "missing_parent",
     "parquet_bytes",
+    "publish",
     "room_in",
     "pid_alive",
     "sha256_hex",
@@ -151,6 +152,26 @@ def atomic_write_bytes(dest: Path, chunks: Iterator[bytes] | bytes) -> Path:
             os.unlink(tmp)
         raise
     return dest
+
+
+def publish(src: Path, dest: Path, replace: bool) -> bool:
+    """Rename ``src`` onto ``dest`` in one step; unless ``replace``, never over a file that
+    appeared meanwhile (e.g. another run's: two exports to one name both checked before
+    either finished). False: ``dest`` exists and ``src`` was not moved."""
+    if replace:
+        os.replace(src, dest)
+        return True
+    try:
+        os.link(src, dest)  # fails if dest exists, atomically
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here (some network or FUSE file systems)
+        if dest.exists():
+            return False
+        os.replace(src, dest)
+        return True
+    os.unlink(src)
+    return True
 
 
 def missing_parent(out: Path, option: str = "--out") -> str | None:

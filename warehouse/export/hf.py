@@ -29,6 +29,7 @@ target and renamed into place at the end (atomic); ``overwrite`` replaces an exi
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -141,7 +142,7 @@ def export_hf(
             features = hf_features(pq.read_schema(folder / "data" / written[0].name))
             card = dataset_card(wh, attrs, features, rows, opts, _data_bytes(folder))
             (folder / "README.md").write_text(card, encoding="utf-8")
-            _swap_into_place(folder, out, tmp)
+            _swap_into_place(folder, out, tmp, opts.overwrite)
     return HfResult(
         path=out,
         rows=rows,
@@ -187,12 +188,21 @@ def _data_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in (folder / "data").iterdir())
 
 
-def _swap_into_place(folder: Path, out: Path, tmp: Path) -> None:
-    """``folder`` becomes ``out``; an existing ``out`` (overwrite) goes into ``tmp`` first, which
-    is removed with it."""
-    if out.exists():
+def _swap_into_place(folder: Path, out: Path, tmp: Path, overwrite: bool) -> None:
+    """``folder`` becomes ``out``; with ``overwrite`` an existing ``out`` goes into ``tmp``
+    first, which is removed with it. Without, only an empty folder is replaced: one that another
+    export filled meanwhile is kept, and this export fails."""
+    if overwrite and out.exists():
         os.replace(out, tmp / "replaced")
-    os.replace(folder, out)
+    try:
+        os.replace(folder, out)  # refused (atomically) onto a folder that is not empty
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        raise ExportError(
+            f"{out} was written by another export while this one ran; nothing was replaced. "
+            "Use --overwrite to replace it."
+        ) from None
     shutil.rmtree(tmp / "replaced", ignore_errors=True)
 
 

@@ -171,6 +171,8 @@ def _plan(
         schema = con.sql(f"SELECT * FROM (\n{base}\n) AS q LIMIT 0", params=params or None)
         schema = schema.to_arrow_table().schema
     except Exception as exc:
+        if full is not None and _returns_no_split(con, *full):
+            raise ExportError(no_split_column()) from None
         raise ExportError(_explain(exc, con, base)) from None
     if "object_id" not in schema.names or not pa.types.is_integer(schema.field("object_id").type):
         key_of = "the cutouts" if images == CUTOUTS.name else images
@@ -468,6 +470,25 @@ def _examples(con, keyed: str, params: list, tail: str, base: str, limit: int = 
     except Exception as exc:  # pragma: no cover - the same query just ran
         raise ExportError(_explain(exc, con, base)) from None
     return ", ".join(str(i) for i in ids[:limit]) + (", ..." if len(ids) > limit else "")
+
+
+def no_split_column(option: str = "--split") -> str:
+    return (
+        f"{option} needs a split column, and the query returns none. Select it too, e.g. --sql "
+        '"select f.*, m.split from hsc_forced f join ml_objects m using (object_id)", or '
+        f"export without {option}."
+    )
+
+
+def _returns_no_split(con, sql: str, params: list) -> bool:
+    """The query runs and has no ``split`` column (a split filter on it cannot bind)."""
+    try:
+        return (
+            "split"
+            not in con.sql(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0", params=params or None).columns
+        )
+    except Exception:  # noqa: BLE001 - the query's own error is reported instead
+        return False
 
 
 def _explain(exc: Exception, con, sql: str) -> str:

@@ -128,6 +128,33 @@ def test_an_existing_folder_needs_overwrite_and_stays_whole(exported, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
+def test_a_folder_another_export_fills_meanwhile_is_kept(exported, tmp_path, monkeypatch):
+    """Two exports to one --out-dir at once both pass the up-front check; the one that
+    finishes second must not replace the first's folder (only --overwrite does)."""
+    from warehouse.export import hf as hf_module
+
+    wh, _, _, _ = exported
+    out = tmp_path / "g"
+    swap = hf_module._swap_into_place
+
+    def other_export_first(folder, dest, tmp, overwrite):  # type: ignore[no-untyped-def]
+        dest.mkdir()
+        (dest / "README.md").write_text("the other export's")
+        return swap(folder, dest, tmp, overwrite)
+
+    monkeypatch.setattr(hf_module, "_swap_into_place", other_export_first)
+    opts = ExportOptions(size=12)
+    with pytest.raises(ExportError, match="written by another export while this one ran"):
+        export_hf(wh, out, sql=SQL, options=opts, progress=False)
+    assert [p.name for p in out.iterdir()] == ["README.md"]
+    assert [p.name for p in tmp_path.iterdir()] == ["g"]  # no temporary left
+    (out / "README.md").unlink()
+    out.rmdir()
+    opts = ExportOptions(size=12, overwrite=True)
+    export_hf(wh, out, sql=SQL, options=opts, progress=False)
+    assert (out / "data").is_dir() and "the other" not in (out / "README.md").read_text()
+
+
 def test_a_split_without_rows_is_an_error_before_anything_is_written(exported, tmp_path):
     wh, _, _, _ = exported
     only_train = "SELECT * FROM ml_objects WHERE split = 'train'"
