@@ -205,7 +205,9 @@ def _signature(
     params = list(leading)
     for o in options:
         spec = (
-            typer.Option(o.flag, help=o.help, min=o.min) if o.flag else typer.Argument(help=o.help)
+            typer.Option(o.flag, help=o.help, min=o.min)
+            if o.flag
+            else typer.Argument(metavar=o.name.upper(), help=o.help)
         )
         default = inspect.Parameter.empty if o.default is commands.REQUIRED else o.default
         params.append(
@@ -227,7 +229,7 @@ def _load_verb(entry: registry.Entry) -> Callable[..., None]:
         if after_load is not None:  # e.g. galaxy-zoo matches positions to hsc_forced
             after_load(wh, typer.echo)
 
-    files = Annotated[list[Path], typer.Argument(help=entry.files_help)]
+    files = Annotated[list[Path], typer.Argument(metavar="FILES", help=entry.files_help)]
     run.__signature__ = _signature(
         [inspect.Parameter("files", _KEYWORD, annotation=files)],
         entry.options + registry.LOAD_OPTIONS,
@@ -292,7 +294,7 @@ def _dash_is_stdout(out: Path | None) -> Path | None:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="One SQL statement (read-only).")],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="One SQL statement (read-only).")],
     root: RootOption = None,
     fmt: FormatOption = "table",
     out: Annotated[
@@ -343,9 +345,11 @@ def shell(root: RootOption = None) -> None:
 
 @app.command(context_settings={"ignore_unknown_options": True})  # `gwh cone 150 -2 10`
 def cone(
-    ra: Annotated[float, typer.Argument(help="Right ascension, degrees.")],
-    dec: Annotated[float, typer.Argument(help="Declination, degrees.")],
-    radius_arcsec: Annotated[float, typer.Argument(help="Radius, arcsec.")],
+    ra: Annotated[float, typer.Argument(metavar="RA", help="Right ascension, degrees.")],
+    dec: Annotated[float, typer.Argument(metavar="DEC", help="Declination, degrees.")],
+    radius_arcsec: Annotated[
+        float, typer.Argument(metavar="RADIUS_ARCSEC", help="Radius, arcsec.")
+    ],
     table: Annotated[str, typer.Option("--table", help="Table to search.")] = "hsc_forced",
     root: RootOption = None,
     fmt: FormatOption = "table",

@@ -302,6 +302,15 @@ def test_init_refuses_two_different_folders(cli, tmp_path):
     r = cli("init", a, env={"GWH_ROOT": str(b)})
     assert r.exit_code == 0 and (a / "warehouse.toml").exists() and not b.exists()
     assert cli("init", "--help").stdout.startswith("Usage: gwh init [OPTIONS] [ROOT]\n")
+    for args, names in (  # arguments named as the help's Arguments section and man pages do
+        (("sql",), ["QUERY"]),
+        (("cone",), ["RA", "DEC", "RADIUS_ARCSEC"]),
+        (("load", "hsc-forced"), ["FILES"]),
+        (("cutouts", "show"), ["OBJECT_ID"]),
+    ):
+        usage = cli(*args, "--help").stdout.splitlines()[0]
+        arguments = usage.split("[OPTIONS]")[1]
+        assert all(n in arguments and n.lower() not in arguments for n in names), usage
     c = tmp_path / "c"  # one folder, spelt twice: relative and absolute
     r = cli("init", os.path.relpath(c), "--root", c)
     assert r.exit_code == 0 and (c / "warehouse.toml").exists(), r.output
