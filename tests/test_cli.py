@@ -239,6 +239,11 @@ def test_demo_small(cli, tmp_path):
     assert kept.exit_code == 1 and "dataset/mine.h5" in kept.stderr, kept.stderr
     typo = cli("demo", demo, "--objects", "50")  # a bad option deletes nothing
     assert typo.exit_code == 1 and (demo / "dataset" / "mine.h5").exists()
+    # a demo made before the marker listed its files: which are the user's cannot be told
+    (demo / ".gwh-demo").write_text("made by gwh demo; rerunning the demo replaces this folder\n")
+    old = cli("demo", demo, "--objects", "400")
+    assert old.exit_code == 1 and "made by an older gwh" in old.stderr, old.stderr
+    assert (demo / "dataset" / "mine.h5").exists() and len(old.stderr.splitlines()) == 1
     other = tmp_path / "mine"
     other.mkdir()
     (other / "precious.txt").write_text("keep")

@@ -60,9 +60,14 @@ def _check_replaceable(root: Path) -> None:
     if releases.is_dir():
         kept += sorted(f"release {p.name}" for p in releases.iterdir())
     text = (root / DEMO_MARKER).read_text(encoding="utf-8", errors="replace")
-    if text.startswith(_MARKER_TEXT):  # a demo that listed its files (older ones did not)
-        wrote = set(text[len(_MARKER_TEXT) :].splitlines())
-        kept += [n for n in _demo_files(root) if n not in wrote and n.split("/")[0] in _DEMO_WRITES]
+    if not text.startswith(_MARKER_TEXT):  # an older demo, which did not list its files
+        raise WarehouseError(
+            f"{root} is a demo made by an older gwh, which did not list the files it wrote, so "
+            "a rerun cannot tell them from yours. Give another ROOT, or remove the folder "
+            "yourself once nothing in it is needed."
+        )
+    wrote = set(text[len(_MARKER_TEXT) :].splitlines())
+    kept += [n for n in _demo_files(root) if n not in wrote and n.split("/")[0] in _DEMO_WRITES]
     if kept:
         shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
         raise WarehouseError(
