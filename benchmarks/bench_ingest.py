@@ -32,6 +32,7 @@ import platform
 import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,7 @@ def child(spec: dict) -> None:
     import pandas  # noqa: F401
     import pyarrow.dataset  # noqa: F401
     import pyarrow.parquet  # noqa: F401
+
     if kind == "generate":
         out = _generate(work, spec["rows"], spec["layout"], spec["files"], spec["seed"])
     elif kind == "ceiling":
@@ -204,14 +206,18 @@ def run(spec: dict, work: Path) -> dict | None:
 
 def best_of(repeat: int, ceiling: dict, load: dict, work: Path) -> tuple[dict | None, ...]:
     """The ceiling and the load run in turns ``repeat`` times: the fastest run of each (this
-    machine is shared; both get the same treatment), with the largest peak RSS of all."""
+    machine is shared; both get the same treatment), with the largest peak RSS of all; the
+    load's ``rounds`` has each round's ceiling over load (the ratio run by run)."""
     cs: list[dict] = []
     ls: list[dict] = []
+    rounds: list[float] = []
     for _ in range(repeat):
         for spec, out in ((ceiling, cs), (load, ls)):
             r = run(spec, work)
             if r is not None:
                 out.append(r)
+        if cs and ls and len(cs) == len(ls):
+            rounds.append(cs[-1]["seconds"] / ls[-1]["seconds"])
     picked = []
     for runs in (cs, ls):
         if not runs:
@@ -221,6 +227,8 @@ def best_of(repeat: int, ceiling: dict, load: dict, work: Path) -> tuple[dict | 
         best["ru_maxrss_mib"] = max(r["ru_maxrss_mib"] for r in runs)
         best["runs"] = len(runs)
         picked.append(best)
+    if picked[1] is not None and len(rounds) > 1:
+        picked[1]["rounds"] = rounds
     return tuple(picked)
 
 
@@ -287,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                 if "cpu_seconds" in r:  # of the fastest run: how many cores it kept busy
                     cpu = r["cpu_seconds"]
                     note += f"; CPU {cpu:.2f} s ({cpu / r['seconds']:.1f} cores)"
+                if "rounds" in r:  # the kernel's share moves from run to run on a VM
+                    each = ", ".join(f"{x:.0%}" for x in r["rounds"])
+                    note += f"; run by run {each} (median {statistics.median(r['rounds']):.0%})"
                 if r.get("marts_seconds", 0) >= 0.005:
                     note += f"; then ml_objects materialised in {r['marts_seconds']:.2f} s"
                 lines.append(
