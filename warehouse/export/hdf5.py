@@ -27,10 +27,17 @@ from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_col
 from warehouse.export.early import EarlyPartition, first_path
 from warehouse.export.h5file import _write
 from warehouse.export.options import ExportOptions, ExportResult
-from warehouse.export.plan import _Plan, _plan, base_query, keyed_width, no_split_column
+from warehouse.export.plan import (
+    _Plan,
+    _plan,
+    base_query,
+    keyed_width,
+    no_split_column,
+    returns_no_split,
+)
 from warehouse.export.stream import catalog_reader, fetched_batches
 from warehouse.export.subsets import SUBSET_ORDER, limited_query
-from warehouse.export.targets import check_file_target
+from warehouse.export.targets import check_file_target, written_meanwhile
 from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress
 from warehouse.files import publish
 from warehouse.output import column_metadata
@@ -204,10 +211,7 @@ def _export_split(
             if sink is None and not publish(target, out, replace=opts.overwrite):
                 if stored_digest(out) == digest:  # the same export, finished meanwhile
                     return _kept(out, split, bands, opts, started)
-                raise ExportError(
-                    f"{out} was written by another export while this one ran; nothing was "
-                    "replaced. Use --overwrite to replace it."
-                )
+                raise written_meanwhile(out)
     return ExportResult(
         path=out,
         rows=plan.rows,
@@ -426,8 +430,9 @@ def _all_splits(
         sql_counts = f"SELECT split, count(*) AS n FROM (\n{base}\n) AS q GROUP BY 1"
         counts = wh.run_select(sql_counts, params)
     except QueryError as exc:
-        if 'column "split" not found' in str(exc):
-            raise ExportError(no_split_column("--all-splits")) from None
+        with wh.connect(shared=True) as con:  # the check the plan of --split makes
+            if returns_no_split(con, base, params):
+                raise ExportError(no_split_column("--all-splits")) from None
         raise ExportError(f"--all-splits: {exc}") from None
     found = dict(
         zip(counts.column("split").to_pylist(), counts.column("n").to_pylist(), strict=True)

@@ -60,7 +60,7 @@ from warehouse.export.options import PLANES, ExportOptions
 from warehouse.export.plan import _Plan, base_query
 from warehouse.export.rowgroups import RowGroupFile
 from warehouse.export.stream import _stream
-from warehouse.export.targets import check_folder_target
+from warehouse.export.targets import check_folder_target, written_meanwhile
 from warehouse.export.writer import _Writer
 
 if TYPE_CHECKING:
@@ -199,10 +199,7 @@ def _swap_into_place(folder: Path, out: Path, tmp: Path, overwrite: bool) -> Non
     except OSError as exc:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
             raise
-        raise ExportError(
-            f"{out} was written by another export while this one ran; nothing was replaced. "
-            "Use --overwrite to replace it."
-        ) from None
+        raise written_meanwhile(out) from None
     shutil.rmtree(tmp / "replaced", ignore_errors=True)
 
 

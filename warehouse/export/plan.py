@@ -171,7 +171,7 @@ def _plan(
         schema = con.sql(f"SELECT * FROM (\n{base}\n) AS q LIMIT 0", params=params or None)
         schema = schema.to_arrow_table().schema
     except Exception as exc:
-        if full is not None and _returns_no_split(con, *full):
+        if full is not None and returns_no_split(con, *full):
             raise ExportError(no_split_column()) from None
         raise ExportError(_explain(exc, con, base)) from None
     if "object_id" not in schema.names or not pa.types.is_integer(schema.field("object_id").type):
@@ -480,7 +480,7 @@ def no_split_column(option: str = "--split") -> str:
     )
 
 
-def _returns_no_split(con, sql: str, params: list) -> bool:
+def returns_no_split(con, sql: str, params: list) -> bool:
     """The query runs and has no ``split`` column (a split filter on it cannot bind)."""
     try:
         return (

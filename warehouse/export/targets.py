@@ -59,3 +59,12 @@ def _outside_warehouse(wh: Warehouse, out: Path) -> None:
             f"{out} {wh.layout.owned_phrase(part)}, which only gwh's writers change; "
             "write the export elsewhere."
         )
+
+
+def written_meanwhile(out: Path) -> ExportError:
+    """The error of an export whose target another export wrote while it ran (both found it
+    free at the start): the other's output stays."""
+    return ExportError(
+        f"{out} was written by another export while this one ran; nothing was replaced. "
+        "Use --overwrite to replace it."
+    )
