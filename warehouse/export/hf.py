@@ -35,8 +35,9 @@ import math
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ import pyarrow.parquet as pq
 
 from warehouse.config import SPLIT_NAMES
 from warehouse.errors import ExportError
+from warehouse.export.assemble import AssembledFile, Assembler
 from warehouse.export.card import dataset_card
 from warehouse.export.columns import _Column
 from warehouse.export.h5file import _attributes
@@ -70,6 +72,7 @@ __all__ = ["HF_ROW_GROUP_BYTES", "HF_SHARD_BYTES", "HfResult", "export_hf", "hf_
 
 HF_ROW_GROUP_BYTES = 32 * 2**20
 HF_SHARD_BYTES = 512 * 2**20
+ENCODERS = 2  # row groups encoded at once (two cores)
 
 
 @dataclass(frozen=True)
@@ -270,16 +273,20 @@ def _feature(t: pa.DataType) -> dict:
 class _Shards:
     """The Parquet shards of one split, written straight from the export's stream: the writer
     fills a :class:`~warehouse.export.rowgroups.RowGroupFile` as it would an HDF5 file, and each
-    row group goes to its shard as soon as all its rows are complete (catalog and pixels), so
-    the values are those the HDF5 export holds and memory is a few row groups."""
+    row group is encoded as soon as all its rows are complete (catalog and pixels), so the
+    values are those the HDF5 export holds and memory is a few row groups. Row groups are
+    encoded :data:`ENCODERS` at a time (pyarrow encodes without the GIL) and appended to their
+    shard in order (:mod:`warehouse.export.assemble`): the shard is the file one
+    ``pq.ParquetWriter`` would write, made on two cores."""
 
     def __init__(self, data_dir: Path, split: str, schema: pa.Schema, opts: ExportOptions):
         self.data_dir, self.split, self.schema, self.opts = data_dir, split, schema, opts
         self.written: list[Path] = []
         self.attrs: dict = {}
-        self.next = 0  # first row not yet written to Parquet
-        self.writer: pq.ParquetWriter | None = None
-        self.pending: tuple[Future, int] | None = None
+        self.next = 0  # first row not yet encoded
+        self.shard: AssembledFile | None = None  # the one the next row group goes to
+        self.opened: list[AssembledFile] = []
+        self.pending: deque[tuple[Future, int]] = deque()  # row groups encoding, first rows
 
     def sink(self, cv) -> Write:
         """The export's ``write`` for the image table version ``cv``."""
@@ -293,16 +300,18 @@ class _Shards:
             self.file = RowGroupFile(self.group)
             writer = _Writer(self.file, plan, cv, self.opts, bar)
             self._layout(plan)
-            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gwh-hf-write")
+            self.assembler = Assembler(self.target, self.writer_options, ENCODERS)
             try:
                 _stream(con, writer, plan, bar, batches, on_rows=self.advance)
                 self.advance(plan.rows)
+                self._collect(0)
+                if not self.written:  # no rows at all: one empty shard
+                    self._open(0)
+                    pq.ParquetWriter(self.written[0], self.target, **self.writer_options).close()
             finally:
                 writer.close()
-                try:
-                    self._close()
-                finally:
-                    self.pool.shutdown(wait=True)
+                self._abandon()
+                self.assembler.close()
             _attributes(self.file, plan, self.opts, self.split, extra)
             self.attrs = self.file.plain_attrs()
             return dict(sorted(writer.fit_counts.items()))
@@ -343,50 +352,49 @@ class _Shards:
         }
 
     def advance(self, done: int) -> None:
-        """Rows 0 .. done-1 are complete: write every row group they fill."""
+        """Rows 0 .. done-1 are complete: encode every row group they fill."""
         while self.next < self.rows:
             k = self.next // self.per_shard
-            b = min(self.next + self.group, self.rows, (k + 1) * self.per_shard)
+            end = min(self.rows, (k + 1) * self.per_shard)
+            b = min(self.next + self.group, end)
             if b > done:
                 return
-            if self.writer is None:
+            if self.shard is None:
                 self._open(k)
-            assert self.writer is not None
+            assert self.shard is not None
             table = _rows(
                 self.file, self.next, b, self.target, self.planes, self.columns, self.missing
             )
-            self._wait()
-            # Encoded in a thread (pyarrow writes without the GIL) while the stream goes on;
-            # the row group's arrays are reused once it is written.
-            self.pending = (
-                self.pool.submit(self.writer.write_table, table, self.group),
-                self.next // self.group,
-            )
+            self._collect(ENCODERS - 1)
+            self.pending.append((self.assembler.submit(table, self.shard, b == end), self.next))
             del table
             self.next = b
-            if b == min(self.rows, (k + 1) * self.per_shard):
-                self._close()
+            if b == end:
+                self.shard = None
 
-    def _wait(self) -> None:
-        """The row group being written is on disk: its arrays are free again."""
-        if self.pending is not None:
-            future, g = self.pending
-            self.pending = None
-            future.result()
-            self.file.release(g)
+    def _collect(self, keep: int) -> None:
+        """Wait for the oldest row groups until ``keep`` are left encoding; one appended to its
+        shard frees its arrays."""
+        while len(self.pending) > keep:
+            encoding, row = self.pending.popleft()
+            encoding.result()
+            self.file.release(row // self.group)
+
+    def _abandon(self) -> None:
+        """After a failure: the encodings stopped and every shard closed (the folder is
+        discarded). Nothing is left to do after a success."""
+        self.assembler.stop()
+        wait([e for e, _ in self.pending])
+        self.pending.clear()
+        for shard in self.opened:
+            shard.discard()
 
     def _open(self, k: int) -> None:
         path = self.data_dir / f"{self.split}-{k:05d}-of-{self.shards:05d}.parquet"
-        self.writer = pq.ParquetWriter(path, self.target, **self.writer_options)
         self.written.append(path)
-
-    def _close(self) -> None:
-        self._wait()
-        if self.writer is None and not self.written:  # no rows at all: one empty shard
-            self._open(0)
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        if self.rows:
+            self.shard = AssembledFile(path)
+            self.opened.append(self.shard)
 
 
 def _rows(h5, a: int, b: int, target: pa.Schema, planes, columns, missing) -> pa.Table:

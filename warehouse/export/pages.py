@@ -19,93 +19,15 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 
+from warehouse.export.thrift import decode, fields
+
 _DATA_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 2, 3
 _PLAIN, _RLE = 0, 3
+_HEADERS: dict = {5: {}, 8: {}}  # of a PageHeader, decoded: the data page headers (v1, v2)
 
 
 class _Unsupported(Exception):
     """A page this reader does not place (the caller falls back to pyarrow)."""
-
-
-def _varint(buf, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, i
-        shift += 7
-        if shift > 70:
-            raise _Unsupported("varint too long")
-
-
-def _zigzag(n: int) -> int:
-    return (n >> 1) ^ -(n & 1)
-
-
-def _skip(buf, i: int, kind: int, element: bool = False) -> int:
-    """Past one value of compact type ``kind`` starting at ``i`` (``element``: in a list, where
-    a bool takes a byte)."""
-    if kind in (1, 2):  # bool: in the field header, or a byte in a list
-        return i + 1 if element else i
-    if kind == 3:  # byte
-        return i + 1
-    if kind in (4, 5, 6):  # i16, i32, i64
-        return _varint(buf, i)[1]
-    if kind == 7:  # double
-        return i + 8
-    if kind == 8:  # binary
-        n, i = _varint(buf, i)
-        return i + n
-    if kind in (9, 10):  # list, set
-        head = buf[i]
-        i += 1
-        n, inner = head >> 4, head & 0x0F
-        if n == 15:
-            n, i = _varint(buf, i)
-        for _ in range(n):
-            i = _skip(buf, i, inner, element=True)
-        return i
-    if kind == 11:  # map
-        n, i = _varint(buf, i)
-        if n:
-            types = buf[i]
-            i += 1
-            for _ in range(n):
-                i = _skip(buf, i, types >> 4, element=True)
-                i = _skip(buf, i, types & 0x0F, element=True)
-        return i
-    if kind == 12:  # struct
-        return _struct(buf, i)[1]
-    raise _Unsupported(f"thrift type {kind}")
-
-
-def _struct(buf, i: int) -> tuple[dict[int, object], int]:
-    """A struct's integer, bool and struct fields by field id (others skipped), and the offset
-    past it."""
-    out: dict[int, object] = {}
-    field = 0
-    while True:
-        head = buf[i]
-        i += 1
-        if head == 0:
-            return out, i
-        kind, delta = head & 0x0F, head >> 4
-        if delta:
-            field += delta
-        else:
-            raw, i = _varint(buf, i)
-            field = _zigzag(raw)
-        if kind in (4, 5, 6):
-            raw, i = _varint(buf, i)
-            out[field] = _zigzag(raw)
-        elif kind in (1, 2):
-            out[field] = kind == 1
-        elif kind == 12:
-            out[field], i = _struct(buf, i)
-        else:
-            i = _skip(buf, i, kind)
 
 
 def _chunk_values(buf, start: int, end: int, nbytes: int, levels: bool) -> list[np.ndarray]:
@@ -114,14 +36,16 @@ def _chunk_values(buf, start: int, end: int, nbytes: int, levels: bool) -> list[
     out = []
     pos = start
     while pos < end:
-        header, body = _struct(buf, pos)
+        struct, body = decode(buf, pos, _HEADERS)
+        header = fields(struct)
         size = header.get(3)
         if not isinstance(size, int) or size < 0:
             raise _Unsupported("page without a size")
         kind = header.get(1)
         if kind == _DATA_PAGE:
             page = header.get(5)
-            if not isinstance(page, dict) or page.get(2) != _PLAIN:
+            page = fields(page) if isinstance(page, list) else None
+            if page is None or page.get(2) != _PLAIN:
                 raise _Unsupported("not a PLAIN data page")
             if levels and page.get(3) != _RLE:
                 raise _Unsupported("definition levels not RLE")
@@ -131,7 +55,8 @@ def _chunk_values(buf, start: int, end: int, nbytes: int, levels: bool) -> list[
                 values += 4 + int.from_bytes(buf[body : body + 4], "little")
         elif kind == _DATA_PAGE_V2:
             page = header.get(8)
-            if not isinstance(page, dict) or page.get(4) != _PLAIN or page.get(2) != 0:
+            page = fields(page) if isinstance(page, list) else None
+            if page is None or page.get(4) != _PLAIN or page.get(2) != 0:
                 raise _Unsupported("not a PLAIN data page without NULLs")
             n = page.get(1)
             values = body + int(page.get(5, 0)) + int(page.get(6, 0))  # type: ignore[call-overload]

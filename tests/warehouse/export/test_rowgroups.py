@@ -71,3 +71,26 @@ def test_hf_rows_equal_the_hdf5_export_across_row_groups(mixed):
             np.array(table.column("zeropoint").to_pylist(), float), h5["zeropoint"][:], True
         )
         assert h5["missing_z"][:].any() and not h5["missing_z"][:].all()
+
+
+def test_hf_shards_of_several_row_groups_hold_the_hdf5_rows_in_order(mixed, monkeypatch):
+    """Row groups are encoded two at a time and appended to their shards in order: with two
+    row groups per shard, the shards read one after the other are the HDF5 file's rows."""
+    import warehouse.export.hf as hf
+
+    wh, base = mixed
+    opts = ExportOptions(size=127, allow_missing_bands=True)
+    row_bytes = 3 * 5 * 127 * 127 * 4
+    monkeypatch.setattr(hf, "HF_ROW_GROUP_BYTES", 5 * row_bytes)  # 5 rows per row group
+    monkeypatch.setattr(hf, "HF_SHARD_BYTES", 10 * row_bytes)  # 2 row groups per shard
+    h5path = export_hdf5(wh, base / "shards.h5", split="train", sql=SQL, options=opts).path
+    out = export_hf(wh, base / "shards", splits=["train"], sql=SQL, options=opts, progress=False)
+    assert len(out.files) >= 4
+    assert [pq.ParquetFile(f).metadata.num_row_groups for f in out.files[:-1]] == [2] * (
+        len(out.files) - 1
+    )
+    table = pq.read_table([str(f) for f in out.files])
+    with h5py.File(h5path) as h5:
+        assert table.column("object_id").to_pylist() == h5["object_id"][:].tolist()
+        pixels = table.column("image").combine_chunks().flatten().flatten().flatten()
+        assert np.array_equal(pixels.to_numpy().reshape(h5["image"].shape), h5["image"][:], True)
