@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from warehouse.export.thrift import decode, encode, entry, find
+from warehouse.export.thrift import Raw, decode, encode, entry, find
 
 __all__ = ["AssembledFile", "Assembler"]
 
@@ -33,7 +33,7 @@ _STRUCT = 12  # a compact-protocol struct (a list's element type)
 
 # parquet.thrift field ids of the absolute file offsets a row group carries
 _FILE_NUM_ROWS, _FILE_ROW_GROUPS = 3, 4
-_GROUP_COLUMNS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 5, 7
+_GROUP_COLUMNS, _GROUP_NUM_ROWS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 3, 5, 7
 _CHUNK_OFFSETS = (2, 4, 6)  # file_offset, offset_index_offset, column_index_offset
 _CHUNK_META = 3
 _META_OFFSETS = (9, 10, 11, 14)  # data page, index page, dictionary page, bloom filter
@@ -57,7 +57,8 @@ class AssembledFile:
         self.file.write(MAGIC)
         self.pos = len(MAGIC)
         self.footer: list | None = None
-        self.groups: list = []
+        self.groups: list[Raw] = []  # each row group's struct, encoded (few Python objects)
+        self.rows = 0
 
     def append(self, data: memoryview) -> None:
         """Append the row group(s) of the small Parquet file ``data``."""
@@ -72,10 +73,12 @@ class AssembledFile:
             ordinal = find(group, _GROUP_ORDINAL)
             if ordinal is not None:
                 ordinal[2] = len(self.groups)
-            self.groups.append(group)
+            self.rows += entry(group, _GROUP_NUM_ROWS)[2]
+            self.groups.append(Raw(encode(group)))
         self.file.write(data[len(MAGIC) : start])
         self.pos += start - len(MAGIC)
         if self.footer is None:
+            entry(footer, _FILE_ROW_GROUPS)[2] = (_STRUCT, [])
             self.footer = footer
 
     def close(self) -> None:
@@ -84,8 +87,7 @@ class AssembledFile:
             if self.footer is None:
                 raise ValueError(f"{self.path}: no row group was appended")
             entry(self.footer, _FILE_ROW_GROUPS)[2] = (_STRUCT, self.groups)
-            rows = sum(entry(g, 3)[2] for g in self.groups)
-            entry(self.footer, _FILE_NUM_ROWS)[2] = rows
+            entry(self.footer, _FILE_NUM_ROWS)[2] = self.rows
             meta = encode(self.footer)
             self.file.write(meta + len(meta).to_bytes(4, "little") + MAGIC)
         finally:

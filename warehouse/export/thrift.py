@@ -168,15 +168,15 @@ def _put_struct(out: bytearray, struct: list) -> None:
             out.append(kind)
             _put_varint(out, _unzig(field))
         last = field
-        if isinstance(value, Raw):
-            out += value
-        elif kind not in (_TRUE, _FALSE):
+        if kind not in (_TRUE, _FALSE):
             _put_value(out, kind, value)
     out.append(0)
 
 
 def _put_value(out: bytearray, kind: int, value) -> None:  # type: ignore[no-untyped-def]
-    if kind in (_TRUE, _FALSE, _BYTE):
+    if isinstance(value, Raw):
+        out += value
+    elif kind in (_TRUE, _FALSE, _BYTE):
         out.append(value)
     elif kind in (_I16, _I32, _I64):
         _put_varint(out, _unzig(value))
