@@ -54,7 +54,7 @@ class AssembledFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file = open(path, "wb")  # noqa: SIM115 - closed by close()
-        self.file.write(MAGIC)
+        self._write(MAGIC)
         self.pos = len(MAGIC)
         self.footer: list | None = None
         self.groups: list[Raw] = []  # each row group's struct, encoded (few Python objects)
@@ -75,7 +75,7 @@ class AssembledFile:
                 ordinal[2] = len(self.groups)
             self.rows += entry(group, _GROUP_NUM_ROWS)[2]
             self.groups.append(Raw(encode(group)))
-        self.file.write(data[len(MAGIC) : start])
+        self._write(data[len(MAGIC) : start])
         self.pos += start - len(MAGIC)
         if self.footer is None:
             entry(footer, _FILE_ROW_GROUPS)[2] = (_STRUCT, [])
@@ -89,12 +89,20 @@ class AssembledFile:
             entry(self.footer, _FILE_ROW_GROUPS)[2] = (_STRUCT, self.groups)
             entry(self.footer, _FILE_NUM_ROWS)[2] = self.rows
             meta = encode(self.footer)
-            self.file.write(meta + len(meta).to_bytes(4, "little") + MAGIC)
+            self._write(meta + len(meta).to_bytes(4, "little") + MAGIC)
         finally:
             self.file.close()
 
     def discard(self) -> None:
         self.file.close()
+
+    def _write(self, data) -> None:  # type: ignore[no-untyped-def]
+        try:
+            self.file.write(data)
+        except OSError as exc:  # the file's name, for the one-line error (a full disk)
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
 
 
 def _move(group: list, shift: int) -> None:

@@ -94,3 +94,25 @@ def test_catalog_writes_failing_after_the_image_chunks_are_one_line(wh, cli, tmp
     result = cli("export", "--root", wh.root, *args, "--out", out)  # no limit: the same file
     assert result.exit_code == 0, result.output
     assert sha256(out) == sha256(reference)
+
+
+def test_an_hf_shard_failing_partway_is_one_line_naming_it_and_nothing_is_left(wh, tmp_path):
+    """The hf shards are assembled from row groups encoded in threads; a write failing there
+    (the limit, as a full disk) is one line naming the shard, and the folder is not made."""
+    out = tmp_path / "out" / "hf"
+    out.parent.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GWH_PROGRESS": "0"}
+    env.pop("GWH_ROOT", None)
+    command = [sys.executable, "-c", LIMITED, "100000", "export", "--root", str(wh.root)]
+    proc = subprocess.run(
+        [*command, "--format", "hf", "--size", "8", "--out-dir", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, (proc.returncode, lines)
+    assert lines[0].startswith(f"error: writing {out.parent}/.hf.gwh-tmp-"), lines
+    assert "-00000-of-00001.parquet failed: File too large." in lines[0], lines
+    assert list(out.parent.iterdir()) == []
