@@ -153,18 +153,12 @@ def simulated_sources(wh, table: str) -> list[str]:  # type: ignore[no-untyped-d
     bases = base_sources(table)
     if not bases:
         return []
-    marks = ", ".join("?" for _ in bases)
-    try:
-        loads = wh.query(
-            f"SELECT DISTINCT table_name, file FROM gwh_loads WHERE table_name IN ({marks}) "
-            "ORDER BY 1, 2",
-            list(bases),
-        ).to_pylist()
-    except QueryError:
-        loads = []
-    out = [
-        f"{r['table_name']}: {Path(r['file']).name}" for r in loads if is_simulated_file(r["file"])
-    ]
+    with wh.reading() as snapshot:  # the loads the snapshot holds: no query to run
+        held = snapshot.bookkeeping.get("gwh_loads")
+    loads = set()
+    if held is not None:
+        loads = set(zip(held["table_name"].to_pylist(), held["file"].to_pylist(), strict=True))
+    out = [f"{t}: {Path(f).name}" for t, f in sorted(loads) if t in bases and is_simulated_file(f)]
     named = {r.split(":")[0] for r in out}
     for base in bases:
         if base in named or wh.current_version(base) is None:
