@@ -3,6 +3,7 @@ configuration and the HDF5 splits exported from it, each file hashed in ``pack.j
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -57,9 +58,15 @@ def pack(
     try:
         with room_in(dest.parent):  # out of room: one line naming the folder
             _fill(frozen, Path(root), tmp, name, with_splits, echo)
-        if dest.exists():
-            dest.rmdir()
-        os.rename(tmp, dest)
+        try:
+            os.rename(tmp, dest)  # onto a missing or empty folder; refused onto a filled one
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise ReleaseError(
+                f"{dest} was filled by another pack while this one ran; nothing was replaced. "
+                "Give a new folder for the pack."
+            ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -231,6 +231,28 @@ def test_pack_refuses_the_warehouse_and_missing_folders_in_one_line(loaded, tmp_
     assert "is a file" in on_file.stderr and (tmp_path / "a_file").read_text() == "mine"
 
 
+def test_a_pack_another_pack_fills_meanwhile_is_kept(loaded, tmp_path, monkeypatch):
+    """Two packs to one folder, both checked while it was empty: the one that finishes second
+    fails in one line and the first one's pack stays whole."""
+    import warehouse.release.packing as packing
+
+    create_release(loaded, "v1")
+    dest = tmp_path / "pack"
+    dest.mkdir()  # empty: allowed
+    fill = packing._fill
+
+    def other_pack_finishes_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fill(*args, **kwargs)
+        (dest / "pack.json").write_text("the other pack's")
+
+    monkeypatch.setattr(packing, "_fill", other_pack_finishes_first)
+    with pytest.raises(ReleaseError, match="filled by another pack while this one ran"):
+        pack(loaded.root, "v1", dest, with_splits=False)
+    assert [p.name for p in dest.iterdir()] == ["pack.json"]
+    assert (dest / "pack.json").read_text() == "the other pack's"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pack")]  # nor a temporary
+
+
 def test_diff_rows_and_split_moves(two_step, cli):
     wh, d = two_step
     create_release(wh, "v1")
