@@ -352,6 +352,22 @@ def test_a_signal_mid_write_is_one_line_and_leaves_no_half_written_file(tmp_path
     assert list(out.iterdir()) == []
 
 
+def test_ctrl_c_stops_a_long_query_at_once(tmp_path):
+    """Ctrl-C while DuckDB computes (no row printed yet, minutes of work left) ends the query
+    and the command with the one line, not after the query finishes."""
+    sql = "select sum(hash(i)) from range(200000000000) t(i)"  # ~10 minutes on two cores
+    proc = _sql_in_background(tmp_path, sql)
+    try:
+        time.sleep(3)  # started, imported, and inside the query
+        assert proc.poll() is None, f"the query ended before the signal: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)  # it stops in well under a second
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.startswith("interrupted (Ctrl-C)") and stderr.count("\n") == 1, stderr
+
+
 def test_a_load_out_of_room_is_one_line_and_keeps_the_warehouse(tmp_path, field_files):
     """A load that meets the file-size limit (as a full disk) says so in one line, with no
     second error from a writer closed at exit, and the warehouse stays as it was; a rerun
