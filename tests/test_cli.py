@@ -358,14 +358,24 @@ def test_ctrl_c_stops_a_long_query_at_once(tmp_path):
     sql = "select sum(hash(i)) from range(200000000000) t(i)"  # ~10 minutes on two cores
     proc = _sql_in_background(tmp_path, sql)
     try:
-        time.sleep(3)  # started, imported, and inside the query
+        # inside the query: its threads add CPU time beyond the start-up's (~2 s)
+        deadline = time.monotonic() + 60
+        while _cpu_seconds(proc.pid) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert proc.poll() is None, f"the query ended before the signal: {proc.stderr.read()}"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)  # it stops in well under a second
     finally:
         proc.kill()
+        proc.communicate()
     assert proc.returncode == 130, stderr
     assert stderr.startswith("interrupted (Ctrl-C)") and stderr.count("\n") == 1, stderr
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_load_out_of_room_is_one_line_and_keeps_the_warehouse(tmp_path, field_files):
