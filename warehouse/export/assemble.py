@@ -40,14 +40,8 @@ _GROUP_COLUMNS, _GROUP_NUM_ROWS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 3, 5, 7
 _CHUNK_OFFSETS = (2, 4, 6)  # file_offset, offset_index_offset, column_index_offset
 _CHUNK_META = 3
 _META_OFFSETS = (9, 10, 11, 14)  # data page, index page, dictionary page, bloom filter
-# what of a footer is decoded: the row groups, their column chunks and those's metadata
+# what of a footer is decoded: the row groups, their column chunks and the chunks' metadata
 _OFFSETS: dict = {_FILE_ROW_GROUPS: {_GROUP_COLUMNS: {_CHUNK_META: {}}}}
-
-
-# -- Thrift compact protocol: a struct is a list of [field id, type, value]
-
-
-# -- assembling
 
 
 class AssembledFile:

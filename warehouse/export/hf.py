@@ -72,7 +72,7 @@ __all__ = ["HF_ROW_GROUP_BYTES", "HF_SHARD_BYTES", "HfResult", "export_hf", "hf_
 
 HF_ROW_GROUP_BYTES = 32 * 2**20
 HF_SHARD_BYTES = 512 * 2**20
-ENCODERS = 2  # row groups encoded at once (two cores)
+ENCODERS = max(1, min(4, os.cpu_count() or 1))  # row groups encoded at once: one per core
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ class _Shards:
     values are those the HDF5 export holds and memory is a few row groups. Row groups are
     encoded :data:`ENCODERS` at a time (pyarrow encodes without the GIL) and appended to their
     shard in order (:mod:`warehouse.export.assemble`): the shard is the file one
-    ``pq.ParquetWriter`` would write, made on two cores."""
+    ``pq.ParquetWriter`` would write, made on several cores."""
 
     def __init__(self, data_dir: Path, split: str, schema: pa.Schema, opts: ExportOptions):
         self.data_dir, self.split, self.schema, self.opts = data_dir, split, schema, opts

@@ -38,18 +38,18 @@ def _zigzag(n: int) -> int:
 def _skip(buf, i: int, kind: int, element: bool = False) -> int:
     """Past one value of compact type ``kind`` starting at ``i`` (``element``: in a list, where
     a bool takes a byte)."""
-    if kind in (1, 2):  # bool: in the field header, or a byte in a list
+    if kind in (_TRUE, _FALSE):  # in the field header, or a byte in a list
         return i + 1 if element else i
-    if kind == 3:  # byte
+    if kind == _BYTE:
         return i + 1
-    if kind in (4, 5, 6):  # i16, i32, i64
+    if kind in (_I16, _I32, _I64):
         return _varint(buf, i)[1]
-    if kind == 7:  # double
+    if kind == _DOUBLE:
         return i + 8
-    if kind == 8:  # binary
+    if kind == _BINARY:
         n, i = _varint(buf, i)
         return i + n
-    if kind in (9, 10):  # list, set
+    if kind in (_LIST, _SET):
         head = buf[i]
         i += 1
         n, inner = head >> 4, head & 0x0F
@@ -58,7 +58,7 @@ def _skip(buf, i: int, kind: int, element: bool = False) -> int:
         for _ in range(n):
             i = _skip(buf, i, inner, element=True)
         return i
-    if kind == 11:  # map
+    if kind == _MAP:
         n, i = _varint(buf, i)
         if n:
             types = buf[i]
@@ -67,7 +67,7 @@ def _skip(buf, i: int, kind: int, element: bool = False) -> int:
                 i = _skip(buf, i, types >> 4, element=True)
                 i = _skip(buf, i, types & 0x0F, element=True)
         return i
-    if kind == 12:  # struct
+    if kind == _STRUCT:
         while True:
             head = buf[i]
             i += 1
