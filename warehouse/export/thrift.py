@@ -35,6 +35,16 @@ def _zigzag(n: int) -> int:
     return (n >> 1) ^ -(n & 1)
 
 
+def _list_head(buf, i: int) -> tuple[int, int, int]:
+    """A list's (or set's) size, element type and the offset of its first element."""
+    head = buf[i]
+    n, inner = head >> 4, head & 0x0F
+    if n == 15:  # the size follows
+        n, i = _varint(buf, i + 1)
+        return n, inner, i
+    return n, inner, i + 1
+
+
 def _skip(buf, i: int, kind: int, element: bool = False) -> int:
     """Past one value of compact type ``kind`` starting at ``i`` (``element``: in a list, where
     a bool takes a byte)."""
@@ -50,11 +60,7 @@ def _skip(buf, i: int, kind: int, element: bool = False) -> int:
         n, i = _varint(buf, i)
         return i + n
     if kind in (_LIST, _SET):
-        head = buf[i]
-        i += 1
-        n, inner = head >> 4, head & 0x0F
-        if n == 15:
-            n, i = _varint(buf, i)
+        n, inner, i = _list_head(buf, i)
         for _ in range(n):
             i = _skip(buf, i, inner, element=True)
         return i
@@ -125,11 +131,7 @@ def _value(buf, i: int, kind: int, only: dict | None = None):  # type: ignore[no
         n, i = _varint(buf, i)
         return bytes(buf[i : i + n]), i + n
     if kind in (_LIST, _SET):
-        head = buf[i]
-        i += 1
-        n, inner = head >> 4, head & 0x0F
-        if n == 15:
-            n, i = _varint(buf, i)
+        n, inner, i = _list_head(buf, i)
         items = []
         for _ in range(n):
             item, i = _value(buf, i, inner, only)
