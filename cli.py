@@ -20,7 +20,7 @@ import duckdb
 import typer
 
 from loaders import registry
-from warehouse import commands
+from warehouse import commands, interrupts
 from warehouse.errors import WarehouseError
 from warehouse.files import out_of_room
 
@@ -466,8 +466,17 @@ for _command in commands.COMMANDS + registry.COMMANDS:
     _GROUPS[_group_name].command(_verb)(_command_verb(_command))
 
 
+def _ctrl_c(_signum: int, _frame: object) -> None:
+    """Ctrl-C: the KeyboardInterrupt, and the open queries interrupted until the command ends
+    (DuckDB can drop the KeyboardInterrupt of a signal landing as a query starts)."""
+    interrupts.request()
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminated)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup &)
+        signal.signal(signal.SIGINT, _ctrl_c)
     try:
         app()
     finally:  # the command has ended: a Ctrl-C now would only kill the interpreter's shutdown

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from warehouse import interrupts
 from warehouse.errors import QueryError
 from warehouse.explain import explain_error
 from warehouse.export import ExportOptions, ExportResult, export_hdf5
@@ -121,7 +122,7 @@ def open_stream(
     """The rows of one read-only statement as a stream of batches (see :func:`stream`), read
     while the context is open: ``gwh sql``'s formats and ``--out`` never hold the result."""
     statement = check_read_only(sql)
-    with wh.connect(shared=True) as con:
+    with wh.connect(shared=True) as con, interrupts.running(con):  # Ctrl-C stops it
         yield stream(con, statement, batch_rows)
 
 
