@@ -174,6 +174,19 @@ def publish(src: Path, dest: Path, replace: bool) -> bool:
     return True
 
 
+def publish_folder(src: Path, dest: Path) -> bool:
+    """Rename the folder ``src`` onto ``dest`` in one step, where ``dest`` is missing or an
+    empty folder; never over one that was filled meanwhile (e.g. by another run to the same
+    name, both checked before either finished). False: ``dest`` is not empty, ``src`` stays."""
+    try:
+        os.replace(src, dest)  # refused (atomically) onto a folder that is not empty
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        return False
+    return True
+
+
 def missing_parent(out: Path, option: str = "--out") -> str | None:
     """What to say when the folder ``out`` would be written in does not exist (None: it does):
     an output option never creates folders, so a typo in one is caught, not a tree of them."""

@@ -29,7 +29,6 @@ target and renamed into place at the end (atomic); ``overwrite`` replaces an exi
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import math
 import os
@@ -64,6 +63,7 @@ from warehouse.export.rowgroups import RowGroupFile
 from warehouse.export.stream import _stream
 from warehouse.export.targets import check_folder_target, written_meanwhile
 from warehouse.export.writer import _Writer
+from warehouse.files import publish_folder
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -197,12 +197,8 @@ def _swap_into_place(folder: Path, out: Path, tmp: Path, overwrite: bool) -> Non
     export filled meanwhile is kept, and this export fails."""
     if overwrite and out.exists():
         os.replace(out, tmp / "replaced")
-    try:
-        os.replace(folder, out)  # refused (atomically) onto a folder that is not empty
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-        raise written_meanwhile(out) from None
+    if not publish_folder(folder, out):
+        raise written_meanwhile(out)
     shutil.rmtree(tmp / "replaced", ignore_errors=True)
 
 

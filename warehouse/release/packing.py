@@ -3,9 +3,7 @@ configuration and the HDF5 splits exported from it, each file hashed in ``pack.j
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -13,7 +11,7 @@ from pathlib import Path
 
 from warehouse.errors import ReleaseError
 from warehouse.export import export_release_splits
-from warehouse.files import PACK_MANIFEST, Layout, missing_parent, room_in
+from warehouse.files import PACK_MANIFEST, Layout, missing_parent, publish_folder, room_in
 from warehouse.files import file_sha256 as sha256_file
 from warehouse.release.audit import verify
 from warehouse.release.frozen import MANIFEST, FrozenWarehouse, open_pack, open_release
@@ -58,15 +56,11 @@ def pack(
     try:
         with room_in(dest.parent):  # out of room: one line naming the folder
             _fill(frozen, Path(root), tmp, name, with_splits, echo)
-        try:
-            os.rename(tmp, dest)  # onto a missing or empty folder; refused onto a filled one
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
+        if not publish_folder(tmp, dest):
             raise ReleaseError(
                 f"{dest} was filled by another pack while this one ran; nothing was replaced. "
                 "Give a new folder for the pack."
-            ) from None
+            )
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
