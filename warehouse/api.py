@@ -25,9 +25,8 @@ import pyarrow as pa
 
 from warehouse import interrupts
 from warehouse.errors import QueryError
-from warehouse.explain import explain_error
+from warehouse.explain import damaged_read, explain_error
 from warehouse.export import ExportOptions, ExportResult, export_hdf5
-from warehouse.files import damaged_parquet
 from warehouse.lineage import column_units, one_unit, tables_named
 from warehouse.readonly import check_read_only
 
@@ -155,7 +154,7 @@ def stream(
             except duckdb.Error as exc:
                 raise QueryError(explain_error(exc, con, statement)) from None
             except (OSError, pa.ArrowException) as exc:  # DuckDB's error after the first batches
-                raise QueryError(damaged_parquet(exc) or str(exc).strip()) from None
+                raise QueryError(damaged_read(exc, con) or str(exc).strip()) from None
             yield batch
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import glob
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import duckdb
 
 from warehouse import db
 from warehouse.errors import DamagedFileError, QueryError
-from warehouse.files import damaged_parquet
+from warehouse.files import damaged_among, damaged_parquet, undecodable
 from warehouse.readonly import explain_refusal
 
-__all__ = ["explain_error", "scalar"]
+__all__ = ["damaged_read", "explain_error", "scalar"]
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> int:
@@ -36,7 +37,7 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
     An unknown table or column names the closest existing one (``ml_object`` → ``did you mean
     ml_objects?``); a file outside the warehouse says what read paths may read.
     """
-    refusal = explain_refusal(exc) or damaged_parquet(exc)
+    refusal = explain_refusal(exc) or damaged_read(exc, con)
     if refusal is not None:
         return refusal
     msg = str(exc).strip()
@@ -67,3 +68,21 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
         hint = f" Did you mean {pick}?" if pick else ""
         return f'{first}{hint} `gwh sql "DESCRIBE <view>"` lists a view\'s columns.'
     return msg
+
+
+def damaged_read(exc: BaseException, con: duckdb.DuckDBPyConnection) -> str | None:
+    """What to say of an error reading a damaged Parquet file of ``con``'s views: the file the
+    error names, or (DuckDB names none when a page fails to decode) the first damaged one the
+    views read. None: no damaged file."""
+    named = damaged_parquet(exc)
+    if named is None and undecodable(exc):
+        return damaged_among(_view_files(con))
+    return named
+
+
+def _view_files(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
+    """The Parquet files the connection's views read (their globs expanded), in order."""
+    views = con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal ORDER BY view_name")
+    for (text,) in views.fetchall():
+        for pattern in re.findall(r"'([^']+\.parquet)'", text or ""):
+            yield from sorted(glob.glob(pattern)) if "*" in pattern else [pattern]

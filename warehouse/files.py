@@ -38,6 +38,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "background_sha256",
+    "damaged_among",
     "damaged_parquet",
     "file_sha256",
     "host_tag",
@@ -50,6 +51,7 @@ __all__ = [
     "pid_alive",
     "sha256_hex",
     "short_hash",
+    "undecodable",
     "values_hash",
     "write_parquet_atomic",
 ]
@@ -278,13 +280,55 @@ def damaged_parquet(exc: BaseException) -> str | None:
     error names no such file)."""
     first = (str(exc).strip().splitlines() or [""])[0]
     m = re.match(r"^(?:Invalid Input|IO) Error: (.*?)[ :]*'([^']+\.parquet)'", first)
-    if m is None:
-        return None
+    short = re.match(r"^Prefetch registered for bytes outside file: (.+?\.parquet),", first)
+    if short is not None:  # cut in its middle, footer kept
+        return _damaged(short.group(1), _PAST_END)
+    return None if m is None else _damaged(m.group(2), m.group(1))
+
+
+_PAST_END = "its footer names bytes past its end"
+
+
+def _damaged(path: str, why: str) -> str:
     return (
-        f"{m.group(2)} is damaged ({m.group(1)}): a file of the warehouse was truncated or "
+        f"{path} is damaged ({why}): a file of the warehouse was truncated or "
         "changed outside gwh. Restore the warehouse folder from a backup, or load its source "
         "files again into a new warehouse."
     )
+
+
+_UNNAMED_DECODE = ("TProtocolException", "Corrupt", "decompress", "Snappy", "ZSTD")
+"""Words of DuckDB errors that come from a Parquet file's bytes but do not name the file."""
+
+
+def undecodable(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB failing to decode a Parquet file it does not name."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return any(w.lower() in first.lower() for w in _UNNAMED_DECODE)
+
+
+def damaged_among(paths: Iterable[str]) -> str | None:
+    """What to say of the first of ``paths`` (Parquet files) that is damaged: its footer
+    unreadable, or naming column chunks past the bytes before it (cut in its middle, footer
+    kept). None: all look whole. For errors that name no file (:func:`undecodable`)."""
+    import pyarrow.parquet as pq
+
+    for path in paths:
+        try:
+            md = pq.read_metadata(path)
+            data_end = os.path.getsize(path) - 8 - md.serialized_size
+            ends = [
+                (c.dictionary_page_offset or c.data_page_offset) + c.total_compressed_size
+                for g in range(md.num_row_groups)
+                for c in (md.row_group(g).column(i) for i in range(md.num_columns))
+            ]
+        except FileNotFoundError:
+            continue  # not this reader's to judge: a glob's file removed meanwhile
+        except (OSError, ValueError) as exc:
+            return _damaged(path, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        if ends and max(ends) > data_end:
+            return _damaged(path, _PAST_END)
+    return None
 
 
 def parquet_bytes(table: pa.Table, compression: str = "snappy") -> bytes:

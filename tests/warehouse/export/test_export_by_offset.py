@@ -276,6 +276,33 @@ def test_a_damaged_stored_length_is_a_one_line_error_and_no_file(field, cli, tmp
     assert list(out.iterdir()) == []  # no target, no temporary file
 
 
+@pytest.mark.parametrize("fmt", ["hdf5", "hf"])
+def test_a_cutouts_file_cut_in_its_middle_is_a_one_line_error_naming_it(field, cli, tmp_path, fmt):
+    """Bytes lost inside a cutouts file whose footer survived: the plan's DuckDB read named
+    the file without saying it was damaged, or (a page header landing on other bytes) named
+    no file at all."""
+    root = tmp_path / "wh"
+    shutil.copytree(field["wh"].root, root, symlinks=True)
+    cv = Warehouse.open(root).current_version(CUTOUTS.name)
+    assert cv is not None
+    path = Path(max(cv.files(), key=lambda f: Path(f).stat().st_size))
+    data = path.read_bytes()
+    footer = 8 + int.from_bytes(data[-8:-4], "little")
+    path.unlink()  # break its hard link to earlier versions
+    path.write_bytes(data[: (len(data) - footer) // 2] + data[-footer:])
+    out = tmp_path / "out"
+    out.mkdir()
+    target = ("--out", out / "x.h5")
+    if fmt == "hf":
+        target = ("--format", "hf", "--out-dir", out / "d")
+    result = cli("export", "--root", root, "--sql", complete_sql(field), "--size", "8", *target)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert f"{path.name} is damaged" in lines[0], lines
+    assert list(out.iterdir()) == []
+
+
 READER = """
 import hashlib, sys, h5py, numpy as np
 with h5py.File(sys.argv[1], "r") as h5:
