@@ -343,7 +343,6 @@ def test_mask_bits_value_and_errors():
         mask_bits_value(["NOPE"])
 
 
-
 @pytest.mark.parametrize(
     ("offset", "chunk", "what"),
     [  # found by fuzzing batch tars: astropy raised these past the reader's own checks
