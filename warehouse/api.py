@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from warehouse import interrupts
 from warehouse.errors import QueryError
 from warehouse.explain import damaged_read, explain_error
 from warehouse.export import ExportOptions, ExportResult, export_hdf5
@@ -121,7 +120,7 @@ def open_stream(
     """The rows of one read-only statement as a stream of batches (see :func:`stream`), read
     while the context is open: ``gwh sql``'s formats and ``--out`` never hold the result."""
     statement = check_read_only(sql)
-    with wh.connect(shared=True) as con, interrupts.running(con):  # Ctrl-C stops it
+    with wh.connect(shared=True) as con:  # a Ctrl-C stops it (Warehouse.connect)
         yield stream(con, statement, batch_rows)
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import duckdb
 import pyarrow as pa
 
-from warehouse import api, bookkeeping, commit, db, health, locks, readcache
+from warehouse import api, bookkeeping, commit, db, health, interrupts, locks, readcache
 from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
@@ -246,7 +246,8 @@ class Warehouse:
                     settings=settings,
                 )
             try:
-                yield con
+                with interrupts.running(con):  # a Ctrl-C of the command stops its queries
+                    yield con
             finally:
                 if held is not None:
                     held.release(con)

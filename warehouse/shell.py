@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TextIO
 import duckdb
 import pyarrow as pa
 
-from warehouse import output
+from warehouse import interrupts, output
 from warehouse.api import first_rows, stream
 from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError
@@ -218,6 +218,7 @@ def run_shell(wh: Warehouse, stdin: TextIO, echo: Callable[[str], None]) -> None
                     echo("")
                     return
                 except KeyboardInterrupt:  # Ctrl-C at the prompt: drop the half-typed statement
+                    interrupts.clear()  # the shell goes on: its next queries are not stopped
                     echo("^C")
                     buffer.clear()
             else:
@@ -274,6 +275,7 @@ def _guarded(action: Callable[[], None], echo: Callable[[str], None]) -> None:
     except WarehouseError as exc:
         echo(f"error: {exc}")
     except KeyboardInterrupt:
+        interrupts.clear()
         echo("cancelled")
 
 
@@ -287,6 +289,7 @@ def _run(wh: Warehouse, statement: str, mode: str, echo: Callable[[str], None]) 
     except Cancelled:
         echo("cancelled (Ctrl-C); the warehouse is unchanged.")
     except KeyboardInterrupt:  # while the reader connection was being built
+        interrupts.clear()
         echo("cancelled")
     except WarehouseError as exc:
         echo(f"error: {exc}")

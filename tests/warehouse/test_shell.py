@@ -124,6 +124,10 @@ def test_ctrl_c_at_the_prompt_drops_the_half_typed_statement(terminal):
     terminal.type("select 7 as b;\r")
     shown = terminal.expect("gwh> ")
     assert "7" in shown and "syntax" not in shown.lower()
+    # a query of a second or so runs whole: the Ctrl-C ended the line, not every query after it
+    terminal.type("select count(*) as n from range(300000000) t(i) where i % 7 = 3;\r")
+    shown = terminal.expect("gwh> ")
+    assert "42857143" in shown and "cancelled" not in shown, shown
 
 
 def test_tab_completes_table_and_column_names(terminal, loaded):
