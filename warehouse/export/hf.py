@@ -64,6 +64,7 @@ from warehouse.export.stream import _stream
 from warehouse.export.targets import check_folder_target, written_meanwhile
 from warehouse.export.writer import _Writer
 from warehouse.files import publish_folder
+from warehouse.memory import export_pool
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -124,7 +125,7 @@ def export_hf(
     if out.is_dir() and any(out.iterdir()) and not opts.overwrite:
         raise ExportError(f"{out} already exists. Use --overwrite to replace it.")
     h5opts = dataclasses.replace(opts, overwrite=True)
-    with wh.reading():
+    with wh.reading(), export_pool():  # jemalloc: freed buffers are not faulted in again
         schema = _query_schema(wh, view, sql, names, opts)
         with _temporary_beside(out) as tmp:
             folder = tmp / "dataset"
