@@ -1,4 +1,4 @@
-"""Exports allocate their Arrow buffers from jemalloc (where pyarrow has it) and put the default
+"""An hf export allocates its Arrow buffers from jemalloc (where pyarrow has it) and put the default
 pool back after, also after a failure."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 from tests.warehouse.export.test_export_by_offset import complete_sql, field  # noqa: F401
 from warehouse.errors import ExportError
-from warehouse.export import ExportOptions, export_hdf5, export_hf
+from warehouse.export import ExportOptions, export_hf
 from warehouse.memory import export_pool
 
 
@@ -39,8 +39,7 @@ def test_the_pool_is_put_back_after_a_failure():
     assert pa.default_memory_pool().backend_name == before
 
 
-@pytest.mark.parametrize("fmt", ["hdf5", "hf"])
-def test_an_export_allocates_from_jemalloc_and_leaves_the_default_pool(field, tmp_path, fmt):  # noqa: F811
+def test_an_hf_export_allocates_from_jemalloc_and_leaves_the_default_pool(field, tmp_path):  # noqa: F811
     jemalloc = _jemalloc()
     if jemalloc is None:
         pytest.skip("this pyarrow was built without jemalloc")
@@ -48,13 +47,10 @@ def test_an_export_allocates_from_jemalloc_and_leaves_the_default_pool(field, tm
     before = pa.default_memory_pool().backend_name
     allocations = jemalloc.num_allocations()
     opts = ExportOptions(size=8)
-    if fmt == "hdf5":
-        result = export_hdf5(wh, tmp_path / "x.h5", sql=sql, options=opts, progress=False)
-        assert result.rows > 0
-    else:
-        export_hf(wh, tmp_path / "d", sql=sql, options=opts, progress=False, splits=["train"])
+    result = export_hf(wh, tmp_path / "d", sql=sql, options=opts, progress=False, splits=["train"])
+    assert result.rows["train"] > 0
     assert jemalloc.num_allocations() > allocations  # its buffers came from jemalloc
     assert pa.default_memory_pool().backend_name == before
     with pytest.raises(ExportError):  # a refused export puts the pool back too
-        export_hdf5(wh, tmp_path / "y.h5", sql="SELECT 1 AS x", options=opts, progress=False)
+        export_hf(wh, tmp_path / "e", sql="SELECT 1 AS x", options=opts, progress=False)
     assert pa.default_memory_pool().backend_name == before

@@ -40,7 +40,6 @@ from warehouse.export.subsets import SUBSET_ORDER, limited_query
 from warehouse.export.targets import check_file_target, written_meanwhile
 from warehouse.export.writer import CATALOG_BATCH_ROWS, _progress
 from warehouse.files import publish
-from warehouse.memory import export_pool
 from warehouse.output import column_metadata
 from warehouse.output.saving import _archive_schema
 from warehouse.scratch import remove_stale, scratch_dir
@@ -111,8 +110,7 @@ def export_hdf5(
         unplaced objects, a band is missing (pass ``allow_missing_bands``), a requested mask or
         variance plane is absent, or pixel scales differ. Nothing is written then.
     """
-    with export_pool():  # jemalloc: freed buffers are not faulted in again
-        return _export_split(wh, Path(out), split, view, sql, options, progress, resume, client)
+    return _export_split(wh, Path(out), split, view, sql, options, progress, resume, client)
 
 
 @contextlib.contextmanager
