@@ -15,7 +15,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,7 @@ from warehouse.compute.mapping import ClusterMapper, cluster_mapper
 from warehouse.errors import LoadError
 from warehouse.files import DB_NAME, background_sha256
 from warehouse.load_once import LoadOnce, hashed_first, loaded_at
-from warehouse.loading import Loader, LoadResult, Parts, PreparedBatch, input_files
+from warehouse.loading import Loader, LoadResult, PreparedBatch, input_files
 from warehouse.marts.build import materialise
 from warehouse.store import CatalogVersion, TableSpec, read_version
 from warehouse.store.batch import UpsertBatch
@@ -150,8 +149,6 @@ def _load_together(
     failure: LoadError | None = None
     chunks = getattr(loader, "prepare_chunks", None)  # large files, a part at a time
     check = LoadOnce(wh, loader.name, skipped, echo)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="gwh-check")
-    deferred: Future | None = None  # the whole-file check of a single file read in parts
 
     try:
         with background_sha256(files) as hashes:
@@ -165,11 +162,7 @@ def _load_together(
                 marks = {name: b.checkpoint() for name, b in batches.items()}
                 counts: dict[str, int] = {}
                 try:
-                    whole = _read_file(wh, loader, path, chunks, registry, batches, marks, counts)
-                    if whole is not None and len(files) == 1:  # checked while it is written
-                        deferred = pool.submit(whole)
-                    elif whole is not None:  # several files: checked now (a refused one is
-                        whole()  # rolled back and the others committed)
+                    _read_file(wh, loader, path, chunks, registry, batches, marks, counts)
                 except LoadError as exc:  # commit the files before it, then report it
                     _rollback(batches, marks)
                     if not known and check.skips(path, sha_of.result()):
@@ -178,7 +171,6 @@ def _load_together(
                     break
                 if not known and check.skips(path, sha_of.result()):
                     _rollback(batches, marks)  # read for nothing: its rows are dropped
-                    deferred = None
                     continue
                 per_file.append(counts)
                 todo.append((path, sha_of.result()))
@@ -191,17 +183,13 @@ def _load_together(
         rows = sum(n for *_key, n in records)
         with progress.bar(rows, desc="commit", unit="rows", unit_scale=True) as bar:
             bar.set_postfix_str(f"writing {rows:,} rows")  # every partition written once
-            ready = deferred.result if deferred is not None else None
             created = (
-                _commit_versions(
-                    wh, registry, used, loader.name, records, mapper=mapper, ready=ready
-                )
+                _commit_versions(wh, registry, used, loader.name, records, mapper=mapper)
                 if used
                 else []
             )
             bar.update(rows)
     finally:
-        pool.shutdown(wait=True)  # a check still running (the load failed): its end awaited
         for batch in batches.values():
             batch.close()
     totals = {name: cv.nrows for name, _v, _f, cv in created}
@@ -235,10 +223,9 @@ def _read_file(
     batches: dict[str, UpsertBatch],
     marks: dict[str, int],
     counts: dict[str, int],
-) -> Callable[[], None] | None:
+) -> None:
     """Prepare one file (a part at a time with ``chunks``) and add its tables to ``batches``,
-    counting its rows per table in ``counts``; a batch it creates gets the mark 0. Returns the
-    check of the whole file that a file read in parts leaves to the end (:class:`Parts`)."""
+    counting its rows per table in ``counts``; a batch it creates gets the mark 0."""
     with progress.bar(path.stat().st_size, desc=path.name, unit="B", unit_scale=True) as bar:
         bar.set_postfix_str("reading")
         parts = chunks(path, wh) if chunks else [loader.prepare(path, wh)]
@@ -254,7 +241,6 @@ def _read_file(
                 batches[item.spec.name].add(table, str(path), checked=True, part=item.part)
                 counts[item.spec.name] = counts.get(item.spec.name, 0) + table.num_rows
             del prepared, checked
-    return parts.check if isinstance(parts, Parts) else None
 
 
 def _rollback(batches: dict[str, UpsertBatch], marks: dict[str, int]) -> None:
@@ -355,13 +341,10 @@ def _commit_versions(
     records: list[tuple[str, str, str, int]],
     max_rows: int | None = None,
     mapper: ClusterMapper | None = None,
-    ready: Callable[[], object] | None = None,
 ) -> list[tuple[str, int, Path, CatalogVersion]]:
     """Write each batch as its table's next version, then commit them all with one rename.
 
-    ``records``: (file, sha256, table, rows) rows of gwh_loads. ``ready``: called once the
-    versions are written, before the first is moved into place; what it raises (a whole-file
-    check that failed) undoes the commit.
+    ``records``: (file, sha256, table, rows) rows of gwh_loads.
     """
     created: list[tuple[str, int, Path, CatalogVersion]] = []
     tmp_dirs: list[Path] = []
@@ -379,9 +362,6 @@ def _commit_versions(
                 margin_arcsec=_margin_arcsec(wh, batch.spec),
                 mapper=mapper,
             )
-            if ready is not None:
-                ready()
-                ready = None
             final = table_dir / f"v{version:06d}"
             if final.exists():  # left by a run killed before it committed: no reader saw it
                 shutil.rmtree(final)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,7 +26,7 @@ from warehouse.store import TableSpec
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
-__all__ = ["LoadResult", "Loader", "Parts", "Prepared", "PreparedBatch", "input_files"]
+__all__ = ["LoadResult", "Loader", "Prepared", "PreparedBatch", "input_files"]
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,6 @@ class Prepared:
     spec: TableSpec
     table: pa.Table
     part: bool = False
-
-
-class Parts:
-    """What ``prepare_chunks`` returns for a file read in chunks: its parts, in order, and the
-    check of the whole file (e.g. its key unique over every part) that only the last part
-    makes possible. A load runs ``check`` while it writes the new versions and before it
-    commits them, so the check costs no time of its own; a file refused by it leaves nothing,
-    as a file refused while it is read."""
-
-    def __init__(self, parts: Iterable[list[Prepared]], check: Callable[[], None]) -> None:
-        self._parts = parts
-        self.check = check
-
-    def __iter__(self) -> Iterator[list[Prepared]]:
-        return iter(self._parts)
 
 
 class Loader(Protocol):

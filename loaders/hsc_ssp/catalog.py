@@ -29,7 +29,7 @@ from loaders.readers import (
     table_shape,
 )
 from warehouse.errors import LoadError
-from warehouse.loading import Parts, Prepared
+from warehouse.loading import Prepared
 from warehouse.store.contracts import HSC_FORCED, HSC_SPECZ
 from warehouse.store.hsc_columns import (
     declared_type,
@@ -106,14 +106,11 @@ class HscForcedLoader:
             out.append(Prepared(HSC_FORCED, with_archive_metadata(src.table)))
         return out
 
-    def prepare_chunks(
-        self, path: Path, wh: Warehouse | None = None
-    ) -> Parts | list[list[Prepared]]:
+    def prepare_chunks(self, path: Path, wh: Warehouse | None = None) -> Iterator[list[Prepared]]:
         """:meth:`prepare` a part at a time: a Parquet or FITS export of forced columns only,
         with more than :data:`CHUNK_ROWS` rows, is read that many rows at a time with the same
         checks (rows numbered in the file; ``object_id`` unique over the whole file, checked
-        from the chunks' keys after the last one: the parts' ``check``). Anything else is
-        prepared whole."""
+        from the chunks' keys after the last one). Anything else is prepared whole."""
         path = Path(path)
         shape = table_shape(path, HSC_FORCED.key)
         if (
@@ -122,16 +119,14 @@ class HscForcedLoader:
             or "object_id" not in shape[1]
             or shape[1] & _specz_names()
         ):
-            return [self.prepare(path, wh)]
+            yield self.prepare(path, wh)
+            return
         keys = KeysOfChunks(HSC_FORCED.key)
-
-        def parts() -> Iterator[list[Prepared]]:
-            for src in read_table_chunks(path, declared_type, CHUNK_ROWS, HSC_FORCED.key):
-                table = _checked_forced(src)
-                keys.add(src)
-                yield [Prepared(HSC_FORCED, with_archive_metadata(table), part=True)]
-
-        return Parts(parts(), keys.check)
+        for src in read_table_chunks(path, declared_type, CHUNK_ROWS, HSC_FORCED.key):
+            table = _checked_forced(src)
+            keys.add(src)
+            yield [Prepared(HSC_FORCED, with_archive_metadata(table), part=True)]
+        keys.check()
 
 
 def _checked_forced(src: SourceTable) -> pa.Table:
@@ -188,24 +183,20 @@ class HscSpeczLoader:
         check_unique(src, src.table, HSC_SPECZ.key)
         return [Prepared(HSC_SPECZ, with_archive_metadata(src.table))]
 
-    def prepare_chunks(
-        self, path: Path, wh: Warehouse | None = None
-    ) -> Parts | list[list[Prepared]]:
+    def prepare_chunks(self, path: Path, wh: Warehouse | None = None) -> Iterator[list[Prepared]]:
         """:meth:`prepare` a part at a time for a Parquet or FITS export of more than
         :data:`CHUNK_ROWS` rows with every required column: each chunk checked as
         :meth:`prepare` checks the file (rows numbered in the file), and the key unique over the
-        whole file, from the chunks' keys after the last one (the parts' ``check``)."""
+        whole file, from the chunks' keys after the last one."""
         path = Path(path)
         shape = table_shape(path, REQUIRED_SPECZ)
         if shape is None or shape[0] <= CHUNK_ROWS or not set(REQUIRED_SPECZ) <= shape[1]:
-            return [self.prepare(path, wh)]
+            yield self.prepare(path, wh)
+            return
         keys = KeysOfChunks(HSC_SPECZ.key)
-
-        def parts() -> Iterator[list[Prepared]]:
-            for src in read_table_chunks(path, declared_type, CHUNK_ROWS, REQUIRED_SPECZ):
-                require_columns(src, REQUIRED_SPECZ, "hsc_specz")
-                check_positions(src, "specz_ra", "specz_dec")
-                keys.add(src)
-                yield [Prepared(HSC_SPECZ, with_archive_metadata(src.table), part=True)]
-
-        return Parts(parts(), keys.check)
+        for src in read_table_chunks(path, declared_type, CHUNK_ROWS, REQUIRED_SPECZ):
+            require_columns(src, REQUIRED_SPECZ, "hsc_specz")
+            check_positions(src, "specz_ra", "specz_dec")
+            keys.add(src)
+            yield [Prepared(HSC_SPECZ, with_archive_metadata(src.table), part=True)]
+        keys.check()

@@ -4,8 +4,6 @@ refused half-way leaves nothing of itself behind."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -133,45 +131,3 @@ def test_a_specz_key_repeated_in_two_fits_chunks_is_refused_with_its_rows(
     with pytest.raises(LoadError, match=r"appears more than once \(row 4, row 111"):
         wh.load(registry.get("hsc-specz"), [tmp_path / "dup.fits"])
     assert wh.current_version("hsc_specz") is None
-    # refused by the check made while the version was written: nothing of it is left
-    table_dir = wh.root / "catalogs" / "hsc_specz"
-    assert not table_dir.exists() or list(table_dir.iterdir()) == []
-
-
-@pytest.mark.parametrize("files", [1, 2])
-def test_the_whole_file_check_runs_beside_the_commit_of_a_single_file(
-    make_warehouse, field, tmp_path, monkeypatch, files
-):
-    """One file read in parts: its key is checked over the whole file in a thread while the
-    version is written (the check waited for before the commit). Several files: each is
-    checked as soon as it is read, so a refused one is rolled back and the others committed."""
-    monkeypatch.setattr("loaders.hsc_ssp.catalog.CHUNK_ROWS", 50)
-    paths = []
-    for k in range(files):
-        part = field.specz.slice(k * 60, 60 if files > 1 else None)
-        paths.append(tmp_path / f"specz{k}.parquet")
-        pq.write_table(part, paths[-1])
-    loader = registry.get("hsc-specz")
-    seen: list[str] = []
-
-    class Watching:  # the registered loader, noting the thread its whole-file check runs in
-        name, description = loader.name, loader.description
-        prepare = loader.prepare
-
-        def prepare_chunks(self, path, wh=None):
-            parts = loader.prepare_chunks(path, wh)
-            check = parts.check
-
-            def watched() -> None:
-                seen.append(threading.current_thread().name)
-                check()
-
-            parts.check = watched
-            return parts
-
-    wh = make_warehouse()
-    wh.load(Watching(), paths)
-    assert len(seen) == files
-    assert all(name.startswith("gwh-check") for name in seen) == (files == 1), seen
-    loaded = wh.query("SELECT count(*) AS n FROM hsc_specz").column("n")[0].as_py()
-    assert loaded == sum(pq.read_metadata(p).num_rows for p in paths)
