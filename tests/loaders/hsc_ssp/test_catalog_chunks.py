@@ -131,3 +131,5 @@ def test_a_specz_key_repeated_in_two_fits_chunks_is_refused_with_its_rows(
     with pytest.raises(LoadError, match=r"appears more than once \(row 4, row 111"):
         wh.load(registry.get("hsc-specz"), [tmp_path / "dup.fits"])
     assert wh.current_version("hsc_specz") is None
+    table_dir = wh.root / "catalogs" / "hsc_specz"  # nothing of the refused file is left
+    assert not table_dir.exists() or list(table_dir.iterdir()) == []
