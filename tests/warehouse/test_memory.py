@@ -1,5 +1,5 @@
-"""An hf export allocates its Arrow buffers from jemalloc (where pyarrow has it) and put the default
-pool back after, also after a failure."""
+"""An hf export allocates its Arrow buffers from jemalloc (where pyarrow has it) and puts the
+default pool back after, also after a failure."""
 
 from __future__ import annotations
 
