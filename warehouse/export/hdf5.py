@@ -26,7 +26,7 @@ from warehouse.export.attrs import export_digest, provenance, stored_digest
 from warehouse.export.columns import _PREFIX, _bands_of, _image_table, label_columns
 from warehouse.export.early import EarlyPartition, first_path
 from warehouse.export.h5file import _write
-from warehouse.export.options import ExportOptions, ExportResult
+from warehouse.export.options import ExportOptions, ExportResult, check_split
 from warehouse.export.plan import (
     _Plan,
     _plan,
@@ -139,6 +139,7 @@ def _export_split(
     format), after the same checks."""
     started = time.perf_counter()
     opts = options or ExportOptions()
+    check_split(split)  # before the target: a typo is named first, not an --overwrite
     if out.is_dir():
         raise ExportError(f"{out} is a folder; give a file name such as {out / 'train.h5'}.")
     if sink is None:

@@ -57,7 +57,7 @@ from warehouse.export.hdf5 import (
     _rows_query,
     _temporary_beside,
 )
-from warehouse.export.options import PLANES, ExportOptions
+from warehouse.export.options import PLANES, ExportOptions, check_split
 from warehouse.export.plan import _Plan, base_query
 from warehouse.export.rowgroups import RowGroupFile
 from warehouse.export.stream import _stream
@@ -116,9 +116,8 @@ def export_hf(
     opts = options or ExportOptions()
     out = Path(out_dir)
     names = tuple(splits) if splits else SPLIT_NAMES
-    unknown = [s for s in names if s not in SPLIT_NAMES]
-    if unknown:
-        raise ExportError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {unknown[0]!r}")
+    for s in names:
+        check_split(s)
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; --format hf writes a folder (--out-dir DIR).")
     check_folder_target(wh, out)

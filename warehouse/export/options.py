@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS
 from warehouse.errors import ExportError
 from warehouse.export.subsets import SUBSETS
@@ -141,3 +142,9 @@ def _split_bands(text: str, known: Sequence[str]) -> tuple[str, ...]:
     if unknown:
         out.append(unknown)
     return tuple(out)
+
+
+def check_split(split: str | None) -> None:
+    """Refuse a split name that is none of train, validation, test (None: no split)."""
+    if split is not None and split not in SPLIT_NAMES:
+        raise ExportError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")

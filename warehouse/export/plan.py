@@ -12,12 +12,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from warehouse import db
-from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
 from warehouse.explain import explain_error
 from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of
-from warehouse.export.options import PLANES
+from warehouse.export.options import PLANES, check_split
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.readonly import check_read_only, unordered_limit
 
@@ -43,8 +42,7 @@ def base_query(view: str | None, sql: str | None, split: str | None, con=None) -
         text = f"SELECT * FROM {db.quote_ident(view or 'ml_objects')}"
     if split is None:
         return text, []
-    if split not in SPLIT_NAMES:
-        raise ExportError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+    check_split(split)
     if sql is None:
         return f"{text} WHERE split = ?", [split]
     return f"SELECT * FROM (\n{text}\n) AS q WHERE split = ?", [split]

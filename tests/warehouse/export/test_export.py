@@ -357,6 +357,11 @@ def test_bad_queries_are_clear_errors(populated, tmp_path, sql, message):
 def test_split_needs_a_split_column_and_a_known_name(populated, tmp_path):
     with pytest.raises(ExportError, match="--split must be one of"):
         export_hdf5(populated, tmp_path / "x.h5", split="dev")
+    (tmp_path / "old.h5").write_bytes(b"kept")  # a typo is named before the existing target
+    with pytest.raises(ExportError, match="^--split must be one of .*got 'dev'"):
+        export_hdf5(populated, tmp_path / "old.h5", split="dev")
+    assert (tmp_path / "old.h5").read_bytes() == b"kept"
+    (tmp_path / "old.h5").unlink()
     # what to do, not DuckDB's binder error
     with pytest.raises(ExportError, match="^--split needs a split column.*join ml_objects"):
         export_hdf5(
