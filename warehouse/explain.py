@@ -22,8 +22,8 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = N
     try:
         row = con.execute(sql, list(params) if params else []).fetchone()
     except duckdb.Error as exc:
-        damaged = damaged_parquet(exc)
-        if damaged:
+        damaged = damaged_read(exc, con)
+        if damaged:  # the data is gone, not a query that cannot run (gwh check, gwh views)
             raise DamagedFileError(damaged) from None
         raise QueryError(explain_error(exc, con, sql)) from None
     if row is None:

@@ -39,6 +39,7 @@ __all__ = [
     "atomic_write_bytes",
     "background_sha256",
     "damaged_among",
+    "damaged_file",
     "damaged_parquet",
     "file_sha256",
     "host_tag",
@@ -282,14 +283,15 @@ def damaged_parquet(exc: BaseException) -> str | None:
     m = re.match(r"^(?:Invalid Input|IO) Error: (.*?)[ :]*'([^']+\.parquet)'", first)
     short = re.match(r"^Prefetch registered for bytes outside file: (.+?\.parquet),", first)
     if short is not None:  # cut in its middle, footer kept
-        return _damaged(short.group(1), _PAST_END)
-    return None if m is None else _damaged(m.group(2), m.group(1))
+        return damaged_file(short.group(1), _PAST_END)
+    return None if m is None else damaged_file(m.group(2), m.group(1))
 
 
 _PAST_END = "its footer names bytes past its end"
 
 
-def _damaged(path: str, why: str) -> str:
+def damaged_file(path: str | Path, why: str) -> str:
+    """What to say of a file of the warehouse found damaged (``why``: how)."""
     return (
         f"{path} is damaged ({why}): a file of the warehouse was truncated or "
         "changed outside gwh. Restore the warehouse folder from a backup, or load its source "
@@ -297,8 +299,15 @@ def _damaged(path: str, why: str) -> str:
     )
 
 
-_UNNAMED_DECODE = ("TProtocolException", "Corrupt", "decompress", "Snappy", "ZSTD")
-"""Words of DuckDB errors that come from a Parquet file's bytes but do not name the file."""
+_UNNAMED_DECODE = (
+    "TProtocolException",
+    "bytes outside file",  # "Prefetch registered requested for bytes outside file", no file
+    "Corrupt",
+    "decompress",
+    "Snappy",
+    "ZSTD",
+)
+"""Words of DuckDB errors that come from a Parquet file's bytes but may not name the file."""
 
 
 def undecodable(exc: BaseException) -> bool:
@@ -325,9 +334,9 @@ def damaged_among(paths: Iterable[str]) -> str | None:
         except FileNotFoundError:
             continue  # not this reader's to judge: a glob's file removed meanwhile
         except (OSError, ValueError) as exc:
-            return _damaged(path, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            return damaged_file(path, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
         if ends and max(ends) > data_end:
-            return _damaged(path, _PAST_END)
+            return damaged_file(path, _PAST_END)
     return None
 
 

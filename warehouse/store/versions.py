@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from warehouse import __version__
 from warehouse.errors import DamagedFileError, LoadError
+from warehouse.files import damaged_file
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, directory_of, pixel_range
 from warehouse.store.layout import DEFAULT_LAYOUT, DEFAULT_ROW_GROUP_ROWS, ParquetLayout
 
@@ -156,9 +157,7 @@ class CatalogVersion:
                 head = tail = b""
             if head != b"PAR1" or tail != b"PAR1":
                 raise DamagedFileError(
-                    f"{f} is damaged (no Parquet footer; a file of table {table}): a file of the "
-                    "warehouse was truncated or changed outside gwh. Restore the warehouse folder "
-                    "from a backup, or load its source files again into a new warehouse."
+                    damaged_file(f, f"no Parquet footer; a file of table {table}")
                 )
 
     @property
