@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import duckdb
 import typer
 
 from loaders import registry
@@ -25,26 +24,6 @@ from warehouse.errors import WarehouseError
 from warehouse.files import out_of_room
 
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
-
-
-_TERMINATED: list[int] = []
-"""The signal that ended the command, once :func:`_terminated` ran."""
-
-
-def _terminated(signum: int, _frame: object) -> None:
-    """SIGTERM (``kill``, a batch system's time limit) ends a command as Ctrl-C does: the
-    interpreter unwinds, so temporary files are removed and locks released on the way out;
-    :func:`_handled` then exits 128 + the signal's number, as the shell reports a kill."""
-    _TERMINATED.append(signum)
-    raise SystemExit(128 + signum)
-
-
-def _interrupted(exc: BaseException) -> bool:
-    """Ctrl-C, whatever it became on its way up: DuckDB turns the SIGINT that lands during a
-    query into its InterruptException, or a RuntimeError when it stops an Arrow stream."""
-    if isinstance(exc, KeyboardInterrupt | duckdb.InterruptException):
-        return True
-    return isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted")
 
 
 def _handled(command: Callable[..., None]) -> Callable[..., None]:
@@ -56,11 +35,11 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
         try:
             command(*args, **kwargs)
         except BaseException as exc:
-            if _TERMINATED:  # whatever the signal became on its way up (DuckDB: "interrupted")
-                signum = _TERMINATED[0]
+            signum = interrupts.terminated_by()
+            if signum:  # whatever the signal became on its way up (DuckDB: "interrupted")
                 typer.echo(f"terminated ({signal.Signals(signum).name})", err=True)
                 raise SystemExit(128 + signum) from None
-            if _interrupted(exc):  # typer would exit 130 without a word
+            if interrupts.is_interrupt(exc):  # typer would exit 130 without a word
                 typer.echo(
                     "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds what "
                     "was committed before.",
@@ -466,17 +445,8 @@ for _command in commands.COMMANDS + registry.COMMANDS:
     _GROUPS[_group_name].command(_verb)(_command_verb(_command))
 
 
-def _ctrl_c(_signum: int, _frame: object) -> None:
-    """Ctrl-C: the KeyboardInterrupt, and the open queries interrupted until the command ends
-    (DuckDB can drop the KeyboardInterrupt of a signal landing as a query starts)."""
-    interrupts.request()
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminated)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup &)
-        signal.signal(signal.SIGINT, _ctrl_c)
+    interrupts.handle_signals()
     try:
         app()
     finally:  # the command has ended: a Ctrl-C now would only kill the interpreter's shutdown

@@ -352,6 +352,58 @@ def test_a_signal_mid_write_is_one_line_and_leaves_no_half_written_file(tmp_path
     assert list(out.iterdir()) == []
 
 
+_SIGNAL_IN_A_CALLBACK = """
+import os, signal, sys, time, weakref
+sys.path.insert(0, sys.argv[1])
+import cli
+from warehouse import interrupts
+
+class Box:
+    pass
+
+def command():
+    box = Box()
+
+    def callback(_ref):  # the signal's handler raises in here, where Python only prints it
+        os.kill(os.getpid(), int(sys.argv[2]))
+        time.sleep(0.001)
+
+    ref = weakref.ref(box, callback)
+    del box
+    for _ in range(1000):
+        time.sleep(0.01)
+    print("the command ran to its end")
+
+interrupts.handle_signals()
+cli._handled(command)()
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "said"),
+    [
+        (signal.SIGTERM, "terminated (SIGTERM)\n"),
+        (signal.SIGINT, "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds"),
+    ],
+)
+def test_a_signal_landing_in_a_weakref_callback_still_ends_the_command(tmp_path, signum, said):
+    """A signal whose handler ran inside a finalizer or weakref callback (CI saw one in
+    WeakValueDictionary's) printed "Exception ignored" with a traceback, and the command went on
+    to its end: it ends the command with its one line, as anywhere else."""
+    script = tmp_path / "command.py"
+    script.write_text(_SIGNAL_IN_A_CALLBACK)
+    done = subprocess.run(
+        [sys.executable, str(script), str(REPO), str(int(signum))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
+    )
+    assert done.returncode == 128 + signum, done.stderr
+    assert done.stderr.startswith(said) and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == ""
+
+
 def test_ctrl_c_stops_a_long_query_at_once(tmp_path):
     """Ctrl-C while DuckDB computes (no row printed yet, minutes of work left) ends the query
     and the command with the one line, not after the query finishes."""
