@@ -16,6 +16,7 @@ nothing into allocated chunk space, so the file it closes holds our bytes; chunk
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
@@ -141,14 +142,31 @@ class ChunkFile:
         with self.lock:
             self.ahead.append([buf, byte_ranges(src, nbytes), None])
         self._read_ahead()
-        job = (name, rows, src, buf, nbytes, where)
+        job = (name, rows, src, [buf], nbytes, where)
         self.pending.append(self.pool.submit(self._mapped, *job))
 
-    def _mapped(self, name: str, rows, src: np.ndarray, buf, nbytes: int, where: str) -> None:
+    def _mapped(self, name: str, rows, src: np.ndarray, held: list, nbytes: int, where: str):
+        buf = held.pop()  # ours now, to be let go of in the map thread (_let_go)
         with self.lock:  # its pages are being mapped, ahead of the copy (not waited for)
             if self.ahead:
                 self.ahead.popleft()
         self._read_ahead()
+        try:
+            self._copy(name, rows, src, buf, nbytes, where)
+        finally:
+            self._let_go(buf)
+
+    def _let_go(self, buf) -> None:
+        """Drop our reference to the map ``buf`` in the map thread: when it is the last one,
+        unmapping the partition's pages takes 4-8 ms, which the writer would wait between
+        partitions (65 ms of a 0.8 s export of 5,000 galaxies)."""
+        with self.lock:
+            reader = None if self.stopping else self.reader
+            if reader is not None:
+                with contextlib.suppress(RuntimeError):  # shut down meanwhile: dropped here
+                    reader.submit(_dropped, buf)
+
+    def _copy(self, name: str, rows, src: np.ndarray, buf, nbytes: int, where: str) -> None:
         if not lengths_match(buf, src.ravel(), nbytes):
             raise ExportError(
                 f"{where}: a stored plane is not {nbytes} bytes where its height and width say "
@@ -283,6 +301,10 @@ def _advise(buf, ranges: list[tuple[int, int]], advice: int) -> None:
     start = np.frombuffer(buf, np.uint8).ctypes.data
     for offset, length in ranges:
         _madvise(start + offset, length, advice)  # ctypes lets the GIL go
+
+
+def _dropped(_buf) -> None:
+    """Nothing: the map thread's job holding the last reference to a map (:meth:`_let_go`)."""
 
 
 def _check_room(path: str, need: int, end: int) -> None:
