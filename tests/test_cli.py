@@ -404,6 +404,23 @@ def test_a_signal_landing_in_a_weakref_callback_still_ends_the_command(tmp_path,
     assert done.stdout == ""
 
 
+def test_another_error_in_a_weakref_callback_is_still_reported_as_python_does(tmp_path):
+    """The hook that sends a swallowed signal again leaves every other "Exception ignored"
+    as Python prints it, and the command goes on."""
+    script = tmp_path / "command.py"
+    script.write_text(
+        _SIGNAL_IN_A_CALLBACK.replace(
+            "os.kill(os.getpid(), int(sys.argv[2]))", "raise ValueError('from the callback')"
+        ).replace("range(1000)", "range(10)")
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(REPO), "0"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Exception ignored in" in done.stderr and "ValueError: from the callback" in done.stderr
+    assert done.stdout == "the command ran to its end\n"
+
+
 def test_ctrl_c_stops_a_long_query_at_once(tmp_path):
     """Ctrl-C while DuckDB computes (no row printed yet, minutes of work left) ends the query
     and the command with the one line, not after the query finishes."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -47,7 +48,8 @@ def handle_signals() -> None:
     signal.signal(signal.SIGTERM, _terminated)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup &)
         signal.signal(signal.SIGINT, _ctrl_c)
-    sys.unraisablehook = _swallowed
+    if getattr(sys.unraisablehook, "func", None) is not _swallowed:  # once
+        sys.unraisablehook = functools.partial(_swallowed, sys.unraisablehook)
 
 
 def terminated_by() -> int | None:
@@ -78,7 +80,7 @@ def _ctrl_c(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _swallowed(unraisable: Any, _print: Callable[[Any], None] = sys.unraisablehook) -> None:
+def _swallowed(previous: Callable[[Any], None], unraisable: Any) -> None:
     """A signal that lands inside a finalizer or a weakref callback raises where Python can only
     print "Exception ignored" with a traceback and go on, the command running to its end (CI saw
     a SIGTERM in WeakValueDictionary's): that signal is sent again, from a thread so that its
@@ -89,7 +91,7 @@ def _swallowed(unraisable: Any, _print: Callable[[Any], None] = sys.unraisableho
     elif isinstance(exc, KeyboardInterrupt):
         signum = signal.SIGINT
     else:
-        _print(unraisable)
+        previous(unraisable)  # anything else: as Python reports it
         return
     _thread.start_new_thread(os.kill, (os.getpid(), signum))  # threading's start would wait
 
