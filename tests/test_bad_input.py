@@ -294,6 +294,25 @@ def test_a_partition_file_cut_in_its_middle_is_named_as_damaged(cli, loaded):
         assert "footer names bytes past its end" in result.stderr, result.stderr
 
 
+def test_partition_readers_name_a_file_cut_in_its_middle(loaded):
+    """The per-partition readers (gwh ... --dask, run here in this process) said "partition
+    N/M: Invalid Input Error: ... bytes outside file" or a Thrift error, naming no file."""
+    from warehouse.compute.partitions import view_rows
+
+    files = sorted((loaded.root / "catalogs" / "hsc_forced" / "current").rglob("Npix=*.parquet"))
+    cut = [p for p in files if "/hsc_forced/dataset/" in p.as_posix()][-1]
+    data = cut.read_bytes()
+    footer = 8 + int.from_bytes(data[-8:-4], "little")
+    cut.unlink()  # the file may be a hard link shared with another version
+    cut.write_bytes(data[: (len(data) - footer) // 2] + data[-footer:])
+    with loaded.reading():
+        plan = plan_partitions(loaded, check=False)
+        with pytest.raises(DamagedFileError) as caught:
+            for _ in view_rows(plan, "hsc_forced", None):
+                pass
+    assert f"{cut.name} is damaged (its footer names bytes past its end)" in str(caught.value)
+
+
 def test_a_deleted_partition_file_is_one_line_not_fewer_rows(cli, loaded, tmp_path):
     """The views read a glob: a partition file deleted outside gwh silently dropped its rows
     from every count (4213 objects became 4159, exit 0)."""

@@ -18,9 +18,13 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.compute.mapping import map_in_order
-from warehouse.compute.partitions import PartitionPlan, partition_reader, plan_partitions
-from warehouse.errors import ComputeError, DamagedFileError, QueryError
-from warehouse.files import damaged_parquet
+from warehouse.compute.partitions import (
+    PartitionPlan,
+    partition_reader,
+    plan_partitions,
+    read_error,
+)
+from warehouse.errors import ComputeError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store import Partition
 
@@ -50,10 +54,7 @@ def partition_query(
                 params=[*params, lo, hi],
             ).to_arrow_table()
     except duckdb.Error as exc:
-        damaged = damaged_parquet(exc)
-        if damaged is not None:
-            raise DamagedFileError(damaged) from None
-        raise QueryError(f"partition {part.order}/{part.pixel}: {exc}") from None
+        raise read_error(exc, plan, part, "partition") from None
     if SPATIAL_INDEX_COLUMN in table.column_names:
         h29 = table.column(SPATIAL_INDEX_COLUMN).to_numpy(zero_copy_only=False)
         outside = (h29 < lo) | (h29 >= hi)
