@@ -276,15 +276,22 @@ def test_a_truncated_partition_found_while_rows_stream_is_named_as_damaged(cli, 
         assert last.name in shell.output and "damaged" in shell.output, shell.output
 
 
+def _cut_in_its_middle(root):
+    """hsc_forced's last partition file with half the bytes before its footer lost (a bad
+    copy), the footer kept."""
+    files = sorted((root / "catalogs" / "hsc_forced" / "current").rglob("Npix=*.parquet"))
+    cut = [p for p in files if "/hsc_forced/dataset/" in p.as_posix()][-1]
+    data = cut.read_bytes()
+    footer = 8 + int.from_bytes(data[-8:-4], "little")
+    cut.unlink()  # the file may be a hard link shared with another version
+    cut.write_bytes(data[: (len(data) - footer) // 2] + data[-footer:])
+    return cut
+
+
 def test_a_partition_file_cut_in_its_middle_is_named_as_damaged(cli, loaded):
     """Bytes lost inside a file whose footer survived (a bad copy): DuckDB's errors named the
     file without saying it was damaged, or named no file at all."""
-    last = sorted((loaded.root / "catalogs" / "hsc_forced" / "current").rglob("Npix=*.parquet"))
-    last = [p for p in last if "/hsc_forced/dataset/" in p.as_posix()][-1]
-    data = last.read_bytes()
-    footer = 8 + int.from_bytes(data[-8:-4], "little")
-    last.unlink()  # the file may be a hard link shared with another version
-    last.write_bytes(data[: (len(data) - footer) // 2] + data[-footer:])
+    last = _cut_in_its_middle(loaded.root)
     for args in (["sql", "SELECT * FROM hsc_forced"], ["views"], ["check"]):
         # gwh check passed over it (its contracts "unavailable", exit 0) and gwh views said
         # "Prefetch registered requested for bytes outside file", naming no file
@@ -299,12 +306,7 @@ def test_partition_readers_name_a_file_cut_in_its_middle(loaded):
     N/M: Invalid Input Error: ... bytes outside file" or a Thrift error, naming no file."""
     from warehouse.compute.partitions import view_rows
 
-    files = sorted((loaded.root / "catalogs" / "hsc_forced" / "current").rglob("Npix=*.parquet"))
-    cut = [p for p in files if "/hsc_forced/dataset/" in p.as_posix()][-1]
-    data = cut.read_bytes()
-    footer = 8 + int.from_bytes(data[-8:-4], "little")
-    cut.unlink()  # the file may be a hard link shared with another version
-    cut.write_bytes(data[: (len(data) - footer) // 2] + data[-footer:])
+    cut = _cut_in_its_middle(loaded.root)
     with loaded.reading():
         plan = plan_partitions(loaded, check=False)
         with pytest.raises(DamagedFileError) as caught:
