@@ -5,7 +5,12 @@ Each command parses its options, calls one library function and prints the resul
 Run ``python cli.py --help`` or ``gwh --help``.
 """
 
+# ruff: noqa: E402 (the signals are set before the libraries, whose imports take a while)
 from __future__ import annotations
+
+from warehouse import interrupts
+
+interrupts.handle_start(__name__ == "__main__")
 
 import functools
 import inspect
@@ -19,7 +24,7 @@ from typing import Annotated, Any
 import typer
 
 from loaders import registry
-from warehouse import commands, interrupts
+from warehouse import commands
 from warehouse.errors import WarehouseError
 from warehouse.files import out_of_room
 
@@ -37,14 +42,10 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
         except BaseException as exc:
             signum = interrupts.terminated_by()
             if signum:  # whatever the signal became on its way up (DuckDB: "interrupted")
-                typer.echo(f"terminated ({signal.Signals(signum).name})", err=True)
+                typer.echo(interrupts.terminated_said(signum), err=True)
                 raise SystemExit(128 + signum) from None
             if interrupts.is_interrupt(exc):  # typer would exit 130 without a word
-                typer.echo(
-                    "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds what "
-                    "was committed before.",
-                    err=True,
-                )
+                typer.echo(interrupts.CTRL_C_SAID, err=True)
                 raise SystemExit(128 + signal.SIGINT) from None
             error = exc if isinstance(exc, WarehouseError) else out_of_room(exc)
             if error is None:

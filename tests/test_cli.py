@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -419,6 +420,44 @@ def test_another_error_in_a_weakref_callback_is_still_reported_as_python_does(tm
     assert done.returncode == 0, done.stderr
     assert "Exception ignored in" in done.stderr and "ValueError: from the callback" in done.stderr
     assert done.stdout == "the command ran to its end\n"
+
+
+@pytest.mark.parametrize(
+    ("signum", "said"),
+    [
+        (
+            signal.SIGINT,
+            "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds what was "
+            "committed before.\n",
+        ),
+        (signal.SIGTERM, "terminated (SIGTERM)\n"),
+    ],
+)
+def test_a_signal_while_gwh_starts_is_its_one_line(tmp_path, signum, said):
+    """Ctrl-C or kill in the first third of a second, while gwh imports its libraries, printed
+    Python's traceback of whatever import it landed in (exit 1 or killed by the signal)."""
+    root = tmp_path / "wh"
+    entry = [sys.executable, str(REPO / "cli.py")]
+    assert subprocess.run(entry + ["init", str(root)], capture_output=True).returncode == 0
+    proc = subprocess.Popen(
+        entry + ["sql", "select 1", "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's
+    )
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:  # DuckDB is being imported
+        with contextlib.suppress(OSError):
+            if "_duckdb" in maps.read_text():
+                break
+        time.sleep(0.001)
+    assert proc.poll() is None, f"gwh ended before the signal: {proc.stderr.read()}"
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, stderr
+    assert stderr == said
 
 
 def test_ctrl_c_stops_a_long_query_at_once(tmp_path):

@@ -21,18 +21,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-import duckdb
-
 __all__ = [
+    "CTRL_C_SAID",
     "clear",
     "handle_signals",
+    "handle_start",
     "is_interrupt",
     "request",
     "requested",
     "running",
     "terminated_by",
+    "terminated_said",
 ]
 
 _RUNNING: dict[int, Any] = {}  # id -> a DuckDB connection with a query open
@@ -41,15 +43,46 @@ _EVERY = 0.05  # seconds between interrupts once requested
 _TERMINATED: list[int] = []  # the signal that ended the command, once _terminated ran
 
 
+CTRL_C_SAID = (
+    "interrupted (Ctrl-C): nothing half-done was kept; the warehouse holds what was committed "
+    "before."
+)
+
+
+def handle_start(main: bool) -> None:
+    """While ``gwh`` is still importing its libraries (a third of a second), Ctrl-C or SIGTERM
+    ends it at once with the line a command would print, not Python's traceback of the import
+    it landed in: nothing has started. ``main``: this process is ``gwh`` (``python cli.py``, or
+    the ``gwh`` script), not a program that imports the command line (tests)."""
+    if not (main or Path(sys.argv[0]).stem == "gwh"):
+        return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup &)
+        signal.signal(signal.SIGINT, _before_start)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _before_start)
+
+
+def _before_start(signum: int, _frame: object) -> None:
+    said = CTRL_C_SAID if signum == signal.SIGINT else terminated_said(signum)
+    os.write(2, f"{said}\n".encode())
+    os._exit(128 + signum)
+
+
 def handle_signals() -> None:
     """SIGTERM and Ctrl-C end the command wherever they land: SIGTERM raises SystemExit(143),
     Ctrl-C a KeyboardInterrupt (and interrupts the open queries); a signal that landed inside a
     finalizer or a weakref callback is sent again (:func:`_swallowed`)."""
     signal.signal(signal.SIGTERM, _terminated)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup &)
+    unignored = (signal.default_int_handler, _before_start)  # not ignored (nohup &)
+    if signal.getsignal(signal.SIGINT) in unignored:
         signal.signal(signal.SIGINT, _ctrl_c)
     if getattr(sys.unraisablehook, "func", None) is not _swallowed:  # once
         sys.unraisablehook = functools.partial(_swallowed, sys.unraisablehook)
+
+
+def terminated_said(signum: int) -> str:
+    """The line a command ended by ``signum`` (SIGTERM) prints."""
+    return f"terminated ({signal.Signals(signum).name})"
 
 
 def terminated_by() -> int | None:
@@ -60,6 +93,8 @@ def terminated_by() -> int | None:
 def is_interrupt(exc: BaseException) -> bool:
     """Ctrl-C, whatever it became on its way up: DuckDB turns the SIGINT that lands during a
     query into its InterruptException, or a RuntimeError when it stops an Arrow stream."""
+    import duckdb  # not at import: handle_start runs before gwh's libraries are imported
+
     if isinstance(exc, KeyboardInterrupt | duckdb.InterruptException):
         return True
     return isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted")
