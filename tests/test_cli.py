@@ -433,6 +433,9 @@ def test_another_error_in_a_weakref_callback_is_still_reported_as_python_does(tm
         (signal.SIGTERM, "terminated (SIGTERM)\n"),
     ],
 )
+@pytest.mark.skipif(
+    not Path("/proc/self/maps").exists(), reason="watches the imports in /proc/<pid>/maps"
+)
 def test_a_signal_while_gwh_starts_is_its_one_line(tmp_path, signum, said):
     """Ctrl-C or kill in the first third of a second, while gwh imports its libraries, printed
     Python's traceback of whatever import it landed in (exit 1 or killed by the signal)."""

@@ -145,7 +145,9 @@ class ChunkFile:
         job = (name, rows, src, [buf], nbytes, where)
         self.pending.append(self.pool.submit(self._mapped, *job))
 
-    def _mapped(self, name: str, rows, src: np.ndarray, held: list, nbytes: int, where: str):
+    def _mapped(
+        self, name: str, rows, src: np.ndarray, held: list, nbytes: int, where: str
+    ) -> None:
         buf = held.pop()  # ours now, to be let go of in the map thread (_let_go)
         with self.lock:  # its pages are being mapped, ahead of the copy (not waited for)
             if self.ahead:
