@@ -59,8 +59,22 @@ def scratch_dir(parent: Path, prefix: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        for _ in range(40):  # a worker thread may still write into it while the run unwinds
+        _remove(path)
+
+
+def _remove(path: Path) -> None:
+    """Remove the folder ``path``, retrying while a worker thread may still write into it as
+    the run unwinds. A signal landing meanwhile (SIGTERM, Ctrl-C: the run was ending anyway)
+    does not stop the removal: its exception is raised once the folder is gone (CI saw a
+    SIGTERM that came as a cutout ingest finished leave its folder behind)."""
+    signalled: BaseException | None = None
+    for _ in range(40):
+        try:
             shutil.rmtree(path, ignore_errors=True)
             if not path.exists():
                 break
             time.sleep(0.05)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            signalled = signalled or exc
+    if signalled is not None:
+        raise signalled

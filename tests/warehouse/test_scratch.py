@@ -4,6 +4,9 @@ ingest left one behind)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import threading
 import time
 
@@ -37,3 +40,29 @@ def test_a_scratch_folder_a_thread_still_writes_into_is_removed(tmp_path):
     thread.join()
     stop.set()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_during_the_removal_does_not_leave_the_folder(tmp_path, monkeypatch):
+    """SIGTERM landing while the folder is being removed (the run ending as the signal came:
+    CI saw a cutout ingest leave its folder so) stopped the removal; the folder is now removed
+    and the signal's exception raised after."""
+    remove = shutil.rmtree
+    sent = []
+
+    def rmtree_signalled(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not sent:  # the signal arrives as the removal starts
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGALRM)
+        remove(path, *args, **kwargs)
+
+    def terminated(_signum, _frame):  # type: ignore[no-untyped-def]
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGALRM, terminated)
+    monkeypatch.setattr(shutil, "rmtree", rmtree_signalled)
+    try:
+        with pytest.raises(SystemExit), scratch_dir(tmp_path, "ingest-") as folder:
+            (folder / "part").write_bytes(b"x" * 1000)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert sent and list(tmp_path.iterdir()) == []
