@@ -207,6 +207,14 @@ class ChunkFile:
                 return
             self._rows(name, r0, rows)
 
+    def wait_below(self, queued: int) -> None:
+        """Until fewer than ``queued`` partitions wait for the writer thread (their errors
+        raised here): the next partition is read that far ahead of the copy and no further,
+        so memory holds a few partitions' pages, whatever the export's size."""
+        self._collect()
+        while len(self.pending) >= queued:
+            self.pending.popleft().result()
+
     def wait(self) -> None:
         """Until every queued partition is written (the writer's first error raised here)."""
         while self.pending:

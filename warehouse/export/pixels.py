@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from warehouse.cutouts import combine_fit_actions
+from warehouse.cutouts import fit_action_of
 from warehouse.export.columns import _view, to_numpy
 from warehouse.images.fit import fit_to_size
 
@@ -28,9 +28,31 @@ def _placement(h: int, w: int, size: int) -> tuple[tuple[slice, slice], tuple[sl
     return (src[0], src[1]), (dst[0], dst[1])
 
 
-@functools.lru_cache(maxsize=4096)
-def _fit_action(shapes: tuple[tuple[int, int], ...], size: int) -> str:
-    return combine_fit_actions([fit_to_size(np.zeros(s, np.int8), size).action for s in shapes])
+def fit_actions(
+    heights: list[np.ndarray], widths: list[np.ndarray], valid: list[np.ndarray], size: int
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Each row's fit action (:func:`fit_action_of` of the (H, W) of its bands with an image,
+    ``"missing"`` with none), worked out once per distinct set of shapes, as an object array;
+    and how many rows have each action."""
+    n = len(heights[0]) if heights else 0
+    if not heights or n == 0:
+        return np.full(n, "missing", dtype=object), ({"missing": n} if n else {})
+    shapes = np.stack(
+        [np.where(v, h, -1) for h, v in zip(heights, valid, strict=True)]
+        + [np.where(v, w, -1) for w, v in zip(widths, valid, strict=True)],
+        axis=1,
+    )  # -1: the band has no image (a height is never negative)
+    distinct, inverse = np.unique(shapes, axis=0, return_inverse=True)
+    inverse = inverse.reshape(n)
+    nb = len(heights)
+    actions = []
+    for row in distinct.tolist():
+        held = tuple((h, w) for h, w in zip(row[:nb], row[nb:], strict=True) if h >= 0)
+        actions.append(fit_action_of(held, size) if held else "missing")
+    counts: dict[str, int] = {}
+    for k, count in enumerate(np.bincount(inverse, minlength=len(actions)).tolist()):
+        counts[actions[k]] = counts.get(actions[k], 0) + count
+    return np.array(actions, dtype=object)[inverse], counts
 
 
 def _cubes(views: dict, bands, size: int, view: str) -> list[np.ndarray] | None:

@@ -1,12 +1,12 @@
 """Writing one planned export into an open HDF5 file (or an hf export's row groups): the
-datasets are created pre-sized, catalog rows are written batch by batch, and the pixels of one
+datasets are created pre-sized (catalogrows.py), catalog rows are written batch by batch (into
+an HDF5 file a block of rows at a time), and the pixels of one
 image-table partition at a time, one plane at a time: copied as stored into chunks allocated
 at creation (pages.py, chunkfile.py), made block by block (blocks.py), or read memory-mapped
 and placed without temporaries. The loop that drives it is :mod:`warehouse.export.stream`."""
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import h5py
@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from warehouse import progress
 from warehouse.cutouts import band_column
 from warehouse.errors import ExportError
-from warehouse.export.attrs import OWN_DATASETS
 from warehouse.export.blocks import BlockMaker, PartitionFile, fine_switching, readable
+from warehouse.export.catalogrows import CatalogBlocks, block_rows, create_catalog
 from warehouse.export.chunkfile import ChunkFile, PlaneViews
 from warehouse.export.columns import _PREFIX, _check_labels, _values, to_numpy
 from warehouse.export.early import FIRST_PLANE, EarlyPartition, shape_columns
@@ -27,18 +27,19 @@ from warehouse.export.pages import plane_offsets
 from warehouse.export.pixels import (
     _binary_view,
     _cubes,
-    _fit_action,
     _gather,
     _int_or_zero,
     _one_chunk,
     _placement,
     _runs,
     _valid,
+    fit_actions,
 )
 from warehouse.export.plan import _Plan
 
 WRITE_BLOCK_ROWS = 64  # images assembled per HDF5 write
 CATALOG_BATCH_ROWS = 2048  # catalog rows per streamed batch
+PARTITIONS_AHEAD = 2  # image partitions queued for the writer thread (one being copied)
 
 
 class _Writer:
@@ -106,6 +107,7 @@ class _Writer:
         self.maker = BlockMaker(self.size, list(plan.bands), band_column)
         self.stored: dict[tuple[int, str], tuple[PartitionFile, dict | None]] = {}
         self.catalog_made = False
+        self.blocks: CatalogBlocks | None = None  # HDF5: catalog rows a block at a time
         if self.chunks is None:  # else with the first batch, the pixels' writes under way
             self._catalog()
         if self.blockwise and self.part_paths:  # likely the first (read while the query runs)
@@ -114,49 +116,11 @@ class _Writer:
     def _catalog(self) -> None:
         """The catalog datasets (and those of the fit, zeropoints and missing bands)."""
         self.catalog_made = True
-        h5, plan, opts = self.h5, self.plan, self.opts
-        n, nb = plan.rows, len(plan.bands)
-        strings = h5py.string_dtype("utf-8")
-        for c in plan.columns:
-            self.datasets[c.name] = h5.create_dataset(
-                c.name, shape=(n,), dtype=c.dtype, track_times=False
-            )
-            info = plan.column_info.get(c.name, {})
-            for key in ("description", "unit"):
-                if info.get(key):
-                    self.datasets[c.name].attrs[key] = info[key]
-            if c.nullable or c.kind == "float":
-                self.datasets[c.name].attrs["null"] = c.null_note()
-            if c.as_float:
-                self.datasets[c.name].attrs["sql_type"] = c.sql_type
-            label = plan.labels.get(c.name)
-            if label is not None:
-                dset = self.datasets[c.name]
-                dset.attrs["label_mapping"] = json.dumps(label.mapping)
-                dset.attrs["label_table"] = label.table
-                if label.names_column:
-                    dset.attrs["label_names_column"] = label.names_column
-            if c.nullable:
-                self.datasets[c.name + "_isnull"] = h5.create_dataset(
-                    c.name + "_isnull", shape=(n,), dtype=bool, track_times=False
-                )
-                self.datasets[c.name + "_isnull"].attrs["description"] = (
-                    f"true where {c.name} is NULL"
-                )
-        self.fit = h5.create_dataset("fit_action", shape=(n,), dtype=strings, track_times=False)
-        self.zp = h5.create_dataset("zeropoint", shape=(n, nb), dtype="f8", track_times=False)
-        for name, text in OWN_DATASETS.items():
-            if name in h5:
-                h5[name].attrs["description"] = text
-        self.zp.attrs["unit"] = "mag"
-        self.sim = h5.create_dataset("image_simulated", shape=(n,), dtype=bool, track_times=False)
-        self.sim.attrs["description"] = OWN_DATASETS["image_simulated"]
-        if opts.allow_missing_bands:
-            for b in plan.bands:
-                self.missing[b] = h5.create_dataset(
-                    f"missing_{b}", shape=(n,), dtype=bool, track_times=False
-                )
-                self.missing[b].attrs["description"] = f"true where band {b} has no image (NaN)"
+        made = create_catalog(self.h5, self.plan, self.opts.allow_missing_bands)
+        self.datasets, self.fit, self.zp, self.sim, self.missing = made
+        if isinstance(self.h5, h5py.File):
+            every = [*self.datasets.values(), self.fit, self.zp, self.sim, *self.missing.values()]
+            self.blocks = CatalogBlocks(block_rows(every, CATALOG_BATCH_ROWS))
 
     # -- catalog rows
 
@@ -169,11 +133,10 @@ class _Writer:
             values, nulls = _values(batch.column(c.name), c)
             if c.name in self.plan.labels:
                 _check_labels(c.name, values, nulls, self.plan.labels[c.name])
-            self.datasets[c.name][start:stop] = values
+            self._rows(self.datasets[c.name], start, values)
             if c.nullable:
-                self.datasets[c.name + "_isnull"][start:stop] = (
-                    np.zeros(n, bool) if nulls is None else nulls
-                )
+                isnull = np.zeros(n, bool) if nulls is None else nulls
+                self._rows(self.datasets[c.name + "_isnull"], start, isnull)
         bands = self.plan.bands
         cols = [
             (
@@ -185,26 +148,27 @@ class _Writer:
         heights = [_int_or_zero(h) for h, _ in cols]
         widths = [_int_or_zero(w) for _, w in cols]
         valid = [_valid(h) for h, _ in cols]
-        actions = []
-        for i in range(n):
-            shapes = tuple(
-                (int(h[i]), int(w[i]))
-                for h, w, v in zip(heights, widths, valid, strict=True)
-                if v[i]
-            )
-            action = _fit_action(shapes, self.size) if shapes else "missing"
-            self.fit_counts[action] = self.fit_counts.get(action, 0) + 1
-            actions.append(action)
-        self.fit[start:stop] = np.array(actions, dtype=object)
+        actions, counts = fit_actions(heights, widths, valid, self.size)
+        for action, count in counts.items():
+            self.fit_counts[action] = self.fit_counts.get(action, 0) + count
+        self._rows(self.fit, start, actions)
         zp = np.full((n, len(bands)), np.nan)
         for k, b in enumerate(bands):
             col = batch.column(_PREFIX + band_column(b, "zeropoint"))
             zp[:, k] = to_numpy(col).astype(np.float64)
-        self.zp[start:stop] = zp
-        self.sim[start:stop] = to_numpy(batch.column(_PREFIX + "simulated"))
+        self._rows(self.zp, start, zp)
+        self._rows(self.sim, start, to_numpy(batch.column(_PREFIX + "simulated")))
         for b, dset in self.missing.items():
-            col = batch.column(_PREFIX + band_column(b, "height"))
-            dset[start:stop] = ~_valid(col)
+            self._rows(dset, start, ~_valid(batch.column(_PREFIX + band_column(b, "height"))))
+        if self.blocks is not None:
+            self.blocks.rows_done(stop)
+
+    def _rows(self, dset, start: int, values: np.ndarray) -> None:
+        """Rows ``start ..`` of catalog dataset ``dset``: now, or with their block."""
+        if self.blocks is None:
+            dset[start : start + len(values)] = values
+        else:
+            self.blocks.put(dset, values)
 
     def _buffer(self, plane: str, dtype) -> np.ndarray:
         """One reused block per plane: fresh 20 MB arrays would cost a page fault per 4 KB."""
@@ -270,7 +234,10 @@ class _Writer:
         self.maker.close()
 
     def finish(self) -> None:
-        """Every row written: the chunks of direct planes no row wrote get the fill value."""
+        """Every row written: the catalog rows still gathered, and the fill value into the
+        chunks of direct planes no row wrote."""
+        if self.blocks is not None:
+            self.blocks.finish()
         if self.chunks is not None:
             self.chunks.finish()
 
@@ -282,6 +249,8 @@ class _Writer:
     # -- images of one cutouts partition
 
     def write_partition(self, k: int, rows: np.ndarray, ids: np.ndarray) -> None:
+        if self.chunks is not None:  # read at most this far ahead of the writer thread
+            self.chunks.wait_below(PARTITIONS_AHEAD)
         part = k  # k names a row of the file below
         path = self.part_paths[k]
         bands = self.plan.bands
