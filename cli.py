@@ -59,7 +59,7 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
 class _Typer(typer.Typer):
     """A Typer whose every command runs inside :func:`_handled`."""
 
-    def command(
+    def command(  # type: ignore[override]  # Typer's keywords passed through as they are
         self, *args: Any, **kwargs: Any
     ) -> Callable[[Callable[..., None]], Callable[..., None]]:
         register = super().command(*args, **kwargs)
@@ -210,10 +210,10 @@ def _load_verb(entry: registry.Entry) -> Callable[..., None]:
             after_load(wh, typer.echo)
 
     files = Annotated[list[Path], typer.Argument(metavar="FILES", help=entry.files_help)]
-    run.__signature__ = _signature(
+    run.__signature__ = _signature(  # type: ignore[attr-defined]
         [inspect.Parameter("files", _KEYWORD, annotation=files)],
         entry.options + registry.LOAD_OPTIONS,
-    )  # type: ignore[attr-defined]
+    )
     run.__doc__ = entry.help
     return run
 

@@ -204,7 +204,7 @@ def encode_labels(values: Sequence[str | None], mapping: Mapping[str, int], what
     """Integer labels of class names; an unknown name is an error naming it and its row."""
     out = np.empty(len(values), dtype=np.int16)
     for i, value in enumerate(values):
-        if value not in mapping:
+        if value is None or value not in mapping:
             raise LoadError(
                 f"{what}, row {i + 1}: {value!r} is not one of {', '.join(map(str, mapping))}. "
                 "Fix the value (labels are never guessed)."

@@ -22,6 +22,7 @@ SkyServer answers SQL synchronously: there is no remote job to cancel on Ctrl-C.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -318,8 +319,18 @@ def fetch_sdss_cutouts(
             run, rerun, camcol, field = frame
             what = f"SDSS frame {band} run {run} camcol {camcol} field {field}"
             data, wcs, unit, name, simulated = with_retries(
-                lambda run=run, rerun=rerun, camcol=camcol, field=field: _get_frame(
-                    client, skyserver, sas, run, rerun, camcol, field, band, data_release, timeout
+                functools.partial(
+                    _get_frame,
+                    client,
+                    skyserver,
+                    sas,
+                    run,
+                    rerun,
+                    camcol,
+                    field,
+                    band,
+                    data_release,
+                    timeout,
                 ),
                 what=what,
                 retry=retry,

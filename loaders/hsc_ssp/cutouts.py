@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loaders.hsc_ssp.das import mapping_path, write_batch_lists
 from loaders.hsc_ssp.tars import members_to_objects, safe_extract
@@ -157,7 +157,7 @@ def tar_inputs(tar: Path, mapping: Path, dest: Path, problems: list[str]) -> lis
 
 
 def request_command(
-    wh: Warehouse, *, out_dir: Path, echo: Callable[[str], None], **options: str
+    wh: Warehouse, *, out_dir: Path, echo: Callable[[str], None], **options: Any
 ) -> None:
     """``gwh cutouts request``: :func:`request_cutouts`, and what to do with the lists."""
     lists = request_cutouts(wh, out_dir, **options)

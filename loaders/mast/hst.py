@@ -21,6 +21,7 @@ the filter in lower case) and the label columns of the labels table.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -175,7 +176,7 @@ def fetch_hst_cutouts(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NoResultsWarning)
                     surveys = with_retries(
-                        lambda coord=coord: list(zcut.get_surveys(coord)),
+                        functools.partial(_surveys, zcut, coord),
                         what=f"{what} survey list",
                         retry=retry,
                         sleep=sleep,
@@ -187,8 +188,8 @@ def fetch_hst_cutouts(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NoResultsWarning)
                     hduls = with_retries(
-                        lambda coord=coord, chosen=chosen: zcut.get_cutouts(
-                            coord, size=pixels + 2 * MARGIN, survey=chosen
+                        functools.partial(
+                            zcut.get_cutouts, coord, size=pixels + 2 * MARGIN, survey=chosen
                         ),
                         what=f"{what} cutout from {chosen}",
                         retry=retry,
@@ -247,6 +248,11 @@ def fetch_hst_cutouts(
         )
     finally:
         zcut._session.close()
+
+
+def _surveys(zcut, coord) -> list[str]:  # type: ignore[no-untyped-def]
+    """The Zcut surveys covering ``coord``, as a list (one call to retry)."""
+    return list(zcut.get_surveys(coord))
 
 
 def _cut(hdu, ra: float, dec: float, pixels: int, survey: str) -> dict:  # type: ignore[no-untyped-def]

@@ -332,7 +332,7 @@ def save_match_sources(
 ) -> Path:
     """:func:`match_sources` with the warehouse's MAST URL, written to ``out`` (.csv, .parquet)."""
     table = match_sources(match_id, version=version, base_url=wh.config.archives.mast_url)
-    save(table, out)
+    save(table, Path(out))
     echo(f"wrote {table.num_rows:,} detections of MatchID {match_id} to {out}")
     return Path(out)
 

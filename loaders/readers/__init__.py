@@ -79,10 +79,10 @@ def table_shape(path: Path, required: tuple[str, ...] = ()) -> tuple[int, set[st
             return None
         return rows, set(names)
     if suffix in PARQUET_SUFFIXES:
-        rows = parquet_rows(path)
-        if rows is None:
+        counted = parquet_rows(path)
+        if counted is None:
             return None
-        return rows, {normalise_name(n) for n in pq.ParquetFile(path).schema_arrow.names}
+        return counted, {normalise_name(n) for n in pq.ParquetFile(path).schema_arrow.names}
     if suffix in (".fits", ".fit"):  # compressed FITS cannot be memory-mapped
         shape = fits_rows(path, required)
         return None if shape is None else (shape[0], set(shape[1]))
