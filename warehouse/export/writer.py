@@ -1,9 +1,9 @@
 """Writing one planned export into an open HDF5 file (or an hf export's row groups): the
-datasets are created pre-sized (catalogrows.py), catalog rows are written batch by batch (into
-an HDF5 file a block of rows at a time), and the pixels of one
-image-table partition at a time, one plane at a time: copied as stored into chunks allocated
-at creation (pages.py, chunkfile.py), made block by block (blocks.py), or read memory-mapped
-and placed without temporaries. The loop that drives it is :mod:`warehouse.export.stream`."""
+datasets are created pre-sized (catalogrows.py); catalog rows are written batch by batch (into an
+HDF5 file, a block of rows at a time); the pixels go one image-table partition at a time, one
+plane at a time: copied as stored into chunks allocated at creation (pages.py, chunkfile.py),
+made block by block (blocks.py), or read memory-mapped and placed without temporaries. The loop
+that drives it is :mod:`warehouse.export.stream`."""
 
 from __future__ import annotations
 
