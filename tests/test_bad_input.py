@@ -304,15 +304,22 @@ def test_a_partition_file_cut_in_its_middle_is_named_as_damaged(cli, loaded):
 def test_partition_readers_name_a_file_cut_in_its_middle(loaded):
     """The per-partition readers (gwh ... --dask, run here in this process) said "partition
     N/M: Invalid Input Error: ... bytes outside file" or a Thrift error, naming no file."""
+    cut = _cut_in_its_middle(loaded.root)
+    said = _partition_readers_say(loaded, "hsc_forced")
+    assert f"{cut.name} is damaged (its footer names bytes past its end)" in said
+
+
+def _partition_readers_say(wh, view: str) -> str:
+    """The error of reading ``view`` partition by partition, as --dask workers do (in this
+    process)."""
     from warehouse.compute.partitions import view_rows
 
-    cut = _cut_in_its_middle(loaded.root)
-    with loaded.reading():
-        plan = plan_partitions(loaded, check=False)
+    with wh.reading():
+        plan = plan_partitions(wh, check=False)
         with pytest.raises(DamagedFileError) as caught:
-            for _ in view_rows(plan, "hsc_forced", None):
+            for _ in view_rows(plan, view, None):
                 pass
-    assert f"{cut.name} is damaged (its footer names bytes past its end)" in str(caught.value)
+    return str(caught.value)
 
 
 def test_a_deleted_partition_file_is_one_line_not_fewer_rows(cli, loaded, tmp_path):
@@ -615,3 +622,57 @@ def test_a_path_next_to_a_warehouse_names_it_and_never_advises_init(cli, wh_root
     result = cli("init", root / "nested")
     assert result.exit_code == 1 and f"inside the warehouse {root}" in result.stderr
     assert not (root / "nested").exists()
+
+
+def _retyped(root, index: int, bad_row: int | None = None):
+    """hsc_forced's partition file ``index`` (in the views' order) rewritten outside gwh with
+    g_cmodel_mag as text (a pandas round trip gone wrong), row ``bad_row``'s value not a
+    number."""
+    files = sorted((root / "catalogs" / "hsc_forced" / "current").rglob("Npix=*.parquet"))
+    path = [p for p in files if "/hsc_forced/dataset/" in p.as_posix()][index]
+    table = pq.read_table(path)
+    i = table.schema.get_field_index("g_cmodel_mag")
+    text = [str(v) for v in table.column(i).to_pylist()]
+    if bad_row is not None:
+        text[bad_row] = "x"
+    path.unlink()  # the file may be a hard link shared with another version
+    pq.write_table(table.set_column(i, "g_cmodel_mag", pa.array(text)), path)
+    return path
+
+
+_RETYPED = "its column g_cmodel_mag is string where its table's is float"
+
+
+def test_a_partition_file_rewritten_with_other_types_is_named(cli, loaded):
+    """DuckDB binds a view's types from its first file: with g_cmodel_mag as text there, every
+    view over it failed with a multi-line "Binder Error: No function matches ... isfinite(VARCHAR)"
+    (gwh check: 10 contracts "unavailable", exit 0), naming no file."""
+    first = _retyped(loaded.root, 0)
+    for args in (
+        ["sql", "SELECT avg(g_cmodel_mag) FROM hsc_forced"],
+        ["sql", "SELECT count(*) FROM ml_objects"],
+        ["check"],
+    ):
+        result = cli(*args, "--root", loaded.root)
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert f"{first.name} is damaged ({_RETYPED})" in result.stderr, result.stderr
+
+
+def test_a_later_file_with_other_types_is_named_by_every_reader(cli, loaded):
+    """A file after the first is cast to the first one's types: a value that is no number said
+    "Conversion Error: Could not convert string 'x' to FLOAT", naming no file, and the
+    per-partition readers (--dask) the same."""
+    last = _retyped(loaded.root, -1, bad_row=0)
+    result = cli("sql", "SELECT count(*) FROM ml_objects", "--root", loaded.root)
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert f"{last.name} is damaged ({_RETYPED})" in result.stderr, result.stderr
+    assert f"{last.name} is damaged ({_RETYPED})" in _partition_readers_say(loaded, "ml_objects")
+
+
+def test_a_query_of_the_wrong_type_is_not_blamed_on_a_file(cli, loaded):
+    """The check behind the two tests above runs on DuckDB's binding and cast errors, which a
+    user's own query also raises: with every file whole, DuckDB's message is kept."""
+    for sql in ("SELECT avg(specz_name) FROM hsc_specz", "SELECT CAST('x' AS FLOAT)"):
+        result = cli("sql", sql, "--root", loaded.root)
+        assert result.exit_code == 1, result.output
+        assert "damaged" not in result.stderr and "Error" in result.stderr, result.stderr

@@ -26,8 +26,8 @@ import pyarrow as pa
 
 from warehouse import __version__
 from warehouse.config import Config
+from warehouse.damage import explain_damage, read_order
 from warehouse.errors import QueryError
-from warehouse.files import damaged_parquet
 from warehouse.marts import key as mart_key
 from warehouse.readonly import reader_settings, restrict
 from warehouse.store.contracts import base_tables
@@ -291,7 +291,8 @@ def build(
                     f"SELECT *{exclude} FROM {parquet_source(t.files or t.glob)}"
                 )
             except duckdb.Error as exc:  # its first file read for the schema is damaged
-                raise QueryError(damaged_parquet(exc) or f"{t.name}: {exc}") from None
+                said = explain_damage(exc, [read_order(t.files or t.glob)])
+                raise QueryError(said or f"{t.name}: {exc}") from None
             columns_of[t.name] = set(t.columns)
         placeholder = t.glob is None and t.name not in unavailable
         records.append(
@@ -326,8 +327,11 @@ def build(
         else:
             try:
                 con.execute(f"CREATE OR REPLACE VIEW {quote_ident(model.name)} AS {sql}")
-            except duckdb.Error as exc:
-                raise QueryError(f"sql/{model.path} does not build: {exc}") from None
+            except duckdb.Error as exc:  # a table's file rewritten with other types, or the SQL
+                said = explain_damage(
+                    exc, (read_order(t.files or t.glob) for t in tables if t.glob)
+                )
+                raise QueryError(said or f"sql/{model.path} does not build: {exc}") from None
         records.append(
             (
                 model.name,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import glob
 import re
 from collections.abc import Iterator, Sequence
 
 import duckdb
 
 from warehouse import db
+from warehouse.damage import explain_damage, read_order
 from warehouse.errors import DamagedFileError, QueryError
-from warehouse.files import damaged_among, damaged_parquet, undecodable
 from warehouse.readonly import explain_refusal
 
 __all__ = ["damaged_read", "explain_error", "scalar"]
@@ -72,17 +71,15 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
 
 def damaged_read(exc: BaseException, con: duckdb.DuckDBPyConnection) -> str | None:
     """What to say of an error reading a damaged Parquet file of ``con``'s views: the file the
-    error names, or (DuckDB names none when a page fails to decode) the first damaged one the
-    views read. None: no damaged file."""
-    named = damaged_parquet(exc)
-    if named is None and undecodable(exc):
-        return damaged_among(_view_files(con))
-    return named
+    error names, or the first damaged one the views read (DuckDB names none when a page fails
+    to decode or a rewritten file's types do not bind). None: no damaged file."""
+    return explain_damage(exc, _view_files(con))
 
 
-def _view_files(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
-    """The Parquet files the connection's views read (their globs expanded), in order."""
+def _view_files(con: duckdb.DuckDBPyConnection) -> Iterator[list[str]]:
+    """The Parquet files each of the connection's views reads (its globs expanded), in order."""
     views = con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal ORDER BY view_name")
     for (text,) in views.fetchall():
-        for pattern in re.findall(r"'([^']+\.parquet)'", text or ""):
-            yield from sorted(glob.glob(pattern)) if "*" in pattern else [pattern]
+        files = [f for p in re.findall(r"'([^']+\.parquet)'", text or "") for f in read_order(p)]
+        if files:
+            yield files

@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -38,9 +37,6 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "background_sha256",
-    "damaged_among",
-    "damaged_file",
-    "damaged_parquet",
     "file_sha256",
     "host_tag",
     "json_hash",
@@ -52,7 +48,6 @@ __all__ = [
     "pid_alive",
     "sha256_hex",
     "short_hash",
-    "undecodable",
     "values_hash",
     "write_parquet_atomic",
 ]
@@ -274,70 +269,6 @@ def make_root(root: Path, usage: str = "gwh init PATH") -> None:
             f"cannot create a warehouse at {root}: {exc.strerror}. Give a folder you can write "
             f"to ({usage})."
         ) from None
-
-
-def damaged_parquet(exc: BaseException) -> str | None:
-    """What to say of a DuckDB error that names a Parquet file it could not read (None: the
-    error names no such file)."""
-    first = (str(exc).strip().splitlines() or [""])[0]
-    m = re.match(r"^(?:Invalid Input|IO) Error: (.*?)[ :]*'([^']+\.parquet)'", first)
-    short = re.match(r"^Prefetch registered for bytes outside file: (.+?\.parquet),", first)
-    if short is not None:  # cut in its middle, footer kept
-        return damaged_file(short.group(1), _PAST_END)
-    return None if m is None else damaged_file(m.group(2), m.group(1))
-
-
-_PAST_END = "its footer names bytes past its end"
-
-
-def damaged_file(path: str | Path, why: str) -> str:
-    """What to say of a file of the warehouse found damaged (``why``: how)."""
-    return (
-        f"{path} is damaged ({why}): a file of the warehouse was truncated or "
-        "changed outside gwh. Restore the warehouse folder from a backup, or load its source "
-        "files again into a new warehouse."
-    )
-
-
-_UNNAMED_DECODE = (
-    "TProtocolException",
-    "bytes outside file",  # "Prefetch registered requested for bytes outside file", no file
-    "Corrupt",
-    "decompress",
-    "Snappy",
-    "ZSTD",
-)
-"""Words of DuckDB errors that come from a Parquet file's bytes but may not name the file."""
-
-
-def undecodable(exc: BaseException) -> bool:
-    """Whether ``exc`` is DuckDB failing to decode a Parquet file it does not name."""
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return any(w.lower() in first.lower() for w in _UNNAMED_DECODE)
-
-
-def damaged_among(paths: Iterable[str]) -> str | None:
-    """What to say of the first of ``paths`` (Parquet files) that is damaged: its footer
-    unreadable, or naming column chunks past the bytes before it (cut in its middle, footer
-    kept). None: all look whole. For errors that name no file (:func:`undecodable`)."""
-    import pyarrow.parquet as pq
-
-    for path in paths:
-        try:
-            md = pq.read_metadata(path)
-            data_end = os.path.getsize(path) - 8 - md.serialized_size
-            ends = [
-                (c.dictionary_page_offset or c.data_page_offset) + c.total_compressed_size
-                for g in range(md.num_row_groups)
-                for c in (md.row_group(g).column(i) for i in range(md.num_columns))
-            ]
-        except FileNotFoundError:
-            continue  # not this reader's to judge: a glob's file removed meanwhile
-        except (OSError, ValueError) as exc:
-            return damaged_file(path, (str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        if ends and max(ends) > data_end:
-            return damaged_file(path, _PAST_END)
-    return None
 
 
 def parquet_bytes(table: pa.Table, compression: str = "snappy") -> bytes:

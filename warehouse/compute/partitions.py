@@ -45,8 +45,8 @@ import pyarrow as pa
 from warehouse import db
 from warehouse.compute.mapping import map_in_order
 from warehouse.config import Config
+from warehouse.damage import explain_damage
 from warehouse.errors import ComputeError, DamagedFileError, QueryError
-from warehouse.files import damaged_among, damaged_parquet, undecodable
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, shift
 from warehouse.store import CatalogVersion, Partition
 from warehouse.store.margins import candidate_pixels, margin_order, ring_count
@@ -323,12 +323,11 @@ def partition_rows(plan: PartitionPlan, view: str, part: Partition) -> pa.Table:
 def read_error(exc: Exception, plan: PartitionPlan, part: Partition, what: str) -> Exception:
     """What a failed read of ``part``'s views raises: the damaged file named (DuckDB's error
     may name none: then the partition's files are looked at), else a :class:`QueryError`."""
-    damaged = damaged_parquet(exc)
-    if damaged is None and undecodable(exc):
-        damaged = damaged_among(f for t in _partition_tables(plan, part) for f in t.files)
+    damaged = explain_damage(exc, (t.files for t in _partition_tables(plan, part)))
     if damaged is not None:
         return DamagedFileError(damaged)
-    return QueryError(f"{what} {part.order}/{part.pixel}: {exc}")
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return QueryError(f"{what} {part.order}/{part.pixel}: {first}")
 
 
 def view_rows(plan: PartitionPlan, view: str, client: Any) -> Iterator[tuple[Partition, pa.Table]]:

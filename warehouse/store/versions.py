@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse import __version__
+from warehouse.damage import damaged_file
 from warehouse.errors import DamagedFileError, LoadError
-from warehouse.files import damaged_file
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, directory_of, pixel_range
 from warehouse.store.layout import DEFAULT_LAYOUT, DEFAULT_ROW_GROUP_ROWS, ParquetLayout
 
