@@ -925,6 +925,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    Path(args.tmp).mkdir(parents=True, exist_ok=True)  # a new folder given as --tmp
 
     if args.phase:
         run_phase_in_child(args.phase, Path(args.work))

@@ -519,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    Path(args.tmp).mkdir(parents=True, exist_ok=True)  # a new folder given as --tmp
     global COLD
     COLD = args.cold
 

@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    Path(args.tmp).mkdir(parents=True, exist_ok=True)  # a new folder given as --tmp
     if args.child:
         child(json.loads(args.child))
         return 0

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    Path(args.tmp).mkdir(parents=True, exist_ok=True)  # a new folder given as --tmp
 
     if args.phase:
         if args.phase == "prepare":
