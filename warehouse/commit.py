@@ -1,5 +1,5 @@
-"""Committing loads: the one load path, versions renamed into place, and the clean-up of what
-superseded versions and killed writers leave.
+"""Committing loads: the one load path and versions renamed into place (the clean-up of what
+superseded versions and killed writers leave is :mod:`warehouse.cleanup`).
 
 Every ``gwh load`` verb, the cutout ingest and the morphology measurement commit here. A commit
 writes each table's next version beside the current one (``catalogs/<table>/.tmp-*`` renamed to
@@ -10,7 +10,6 @@ the commit. Old versions go only when no reader may still be reading them.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import uuid
@@ -20,11 +19,12 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from warehouse import bookkeeping, locks, progress
+from warehouse import bookkeeping, progress
+from warehouse.cleanup import collect_garbage, point_current
 from warehouse.compute.cluster import check_address, resolve_address
 from warehouse.compute.mapping import ClusterMapper, cluster_mapper
 from warehouse.errors import LoadError
-from warehouse.files import DB_NAME, background_sha256
+from warehouse.files import background_sha256
 from warehouse.load_once import LoadOnce, hashed_first, loaded_at
 from warehouse.loading import Loader, LoadResult, PreparedBatch, input_files
 from warehouse.marts.build import materialise
@@ -36,14 +36,10 @@ if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
 __all__ = [
-    "collect_garbage",
     "commit_load",
     "ingest_prepared",
     "load",
     "loaded_at",
-    "point_current",
-    "protected_versions",
-    "remove_orphans",
 ]
 
 
@@ -198,20 +194,29 @@ def _load_together(
         result = LoadResult(
             str(path), loader.name, False, {t: (n, totals[t]) for t, n in counts.items()}
         )
-        summary = ", ".join(
-            f"{t}: +{n:,} rows → {total:,}" for t, (n, total) in result.tables.items()
-        )
+        summary = ", ".join(f"{t}: {n:,} rows" for t, (n, _total) in result.tables.items())
         echo(f"{path}: loaded ({summary})")
         results.append(result)
-    for name, _v, _f, cv in created:  # a keyed upsert: say how many held rows it updated
-        held = before.get(name, 0)  # rows merged within this load (forced + forced2) are new
-        new = cv.nrows - held
-        updated = min(sum(counts.get(name, 0) for counts in per_file) - new, held)
-        if updated > 0:
-            echo(f"{name}: {new:,} new rows; {updated:,} updated rows whose key it held")
+    for name, _v, _f, cv in created:  # keyed upserts: a file's rows are not all new rows
+        echo(_table_summary(name, sum(c.get(name, 0) for c in per_file), before.get(name, 0), cv))
     if failure is not None:
         raise failure
     return results
+
+
+def _table_summary(name: str, read: int, held: int, cv: CatalogVersion) -> str:
+    """What a load did to table ``name``: ``read`` rows from its files, ``held`` before it, the
+    new version ``cv``. A row whose key the table held updates it (a forced2 file adds columns
+    to the objects of a forced one); rows of one key in several files of the load are one row."""
+    new = cv.nrows - held
+    updated = min(read - new, held)
+    merged = read - new - updated
+    said = f"{name}: {new:,} new rows → {cv.nrows:,}"
+    if updated:
+        said += f"; {updated:,} updated rows whose key it held"
+    if merged:
+        said += f"; {merged:,} rows merged by key with a row of another file of this load"
+    return said
 
 
 def _read_file(
@@ -413,83 +418,3 @@ def _commit_versions(
 def _registry(wh: Warehouse) -> bookkeeping.Registry:
     """The committed versions, as writers see them (:mod:`warehouse.bookkeeping`)."""
     return bookkeeping.committed(wh.db_path).registry
-
-
-def point_current(final: Path) -> None:
-    """``catalogs/<table>/current`` → the current version, for lsdb and people.
-
-    A ``current`` that is a folder, not a link, is a copy made by a tool that followed the link
-    (``cp -rL``, ``shutil.copytree``): the version folder it copied is still there, so the copy
-    is removed and the link put back."""
-    link = final.parent / "current"
-    if link.is_dir() and not link.is_symlink():
-        if not final.is_dir():
-            raise LoadError(
-                f"{link} is a folder, not a link, and the version it should name ({final}) is "
-                "missing: restore the warehouse from a copy that kept its links (cp -a)."
-            )
-        moved = final.parent / f".trash-{uuid.uuid4().hex}"
-        os.rename(link, moved)
-        shutil.rmtree(moved, ignore_errors=True)
-    tmp = final.parent / f".current-{uuid.uuid4().hex}"
-    os.symlink(final.name, tmp)
-    os.replace(tmp, link)
-
-
-def protected_versions(wh: Warehouse) -> set[Path]:
-    """Version folders a release still holds (never removed)."""
-    keep: set[Path] = set()
-    releases = wh.layout.releases
-    for manifest in releases.glob("*/manifest.json") if releases.exists() else []:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        for table in data.get("tables", {}).values():
-            if "path" in table:
-                keep.add((wh.root / table["path"]).resolve())
-    return keep
-
-
-def collect_garbage(wh: Warehouse) -> None:
-    """Remove table versions neither current nor held by a release, when no reader may be
-    reading them: only if the readers' lock is free right now, else they wait for the next
-    writer. A reader never finds a version gone under it, and a writer never waits."""
-    if not wh.catalogs_dir.exists():
-        return
-    root = wh.root.resolve()
-    current = {(root / p).resolve() for _v, p in _registry(wh).values()}
-    keep = current | wh.protected_versions()
-    stale = [
-        child
-        for table_dir in sorted(wh.catalogs_dir.iterdir())
-        if table_dir.is_dir()
-        for child in sorted(table_dir.glob("v*"))
-        if child.is_dir() and child.resolve() not in keep
-    ]
-    if not stale:
-        return
-    trash = []
-    with locks.no_readers(wh.root) as free:
-        if not free:
-            return
-        for old in stale:  # renames only, while readers wait: milliseconds
-            moved = old.parent / f".trash-{uuid.uuid4().hex}"
-            os.rename(old, moved)
-            trash.append(moved)
-    for moved in trash:
-        shutil.rmtree(moved, ignore_errors=True)
-
-
-def remove_orphans(wh: Warehouse) -> None:
-    """What killed writers left: temporary folders, files and links no reader ever used."""
-    for leftover in wh.root.glob(f".{DB_NAME}.tmp-*"):
-        leftover.unlink(missing_ok=True)
-    if not wh.catalogs_dir.exists():
-        return
-    registry = _registry(wh)
-    for table_dir in wh.catalogs_dir.iterdir():
-        if not table_dir.is_dir():
-            continue
-        for child in table_dir.iterdir():
-            if child.name.startswith((".tmp-", ".trash-", ".current-")):
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
-        if table_dir.name in registry:
-            point_current(wh.root / registry[table_dir.name][1])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import duckdb
 import pyarrow as pa
 
-from warehouse import api, bookkeeping, commit, db, health, interrupts, locks, readcache
+from warehouse import api, bookkeeping, cleanup, commit, db, health, interrupts, locks, readcache
 from warehouse.cone import cone as cone_search
 from warehouse.config import CONFIG_NAME, Config, load_config
 from warehouse.errors import NotAWarehouseError, QueryError, WarehouseError
@@ -291,8 +291,8 @@ class Warehouse:
             try:
                 locks.ensure_readers_lock(self.root)
                 _refuse_foreign_tables(self.db_path)
-                commit.remove_orphans(self)
-                commit.collect_garbage(self)
+                cleanup.remove_orphans(self)
+                cleanup.collect_garbage(self)
                 with room_in(self.root):
                     yield
             finally:
@@ -416,7 +416,7 @@ class Warehouse:
 
     def protected_versions(self) -> set[Path]:
         """Version folders a release still holds (never removed)."""
-        return commit.protected_versions(self)
+        return cleanup.protected_versions(self)
 
     # ------------------------------------------------------------------ querying
 

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from warehouse.commit import collect_garbage
+from warehouse.cleanup import collect_garbage
 from warehouse.compute.cluster import dask_client, resolve_address
 from warehouse.compute.mapping import map_in_order
 from warehouse.marts.build import VIEW, materialise

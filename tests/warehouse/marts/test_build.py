@@ -19,7 +19,7 @@ from loaders import registry
 from loaders.morphology import load_morphology
 from tests.warehouse.compute.conftest import load_field, straddling_field
 from warehouse import db
-from warehouse.commit import collect_garbage
+from warehouse.cleanup import collect_garbage
 from warehouse.compute import dask_client, plan_partitions
 from warehouse.compute.mapping import map_in_order
 from warehouse.config import CONFIG_NAME
