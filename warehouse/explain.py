@@ -13,7 +13,7 @@ from warehouse.damage import explain_damage, read_order
 from warehouse.errors import DamagedFileError, QueryError
 from warehouse.readonly import explain_refusal
 
-__all__ = ["damaged_read", "explain_error", "scalar"]
+__all__ = ["damaged_read", "explain_error", "scalar", "unavailable_in"]
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> int:
@@ -46,15 +46,13 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
             f"the query ran out of memory ({first.removeprefix('Out of Memory Error: ')}); "
             "narrow it (a WHERE, a LIMIT, fewer columns), or run it in parts."
         )
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
-    models = con.execute("SELECT name, available, reason FROM gwh_models ORDER BY name").fetchall()
-    unavailable = [(name, reason) for name, ok, reason in models if not ok and name in words]
+    unavailable = unavailable_in(con, sql)
     if unavailable and not isinstance(exc, duckdb.ParserException):
-        name, reason = unavailable[0]
-        return f"{name} is unavailable: {reason}"
+        return unavailable
+    models = con.execute("SELECT name FROM gwh_models ORDER BY name").fetchall()
     if isinstance(exc, duckdb.CatalogException) and "does not exist" in first:
         missing = re.search(r"with name (\S+) does not exist", first)
-        known = [name for name, _ok, _r in models] + list(db.META_TABLES)
+        known = [name for (name,) in models] + list(db.META_TABLES)
         close = difflib.get_close_matches(missing.group(1), known, n=1) if missing else []
         hint = f" Did you mean {close[0]}?" if close else ""
         return f"{first}{hint} `gwh views` lists every table and view of this warehouse."
@@ -67,6 +65,15 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
         hint = f" Did you mean {pick}?" if pick else ""
         return f'{first}{hint} `gwh sql "DESCRIBE <view>"` lists a view\'s columns.'
     return msg
+
+
+def unavailable_in(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+    """``X is unavailable: why`` for the first unavailable view or table ``sql`` names (its
+    view returns one ``unavailable`` column and fails when read), else None."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+    models = con.execute("SELECT name, reason FROM gwh_models WHERE NOT available ORDER BY name")
+    named = [(name, reason) for name, reason in models.fetchall() if name in words]
+    return f"{named[0][0]} is unavailable: {named[0][1]}" if named else None
 
 
 def damaged_read(exc: BaseException, con: duckdb.DuckDBPyConnection) -> str | None:

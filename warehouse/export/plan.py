@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from warehouse import db
 from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
-from warehouse.explain import explain_error
+from warehouse.explain import explain_error, unavailable_in
 from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of
 from warehouse.export.options import PLANES, check_split
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
@@ -479,7 +479,10 @@ def no_split_column(option: str = "--split") -> str:
 
 
 def returns_no_split(con, sql: str, params: list) -> bool:
-    """The query runs and has no ``split`` column (a split filter on it cannot bind)."""
+    """The query runs and has no ``split`` column (a split filter on it cannot bind), and it
+    reads no unavailable view (which has none; what it lacks is said instead)."""
+    if unavailable_in(con, sql) is not None:
+        return False
     try:
         return (
             "split"

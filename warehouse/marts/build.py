@@ -33,7 +33,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse import db
-from warehouse.compute.partitions import PartitionPlan, partition_reader, plan_partitions
+from warehouse.compute.partitions import (
+    PartitionPlan,
+    partition_reader,
+    plan_partitions,
+    read_error,
+)
 from warehouse.errors import ComputeError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.marts.key import MART_FILE, MARTS, fingerprint
@@ -134,7 +139,7 @@ def materialise_partition(task: MartTask) -> MartPart:
                 params=[lo, hi],
             ).to_arrow_table()
     except duckdb.Error as exc:
-        raise QueryError(f"{task.view} over partition {part.order}/{part.pixel}: {exc}") from None
+        raise read_error(exc, task.plan, part, f"{task.view} over partition") from None
     return _write(rows, task.plan, part, task.dest)
 
 

@@ -354,6 +354,25 @@ def test_bad_queries_are_clear_errors(populated, tmp_path, sql, message):
     assert list(tmp_path.iterdir()) == []  # nothing left behind
 
 
+def test_an_unavailable_ml_objects_is_said_not_a_missing_split(make_warehouse, field_files):
+    """Without forced2's flags ml_objects is unavailable: its view has one column, so an
+    export said "--split needs a split column, and the query returns none. Select it too",
+    advice that cannot work, instead of what is missing."""
+    from loaders import registry
+
+    wh = make_warehouse()
+    wh.load(registry.get("hsc-forced"), [field_files["forced"]])
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]])
+    ids = wh.query("SELECT object_id FROM hsc_forced ORDER BY object_id LIMIT 3").column(0)
+    images = np.zeros((3, 12, 12), np.float32)
+    ingest_arrays(wh, ids.to_pylist(), dict.fromkeys("grizy", images), simulated=True, source="t")
+    said = "ml_objects is unavailable: photometry_flags needs columns g_sdsscentroid_flag"
+    with pytest.raises(ExportError, match=f"^{said}"):
+        export_hdf5(wh, wh.root.parent / "x.h5", split="train", progress=False)
+    with pytest.raises(ExportError, match=f"^--all-splits: {said}"):
+        export_all_splits(wh, wh.root.parent / "ds")
+
+
 def test_split_needs_a_split_column_and_a_known_name(populated, tmp_path):
     with pytest.raises(ExportError, match="--split must be one of"):
         export_hdf5(populated, tmp_path / "x.h5", split="dev")

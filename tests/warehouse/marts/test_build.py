@@ -291,3 +291,17 @@ def test_gwh_materialise(cli, loaded):
     assert read(loaded)[1] is not None
     again = cli("materialise", "--root", loaded.root)
     assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_gwh_materialise_says_why_ml_objects_is_unavailable(cli, make_warehouse, field_files):
+    """Without forced2's flags it said "nothing to do (its copy is current, or its tables are
+    not loaded)" and exit 0: neither was the reason."""
+    from loaders import registry
+
+    wh = make_warehouse()
+    wh.load(registry.get("hsc-forced"), [field_files["forced"]])
+    wh.load(registry.get("hsc-specz"), [field_files["specz"]])
+    result = cli("materialise", "--root", wh.root)
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr.startswith("error: cannot materialise: ml_objects is unavailable: ")
+    assert "sdsscentroid_flag" in result.stderr and not (wh.catalogs_dir / "ml_objects").exists()
