@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -676,3 +678,30 @@ def test_a_query_of_the_wrong_type_is_not_blamed_on_a_file(cli, loaded):
         result = cli("sql", sql, "--root", loaded.root)
         assert result.exit_code == 1, result.output
         assert "damaged" not in result.stderr and "Error" in result.stderr, result.stderr
+
+
+def test_a_view_export_loaded_back_is_refused_not_shadowing_the_views(cli, wh_root, tmp_path):
+    """`gwh sql --out` of ml_objects loaded as hsc-forced stored split, morphology_source and
+    specz_match_distance_arcsec in hsc_forced: ml_objects then had split (the loaded values,
+    NULL for most objects) and split_1 (its own), and an export by split read the loaded one."""
+    out = tmp_path / "ml_objects.parquet"
+    sql = "SELECT * FROM ml_objects ORDER BY object_id LIMIT 10"
+    assert cli("sql", sql, "--out", out, "--root", wh_root).exit_code == 0
+    before = _state(wh_root)
+    result = cli("load", "hsc-forced", out, "--root", wh_root)
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert "would give ml_objects a second column of a name it has" in result.stderr
+    assert re.search(r" (\w+) and \1_1: drop them from the file", result.stderr), result.stderr
+    assert _state(wh_root) == before  # nothing half-written, the file not recorded as loaded
+    # the same rows without the views' columns load, and a new column of no view is kept
+    own = pq.read_table(out).select(
+        [c for c in pq.read_schema(out).names if c in _state_columns(wh_root, "hsc_forced")]
+    )
+    pq.write_table(own.append_column("my_note", pa.array(["x"] * own.num_rows)), out)
+    assert cli("load", "hsc-forced", out, "--root", wh_root).exit_code == 0
+    said = cli("sql", "SELECT split, my_note FROM ml_objects LIMIT 1", "--root", wh_root)
+    assert said.exit_code == 0 and "split_1" not in said.stdout, said.output
+
+
+def _state_columns(root, table: str) -> set[str]:
+    return set(Warehouse.open(root).query(f"SELECT * FROM {table} LIMIT 0").column_names)

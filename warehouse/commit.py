@@ -396,7 +396,8 @@ def _commit_versions(
                 )
 
         before = bookkeeping.committed(wh.db_path)  # the state the new file starts from
-        wh._write_file(record)  # the commit: one rename
+        added = {name: _added_columns(batches[name], cv) for name, _v, _f, cv in created}
+        wh._write_file(record, lambda con: _refuse_shadowing(con, added))  # the commit: a rename
     except BaseException:
         for tmp in tmp_dirs:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -413,6 +414,35 @@ def _commit_versions(
         point_current(final)
     collect_garbage(wh)
     return created
+
+
+def _added_columns(batch: UpsertBatch, cv: CatalogVersion) -> set[str]:
+    held = set(batch.previous.schema.names) if batch.previous is not None else set()
+    return set(cv.schema.names) - held
+
+
+def _refuse_shadowing(con: duckdb.DuckDBPyConnection, added: dict[str, set[str]]) -> None:
+    """Refuse a load whose new columns a view also computes or joins from another table: DuckDB
+    gives the view both and renames the second (``ml_objects``: the loaded ``split`` as
+    ``split``, its own as ``split_1``), so readers of ``split`` would read the loaded values."""
+    columns: dict[str, set[str]] = {}
+    for view, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal AND table_name "
+        "IN (SELECT view_name FROM duckdb_views() WHERE NOT internal)"
+    ).fetchall():
+        columns.setdefault(view, set()).add(column)
+    stored = set().union(*(columns.get(t, set()) for t in base_tables()))  # X_1 may be real
+    for table, names in added.items():
+        for view, has in sorted(columns.items()):
+            twice = sorted(n for n in names & has if f"{n}_1" in has - stored)
+            if twice:
+                more = f", ... ({len(twice)} in all)" if len(twice) > 4 else ""
+                raise LoadError(
+                    f"{table}: the loaded column(s) {', '.join(twice[:4])}{more} would give "
+                    f"{view} a second column of a name it has (from another table or its SQL), "
+                    f"{twice[0]} and {twice[0]}_1: drop them from the file(s) (a `gwh sql --out` "
+                    "of a view holds the views' columns) and load again. Nothing was loaded."
+                )
 
 
 def _registry(wh: Warehouse) -> bookkeeping.Registry:

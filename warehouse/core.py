@@ -314,9 +314,14 @@ class Warehouse:
         with self.writing():
             self._write_file()
 
-    def _write_file(self, fill: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
+    def _write_file(
+        self,
+        fill: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+        check: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    ) -> None:
         """Write a new ``warehouse.duckdb``: the old bookkeeping, then ``fill`` (new rows), then
-        every view over the resulting registry; renamed over the old file in one step."""
+        every view over the resulting registry; renamed over the old file in one step. ``check``
+        sees the views built, before the rename: what it raises leaves the old file."""
 
         def complete(con: duckdb.DuckDBPyConnection) -> None:
             if fill is not None:
@@ -328,6 +333,8 @@ class Warehouse:
             con.execute(
                 "INSERT OR REPLACE INTO gwh_meta VALUES ('root', ?)", [str(self.root.resolve())]
             )
+            if check is not None:
+                check(con)
 
         db.write_file(self.db_path, complete)
 
