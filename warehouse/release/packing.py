@@ -39,6 +39,11 @@ def pack(
             f"{dest} {Layout.owned_phrase(part)}, which only gwh's writers change: "
             "give a folder outside it for the pack."
         )
+    if (dest.parent.resolve() / dest.name).is_relative_to(Path(root).resolve()):
+        raise ReleaseError(
+            f"{dest} is inside the warehouse {root}: a pack is a standalone copy of the release "
+            "to move or share; give a folder outside the warehouse."
+        )
     missing = missing_parent(dest, "pack")
     if missing is not None:
         raise ReleaseError(missing)

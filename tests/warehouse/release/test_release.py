@@ -216,7 +216,8 @@ def test_pack_verifies_and_queries_without_the_warehouse(loaded, tmp_path, cli):
 def test_pack_refuses_the_warehouse_and_missing_folders_in_one_line(loaded, tmp_path, cli):
     create_release(loaded, "v1")
     root = loaded.root
-    for inside in (root / "catalogs" / "x", root / "releases" / "p"):  # was packed in there
+    # packed in there; in the root itself (warehouse/packx) too, though the README said outside
+    for inside in (root / "catalogs" / "x", root / "releases" / "p", root / "packx"):
         with pytest.raises(ReleaseError, match="inside the warehouse"):
             pack(root, "v1", inside)
         assert not inside.exists()
