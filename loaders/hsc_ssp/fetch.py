@@ -26,6 +26,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from loaders import registry
@@ -52,6 +53,21 @@ log = logging.getLogger(__name__)
 _FULL_LINE_COMMENT = re.compile(r"^\s*--.*$", re.M)
 
 
+def _sql_path(path: Path) -> Path:
+    """``path``, or the query gwh ships under that name (``sql/sources/galaxiesml_pdr2.sql``, as
+    the README and --help give it, works from any folder, not only from a checkout)."""
+    if path.is_file():
+        return path
+    shipped = Path(str(resources.files("sql"))).parent / path
+    if not path.is_absolute() and path.parts[:1] == ("sql",) and shipped.is_file():
+        return shipped
+    sources = Path(str(resources.files("sql"))) / "sources"
+    raise QueryError(
+        f"{path}: no such SQL file. Check the path; the queries gwh ships are in {sources} "
+        "(give e.g. sql/sources/galaxiesml_pdr2.sql from any folder)."
+    )
+
+
 def read_sql(sql: str | None, sql_file: str | os.PathLike[str] | None) -> str:
     """The query text from ``--sql`` or ``--sql-file``, without whole-line ``--`` comments.
 
@@ -61,9 +77,7 @@ def read_sql(sql: str | None, sql_file: str | os.PathLike[str] | None) -> str:
     if (sql is None) == (sql_file is None):
         raise QueryError("give exactly one of --sql and --sql-file")
     if sql_file is not None:
-        path = Path(sql_file)
-        if not path.is_file():
-            raise QueryError(f"{path}: no such SQL file. Check the path.")
+        path = _sql_path(Path(sql_file))
         sql = path.read_text(encoding="utf-8")
     assert sql is not None
     text = _FULL_LINE_COMMENT.sub("", sql).strip()

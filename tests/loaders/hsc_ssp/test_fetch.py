@@ -138,6 +138,18 @@ def test_read_sql_strips_whole_line_comments_only():
     assert not any(line.lstrip().startswith("--") for line in text.splitlines())
 
 
+def test_the_shipped_query_is_found_from_any_folder(tmp_path, monkeypatch):
+    """The README's and --help's `--sql-file sql/sources/galaxiesml_pdr2.sql` said "no such SQL
+    file" outside a checkout; a file of that name in the folder still comes first."""
+    monkeypatch.chdir(tmp_path)
+    assert read_sql(None, "sql/sources/galaxiesml_pdr2.sql") == read_sql(None, SQL_FILE)
+    (tmp_path / "sql" / "sources").mkdir(parents=True)
+    (tmp_path / "sql" / "sources" / "galaxiesml_pdr2.sql").write_text("SELECT 2")
+    assert read_sql(None, "sql/sources/galaxiesml_pdr2.sql") == "SELECT 2"
+    with pytest.raises(QueryError, match=r"^nope\.sql: no such SQL file\. .* gwh ships are in "):
+        read_sql(None, "nope.sql")
+
+
 # -- against the replay server ---------------------------------------------------------------------
 
 
