@@ -614,12 +614,13 @@ def test_a_path_next_to_a_warehouse_names_it_and_never_advises_init(cli, wh_root
     for near in (root.parent, root / "warehouse.duckdb", root / "catalogs"):
         result = cli("views", "--root", near)
         assert result.exit_code == 1
-        assert f"but {root} is: pass --root" in result.stderr
+        assert f"is not a warehouse, but {root} is a warehouse: pass --root" in result.stderr
         assert "gwh init" not in result.stderr
     # run from inside the warehouse, the default ./warehouse is not there: --root . is meant
     monkeypatch.chdir(root)
-    result = cli("views")
+    result = cli("views")  # it said "warehouse is not a warehouse, but ..."
     assert result.exit_code == 1 and "pass --root . " in result.stderr
+    assert result.stderr.startswith("error: warehouse does not exist, but ")
     # and gwh init refuses to nest a new warehouse inside it
     result = cli("init", root / "nested")
     assert result.exit_code == 1 and f"inside the warehouse {root}" in result.stderr

@@ -44,8 +44,11 @@ def warehouse_near(path: Path) -> Path | None:
 
 
 def _shown(path: Path) -> str:
-    """``path`` as a user would type it here: relative under the working folder, quoted."""
-    return shlex.quote(os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path))
+    """``path`` as a user would type it here: relative under the working folder (not when that
+    is ``/``: every path is under it), quoted."""
+    here = Path.cwd()
+    relative = path.is_relative_to(here) and here != Path(here.anchor)
+    return shlex.quote(os.path.relpath(path) if relative else str(path))
 
 
 def _packed(root: Path) -> str:
@@ -68,10 +71,16 @@ def not_a_warehouse(root: Path) -> str:
     near = warehouse_near(root)
     if near is not None and is_pack(near):
         return f"{root} is not a warehouse. {_packed(near)}"
+    what = "is not a warehouse" if root.exists() else "does not exist"
     if near is not None:
         return (
-            f"{root} is not a warehouse, but {near} is: pass --root {_shown(near)} (or set "
+            f"{root} {what}, but {near} is a warehouse: pass --root {_shown(near)} (or set "
             "GWH_ROOT to it)."
+        )
+    if (root / "__init__.py").exists():  # ./warehouse, the default, in a checkout of gwh itself
+        return (
+            f"{root} is a Python package folder, not a warehouse: pass --root to one (gwh demo "
+            "makes gwh-demo/warehouse) or set GWH_ROOT."
         )
     return (
         f"{root} is not a warehouse (no {CONFIG_NAME} and {DB_NAME}). "

@@ -35,6 +35,22 @@ def test_a_path_near_a_warehouse_names_it(places):
         Warehouse.open(pack)
 
 
+def test_a_package_folder_and_paths_from_the_root_folder_are_said_plainly(
+    places, tmp_path, monkeypatch
+):
+    """In a checkout of gwh, ./warehouse (the default --root) is the Python package: gwh sql
+    said "Run `gwh init warehouse` first", which init refuses. From /, an absolute --root was
+    named back relative (tmp/...)."""
+    package = tmp_path / "checkout" / "warehouse"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    said = not_a_warehouse(package)
+    assert "is a Python package folder, not a warehouse" in said and "gwh init" not in said
+    monkeypatch.chdir("/")
+    demo, _pack = places
+    assert f"pass --root '{demo.absolute() / 'warehouse'}'" in not_a_warehouse(demo)
+
+
 def test_init_never_nests_a_warehouse_in_or_around_another(places):
     demo, pack = places
     assert "holds the warehouse" in new_warehouse_refusal(demo)  # would shadow it
