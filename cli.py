@@ -297,7 +297,7 @@ def sql(
         bool, typer.Option("--overwrite", help="Replace the --out file if it exists.")
     ] = False,
 ) -> None:
-    """Run read-only SQL, e.g. gwh sql "select split, count(*) from ml_objects group by 1"."""
+    """Run read-only SQL: gwh sql "select split, count(*) from ml_objects group by 1"."""
     from warehouse import api, output
 
     wh = _open_at(root, release)
@@ -391,7 +391,7 @@ def demo(
         typer.Option("--images", help="Objects given simulated 5-band images (default ~2%)."),
     ] = None,
 ) -> None:
-    """The embedded default, offline: a simulated HSC-like field through every view."""
+    """A demo warehouse made offline: a SIMULATED HSC-like field through every view and command."""
     from loaders.simulated.demo import run_demo
 
     run_demo(root_arg or Path("gwh-demo"), n_objects=n_objects, echo=typer.echo, n_images=n_images)
