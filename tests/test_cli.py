@@ -94,7 +94,7 @@ def test_load_views_and_sql_formats(cli, tmp_path, field_files):
     root = tmp_path / "wh"
     assert cli("init", root).exit_code == 0
     load = cli("load", "hsc-forced", field_files["forced"], field_files["forced2"], "--root", root)
-    assert load.exit_code == 0 and "hsc_forced: +1,200 rows" in load.output
+    assert load.exit_code == 0 and "hsc_forced: 1,200 new rows → 1,200" in load.output
     assert cli("load", "hsc-specz", field_files["specz"], "--root", root).exit_code == 0
     again = cli("load", "hsc-specz", field_files["specz"], "--root", root)
     assert again.exit_code == 0 and "already loaded" in again.output

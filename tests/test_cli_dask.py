@@ -85,5 +85,5 @@ def test_more_local_workers_than_cores_print_nothing_of_distributed(make_warehou
     )
     assert done.returncode == 0, done.stderr
     assert "on the Dask cluster local:8 (8 worker thread(s))" in done.stdout
-    assert "+1,200 rows" in done.stdout, done.stdout
+    assert "1,200 new rows → 1,200" in done.stdout, done.stdout
     assert done.stderr == ""

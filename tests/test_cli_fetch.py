@@ -111,7 +111,7 @@ def test_hsc_sql_with_credentials_from_the_environment(cli, root, hsc, tmp_path)
     args = ("fetch", "hsc-sql", "--release", "pdr2", "--sql-file", SQL_FILE, "--out", out)
     result = cli(*args, "--load", "hsc-forced", "--root", root, env=env)
     assert result.exit_code == 0, result.output
-    assert "wrote 5 rows" in result.output and "hsc_forced: +5 rows" in result.output
+    assert "wrote 5 rows" in result.output and "hsc_forced: 5 new rows → 5" in result.output
     assert Warehouse.open(root).query("SELECT count(*) FROM hsc_forced").column(0)[0].as_py() == 5
     # the same SQL again: from the cache, no request, nothing new to load
     n = len(server.requests)
@@ -311,7 +311,7 @@ def test_hubble_source_catalog_errors_and_matches(cli, root, replay_server, tmp_
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) == 10
     result = cli("load", "hubble-source-catalog", MAST_DIR / "hsc.json", "--root", root)
-    assert result.exit_code == 0 and "+28 rows" in result.output
+    assert result.exit_code == 0 and "28 new rows → 28" in result.output
 
 
 def test_plot_errors_exit_1(cli, root, tmp_path):
@@ -389,4 +389,4 @@ def test_load_kids_cutouts_stacks_files(cli, root, tmp_path):
 def test_load_galaxy_zoo_real_sample(cli, root):
     result = cli("load", "galaxy-zoo", GZ_SAMPLE, "--root", root)
     assert result.exit_code == 0, result.output
-    assert "galaxy_zoo: +200 rows" in result.output and "no hsc_forced table" in result.output
+    assert "galaxy_zoo: 200 new rows → 200" in result.output and "no hsc_forced table" in result.output
