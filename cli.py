@@ -26,14 +26,15 @@ import typer
 from loaders import registry
 from warehouse import commands
 from warehouse.errors import WarehouseError
-from warehouse.files import out_of_room
+from warehouse.files import out_of_room, refused_by_os
 
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 def _handled(command: Callable[..., None]) -> Callable[..., None]:
-    """The one place a :class:`WarehouseError` (or a write out of room, :func:`out_of_room`)
-    becomes its message on stderr and its exit code."""
+    """The one place a :class:`WarehouseError` (or a write out of room, :func:`out_of_room`, or
+    a file operation the system refused, :func:`refused_by_os`) becomes its message on stderr
+    and its exit code."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> None:
@@ -47,7 +48,9 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
             if interrupts.is_interrupt(exc):  # typer would exit 130 without a word
                 typer.echo(interrupts.CTRL_C_SAID, err=True)
                 raise SystemExit(128 + signal.SIGINT) from None
-            error = exc if isinstance(exc, WarehouseError) else out_of_room(exc)
+            error = (
+                exc if isinstance(exc, WarehouseError) else out_of_room(exc) or refused_by_os(exc)
+            )
             if error is None:
                 raise
             typer.echo(f"error: {error}", err=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -706,3 +708,38 @@ def test_a_view_export_loaded_back_is_refused_not_shadowing_the_views(cli, wh_ro
 
 def _state_columns(root, table: str) -> set[str]:
     return set(Warehouse.open(root).query(f"SELECT * FROM {table} LIMIT 0").column_names)
+
+
+def test_a_path_the_system_refuses_is_one_line_not_a_traceback(cli, wh_root, tmp_path):
+    """Outputs no command checked itself: an existing file (gwh cutouts request's FileExistsError)
+    and, with write permission denied, an unwritable folder (PermissionError tracebacks from
+    gwh plot, cutouts show, cutouts request and export)."""
+    import shutil
+    import subprocess
+    import sys
+
+    taken = tmp_path / "list.csv"
+    taken.write_text("mine")
+    result = cli("cutouts", "request", "--out", taken, "--root", wh_root)
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr == f"error: {taken}: File exists: remove it, or give another path.\n"
+    assert taken.read_text() == "mine"
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    # root ignores permissions: drop the capabilities that let it (a user's view of the folder)
+    as_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        as_user = []
+    for args in (
+        ["plot", "sky", "--table", "hsc_forced", "--out", locked / "sky.png"],
+        ["cutouts", "request", "--out", locked / "lists"],
+    ):
+        done = subprocess.run(
+            [*as_user, sys.executable, "-m", "cli", *map(str, args), "--root", str(wh_root)],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.startswith(f"error: {locked}") and len(done.stderr.splitlines()) == 1
+    assert list(locked.iterdir()) == []

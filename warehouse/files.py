@@ -46,6 +46,7 @@ __all__ = [
     "publish",
     "room_in",
     "pid_alive",
+    "refused_by_os",
     "sha256_hex",
     "short_hash",
     "values_hash",
@@ -236,6 +237,29 @@ def out_of_room(exc: BaseException, into: Path | None = None) -> NotWritableErro
         f"writing{where} failed: {os.strerror(code)}. Nothing half-written was kept: "
         f"{_NO_ROOM[code]}, then run the command again."
     )
+
+
+_REFUSED = {
+    errno.EACCES: "check its permissions, or give a path you may write to",
+    errno.EPERM: "check its permissions, or give a path you may write to",
+    errno.EROFS: "give a path on a writable file system",
+    errno.EEXIST: "remove it, or give another path",
+    errno.ENOENT: "check the path (a folder on it may not exist yet)",
+    errno.EISDIR: "it is a folder: give a file path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+
+
+def refused_by_os(exc: BaseException) -> NotWritableError | None:
+    """The one line for a file operation the system refused (permissions, a read-only file
+    system, a file in the way or missing) naming the path, for errors no command turned into
+    its own message; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in _REFUSED or not exc.filename:
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not path.exists():
+        path = path.parent  # a new (often temporary) file could not be made in its folder
+    return NotWritableError(f"{path}: {os.strerror(exc.errno)}: {_REFUSED[exc.errno]}.")
 
 
 @contextlib.contextmanager
