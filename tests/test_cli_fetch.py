@@ -389,4 +389,6 @@ def test_load_kids_cutouts_stacks_files(cli, root, tmp_path):
 def test_load_galaxy_zoo_real_sample(cli, root):
     result = cli("load", "galaxy-zoo", GZ_SAMPLE, "--root", root)
     assert result.exit_code == 0, result.output
-    assert "galaxy_zoo: 200 new rows → 200" in result.output and "no hsc_forced table" in result.output
+    assert (
+        "galaxy_zoo: 200 new rows → 200" in result.output and "no hsc_forced table" in result.output
+    )

@@ -7,7 +7,6 @@ writer starts (:func:`remove_orphans`). Versions a release holds are never remov
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -15,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from warehouse import bookkeeping, locks
-from warehouse.errors import LoadError
+from warehouse.errors import LoadError, ReleaseError
 from warehouse.files import DB_NAME
+from warehouse.manifest_file import parse_manifest
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
@@ -55,10 +55,11 @@ def protected_versions(wh: Warehouse) -> set[Path]:
     keep: set[Path] = set()
     releases = wh.layout.releases
     for manifest in releases.glob("*/manifest.json") if releases.exists() else []:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        for table in data.get("tables", {}).values():
-            if "path" in table:
-                keep.add((wh.root / table["path"]).resolve())
+        try:
+            data = parse_manifest(manifest.read_text(encoding="utf-8"), manifest)
+        except (ReleaseError, OSError, UnicodeDecodeError):  # what it holds is unknown: keep all
+            return {v.resolve() for v in wh.catalogs_dir.glob("*/v*")}
+        keep |= {(wh.root / t["path"]).resolve() for t in data["tables"].values()}
     return keep
 
 

@@ -14,6 +14,7 @@ from warehouse import db
 from warehouse.errors import ReleaseError
 from warehouse.files import PACK_MANIFEST, sha256_hex
 from warehouse.files import file_sha256 as sha256_file
+from warehouse.manifest_file import parse_manifest
 from warehouse.release.frozen import MANIFEST, open_release
 from warehouse.store import read_version
 from warehouse.store.contracts import base_tables
@@ -35,7 +36,10 @@ def verify(base: Path, release_dir: Path) -> list[Mismatch]:
     side = release_dir / (MANIFEST + ".sha256")
     if side.exists() and side.read_text(encoding="utf-8").split()[0] != sha256_hex(text):
         problems.append(Mismatch(str(manifest_path), "changed since the release was made"))
-    manifest = json.loads(text)
+    try:
+        manifest = parse_manifest(text, manifest_path)
+    except ReleaseError as exc:
+        return [*problems, Mismatch(str(manifest_path), str(exc).split(": ", 1)[-1])]
     for tname, info in manifest["tables"].items():
         root = base / info["path"]
         listed = set()

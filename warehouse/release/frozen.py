@@ -3,7 +3,6 @@ files and SQL (a release name of the warehouse, or a packed copy on its own)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from warehouse.config import parse_config
 from warehouse.core import Snapshot, Warehouse
 from warehouse.errors import ReleaseError
 from warehouse.files import Layout
+from warehouse.manifest_file import parse_manifest
 from warehouse.marts.key import MARTS
 from warehouse.marts.tables import mart_table
 from warehouse.store import read_version
@@ -117,10 +117,7 @@ def read_manifest(release_dir: Path) -> dict:
     path = Path(release_dir) / MANIFEST
     if not path.exists():
         raise ReleaseError(f"{path} is missing: {release_dir} is not a release.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ReleaseError(f"{path} is not valid JSON ({exc}): the release is damaged.") from None
+    return parse_manifest(path.read_text(encoding="utf-8"), path)
 
 
 def open_release(root: Path, name: str) -> FrozenWarehouse:

@@ -165,6 +165,27 @@ def test_release_list_names_a_damaged_manifest_and_lists_the_others(loaded, cli)
     assert any(line.startswith("v2 ") and "damaged" in line for line in lines)
 
 
+@pytest.mark.parametrize("text", ['{"name": "v1"', "[]", "{}", '{"name": "v1", "tables": 1}'])
+def test_a_damaged_manifest_is_one_line_and_stops_no_writer(loaded, cli, field, tmp_path, text):
+    """A cut manifest stopped every writer (load, release create: the version clean-up read it)
+    with a JSONDecodeError traceback; [] and {} gave AttributeError, TypeError or KeyError
+    tracebacks from refresh, release verify and sql --release."""
+    path = create_release(loaded, "v1")
+    held = (loaded.root / "catalogs" / "hsc_specz" / "current").resolve()
+    (path / "manifest.json").write_text(text)
+    for args in (["release", "verify", "v1"], ["sql", "--release", "v1", "select 1"]):
+        result = cli(*args, "--root", loaded.root)
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert "the release is damaged" in result.stderr and "manifest.json" in result.stderr
+    more = tmp_path / "more_specz.parquet"
+    pq.write_table(field.specz.slice(0, 5), more)  # rows the table holds: a new version
+    assert cli("load", "hsc-specz", more, "--root", loaded.root).exit_code == 0
+    assert cli("refresh", "--root", loaded.root).exit_code == 0
+    assert cli("release", "create", "v2", "--root", loaded.root).exit_code == 0
+    # what the damaged release holds is unknown: no version is removed
+    assert held.is_dir() and held != (loaded.root / "catalogs" / "hsc_specz" / "current").resolve()
+
+
 def test_create_refuses_a_margin_file_cut_short_in_one_line(loaded, cli):
     cv = read_version((loaded.root / "catalogs" / "hsc_forced" / "current").resolve())
     margin = cv.margin_files()[0]
