@@ -181,6 +181,7 @@ class GalaxyZooLoader:
     )
 
     def __init__(self, radius_arcsec: float = 1.0) -> None:
+        _check_radius(radius_arcsec)  # before any file is read: a bad option loads nothing
         self.radius_arcsec = radius_arcsec
 
     def after_load(
@@ -249,6 +250,11 @@ class MatchSummary:
     matched: int
 
 
+def _check_radius(radius_arcsec: float) -> None:
+    if not (0 < radius_arcsec <= 60):  # NaN too
+        raise LoadError(f"match radius must be in (0, 60] arcsec, got {radius_arcsec}")
+
+
 def candidate_pixels(ra: np.ndarray, dec: np.ndarray, radius_arcsec: float, order: int):  # type: ignore[no-untyped-def]
     """(row, pixel) pairs: every order-``order`` NESTED pixel touching each disc."""
     import healpy as hp
@@ -280,8 +286,7 @@ def match_to_catalog(
     """
     import duckdb
 
-    if not (0 < radius_arcsec <= 60):
-        raise LoadError(f"match radius must be in (0, 60] arcsec, got {radius_arcsec}")
+    _check_radius(radius_arcsec)
     if catalog != "hsc_forced":
         raise LoadError(f"galaxy_zoo is matched to hsc_forced only, not {catalog!r}")
     if wh.current_version("galaxy_zoo") is None or wh.current_version(catalog) is None:

@@ -392,3 +392,13 @@ def test_load_galaxy_zoo_real_sample(cli, root):
     assert (
         "galaxy_zoo: 200 new rows → 200" in result.output and "no hsc_forced table" in result.output
     )
+
+
+@pytest.mark.parametrize("radius", ["-1", "nan", "1e9"])
+def test_a_bad_match_radius_loads_nothing(cli, root, radius):
+    """It said "loaded (galaxy_zoo: 200 rows)", then "error: match radius must be in (0, 60]",
+    exit 1, with the rows committed and never matched (no hsc_object_id column)."""
+    result = cli("load", "galaxy-zoo", GZ_SAMPLE, "--match-radius", radius, "--root", root)
+    assert result.exit_code == 1 and "loaded" not in result.output, result.output
+    assert result.stderr.startswith("error: match radius must be in (0, 60] arcsec")
+    assert Warehouse.open(root).current_version("galaxy_zoo") is None
