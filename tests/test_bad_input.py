@@ -743,3 +743,20 @@ def test_a_path_the_system_refuses_is_one_line_not_a_traceback(cli, wh_root, tmp
         assert done.returncode == 1, (args, done.stderr)
         assert done.stderr.startswith(f"error: {locked}") and len(done.stderr.splitlines()) == 1
     assert list(locked.iterdir()) == []
+
+
+def test_plots_and_batch_lists_are_never_written_into_the_warehouses_own_parts(cli, wh_root):
+    """gwh sql --out, export and release pack refused these targets; gwh plot, cutouts show
+    --png and cutouts request --out wrote into catalogs/ and releases/ (a request into
+    releases/v1 changed a release that `release verify` still passed)."""
+    before = _state(wh_root)
+    catalogs, releases = wh_root / "catalogs", wh_root / "releases"
+    for args, option, target in (
+        (["plot", "sky", "--table", "hsc_forced"], "--out", catalogs / "sky.png"),
+        (["cutouts", "request"], "--out", catalogs / "lists"),
+        (["cutouts", "request"], "--out", releases / "v9"),
+    ):
+        result = cli(*args, option, target, "--root", wh_root)
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert f"{option} {target} is inside the warehouse's" in result.stderr, result.stderr
+    assert _state(wh_root) == before and not releases.exists()

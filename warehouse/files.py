@@ -371,6 +371,16 @@ class Layout:
         own_files = (DB_NAME, f"{DB_NAME}.wal", CONFIG_NAME)
         return target.name if target.name in own_files or target.name.startswith(".") else None
 
+    def refuse_owned(self, path: Path, option: str) -> None:
+        """Refuse an output ``path`` (given as ``option``) that :meth:`owned_part` says only
+        gwh's writers change (a plot or a batch list written into ``catalogs/`` or a release)."""
+        part = self.owned_part(Path(path))
+        if part is not None:
+            raise NotWritableError(
+                f"{option} {path} {self.owned_phrase(part)}, which only gwh's writers change; "
+                "write it elsewhere."
+            )
+
     @staticmethod
     def owned_phrase(part: str) -> str:
         """How a refusal says what a target is, from :meth:`owned_part`'s answer."""

@@ -39,6 +39,7 @@ def request_cutouts(
     Upload each list to the DAS cutout service (or ``fetch_batch``) and give the tar back to
     :func:`ingest_cutouts`; the mapping is found beside the tar or passed with ``lists=``.
     """
+    wh.layout.refuse_owned(Path(out_dir), "--out")
     try:
         rows = wh.query(f"SELECT object_id, ra, dec FROM {quote_ident(view)} ORDER BY object_id")
     except QueryError as exc:

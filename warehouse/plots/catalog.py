@@ -119,7 +119,7 @@ def plot_cmd(
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.25)
-    pixels = save_png(fig, Path(out))
+    pixels = save_png(fig, Path(out), wh.layout)
     return PlotResult(
         Path(out),
         int(xs.size),
@@ -292,7 +292,7 @@ def plot_sky(
     if where:
         title += f"\nwhere {where}"
     ax.set_title(title, fontsize=10, pad=18 if full_sky else 6)
-    pixels = save_png(fig, Path(out))
+    pixels = save_png(fig, Path(out), wh.layout)
     return PlotResult(
         Path(out),
         int(ra.size),

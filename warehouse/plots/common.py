@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from warehouse.errors import QueryError, WarehouseError
-from warehouse.files import atomic_path, missing_parent
+from warehouse.files import Layout, atomic_path, missing_parent
 from warehouse.images import preview
 from warehouse.lineage import simulated_sources
 from warehouse.store.contracts import base_tables
@@ -64,10 +64,12 @@ def axis_label(expr: str, units: dict[str, str], given: str | None) -> tuple[str
     return (f"{expr} [{unit}]" if unit else expr), unit
 
 
-def save_png(fig, out: Path) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+def save_png(fig, out: Path, layout: Layout) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """``fig`` written to ``out`` (atomically), never into ``layout``'s own parts."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     out = Path(out)
+    layout.refuse_owned(out, "--out")
     if out.suffix.lower() != ".png":
         raise PlotError(f"{out}: plots are PNG files; give a name ending in .png")
     if (missing := missing_parent(out)) is not None:

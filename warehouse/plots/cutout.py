@@ -84,6 +84,7 @@ def plot_cutout(
         missing=tuple(b for b in cut.bands if b not in present),
     )
     fig = preview.cutout_figure(cut.images, cut.bands, info)
+    wh.layout.refuse_owned(Path(out), "--png")
     with atomic_path(out) as tmp:
         preview.save_figure_png(fig, tmp)
     width, height = fig.get_size_inches()
