@@ -760,3 +760,16 @@ def test_plots_and_batch_lists_are_never_written_into_the_warehouses_own_parts(c
         assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
         assert f"{option} {target} is inside the warehouse's" in result.stderr, result.stderr
     assert _state(wh_root) == before and not releases.exists()
+
+
+def test_two_columns_of_one_name_are_refused_where_they_cannot_be_held(cli, wh_root, tmp_path):
+    """--out x.parquet failed with a pyarrow ValueError traceback; -f json printed an object with
+    a repeated key ({"a": 1, "a": 2}), which JSON readers collapse to one value."""
+    sql = "SELECT 1 AS a, 2 AS a"
+    for args in (["--out", tmp_path / "x.parquet"], ["-f", "json"], ["-f", "jsonl"]):
+        result = cli("sql", sql, *args, "--root", wh_root)
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert "returns two columns named a, which" in result.stderr and "AS a_2" in result.stderr
+    assert not (tmp_path / "x.parquet").exists()
+    shown = cli("sql", sql, "-f", "csv", "--root", wh_root)  # a CSV header may repeat a name
+    assert shown.exit_code == 0 and shown.stdout.splitlines() == ['"a","a"', "1,2"]

@@ -141,6 +141,25 @@ class _Column:
         return f"{fill} (not a value: the row is NULL where {self.name}_isnull is true)"
 
 
+NULL_FLAG_SUFFIX = "_isnull"  # <column>_isnull: where a nullable column of an HDF5 export is NULL
+
+
+def _check_names(names: list[str]) -> None:
+    seen = set(names)  # unique: the query is read as a subquery, whose names DuckDB makes so
+    for name in names:
+        if "/" in name or name in ("", "."):
+            raise ExportError(
+                f"column {name!r} cannot name an HDF5 dataset ('/' separates groups; '.' and '' "
+                "are no names): rename it in --sql (AS ...)."
+            )
+    for name in names:
+        if name.endswith(NULL_FLAG_SUFFIX) and name.removesuffix(NULL_FLAG_SUFFIX) in seen:
+            raise ExportError(
+                f"column {name} would clash with the flag the export writes for the NULLs of "
+                f"{name.removesuffix(NULL_FLAG_SUFFIX)}: rename it in --sql (AS ...)."
+            )
+
+
 def _numpy_dtype(t: pa.DataType) -> np.dtype:
     """The NumPy dtype of an Arrow integer or float type (``to_pandas_dtype`` would import
     pandas, a third of a second, for the same answer)."""
@@ -151,6 +170,9 @@ def _numpy_dtype(t: pa.DataType) -> np.dtype:
 
 
 def _columns_of(schema: pa.Schema) -> list[_Column]:
+    """The export's column of each field of the query's ``schema``, refusing names no HDF5
+    dataset can take and types with no 1-D form."""
+    _check_names(schema.names)
     out = []
     for f in schema:
         t = f.type
@@ -167,7 +189,7 @@ def _columns_of(schema: pa.Schema) -> list[_Column]:
         elif (
             pa.types.is_string(t)
             or pa.types.is_large_string(t)
-            or pa.types.is_temporal(t)
+            or (pa.types.is_temporal(t) and not pa.types.is_interval(t))
             or pa.types.is_dictionary(t)
         ):
             out.append(_Column(f.name, "string", h5py.string_dtype("utf-8")))

@@ -410,6 +410,7 @@ def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], 
         return count
     if fmt not in ("json", "jsonl"):
         raise QueryError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    unique_names(reader.schema, f"JSON ({fmt})")
     first, count = True, 0
     for batch in reader:
         rows = list(_rows_json(pa.Table.from_batches([batch])))
@@ -420,6 +421,19 @@ def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], 
         first, count = False, count + len(rows)
     write(("[]" if first else "\n]") + "\n" if fmt == "json" else "\n")
     return count
+
+
+def unique_names(schema: pa.Schema, target: str) -> None:
+    """Refuse two columns of one name where ``target`` (a JSON object, a Parquet file) cannot
+    hold them: JSON printed {"a": 1, "a": 2}, --out x.parquet failed with a traceback."""
+    seen: set[str] = set()
+    for name in schema.names:
+        if name in seen:
+            raise QueryError(
+                f"the query returns two columns named {name}, which {target} cannot hold: "
+                f"name them apart (... AS {name}_2)."
+            )
+        seen.add(name)
 
 
 def print_stream(reader: pa.RecordBatchReader, fmt: str, out: TextIO | None = None) -> None:

@@ -29,6 +29,7 @@ from warehouse.output.formats import (
     _plain,
     _py_values,
     _write_csv_batches,
+    unique_names,
     write_stream,
 )
 from warehouse.store.contracts import base_tables
@@ -230,6 +231,7 @@ def save_stream(
     """
     path = Path(path)
     kind = out_format(path, fmt)
+    unique_names(reader.schema, f"--out {path}")
     missing = missing_parent(path)
     if missing is not None:
         raise QueryError(missing)
