@@ -773,3 +773,26 @@ def test_two_columns_of_one_name_are_refused_where_they_cannot_be_held(cli, wh_r
     assert not (tmp_path / "x.parquet").exists()
     shown = cli("sql", sql, "-f", "csv", "--root", wh_root)  # a CSV header may repeat a name
     assert shown.exit_code == 0 and shown.stdout.splitlines() == ['"a","a"', "1,2"]
+
+
+def test_a_load_onto_a_damaged_or_deleted_partition_names_it(cli, wh_root, field, tmp_path):
+    """gwh sql named the file; gwh load merging into it printed pyarrow's ArrowInvalid ("Parquet
+    magic bytes not found") or, deleted, a FileNotFoundError traceback."""
+    more = tmp_path / "more_specz.parquet"  # new spec-z entries of held objects: merged in
+    rows = field.specz.slice(0, 5)
+    names = pa.array([f"{n}-new" for n in rows.column("specz_name").to_pylist()])
+    pq.write_table(
+        rows.set_column(rows.schema.get_field_index("specz_name"), "specz_name", names), more
+    )
+    current = wh_root / "catalogs" / "hsc_specz" / "current" / "hsc_specz" / "dataset"
+    victim = sorted(current.rglob("Npix=*.parquet"))[0]
+    data = victim.read_bytes()
+    victim.unlink()  # the file may be a hard link shared with another version
+    victim.write_bytes(data[: len(data) // 2])
+    for how in ("is damaged (", "missing"):
+        before = _state(wh_root)
+        result = cli("load", "hsc-specz", more, "--root", wh_root)
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert f"{victim.name} " in result.stderr and how in result.stderr, result.stderr
+        assert _state(wh_root) == before
+        victim.unlink(missing_ok=True)  # next: the file deleted

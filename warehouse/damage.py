@@ -14,9 +14,16 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from warehouse.errors import DamagedFileError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "damaged_among",
+    "read_stored",
     "damaged_file",
     "damaged_parquet",
     "explain_damage",
@@ -42,6 +49,21 @@ def explain_damage(exc: BaseException, files: Iterable[Sequence[str]]) -> str | 
     if first.startswith("Binder Error"):  # a view's types are bound from its first file
         return retyped_among(group[0] for group in files if group)
     return None
+
+
+def read_stored(path: str | Path, **options) -> pa.Table:  # type: ignore[no-untyped-def]
+    """``pyarrow.parquet.read_table`` of a file of the warehouse (a stored partition a load
+    merges into or rewrites): one it cannot read is named as damaged, one gone as missing,
+    never pyarrow's traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, **options)
+    except FileNotFoundError:
+        raise DamagedFileError(damaged_file(path, "it is missing")) from None
+    except (OSError, pa.ArrowException) as exc:
+        raise DamagedFileError(damaged_file(path, _first_line(exc) or type(exc).__name__)) from None
 
 
 def read_order(files: str | Sequence[str] | None) -> list[str]:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from warehouse.damage import read_stored
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store.margins import MarginBuilder
 from warehouse.store.merge import _checked_rows, merge_version
@@ -251,9 +251,7 @@ def _stored_index(previous: CatalogVersion | None, key: tuple[str, ...]):  # typ
     """(keys, _healpix_29) of every stored row, read from two columns of each partition."""
     if previous is None or not previous.nrows:
         return None, np.zeros(0, np.int64)
-    tables = [
-        pq.read_table(f, columns=list(key) + [SPATIAL_INDEX_COLUMN]) for f in previous.files()
-    ]
+    tables = [read_stored(f, columns=list(key) + [SPATIAL_INDEX_COLUMN]) for f in previous.files()]
     stored = pa.concat_tables(tables)
     return key_values(stored, key), stored.column(SPATIAL_INDEX_COLUMN).to_numpy()
 

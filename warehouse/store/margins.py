@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.damage import read_stored
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, SPATIAL_INDEX_ORDER, pixel_range, shift
 from warehouse.store.versions import (
     Partition,
@@ -343,7 +344,7 @@ class MarginBuilder:
             table = pa.concat_tables(pieces).sort_by(sort_keys)
             old = self._previous.get(i)
             if old is not None and pq.read_metadata(old).num_rows == table.num_rows:
-                if pq.read_table(old, schema=schema).equals(table):
+                if read_stored(old, schema=schema).equals(table):
                     link_or_copy(old, target)
                     written.append((part, target))
                     nrows += table.num_rows

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from warehouse.damage import read_stored
 from warehouse.errors import LoadError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, spatial_index
 from warehouse.store.margins import DEFAULT_MARGIN_ARCSEC
@@ -35,7 +35,7 @@ __all__ = ["combine_upserts", "merge_version"]
 
 
 def _read_rows(files: Iterable[Path], columns: list[str] | None = None) -> pa.Table | None:
-    tables = [pq.read_table(f, columns=columns) for f in files]
+    tables = [read_stored(f, columns=columns) for f in files]
     if not tables:
         return None
     return pa.concat_tables(tables) if len(tables) > 1 else tables[0]

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from warehouse.damage import read_stored
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store.layout import DEFAULT_LAYOUT, ParquetLayout
 from warehouse.store.margins import MarginIndex
@@ -131,7 +131,7 @@ def write_partition_task(task: PartitionTask) -> PartitionResult:
     pieces = []
     drop = _read_ipc(task.drop).column("k").combine_chunks() if task.drop else None
     for path in task.previous:
-        t = pq.read_table(
+        t = read_stored(
             path, filters=[(SPATIAL_INDEX_COLUMN, ">=", lo), (SPATIAL_INDEX_COLUMN, "<", hi)]
         )
         if drop is not None and len(drop) and t.num_rows:
@@ -340,7 +340,7 @@ def _fill_from_stored(new: pa.Table, task: PartitionTask, schema: pa.Schema) -> 
         if np.any((h >= p.h29_range()[0]) & (h < p.h29_range()[1]))
     ]
     columns = list(task.key) + list(missing)
-    old = pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+    old = pa.concat_tables(read_stored(f, columns=columns) for f in files)
     old = old.filter(pc.is_in(key_values(old, task.key), value_set=key_values(new, task.key)))
     present = [c for c in missing if c in new.column_names]
     joined = new.drop_columns(present).join(

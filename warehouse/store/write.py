@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from warehouse.damage import read_stored
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.store.layout import ParquetLayout
 from warehouse.store.margins import MarginBuilder, margin_name
@@ -140,7 +140,7 @@ def write_version(
                 for op in previous.partitions:
                     olo, ohi = op.h29_range()
                     if olo < hi and lo < ohi:
-                        t = pq.read_table(
+                        t = read_stored(
                             previous.path / op.relpath,
                             filters=[
                                 (SPATIAL_INDEX_COLUMN, ">=", lo),
@@ -248,19 +248,19 @@ def _margins_of_linked(
             continue  # its old margin was empty: the linked partitions gave it no rows
         old_file = old_margin.path / part.relpath
         margins.previous(i, old_file)
-        h29 = pq.read_table(old_file, columns=[SPATIAL_INDEX_COLUMN]).column(0).to_numpy()
+        h29 = read_stored(old_file, columns=[SPATIAL_INDEX_COLUMN]).column(0).to_numpy()
         keep = in_linked(h29)
         if keep.all() and i not in margins.fresh:
             margins.link(i, old_file)  # every row from unchanged partitions, none new
         elif keep.any():
-            margins.add_to(i, pq.read_table(old_file).filter(pa.array(keep)))
+            margins.add_to(i, read_stored(old_file).filter(pa.array(keep)))
     if not rescan:
         return
     for part in linked:
-        h29 = pq.read_table(previous.path / part.relpath, columns=[SPATIAL_INDEX_COLUMN])
+        h29 = read_stored(previous.path / part.relpath, columns=[SPATIAL_INDEX_COLUMN])
         _rows, targets = margins.index.route(h29.column(0).to_numpy())
         if np.isin(targets, list(rescan)).any():
-            margins.add(pq.read_table(previous.path / part.relpath), only=rescan)
+            margins.add(read_stored(previous.path / part.relpath), only=rescan)
 
 
 def _any_in_sorted(values: np.ndarray, lo: int, hi: int) -> bool:
