@@ -402,3 +402,25 @@ def test_a_bad_match_radius_loads_nothing(cli, root, radius):
     assert result.exit_code == 1 and "loaded" not in result.output, result.output
     assert result.stderr.startswith("error: match radius must be in (0, 60] arcsec")
     assert Warehouse.open(root).current_version("galaxy_zoo") is None
+
+
+def test_fetch_options_are_checked_before_the_network(cli, root, tmp_path):
+    """No archive is reachable here: each of these is refused before any request. They were a
+    ValueError traceback (--box-deg -1), RA 400 silently taken as 40, and a UnicodeDecodeError
+    traceback (an --sql-file that is not text)."""
+    binary = tmp_path / "random.sql"
+    binary.write_bytes(bytes(range(128, 256)))
+    for args, said in (
+        (["hubble-source-catalog", "--target", "150 2", "--box-deg", "-1"], "--box-deg must be"),
+        (
+            ["hubble-source-catalog", "--target", "400 2", "--box-deg", "1"],
+            "RA must be in [0, 360)",
+        ),
+        (
+            ["hsc-sql", "--release", "pdr2", "--out", tmp_path / "f.csv", "--sql-file", binary],
+            "is not UTF-8 text",
+        ),
+    ):
+        result = cli("fetch", *args, "--root", root, env={"GWH_MAST_URL": "http://127.0.0.1:9"})
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert said in result.stderr, result.stderr

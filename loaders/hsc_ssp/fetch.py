@@ -78,7 +78,12 @@ def read_sql(sql: str | None, sql_file: str | os.PathLike[str] | None) -> str:
         raise QueryError("give exactly one of --sql and --sql-file")
     if sql_file is not None:
         path = _sql_path(Path(sql_file))
-        sql = path.read_text(encoding="utf-8")
+        try:
+            sql = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise QueryError(
+                f"{path} is not UTF-8 text ({exc.reason}): give an SQL file."
+            ) from None
     assert sql is not None
     text = _FULL_LINE_COMMENT.sub("", sql).strip()
     while text.endswith(";"):

@@ -123,6 +123,8 @@ def fetch_hubble_source_catalog(
         raise QueryError(f"pagesize must be between 1 and {MAX_PAGESIZE}, got {pagesize}")
     if max_records < 1:
         raise QueryError(f"max_records must be positive, got {max_records}")
+    if box_deg is not None and not (math.isfinite(box_deg) and 0 < box_deg <= 180):
+        raise QueryError(f"--box-deg must be in (0, 180] degrees, got {box_deg}")
     base = mast_base_url(base_url)
     catalogs = mast_catalogs(base, timeout=timeout)
     try:

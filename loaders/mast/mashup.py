@@ -135,7 +135,10 @@ def _parse_coordinates(text: str) -> tuple[float, float] | None:
     parts = cleaned.split()
     try:
         if len(parts) == 2 and all(re.fullmatch(r"[+-]?\d+(\.\d*)?", p) for p in parts):
-            coord = SkyCoord(float(parts[0]), float(parts[1]), unit=(u.deg, u.deg))
+            ra, dec = float(parts[0]), float(parts[1])
+            if not (0 <= ra < 360 and -90 <= dec <= 90):  # SkyCoord wraps RA 400 to 40
+                raise ValueError("RA must be in [0, 360) and Dec in [-90, 90] degrees")
+            coord = SkyCoord(ra, dec, unit=(u.deg, u.deg))
         elif re.search(r"\d[hH:]", cleaned) and len(parts) >= 2:
             coord = SkyCoord(cleaned, unit=(u.hourangle, u.deg))
         else:
