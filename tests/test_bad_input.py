@@ -796,3 +796,13 @@ def test_a_load_onto_a_damaged_or_deleted_partition_names_it(cli, wh_root, field
         assert f"{victim.name} " in result.stderr and how in result.stderr, result.stderr
         assert _state(wh_root) == before
         victim.unlink(missing_ok=True)  # next: the file deleted
+
+
+def test_a_query_that_does_not_parse_is_one_line_with_its_line(cli, wh_root):
+    """DuckDB's parser error came with its excerpt and a caret: four lines on stderr (and in
+    the web app's JSON)."""
+    result = cli("sql", "select 1,\n from where", "--root", wh_root)
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr == (
+        'error: Parser Error: syntax error at or near "where" (at line 2 of the query)\n'
+    )

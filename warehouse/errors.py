@@ -6,6 +6,8 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class WarehouseError(Exception):
     """Base class of every error a user can act on."""
@@ -105,3 +107,12 @@ class BadRequestError(WarehouseError):
 class ComputeError(WarehouseError):
     """A Dask cluster cannot be used: distributed missing, a bad address, no scheduler there, or
     a computation that would not be exact per partition."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message in one line: its first, and the query line DuckDB's excerpt points at
+    (its ``LINE n:`` with a caret below)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    line = re.search(r"^LINE (\d+):", text, re.M)
+    return first + (f" (at line {line.group(1)} of the query)" if line else "")

@@ -10,7 +10,7 @@ import duckdb
 
 from warehouse import db
 from warehouse.damage import explain_damage, read_order
-from warehouse.errors import DamagedFileError, QueryError
+from warehouse.errors import DamagedFileError, QueryError, one_line
 from warehouse.readonly import explain_refusal
 
 __all__ = ["damaged_read", "explain_error", "scalar", "unavailable_in"]
@@ -31,7 +31,8 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = N
 
 
 def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = "") -> str:
-    """DuckDB's message, with what to do where the warehouse knows better.
+    """DuckDB's message in one line (its first), with what to do where the warehouse knows
+    better.
 
     An unknown table or column names the closest existing one (``ml_object`` → ``did you mean
     ml_objects?``); a file outside the warehouse says what read paths may read.
@@ -64,7 +65,7 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
         pick = close[0] if close else (names[0] if names else None)
         hint = f" Did you mean {pick}?" if pick else ""
         return f'{first}{hint} `gwh sql "DESCRIBE <view>"` lists a view\'s columns.'
-    return msg
+    return one_line(exc)
 
 
 def unavailable_in(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:

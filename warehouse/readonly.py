@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.errors import QueryError, ReadOnlyError
+from warehouse.errors import QueryError, ReadOnlyError, one_line
 
 ALLOWED = (
     "gwh runs one read-only statement: SELECT (also WITH, FROM, VALUES, DESCRIBE, SHOW, "
@@ -134,7 +134,7 @@ def check_read_only(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> s
     try:
         statements = parser.extract_statements(sql)
     except duckdb.Error as exc:
-        raise QueryError(str(exc).strip()) from None
+        raise QueryError(one_line(exc)) from None
     if not statements:
         raise ReadOnlyError(f"no SQL statement given; {ALLOWED}.")
     if len(statements) > 1:
