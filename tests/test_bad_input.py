@@ -806,3 +806,16 @@ def test_a_query_that_does_not_parse_is_one_line_with_its_line(cli, wh_root):
     assert result.stderr == (
         'error: Parser Error: syntax error at or near "where" (at line 2 of the query)\n'
     )
+
+
+def test_a_damaged_warehouse_duckdb_is_named_as_damaged(cli, wh_root):
+    """An empty or cut warehouse.duckdb said "If a DuckDB client holds it open for writing,
+    reopen it read-only", which no user could act on."""
+    db_file = wh_root / "warehouse.duckdb"
+    whole = db_file.read_bytes()
+    for cut in (b"", whole[:5000]):
+        db_file.write_bytes(cut)
+        result = cli("views", "--root", wh_root)
+        assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+        assert f"{db_file} is damaged (" in result.stderr and "Restore it" in result.stderr
+        assert "read-only" not in result.stderr

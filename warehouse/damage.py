@@ -30,6 +30,7 @@ __all__ = [
     "read_order",
     "retyped_among",
     "undecodable",
+    "unopened_database",
 ]
 
 
@@ -181,3 +182,18 @@ def _column_change(found: list[tuple[str, object]], table: list[tuple[str, objec
     if gone:
         return f"it lacks the column {gone[0]} of its table"
     return "its columns are in another order than its table's"
+
+
+def unopened_database(path: Path, exc: BaseException) -> str:
+    """Why ``warehouse.duckdb`` could not be opened: held for writing by a client, or damaged."""
+    first = str(exc).strip().splitlines()[0]
+    if "not a valid DuckDB database" in first or "Could not read enough bytes" in first:
+        return (
+            f"{path} is damaged ({first.removeprefix('IO Error: ')}): it was truncated or "
+            "overwritten outside gwh. Restore it from a backup (it holds which table versions "
+            "are committed and which files were loaded); the tables under catalogs/ are intact."
+        )
+    return (
+        f"cannot open {path}: {first}. If a DuckDB client holds it open for writing, "
+        "reopen it read-only (duckdb.connect(..., read_only=True) or `duckdb -readonly`)."
+    )

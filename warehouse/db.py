@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from warehouse import __version__
 from warehouse.config import Config
-from warehouse.damage import explain_damage, read_order
+from warehouse.damage import explain_damage, read_order, unopened_database
 from warehouse.errors import QueryError
 from warehouse.marts import key as mart_key
 from warehouse.readonly import reader_settings, restrict
@@ -415,11 +415,7 @@ def connect(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
         con.execute("USE gwh_file")
     except duckdb.Error as exc:
         con.close()
-        first = str(exc).strip().splitlines()[0]
-        raise QueryError(
-            f"cannot open {path}: {first}. If a DuckDB client holds it open for writing, "
-            "reopen it read-only (duckdb.connect(..., read_only=True) or `duckdb -readonly`)."
-        ) from None
+        raise QueryError(unopened_database(path, exc)) from None
     return con
 
 
@@ -456,11 +452,7 @@ def write_file(path: Path, fill: Callable[[duckdb.DuckDBPyConnection], None]) ->
             os.close(dir_fd)
     except duckdb.IOException as exc:
         con.close()
-        first = str(exc).strip().splitlines()[0]
-        raise QueryError(
-            f"cannot read {path}: {first}. If a DuckDB client holds it open for writing, "
-            "reopen it read-only (duckdb.connect(..., read_only=True) or `duckdb -readonly`)."
-        ) from None
+        raise QueryError(unopened_database(path, exc)) from None
     finally:
         con.close()
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
