@@ -27,7 +27,12 @@ from warehouse.explain import explain_error
 from warehouse.files import Layout, make_root, room_in
 from warehouse.health import ViewInfo
 from warehouse.loading import Loader, LoadResult, PreparedBatch
-from warehouse.location import is_warehouse, new_warehouse_refusal, not_a_warehouse
+from warehouse.location import (
+    is_warehouse,
+    new_warehouse_refusal,
+    not_a_warehouse,
+    settings_only,
+)
 from warehouse.marts.tables import mart_tables
 from warehouse.readonly import check_read_only
 from warehouse.store import CatalogVersion, read_version
@@ -128,11 +133,14 @@ class Warehouse:
         refusal = new_warehouse_refusal(root)
         if refusal is not None:
             raise WarehouseError(refusal)
-        config = config or Config.default()
         make_root(root)
-        tmp = root / f".{CONFIG_NAME}.tmp"
-        tmp.write_text(config.to_toml(), encoding="utf-8")
-        os.replace(tmp, root / CONFIG_NAME)
+        if config is None and settings_only(root):  # a warehouse.toml written before init
+            config = load_config(root)
+        else:
+            config = config or Config.default()
+            tmp = root / f".{CONFIG_NAME}.tmp"
+            tmp.write_text(config.to_toml(), encoding="utf-8")
+            os.replace(tmp, root / CONFIG_NAME)
         wh = cls(root, config)
         with wh.writing():
             wh._write_file()

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from warehouse.files import CONFIG_NAME, DB_NAME, PACK_MANIFEST
 
-__all__ = ["is_pack", "is_warehouse", "new_warehouse_refusal", "not_a_warehouse", "warehouse_near"]
+__all__ = [
+    "is_pack",
+    "is_warehouse",
+    "new_warehouse_refusal",
+    "not_a_warehouse",
+    "settings_only",
+    "warehouse_near",
+]
 
 
 def is_warehouse(path: Path) -> bool:
@@ -58,10 +65,31 @@ def _packed(root: Path) -> str:
     )
 
 
+def settings_only(root: Path) -> bool:
+    """Whether ``root`` holds a ``warehouse.toml`` and nothing loaded yet (no
+    ``warehouse.duckdb``, no table under ``catalogs/``): settings written before ``gwh init``."""
+    catalogs = root / "catalogs"
+    return (
+        (root / CONFIG_NAME).is_file()
+        and not (root / DB_NAME).exists()
+        and not (catalogs.is_dir() and any(catalogs.iterdir()))
+    )
+
+
 def not_a_warehouse(root: Path) -> str:
     """Why ``root`` cannot be opened, and what to type instead."""
     if is_pack(root):
         return _packed(root)
+    if settings_only(root):
+        return (
+            f"{root} holds a {CONFIG_NAME} but no {DB_NAME}: run `gwh init "
+            f"{shlex.quote(str(root))}` to make the warehouse with these settings."
+        )
+    if (root / CONFIG_NAME).is_file() and not (root / DB_NAME).exists():
+        return (
+            f"{root} has tables under catalogs/ but no {DB_NAME}, which records which of their "
+            "versions are committed and which files were loaded: restore it from a backup."
+        )
     if (root / DB_NAME).is_file() and not (root / CONFIG_NAME).exists():
         return (
             f"{root} has its {DB_NAME} but no {CONFIG_NAME}, its settings (splits, quality "
@@ -95,7 +123,7 @@ def new_warehouse_refusal(root: Path) -> str | None:
     instead of the real one), or a Python package."""
     if is_pack(root):
         return _packed(root)
-    if (root / CONFIG_NAME).exists():
+    if (root / CONFIG_NAME).exists() and not settings_only(root):
         return f"{root} is already a warehouse. Use it as it is, or choose another ROOT."
     near = warehouse_near(root)
     if near is not None and near.absolute() != root.absolute():

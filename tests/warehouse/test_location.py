@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from warehouse.config import Config
 from warehouse.core import Warehouse
 from warehouse.errors import NotAWarehouseError, WarehouseError
 from warehouse.location import new_warehouse_refusal, not_a_warehouse, warehouse_near
@@ -69,3 +70,24 @@ def test_a_warehouse_without_its_settings_says_what_init_would_do(places):
     (wh / "warehouse.toml").unlink()
     said = not_a_warehouse(wh)
     assert "no warehouse.toml, its settings" in said and "would write the defaults" in said
+
+
+def test_settings_written_before_init_are_kept_by_init(tmp_path, cli):
+    """A folder holding only a warehouse.toml was a dead end: gwh views said it had no
+    warehouse.toml, gwh init that it was already a warehouse."""
+    root = tmp_path / "mine"
+    root.mkdir()
+    text = Config.default().to_toml().replace('salt = "gwh-v1"', 'salt = "my-salt"')
+    assert 'salt = "my-salt"' in text
+    (root / "warehouse.toml").write_text(text)
+    said = cli("views", "--root", root)
+    assert said.exit_code == 1 and f"run `gwh init {root}`" in said.stderr, said.output
+    assert cli("init", root).exit_code == 0
+    assert (root / "warehouse.toml").read_text() == text
+    assert Warehouse.open(root).config.splits.salt == "my-salt"
+    # tables but no warehouse.duckdb: the committed state is lost, not to be made anew
+    (root / "warehouse.duckdb").unlink()
+    (root / "catalogs" / "hsc_forced" / "v000001").mkdir(parents=True)
+    said = cli("views", "--root", root)
+    assert said.exit_code == 1 and "restore it from a backup" in said.stderr, said.output
+    assert "already a warehouse" in cli("init", root).stderr
