@@ -819,3 +819,30 @@ def test_a_damaged_warehouse_duckdb_is_named_as_damaged(cli, wh_root):
         assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
         assert f"{db_file} is damaged (" in result.stderr and "Restore it" in result.stderr
         assert "read-only" not in result.stderr
+
+
+def test_cutout_requests_and_export_bands_are_checked_before_anything_is_made(
+    cli, wh_root, tmp_path
+):
+    """cutouts request --view of a view with no positions gave DuckDB's binder error, --bands q
+    left an empty --out folder behind, and export --bands '' exported every band."""
+    result = cli(
+        "cutouts", "request", "--out", tmp_path / "a", "--view", "hsc_specz", "--root", wh_root
+    )
+    assert result.exit_code == 1 and "hsc_specz has no ra or dec column" in result.stderr
+    result = cli("cutouts", "request", "--out", tmp_path / "b", "--bands", "q", "--root", wh_root)
+    assert result.exit_code == 1 and "unknown HSC band 'q'" in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    for empty in ("", ","):
+        result = cli(
+            "export",
+            "--split",
+            "test",
+            "--out",
+            tmp_path / "x.h5",
+            "--bands",
+            empty,
+            "--root",
+            wh_root,
+        )
+        assert result.exit_code == 1 and "--bands names no band" in result.stderr, result.output

@@ -41,12 +41,19 @@ def request_cutouts(
     """
     wh.layout.refuse_owned(Path(out_dir), "--out")
     try:
+        columns = wh.query(f"SELECT * FROM {quote_ident(view)} LIMIT 0").column_names
+    except QueryError as exc:
+        raise CutoutError(f"cannot list the objects of {view}: {exc}") from None
+    lacking = [c for c in ("object_id", "ra", "dec") if c not in columns]
+    if lacking:
+        raise CutoutError(
+            f"{view} has no {' or '.join(lacking)} column: cutouts are requested at each "
+            "object's position; give a view that has them (--view ml_objects, hsc_forced)."
+        )
+    try:
         rows = wh.query(f"SELECT object_id, ra, dec FROM {quote_ident(view)} ORDER BY object_id")
     except QueryError as exc:
         raise CutoutError(f"cannot list the objects of {view}: {exc}") from None
-    for name in ("object_id", "ra", "dec"):
-        if name not in rows.column_names:  # pragma: no cover - the SELECT names them
-            raise CutoutError(f"{view} has no column {name}")
     if rows.num_rows == 0:
         raise CutoutError(f"{view} has no rows: nothing to request.")
     triples = zip(

@@ -314,14 +314,14 @@ def write_batch_lists(
     checked = [(_object_id(oid), *_check_coord(ra, dec)) for oid, ra, dec in rows]
     if not checked:
         raise ValueError("rows is empty: nothing to cut out")
+    filters = [filter_name(band) for band in band_list]  # an unknown band before any folder
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     header = "\t".join(("#?", *LIST_COLUMNS))
     flags = (_truefalse(image), _truefalse(variance), _truefalse(mask), "coadd")
     written: list[Path] = []
-    for band in band_list:
-        filt = filter_name(band)
+    for band, filt in zip(band_list, filters, strict=True):
         for chunk, start in enumerate(range(0, len(checked), max_rows)):
             part = checked[start : start + max_rows]
             lines = [header]

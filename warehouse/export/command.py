@@ -50,7 +50,7 @@ def export_command(
     for path, option in ((out, "--out"), (out_dir, "--out-dir")):  # never made, as sql --out
         if path is not None and (missing := missing_parent(path, option)) is not None:
             raise ExportError(missing)
-    chosen = parse_bands(bands, available_bands(wh, images), images) if bands else None
+    chosen = parse_bands(bands, available_bands(wh, images), images) if bands is not None else None
     settings = ExportOptions(bands=chosen, images=images, **options)  # type: ignore[arg-type]
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")

@@ -105,17 +105,21 @@ def parse_bands(text: str, configured: Sequence[str], table: str | None = None) 
     """
     text = text.strip()
     bands = (
-        tuple(b.strip() for b in text.split(",")) if "," in text else _split_bands(text, configured)
+        tuple(b.strip() for b in text.split(",") if b.strip())
+        if "," in text
+        else _split_bands(text, configured)
     )
     unknown = [b for b in bands if b not in configured]
-    if unknown or not bands:
+    if not bands:
+        raise ExportError(f"--bands names no band; give some of {', '.join(configured)}.")
+    if unknown:
         if table is None or table == CUTOUTS.name:
             raise ExportError(
-                f"--bands {text!r}: {', '.join(unknown) or 'nothing'} is not a configured band; "
+                f"--bands {text!r}: {', '.join(unknown)} is not a configured band; "
                 f"the warehouse has {', '.join(configured)} (warehouse.toml)."
             )
         raise ExportError(
-            f"--bands {text!r}: {', '.join(unknown) or 'nothing'} is not a band of {table}; "
+            f"--bands {text!r}: {', '.join(unknown)} is not a band of {table}; "
             f"it holds {', '.join(configured)}."
         )
     return bands
