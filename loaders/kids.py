@@ -200,6 +200,14 @@ def _convert(raw: _RawTable, path: Path) -> pa.Table:
             f"{raw.where}, row {i + 1}: RA/DEC = ({ra[i]}, {dec[i]}) is not a sky position in "
             f"degrees ({int(bad.sum())} such row(s)). Fix or drop these rows."
         )
+    first_row: dict[str, int] = {}
+    for i, name in enumerate(kids_id):
+        j = first_row.setdefault(name, i)
+        if j != i:  # one survey object twice (at other positions: two keys, two rows)
+            raise LoadError(
+                f"{raw.where}, rows {j + 1} and {i + 1}: both are KiDS object {name!r}; a file "
+                "holds each object once. Drop the duplicate and load it again."
+            )
     pairs: list[tuple[pa.Field, pa.Array]] = [
         (pa.field("object_id", pa.int64()), pa.array(spatial_index(ra, dec), pa.int64())),
         (pa.field("kids_id", pa.string()), pa.array(kids_id, pa.string())),

@@ -112,6 +112,16 @@ def test_an_unknown_spectype_is_named_with_its_row(tmp_path):
         read_kids_hdf5(path)
 
 
+def test_one_object_twice_in_a_file_is_named_with_its_rows(tmp_path):
+    """Two rows with one ID at two positions loaded as two objects (the key is the position)."""
+    path = tmp_path / "simulated_twice.h5"
+    simulated_kids_file(path, "GALAXY", 3, ids=True)
+    with h5py.File(path, "a") as fh:
+        fh["cutouts/ID"][2] = fh["cutouts/ID"][0]
+    with pytest.raises(LoadError, match="rows 1 and 3: both are KiDS object 'KiDSDR4 J000000'"):
+        read_kids_hdf5(path)
+
+
 def test_channels_first_images_are_refused(tmp_path):
     path = tmp_path / "simulated_chw.h5"
     with h5py.File(path, "w") as fh:
