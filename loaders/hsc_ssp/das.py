@@ -359,14 +359,17 @@ def read_mapping(mapping: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
             data = json.loads(Path(mapping).read_text("utf-8"))
         except (OSError, ValueError) as exc:
             raise CutoutError(f"cannot read cutout mapping {mapping}: {exc}") from None
-    rows = data.get("rows")
+    where = "the cutout mapping" if isinstance(mapping, Mapping) else f"cutout mapping {mapping}"
+    rows = data.get("rows") if isinstance(data, dict) else None
     if not isinstance(rows, list) or "filter" not in data or "band" not in data:
         raise CutoutError(
-            "cutout mapping lacks 'rows', 'band' or 'filter'; rewrite it with write_batch_lists"
+            f"{where} lacks 'rows', 'band' or 'filter': it is not the .json `gwh cutouts "
+            "request` writes beside each list; give that file (--list), or request again."
         )
     for i, row in enumerate(rows):
-        if row.get("row") != i:
-            raise CutoutError(f"cutout mapping row {i} is numbered {row.get('row')!r}")
+        if not isinstance(row, dict) or row.get("row") != i:
+            got = row.get("row") if isinstance(row, dict) else row
+            raise CutoutError(f"{where}: row {i} is numbered {got!r}")
     return data
 
 

@@ -333,3 +333,13 @@ def test_a_full_filter_name_is_one_band(tmp_path):
     paths = write_batch_lists([(1, 34.0, -5.0)], "HSC-I2", 20, "pdr2_wide", tmp_path)
     assert [p.name for p in paths] == ["cutouts-HSC-I2-0000.txt"]
     assert paths[0].read_text().splitlines()[1].split("\t")[4] == "HSC-I2"
+
+
+@pytest.mark.parametrize("text", ["{}", "[]", '{"band": "g", "filter": "HSC-G", "rows": [7]}'])
+def test_a_mapping_that_is_not_ours_is_named_with_what_to_give(tmp_path, text):
+    """It said "cutout mapping lacks 'rows', 'band' or 'filter'; rewrite it with
+    write_batch_lists" (no file named, and an internal function), or an AttributeError."""
+    path = tmp_path / "list.json"
+    path.write_text(text)
+    with pytest.raises(CutoutError, match=f"^cutout mapping {path}"):
+        read_mapping(path)
