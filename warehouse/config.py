@@ -287,7 +287,7 @@ def parse_config(text: str, source: str = CONFIG_NAME) -> Config:
     try:
         bands = wh.get("bands", list(Config.bands))
         if not isinstance(bands, list):
-            raise ConfigError(f'{source}: [warehouse] bands must be a list such as ["g", "r"]')
+            raise ConfigError('[warehouse] bands must be a list such as ["g", "r"]')
         splits = SplitConfig(**sp)
         return Config(
             bands=tuple(bands),

@@ -51,7 +51,7 @@ def test_invalid_config_names_the_key(text, message):
     with pytest.raises(ConfigError) as err:
         parse_config(text, "wh/warehouse.toml")
     assert message in str(err.value)
-    assert "wh/warehouse.toml" in str(err.value)
+    assert str(err.value).count("wh/warehouse.toml") == 1  # bands: named twice before
 
 
 def test_missing_file_says_how_to_create(tmp_path):
