@@ -91,6 +91,13 @@ def test_guard_refuses_everything_else(sql, named):
     assert "SELECT" in message and "--out" in message
 
 
+def test_a_pivot_that_would_create_a_type_says_how_to_write_it():
+    """It said "MULTI is not allowed", a word of DuckDB's, not of the query."""
+    with pytest.raises(ReadOnlyError, match=r"^a PIVOT without an IN list .* ON c IN \('a', 'b'\)"):
+        check_read_only("PIVOT t ON c USING count(*)")
+    assert check_read_only("PIVOT t ON c IN ('a', 'b') USING count(*)").startswith("PIVOT")
+
+
 def test_guard_reports_syntax_errors_as_query_errors():
     with pytest.raises(QueryError, match="syntax error"):
         check_read_only("selec 1")
