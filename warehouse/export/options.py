@@ -152,3 +152,28 @@ def check_split(split: str | None) -> None:
     """Refuse a split name that is none of train, validation, test (None: no split)."""
     if split is not None and split not in SPLIT_NAMES:
         raise ExportError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+
+
+def cannot_export(problems: list[tuple[str, str]], images: str) -> ExportError:
+    """The error of an export whose bands lack images or planes: ``problems`` are (band, what)
+    pairs; the bands with the same problem (the same count and examples) are said once, and one
+    problem in all is one line (it was a line per band and plane)."""
+    said: dict[str, list[str]] = {}
+    for band, what in problems:
+        said.setdefault(what, []).append(band)
+    lines = [f"band{'s' if len(b) > 1 else ''} {','.join(b)}: {what}" for what, b in said.items()]
+    hint = ""
+    if any("no cutout" in what for what in said):
+        load = (
+            "Ingest the missing cutouts (gwh cutouts request, then gwh cutouts ingest)"
+            if images == CUTOUTS.name
+            else f"Load the missing images into {images}"
+        )
+        hint = (
+            f" {load}, or pass --allow-missing-bands to write NaN images and missing_<band> flags."
+        )
+    if len(lines) == 1:
+        return ExportError(f"cannot export: {lines[0]}.{hint}")
+    return ExportError(
+        "cannot export:\n  " + "\n  ".join(lines) + ("\n" + hint.strip() if hint else "")
+    )

@@ -16,7 +16,7 @@ from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
 from warehouse.explain import explain_error, unavailable_in
 from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of
-from warehouse.export.options import PLANES, check_split
+from warehouse.export.options import PLANES, cannot_export, check_split
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.readonly import check_read_only, unordered_limit
 
@@ -308,7 +308,8 @@ def _checked(
             f"by and no images. Select objects of {images} (e.g. WHERE object_id IN (SELECT "
             f"object_id FROM {images}))."
         )
-    missing, problems = {}, []
+    missing: dict[str, int] = {}
+    problems: list[tuple[str, str]] = []
     scales: list[float] = []
     for k, b in enumerate(bands):
         n_missing, n_novar, n_nomask, lo, hi = per_band[5 * k : 5 * k + 5]
@@ -318,7 +319,7 @@ def _checked(
         cond = db.quote_ident(_PREFIX + band_column(b, "height"))
         if n_missing and not opts.allow_missing_bands:
             ex = _examples(con, keyed, params, f"WHERE {cond} IS NULL", base)
-            problems.append(f"band {b}: {n_missing} object(s) have no cutout (e.g. {ex})")
+            problems.append((b, f"{n_missing} object(s) have no cutout (e.g. {ex})"))
         if n_novar and "variance" in planes:
             ex = _examples(
                 con,
@@ -329,8 +330,11 @@ def _checked(
                 base,
             )
             problems.append(
-                f"band {b}: {n_novar} cutout(s) have no VARIANCE plane (e.g. {ex}); pass "
-                "--no-variance, or request the cutouts with variance"
+                (
+                    b,
+                    f"{n_novar} cutout(s) have no VARIANCE plane (e.g. {ex}); pass "
+                    "--no-variance, or request the cutouts with variance",
+                )
             )
         if n_nomask and "mask" in planes:
             ex = _examples(
@@ -342,21 +346,14 @@ def _checked(
                 base,
             )
             problems.append(
-                f"band {b}: {n_nomask} cutout(s) have no MASK plane (e.g. {ex}); pass --no-mask, "
-                "or request the cutouts with mask"
+                (
+                    b,
+                    f"{n_nomask} cutout(s) have no MASK plane (e.g. {ex}); pass --no-mask, "
+                    "or request the cutouts with mask",
+                )
             )
     if problems:
-        load = (
-            "Ingest the missing cutouts (gwh cutouts request, then gwh cutouts ingest)"
-            if images == CUTOUTS.name
-            else f"Load the missing images into {images}"
-        )
-        hint = (
-            f" {load}, or pass --allow-missing-bands to write NaN images and missing_<band> flags."
-            if any("no cutout" in p for p in problems)
-            else ""
-        )
-        raise ExportError("cannot export:\n  " + "\n  ".join(problems) + "\n" + hint.strip())
+        raise cannot_export(problems, images)
     pixel_scale = float("nan")
     if scales:
         lo, hi = min(scales), max(scales)
