@@ -247,6 +247,10 @@ def fetch_sdss_cutouts(
         raise CutoutError(f"match radius must be in (0, 60] arcsec, got {match_radius_arcsec}")
     if not 1 <= batch <= 500:
         raise CutoutError(f"batch must be between 1 and 500, got {batch}")
+    if data_release < 8:  # the frames' paths on the SAS, and their calibration, are DR8's on
+        raise CutoutError(f"--data-release must be 8 or later (SDSS frames), got {data_release}")
+    if limit is not None and limit < 1:
+        raise CutoutError(f"--limit must be a positive number of objects, got {limit}")
     key, objects = objects_of(wh, labels, limit)
     if objects.num_rows == 0:
         raise CutoutError(f"{labels} has no rows: nothing to cut out.")

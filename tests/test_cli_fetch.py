@@ -406,8 +406,9 @@ def test_a_bad_match_radius_loads_nothing(cli, root, radius):
 
 def test_fetch_options_are_checked_before_the_network(cli, root, tmp_path):
     """No archive is reachable here: each of these is refused before any request. They were a
-    ValueError traceback (--box-deg -1), RA 400 silently taken as 40, and a UnicodeDecodeError
-    traceback (an --sql-file that is not text)."""
+    ValueError traceback (--box-deg -1), RA 400 silently taken as 40, a UnicodeDecodeError
+    traceback (an --sql-file that is not text), a job submitted with --poll-timeout -5, and a
+    raw binder error (--limit -1)."""
     binary = tmp_path / "random.sql"
     binary.write_bytes(bytes(range(128, 256)))
     for args, said in (
@@ -420,6 +421,13 @@ def test_fetch_options_are_checked_before_the_network(cli, root, tmp_path):
             ["hsc-sql", "--release", "pdr2", "--out", tmp_path / "f.csv", "--sql-file", binary],
             "is not UTF-8 text",
         ),
+        (
+            ["hsc-sql", "--release", "pdr2", "--sql", "select 1", "--out", tmp_path / "f.csv"]
+            + ["--poll-timeout", "-5"],
+            "--poll-timeout must be a positive number of seconds",
+        ),
+        (["sdss-cutouts", "--band", "r", "--limit", "-1"], "--limit must be a positive"),
+        (["sdss-cutouts", "--band", "r", "--data-release", "-1"], "must be 8 or later"),
     ):
         result = cli("fetch", *args, "--root", root, env={"GWH_MAST_URL": "http://127.0.0.1:9"})
         assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output

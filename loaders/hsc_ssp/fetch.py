@@ -132,6 +132,9 @@ def fetch_hsc_sql(
         )
     if load is not None and load not in registry.names():
         raise LoadError(f"--load {load!r} is not a loader; use hsc-forced or hsc-specz.")
+    if not poll_timeout > 0:  # NaN too: checked before the job is submitted
+        raise QueryError(f"--poll-timeout must be a positive number of seconds, got {poll_timeout}")
+    wh.layout.refuse_owned(out, "--out")
     try:
         cached = run_sql(
             text,
