@@ -48,6 +48,9 @@ def _handled(command: Callable[..., None]) -> Callable[..., None]:
             if interrupts.is_interrupt(exc):  # typer would exit 130 without a word
                 typer.echo(interrupts.CTRL_C_SAID, err=True)
                 raise SystemExit(128 + signal.SIGINT) from None
+            if isinstance(exc, BrokenPipeError):  # as gwh sql does when | head stops reading
+                interrupts.reader_gone()
+                raise SystemExit(0) from None
             error = (
                 exc if isinstance(exc, WarehouseError) else out_of_room(exc) or refused_by_os(exc)
             )

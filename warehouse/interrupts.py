@@ -26,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "CTRL_C_SAID",
+    "reader_gone",
     "clear",
     "handle_signals",
     "handle_start",
@@ -166,3 +167,12 @@ def _interrupting() -> None:
             with contextlib.suppress(Exception):  # closed meanwhile: nothing to interrupt
                 con.interrupt()
         time.sleep(_EVERY)
+
+
+def reader_gone(out: Any = None) -> None:
+    """The reader of standard output (or ``out``) stopped reading (``gwh views | head -1``):
+    it has what it asked for. Later writes, and the flush at exit, go to /dev/null, so the
+    command ends quietly instead of with a BrokenPipeError."""
+    out = sys.stdout if out is None else out
+    with contextlib.suppress(OSError, ValueError):  # nothing more to say at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())

@@ -425,3 +425,22 @@ def test_a_reader_that_stops_early_ends_the_stream_quietly(loaded):
         run.stdout.close()  # as head does after its line
         assert run.wait(timeout=300) == 0
         assert run.stderr is not None and run.stderr.read() == b""
+
+
+@pytest.mark.parametrize("command", [["views"], ["cone", "150", "2", "3600"]])
+def test_any_command_whose_reader_stops_ends_quietly(loaded, command):
+    """``gwh views | head -1`` exited 1 with a BrokenPipeError now and then (when the pipe was
+    closed before gwh wrote its lines): only gwh sql's stream ended quietly."""
+    script = (
+        "import sys\n"
+        f"sys.argv = ['gwh', *{command!r}, '--root', {str(loaded.root)!r}]\n"
+        "from cli import main\n"
+        "main()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+    ) as run:
+        assert run.stdout is not None
+        run.stdout.close()  # before gwh writes a line: its first write meets a closed pipe
+        assert run.wait(timeout=300) == 0
+        assert run.stderr is not None and run.stderr.read() == b""

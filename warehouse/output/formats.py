@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import decimal
 import io
 import json
 import math
-import os
 import shutil
 import sys
 import textwrap
@@ -21,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from warehouse import interrupts
 from warehouse.errors import QueryError
 
 FORMATS = ("table", "csv", "json", "jsonl")
@@ -444,8 +443,7 @@ def print_stream(reader: pa.RecordBatchReader, fmt: str, out: TextIO | None = No
         write_stream(reader, fmt, out.write)
         out.flush()
     except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError):  # nothing more to say at exit either
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        interrupts.reader_gone(out)
 
 
 def render(table: pa.Table, fmt: str, max_rows: int | None = 100) -> str:
