@@ -4,7 +4,8 @@ DuckDB names a Parquet file it cannot open, but not always one whose pages fail 
 one rewritten outside gwh with other column types (it binds each view's types from its first
 file and casts the others to them, or fails naming no file and suggesting options the read
 paths refuse). :func:`explain_damage` names such a file, with what to do; each reader passes the
-files its views read.
+files its views read. Loads read stored partitions through :func:`read_stored`, and a
+``warehouse.duckdb`` DuckDB cannot open is explained by :func:`unopened_database`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "damaged_among",
-    "read_stored",
     "damaged_file",
     "damaged_parquet",
     "explain_damage",
     "read_order",
+    "read_stored",
     "retyped_among",
     "undecodable",
     "unopened_database",
@@ -186,7 +187,7 @@ def _column_change(found: list[tuple[str, object]], table: list[tuple[str, objec
 
 def unopened_database(path: Path, exc: BaseException) -> str:
     """Why ``warehouse.duckdb`` could not be opened: held for writing by a client, or damaged."""
-    first = str(exc).strip().splitlines()[0]
+    first = _first_line(exc)
     if "not a valid DuckDB database" in first or "Could not read enough bytes" in first:
         return (
             f"{path} is damaged ({first.removeprefix('IO Error: ')}): it was truncated or "
