@@ -21,10 +21,16 @@ from warehouse.manifest_file import parse_manifest
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
-__all__ = ["collect_garbage", "point_current", "protected_versions", "remove_orphans"]
+__all__ = [
+    "collect_garbage",
+    "committed_registry",
+    "point_current",
+    "protected_versions",
+    "remove_orphans",
+]
 
 
-def _registry(wh: Warehouse) -> bookkeeping.Registry:
+def committed_registry(wh: Warehouse) -> bookkeeping.Registry:
     """The committed versions, as writers see them (:mod:`warehouse.bookkeeping`)."""
     return bookkeeping.committed(wh.db_path).registry
 
@@ -70,7 +76,7 @@ def collect_garbage(wh: Warehouse) -> None:
     if not wh.catalogs_dir.exists():
         return
     root = wh.root.resolve()
-    current = {(root / p).resolve() for _v, p in _registry(wh).values()}
+    current = {(root / p).resolve() for _v, p in committed_registry(wh).values()}
     keep = current | wh.protected_versions()
     stale = [
         child
@@ -99,7 +105,7 @@ def remove_orphans(wh: Warehouse) -> None:
         leftover.unlink(missing_ok=True)
     if not wh.catalogs_dir.exists():
         return
-    registry = _registry(wh)
+    registry = committed_registry(wh)
     for table_dir in wh.catalogs_dir.iterdir():
         if not table_dir.is_dir():
             continue

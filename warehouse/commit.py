@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from warehouse import bookkeeping, progress
-from warehouse.cleanup import collect_garbage, point_current
+from warehouse.cleanup import collect_garbage, committed_registry, point_current
 from warehouse.compute.cluster import check_address, resolve_address
 from warehouse.compute.mapping import ClusterMapper, cluster_mapper
 from warehouse.errors import LoadError
@@ -136,7 +136,7 @@ def _load_together(
     Each file's SHA-256 (load-once) is computed in a thread while the files are read: a file
     whose hash is known before it is read and says it was loaded is not read; one whose hash
     comes later is read meanwhile, and its rows dropped if it was loaded (nothing written)."""
-    registry = _registry(wh)
+    registry = committed_registry(wh)
     before = {name: v.nrows for name in registry if (v := _previous(wh, registry, name))}
     batches: dict[str, UpsertBatch] = {}
     per_file: list[dict[str, int]] = []
@@ -310,7 +310,7 @@ def commit_load(
     ``sources``: (file, sha256, rows) for gwh_loads, instead of ``path`` and ``sha``.
     ``mapper``: writes the partitions (on Dask), see :func:`load`.
     """
-    registry = _registry(wh)
+    registry = committed_registry(wh)
     batches: dict[str, UpsertBatch] = {}
     records = []
     try:
@@ -443,8 +443,3 @@ def _refuse_shadowing(con: duckdb.DuckDBPyConnection, added: dict[str, set[str]]
                     f"{twice[0]} and {twice[0]}_1: drop them from the file(s) (a `gwh sql --out` "
                     "of a view holds the views' columns) and load again. Nothing was loaded."
                 )
-
-
-def _registry(wh: Warehouse) -> bookkeeping.Registry:
-    """The committed versions, as writers see them (:mod:`warehouse.bookkeeping`)."""
-    return bookkeeping.committed(wh.db_path).registry

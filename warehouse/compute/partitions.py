@@ -46,7 +46,7 @@ from warehouse import db
 from warehouse.compute.mapping import map_in_order
 from warehouse.config import Config
 from warehouse.damage import explain_damage
-from warehouse.errors import ComputeError, DamagedFileError, QueryError
+from warehouse.errors import ComputeError, DamagedFileError, QueryError, one_line
 from warehouse.healpix import SPATIAL_INDEX_COLUMN, shift
 from warehouse.store import CatalogVersion, Partition
 from warehouse.store.margins import candidate_pixels, margin_order, ring_count
@@ -326,8 +326,7 @@ def read_error(exc: Exception, plan: PartitionPlan, part: Partition, what: str) 
     damaged = explain_damage(exc, (t.files for t in _partition_tables(plan, part)))
     if damaged is not None:
         return DamagedFileError(damaged)
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return QueryError(f"{what} {part.order}/{part.pixel}: {first}")
+    return QueryError(f"{what} {part.order}/{part.pixel}: {one_line(exc)}")
 
 
 def view_rows(plan: PartitionPlan, view: str, client: Any) -> Iterator[tuple[Partition, pa.Table]]:
