@@ -149,6 +149,13 @@ COMMANDS: tuple[Command, ...] = (
             Option("load", str | None, None, "--load", "Then load it: hsc-forced or hsc-specz."),
             Option("poll_timeout", float, 600.0, "--poll-timeout", "Seconds to wait for the job."),
             Option("allow_empty", bool, False, "--allow-empty", "Accept a result with no rows."),
+            Option(
+                "overwrite",
+                bool,
+                False,
+                "--overwrite",
+                "Replace the --out file if it holds something else.",
+            ),
         ),
     ),
     Command(

@@ -19,6 +19,7 @@ password is never printed, logged or written (the clients mask it in every messa
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import re
@@ -39,7 +40,7 @@ from loaders.hsc_ssp.das import (
     read_mapping,
     write_batch_lists,
 )
-from loaders.hsc_ssp.sql_cache import result_row_count, run_sql
+from loaders.hsc_ssp.sql_cache import cached_result, result_row_count, run_sql
 from loaders.hsc_ssp.sql_jobs import OUT_FORMATS, hsc_ssp_credentials
 from loaders.http.session import Credentials, RetryPolicy
 from warehouse.db import quote_ident
@@ -113,13 +114,16 @@ def fetch_hsc_sql(
     credentials: Credentials | None = None,
     poll_timeout: float = 600.0,
     allow_empty: bool = False,
+    overwrite: bool = False,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     echo: Callable[[str], None] = lambda _m: None,
 ) -> SqlFetch:
     """Run SQL on the HSC-SSP archive (or read the cache), write ``out``, optionally load it.
 
-    ``out_format`` defaults to the suffix of ``out`` (``.fits`` or ``.csv``).
+    ``out_format`` defaults to the suffix of ``out`` (``.fits`` or ``.csv``). Without
+    ``overwrite``, an existing ``out`` is replaced only by the same bytes (a rerun of the same
+    query, from the cache); one holding anything else is refused before the job is submitted.
     """
 
     text = read_sql(sql, sql_file)
@@ -135,12 +139,15 @@ def fetch_hsc_sql(
     if not poll_timeout > 0:  # NaN too: checked before the job is submitted
         raise QueryError(f"--poll-timeout must be a positive number of seconds, got {poll_timeout}")
     wh.layout.refuse_owned(out, "--out")
+    cache_dir = wh.layout.cache("hsc_sql")
     try:
+        if not overwrite and (out.exists() or out.is_symlink()):
+            _refuse_other_content(out, cached_result(text, release, fmt, cache_dir))
         cached = run_sql(
             text,
             release=release,
             out_format=fmt,
-            cache_dir=wh.layout.cache("hsc_sql"),
+            cache_dir=cache_dir,
             credentials=credentials,
             base_url=wh.config.archives.hsc_ssp_url,
             poll_timeout=poll_timeout,
@@ -160,6 +167,16 @@ def fetch_hsc_sql(
     if load is not None:
         loaded = wh.load(registry.get(load), [out], echo=echo)
     return SqlFetch(cached, out, rows, loaded)
+
+
+def _refuse_other_content(out: Path, cached: Path) -> None:
+    """An existing ``out`` that is not the cached result of this query (none cached yet, or
+    other bytes) is the user's file: refused, as ``gwh sql --out`` refuses it."""
+    if out.is_file() and cached.is_file() and filecmp.cmp(cached, out, shallow=False):
+        return
+    raise QueryError(
+        f"--out {out} already exists; give --overwrite to replace it, or another file name."
+    )
 
 
 # -- cutouts ---------------------------------------------------------------------------------------

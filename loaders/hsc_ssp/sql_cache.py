@@ -32,7 +32,7 @@ from loaders.http.session import (
 from warehouse.errors import ArchiveError, AuthenticationError
 from warehouse.files import atomic_write_bytes, file_sha256
 
-__all__ = ["preview_sql", "result_row_count", "run_sql"]
+__all__ = ["cached_result", "preview_sql", "result_row_count", "run_sql"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,13 @@ def _empty_error(path: Path, sql: str) -> ArchiveError:
     )
 
 
+def cached_result(
+    sql: str, release: str, out_format: str, cache_dir: str | os.PathLike[str]
+) -> Path:
+    """Where :func:`run_sql` caches the result of ``sql`` (it may not be there yet)."""
+    return Path(cache_dir) / f"{cache_key(sql, release, out_format)}{OUT_FORMATS[out_format]}"
+
+
 def run_sql(
     sql: str,
     *,
@@ -144,9 +151,8 @@ def run_sql(
         The job failed (server message and job id), timed out, the archive is unreachable,
         or the result is empty and ``allow_empty`` is false.
     """
-    key = cache_key(sql, release, out_format)
-    cache = Path(cache_dir)
-    dest = cache / f"{key}{OUT_FORMATS[out_format]}"
+    dest = cached_result(sql, release, out_format, cache_dir)
+    key, cache = dest.stem, dest.parent
     if dest.is_file():
         log.info("HSC-SSP: cache hit %s", dest.name)
         if not allow_empty and result_row_count(dest, out_format) == 0:

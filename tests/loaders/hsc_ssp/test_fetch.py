@@ -197,6 +197,26 @@ def test_fetch_sql_checks_out_and_load_before_asking(archive, make_warehouse, tm
     assert server.requests == []
 
 
+def test_fetch_sql_keeps_a_users_file_at_out(archive, make_warehouse, tmp_path):
+    """An existing --out that is not this query's result is refused before the job (it was
+    replaced without a word); a rerun of the same query rewrites its own file; --overwrite
+    replaces the user's."""
+    server, hsc = archive
+    wh = make_warehouse()
+    out = tmp_path / "result.fits"
+    out.write_bytes(b"my own table")
+    ask = {"release": "pdr2", "out": out, "sql_file": SQL_FILE, "credentials": hsc.credentials}
+    with pytest.raises(QueryError, match=f"--out {out} already exists; give --overwrite"):
+        fetch_hsc_sql(wh, **ask, sleep=Sleeps())
+    assert out.read_bytes() == b"my own table" and server.requests == []
+    got = fetch_hsc_sql(wh, **ask, overwrite=True, sleep=Sleeps())
+    recorded = (DATA_DIR / "response_query_region.fits").read_bytes()
+    assert got.rows == 5 and out.read_bytes() == recorded
+    asked = len(server.requests)
+    again = fetch_hsc_sql(wh, **ask, sleep=Sleeps())  # the same result: no --overwrite needed
+    assert again.rows == 5 and out.read_bytes() == recorded and len(server.requests) == asked
+
+
 def _one_object_forced(tmp_path) -> Path:
     """The recorded result's row nearest the recorded cutout, as a forced export (real values)."""
     from astropy.table import Table
