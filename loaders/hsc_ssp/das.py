@@ -72,6 +72,9 @@ FILTERS: Mapping[str, str] = {
 RELEASE_OF_RERUN = re.compile(r"^(pdr\d+)_")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)(arcsec|asec|arcmin|amin|deg)?$")
 _LIST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_ARCSEC_PER = {None: 1.0, "arcsec": 1.0, "asec": 1.0, "arcmin": 60.0, "amin": 60.0, "deg": 3600.0}
+MAX_SIDE_ARCSEC = 3 * 4200 * 0.168
+"""The largest cutout the DAS gives: about 3 x 3 patches of 4200 px at 0.168"/px (2116.8")."""
 
 
 def filter_name(band: str) -> str:
@@ -91,15 +94,26 @@ def _size_text(size: str | float) -> str:
     if isinstance(size, numbers.Real) and not isinstance(size, bool):
         if not (math.isfinite(size) and size > 0):
             raise ValueError(f"cutout size must be a positive number of arcsec, got {size!r}")
-        return f"{float(size):g}arcsec"
+        return _within_service(f"{float(size):g}arcsec", float(size))
     if isinstance(size, str) and (m := _SIZE.fullmatch(size)):
         if float(m.group(1)) <= 0:  # the service would be asked for 0 x 0 cutouts
             raise ValueError(f"cutout size must be more than 0, got {size!r}")
-        return size
+        return _within_service(size, float(m.group(1)) * _ARCSEC_PER[m.group(2)])
     raise ValueError(
         f"cutout size must be arcsec as a number or text like '20arcsec', "
         f"'0.5arcmin', '0.00833deg'; got {size!r}"
     )
+
+
+def _within_service(text: str, arcsec: float) -> str:
+    """``text`` when the DAS can cut a square of ``arcsec`` (else every row of every list would
+    come back as a service error)."""
+    if arcsec > MAX_SIDE_ARCSEC:
+        raise ValueError(
+            f"cutout size {text} is larger than the DAS cuts (about 3 x 3 patches, "
+            f"{MAX_SIDE_ARCSEC:g}arcsec); ask for at most that"
+        )
+    return text
 
 
 def _semi_text(side: str) -> str:

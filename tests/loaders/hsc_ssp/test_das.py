@@ -124,6 +124,22 @@ def test_a_size_of_zero_or_less_is_refused_before_any_list_is_written(tmp_path, 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("size", [2117, "2117arcsec", "35.5arcmin", "5deg", "1deg"])
+def test_a_size_beyond_the_services_largest_cutout_is_refused(tmp_path, size):
+    """The DAS cuts at most about 3 x 3 patches (2116.8"): a 5deg list was written, and every
+    row of it would have come back as an error."""
+    out = tmp_path / "lists"
+    with pytest.raises(ValueError, match=f"cutout size {size}(arcsec)? is larger than the DAS"):
+        write_batch_lists([(1, 34.0, -5.0)], "g", size, "pdr2_wide", out)
+    assert not out.exists()
+
+
+def test_the_largest_cutout_the_service_gives_is_accepted(tmp_path):
+    for size in ("2116.8arcsec", "35arcmin", "0.58deg", 2116.8):
+        path = write_batch_lists([(1, 34.0, -5.0)], "g", size, "pdr2_wide", tmp_path / str(size))
+        assert path
+
+
 def test_a_positive_size_in_any_unit_is_kept_as_written(tmp_path):
     for size in ("0.5arcmin", "0.00833deg", "20", "10asec"):
         path = write_batch_lists([(1, 34.0, -5.0)], "g", size, "pdr2_wide", tmp_path / size)[0]
