@@ -12,7 +12,6 @@ from warehouse import interrupts
 
 interrupts.handle_start(__name__ == "__main__")
 
-import functools
 import inspect
 import shlex
 import signal
@@ -25,45 +24,13 @@ import typer
 
 from loaders import registry
 from warehouse import commands
-from warehouse.errors import WarehouseError
-from warehouse.files import out_of_room, refused_by_os
+from warehouse.cli_errors import OneLineUsage, handled
 
 _KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
-def _handled(command: Callable[..., None]) -> Callable[..., None]:
-    """The one place a :class:`WarehouseError` (or a write out of room, :func:`out_of_room`, or
-    a file operation the system refused, :func:`refused_by_os`) becomes its message on stderr
-    and its exit code."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except BaseException as exc:
-            signum = interrupts.terminated_by()
-            if signum:  # whatever the signal became on its way up (DuckDB: "interrupted")
-                typer.echo(interrupts.terminated_said(signum), err=True)
-                raise SystemExit(128 + signum) from None
-            if interrupts.is_interrupt(exc):  # typer would exit 130 without a word
-                typer.echo(interrupts.CTRL_C_SAID, err=True)
-                raise SystemExit(128 + signal.SIGINT) from None
-            if isinstance(exc, BrokenPipeError):  # as gwh sql does when | head stops reading
-                interrupts.reader_gone()
-                raise SystemExit(0) from None
-            error = (
-                exc if isinstance(exc, WarehouseError) else out_of_room(exc) or refused_by_os(exc)
-            )
-            if error is None:
-                raise
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(error.exit_code) from None
-
-    return run
-
-
 class _Typer(typer.Typer):
-    """A Typer whose every command runs inside :func:`_handled`."""
+    """A Typer whose every command runs inside :func:`~warehouse.cli_errors.handled`."""
 
     def command(  # type: ignore[override]  # Typer's keywords passed through as they are
         self, *args: Any, **kwargs: Any
@@ -71,7 +38,7 @@ class _Typer(typer.Typer):
         register = super().command(*args, **kwargs)
 
         def decorator(f: Callable[..., None]) -> Callable[..., None]:
-            register(_handled(f))
+            register(handled(f))
             return f
 
         return decorator
@@ -79,6 +46,7 @@ class _Typer(typer.Typer):
 
 app = _Typer(
     name="gwh",
+    cls=OneLineUsage,
     help="galaxy-warehouse: survey catalogs and cutouts into reproducible, versioned ML datasets.",
     no_args_is_help=True,
     add_completion=False,

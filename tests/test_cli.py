@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import typer
 
 from cli import app
 from loaders import registry
@@ -356,8 +355,7 @@ def test_a_signal_mid_write_is_one_line_and_leaves_no_half_written_file(tmp_path
 _SIGNAL_IN_A_CALLBACK = """
 import os, signal, sys, time, weakref
 sys.path.insert(0, sys.argv[1])
-import cli
-from warehouse import interrupts
+from warehouse import cli_errors, interrupts
 
 class Box:
     pass
@@ -376,7 +374,7 @@ def command():
     print("the command ran to its end")
 
 interrupts.handle_signals()
-cli._handled(command)()
+cli_errors.handled(command)()
 """
 
 
@@ -526,10 +524,29 @@ def test_a_load_out_of_room_is_one_line_and_keeps_the_warehouse(tmp_path, field_
     assert gwh("sql", "select count(*), sum(object_id) from hsc_forced").stdout != before
 
 
-def test_typer_bad_parameter_is_exit_2(cli, loaded):
-    result = cli("cone", "abc", "0", "10", "--root", loaded.root)
-    assert result.exit_code == 2
-    assert isinstance(typer.BadParameter("x"), Exception)
+@pytest.mark.parametrize(
+    "args,said",
+    [
+        (["cone", "abc", "0", "10"], "error: Invalid value for 'RA'"),
+        (["sqll"], "error: No such command 'sqll'. Did you mean 'sql', 'shell'? See gwh --help."),
+        (["sql"], "error: Missing argument 'QUERY'. See gwh sql --help."),
+        (["sql", "--tabel", "x", "select 1"], "error: No such option: --tabel"),
+        (["cutouts", "shw"], "error: No such command 'shw'. Did you mean 'show'?"),
+        (["export", "--size", "abc", "--split", "train"], "See gwh export --help."),
+    ],
+)
+def test_a_usage_error_is_one_line_exit_2(cli, loaded, args, said):
+    """Click printed the usage, a hint, a blank line and the error: four lines for a typo,
+    where every other error of gwh is one line."""
+    result = cli(*args, "--root", loaded.root)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and said in result.stderr, result.stderr
+
+
+def test_a_command_or_group_alone_still_prints_its_help(cli):
+    for args in ([], ["cutouts"]):
+        result = cli(*args)
+        assert result.exit_code == 2 and "Commands:" in result.output, result.output
 
 
 def _suggested(text: str) -> list[str]:
