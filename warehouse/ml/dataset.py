@@ -80,7 +80,8 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         written by ``gwh export --format hf``.
     split
         ``train`` (the default), ``validation`` or ``test``; for a single HDF5 file, the split
-        it holds (default), and another one is refused.
+        it holds (default), and another one is refused; for a file of several splits (a
+        ``--sql`` export with a ``split`` column), that split's rows (default: every row).
     columns
         Catalog columns to return besides ``image`` (default: ``object_id``); ``mask`` and
         ``variance`` may be named too.
@@ -110,8 +111,9 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         self.columns = tuple(dict.fromkeys(["image", *names]))
         self.transform = transform
         self.format, self.files = _locate(self.path, self.split)
+        self.rows: np.ndarray | None = None  # the file's rows of the split (None: every row)
         if self.path.is_file():
-            self.split = _file_split(self.path, split)
+            self.split, self.rows = _file_split(self.path, split)
         if self.format == "hdf5":
             self.offsets, self.nullable = self._scan_hdf5()
         else:
@@ -127,7 +129,7 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
             missing = [c for c in self.columns if c not in h5]
             if missing:
                 self._unknown(missing, sorted(k for k in h5 if not k.endswith("_isnull")))
-            n = int(h5["image"].shape[0])
+            n = int(h5["image"].shape[0]) if self.rows is None else len(self.rows)
         return [0, n], frozenset()
 
     def _scan_parquet(self) -> tuple[list[int], frozenset[str]]:
@@ -231,7 +233,8 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         return self._handles["datasets"]
 
     def _hdf5_item(self, i: int) -> dict[str, Any]:
-        return {c: _tensor(d[i], d.dtype) for c, d in self._datasets().items()}
+        row = i if self.rows is None else int(self.rows[i])
+        return {c: _tensor(d[row], d.dtype) for c, d in self._datasets().items()}
 
     def _parquet_item(self, i: int) -> dict[str, Any]:
         block = bisect.bisect_right(self.offsets, i) - 1
@@ -280,18 +283,33 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
         return arr.to_numpy(zero_copy_only=False)
 
 
-def _file_split(path: Path, split: str | None) -> str:
-    """The split an HDF5 export file holds (its ``split`` attribute); ``split``, when given,
-    must be that one."""
+def _file_split(path: Path, split: str | None) -> tuple[str, np.ndarray | None]:
+    """The split an HDF5 export file holds (its ``split`` attribute), and None: ``split``, when
+    given, must be that one. A file of several splits (``--sql`` over ``ml_objects``, attribute
+    ``all``, with a ``split`` column) gives ``split``'s rows: every row would put the other
+    splits' objects in this one without a word."""
     with h5py.File(path, "r") as h5:
         held = h5.attrs.get("split")
-    held = held.decode() if isinstance(held, bytes) else held
-    if held in SPLIT_NAMES and split is not None and split != held:
+        held = held.decode() if isinstance(held, bytes) else held
+        if held in SPLIT_NAMES:
+            if split is not None and split != held:
+                raise DatasetError(
+                    f"{path} holds the {held} split, not {split}: give split={held!r}, or the "
+                    f"folder holding {split}.h5"
+                )
+            return held, None
+        column = h5.get("split")
+        if split is None or not isinstance(column, h5py.Dataset) or column.ndim != 1:
+            return split or (held if isinstance(held, str) and held else "train"), None
+        values = np.array([v.decode() if isinstance(v, bytes) else v for v in column[:]])
+    rows = np.flatnonzero(values == split)
+    if rows.size == 0:
+        held_splits = ", ".join(sorted(set(values.tolist()))) or "none"
         raise DatasetError(
-            f"{path} holds the {held} split, not {split}: give split={held!r}, or the folder "
-            f"holding {split}.h5"
+            f"{path} has no {split} rows in its split column (it holds {held_splits}); give "
+            "one of those, or export the split with gwh export --split."
         )
-    return held if held in SPLIT_NAMES else (split or "train")
+    return split, rows
 
 
 def _isnull_of(name: str) -> str | None:

@@ -17,8 +17,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from tests.warehouse.cutouts.test_cutouts import build_warehouse, ingest_coded, objects
+from warehouse.core import Warehouse
 from warehouse.errors import DatasetError
-from warehouse.export import ExportOptions, export_all_splits, export_hf
+from warehouse.export import ExportOptions, export_all_splits, export_hdf5, export_hf
 from warehouse.ml import GalaxyDataset, SeededSampler
 
 REPO = Path(__file__).resolve().parents[3]
@@ -128,6 +129,27 @@ def test_seeded_sampler_keeps_each_block_on_one_worker(workers):
         for i, w in zip(index.tolist(), worker.tolist(), strict=True):
             spread.setdefault(i // 10, set()).add(w)
     assert sum(len(ws) > 1 for ws in spread.values()) > 5
+
+
+def test_a_file_of_every_split_gives_the_asked_splits_rows(exports, tmp_path):
+    """An ``--sql`` export over ml_objects holds every split in one file (attribute ``all``,
+    a ``split`` column): split="test" gave all its rows, the train objects included."""
+    wh = Warehouse.open(exports / "w" / "wh")
+    every = tmp_path / "every.h5"
+    export_hdf5(wh, every, sql="SELECT * FROM ml_objects", options=ExportOptions(size=12))
+    with h5py.File(every) as h5:
+        assert h5.attrs["split"] == "all" and len(set(h5["split"][:].tolist())) == 3
+    total = 0
+    for split in ("train", "validation", "test"):
+        ds = GalaxyDataset(every, split=split, columns=["object_id", "split"])
+        total += len(ds)
+        with h5py.File(exports / "h5" / f"{split}.h5") as h5:
+            assert len(ds) == h5["object_id"].shape[0]
+            assert [int(ds[i]["object_id"]) for i in range(len(ds))] == h5["object_id"][:].tolist()
+            assert torch.equal(ds[len(ds) - 1]["image"], torch.from_numpy(h5["image"][-1]))
+        assert {ds[i]["split"] for i in range(len(ds))} == {split}
+    everything = GalaxyDataset(every)
+    assert len(everything) == total and everything.split == "all"  # no split: every row
 
 
 def test_unknown_column_and_split_are_one_line(exports):
