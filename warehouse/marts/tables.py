@@ -15,6 +15,7 @@ from warehouse.store import read_version
 def mart_table(version_dir: Path, name: str, description: str = "") -> db.BaseTable:
     """The mart version at ``version_dir`` (absolute) for the readers' views."""
     cv = read_version(version_dir)
+    cv.check_files(name)  # as a table's: a file gone would drop its rows from ml_objects unsaid
     return db.BaseTable(
         name,
         description or f"{name}, materialised",

@@ -73,6 +73,7 @@ class ReleaseSource:
                 tables.append(mart_table(root / info["path"], name, info.get("description", "")))
                 continue
             cv = read_version(root / info["path"])
+            cv.check_files(name)  # views read a glob: a file gone would drop its rows unsaid
             hidden = tuple(info.get("hidden_columns", ()))
             columns = tuple(c for c in cv.schema.names if c not in hidden)
             hint = defs[name].load_hint if name in defs else ""

@@ -82,6 +82,18 @@ def test_the_copy_has_the_views_rows_columns_and_units(loaded):
     assert materialise(loaded, force=True) is None
 
 
+def test_a_copy_missing_a_partition_file_is_refused_not_answered_short(loaded, cli):
+    """The copy is read as a table is: one of its files deleted outside gwh used to drop its
+    rows from ml_objects without a word."""
+    materialise(loaded, force=True)
+    cv = loaded.current_version("ml_objects")
+    gone = cv.files()[0]
+    gone.unlink()
+    r = cli("sql", "select count(*) from ml_objects", "--root", loaded.root)
+    assert r.exit_code == 1 and r.stdout == "", r.output
+    assert f"{gone} is missing (1 of the {len(cv.partitions)} partition files of table " in r.stderr
+
+
 def test_the_copy_is_a_valid_hats_catalog_lsdb_opens(loaded):
     validation = pytest.importorskip("hats.io.validation")
     lsdb = pytest.importorskip("lsdb")

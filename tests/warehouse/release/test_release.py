@@ -197,6 +197,28 @@ def test_create_refuses_a_margin_file_cut_short_in_one_line(loaded, cli):
     assert not (loaded.root / "releases" / "v1").exists()
 
 
+def test_a_release_missing_a_partition_file_is_refused_not_answered_short(loaded, cli):
+    """Live reads refuse a version with a partition file deleted outside gwh; a release read
+    answered without its rows (4,937 of 5,002 objects) and exit 0."""
+    create_release(loaded, "v1")
+    cv = read_version(
+        loaded.root / open_release(loaded.root, "v1").manifest["tables"]["hsc_forced"]["path"]
+    )
+    gone = cv.files()[0]
+    gone.rename(gone.with_suffix(".moved"))
+    for args in (
+        ["sql", "--release", "v1", "select count(*) from hsc_forced"],
+        ["splits", "check", "--release", "v1"],
+    ):
+        r = cli(*args, "--root", loaded.root)
+        assert r.exit_code == 1 and r.stdout == "", r.output
+        assert (
+            f"{gone} is missing (1 of the {len(cv.partitions)} partition files of table hsc_forced)"
+            in r.stderr
+            and len(r.stderr.splitlines()) == 1
+        ), r.stderr
+
+
 def test_manifest_tampering_is_detected(loaded):
     path = create_release(loaded, "v1")
     text = (path / "manifest.json").read_text().replace('"gwh-v1"', '"gwh-v2"', 1)
