@@ -34,7 +34,9 @@ def verify(base: Path, release_dir: Path) -> list[Mismatch]:
     if text is None:
         return [Mismatch(str(manifest_path), "missing")]
     side = release_dir / (MANIFEST + ".sha256")
-    if side.exists() and side.read_text(encoding="utf-8").split()[0] != sha256_hex(text):
+    if not side.is_file():  # written with every release: without it the manifest goes unchecked
+        problems.append(Mismatch(str(side), "missing (the manifest's SHA-256)"))
+    elif (side.read_text(encoding="utf-8").split() or [""])[0] != sha256_hex(text):
         problems.append(Mismatch(str(manifest_path), "changed since the release was made"))
     try:
         manifest = parse_manifest(text, manifest_path)
@@ -59,14 +61,49 @@ def verify(base: Path, release_dir: Path) -> list[Mismatch]:
             problems.append(Mismatch(f"{manifest_path}: sql/{m['path']}", "SQL text changed"))
     if sha256_hex(manifest["config_toml"]) != manifest["config_sha256"]:
         problems.append(Mismatch(f"{manifest_path}: config", "configuration changed"))
-    pack = release_dir / PACK_MANIFEST
-    if pack.exists():
-        for f in json.loads(pack.read_text(encoding="utf-8")).get("files", []):
-            p = release_dir / f["path"]
-            if not p.exists():
-                problems.append(Mismatch(str(p), "missing (packed file)"))
-            elif sha256_file(p) != f["sha256"]:
-                problems.append(Mismatch(str(p), "changed (packed file): SHA-256 differs"))
+    if base.resolve() == release_dir.resolve():  # a packed copy: its own files too
+        problems += _packed(release_dir, manifest)
+    return problems
+
+
+def _packed(folder: Path, manifest: dict) -> list[Mismatch]:
+    """The files a pack adds to its release (``pack.json`` lists them with their SHA-256):
+    each there and unchanged, ``warehouse.toml`` and ``sql/`` equal to the manifest's text,
+    and no file in the folder that neither the manifest nor ``pack.json`` accounts for (a
+    split file dropped from ``pack.json`` and changed would otherwise pass)."""
+    problems: list[Mismatch] = []
+    listing = folder / PACK_MANIFEST
+    listed: dict[str, str] = {}
+    try:
+        files = json.loads(listing.read_text(encoding="utf-8"))["files"]
+        listed = {str(f["path"]): str(f["sha256"]) for f in files}
+    except FileNotFoundError:
+        problems.append(Mismatch(str(listing), "missing (the list of packed files)"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problems.append(Mismatch(str(listing), f"damaged ({type(exc).__name__})"))
+    sql = manifest["sql"]["models"] + manifest["sql"].get("assertions", [])
+    texts = {"warehouse.toml": manifest["config_toml"]}
+    texts.update({f"sql/{m['path']}": m["text"] for m in sql})
+    for rel, text in texts.items():
+        p = folder / rel
+        if not p.is_file():
+            problems.append(Mismatch(str(p), "missing (packed file)"))
+        elif p.read_bytes() != text.encode("utf-8"):
+            problems.append(Mismatch(str(p), "changed (packed file): differs from the manifest"))
+    for rel, sha in listed.items():
+        p = folder / rel
+        if rel in texts:
+            continue
+        if not p.is_file():
+            problems.append(Mismatch(str(p), "missing (packed file)"))
+        elif sha256_file(p) != sha:
+            problems.append(Mismatch(str(p), "changed (packed file): SHA-256 differs"))
+    known = {MANIFEST, MANIFEST + ".sha256", PACK_MANIFEST, *texts, *listed}
+    tables = [Path(info["path"]) for info in manifest["tables"].values()]
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and str(rel) not in known and not any(rel.is_relative_to(t) for t in tables):
+            problems.append(Mismatch(str(p), "not part of the release (nor listed in pack.json)"))
     return problems
 
 

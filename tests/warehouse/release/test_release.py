@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -254,6 +255,49 @@ def test_pack_verifies_and_queries_without_the_warehouse(loaded, tmp_path, cli):
     victim.write_bytes(victim.read_bytes()[:-10])
     bad = cli("release", "verify", dest)
     assert bad.exit_code == 1 and str(victim) in bad.stderr
+
+
+def test_verify_of_a_pack_accounts_for_every_file(loaded, tmp_path, cli):
+    """pack.json was the only list of a pack's own files and nothing checked it: without it, or
+    without the manifest's SHA-256 file, edited or added files verified."""
+    create_release(loaded, "v1")
+    clean = pack(loaded.root, "v1", tmp_path / "pack", with_splits=False)
+    assert verify(clean, clean) == []
+
+    def tampered(name, change):
+        copy = tmp_path / name
+        shutil.copytree(clean, copy)
+        change(copy)
+        return {(Path(m.path).relative_to(copy).as_posix(), m.problem) for m in verify(copy, copy)}
+
+    def no_list_readme_edited(d):
+        (d / "pack.json").unlink()
+        (d / "README.txt").write_text("edited")
+
+    got = tampered("a", no_list_readme_edited)
+    assert ("pack.json", "missing (the list of packed files)") in got
+    assert ("README.txt", "not part of the release (nor listed in pack.json)") in got
+
+    def unlisted_then_edited(d):
+        listing = json.loads((d / "pack.json").read_text())
+        listing["files"] = [f for f in listing["files"] if f["path"] != "warehouse.toml"]
+        (d / "pack.json").write_text(json.dumps(listing))
+        with open(d / "warehouse.toml", "a") as fh:
+            fh.write("junk = 1\n")
+
+    got = tampered("b", unlisted_then_edited)
+    assert got == {("warehouse.toml", "changed (packed file): differs from the manifest")}
+    got = tampered("c", lambda d: (d / "manifest.json.sha256").unlink())
+    assert got == {("manifest.json.sha256", "missing (the manifest's SHA-256)")}
+
+    def planted(d):
+        (d / "sql" / "marts" / "evil.sql").write_text("select 1")
+        (d / "catalogs" / "hsc_specz" / "extra.parquet").write_bytes(b"PAR1")
+
+    got = tampered("d", planted)
+    assert {g[0] for g in got} == {"sql/marts/evil.sql", "catalogs/hsc_specz/extra.parquet"}
+    bad = cli("release", "verify", tmp_path / "d")
+    assert bad.exit_code == 1 and "evil.sql" in bad.stderr
 
 
 def test_pack_refuses_the_warehouse_and_missing_folders_in_one_line(loaded, tmp_path, cli):
