@@ -101,8 +101,12 @@ def _packed(folder: Path, manifest: dict) -> list[Mismatch]:
     known = {MANIFEST, MANIFEST + ".sha256", PACK_MANIFEST, *texts, *listed}
     tables = [Path(info["path"]) for info in manifest["tables"].values()]
     for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if p.is_file() and str(rel) not in known and not any(rel.is_relative_to(t) for t in tables):
+        inside = p.relative_to(folder)
+        if (
+            p.is_file()
+            and str(inside) not in known
+            and not any(inside.is_relative_to(t) for t in tables)
+        ):
             problems.append(Mismatch(str(p), "not part of the release (nor listed in pack.json)"))
     return problems
 
