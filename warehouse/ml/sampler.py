@@ -1,20 +1,24 @@
 """:class:`SeededSampler`: a shuffle reproducible from a seed, each index once per epoch.
 
-Epoch ``e`` draws its order from ``torch.Generator().manual_seed(seed + e)``, so a run restarted
-at epoch 7 sees epoch 7's order again. With ``block`` it shuffles whole blocks of rows, then the
-rows inside each block: an hf export read a row group at a time then decodes each row group once
-per epoch instead of once per row. ``block=ds.blocks`` gives the dataset's own row groups, of
-whatever sizes (a folder re-sharded by the Hub or by ``datasets``, a short last group in each
-shard); an int cuts ``range(n)`` into blocks of that many rows, which match the row groups only
-when every group but the last holds that many. With ``batch_size`` and ``workers`` (the
-``DataLoader``'s), each block's rows also go to one worker only, so that two workers do not both
-decode it.
+Epoch ``e`` draws its order from a ``torch.Generator`` seeded with NumPy's ``SeedSequence([seed,
+e])``, so a run restarted at epoch 7 sees epoch 7's order again, and two seeds never share an
+order (with ``seed + e``, seed 0's epoch 1 was seed 1's epoch 0: runs meant as independent
+repeats saw the same orders one epoch apart). With ``block`` it shuffles whole blocks of rows,
+then the rows inside each block: an hf export read a row group at a time then decodes each row
+group once per epoch instead of once per row. ``block=ds.blocks`` gives the dataset's own row
+groups, of whatever sizes (a folder re-sharded by the Hub or by ``datasets``, a short last group
+in each shard); an int cuts ``range(n)`` into blocks of that many rows, which match the row
+groups only when every group but the last holds that many. With ``batch_size`` and ``workers``
+(the ``DataLoader``'s), each block's rows also go to one worker only, so that two workers do not
+both decode it.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Iterator, Sequence
+
+import numpy as np
 
 from warehouse.errors import DatasetError
 from warehouse.ml.dataset import require_torch
@@ -45,11 +49,12 @@ class SeededSampler(Sampler):  # type: ignore[misc]
         workers: int = 1,
     ) -> None:
         require_torch()
-        self.n, self.seed = int(n), int(seed)
+        self.n, self.seed = _count("n", n, 0), _count("seed", seed, 0)
         self.bounds = _bounds(self.n, block)
         sizes = [b - a for a, b in zip(self.bounds, self.bounds[1:], strict=False)]
         self.block = max(sizes, default=1)
-        self.batch_size, self.workers = max(1, int(batch_size)), max(1, int(workers))
+        self.batch_size = _count("batch_size", batch_size, 1)
+        self.workers = _count("workers", workers, 1)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -61,7 +66,7 @@ class SeededSampler(Sampler):  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator()
-        g.manual_seed(self.seed + self.epoch)
+        g.manual_seed(epoch_seed(self.seed, self.epoch))
         self.epoch += 1
         if self.block == 1:
             yield from torch.randperm(self.n, generator=g).tolist()
@@ -77,14 +82,42 @@ class SeededSampler(Sampler):  # type: ignore[misc]
         yield from _for_workers(blocks, self.batch_size, self.workers)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The generator's seed for ``epoch`` of ``seed``: both mixed by NumPy's ``SeedSequence``
+    (a 64-bit value), so no two (seed, epoch) pairs share it as ``seed + epoch`` did."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)
+    return int(state[0])
+
+
+def _count(name: str, value: object, least: int) -> int:
+    """``value`` as an int of at least ``least`` (a whole number: 2.7 rows or a seed of 1.9 are
+    refused, not truncated)."""
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]  # numpy ints too
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool) or number < least:
+        raise DatasetError(
+            f"SeededSampler: {name} must be a whole number of at least {least}, got {value!r}"
+        )
+    return number
+
+
 def _bounds(n: int, block: int | Sequence[int]) -> list[int]:
     """0, the first row of each later block, and ``n``: every ``block`` rows, or the row
     offsets ``block`` gives (``GalaxyDataset.blocks``; an empty row group adds nothing)."""
     try:
-        size = max(1, operator.index(block))  # type: ignore[arg-type]  # numpy ints too
+        size = operator.index(block)  # type: ignore[arg-type]  # numpy ints too
     except TypeError:
-        bounds = [operator.index(b) for b in block]  # type: ignore[union-attr]
+        try:
+            bounds = [operator.index(b) for b in block]  # type: ignore[union-attr]
+        except TypeError:
+            raise DatasetError(
+                f"SeededSampler: block must be rows per block or the dataset's block offsets "
+                f"(block=ds.blocks), got {block!r}"
+            ) from None
     else:
+        size = _count("block", size, 1)
         return [*range(0, n, size), n] if n else [0]
     if bounds[-1:] != [n]:  # the dataset's blocks end at its length
         raise DatasetError(

@@ -96,6 +96,39 @@ def test_seeded_sampler_is_reproducible_and_complete():
     assert all(len({i // 10 for i in blocks[k : k + 10]}) <= 2 for k in range(0, 100, 10))
 
 
+def test_two_seeds_never_share_an_epochs_order():
+    """The generator was seeded with seed + epoch: seed 0's epoch 1 was seed 1's epoch 0, so
+    runs meant as independent repeats saw the same orders one epoch apart."""
+    orders = {}
+    for seed in range(4):
+        sampler = SeededSampler(50, seed=seed)
+        for epoch in range(4):
+            orders[(seed, epoch)] = tuple(sampler)
+    assert len(set(orders.values())) == len(orders)
+    big = SeededSampler(10, seed=2**70)  # any non-negative seed (was an OverflowError)
+    assert sorted(big) == list(range(10))
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"n": -1}, "n"),
+        ({"n": 2.7}, "n"),
+        ({"n": 10, "seed": -3}, "seed"),
+        ({"n": 10, "seed": 1.9}, "seed"),
+        ({"n": 10, "batch_size": 0}, "batch_size"),
+        ({"n": 10, "workers": 0}, "workers"),
+        ({"n": 10, "block": 0}, "block"),
+        ({"n": 10, "block": -2}, "block"),
+        ({"n": 10, "block": "ab"}, "block"),
+    ],
+)
+def test_bad_sampler_arguments_are_refused_at_once(kwargs, name):
+    """They were quietly made 1 or truncated, or failed later with Python's own error."""
+    with pytest.raises(DatasetError, match=f"SeededSampler: {name} must be"):
+        SeededSampler(**kwargs)
+
+
 class _WhoReads(torch.utils.data.Dataset):
     """Item i: (i, the number of the DataLoader worker that read it)."""
 
