@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -714,8 +717,6 @@ def test_a_path_the_system_refuses_is_one_line_not_a_traceback(cli, wh_root, tmp
     """Outputs no command checked itself: an existing file (gwh cutouts request's FileExistsError)
     and, with write permission denied, an unwritable folder (PermissionError tracebacks from
     gwh plot, cutouts show, cutouts request and export)."""
-    import shutil
-    import subprocess
     import sys
 
     taken = tmp_path / "list.csv"
@@ -846,3 +847,30 @@ def test_cutout_requests_and_export_bands_are_checked_before_anything_is_made(
             wh_root,
         )
         assert result.exit_code == 1 and "--bands names no band" in result.stderr, result.output
+
+
+def test_a_home_folder_astropy_cannot_search_is_no_traceback(wh_root, tmp_path):
+    """astropy looks for its configuration under HOME when first used; a HOME the user cannot
+    search (another user's, as with sudo -u or in a container) made every command that reads
+    through astropy end in a PermissionError traceback."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop the capability that ignores permissions")
+    home = tmp_path / "home"
+    (home / ".astropy" / "config").mkdir(parents=True)
+    home.chmod(0o000)
+    as_user = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASTROPY_", "XDG_"))}
+    env.update(HOME=str(home), TMPDIR=str(tmp_path))
+    try:
+        done = subprocess.run(
+            [*as_user, sys.executable, "-m", "cli", "sql", "select 1 AS one", "--root", wh_root],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    finally:
+        home.chmod(0o755)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.splitlines()[0].strip() == "one"
+    assert (tmp_path / f"gwh-astropy-{os.getuid()}" / "config").is_dir()

@@ -20,6 +20,7 @@ from __future__ import annotations
 from importlib import import_module, metadata
 from typing import TYPE_CHECKING, Any
 
+from warehouse import astropy_home
 from warehouse.errors import (
     ArchiveError,
     AuthenticationError,
@@ -36,6 +37,8 @@ from warehouse.errors import (
     WarehouseBusyError,
     WarehouseError,
 )
+
+astropy_home.ensure()  # before anything imports astropy
 
 try:  # pyproject.toml is the one place the version is written
     __version__ = metadata.version("galaxy-warehouse")
