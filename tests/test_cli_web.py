@@ -88,6 +88,8 @@ def test_host_other_than_loopback_is_warned_about(loaded):
         (("--root", "/nonexistent/gwh"), "/nonexistent/gwh is not a warehouse"),
         (("--release", "v9"), "no release 'v9'"),
         (("--timeout", "0"), "--timeout must be a positive number of seconds"),
+        (("--timeout", "nan"), "--timeout must be a positive number of seconds, got nan"),
+        (("--timeout", "inf"), "--timeout must be a positive number of seconds, got inf"),
     ],
 )
 def test_bad_options_are_one_line_errors(loaded, args, says):

@@ -190,6 +190,6 @@ def serve_command(
     warn: Callable[[str], None] = print,
 ) -> None:
     """``gwh serve``: ``wh`` is the warehouse at --root, or its --release."""
-    if timeout <= 0:
+    if not 0 < timeout < float("inf"):  # NaN too: it turned the limit off
         raise ServeError(f"--timeout must be a positive number of seconds, got {timeout:g}")
     run(site_for(wh, timeout), host, port, echo=echo, warn=warn)
