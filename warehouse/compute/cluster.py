@@ -53,6 +53,12 @@ WORKER_WAIT_S = 60.0
 
 _LOCAL = re.compile(r"^local:(\d+)$")
 _SOURCES = "(--dask, $GWH_DASK_SCHEDULER or [compute] dask)"
+_HOST_PORT = re.compile(
+    r"^(?:(?:tcp|tls|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d+$"  # [proto://]host:port
+    r"|^(?!(?:tcp|tls|ws|wss)://)[a-z][a-z0-9+.-]*://\S+$"  # another protocol: distributed's
+)
+"""A scheduler address as distributed takes it: host:port, with tcp/tls/ws(s) or no protocol
+(another protocol, e.g. ucx://, is passed through for distributed to judge)."""
 _INSTALL = "pip install -e '.[dask]' (or pip install distributed)"
 
 
@@ -99,7 +105,12 @@ def check_address(address: str) -> None:
     """Raise :class:`ComputeError` now if ``--dask address`` cannot work here: distributed is
     not installed, or ``local:N`` is malformed (so a long command fails before it starts)."""
     _require_distributed()
-    _local_workers(address)
+    if _local_workers(address) is None and not _HOST_PORT.match(address):
+        raise ComputeError(
+            f"Dask scheduler {address!r} {_SOURCES} is no scheduler address: write "
+            "tcp://host:port (e.g. tcp://10.0.0.5:8786), or local:N for N worker processes "
+            "on this machine"
+        )
 
 
 @contextlib.contextmanager

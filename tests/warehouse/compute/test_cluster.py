@@ -92,6 +92,22 @@ def test_a_local_cluster_beyond_the_machine_is_refused_before_it_starts():
         check_address(many)
 
 
+@pytest.mark.parametrize("address", ["nonsense", "tcp://", "tcp://host", "tcp://h:port", "a b:1"])
+def test_an_address_of_no_scheduler_is_refused_before_any_work(address):
+    """Checked only when connecting: gwh morphology measure --dask nonsense, with nothing left
+    to measure, ended with exit 0 and no word."""
+    with pytest.raises(ComputeError, match="is no scheduler address: write tcp://host:port"):
+        check_address(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["tcp://127.0.0.1:8786", "scheduler:8786", "tls://h:1", "tcp://[::1]:8786", "ucx://h:1"],
+)
+def test_scheduler_addresses_pass_the_check(address):
+    check_address(address)  # a malformed one raises; reaching it is the client's business
+
+
 def test_unreachable_scheduler_is_one_line():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
