@@ -15,6 +15,7 @@ from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS
 from warehouse.errors import ExportError
 from warehouse.export.subsets import SUBSETS
+from warehouse.images.bands import comma_bands
 from warehouse.images.masks import HSC_MASK_BITS
 
 COMPRESSIONS = ("lzf", "gzip")
@@ -104,11 +105,10 @@ def parse_bands(text: str, configured: Sequence[str], table: str | None = None) 
     ('f160w', 'f814w')
     """
     text = text.strip()
-    bands = (
-        tuple(b.strip() for b in text.split(",") if b.strip())
-        if "," in text
-        else _split_bands(text, configured)
-    )
+    try:
+        bands = tuple(comma_bands(text)) if "," in text else _split_bands(text, configured)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     unknown = [b for b in bands if b not in configured]
     if not bands:
         raise ExportError(f"--bands names no band; give some of {', '.join(configured)}.")

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BANDS", "HSC_PIXEL_SCALE", "band_from_filter"]
+__all__ = ["BANDS", "HSC_PIXEL_SCALE", "band_from_filter", "comma_bands"]
 
 BANDS: tuple[str, ...] = ("g", "r", "i", "z", "y")
 """HSC broad bands in wavelength order; arrays of shape (5, H, W) follow it."""
@@ -47,3 +47,19 @@ def band_from_filter(filter_name: str) -> str:
             f"{sorted(FILTER_TO_BAND)} or a band letter {list(BANDS)}"
         )
     return band
+
+
+def comma_bands(text: str) -> list[str]:
+    """The band names of a ``--bands`` list written with commas (``"g, r,i"``), stripped. An
+    empty name (``"g,,r"``, a trailing comma) is refused: it was dropped without a word, so a
+    band typed wrong (``g,,r`` for ``g,i,r``) went missing from the result.
+
+    >>> comma_bands("g, r,i")
+    ['g', 'r', 'i']
+    """
+    names = [b.strip() for b in text.split(",")]
+    if not all(names):
+        raise ValueError(
+            f"--bands {text!r} has an empty band name between commas; write e.g. g,r,i"
+        )
+    return names

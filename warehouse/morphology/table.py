@@ -63,6 +63,7 @@ from warehouse.core import Warehouse
 from warehouse.db import quote_ident
 from warehouse.errors import MorphologyError
 from warehouse.files import short_hash
+from warehouse.images.bands import comma_bands
 from warehouse.images.masks import DEFAULT_BAD_MASK_BITS, mask_bits_value
 from warehouse.loading import Prepared, PreparedBatch
 from warehouse.morphology.detect import DetectionConfig
@@ -167,7 +168,10 @@ def _parse_bands(bands: str | Sequence[str] | None, configured: Sequence[str]) -
     if bands is None:
         return tuple(configured)
     if isinstance(bands, str):
-        items = [b.strip() for b in bands.split(",")] if "," in bands else list(bands)
+        try:
+            items = comma_bands(bands) if "," in bands else list(bands)
+        except ValueError as exc:
+            raise MorphologyError(str(exc)) from None
     else:
         items = list(bands)
     items = [b for b in items if b]

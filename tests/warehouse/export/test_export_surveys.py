@@ -224,6 +224,9 @@ def test_band_names_of_any_survey_parse():
         parse_bands("F160W", ("f160w",), "hst_cutouts")
     with pytest.raises(ExportError, match="q is not a configured band"):
         parse_bands("gq", BANDS)
+    for typo in ("g,,r", "g,r,", ",g"):  # an empty name was dropped without a word
+        with pytest.raises(ExportError, match="has an empty band name between commas"):
+            parse_bands(typo, BANDS)
 
 
 # --------------------------------------------------------------------------- SDSS and HST

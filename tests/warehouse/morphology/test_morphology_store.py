@@ -85,6 +85,9 @@ def test_unknown_band_is_refused(imaged):
     wh = imaged[0]
     with pytest.raises(MorphologyError, match="bands q: choose among the configured bands grizy"):
         measure_morphology(wh, bands="gq", workers=1)
+    for typo in ("g,,r", "g,r,"):  # an empty name was dropped: g,,r measured g and r only
+        with pytest.raises(MorphologyError, match="has an empty band name between commas"):
+            measure_morphology(wh, bands=typo, workers=1)
 
 
 def test_measured_values_are_measure_band_on_the_stored_pixels(imaged):
