@@ -116,6 +116,11 @@ def verify_target(root: Path | None, target: str) -> tuple[Path, list[Mismatch]]
     path = Path(target)
     if (path / MANIFEST).exists():
         return path, verify(path, path)
+    if path.is_dir() and ("/" in target or root is None):  # a folder given, not a name
+        raise ReleaseError(
+            f"{target} is not a packed release: it has no {MANIFEST}. Give the folder "
+            "`gwh release pack` wrote, or a release name."
+        )
     if root is None:
         raise ReleaseError(f"{target} is neither a packed release folder nor a release name.")
     frozen = open_release(root, target)

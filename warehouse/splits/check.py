@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["LeakageReport", "check_command", "check_splits", "parse_radius"]
 
 _UNITS = {"arcsec": 1.0, '"': 1.0, "arcmin": 60.0, "'": 60.0, "deg": 3600.0}
-_RADIUS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(arcsec|arcmin|deg|\"|')?\s*$")
+_RADIUS = re.compile(r"^\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(arcsec|arcmin|deg|\"|')?\s*$")
 
 
 def parse_radius(text: str | float) -> float:

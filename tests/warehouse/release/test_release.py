@@ -300,6 +300,16 @@ def test_verify_of_a_pack_accounts_for_every_file(loaded, tmp_path, cli):
     assert bad.exit_code == 1 and "evil.sql" in bad.stderr
 
 
+def test_verify_of_a_folder_that_is_no_pack_says_so(loaded, tmp_path, cli):
+    """release verify /etc said "'/etc' is not a release name", though a pack's folder is
+    accepted: it now says what the folder lacks."""
+    folder = tmp_path / "not a pack"
+    folder.mkdir()
+    r = cli("release", "verify", folder, "--root", loaded.root)
+    assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1
+    assert f"{folder} is not a packed release: it has no manifest.json" in r.stderr
+
+
 def test_pack_refuses_the_warehouse_and_missing_folders_in_one_line(loaded, tmp_path, cli):
     create_release(loaded, "v1")
     root = loaded.root

@@ -187,6 +187,9 @@ def test_radius_parsing():
         parse_radius("five")
     with pytest.raises(UsageError, match="above 0"):
         parse_radius("0arcsec")
+    for negative in ("-5arcsec", "-0.1arcmin", "-5"):  # said "give a number and a unit"
+        with pytest.raises(UsageError, match="must be above 0 and at most 1 deg"):
+            parse_radius(negative)
 
 
 def test_the_summary_says_when_cells_are_too_few_for_the_fractions():
