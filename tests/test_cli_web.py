@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -100,3 +101,33 @@ def test_bad_options_are_one_line_errors(loaded, args, says):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and says in err and "Traceback" not in err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_a_stop_does_not_wait_for_a_running_query(loaded):
+    """SIGTERM (or Ctrl-C) let a running query go on to its --timeout before the server
+    stopped: a stop now interrupts it."""
+    import threading
+    import time
+
+    slow = "SELECT max(md5(range::VARCHAR)) FROM range(100000000000)"
+    proc = _serve("--root", str(loaded.root), "--port", "0", "--timeout", "600")
+    try:
+        url = _url(proc)
+        query = url + "api/sql?" + urllib.parse.urlencode({"q": slow})
+        asked = threading.Thread(target=_quietly, args=(query,), daemon=True)
+        asked.start()
+        time.sleep(2)  # the query is running
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)  # not the 600 s the query could run
+    finally:
+        proc.kill()
+    assert time.monotonic() - started < 60, "the stop waited for the query"
+    assert "Traceback" not in err, err
+
+
+def _quietly(url: str) -> None:
+    try:
+        urllib.request.urlopen(url, timeout=700).close()
+    except OSError:  # the server stopped under it: this side does not matter
+        pass

@@ -77,9 +77,24 @@ class Running:
         self.site.close()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that, told to stop (Ctrl-C, SIGTERM), interrupts the statements still
+    running: uvicorn waits for the requests in flight, and a query would hold the stop for up
+    to its --timeout."""
+
+    def __init__(self, config: uvicorn.Config, site: Site) -> None:
+        super().__init__(config)
+        self.site = site
+
+    def handle_exit(self, sig, frame) -> None:  # type: ignore[no-untyped-def]
+        super().handle_exit(sig, frame)
+        # from a thread: the signal may land while this thread holds the site's lock
+        threading.Thread(target=self.site.close, name="gwh-serve-stop", daemon=True).start()
+
+
 def _server(site: Site) -> uvicorn.Server:
     config = uvicorn.Config(create_app(site), log_level="warning", access_log=False, lifespan="off")
-    return uvicorn.Server(config)
+    return _Server(config, site)
 
 
 def _url(host: str, sock: socket.socket) -> str:
