@@ -16,6 +16,7 @@ an index, so a sampler that yields each index once (the default ones, or
 from __future__ import annotations
 
 import bisect
+import operator
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -220,6 +221,10 @@ class GalaxyDataset(Dataset):  # type: ignore[misc]
 
     def __getitem__(self, index: int) -> Any:
         n = len(self)
+        try:
+            index = operator.index(index)  # numpy and torch integers too
+        except TypeError:
+            raise TypeError(f"a GalaxyDataset index is a whole number, got {index!r}") from None
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} rows")
         index %= n

@@ -50,6 +50,10 @@ def test_items_are_the_exported_rows(exports, fmt):
             assert float(item["specz_redshift"]) == float(h5["specz_redshift"][i])
     with pytest.raises(IndexError):
         ds[len(ds)]
+    for bad in ("0", 1.5):  # was "'<=' not supported between 'int' and 'str'"
+        with pytest.raises(TypeError, match="a GalaxyDataset index is a whole number"):
+            ds[bad]
+    assert int(ds[torch.tensor(3)]["object_id"]) == int(ds[3]["object_id"])
     doubled = GalaxyDataset(
         exports / fmt, split="train", transform=lambda d: {**d, "image": d["image"] * 2}
     )
