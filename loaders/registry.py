@@ -197,6 +197,7 @@ COMMANDS: tuple[Command, ...] = (
             Option("match_id", int, REQUIRED, "", "A MatchID of hubble_source_catalog."),
             Option("out", Path, REQUIRED, "--out", "File to write, .csv or .parquet."),
             Option("version", int, 3, "--version", "HSC version, 2 or 3."),
+            Option("overwrite", bool, False, "--overwrite", "Replace the --out file if it exists."),
         ),
     ),
     Command(

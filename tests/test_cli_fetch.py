@@ -310,6 +310,26 @@ def test_hubble_source_catalog_errors_and_matches(cli, root, replay_server, tmp_
     result = cli("fetch", "hubble-source-matches", "82371983", "--out", out, "--root", root)
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) == 10
+    # an existing --out (here the file just written) is replaced only with --overwrite, as
+    # gwh sql --out; it was replaced without a word; and never inside the warehouse's own parts
+    asked = len(server.requests)
+    again = cli("fetch", "hubble-source-matches", "82371983", "--out", out, "--root", root)
+    assert again.exit_code == 1 and f"--out {out} already exists; give --overwrite" in again.stderr
+    assert len(server.requests) == asked  # refused before the request
+    again = cli(
+        "fetch", "hubble-source-matches", "82371983", "--out", out, "--overwrite", "--root", root
+    )
+    assert again.exit_code == 0 and len(out.read_text().splitlines()) == 10
+    inside = cli(
+        "fetch",
+        "hubble-source-matches",
+        "82371983",
+        "--out",
+        root / "catalogs" / "m.csv",
+        "--root",
+        root,
+    )
+    assert inside.exit_code == 1 and "only gwh's writers change" in inside.stderr
     result = cli("load", "hubble-source-catalog", MAST_DIR / "hsc.json", "--root", root)
     assert result.exit_code == 0 and "28 new rows → 28" in result.output
 

@@ -42,6 +42,7 @@ from warehouse.errors import ArchiveError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash, write_parquet_atomic
 from warehouse.loading import Prepared
 from warehouse.output import save
+from warehouse.output.saving import refuse_existing
 from warehouse.store.contracts import HUBBLE_SOURCE_CATALOG
 
 if TYPE_CHECKING:
@@ -330,11 +331,17 @@ def save_match_sources(
     *,
     out: str | Path,
     version: int = 3,
+    overwrite: bool = False,
     echo: Callable[[str], None] = lambda _m: None,
 ) -> Path:
-    """:func:`match_sources` with the warehouse's MAST URL, written to ``out`` (.csv, .parquet)."""
+    """:func:`match_sources` with the warehouse's MAST URL, written to ``out`` (.csv, .parquet):
+    an existing file only with ``overwrite``, never the warehouse's own parts (both checked
+    before the request)."""
+    out = Path(out)
+    refuse_existing(out, overwrite)
+    wh.layout.refuse_owned(out, "--out")
     table = match_sources(match_id, version=version, base_url=wh.config.archives.mast_url)
-    save(table, Path(out))
+    save(table, out, warehouse=wh.layout, overwrite=overwrite)
     echo(f"wrote {table.num_rows:,} detections of MatchID {match_id} to {out}")
     return Path(out)
 

@@ -203,10 +203,19 @@ def save(
     path: Path,
     column_info: Mapping[str, Mapping[str, str]] | None = None,
     warehouse: Layout | None = None,
+    overwrite: bool = True,
 ) -> None:
     """:func:`save_stream` of a table in memory."""
     reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
-    save_stream(reader, path, column_info, warehouse)
+    save_stream(reader, path, column_info, warehouse, overwrite=overwrite)
+
+
+def refuse_existing(path: Path, overwrite: bool) -> None:
+    """Without ``overwrite``, an ``--out`` that exists is the user's file: refused."""
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise QueryError(
+            f"--out {path} already exists; give --overwrite to replace it, or another file name."
+        )
 
 
 def save_stream(
@@ -241,10 +250,7 @@ def save_stream(
             f"--out {path} {Layout.owned_phrase(part)}, which only gwh's writers change; "
             "write it elsewhere."
         )
-    if not overwrite and (path.exists() or path.is_symlink()):
-        raise QueryError(
-            f"--out {path} already exists; give --overwrite to replace it, or another file name."
-        )
+    refuse_existing(path, overwrite)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     spill = tmp.with_suffix(".arrow")
     try:
