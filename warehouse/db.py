@@ -233,8 +233,8 @@ def fingerprint(config_text: str, root: Path, tables: list[BaseTable]) -> str:
     h.update(config_text.encode())
     for model in load_models():
         h.update(model.text.encode())
-    for t in tables:
-        h.update(f"{t.name}={t.glob}".encode())
+    for t in tables:  # a mart's fingerprint too: a copy missing a file carries none
+        h.update(f"{t.name}={t.glob}|{t.mart}".encode())
     return h.hexdigest()
 
 

@@ -8,21 +8,29 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from warehouse import db
+from warehouse.errors import DamagedFileError
 from warehouse.marts.key import MARTS, recorded
 from warehouse.store import read_version
 
 
 def mart_table(version_dir: Path, name: str, description: str = "") -> db.BaseTable:
-    """The mart version at ``version_dir`` (absolute) for the readers' views."""
+    """The mart version at ``version_dir`` (absolute) for the readers' views. A copy missing a
+    partition file (deleted outside gwh) carries no fingerprint, so no view reads it: its view
+    is the SQL view again, exact, and ``gwh materialise`` makes the copy anew (read, it dropped
+    the file's rows from ``ml_objects`` without a word)."""
     cv = read_version(version_dir)
-    cv.check_files(name)  # as a table's: a file gone would drop its rows from ml_objects unsaid
+    try:
+        cv.check_files(name)
+        fingerprint = str(recorded(version_dir).get("fingerprint") or "") or None
+    except DamagedFileError:
+        fingerprint = None
     return db.BaseTable(
         name,
         description or f"{name}, materialised",
         cv.glob,
         tuple(cv.schema.names),
         "",
-        mart=str(recorded(version_dir).get("fingerprint") or "") or None,
+        mart=fingerprint,
     )
 
 

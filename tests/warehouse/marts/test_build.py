@@ -82,16 +82,23 @@ def test_the_copy_has_the_views_rows_columns_and_units(loaded):
     assert materialise(loaded, force=True) is None
 
 
-def test_a_copy_missing_a_partition_file_is_refused_not_answered_short(loaded, cli):
-    """The copy is read as a table is: one of its files deleted outside gwh used to drop its
-    rows from ml_objects without a word."""
+def test_a_copy_missing_a_partition_file_is_not_read_and_is_made_anew(loaded, cli):
+    """One of the copy's files deleted outside gwh dropped its rows from ml_objects without a
+    word. The copy is a cache of the view: missing a file, it is not read (the SQL view answers,
+    exact), and gwh materialise makes it anew."""
+    want = sql_view(loaded)
     materialise(loaded, force=True)
-    cv = loaded.current_version("ml_objects")
-    gone = cv.files()[0]
-    gone.unlink()
-    r = cli("sql", "select count(*) from ml_objects", "--root", loaded.root)
-    assert r.exit_code == 1 and r.stdout == "", r.output
-    assert f"{gone} is missing (1 of the {len(cv.partitions)} partition files of table " in r.stderr
+    loaded.current_version("ml_objects").files()[0].unlink()
+    got, source = read(loaded)
+    assert source is None  # the SQL view
+    assert_same(got, want)
+    r = cli("sql", "select count(*) AS n from ml_objects", "--format", "csv", "--root", loaded.root)
+    assert r.exit_code == 0 and r.stdout.splitlines()[1] == str(want.num_rows)
+    again = cli("materialise", "--root", loaded.root)
+    assert again.exit_code == 0 and "materialised as version 2" in again.stdout, again.output
+    got, source = read(loaded)
+    assert source is not None and "v000002" in source
+    assert_same(got, want)
 
 
 def test_the_copy_is_a_valid_hats_catalog_lsdb_opens(loaded):
