@@ -46,6 +46,7 @@ from loaders.http.session import Credentials, RetryPolicy
 from warehouse.db import quote_ident
 from warehouse.errors import CutoutError, CutoutsLeftOutError, LoadError, QueryError
 from warehouse.files import atomic_write_bytes, json_hash
+from warehouse.output.saving import refuse_existing
 
 __all__ = ["CutoutFetch", "SqlFetch", "fetch_hsc_cutouts", "fetch_hsc_sql", "read_sql"]
 
@@ -141,8 +142,8 @@ def fetch_hsc_sql(
     wh.layout.refuse_owned(out, "--out")
     cache_dir = wh.layout.cache("hsc_sql")
     try:
-        if not overwrite and (out.exists() or out.is_symlink()):
-            _refuse_other_content(out, cached_result(text, release, fmt, cache_dir))
+        if not _is_copy_of(out, cached_result(text, release, fmt, cache_dir)):
+            refuse_existing(out, overwrite)  # a user's file (gwh sql --out refuses it too)
         cached = run_sql(
             text,
             release=release,
@@ -169,14 +170,9 @@ def fetch_hsc_sql(
     return SqlFetch(cached, out, rows, loaded)
 
 
-def _refuse_other_content(out: Path, cached: Path) -> None:
-    """An existing ``out`` that is not the cached result of this query (none cached yet, or
-    other bytes) is the user's file: refused, as ``gwh sql --out`` refuses it."""
-    if out.is_file() and cached.is_file() and filecmp.cmp(cached, out, shallow=False):
-        return
-    raise QueryError(
-        f"--out {out} already exists; give --overwrite to replace it, or another file name."
-    )
+def _is_copy_of(out: Path, cached: Path) -> bool:
+    """``out`` holds the bytes of ``cached`` (a rerun of the same query rewrites its own file)."""
+    return out.is_file() and cached.is_file() and filecmp.cmp(cached, out, shallow=False)
 
 
 # -- cutouts ---------------------------------------------------------------------------------------

@@ -306,7 +306,7 @@ def _file_split(path: Path, split: str | None) -> tuple[str, np.ndarray | None]:
         column = h5.get("split")
         if split is None or not isinstance(column, h5py.Dataset) or column.ndim != 1:
             return split or (held if isinstance(held, str) and held else "train"), None
-        values = np.array([v.decode() if isinstance(v, bytes) else v for v in column[:]])
+        values = column.asstr()[:]  # str per row; compared below in one step
     rows = np.flatnonzero(values == split)
     if rows.size == 0:
         held_splits = ", ".join(sorted(set(values.tolist()))) or "none"
