@@ -241,7 +241,7 @@ class Warehouse:
                 "readers get read-only connections; writers go through Warehouse.writing()."
             )
         with self.reading() as snapshot:
-            held = self._stored_views(snapshot) if shared and not settings else None
+            held = self.stored_views(snapshot) if shared and not settings else None
             con = held.cursor() if held is not None else None
             if con is None:  # build the views in a database of its own
                 held = None
@@ -262,7 +262,7 @@ class Warehouse:
                 else:
                     con.close()
 
-    def _stored_views(self, snapshot: Snapshot) -> readcache.Held | None:
+    def stored_views(self, snapshot: Snapshot) -> readcache.Held | None:
         """The state this process holds open, if the views stored in its file are the ones
         :func:`db.reader` would build now (same code, root, configuration, SQL and tables)."""
         held = snapshot.held

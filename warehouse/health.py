@@ -1,5 +1,6 @@
 """What a warehouse holds and whether it is sound: the views with their row counts (``gwh
-views``) and the contract assertions over files checked first (``gwh check``)."""
+views``), the contract assertions over files checked first (``gwh check``), and what reads do
+that a user would not guess, with the command that ends it (:func:`notes`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import duckdb
 from warehouse import db
 from warehouse.errors import DamagedFileError, QueryError
 from warehouse.explain import scalar
+from warehouse.marts.key import MARTS
+from warehouse.marts.key import fingerprint as mart_fingerprint
 
 if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
-__all__ = ["ViewInfo", "check", "views"]
+__all__ = ["ViewInfo", "check", "check_report", "notes", "views"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,11 @@ def views(wh: Warehouse, count_rows: bool = True) -> list[ViewInfo]:
 
 def check(wh: Warehouse) -> list[tuple[str, int, str | None]]:
     """Run every contract assertion; (name, failing rows, error or None). A file of a table
-    (partition or margin) deleted or cut short raises :class:`DamagedFileError` first."""
+    (partition or margin) deleted or cut short raises :class:`DamagedFileError` first; not one
+    of a materialised view's copy, which reads leave for the SQL view (see :func:`notes`)."""
     out: list[tuple[str, int, str | None]] = []
     for name in sorted(wh._committed_registry()):
-        cv = wh.current_version(name)
+        cv = wh.current_version(name) if name not in MARTS else None
         if cv is not None:
             cv.check_files(name)
             cv.check_footers(name, cv.files() + cv.margin_files())
@@ -64,16 +68,64 @@ def check(wh: Warehouse) -> list[tuple[str, int, str | None]]:
     return out
 
 
-def check_report(results: list[tuple[str, int, str | None]], strict: bool) -> tuple[str, bool]:
-    """What ``gwh check`` prints for :func:`check`'s results: a line per contract and a count
-    line; and whether it fails (a contract returned rows, or, ``strict``, one could not run
-    because its view is unavailable: a CI step then never goes green unchecked)."""
+def notes(wh: Warehouse) -> list[str]:
+    """What reads of ``wh`` do that is slower than it should be, each with the command that
+    ends it; nothing here changes an answer (none for a release: its files are frozen).
+
+    * a materialised view whose copy is not read (a file of it deleted outside gwh, or computed
+      from another state of the tables, ``sql/`` or ``warehouse.toml``): its SQL view answers;
+    * views stored in ``warehouse.duckdb`` that differ from what this code builds for this
+      folder (the folder moved, or the file written by another version of gwh): each read
+      builds them in memory first."""
+    if wh.source is not None:
+        return []
+    out = []
+    with wh.reading() as snapshot:
+        tables = wh.reader_tables(snapshot)
+        for table in tables:
+            if table.name not in MARTS or table.glob is None:
+                continue
+            if table.mart is None:
+                cv = wh.current_version(table.name)
+                try:
+                    if cv is not None:
+                        cv.check_files(table.name)
+                        cv.check_footers(table.name, cv.files() + cv.margin_files())
+                    why = "its copy carries no record of what it was computed from"
+                except DamagedFileError as exc:
+                    why = str(exc).partition(": a file of the warehouse")[0]
+            elif table.mart != mart_fingerprint(table.name, wh.config, tables, wh.models()):
+                why = "its copy was computed from another state of the tables, sql/ or settings"
+            else:
+                continue
+            out.append(
+                f"{table.name} is answered by its SQL view (exact, slower), not its materialised "
+                f"copy: {why}. `gwh materialise` makes the copy anew."
+            )
+        # a mart's note above explains it already (materialise writes the file anew)
+        if not out and snapshot.held is not None and wh.stored_views(snapshot) is None:
+            out.append(
+                "the views stored in warehouse.duckdb were built for another folder or by another "
+                "version of gwh, so each read builds them in memory first. `gwh refresh` stores "
+                "them anew."
+            )
+    return out
+
+
+def check_report(
+    results: list[tuple[str, int, str | None]], strict: bool, notes: list[str] | None = None
+) -> tuple[str, bool]:
+    """What ``gwh check`` prints for :func:`check`'s results: a line per contract, a line per
+    note (:func:`notes`: never a failure) and a count line; and whether it fails (a contract
+    returned rows, or, ``strict``, one could not run because its view is unavailable: a CI step
+    then never goes green unchecked)."""
     lines, failed, unavailable = [], 0, 0
     for name, n, error in results:
         status = "ok" if n == 0 else ("unavailable" if error else f"FAILED ({n} rows)")
         lines.append(f"{status:<16} {name}" + (f"  ({error})" if error else ""))
         failed += n > 0
         unavailable += bool(error)
+    lines += [f"{'note':<16} {note}" for note in notes or []]
     count = f"{len(results) - unavailable} of {len(results)} contracts checked, {failed} failed"
     if unavailable:
         count += f"; {unavailable} unavailable, not checked"

@@ -15,12 +15,14 @@ from warehouse.store import read_version
 
 def mart_table(version_dir: Path, name: str, description: str = "") -> db.BaseTable:
     """The mart version at ``version_dir`` (absolute) for the readers' views. A copy missing a
-    partition file (deleted outside gwh) carries no fingerprint, so no view reads it: its view
-    is the SQL view again, exact, and ``gwh materialise`` makes the copy anew (read, it dropped
-    the file's rows from ``ml_objects`` without a word)."""
+    partition file (deleted outside gwh) or holding one cut short carries no fingerprint, so no
+    view reads it: its view is the SQL view again, exact, and ``gwh materialise`` makes the copy
+    anew (read, a missing file dropped its rows from ``ml_objects`` without a word, and a file
+    cut short failed every query of it while ``materialise`` found the copy current)."""
     cv = read_version(version_dir)
     try:
         cv.check_files(name)
+        cv.check_footers(name, cv.files() + cv.margin_files())
         fingerprint = str(recorded(version_dir).get("fingerprint") or "") or None
     except DamagedFileError:
         fingerprint = None

@@ -101,6 +101,60 @@ def test_a_copy_missing_a_partition_file_is_not_read_and_is_made_anew(loaded, cl
     assert_same(got, want)
 
 
+def test_a_copy_with_a_file_cut_short_is_not_read_and_is_made_anew(loaded, cli):
+    """A file of the copy cut short failed every query of ml_objects, and gwh materialise said
+    "nothing to do (its copy is current)": stuck. It is a damaged cache, read no more."""
+    want = sql_view(loaded)
+    materialise(loaded, force=True)
+    cut = loaded.current_version("ml_objects").files()[0]
+    os.truncate(cut, cut.stat().st_size // 2)
+    got, source = read(loaded)
+    assert source is None
+    assert_same(got, want)
+    r = cli("check", "--root", loaded.root)
+    assert r.exit_code == 0 and f"{cut} is damaged (no Parquet footer" in r.stdout, r.output
+    again = cli("materialise", "--root", loaded.root)
+    assert again.exit_code == 0 and "materialised as version 2" in again.stdout, again.output
+    assert read(loaded)[1] is not None
+
+
+def test_gwh_check_notes_a_copy_it_does_not_read_and_passes(loaded, cli):
+    """gwh check refused the whole warehouse ("restore it from a backup") for a file of the copy
+    while every read answered, exactly, from the SQL view. The copy is a cache: check says it is
+    not read and what makes it anew, and passes."""
+    materialise(loaded, force=True)
+    missing = loaded.current_version("ml_objects").files()[0]
+    missing.unlink()
+    r = cli("check", "--root", loaded.root)
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.stdout.splitlines() if line.startswith("note")]
+    assert len(notes) == 1, r.stdout  # the stored views' mismatch is this one's doing
+    assert "ml_objects is answered by its SQL view" in notes[0]
+    assert f"{missing} is missing" in notes[0] and "`gwh materialise`" in notes[0]
+    assert cli("materialise", "--root", loaded.root).exit_code == 0
+    r = cli("check", "--root", loaded.root)
+    assert r.exit_code == 0 and "note" not in r.stdout, r.stdout
+
+
+def test_gwh_check_notes_a_copy_of_another_state_and_a_moved_folder(loaded, cli, tmp_path):
+    materialise(loaded, force=True)
+    toml = loaded.root / CONFIG_NAME
+    toml.write_text(toml.read_text().replace('salt = "', 'salt = "changed-'), encoding="utf-8")
+    r = cli("check", "--root", loaded.root)
+    assert r.exit_code == 0, r.output
+    assert "copy was computed from another state" in r.stdout, r.stdout
+    assert cli("materialise", "--root", loaded.root).exit_code == 0
+    moved = tmp_path / "moved"
+    os.rename(loaded.root, moved)
+    r = cli("check", "--root", moved)
+    notes = [line for line in r.stdout.splitlines() if line.startswith("note")]
+    assert r.exit_code == 0 and len(notes) == 1, r.stdout
+    assert "built for another folder" in notes[0] and "`gwh refresh`" in notes[0]
+    assert cli("refresh", "--root", moved).exit_code == 0
+    r = cli("check", "--root", moved)
+    assert r.exit_code == 0 and "note" not in r.stdout, r.stdout
+
+
 def test_the_copy_is_a_valid_hats_catalog_lsdb_opens(loaded):
     validation = pytest.importorskip("hats.io.validation")
     lsdb = pytest.importorskip("lsdb")
