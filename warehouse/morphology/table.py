@@ -174,7 +174,11 @@ def _parse_bands(bands: str | Sequence[str] | None, configured: Sequence[str]) -
             raise MorphologyError(str(exc)) from None
     else:
         items = list(bands)
-    items = [b for b in items if b]
+        if not all(isinstance(b, str) and b.strip() for b in items):  # dropped, unsaid
+            raise MorphologyError(
+                f"bands {items!r} has an empty or non-text band name; give names such as "
+                f"{list(configured)!r}."
+            )
     unknown = [b for b in items if b not in configured]
     if unknown or not items:
         raise MorphologyError(

@@ -88,6 +88,9 @@ def test_unknown_band_is_refused(imaged):
     for typo in ("g,,r", "g,r,"):  # an empty name was dropped: g,,r measured g and r only
         with pytest.raises(MorphologyError, match="has an empty band name between commas"):
             measure_morphology(wh, bands=typo, workers=1)
+    for names in (["g", "", "r"], ["g", None]):  # a list's empty name was dropped too
+        with pytest.raises(MorphologyError, match="has an empty or non-text band name"):
+            measure_morphology(wh, bands=names, workers=1)
 
 
 def test_measured_values_are_measure_band_on_the_stored_pixels(imaged):
