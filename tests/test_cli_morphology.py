@@ -3,6 +3,8 @@ catalogue, through the command line."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -42,6 +44,11 @@ def test_measure_errors_are_messages(cli, loaded, imaged):
     assert "bands q: choose among the configured bands grizy" in bad.output
     zero = cli("morphology", "measure", "--workers", "0", "--root", wh.root)
     assert zero.exit_code == 2
+    # one process per worker: --workers 100000 forked that many on a 2-core machine
+    many = cli("morphology", "measure", "--workers", "100000", "--root", wh.root)
+    assert many.exit_code == 1 and len(many.output.strip().splitlines()) == 1, many.output
+    assert "--workers 100,000 would start that many processes" in many.output
+    assert f"give at most {max(8, 4 * (os.cpu_count() or 1))}" in many.output
 
 
 def test_measure_without_cutouts(cli, make_warehouse):

@@ -75,6 +75,12 @@ def resolve_address(
     return None
 
 
+def most_local_processes() -> int:
+    """The most worker processes a command starts on this machine (``local:N``, ``--workers``):
+    four per core, at least 8. More only share the same cores, each with its memory."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
 def _local_workers(address: str) -> int | None:
     if not address.startswith("local"):
         return None
@@ -84,8 +90,7 @@ def _local_workers(address: str) -> int | None:
             f"Dask scheduler {address!r} {_SOURCES}: write local:N with N >= 1 worker "
             "processes (e.g. local:2), or a scheduler address such as tcp://host:8786"
         )
-    workers, cores = int(m.group(1)), os.cpu_count() or 1
-    most = max(8, 4 * cores)
+    workers, cores, most = int(m.group(1)), os.cpu_count() or 1, most_local_processes()
     if workers > most:
         raise ComputeError(
             f"Dask scheduler {address!r} {_SOURCES} would start {workers:,} worker processes "
