@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -417,6 +418,21 @@ def test_view_over_unloaded_table_says_what_to_load(cli, make_warehouse):
     assert result.exit_code == 1
     assert "hsc_specz has not been loaded yet" in result.stderr
     assert "gwh load hsc-specz" in result.stderr
+    # DESCRIBE runs nothing: it showed one column "unavailable" of type NULL and no reason
+    result = cli("sql", "describe hsc_specz", "--format", "csv", "--root", wh.root)
+    assert (
+        result.exit_code == 0
+        and "unavailable: hsc_specz has not been loaded yet. Run `gwh load hsc-specz FILE`."
+        in result.stdout
+    )
+    con = duckdb.connect(str(wh.db_path), read_only=True)  # a plain client sees it too
+    try:
+        (name,) = [row[0] for row in con.execute("DESCRIBE ml_objects").fetchall()]
+    finally:
+        con.close()
+    assert (
+        name == "unavailable: hsc_forced has not been loaded yet. Run `gwh load hsc-forced FILE`."
+    )
 
 
 # --------------------------------------------------------------------------- issue 13: keys
