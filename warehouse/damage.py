@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from warehouse.errors import DamagedFileError
+from warehouse.errors import DamagedFileError, first_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,7 +42,7 @@ def explain_damage(exc: BaseException, files: Iterable[Sequence[str]]) -> str | 
     named = damaged_parquet(exc)
     if named is not None:
         return named
-    first = _first_line(exc)
+    first = first_line(exc)
     if undecodable(exc):
         return damaged_among(f for group in files for f in group)
     if first.startswith("Conversion Error"):  # a file's values cast to the first file's types
@@ -65,7 +65,7 @@ def read_stored(path: str | Path, **options) -> pa.Table:  # type: ignore[no-unt
     except FileNotFoundError:
         raise DamagedFileError(damaged_file(path, "it is missing")) from None
     except (OSError, pa.ArrowException) as exc:
-        raise DamagedFileError(damaged_file(path, _first_line(exc) or type(exc).__name__)) from None
+        raise DamagedFileError(damaged_file(path, first_line(exc))) from None
 
 
 def read_order(files: str | Sequence[str] | None) -> list[str]:
@@ -75,14 +75,10 @@ def read_order(files: str | Sequence[str] | None) -> list[str]:
     return list(files or ())
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0]
-
-
 def damaged_parquet(exc: BaseException) -> str | None:
     """What to say of a DuckDB error that names a Parquet file it could not read (None: the
     error names no such file)."""
-    first = _first_line(exc)
+    first = first_line(exc)
     m = re.match(r"^(?:Invalid Input|IO) Error: (.*?)[ :]*'([^']+\.parquet)'", first)
     short = re.match(r"^Prefetch registered for bytes outside file: (.+?\.parquet),", first)
     if short is not None:  # cut in its middle, footer kept
@@ -115,7 +111,7 @@ _UNNAMED_DECODE = (
 
 def undecodable(exc: BaseException) -> bool:
     """Whether ``exc`` is DuckDB failing to decode a Parquet file it does not name."""
-    first = _first_line(exc)
+    first = first_line(exc)
     return any(w.lower() in first.lower() for w in _UNNAMED_DECODE)
 
 
@@ -161,7 +157,7 @@ def retyped_among(paths: Iterable[str]) -> str | None:
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
-            return damaged_file(path, _first_line(exc) or type(exc).__name__)
+            return damaged_file(path, first_line(exc))
         if found != tables[dataset]:
             return damaged_file(path, _column_change(found, tables[dataset]))
     return None
@@ -187,7 +183,7 @@ def _column_change(found: list[tuple[str, object]], table: list[tuple[str, objec
 
 def unopened_database(path: Path, exc: BaseException) -> str:
     """Why ``warehouse.duckdb`` could not be opened: held for writing by a client, or damaged."""
-    first = _first_line(exc)
+    first = first_line(exc)
     if "not a valid DuckDB database" in first or "Could not read enough bytes" in first:
         return (
             f"{path} is damaged ({first.removeprefix('IO Error: ')}): it was truncated or "

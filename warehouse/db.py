@@ -172,9 +172,10 @@ def parquet_source(glob: str | Sequence[str]) -> str:
 def _error_view(name: str, message: str) -> str:
     # The error sits in WHERE: a projection (SELECT error(...)) is pruned by count(*). DESCRIBE
     # runs nothing, so the one column's name says it too (in any DuckDB client).
+    column = quote_ident(f"unavailable: {message}")
     return (
-        f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT NULL AS "
-        f"{quote_ident(f'unavailable: {message}')} FROM range(1) WHERE error({quote_literal(message)})"
+        f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT NULL AS {column} "
+        f"FROM range(1) WHERE error({quote_literal(message)})"
     )
 
 

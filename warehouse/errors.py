@@ -109,10 +109,17 @@ class ComputeError(WarehouseError):
     a computation that would not be exact per partition."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its class name when it has none: ``str(exc)`` of
+    ``KeyError()`` is empty, where ``splitlines()[0]`` raised an IndexError)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
 def one_line(exc: BaseException) -> str:
     """``exc``'s message in one line: its first, and the query line DuckDB's excerpt points at
     (its ``LINE n:`` with a caret below)."""
     text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = first_line(exc)
     line = re.search(r"^LINE (\d+):", text, re.M)
     return first + (f" (at line {line.group(1)} of the query)" if line else "")

@@ -10,7 +10,7 @@ import duckdb
 
 from warehouse import db
 from warehouse.damage import explain_damage, read_order
-from warehouse.errors import DamagedFileError, QueryError, one_line
+from warehouse.errors import DamagedFileError, QueryError, first_line, one_line
 from warehouse.readonly import explain_refusal
 
 __all__ = ["damaged_read", "explain_error", "scalar", "unavailable_in"]
@@ -40,8 +40,7 @@ def explain_error(exc: duckdb.Error, con: duckdb.DuckDBPyConnection, sql: str = 
     refusal = explain_refusal(exc) or damaged_read(exc, con)
     if refusal is not None:
         return refusal
-    msg = str(exc).strip()
-    first = msg.splitlines()[0] if msg else type(exc).__name__
+    msg, first = str(exc).strip(), first_line(exc)
     if isinstance(exc, duckdb.OutOfMemoryException):  # its advice (SET threads ...) is refused
         return (
             f"the query ran out of memory ({first.removeprefix('Out of Memory Error: ')}); "

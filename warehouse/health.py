@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from warehouse import db
-from warehouse.errors import DamagedFileError, QueryError
+from warehouse.errors import DamagedFileError, QueryError, first_line
 from warehouse.explain import scalar
 from warehouse.marts.key import MARTS
 from warehouse.marts.key import fingerprint as mart_fingerprint
@@ -64,7 +64,7 @@ def check(wh: Warehouse) -> list[tuple[str, int, str | None]]:
             except DamagedFileError:  # not an assertion that cannot run: the data is gone
                 raise
             except (duckdb.Error, QueryError) as exc:
-                out.append((name, -1, str(exc).splitlines()[0]))
+                out.append((name, -1, first_line(exc)))
     return out
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.errors import QueryError, ReadOnlyError, one_line
+from warehouse.errors import QueryError, ReadOnlyError, first_line, one_line
 
 ALLOWED = (
     "gwh runs one read-only statement: SELECT (also WITH, FROM, VALUES, DESCRIBE, SHOW, "
@@ -211,7 +211,7 @@ def explain_refusal(exc: duckdb.Error) -> str | None:
     """A one-line message for DuckDB refusing a sandboxed operation, or None."""
     if not isinstance(exc, duckdb.PermissionException):
         return None
-    first = str(exc).strip().splitlines()[0]
+    first = first_line(exc)
     match = re.search(r'Cannot access (?:file|directory) "([^"]*)"', first)
     what = f"{match.group(1)} is outside the warehouse" if match else first
     return (

@@ -38,7 +38,7 @@ from loaders.http.astroquery import mast_base_url, mast_catalogs, with_retries
 from loaders.http.session import RetryPolicy
 from loaders.mast.mashup import Box, mashup_to_arrow, read_json, resolve_target
 from loaders.readers import SourceTable, one_line
-from warehouse.errors import ArchiveError, LoadError, QueryError
+from warehouse.errors import ArchiveError, LoadError, QueryError, first_line
 from warehouse.files import atomic_write_bytes, json_hash, write_parquet_atomic
 from warehouse.loading import Prepared
 from warehouse.output import save
@@ -271,7 +271,7 @@ def apply_where(table: pa.Table, where: str) -> pa.Table:
                 f"SELECT * FROM hubble_source_catalog WHERE ({where})"
             ).to_arrow_table()
         except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = first_line(exc)
             raise QueryError(
                 f"--where {where!r} does not apply to the Hubble Source Catalog columns: "
                 f"{first}. Columns: {', '.join(table.column_names[:12])}, ..."

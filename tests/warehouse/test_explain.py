@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from warehouse.errors import first_line, one_line
 from warehouse.explain import explain_error
 
 
@@ -19,3 +20,13 @@ def test_out_of_memory_says_what_a_reader_can_do(loaded):
     assert "\n" not in message and "SET" not in message
     assert message.startswith("the query ran out of memory (")
     assert "narrow it (a WHERE, a LIMIT, fewer columns)" in message
+
+
+def test_first_line_of_any_exception():
+    """One helper for every message cut to its first line: four copies of
+    ``str(exc).splitlines()[0]`` raised an IndexError for an exception without text."""
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(ValueError("  first\nsecond  ")) == "first"
+    assert one_line(duckdb.ParserException("Parser Error: bad\n\nLINE 2: x\n   ^")) == (
+        "Parser Error: bad (at line 2 of the query)"
+    )

@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from warehouse.config import SPLIT_NAMES
-from warehouse.errors import ExportError
+from warehouse.errors import ExportError, first_line
 from warehouse.export.assemble import AssembledFile, Assembler
 from warehouse.export.card import dataset_card
 from warehouse.export.columns import _Column
@@ -169,7 +169,7 @@ def _query_schema(
             rel = con.sql(f"SELECT * FROM (\n{base}\n) AS q LIMIT 0", params=params or None)
             schema = rel.to_arrow_table().schema
         except Exception as exc:  # noqa: BLE001 - export_hdf5 explains it; this only needs types
-            raise ExportError(str(exc).splitlines()[0]) from None
+            raise ExportError(first_line(exc)) from None
         empty = []
         for s in names:
             b, p = _rows_query(wh, view, sql, s, opts)

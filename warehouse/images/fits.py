@@ -40,7 +40,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_area
 
-from warehouse.errors import CutoutError
+from warehouse.errors import CutoutError, first_line
 from warehouse.images.bands import BAND_TO_FILTER, FILTER_TO_BAND, HSC_PIXEL_SCALE, band_from_filter
 from warehouse.images.masks import HSC_MASK_BITS, mask_plane
 
@@ -266,7 +266,7 @@ def read_cutout_fits(path: str | Path) -> CutoutImage:
     except (VerifyError, AttributeError, KeyError, IndexError, ValueError, TypeError) as exc:
         # astropy's own errors on a header or HDU damaged past what _open_checked catches
         # (an unparsable card, an HDU of no known kind): one line, never a traceback
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise _fail(path, f"damaged FITS file ({reason}). Fetch the cutout again.") from None
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warehouse.errors import QueryError, WarehouseError
+from warehouse.errors import QueryError, WarehouseError, first_line
 from warehouse.files import Layout, atomic_path, missing_parent
 from warehouse.images import preview
 from warehouse.lineage import simulated_sources
@@ -92,7 +92,7 @@ def plot_query(wh, sql: str, params: list | None = None, given: str = ""):  # ty
     try:
         return wh.query(sql, params)
     except QueryError as exc:
-        first = str(exc).strip().splitlines()[0].strip()
+        first = first_line(exc)
         raise PlotError(f"{first} (in {given})" if given else first) from None
 
 

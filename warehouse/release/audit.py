@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse import db
-from warehouse.errors import ReleaseError
+from warehouse.errors import ReleaseError, first_line
 from warehouse.files import PACK_MANIFEST, sha256_hex
 from warehouse.files import file_sha256 as sha256_file
 from warehouse.manifest_file import parse_manifest
@@ -198,7 +198,7 @@ def diff(root: Path, a: str, b: str) -> dict:
             "left": len(sa.keys() - sb.keys()),
         }
     except Exception as exc:  # noqa: BLE001 - a release without ml_objects has no splits
-        out["split_moves_error"] = str(exc).splitlines()[0]
+        out["split_moves_error"] = first_line(exc)
     models_a = {m["path"]: m["text"] for m in ma["sql"]["models"]}
     models_b = {m["path"]: m["text"] for m in mb["sql"]["models"]}
     for path in sorted(models_a.keys() | models_b.keys()):

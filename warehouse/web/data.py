@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from warehouse.db import quote_ident
-from warehouse.errors import QueryError, ReleaseError, ServeError, WarehouseError
+from warehouse.errors import QueryError, ReleaseError, ServeError, WarehouseError, first_line
 from warehouse.lineage import simulated_sources
 from warehouse.output import column_metadata
 from warehouse.release import describe, diff, list_releases, open_release, verify
@@ -27,7 +27,7 @@ SPLIT_ORDER = ("train", "validation", "test")
 
 
 def _unavailable(exc: WarehouseError) -> dict[str, str]:
-    return {"unavailable": str(exc).splitlines()[0]}
+    return {"unavailable": first_line(exc)}
 
 
 def units(site: Site) -> dict[str, dict[str, str]]:
