@@ -89,8 +89,7 @@ def _cone_source(
         ]
         exclude = f" EXCLUDE ({', '.join(db.quote_ident(c) for c in hidden)})" if hidden else ""
         if files:
-            listed = ", ".join(db.quote_literal(f) for f in files)
-            source = f"(SELECT *{exclude} FROM read_parquet([{listed}], hive_partitioning = false))"
+            source = f"(SELECT *{exclude} FROM {db.parquet_source(files)})"
         else:
             source = f"(SELECT * FROM {db.quote_ident(table)} LIMIT 0)"
     return source

@@ -162,11 +162,15 @@ def quote_literal(text: str) -> str:
 def parquet_source(glob: str | Sequence[str]) -> str:
     """``read_parquet`` over a HATS catalog's files (a glob, or a list of files). DuckDB would
     otherwise read the ``Norder=``/``Dir=`` folders as Hive partition columns and add them to
-    every row."""
+    every row; and, by default, take the files' float statistics to exclude NaN (the Parquet
+    spec leaves NaN out of min/max), so ``WHERE isnan(g_cmodel_mag)`` or ``> 50`` skipped every
+    row group holding the NaN and answered 0 (duckdb/duckdb#25521). ``can_have_nan`` keeps the
+    pruning of bounded ranges and loses only that of filters with no upper bound."""
+    options = "hive_partitioning = false, can_have_nan = true"
     if isinstance(glob, str):
-        return f"read_parquet({quote_literal(glob)}, hive_partitioning = false)"
+        return f"read_parquet({quote_literal(glob)}, {options})"
     files = ", ".join(quote_literal(f) for f in glob)
-    return f"read_parquet([{files}], hive_partitioning = false)"
+    return f"read_parquet([{files}], {options})"
 
 
 def _error_view(name: str, message: str) -> str:
