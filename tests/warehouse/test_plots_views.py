@@ -136,6 +136,29 @@ def _ingest_simulated(wh, n: int = 2, bands: str = "grizy"):  # type: ignore[no-
     return ids
 
 
+def test_real_image_rows_plotted_alone_are_not_marked_simulated(loaded, tmp_path):
+    """Image rows say themselves whether they are simulated: a sky map of the real ones alone
+    was stamped SIMULATED because other rows of the table were."""
+    simulated = _ingest_simulated(loaded)
+    real = (
+        loaded.query(
+            "SELECT object_id FROM ml_objects WHERE object_id NOT IN (?, ?) "
+            "ORDER BY object_id LIMIT 2",
+            simulated,
+        )
+        .column("object_id")
+        .to_pylist()
+    )
+    images = {b: np.ones((2, 127, 127), np.float32) for b in "grizy"}
+    ingest_arrays(loaded, real, images, simulated=False, source="test real")
+    alone = plot_sky(loaded, "cutouts", tmp_path / "r.png", where="not simulated")
+    assert alone.simulated == () and "SIMULATED" not in figure_texts(alone.figure)
+    both = plot_sky(loaded, "cutouts", tmp_path / "b.png")
+    assert both.simulated == ("cutouts: 2 simulated row(s) plotted",)
+    assert both.title.startswith("SIMULATED data - cutouts:")
+    assert "SIMULATED" in figure_texts(both.figure)
+
+
 def test_cutout_preview_is_readable(loaded, tmp_path):
     ids = _ingest_simulated(loaded)
     z = loaded.query("SELECT specz_redshift FROM ml_objects WHERE object_id = ?", [ids[0]])

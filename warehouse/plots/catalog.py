@@ -112,7 +112,7 @@ def plot_cmd(
         notes.append(f"{int((~inside).sum()):,} outside the axes")
     if notes:
         title += f" ({'; '.join(notes)})"
-    simulated = mark_simulated(fig, wh, table)
+    simulated = mark_simulated(fig, wh, table, where)
     if simulated:
         title = f"SIMULATED data - {title}"
     if where:
@@ -286,7 +286,7 @@ def plot_sky(
     title = f"{table}: {ra.size:,} objects in {pix.size:,} HEALPix pixels (order {order})"
     if dropped:
         title += f"; {dropped:,} without a position left out"
-    simulated = mark_simulated(fig, wh, table)
+    simulated = mark_simulated(fig, wh, table, where)
     if simulated:
         title = f"SIMULATED data - {title}"
     if where:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warehouse.db import quote_ident
 from warehouse.errors import QueryError, WarehouseError, first_line
 from warehouse.files import Layout, atomic_path, missing_parent
 from warehouse.images import preview
@@ -46,9 +47,27 @@ def table_spec(table: str):  # type: ignore[no-untyped-def]
     return defs[table].spec if table in defs else None
 
 
-def mark_simulated(fig, wh, table: str) -> list[str]:  # type: ignore[no-untyped-def]
-    """A SIMULATED watermark across the figure when any input of ``table`` is simulated."""
-    sources = simulated_sources(wh, table)
+def mark_simulated(fig, wh, table: str, where: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """A SIMULATED watermark across the figure when the plotted rows come from simulated inputs.
+
+    Rows of a table with a ``simulated`` column (image tables) say it themselves: only the rows
+    the plot shows (``where``) count, so real cutouts plotted alone are not called simulated. A
+    catalog's rows carry no file of origin: any simulated file loaded into it marks its plots."""
+    columns = plot_query(wh, f"SELECT * FROM {quote_ident(table)} LIMIT 0").column_names
+    if "simulated" in columns:
+        n = (
+            plot_query(
+                wh,
+                f"SELECT count(*) FILTER (WHERE simulated) AS n FROM {quote_ident(table)}"
+                f"{where_sql(where)}",
+                given=f"--where {where!r}" if where else "",
+            )
+            .column("n")[0]
+            .as_py()
+        )
+        sources = [f"{table}: {n:,} simulated row(s) plotted"] if n else []
+    else:
+        sources = simulated_sources(wh, table)
     if sources:
         preview.watermark_simulated(fig, fontsize=64, alpha=0.18, rotation=30)
     return sources
