@@ -383,6 +383,7 @@ class HubbleSourceCatalogLoader:
                 raise LoadError(f"{path} is not readable JSON ({one_line(exc)}).") from None
             if not isinstance(payload, dict) or "fields" not in payload:
                 raise LoadError(f"{path} is not a MAST Mashup answer (no 'fields').")
+            _refuse_incomplete(path, payload)
             try:
                 table = mashup_to_arrow([payload])
             except ArchiveError as exc:
@@ -397,9 +398,40 @@ class HubbleSourceCatalogLoader:
         missing = [c for c in ("MatchID", "MatchRA", "MatchDec") if c not in table.column_names]
         if missing:
             raise LoadError(f"{path}: missing column(s) {', '.join(missing)}.")
+        if "SourceID" in table.column_names:  # each row one detection: MatchID repeats
+            raise LoadError(
+                f"{path} is an answer of detections (HSC.Sources: a SourceID per row), not of "
+                "Hubble Source Catalog matches: load the catalog answer (gwh fetch "
+                "hubble-source-catalog), or read the detections with pyarrow/pandas."
+            )
         if not pa.types.is_integer(table.schema.field("MatchID").type):
             raise LoadError(f"{path}: MatchID must be an integer column.")
         src = SourceTable(path, table, 1, "row")
         check_positions(src, "MatchRA", "MatchDec")
         check_unique(src, table, HUBBLE_SOURCE_CATALOG.key)
         return [Prepared(HUBBLE_SOURCE_CATALOG, table)]
+
+
+def _refuse_incomplete(path: Path, payload: dict) -> None:
+    """A saved Mashup answer is loaded only when it is whole: status COMPLETE (one ending in
+    ERROR loaded its rows, or none, with exit 0) and, when it says how it was paged, every row
+    on this one page (page 1 of 2 was stored as the whole catalog)."""
+    status = payload.get("status")
+    if status is not None and status != "COMPLETE":
+        msg = str(payload.get("msg") or "no message")
+        raise LoadError(
+            f"{path}: the MAST answer ended with status {status!r} ({msg}); fetch it again "
+            "(gwh fetch hubble-source-catalog)."
+        )
+    paging = payload.get("paging")
+    if not isinstance(paging, dict):
+        return
+    rows = len(payload.get("data") or [])
+    total = paging.get("rowsFiltered", paging.get("rowsTotal"))
+    pages = paging.get("pagesFiltered")
+    if (isinstance(pages, int) and pages > 1) or (isinstance(total, int) and total != rows):
+        raise LoadError(
+            f"{path} is page {paging.get('page', '?')} of {pages or '?'} of a MAST answer "
+            f"({rows:,} of {total if total is not None else '?'} rows): load the whole answer "
+            "(gwh fetch hubble-source-catalog writes every page into one Parquet file)."
+        )

@@ -249,6 +249,8 @@ def mashup_to_arrow(
                 columns[name].append(row.get(name))
     arrays = []
     for f in schema:
+        if pa.types.is_integer(f.type):
+            _refuse_inexact_integers(f.name, columns[f.name])
         try:
             arrays.append(pa.array(columns[f.name], type=f.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -257,3 +259,23 @@ def mashup_to_arrow(
                 f"({exc})."
             ) from None
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+_INT64 = (-(2**63), 2**63)
+
+
+def _refuse_inexact_integers(name: str, values: list) -> None:
+    """An integer field's values as written: a JSON number in float notation (``12345.7``,
+    ``1e17``) was cut to an integer without a word, and a float of more than 53 bits had lost
+    digits already (``9007199254740993.0`` is read as ...992): a MatchID must be written as an
+    integer. One beyond 64 bits raised an OverflowError."""
+    for row, value in enumerate(values, start=1):
+        if value is None or isinstance(value, bool):  # bool: pyarrow refuses it, said below
+            continue
+        if isinstance(value, float) or (
+            isinstance(value, int) and not _INT64[0] <= value < _INT64[1]
+        ):
+            raise ArchiveError(
+                f"MAST column {name}, row {row}: {value!r} is not a 64-bit integer as its field "
+                "type says (an id in float notation loses digits); fetch the answer again."
+            )

@@ -4,6 +4,7 @@ server, which answers the real recorded MAST responses in tests/data/hubble_sour
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs
 
 import pyarrow as pa
@@ -214,3 +215,46 @@ def test_the_loader_reads_a_recorded_answer_file(tmp_path):
     bad.write_text(json.dumps({"status": "COMPLETE"}))
     with pytest.raises(LoadError, match="not a MAST Mashup answer"):
         HubbleSourceCatalogLoader().prepare(bad)
+
+
+def _edited(tmp_path, name: str, edit) -> object:  # type: ignore[no-untyped-def]
+    payload = json.loads((MAST_DIR / "hsc.json").read_text(encoding="utf-8"))
+    edit(payload)
+    path = tmp_path / name
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (12345.7, "12345.7"),  # was stored as 12345
+        (1e17, "1e+17"),  # float notation: was 100000000000000000, digits unknown
+        (9007199254740993.0, "9007199254740992.0"),  # JSON gave ...992 already
+        (2**63, "9223372036854775808"),  # was an OverflowError traceback
+    ],
+)
+def test_the_loader_refuses_a_matchid_that_is_not_an_exact_integer(tmp_path, value, shown):
+    def edit(payload):  # type: ignore[no-untyped-def]
+        payload["data"][1]["MatchID"] = value
+
+    path = _edited(tmp_path, "edited.json", edit)
+    said = rf"MAST column MatchID, row 2: {re.escape(shown)} is not a 64-bit"
+    with pytest.raises(LoadError, match=said):
+        HubbleSourceCatalogLoader().prepare(path)
+
+
+def test_the_loader_refuses_an_answer_that_is_not_whole_or_of_detections(tmp_path):
+    def failed(payload):  # type: ignore[no-untyped-def]
+        payload["status"], payload["msg"] = "ERROR", "Request timed out"
+
+    def first_page(payload):  # type: ignore[no-untyped-def]
+        payload["paging"].update(pagesFiltered=2, rowsFiltered=100, rowsTotal=100)
+
+    loader = HubbleSourceCatalogLoader()
+    with pytest.raises(LoadError, match=r"ended with status 'ERROR' \(Request timed out\)"):
+        loader.prepare(_edited(tmp_path, "failed.json", failed))  # loaded with exit 0
+    with pytest.raises(LoadError, match=r"is page 1 of 2 of a MAST answer \(28 of 100 rows\)"):
+        loader.prepare(_edited(tmp_path, "page1.json", first_page))  # stored as whole
+    with pytest.raises(LoadError, match=r"is an answer of detections \(HSC.Sources"):
+        loader.prepare(MAST_DIR / "matchid.json")  # was "MatchID=... appears more than once"
