@@ -8,8 +8,11 @@ error). Any other column is refused: ``ml_objects`` carries every morphology col
 unknown name could shadow a catalog column.
 
 Each row replaces the whole morphology row of its object (every band; columns the file lacks are
-NULL), with ``morphology_source = 'loaded:<file name>'``; ``gwh morphology measure`` then leaves
-it alone unless told ``--replace-loaded``. A file loads once (by SHA-256), like every load.
+NULL), with ``morphology_source = 'loaded:<file name>'``. A value that is NaN, infinite or a
+catalog sentinel (-99, -999) was not measured: it is stored NULL and ``{b}_morph_reason`` names
+the file and the columns, as a measurement says why a value is NULL. ``gwh morphology measure``
+leaves a loaded row alone unless told ``--replace-loaded``. A file loads once (by SHA-256),
+like every load.
 """
 
 from __future__ import annotations
@@ -129,6 +132,62 @@ def _with_positions(wh, src: SourceTable) -> pa.Table:  # type: ignore[no-untype
     return table.append_column("ra", ra).append_column("dec", dec)
 
 
+SENTINELS = (-99.0, -999.0)
+"""Values catalogs write for "not measured" (SExtractor, HSC): never a valid morphology value."""
+
+
+def _not_measured(table: pa.Table, path: Path) -> pa.Table:
+    """``table`` with NaN, infinite and sentinel values NULL, each such row's
+    ``{b}_morph_reason`` saying so (after the file's own reason). They were stored as measured
+    values with a NULL reason, which says every field was measured."""
+    by_band: dict[str, list[str]] = {}
+    for name in table.column_names:
+        m = _FIELD.match(name)
+        if m is not None and m.group(2) != "morph_reason":
+            by_band.setdefault(m.group(1), []).append(name)
+    for band, names in by_band.items():
+        flagged: dict[int, list[str]] = {}
+        for name in names:
+            values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+            bad = ~np.isfinite(values) | np.isin(values, SENTINELS)
+            bad &= table.column(name).is_valid().to_numpy(zero_copy_only=False)
+            if not bad.any():
+                continue
+            for row in np.flatnonzero(bad).tolist():
+                flagged.setdefault(row, []).append(name)
+            column = table.column(name)
+            index = table.column_names.index(name)
+            table = table.set_column(
+                index,
+                name,
+                pa.array(
+                    [
+                        None if b else v
+                        for v, b in zip(column.to_pylist(), bad.tolist(), strict=True)
+                    ],
+                    column.type,
+                ),
+            )
+        if not flagged:
+            continue
+        reason = f"{band}_morph_reason"
+        given = (
+            table.column(reason).to_pylist()
+            if reason in table.column_names
+            else [None] * len(table)
+        )
+        for row, columns in flagged.items():
+            said = f"not measured in {path.name} (NaN or -99 in {', '.join(columns)})"
+            given[row] = f"{given[row]}; {said}" if given[row] else said
+        if reason in table.column_names:
+            table = table.set_column(
+                table.column_names.index(reason), reason, pa.array(given, pa.string())
+            )
+        else:
+            table = table.append_column(reason, pa.array(given, pa.string()))
+    return table
+
+
 def _full_rows(table: pa.Table, bands: Sequence[str], source: str) -> pa.Table:
     """Every column of the table for every configured band: a loaded row replaces it whole."""
     schema = morphology_schema(bands)
@@ -152,7 +211,8 @@ class MorphologyLoader:
         if wh is None:
             raise LoadError(f"{path}: morphology loads into a warehouse (bands, positions).")
         src = prepare_morphology(path, wh.config.bands)
-        table = _full_rows(_with_positions(wh, src), wh.config.bands, LOADED_PREFIX + path.name)
+        table = _not_measured(_with_positions(wh, src), Path(path))
+        table = _full_rows(table, wh.config.bands, LOADED_PREFIX + path.name)
         return [Prepared(MORPHOLOGY, table)]
 
     def describe(self, path: Path, prepared: list[Prepared], result: LoadResult) -> str:

@@ -77,6 +77,36 @@ def test_load_morphology(cli, imaged, tmp_path):
     assert refused.exit_code == 1 and "colour are not morphology columns" in refused.output
 
 
+def test_loaded_nan_and_sentinels_are_null_with_a_reason(cli, imaged, tmp_path):
+    """NaN and -99 were stored as measured values with a NULL reason (which says every field
+    was measured)."""
+    wh, ids = imaged
+    path = tmp_path / "sentinel.csv"
+    path.write_text(
+        "object_id,i_ellipticity,i_petro_rad,i_morph_reason\n"
+        f"{ids[0]},nan,9.5,\n{ids[1]},0.3,-99,flagged by the paper\n{ids[2]},0.2,4.0,\n"
+    )
+    result = cli("load", "morphology", path, "--root", wh.root)
+    assert result.exit_code == 0, result.output
+    rows = wh.query(
+        "SELECT object_id, i_ellipticity, i_petro_rad, i_morph_reason FROM morphology "
+        "ORDER BY object_id"
+    ).to_pylist()
+    got = {r.pop("object_id"): r for r in rows}
+    assert got[ids[0]] == {
+        "i_ellipticity": None,
+        "i_petro_rad": 9.5,
+        "i_morph_reason": "not measured in sentinel.csv (NaN or -99 in i_ellipticity)",
+    }
+    assert got[ids[1]] == {
+        "i_ellipticity": 0.3,
+        "i_petro_rad": None,
+        "i_morph_reason": "flagged by the paper; not measured in sentinel.csv (NaN or -99 in "
+        "i_petro_rad)",
+    }
+    assert got[ids[2]] == {"i_ellipticity": 0.2, "i_petro_rad": 4.0, "i_morph_reason": None}
+
+
 def write_gz1_fits(path, rows):
     """A SIMULATED catalogue with the documented columns of schawinski_GZ_2010_catalogue.fits,
     in its layout: ONE row whose columns are arrays over the galaxies."""
