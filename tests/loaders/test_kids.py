@@ -122,6 +122,19 @@ def test_one_object_twice_in_a_file_is_named_with_its_rows(tmp_path):
         read_kids_hdf5(path)
 
 
+@pytest.mark.parametrize("column", ["RA", "ID"])
+def test_a_column_shorter_than_the_images_is_refused(tmp_path, column):
+    """5 images with 3 RA values raised an ArrowInvalid traceback (or an IndexError)."""
+    path = tmp_path / "simulated_short.h5"
+    simulated_kids_file(path, "STAR", 5, ids=True)
+    with h5py.File(path, "a") as fh:
+        values = fh[f"cutouts/{column}"][:3]
+        del fh[f"cutouts/{column}"]
+        fh[f"cutouts/{column}"] = values
+    with pytest.raises(LoadError, match=rf"{column} has shape \(3,\), but there are 5 images"):
+        read_kids_hdf5(path)
+
+
 def test_channels_first_images_are_refused(tmp_path):
     path = tmp_path / "simulated_chw.h5"
     with h5py.File(path, "w") as fh:
