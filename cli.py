@@ -321,7 +321,7 @@ def cone(
         if unknown:
             raise typer.BadParameter(f"no column(s) {', '.join(unknown)} in {table}")
         result = result.select(wanted)
-    typer.echo(output.render(result, fmt))
+    typer.echo(output.render(result, fmt, more="use --format csv/json for everything"))
 
 
 @app.command()

@@ -174,6 +174,11 @@ def test_cone_command(cli, loaded, field):
     bad = cli("cone", 400, 0, 10, "--root", loaded.root)
     assert bad.exit_code == 1 and "outside [0, 360]" in bad.stderr
     assert cli("cone", 10, 0, 10, "--table", "nope", "--root", loaded.root).exit_code == 1
+    # the table's footer named --out, which cone does not have
+    wide = cli("cone", ra, dec, 3600, "--root", loaded.root)
+    assert wide.exit_code == 0 and "first 100 shown" in wide.stdout, wide.output
+    footer = " ".join(wide.stdout.split())
+    assert "use --format csv/json for everything" in footer and "--out" not in footer
 
 
 def test_cone_takes_southern_declinations_as_typed(cli, tmp_path):

@@ -36,7 +36,7 @@ from warehouse.errors import QueryError, ReadOnlyError, first_line, one_line
 
 ALLOWED = (
     "gwh runs one read-only statement: SELECT (also WITH, FROM, VALUES, DESCRIBE, SHOW, "
-    "SUMMARIZE) or EXPLAIN SELECT; write results with --out FILE"
+    "SUMMARIZE) or EXPLAIN SELECT; write results to a file with gwh sql --out FILE"
 )
 
 _EXPLAIN = re.compile(r"^\s*explain\s+(?:analy[sz]e\s+)?(.*)$", re.I | re.S)

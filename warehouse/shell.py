@@ -1,6 +1,7 @@
 """``gwh shell``: an interactive SQL prompt over the warehouse (read-only).
 
-Statements end with ``;`` and may span lines. Up-arrow recalls a whole statement (one history
+Statements end with ``;`` (outside quotes and comments) and may span lines; several on one line
+run in order. Up-arrow recalls a whole statement (one history
 entry, kept in ``~/.gwh_history`` or ``$GWH_HISTORY``), Tab completes table, view and column
 names, Ctrl-C cancels the running statement (or clears a half-typed one) and Ctrl-D leaves. Each
 statement goes through the same read-only guard as ``gwh sql``. Dot commands: ``.tables``,
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from warehouse.core import Warehouse
 
 HELP = """\
-Statements end with ';' and may span lines. Up-arrow recalls a whole statement, Tab completes
-table and column names, Ctrl-C cancels a running statement, Ctrl-D leaves. Commands:
+Statements end with ';' and may span lines; several on a line run in order. Up-arrow recalls a
+whole statement, Tab completes table and column names, Ctrl-C cancels a running statement,
+Ctrl-D leaves. Commands:
   .tables         tables and views with descriptions
   .schema NAME    columns of a table or view
   .mode MODE      output as table, csv or json
@@ -45,6 +47,10 @@ KEYWORDS = (
     "NULL IS IN BETWEEN LIKE ILIKE DISTINCT COUNT WITH UNION ALL CASE WHEN THEN ELSE END DESCRIBE "
     "SUMMARIZE EXPLAIN QUALIFY"
 ).split()
+
+
+MORE = ".mode csv or .mode json for every row and column"
+"""The table footer's hint here: the shell has no --format or --out."""
 
 
 class Cancelled(Exception):
@@ -255,13 +261,71 @@ def run_shell(wh: Warehouse, stdin: TextIO, echo: Callable[[str], None]) -> None
         if not stripped and not buffer:
             continue
         buffer.append(line)
-        if stripped.endswith(";"):
-            statement = "\n".join(buffer).strip()
-            buffer.clear()
-            remember(statement)
+        statements, rest = split_statements("\n".join(buffer))
+        buffer.clear()
+        if has_code(rest):
+            buffer.append(rest)
+        for statement in statements:
+            remember(statement + ";")
             _run(wh, statement, mode, echo)
-    if buffer:
-        _run(wh, "\n".join(buffer).strip(), mode, echo)
+    if buffer and not interactive:  # piped SQL may leave off the last ';'
+        _run(wh, buffer[0].strip(), mode, echo)
+    elif buffer:  # Ctrl-D leaves: a half-typed statement is not run
+        echo("(the statement not ended with ';' was not run)")
+
+
+def _tokens(text: str) -> Iterator[tuple[str, int, int]]:
+    """(kind, start, end) of ``text``'s quoted strings and identifiers ('quote'), comments
+    ('comment'), top-level semicolons ('end') and everything else ('code'), in order. A quote
+    or block comment left open runs to the end."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "'\"":
+            j = i + 1
+            while j < n and not (text[j] == c and text[j + 1 : j + 2] != c):
+                j += 2 if text[j] == c else 1  # a doubled quote is one quote character
+            yield "quote", i, min(j + 1, n)
+            i = j + 1
+        elif text.startswith("--", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            yield "comment", i, j
+            i = j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            yield "comment", i, j
+            i = j
+        elif c == ";":
+            yield "end", i, i + 1
+            i += 1
+        else:
+            yield "code", i, i + 1
+            i += 1
+
+
+def has_code(text: str) -> bool:
+    """``text`` holds more than whitespace and comments."""
+    return any(
+        kind == "quote" or (kind == "code" and not text[a:b].isspace())
+        for kind, a, b in _tokens(text)
+    )
+
+
+def split_statements(text: str) -> tuple[list[str], str]:
+    """The statements ``text`` ends with ``;`` (quotes and comments respected; empty ones
+    dropped), and what follows the last ``;``.
+
+    >>> split_statements("select 1; /* a; note */ select ';' as s; select")
+    (['select 1', "/* a; note */ select ';' as s"], ' select')
+    """
+    out, start = [], 0
+    for kind, a, _b in _tokens(text):
+        if kind == "end":
+            out.append(text[start:a].strip())
+            start = a + 1
+    return [s for s in out if has_code(s)], text[start:]
 
 
 def _tables(wh: Warehouse, echo: Callable[[str], None]) -> None:
@@ -283,7 +347,7 @@ def _run(wh: Warehouse, statement: str, mode: str, echo: Callable[[str], None]) 
     try:
         if mode == "table":  # holds only the rows it shows
             shown, total = run_query(wh, statement, 100)
-            echo(output.format_table(shown, 100, total=total))
+            echo(output.format_table(shown, 100, total=total, more=MORE))
         else:
             echo(output.render(run_query(wh, statement)[0], mode))
     except Cancelled:

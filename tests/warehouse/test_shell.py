@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import sys
 import time
@@ -173,6 +174,41 @@ def test_piped_statements(cli, loaded):
     assert result.exit_code == 0
     assert "one" in result.stdout and "two" in result.stdout
     assert "COPY is not allowed" in result.stdout
+
+
+def test_statements_end_at_semicolons_outside_comments_and_quotes(cli, loaded):
+    """A comment after ';' joined the next statement to it ("2 statements given", the second
+    lost); two statements on one line were refused; a ';' in a comment ended the statement."""
+    result = cli(
+        "shell",
+        "--root",
+        loaded.root,
+        input=(
+            "select 1 as one; -- a note\nselect 42 as x;\n"
+            "select 2 as two; select ';' as three;\n"
+            "select 5 as five -- not the end;\n;\n"
+            "/* only a comment; */\n"
+        ),
+    )
+    assert result.exit_code == 0, result.output
+    assert "statements given" not in result.stdout and "error" not in result.stdout
+    for name in ("one", "x", "two", "three", "five"):
+        assert re.search(rf"^\s*{name}\s*$", result.stdout, re.M), (name, result.stdout)
+    assert "\n42\n" in result.stdout and "\n;\n" in result.stdout
+
+
+def test_the_footer_names_what_the_shell_has(cli, loaded):
+    result = cli("shell", "--root", loaded.root, input="select * from range(150);\n")
+    assert "(150 rows, first 100 shown; .mode csv or .mode json for every" in result.stdout
+    assert "--out" not in result.stdout and "--format" not in result.stdout
+
+
+def test_ctrl_d_leaves_without_running_a_half_typed_statement(terminal):
+    terminal.type("select 99 as half\r")
+    terminal.expect("...> ")
+    terminal.type("\x04")
+    shown = terminal.expect("was not run")
+    assert "----" not in shown and "Error" not in shown, shown
 
 
 def test_table_mode_holds_only_the_rows_it_shows(loaded):

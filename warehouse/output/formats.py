@@ -229,15 +229,24 @@ def terminal_width() -> int:
     return max(20, shutil.get_terminal_size((80, 24)).columns)
 
 
+MORE = "use --format csv/json or --out FILE for everything"
+"""What :func:`format_table`'s footer says to see every row and column (``gwh sql``); a command
+without those options says what it has instead."""
+
+
 def format_table(
-    table: pa.Table, max_rows: int | None = 100, width: int | None = None, total: int | None = None
+    table: pa.Table,
+    max_rows: int | None = 100,
+    width: int | None = None,
+    total: int | None = None,
+    more: str = MORE,
 ) -> str:
     """An aligned text table no wider than ``width`` (default: :func:`terminal_width`).
 
     Numbers are right-aligned; at most ``max_rows`` rows are shown. Columns that do not fit are
     hidden from the middle (``…`` marks where), the first and last ones kept, and the footer
     says how many were hidden. ``total``: the result's row count when ``table`` holds only its
-    first rows (:func:`warehouse.api.preview`).
+    first rows (:func:`warehouse.api.preview`). ``more``: how to see everything.
     """
     width = terminal_width() if width is None else width
     shown = table if max_rows is None else table.slice(0, max_rows)
@@ -293,7 +302,7 @@ def format_table(
             "columns, widen the terminal or set COLUMNS)"
         )
     if shown.num_rows < n or hidden:
-        rows += "; use --format csv/json or --out FILE for everything"
+        rows += f"; {more}"
     lines += textwrap.wrap(f"({rows})", width=width, break_on_hyphens=False)
     return "\n".join(lines)
 
@@ -446,9 +455,9 @@ def print_stream(reader: pa.RecordBatchReader, fmt: str, out: TextIO | None = No
         interrupts.reader_gone(out)
 
 
-def render(table: pa.Table, fmt: str, max_rows: int | None = 100) -> str:
+def render(table: pa.Table, fmt: str, max_rows: int | None = 100, more: str = MORE) -> str:
     if fmt == "table":
-        return format_table(table, max_rows)
+        return format_table(table, max_rows, more=more)
     if fmt == "csv":
         return format_csv(table).rstrip("\n")
     if fmt == "json":
