@@ -7,6 +7,7 @@ Hubble Source Catalog answer (M15), and simulated in-memory cutouts of field obj
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -102,6 +103,23 @@ def test_real_data_is_not_marked_simulated(make_warehouse, tmp_path):
     assert r.simulated == () and "SIMULATED" not in figure_texts(r.figure)
     assert r.figure.axes[0].yaxis_inverted()  # a base table's magnitudes, as before
     assert simulated_sources(wh, "hubble_source_catalog") == []
+
+
+def test_sentinel_magnitudes_are_left_out_and_counted(make_warehouse, tmp_path):
+    """Magnitudes of -99 and 99 (not measured) were plotted as sources and stretched the axes
+    to -120; a long title was cut at both edges of the figure."""
+    payload = json.loads((DATA / "hubble_source_catalog_mast" / "hsc.json").read_text())
+    both = [r for r in payload["data"] if r["W3_F336W"] is not None and r["W3_F438W"] is not None]
+    both[0]["W3_F438W"], both[1]["W3_F438W"] = -99.0, 99.0
+    path = tmp_path / "hsc_sentinels.json"
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    wh = make_warehouse()
+    wh.load(registry.get("hubble-source-catalog"), [path])
+    r = plot_cmd(wh, "hubble_source_catalog", "W3_F336W - W3_F438W", "W3_F438W", tmp_path / "c.png")
+    assert r.points == len(both) - 2 > 10
+    assert "2 with a magnitude of -99/99 (not measured) left out" in " ".join(r.title.split())
+    assert max(abs(v) for v in r.figure.axes[0].get_ylim()) < 50
+    assert all(len(line) <= 84 for line in r.figure.axes[0].get_title().splitlines())
 
 
 def test_simulated_files_are_recognised_by_name_and_header(tmp_path):

@@ -8,16 +8,19 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from warehouse.db import quote_ident
 from warehouse.healpix import SPATIAL_INDEX_ORDER, spatial_index
 from warehouse.lineage import column_units
 from warehouse.plots.common import (
     IDENT,
+    SENTINEL_MAG,
     SIZE_INCHES,
     PlotError,
     PlotResult,
     axis_label,
+    fit_title,
     mark_simulated,
     new_figure,
     plot_query,
@@ -56,19 +59,26 @@ def plot_cmd(
     a side). A y axis of one magnitude (not a colour) is inverted: bright at the top. The axes
     show the central 99% of each coordinate; points outside are counted in the title.
     """
+    units = column_units(wh, table)
+    # catalogs write -99 or 99 for a magnitude not measured: such a row is no source here
+    mags = sorted({n for n in IDENT.findall(f"{x} {y}") if units.get(n.lower()) == "mag"})
+    sentinel = " OR ".join(f"abs({quote_ident(n)}) >= {SENTINEL_MAG}" for n in mags) or "false"
     rows = plot_query(
         wh,
-        f"SELECT ({x})::DOUBLE AS x, ({y})::DOUBLE AS y "
+        f"SELECT ({x})::DOUBLE AS x, ({y})::DOUBLE AS y, coalesce({sentinel}, false) AS sentinel "
         f"FROM {quote_ident(table)}{where_sql(where)}",
         given=f"--x {x!r}, --y {y!r}" + (f", --where {where!r}" if where else ""),
     )
+    flagged = rows.column("sentinel").to_numpy(zero_copy_only=False).astype(bool)
+    sentinels = int(flagged.sum())
+    rows = rows.filter(pa.array(~flagged))
     xs, ys, dropped = _finite_pairs(rows, "x", "y")
     if xs.size == 0:
         raise PlotError(
             f"nothing to plot: {table} has no rows with finite {x} and {y}"
-            f"{' where ' + where if where else ''} ({dropped:,} rows with NULL/NaN values)."
+            f"{' where ' + where if where else ''} ({dropped:,} rows with NULL/NaN values, "
+            f"{sentinels:,} with magnitudes of -99/99)."
         )
-    units = column_units(wh, table)
     xl, _ = axis_label(x, units, x_label)
     yl, _ = axis_label(y, units, y_label)
     # one magnitude (not a colour, a difference of two): bright at the top
@@ -104,10 +114,12 @@ def plot_cmd(
     ax.set_ylabel(yl)
     ax.set_xlim(*xlim)
     ax.set_ylim(*(ylim[::-1] if magnitude else ylim))
-    title = f"{table}: {xs.size:,} sources"
+    title = f"{table}: {xs.size:,} source{'s' if xs.size != 1 else ''}"
     notes = []
     if dropped:
         notes.append(f"{dropped:,} without finite values left out")
+    if sentinels:
+        notes.append(f"{sentinels:,} with a magnitude of -99/99 (not measured) left out")
     if (~inside).sum():
         notes.append(f"{int((~inside).sum()):,} outside the axes")
     if notes:
@@ -117,7 +129,7 @@ def plot_cmd(
         title = f"SIMULATED data - {title}"
     if where:
         title += f"\nwhere {where}"
-    ax.set_title(title, fontsize=10)
+    ax.set_title(fit_title(title), fontsize=10)
     ax.grid(True, alpha=0.25)
     pixels = save_png(fig, Path(out), wh.layout)
     return PlotResult(
@@ -233,10 +245,12 @@ def plot_sky(
 
     fig = new_figure(size)
     full_sky = span > 60.0
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm, Normalize
 
     values = np.array(list(lookup.values()))
-    norm = LogNorm(vmin=float(values.min()), vmax=max(float(values.max()), values.min() * 1.01))
+    norm: Normalize = LogNorm(vmin=float(values.min()), vmax=float(values.max()))
+    if values.max() < 10 * values.min():  # a log scale of less than a decade is all exponents
+        norm = Normalize(vmin=0.0, vmax=float(values.max()))
     if full_sky:
         ax = fig.add_subplot(projection="mollweide")
         lon = np.linspace(-180, 180, 721)
@@ -291,7 +305,7 @@ def plot_sky(
         title = f"SIMULATED data - {title}"
     if where:
         title += f"\nwhere {where}"
-    ax.set_title(title, fontsize=10, pad=18 if full_sky else 6)
+    ax.set_title(fit_title(title), fontsize=10, pad=18 if full_sky else 6)
     pixels = save_png(fig, Path(out), wh.layout)
     return PlotResult(
         Path(out),

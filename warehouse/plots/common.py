@@ -4,6 +4,7 @@ from units, the SIMULATED watermark and the atomic PNG write."""
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,15 @@ def mark_simulated(fig, wh, table: str, where: str | None = None) -> list[str]: 
     if sources:
         preview.watermark_simulated(fig, fontsize=64, alpha=0.18, rotation=30)
     return sources
+
+
+SENTINEL_MAG = 99
+"""A magnitude of this size or more (-99, 99, -999) is a catalog's "not measured"."""
+
+
+def fit_title(title: str, width: int = 84) -> str:
+    """``title`` wrapped to the figure's width (a long one was cut at both edges)."""
+    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
 
 
 def axis_label(expr: str, units: dict[str, str], given: str | None) -> tuple[str, str]:
