@@ -206,16 +206,24 @@ class GalaxyZooLoader:
             src = SourceTable(src.path, table, src.first_row, src.row_word)
         require_columns(src, ("objid", "ra", "dec"), "galaxy_zoo")
         require_rows(src, "galaxy_zoo")
-        if table.column("objid").null_count:
+        empty = table.column("objid").null_count
+        if empty:
+            first = int(np.flatnonzero(~table.column("objid").is_valid().to_numpy())[0])
             raise LoadError(
-                f"{src.path}: objid is empty in {table.column('objid').null_count} "
-                "row(s); every galaxy needs its SDSS objid."
+                f"{src.where(first)}: objid is empty ({empty} row(s) in all); every galaxy "
+                "needs its SDSS objid."
             )
         check_positions(src, "ra", "dec")
         check_unique(src, table, GALAXY_ZOO.key)
         if "gz1_morphology" in table.column_names:  # GZ1: its class code, no GZ2 task-1 votes
             _check_gz1(src)
             return [Prepared(GALAXY_ZOO, table)]
+        if Path(path).suffix.lower() in (".fits", ".fit"):  # the GZ2 flags are CSV columns
+            raise LoadError(
+                f"{src.path}: a GZ1 catalogue needs its GZ1_MORPHOLOGY column (0, 1, 3 or 4), "
+                "which this FITS file lacks; give the Schawinski et al. (2010) catalogue, or a "
+                "Galaxy Zoo 2 table as CSV."
+            )
         classes = task1_class(table, str(src.path))
         labels = encode_labels(classes, GZ2_LABELS, str(src.path))
         for name in ("gz2_task1_class", "gz2_label"):

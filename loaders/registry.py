@@ -57,7 +57,7 @@ ENTRIES: tuple[Entry, ...] = (
         "loaders.galaxy_zoo:GalaxyZooLoader",
         "Galaxy Zoo 2 votes (task-1 label gz2_label) or a GZ1 catalogue (gz1_morphology) into\n"
         "    galaxy_zoo (key objid), matched by position to hsc_forced when it is loaded.",
-        "Galaxy Zoo 2 tables (.csv, .csv.gz) or GZ1 catalogues (.fits).",
+        "Galaxy Zoo 2 tables (.csv, .csv.gz, .parquet) or GZ1 catalogues (.fits).",
         (
             Option(
                 "radius_arcsec",

@@ -136,8 +136,8 @@ def read_table(path: Path, type_for: TypeFor, required: tuple[str, ...] = ()) ->
         table = read_parquet(path)
     else:
         raise LoadError(
-            f"{path}: unknown file type {suffix or '(none)'}; "
-            "give a .fits, .csv or .parquet export."
+            f"{path}: unknown file type {suffix or '(none)'}; give an export as "
+            f"{', '.join(FITS_SUFFIXES + CSV_SUFFIXES + PARQUET_SUFFIXES)}."
         )
     return SourceTable(
         path, cast_declared(table, type_for, path, row_offset=1, row_word="row"), 1, "row"

@@ -84,6 +84,31 @@ def test_missing_task1_flags_is_a_clear_error(tmp_path):
         GalaxyZooLoader().prepare(path)
 
 
+def test_an_empty_objid_names_its_line(tmp_path):
+    rows = read_rows()
+    path = tmp_path / "empty_id.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows([rows[0], {**rows[1], "objid": ""}])
+    with pytest.raises(LoadError, match=r"empty_id.csv, line 3: objid is empty \(1 row\(s\) in"):
+        GalaxyZooLoader().prepare(path)
+
+
+def test_a_fits_file_without_gz1_morphology_says_what_it_lacks(tmp_path):
+    """It was told it lacked a GZ2 vote flag: the wrong catalogue's columns."""
+    from astropy.table import Table
+
+    path = tmp_path / "gz1_without_class.fits"
+    Table({"OBJID": [1, 2], "RA": [150.0, 150.1], "DEC": [2.0, 2.1]}).write(path)
+    with pytest.raises(LoadError, match="a GZ1 catalogue needs its GZ1_MORPHOLOGY column"):
+        GalaxyZooLoader().prepare(path)
+    other = tmp_path / "votes.json"
+    other.write_text("{}")
+    with pytest.raises(LoadError, match=r"unknown file type .json; give an export as .*\.parquet"):
+        GalaxyZooLoader().prepare(other)
+
+
 def test_a_duplicated_objid_is_refused(tmp_path):
     rows = read_rows()
     path = tmp_path / "dup.csv"
