@@ -209,6 +209,8 @@ def test_cutout_preview_errors_are_clear(loaded, tmp_path):
     ids = _ingest_simulated(loaded, 1)
     with pytest.raises(PlotError, match="PNG files"):
         plot_cutout(loaded, ids[0], tmp_path / "x.jpg")
+    with pytest.raises(CutoutError, match="outside the 64-bit range"):  # was "has no cutouts"
+        plot_cutout(loaded, 2**63, tmp_path / "x.png")
 
 
 def test_cli_cutouts_show(loaded, cli, tmp_path):

@@ -40,6 +40,10 @@ def read_cutout(wh: Warehouse, object_id: int, bands: Sequence[str] | None = Non
     cv = wh.current_version(CUTOUTS.name)
     if cv is None:
         raise CutoutError("no cutouts have been ingested yet. Run `gwh cutouts ingest FILE`.")
+    if not -(2**63) <= int(object_id) < 2**63:  # a typo: no stored id is that large
+        raise CutoutError(
+            f"object_id {object_id} is outside the 64-bit range of object ids; check the number."
+        )
     found = wh.query("SELECT _healpix_29 FROM cutouts WHERE object_id = ?", [int(object_id)])
     if found.num_rows == 0:
         raise CutoutError(
