@@ -368,8 +368,9 @@ def demo(
 ) -> None:
     """A demo warehouse made offline: a SIMULATED HSC-like field through every view and command."""
     from loaders.simulated.demo import run_demo
+    from warehouse.location import DEMO_FOLDER
 
-    run_demo(root_arg or Path("gwh-demo"), n_objects=n_objects, echo=typer.echo, n_images=n_images)
+    run_demo(root_arg or Path(DEMO_FOLDER), n_objects=n_objects, echo=typer.echo, n_images=n_images)
 
 
 release_app = _group(

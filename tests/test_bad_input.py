@@ -648,6 +648,17 @@ def test_a_path_next_to_a_warehouse_names_it_and_never_advises_init(cli, wh_root
     assert not (root / "nested").exists()
 
 
+def test_the_default_root_beside_the_demo_names_the_demo(cli, tmp_path, monkeypatch):
+    """`gwh demo` then `gwh sql ...` as the README goes: ./warehouse is not there, the demo is
+    at gwh-demo/warehouse. It said "Run `gwh init warehouse` first"."""
+    Warehouse.init(tmp_path / "gwh-demo" / "warehouse")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GWH_ROOT", raising=False)
+    result = cli("sql", "select 1")
+    assert result.exit_code == 1 and "gwh init" not in result.stderr, result.stderr
+    assert "gwh-demo/warehouse is a warehouse: pass --root gwh-demo/warehouse" in result.stderr
+
+
 def _retyped(root, index: int, bad_row: int | None = None):
     """hsc_forced's partition file ``index`` (in the views' order) rewritten outside gwh with
     g_cmodel_mag as text (a pandas round trip gone wrong), row ``bad_row``'s value not a

@@ -34,10 +34,15 @@ def is_pack(path: Path) -> bool:
     return (path / PACK_MANIFEST).is_file()
 
 
+DEMO_FOLDER = "gwh-demo"
+"""Where ``gwh demo`` makes its warehouse by default (``gwh-demo/warehouse``)."""
+
+
 def warehouse_near(path: Path) -> Path | None:
     """The warehouse (or packed release) a user who named ``path`` most likely meant, when
     ``path`` is not one: the folder of a ``warehouse.duckdb``/``warehouse.toml`` named, one
-    inside ``path`` (``warehouse/`` first: ``gwh demo``'s folder), or one holding ``path``.
+    inside ``path`` (``warehouse/`` first: ``gwh demo``'s folder), one holding ``path``, or,
+    for a ``path`` that does not exist, the demo's beside it.
     None: no such folder."""
     absolute = path.expanduser().absolute()
     try:
@@ -47,6 +52,8 @@ def warehouse_near(path: Path) -> Path | None:
     candidates = [absolute / "warehouse", *(p for p in inside if p.is_dir()), *absolute.parents]
     if absolute.name in (DB_NAME, CONFIG_NAME):
         candidates.insert(0, absolute.parent)
+    if not absolute.exists():  # ./warehouse, the default, beside the demo's
+        candidates.append(absolute.parent / DEMO_FOLDER / "warehouse")
     return next((c for c in candidates if is_warehouse(c) or is_pack(c)), None)
 
 
@@ -108,7 +115,7 @@ def not_a_warehouse(root: Path) -> str:
     if (root / "__init__.py").exists():  # ./warehouse, the default, in a checkout of gwh itself
         return (
             f"{root} is a Python package folder, not a warehouse: pass --root to one (gwh demo "
-            "makes gwh-demo/warehouse) or set GWH_ROOT."
+            f"makes {DEMO_FOLDER}/warehouse) or set GWH_ROOT."
         )
     return (
         f"{root} is not a warehouse (no {CONFIG_NAME} and {DB_NAME}). "
