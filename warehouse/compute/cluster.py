@@ -81,6 +81,17 @@ def most_local_processes() -> int:
     return max(8, 4 * (os.cpu_count() or 1))
 
 
+def too_many_processes(option: str, n: int) -> str | None:
+    """What to say of ``option n`` starting ``n`` processes here (None: not too many)."""
+    if n <= most_local_processes():
+        return None
+    return (
+        f"{option} {n:,} would start that many processes on this machine's "
+        f"{os.cpu_count() or 1} core(s): give at most {most_local_processes()}, or --dask with a "
+        "cluster's scheduler address"
+    )
+
+
 def _local_workers(address: str) -> int | None:
     if not address.startswith("local"):
         return None

@@ -60,9 +60,9 @@ import sep
 from warehouse.compute.cluster import (
     check_address,
     dask_client,
-    most_local_processes,
     n_workers,
     resolve_address,
+    too_many_processes,
 )
 from warehouse.compute.morphology import measure_on_dask
 from warehouse.core import Warehouse
@@ -259,12 +259,8 @@ def measure_morphology(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise MorphologyError(f"--workers must be at least 1, got {workers}")
-    if workers > most_local_processes():  # one process each: 100,000 would exhaust the machine
-        raise MorphologyError(
-            f"--workers {workers:,} would start that many processes on this machine's "
-            f"{os.cpu_count() or 1} core(s): give at most {most_local_processes()}, or --dask "
-            "with a cluster's scheduler address"
-        )
+    if too_many := too_many_processes("--workers", workers):  # one process per worker
+        raise MorphologyError(too_many)
     measured_bands = _parse_bands(bands, wh.config.bands)
     address = resolve_address(dask, wh.config.dask)
     if address is not None:
