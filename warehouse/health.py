@@ -55,8 +55,7 @@ def check(wh: Warehouse) -> list[tuple[str, int, str | None]]:
     for name in sorted(wh._committed_registry()):
         cv = wh.current_version(name) if name not in MARTS else None
         if cv is not None:
-            cv.check_files(name)
-            cv.check_footers(name, cv.files() + cv.margin_files())
+            cv.check_whole(name)
     with wh.connect(shared=True) as con:
         for name, sql in db.assertion_queries(wh.assertion_texts()):
             try:
@@ -89,8 +88,7 @@ def notes(wh: Warehouse) -> list[str]:
                 cv = wh.current_version(table.name)
                 try:
                     if cv is not None:
-                        cv.check_files(table.name)
-                        cv.check_footers(table.name, cv.files() + cv.margin_files())
+                        cv.check_whole(table.name)
                     why = "its copy carries no record of what it was computed from"
                 except DamagedFileError as exc:
                     why = str(exc).partition(": a file of the warehouse")[0]

@@ -21,8 +21,7 @@ def mart_table(version_dir: Path, name: str, description: str = "") -> db.BaseTa
     cut short failed every query of it while ``materialise`` found the copy current)."""
     cv = read_version(version_dir)
     try:
-        cv.check_files(name)
-        cv.check_footers(name, cv.files() + cv.margin_files())
+        cv.check_whole(name)
         fingerprint = str(recorded(version_dir).get("fingerprint") or "") or None
     except DamagedFileError:
         fingerprint = None

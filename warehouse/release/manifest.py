@@ -138,8 +138,7 @@ def _build_manifest(wh: Warehouse, name: str, notes: str, echo: Callable[[str], 
     for tname, version, path, nrows, description in registry:
         echo(f"hashing {tname} ({path})")
         cv = read_version(wh.root / path)
-        cv.check_files(tname)  # a file deleted or cut short outside gwh is not frozen as it is
-        cv.check_footers(tname, cv.files() + cv.margin_files())
+        cv.check_whole(tname)  # a file deleted or cut short outside gwh is not frozen as it is
         d = defs.get(tname)
         hidden = [
             c for c in cv.schema.names if d and d.hidden_suffixes and c.endswith(d.hidden_suffixes)

@@ -141,6 +141,11 @@ class CatalogVersion:
                     "Restore the warehouse folder from a backup."
                 )
 
+    def check_whole(self, table: str) -> None:
+        """:meth:`check_files`, then :meth:`check_footers` of every partition and margin file."""
+        self.check_files(table)
+        self.check_footers(table, self.files() + self.margin_files())
+
     def check_footers(self, table: str, files: list[Path]) -> None:
         """Refuse ``files`` (of this version) unless each begins and ends with the Parquet magic:
         a file cut short outside gwh loses its footer. Two small reads per file."""
