@@ -189,10 +189,10 @@ def _convert(raw: _RawTable, path: Path) -> pa.Table:
     ra = np.asarray(ra, dtype=np.float64)
     dec = np.asarray(dec, dtype=np.float64)
     ids = _column(raw, _ID_NAMES)
-    for name, values in (("RA", ra), ("DEC", dec), ("ID", ids)):
-        if values is not None and np.shape(values) != (n,):  # rows would pair with other images
+    for name, given in (("RA", ra), ("DEC", dec), ("ID", ids)):
+        if given is not None and np.shape(given) != (n,):  # rows would pair with other images
             raise LoadError(
-                f"{raw.where}: {name} has shape {np.shape(values)}, but there are {n} images; "
+                f"{raw.where}: {name} has shape {np.shape(given)}, but there are {n} images; "
                 "each column holds one value per image. Write the file again with them aligned."
             )
     if ids is not None:

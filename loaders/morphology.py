@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loaders.base import (
     check_positions,
@@ -155,18 +156,9 @@ def _not_measured(table: pa.Table, path: Path) -> pa.Table:
                 continue
             for row in np.flatnonzero(bad).tolist():
                 flagged.setdefault(row, []).append(name)
-            column = table.column(name)
             index = table.column_names.index(name)
             table = table.set_column(
-                index,
-                name,
-                pa.array(
-                    [
-                        None if b else v
-                        for v, b in zip(column.to_pylist(), bad.tolist(), strict=True)
-                    ],
-                    column.type,
-                ),
+                index, name, pc.if_else(pa.array(bad), None, table.column(name))
             )
         if not flagged:
             continue

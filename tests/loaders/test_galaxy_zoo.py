@@ -66,13 +66,18 @@ def test_the_task1_label_follows_the_gz2_flags(make_warehouse):
     assert label_mapping(field) == GZ2_LABELS
 
 
+def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
+    """``rows`` as a CSV with the real sample's header."""
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(read_rows()[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
 def test_an_objid_in_float_notation_is_refused(tmp_path):
     rows = read_rows()
-    bad = tmp_path / "bad.csv"
-    with open(bad, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerow({**rows[0], "objid": "8.647474690312307e+18"})
+    bad = write_rows(tmp_path / "bad.csv", [{**rows[0], "objid": "8.647474690312307e+18"}])
     with pytest.raises(LoadError, match="line 2, column objid.*floating-point notation"):
         GalaxyZooLoader().prepare(bad)
 
@@ -86,11 +91,7 @@ def test_missing_task1_flags_is_a_clear_error(tmp_path):
 
 def test_an_empty_objid_names_its_line(tmp_path):
     rows = read_rows()
-    path = tmp_path / "empty_id.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows([rows[0], {**rows[1], "objid": ""}])
+    path = write_rows(tmp_path / "empty_id.csv", [rows[0], {**rows[1], "objid": ""}])
     with pytest.raises(LoadError, match=r"empty_id.csv, line 3: objid is empty \(1 row\(s\) in"):
         GalaxyZooLoader().prepare(path)
 
@@ -111,11 +112,7 @@ def test_a_fits_file_without_gz1_morphology_says_what_it_lacks(tmp_path):
 
 def test_a_duplicated_objid_is_refused(tmp_path):
     rows = read_rows()
-    path = tmp_path / "dup.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows([rows[0], rows[0]])
+    path = write_rows(tmp_path / "dup.csv", [rows[0], rows[0]])
     with pytest.raises(LoadError, match="appears more than once"):
         GalaxyZooLoader().prepare(path)
 
