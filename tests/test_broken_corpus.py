@@ -215,6 +215,18 @@ def build_corpus(folder: Path, wh_root: Path) -> list[Case]:
         cases.append(Case(f"ingest:{path.name}", ("cutouts", "ingest", str(path)), True, says))
 
     ingest(_cut(tar, folder / "lists" / "trunc.tar", 0.5), "truncated or damaged")
+    # cut between two members, or before the end blocks: it read as a whole, shorter tar and
+    # ingested the members before the cut with exit 0
+    with tarfile.open(tar) as whole:
+        members = whole.getmembers()
+    last = members[-1]
+    ends = {
+        "cut_at_member.tar": members[1].offset,
+        "no_end_blocks.tar": last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * 512,
+    }
+    for name, end in ends.items():
+        (folder / "lists" / name).write_bytes(tar.read_bytes()[:end])
+        ingest(folder / "lists" / name, "stops after member")
     gz = folder / "lists" / "truncgz.tar.gz"
     packed = gzip.compress(tar.read_bytes())
     gz.write_bytes(packed[: len(packed) // 2])

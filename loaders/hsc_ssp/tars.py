@@ -87,7 +87,7 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError: gzip cut short
         raise _unreadable_tar(tar_path, exc) from None
     with tar, _damaged_tar(tar_path):
-        members = tar.getmembers()
+        members = _members(tar, tar_path)
         try:
             plan = [(m, t) for m in members if (t := _check_member(m, root)) is not None]
         except CutoutError as exc:  # name the tar: a command may be given many
@@ -114,6 +114,25 @@ def safe_extract(tar_path: str | os.PathLike[str], dest: str | os.PathLike[str])
                 raise
             written.append(target)
     return written
+
+
+_BLOCK = tarfile.BLOCKSIZE
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz: their streams check
+
+
+def _members(tar: tarfile.TarFile, tar_path: str | os.PathLike[str]) -> list[tarfile.TarInfo]:
+    """Every member of ``tar``; a plain tar must end with its end-of-archive blocks (two of
+    zeros). A download cut exactly between two members reads as a whole, shorter tar: it
+    ingested the members before the cut with exit 0 and the rest were never said missing."""
+    members = tar.getmembers()
+    with open(tar_path, "rb") as raw:
+        if members and not raw.read(6).startswith(_COMPRESSED):
+            last = members[-1]
+            end = last.offset_data + -(-last.size // _BLOCK) * _BLOCK
+            raw.seek(end)
+            if raw.read(2 * _BLOCK) != bytes(2 * _BLOCK):
+                raise tarfile.ReadError(f"it stops after member {last.name!r}, with no end blocks")
+    return members
 
 
 def _unreadable_tar(tar_path: str | os.PathLike[str], exc: BaseException) -> CutoutError:
@@ -157,7 +176,7 @@ def members_to_objects(
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError: gzip cut short
         raise _unreadable_tar(tar_path, exc) from None
     with tar, _damaged_tar(tar_path):
-        members = tar.getmembers()
+        members = _members(tar, tar_path)
     for member in members:
         if member.isdir():
             continue
