@@ -134,6 +134,12 @@ def test_export_errors(cli, wh, tmp_path):
     assert cli("export", "--all-splits", "--out", tmp_path / "x.h5", "--root", root).exit_code == 2
     bands = cli("export", "--out", tmp_path / "x.h5", "--bands", "gq", "--root", root)
     assert bands.exit_code == 1 and "not a configured band" in bands.stderr
+    # a NUL in a string: an 80-line h5py traceback ("VLEN strings do not support embedded NULLs")
+    sql = "select object_id, chr(0) || 'a' as note from cutouts"
+    nul = cli("export", "--sql", sql, "--bands", "g", "--out", tmp_path / "x.h5", "--root", root)
+    assert nul.exit_code == 1 and len(nul.stderr.strip().splitlines()) == 1, nul.output
+    assert "column note holds a string with a NUL character" in nul.stderr
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_show_unknown_object(cli, wh, tmp_path):

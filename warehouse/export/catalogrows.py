@@ -20,6 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from warehouse.errors import ExportError
 from warehouse.export.attrs import OWN_DATASETS
 
 BLOCK_BYTES = 32 << 20
@@ -119,6 +120,16 @@ class CatalogBlocks:
         k = stop - self.first
         for dset, parts in self.parts.values():
             values = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            dset[self.first : stop] = values[:k]
+            try:
+                dset[self.first : stop] = values[:k]
+            except ValueError as exc:
+                if "NULL" not in str(exc):
+                    raise
+                name = dset.name.lstrip("/")  # h5py: "VLEN strings do not support embedded NULLs"
+                raise ExportError(
+                    f"column {name} holds a string with a NUL character (chr(0)), which HDF5 "
+                    f"strings cannot store: select replace({name}, chr(0), '') instead, or "
+                    "export --format hf"
+                ) from None
             parts[:] = [values[k:]] if len(values) > k else []
         self.first = stop
