@@ -320,11 +320,15 @@ class _Shards:
         self.planes = list(plan.planes)
         self.columns = plan.columns
         fields = [pa.field(p, _cube_type(np.dtype(PLANES[p][0]), nb, s)) for p in self.planes]
-        for c in self.columns:
-            fields.append(pa.field(c.name, _arrow_type(c, self.schema.field(c.name))))
+        for c in self.columns:  # each with its unit and description, as in the HDF5 file
+            info = plan.column_info.get(c.name, {})
+            said = {k: str(info[k]) for k in ("unit", "description") if info.get(k)}
+            fields.append(
+                pa.field(c.name, _arrow_type(c, self.schema.field(c.name)), metadata=said or None)
+            )
         fields += [
             pa.field("fit_action", pa.string()),
-            pa.field("zeropoint", pa.list_(pa.float64(), nb)),
+            pa.field("zeropoint", pa.list_(pa.float64(), nb), metadata={"unit": "mag"}),
             pa.field("image_simulated", pa.bool_()),
         ]
         self.missing = [f"missing_{b}" for b in plan.bands if f"missing_{b}" in self.file]

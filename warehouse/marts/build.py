@@ -41,7 +41,7 @@ from warehouse.compute.partitions import (
 )
 from warehouse.errors import ComputeError, QueryError
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
-from warehouse.marts.key import MART_FILE, MARTS, fingerprint
+from warehouse.marts.key import MART_FILE, MARTS, VIEW_COLUMNS, fingerprint
 from warehouse.store import (
     Partition,
     TableSpec,
@@ -77,7 +77,6 @@ SPEC = TableSpec(
     description="ml_objects, materialised (warehouse.marts)",
     layout=CATALOG_LAYOUT,
 )
-_UNITS = {"specz_match_distance_arcsec": {b"unit": b"arcsec"}}
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
@@ -115,7 +114,10 @@ class MartResult:
 
 def _with_units(table: pa.Table, plan: PartitionPlan) -> pa.Table:
     """Each column's unit and description from the base table it comes from."""
-    meta: dict[str, dict] = dict(_UNITS)
+    meta: dict[str, dict] = {
+        name: {k.encode(): v.encode() for k, v in said.items()}
+        for name, said in VIEW_COLUMNS.items()
+    }
     for name in ("hsc_forced", "hsc_specz", "morphology"):
         cv = plan.versions.get(name)
         for f in cv.schema if cv is not None else ():

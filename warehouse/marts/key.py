@@ -29,6 +29,15 @@ if TYPE_CHECKING:
 MARTS = ("ml_objects",)
 """The views a load materialises."""
 
+VIEW_COLUMNS = {
+    "specz_match_distance_arcsec": {
+        "unit": "arcsec",
+        "description": "distance from the HSC object to the spec-z position it was matched to",
+    },
+}
+"""Unit and description of the columns ml_objects computes (every other column keeps those of
+the base column it comes from)."""
+
 MART_FILE = "mart.json"
 """Beside a mart version's catalog: the fingerprint it was computed from, and its inputs."""
 

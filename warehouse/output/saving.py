@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from warehouse.errors import QueryError
 from warehouse.files import Layout, missing_parent, out_of_room
+from warehouse.marts.key import VIEW_COLUMNS
 from warehouse.output.formats import (
     _huge,
     _is_nested,
@@ -60,9 +61,10 @@ def column_metadata(wh) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped
                     text = "deg"
                 if text:
                     seen.setdefault(f.name, {}).setdefault(key, set()).add(text)
-    return {
+    known = {
         n: {k: next(iter(v)) for k, v in keys.items() if len(v) == 1} for n, keys in seen.items()
     }
+    return {**VIEW_COLUMNS, **known}  # a materialised view's stored metadata wins
 
 
 @functools.cache

@@ -99,9 +99,14 @@ def declared_type(name: str) -> pa.DataType | None:
     return None
 
 
+STATED_UNITS = {"d_pos": "arcsec", "d_mag": "mag", "specz_mag_i": "mag"}
+"""Units the archive's metadata leaves out of its unit field but states in the description
+("... in arcsec", a difference of magnitudes, an i-band magnitude)."""
+
+
 def unit_of(name: str) -> str:
     col = forced_columns().get(name) or specz_columns().get(name)
-    return col.unit if col else ""
+    return (col.unit or STATED_UNITS.get(name, "")) if col else ""
 
 
 # The archive's unit strings as astropy/VOUnit spell them; "nano" and "arc" are "nano-Jy" and
@@ -129,7 +134,8 @@ def field_metadata(name: str) -> dict[str, str]:
     text = col.description
     if text.endswith("~"):  # the archive cuts long descriptions with "~"
         text = text.rstrip("~").rstrip() + "…"
-    out = {"unit": ASTROPY_UNITS.get(col.unit, col.unit), "description": text}
+    unit = col.unit or STATED_UNITS.get(name, "")
+    out = {"unit": ASTROPY_UNITS.get(unit, unit), "description": text}
     return {k: v for k, v in out.items() if v}
 
 

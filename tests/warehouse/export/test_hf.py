@@ -79,6 +79,21 @@ def test_load_dataset_gives_the_hdf5_pixels_and_columns(exported):
     assert d["test"].features["maybe_big"] == datasets.Value("int64")
 
 
+def test_each_column_carries_the_unit_and_description_of_the_hdf5_file(exported):
+    """The hf shards had no units anywhere; the HDF5 file of the same export has them."""
+    _, h5paths, hf, _ = exported
+    schema = pq.read_schema(hf.files[0])
+    with h5py.File(h5paths["train"]) as h5:
+        for name in ("ra", "g_cmodel_mag", "g_cmodel_flux", "d_pos", "specz_match_distance_arcsec"):
+            meta = schema.field(name).metadata or {}
+            assert meta[b"unit"].decode() == h5[name].attrs["unit"], name
+            assert meta[b"description"].decode() == h5[name].attrs["description"], name
+    assert schema.field("d_pos").metadata[b"unit"] == b"arcsec"  # stated in its description
+    assert schema.field("specz_mag_i").metadata[b"unit"] == b"mag"
+    assert schema.field("specz_match_distance_arcsec").metadata[b"unit"] == b"arcsec"
+    assert schema.field("zeropoint").metadata[b"unit"] == b"mag"
+
+
 def test_streaming_gives_the_same_rows(exported):
     _, h5paths, hf, _ = exported
     stream = datasets.load_dataset(str(hf.path), streaming=True)
