@@ -10,6 +10,7 @@ Example
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
 import tomllib
@@ -76,6 +77,61 @@ sdss_sas_url = "{sdss_sas_url}"
 # $GWH_DASK_SCHEDULER win over it; leave it out to run on this machine alone.
 # dask = "local:2"
 """
+
+
+LOCAL_CLUSTER = re.compile(r"^local:(\d+)$")
+"""``local:N``: a distributed.LocalCluster of N worker processes on this machine."""
+HOST_PORT = re.compile(
+    r"^(?:(?:tcp|tls|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d+$"  # [proto://]host:port
+    r"|^(?!(?:tcp|tls|ws|wss)://)[a-z][a-z0-9+.-]*://\S+$"  # another protocol: distributed's
+)
+"""A scheduler address as distributed takes it: host:port, with tcp/tls/ws(s) or no protocol
+(another protocol, e.g. ucx://, is passed through for distributed to judge)."""
+
+
+def most_local_processes() -> int:
+    """The most worker processes a command starts on this machine (``local:N``, ``--workers``):
+    four per core, at least 8. More only share the same cores, each with its memory."""
+    return max(8, 4 * (os.cpu_count() or 1))
+
+
+def too_many_processes(option: str, n: int) -> str | None:
+    """What to say of ``option n`` starting ``n`` processes here (None: not too many)."""
+    if n <= most_local_processes():
+        return None
+    return (
+        f"{option} {n:,} would start that many processes on this machine's "
+        f"{os.cpu_count() or 1} core(s): give at most {most_local_processes()}, or --dask with a "
+        "cluster's scheduler address"
+    )
+
+
+def dask_address_problem(address: str, here: bool = True) -> str | None:
+    """What is wrong with a Dask scheduler as written, to follow its name (None: nothing):
+    ``local:N`` with N >= 1 (and, ``here``, at most :func:`most_local_processes`), or an address
+    distributed takes. ``here=False`` checks the writing only (a warehouse.toml may be shared
+    by machines of other sizes)."""
+    if address.startswith("local"):
+        m = LOCAL_CLUSTER.match(address)
+        if m is None or int(m.group(1)) < 1:
+            return (
+                ": write local:N with N >= 1 worker processes (e.g. local:2), or a scheduler "
+                "address such as tcp://host:8786"
+            )
+        n, most = int(m.group(1)), most_local_processes()
+        if here and n > most:
+            return (
+                f" would start {n:,} worker processes on this machine's {os.cpu_count() or 1} "
+                f"core(s): use local:N with N <= {most}, or a scheduler address such as "
+                "tcp://host:8786 for a cluster"
+            )
+        return None
+    if not HOST_PORT.match(address):
+        return (
+            " is no scheduler address: write tcp://host:port (e.g. tcp://10.0.0.5:8786), or "
+            "local:N for N worker processes on this machine"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -195,6 +251,10 @@ class Config:
             raise ConfigError(
                 f'[compute] dask must be "local:N" or a scheduler address, got {self.dask!r}'
             )
+        address = (self.dask or "").strip()
+        if address and address.lower() != "none":  # checked here: every command reads it
+            if problem := dask_address_problem(address, here=False):
+                raise ConfigError(f"[compute] dask {address!r}{problem}")
 
     @classmethod
     def default(cls) -> Config:

@@ -45,6 +45,10 @@ def test_custom_round_trip():
         ("[splitz]\n", "unknown section [splitz]"),
         ("[splits]\ntrian = 0.7\n", "unknown key(s) trian in [splits]"),
         ("[splits\n", "is not valid TOML"),
+        # malformed: checked by every command (gwh sql took them; a load failed, or waited 5 s)
+        ('[compute]\ndask = "local:abc"\n', "[compute] dask 'local:abc': write local:N with N"),
+        ('[compute]\ndask = "local:0"\n', "[compute] dask 'local:0': write local:N with N >= 1"),
+        ('[compute]\ndask = "scheduler"\n', "[compute] dask 'scheduler' is no scheduler address"),
     ],
 )
 def test_invalid_config_names_the_key(text, message):
@@ -52,6 +56,13 @@ def test_invalid_config_names_the_key(text, message):
         parse_config(text, "wh/warehouse.toml")
     assert message in str(err.value)
     assert str(err.value).count("wh/warehouse.toml") == 1  # bands: named twice before
+
+
+def test_a_dask_address_is_checked_for_its_form_not_for_this_machine():
+    """A warehouse.toml may be shared by machines of other sizes: local:99 is for --dask to
+    judge on the machine that runs it."""
+    for address in ("local:99", "tcp://10.0.0.5:8786", "scheduler:8786", "none"):
+        assert parse_config(f'[compute]\ndask = "{address}"\n').dask == address
 
 
 def test_missing_file_says_how_to_create(tmp_path):

@@ -19,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from warehouse.compute.warm import warm
+from warehouse.config import LOCAL_CLUSTER, dask_address_problem
 from warehouse.errors import ComputeError
 
 try:  # an optional dependency: pip install -e '.[dask]'
@@ -51,14 +51,7 @@ CONNECT_TIMEOUT_S = 5.0
 WORKER_WAIT_S = 60.0
 """How long a command waits for a worker to join a scheduler that has none, then fails."""
 
-_LOCAL = re.compile(r"^local:(\d+)$")
 _SOURCES = "(--dask, $GWH_DASK_SCHEDULER or [compute] dask)"
-_HOST_PORT = re.compile(
-    r"^(?:(?:tcp|tls|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d+$"  # [proto://]host:port
-    r"|^(?!(?:tcp|tls|ws|wss)://)[a-z][a-z0-9+.-]*://\S+$"  # another protocol: distributed's
-)
-"""A scheduler address as distributed takes it: host:port, with tcp/tls/ws(s) or no protocol
-(another protocol, e.g. ucx://, is passed through for distributed to judge)."""
 _INSTALL = "pip install -e '.[dask]' (or pip install distributed)"
 
 
@@ -75,40 +68,14 @@ def resolve_address(
     return None
 
 
-def most_local_processes() -> int:
-    """The most worker processes a command starts on this machine (``local:N``, ``--workers``):
-    four per core, at least 8. More only share the same cores, each with its memory."""
-    return max(8, 4 * (os.cpu_count() or 1))
-
-
-def too_many_processes(option: str, n: int) -> str | None:
-    """What to say of ``option n`` starting ``n`` processes here (None: not too many)."""
-    if n <= most_local_processes():
-        return None
-    return (
-        f"{option} {n:,} would start that many processes on this machine's "
-        f"{os.cpu_count() or 1} core(s): give at most {most_local_processes()}, or --dask with a "
-        "cluster's scheduler address"
-    )
-
-
 def _local_workers(address: str) -> int | None:
     if not address.startswith("local"):
         return None
-    m = _LOCAL.match(address)
-    if m is None or int(m.group(1)) < 1:
-        raise ComputeError(
-            f"Dask scheduler {address!r} {_SOURCES}: write local:N with N >= 1 worker "
-            "processes (e.g. local:2), or a scheduler address such as tcp://host:8786"
-        )
-    workers, cores, most = int(m.group(1)), os.cpu_count() or 1, most_local_processes()
-    if workers > most:
-        raise ComputeError(
-            f"Dask scheduler {address!r} {_SOURCES} would start {workers:,} worker processes "
-            f"on this machine's {cores} core(s): use local:N with N <= {most}, or a scheduler "
-            "address such as tcp://host:8786 for a cluster"
-        )
-    return workers
+    if problem := dask_address_problem(address):
+        raise ComputeError(f"Dask scheduler {address!r} {_SOURCES}{problem}")
+    m = LOCAL_CLUSTER.match(address)
+    assert m is not None
+    return int(m.group(1))
 
 
 def _require_distributed() -> Any:
@@ -121,12 +88,8 @@ def check_address(address: str) -> None:
     """Raise :class:`ComputeError` now if ``--dask address`` cannot work here: distributed is
     not installed, or ``local:N`` is malformed (so a long command fails before it starts)."""
     _require_distributed()
-    if _local_workers(address) is None and not _HOST_PORT.match(address):
-        raise ComputeError(
-            f"Dask scheduler {address!r} {_SOURCES} is no scheduler address: write "
-            "tcp://host:port (e.g. tcp://10.0.0.5:8786), or local:N for N worker processes "
-            "on this machine"
-        )
+    if problem := dask_address_problem(address):
+        raise ComputeError(f"Dask scheduler {address!r} {_SOURCES}{problem}")
 
 
 @contextlib.contextmanager

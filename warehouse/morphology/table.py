@@ -62,9 +62,9 @@ from warehouse.compute.cluster import (
     dask_client,
     n_workers,
     resolve_address,
-    too_many_processes,
 )
 from warehouse.compute.morphology import measure_on_dask
+from warehouse.config import too_many_processes
 from warehouse.core import Warehouse
 from warehouse.db import quote_ident
 from warehouse.errors import MorphologyError
