@@ -412,6 +412,16 @@ def test_rule_whose_columns_were_never_loaded(cli, make_warehouse, field_files):
     assert "ml_objects is unavailable" in result.stderr and "y_sdsscentroid_flag" in result.stderr
 
 
+def test_a_band_no_column_has_names_the_setting(cli, loaded):
+    """bands = [..., "q"] in warehouse.toml: it said q_cmodel_flag and the others "were never
+    loaded. Load an export that has them", not that the setting names a band the data lacks."""
+    toml = loaded.root / "warehouse.toml"
+    toml.write_text(toml.read_text().replace('"y"]', '"q"]'), encoding="utf-8")
+    result = cli("sql", "select count(*) from ml_objects", "--root", loaded.root)
+    assert result.exit_code == 1 and "never loaded" not in result.stderr, result.stderr
+    assert "needs band(s) q, which [warehouse] bands in warehouse.toml lists" in result.stderr
+
+
 def test_view_over_unloaded_table_says_what_to_load(cli, make_warehouse):
     wh = make_warehouse()
     result = cli("sql", "select * from hsc_specz", "--root", wh.root)

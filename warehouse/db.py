@@ -31,6 +31,7 @@ from warehouse.errors import QueryError
 from warehouse.marts import key as mart_key
 from warehouse.readonly import reader_settings, restrict
 from warehouse.store.contracts import base_tables
+from warehouse.unavailable import why_unavailable
 
 META_TABLES = {
     "gwh_tables": "the current HATS catalog version of each loaded table",
@@ -225,8 +226,11 @@ def _placeholder_view(name: str, columns: tuple[tuple[str, str], ...]) -> str:
 @functools.cache
 def _build_code() -> bytes:
     """The source of the code that turns a state into views (this module, the table contracts,
-    the marts' keys): a file built by other code is not what this code would build."""
-    modules = (sys.modules[__name__], mart_key, sys.modules[base_tables.__module__])
+    the marts' keys, the reasons a view is unavailable): a file built by other code is not what
+    this code would build."""
+    modules = (sys.modules[__name__], mart_key) + tuple(
+        sys.modules[f.__module__] for f in (base_tables, why_unavailable)
+    )
     return b"".join(Path(str(m.__file__)).read_bytes() for m in modules)
 
 
@@ -321,7 +325,7 @@ def build(
                 (model.name, model.layer, "macro", model.description, True, None, model.path)
             )
             continue
-        reason = _why_unavailable(sql, model, known, unavailable, columns_of, config.bands)
+        reason = why_unavailable(sql, model, known, unavailable, columns_of, config.bands)
         if reason is not None:
             unavailable[model.name] = reason
             con.execute(_error_view(model.name, reason))
@@ -366,34 +370,6 @@ def _valid_mart(
     if mart.mart != mart_key.fingerprint(mart.name, config, tables, models):
         return None
     return parquet_source(mart.files or mart.glob)
-
-
-def _why_unavailable(
-    sql: str,
-    model: Model,
-    known: set[str],
-    unavailable: dict[str, str],
-    columns_of: dict[str, set[str]],
-    bands: tuple[str, ...],
-) -> str | None:
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
-    for dep in sorted(words & (known - {model.name})):
-        if dep in unavailable:
-            return unavailable[dep]  # the root cause names what to load
-    if model.template:
-        band_cols = {w for w in words if any(w.startswith(f"{b}_") for b in bands)}
-        sources = list(words & set(columns_of))
-        have = set().union(*(columns_of[t] for t in sources)) if sources else set()
-        missing = sorted(
-            band_cols - have, key=lambda c: (c.split("_", 1)[1], bands.index(c.split("_", 1)[0]))
-        )
-        if missing:
-            return (
-                f"{model.name} needs columns {', '.join(missing)} of {', '.join(sorted(sources))}, "
-                "which were never loaded. Load an export that has them (the quality rules use "
-                "pdr2_wide.forced flags and forced2's sdsscentroid_flag: gwh load hsc-forced FILE)."
-            )
-    return None
 
 
 STORAGE_COMPATIBILITY = "v1.4.0"
