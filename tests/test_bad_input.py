@@ -422,6 +422,20 @@ def test_a_band_no_column_has_names_the_setting(cli, loaded):
     assert "needs band(s) q, which [warehouse] bands in warehouse.toml lists" in result.stderr
 
 
+def test_quality_cuts_over_fewer_bands_are_noted_by_check(cli, loaded):
+    """bands = ["g", "r", "i"] cut the quality rules to three bands without a word: objects
+    with z or y flags set came into ml_objects."""
+    before = loaded.query("SELECT count(*) AS n FROM ml_objects").column("n")[0].as_py()
+    toml = loaded.root / "warehouse.toml"
+    toml.write_text(toml.read_text().replace(', "z", "y"]', "]"), encoding="utf-8")
+    after = Warehouse.open(loaded.root)
+    assert after.query("SELECT count(*) AS n FROM ml_objects").column("n")[0].as_py() > before
+    result = cli("check", "--root", loaded.root)
+    assert result.exit_code == 0, result.output
+    assert "the quality cuts apply to bands g,r,i ([warehouse] bands" in result.stdout
+    assert "not the g,r,i,z,y of GalaxiesML" in result.stdout
+
+
 def test_view_over_unloaded_table_says_what_to_load(cli, make_warehouse):
     wh = make_warehouse()
     result = cli("sql", "select * from hsc_specz", "--root", wh.root)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from warehouse import db
+from warehouse.config import Config
 from warehouse.errors import DamagedFileError, QueryError, first_line
 from warehouse.explain import scalar
 from warehouse.marts.key import MARTS
@@ -73,12 +74,20 @@ def notes(wh: Warehouse) -> list[str]:
 
     * a materialised view whose copy is not read (a file of it deleted outside gwh, or computed
       from another state of the tables, ``sql/`` or ``warehouse.toml``): its SQL view answers;
+    * quality cuts over other bands than GalaxiesML's five (``[warehouse] bands``);
     * views stored in ``warehouse.duckdb`` that differ from what this code builds for this
-      folder (the folder moved, or the file written by another version of gwh): each read
-      builds them in memory first."""
+      folder (the folder moved, its settings or SQL edited, or the file written by another
+      version of gwh): each read builds them in memory first."""
     if wh.source is not None:
         return []
     out = []
+    bands, paper = tuple(wh.config.bands), Config.default().bands
+    if bands != paper:  # the cuts follow the setting: a band left out is a cut left out
+        out.append(
+            f"the quality cuts apply to bands {','.join(bands)} ([warehouse] bands in "
+            f"warehouse.toml), not the {','.join(paper)} of GalaxiesML: ml_objects keeps objects "
+            "that fail only in a band left out."
+        )
     with wh.reading() as snapshot:
         tables = wh.reader_tables(snapshot)
         for table in tables:
@@ -101,11 +110,12 @@ def notes(wh: Warehouse) -> list[str]:
                 f"copy: {why}. `gwh materialise` makes the copy anew."
             )
         # a mart's note above explains it already (materialise writes the file anew)
-        if not out and snapshot.held is not None and wh.stored_views(snapshot) is None:
+        stale = snapshot.held is not None and wh.stored_views(snapshot) is None
+        if stale and not any(n.startswith(MARTS) for n in out):
             out.append(
-                "the views stored in warehouse.duckdb were built for another folder or by another "
-                "version of gwh, so each read builds them in memory first. `gwh refresh` stores "
-                "them anew."
+                "the views stored in warehouse.duckdb were built for another state (the folder "
+                "moved or copied, warehouse.toml or sql/ edited, or another version of gwh), so "
+                "each read builds them in memory first. `gwh refresh` stores them anew."
             )
     return out
 

@@ -149,7 +149,7 @@ def test_gwh_check_notes_a_copy_of_another_state_and_a_moved_folder(loaded, cli,
     r = cli("check", "--root", moved)
     notes = [line for line in r.stdout.splitlines() if line.startswith("note")]
     assert r.exit_code == 0 and len(notes) == 1, r.stdout
-    assert "built for another folder" in notes[0] and "`gwh refresh`" in notes[0]
+    assert "built for another state (the folder moved" in notes[0] and "`gwh refresh`" in notes[0]
     assert cli("refresh", "--root", moved).exit_code == 0
     r = cli("check", "--root", moved)
     assert r.exit_code == 0 and "note" not in r.stdout, r.stdout
