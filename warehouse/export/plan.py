@@ -185,7 +185,8 @@ def _plan(
     if clash:
         raise ExportError(
             f"column(s) {', '.join(clash)} of the query would overwrite the export's own "
-            "dataset(s) of that name; rename them in --sql (e.g. SELECT image AS image_name)."
+            f"dataset(s) of that name; rename them in --sql (e.g. SELECT {clash[0]} AS "
+            f"{clash[0]}_value)."
         )
     keyed = _keyed_sql(
         base, cutout_columns, bands, images, query_h29=SPATIAL_INDEX_COLUMN in schema.names

@@ -336,6 +336,11 @@ def test_sql_export_nulls_and_column_types(fresh, tmp_path):
     [
         ("SELECT ra FROM ml_objects", "must return an integer object_id"),
         ("SELECT object_id, ra AS image FROM ml_objects", "would overwrite the export's own"),
+        # the hint named image for every clash
+        (
+            "SELECT object_id, ra AS zeropoint FROM ml_objects",
+            "SELECT zeropoint AS zeropoint_value",
+        ),
         ("SELECT object_id FROM ml_objects UNION ALL SELECT object_id FROM ml_objects", "dup"),
         ("SELECT object_id FROM ml_objects WHERE false", "returns no rows"),
         ("SELECT 1::BIGINT AS object_id", "neither in hsc_forced nor in cutouts"),
