@@ -439,9 +439,9 @@ def _mark_nullable(columns: list[_Column], stats: Sequence) -> None:
             if lo is not None and (lo < -(2**63) or hi > 2**63 - 1):
                 raise ExportError(
                     f"column {c.name} ({c.sql_type}) holds {lo if lo < -(2**63) else hi}, "
-                    "beyond 64-bit integers, which HDF5 readers cannot hold exactly; cast it in "
-                    f"--sql (e.g. {c.name}::VARCHAR AS {c.name}_text, or ::DOUBLE if "
-                    "approximate is fine)."
+                    "beyond signed 64-bit integers (int64), which HDF5 readers cannot hold "
+                    f"exactly; cast it in --sql (e.g. {c.name}::VARCHAR AS {c.name}_text, or "
+                    "::DOUBLE if approximate is fine)."
                 )
             exact = lo is None or (-EXACT_IN_FLOAT64 <= lo and hi <= EXACT_IN_FLOAT64)
             c.as_float = c.nullable and exact
