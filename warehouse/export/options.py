@@ -156,8 +156,8 @@ def check_split(split: str | None) -> None:
 
 def cannot_export(problems: list[tuple[str, str]], images: str) -> ExportError:
     """The error of an export whose bands lack images or planes: ``problems`` are (band, what)
-    pairs; the bands with the same problem (the same count and examples) are said once, and one
-    problem in all is one line (it was a line per band and plane)."""
+    pairs; the bands with the same problem (the same count and examples) are said once, the
+    problems one after the other on one line (it was a line per band and plane)."""
     said: dict[str, list[str]] = {}
     for band, what in problems:
         said.setdefault(what, []).append(band)
@@ -172,8 +172,4 @@ def cannot_export(problems: list[tuple[str, str]], images: str) -> ExportError:
         hint = (
             f" {load}, or pass --allow-missing-bands to write NaN images and missing_<band> flags."
         )
-    if len(lines) == 1:
-        return ExportError(f"cannot export: {lines[0]}.{hint}")
-    return ExportError(
-        "cannot export:\n  " + "\n  ".join(lines) + ("\n" + hint.strip() if hint else "")
-    )
+    return ExportError(f"cannot export: {'; '.join(lines)}.{hint}")  # one line, however many

@@ -204,6 +204,11 @@ def test_missing_band_is_an_error_naming_the_objects(fresh, tmp_path):
     assert str(min(extra)) in msg and "\n" not in msg
     assert "--allow-missing-bands" in msg
     assert not (tmp_path / "x.h5").exists()
+    # two problems (band i lacks one object, z and y both) are one line too: a line each before
+    ingest_coded(fresh, extra[:1], bands=("i",))
+    with pytest.raises(ExportError) as err:
+        export_hdf5(fresh, tmp_path / "x.h5", sql=sql, progress=False)
+    assert "\n" not in str(err.value) and str(err.value).count("; bands ") == 1, str(err.value)
 
 
 def test_allow_missing_bands_writes_nan_and_flags(fresh, tmp_path):
