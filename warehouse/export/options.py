@@ -9,14 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 
 from warehouse.config import SPLIT_NAMES
 from warehouse.cutouts import CUTOUTS
-from warehouse.errors import ExportError
+from warehouse.errors import ExportError, QueryError
 from warehouse.export.subsets import SUBSETS
 from warehouse.images.bands import comma_bands
 from warehouse.images.masks import HSC_MASK_BITS
+from warehouse.output.formats import unique_names
 
 COMPRESSIONS = ("lzf", "gzip")
 NO_DATA = np.int32(1 << HSC_MASK_BITS["NO_DATA"])
@@ -173,3 +175,16 @@ def cannot_export(problems: list[tuple[str, str]], images: str) -> ExportError:
             f" {load}, or pass --allow-missing-bands to write NaN images and missing_<band> flags."
         )
     return ExportError(f"cannot export: {'; '.join(lines)}.{hint}")  # one line, however many
+
+
+def unique_columns(con, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Refuse a query (``text``, on ``con``) returning two columns of one name: every export
+    wraps it in a subquery, where DuckDB named the second ``ra`` ``ra_1`` without a word."""
+    try:
+        names = con.sql(text).columns
+    except duckdb.Error:  # the planner explains a query that does not bind
+        return
+    try:
+        unique_names(names, "an export (one dataset per column name)")
+    except QueryError as exc:
+        raise ExportError(str(exc)) from None

@@ -16,7 +16,7 @@ from warehouse.cutouts import CUTOUTS, band_column
 from warehouse.errors import ExportError
 from warehouse.explain import explain_error, unavailable_in
 from warehouse.export.columns import _PREFIX, _Column, _columns_of, _Label, _label_of
-from warehouse.export.options import PLANES, cannot_export, check_split
+from warehouse.export.options import PLANES, cannot_export, check_split, unique_columns
 from warehouse.healpix import SPATIAL_INDEX_COLUMN
 from warehouse.readonly import check_read_only, unordered_limit
 
@@ -35,6 +35,8 @@ def base_query(view: str | None, sql: str | None, split: str | None, con=None) -
         if not text:
             raise ExportError("--sql is empty; give a SELECT returning object_id.")
         text = check_read_only(text, con)  # the same guard as every read path
+        if con is not None:
+            unique_columns(con, text)
         unordered = unordered_limit(text, con)
         if unordered is not None:  # an export is the same bytes on every run, or refused
             raise ExportError(f"--sql: {unordered}.")

@@ -12,7 +12,7 @@ import shutil
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TextIO
 
 import numpy as np
@@ -418,7 +418,7 @@ def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], 
         return count
     if fmt not in ("json", "jsonl"):
         raise QueryError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    unique_names(reader.schema, f"JSON ({fmt})")
+    unique_names(reader.schema.names, f"JSON ({fmt})")
     first, count = True, 0
     for batch in reader:
         rows = list(_rows_json(pa.Table.from_batches([batch])))
@@ -431,11 +431,12 @@ def write_stream(reader: pa.RecordBatchReader, fmt: str, write: Callable[[str], 
     return count
 
 
-def unique_names(schema: pa.Schema, target: str) -> None:
-    """Refuse two columns of one name where ``target`` (a JSON object, a Parquet file) cannot
-    hold them: JSON printed {"a": 1, "a": 2}, --out x.parquet failed with a traceback."""
+def unique_names(names: Sequence[str], target: str) -> None:
+    """Refuse two columns of one name where ``target`` (a JSON object, a Parquet file, an
+    export) cannot hold them: JSON printed {"a": 1, "a": 2}, --out x.parquet failed with a
+    traceback."""
     seen: set[str] = set()
-    for name in schema.names:
+    for name in names:
         if name in seen:
             raise QueryError(
                 f"the query returns two columns named {name}, which {target} cannot hold: "

@@ -242,7 +242,7 @@ def save_stream(
     """
     path = Path(path)
     kind = out_format(path, fmt)
-    unique_names(reader.schema, f"--out {path}")
+    unique_names(reader.schema.names, f"--out {path}")
     missing = missing_parent(path)
     if missing is not None:
         raise QueryError(missing)

@@ -341,6 +341,8 @@ def test_sql_export_nulls_and_column_types(fresh, tmp_path):
     [
         ("SELECT ra FROM ml_objects", "must return an integer object_id"),
         ("SELECT object_id, ra AS image FROM ml_objects", "would overwrite the export's own"),
+        # the second was exported as ra_1 without a word
+        ("SELECT object_id, ra, ra FROM ml_objects", "returns two columns named ra, which an"),
         # the hint named image for every clash
         (
             "SELECT object_id, ra AS zeropoint FROM ml_objects",
